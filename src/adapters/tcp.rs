@@ -1,0 +1,255 @@
+//! The TCP adapter: the line protocol that netcat speaks.
+//!
+//! One task per connection. It frames input with [`ChatLines`] (tokio-util's `LinesCodec`),
+//! turns each line into an `Action::Line` request for the shared stack, and writes back the
+//! reply's lines and whatever the core pushes into the session's outbound queue. It knows nothing
+//! about rooms or commands: every word it prints comes from the core's [`Event::line`].
+//!
+//! Three things end a connection besides the client leaving: `/quit` (the reply says close),
+//! the server kicking a slow reader (the [`Closer`]; its reason is the last line), and server
+//! shutdown (a notice, then close). Writes race against the last two, so a client that stops
+//! reading cannot keep its task stuck in a write forever.
+//!
+//! Outbound events are written in batches: after one event, whatever else is already queued is
+//! appended to the same buffer and sent with one write, so a busy room costs one syscall per
+//! batch rather than per message.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::{BoxError, Service, ServiceExt};
+
+use super::lines::{ChatLines, Input};
+use crate::core::{
+    Action, ChatError, Closer, Connect, Detail, Event, Protocol, Reply, Request, SessionId,
+};
+use crate::pipeline::ChatService;
+
+/// How long a kicked or departing client gets to take its last line before the socket closes.
+const FAREWELL_GRACE: Duration = Duration::from_secs(5);
+/// Outbound bytes gathered into one write at most.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// The TCP adapter's settings, from the `[server]` table.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpOptions {
+    /// Longest accepted line, in bytes.
+    pub max_line_bytes: usize,
+    /// Capacity of each session's outbound queue.
+    pub outbound_queue: usize,
+}
+
+/// Accepts connections until `shutdown`, each served by its own task on `tracker`.
+pub async fn serve(
+    listener: TcpListener,
+    stack: ChatService,
+    options: TcpOptions,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            stack: stack.clone(),
+            options,
+            shutdown: shutdown.clone(),
+        };
+        tracker.spawn(connection.run(stream, peer));
+    }
+}
+
+/// Why a connection's loop ended.
+#[derive(Clone, Copy)]
+enum End {
+    /// The client closed, `/quit`, or the socket failed.
+    Done,
+    /// The server kicked the session; the reason is the farewell.
+    Kicked {
+        /// A line was cut in half by the kick: end it before the farewell.
+        mid_line: bool,
+    },
+    /// The server is shutting down.
+    Shutdown {
+        /// As for `Kicked`.
+        mid_line: bool,
+    },
+}
+
+/// Whether `sent` (what reached the socket of the current batch) stops inside a line.
+fn mid_line(sent: &[u8]) -> bool {
+    sent.last().is_some_and(|b| *b != b'\n')
+}
+
+struct Connection {
+    stack: ChatService,
+    options: TcpOptions,
+    shutdown: CancellationToken,
+}
+
+impl Connection {
+    async fn run(mut self, stream: TcpStream, peer: SocketAddr) {
+        let (read, mut write) = stream.into_split();
+        let mut lines = FramedRead::new(read, ChatLines::new(self.options.max_line_bytes));
+        let (outbound, mut queue) = mpsc::channel(self.options.outbound_queue);
+        let closer = Closer::default();
+        let connect = Connect {
+            protocol: Protocol::Tcp,
+            nick: None,
+            peer: Some(peer),
+            outbound,
+            closer: closer.clone(),
+        };
+        let mut buf = BytesMut::new();
+        let session = match self
+            .call(Request::anonymous(Action::Connect(connect)))
+            .await
+        {
+            Ok(reply) => {
+                render(&reply, &mut buf);
+                match reply.detail {
+                    Some(Detail::Connected { session, .. }) => Some(session),
+                    _ => None,
+                }
+            }
+            Err(err) => {
+                render_error(&err, &mut buf);
+                None
+            }
+        };
+        let end = match session {
+            Some(id) => {
+                self.serve(id, &mut lines, &mut write, &mut queue, &closer, buf)
+                    .await
+            }
+            None => {
+                let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;
+                End::Done
+            }
+        };
+        let farewell = match end {
+            End::Done => None,
+            End::Kicked { mid_line } => Some(format!(
+                "{}! {}\n",
+                if mid_line { "\n" } else { "" },
+                closer.reason().unwrap_or("disconnected by the server")
+            )),
+            End::Shutdown { mid_line } => Some(format!(
+                "{}* server shutting down, goodbye\n",
+                if mid_line { "\n" } else { "" }
+            )),
+        };
+        if let Some(line) = farewell {
+            let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(line.as_bytes())).await;
+        }
+        if let Some(id) = session {
+            let _ = self.call(Request::from(id, Action::Disconnect)).await;
+        }
+    }
+
+    /// The connection's main loop: client lines in, replies and events out.
+    async fn serve(
+        &mut self,
+        session: SessionId,
+        lines: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, ChatLines>,
+        write: &mut OwnedWriteHalf,
+        queue: &mut mpsc::Receiver<Event>,
+        closer: &Closer,
+        mut buf: BytesMut,
+    ) -> End {
+        loop {
+            // Flush with `write` rather than `write_all`: it is cancel-safe, so when a kick or
+            // shutdown interrupts a stuck write we know whether a line was cut in half.
+            let mut sent = 0;
+            while sent < buf.len() {
+                let written = tokio::select! {
+                    biased;
+                    _ = self.shutdown.cancelled() => return End::Shutdown { mid_line: mid_line(&buf[..sent]) },
+                    _ = closer.closed() => return End::Kicked { mid_line: mid_line(&buf[..sent]) },
+                    result = write.write(&buf[sent..]) => result,
+                };
+                match written {
+                    Ok(0) | Err(_) => return End::Done,
+                    Ok(n) => sent += n,
+                }
+            }
+            buf.clear();
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return End::Shutdown { mid_line: false },
+                _ = closer.closed() => return End::Kicked { mid_line: false },
+                Some(event) = queue.recv() => {
+                    buf.extend_from_slice(&event.line());
+                    while buf.len() < MAX_BATCH_BYTES {
+                        match queue.try_recv() {
+                            Ok(event) => buf.extend_from_slice(&event.line()),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                input = lines.next() => {
+                    let line = match input {
+                        None | Some(Err(_)) => return End::Done,
+                        Some(Ok(Input::Line(line))) => line,
+                        Some(Ok(Input::TooLong)) => {
+                            let max = self.options.max_line_bytes;
+                            buf.extend_from_slice(format!("! line too long (max {max} bytes)\n").as_bytes());
+                            continue;
+                        }
+                        Some(Ok(Input::NotUtf8)) => {
+                            buf.extend_from_slice(b"! invalid UTF-8: lines must be UTF-8 text\n");
+                            continue;
+                        }
+                    };
+                    match self.call(Request::from(session, Action::Line(line))).await {
+                        Ok(reply) => {
+                            render(&reply, &mut buf);
+                            if reply.close {
+                                let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;
+                                return End::Done;
+                            }
+                        }
+                        Err(err) => render_error(&err, &mut buf),
+                    }
+                    // Fairness: a client that pastes thousands of lines at once would otherwise
+                    // run all of them before its room's readers get a turn to drain their queues.
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+
+    async fn call(&mut self, req: Request) -> Result<Reply, BoxError> {
+        self.stack.ready().await?.call(req).await
+    }
+}
+
+fn render(reply: &Reply, buf: &mut BytesMut) {
+    for event in &reply.events {
+        buf.extend_from_slice(&event.line());
+    }
+}
+
+fn render_error(err: &BoxError, buf: &mut BytesMut) {
+    buf.extend_from_slice(&Event::from(&ChatError::from_box(err)).line());
+}

@@ -1,0 +1,112 @@
+//! The errors a chat user can cause, and how each protocol shows them.
+//!
+//! Every refusal in chatd is a [`ChatError`]: a [`ErrorKind`] that an adapter maps to its own
+//! vocabulary (the TCP adapter prints `! message`, the HTTP adapter picks a status code), and a
+//! message written for a person. Because both adapters render the same value, every error a netcat
+//! user can get has an HTTP twin with the same words.
+//!
+//! Layers return `ChatError`s boxed into tower's `BoxError`, so that tower's own middleware
+//! (timeouts, load shedding) composes with ours; adapters recover the kind with
+//! [`ChatError::from_box`], the downcast idiom tower uses for its own `Elapsed` error.
+
+use std::fmt;
+
+use tower::BoxError;
+
+/// What went wrong, coarsely: enough for an adapter to choose a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input is malformed or breaks a rule (bad nick, unknown command, too long).
+    Invalid,
+    /// The session may not do this (e.g. talk in a room it has not joined).
+    Forbidden,
+    /// The thing asked about does not exist (an unknown room or session).
+    NotFound,
+    /// The name is already in use (a nick).
+    Conflict,
+    /// The server cannot do this right now (a dependency is down, shutting down).
+    Unavailable,
+}
+
+/// A refusal with a message meant for the person who caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatError {
+    /// How adapters should classify it.
+    pub kind: ErrorKind,
+    /// The human-readable reason, without the protocol's `! ` prefix.
+    pub message: String,
+}
+
+impl ChatError {
+    /// A refusal of the given kind.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ChatError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Malformed input or a broken rule.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, message)
+    }
+
+    /// Not allowed for this session.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
+    }
+
+    /// Nothing by that name.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// Name already taken.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    /// A dependency or the server itself cannot serve this now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// The error a stack call returned, as a `ChatError`. Errors that are not ours (a timeout
+    /// from tower, a bug) become `Unavailable` with their own message, so a client always gets
+    /// a readable line rather than a dropped connection.
+    pub fn from_box(err: &BoxError) -> ChatError {
+        match err.downcast_ref::<ChatError>() {
+            Some(chat) => chat.clone(),
+            None => ChatError::unavailable(format!("server error: {err}")),
+        }
+    }
+}
+
+impl fmt::Display for ChatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ChatError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boxed_chat_errors_keep_their_kind() {
+        let boxed: BoxError = Box::new(ChatError::conflict("nick alice is taken"));
+        let back = ChatError::from_box(&boxed);
+        assert_eq!(back.kind, ErrorKind::Conflict);
+        assert_eq!(back.to_string(), "nick alice is taken");
+    }
+
+    #[test]
+    fn foreign_errors_become_unavailable() {
+        let boxed: BoxError = "pool timed out".into();
+        let back = ChatError::from_box(&boxed);
+        assert_eq!(back.kind, ErrorKind::Unavailable);
+        assert!(back.message.contains("pool timed out"));
+    }
+}

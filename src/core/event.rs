@@ -1,0 +1,151 @@
+//! What the core says back: replies to a request and events pushed to a session.
+//!
+//! The core never writes to a socket. It answers each request with a [`Reply`] (for the session
+//! that asked) and pushes [`Event`]s into the outbound queues of other sessions (the seed's
+//! "transport callbacks"). Adapters render both: the TCP adapter as lines, the HTTP adapter as
+//! JSON and Server-Sent Events. The text of every line is decided here, once, so that netcat and
+//! browser users read the same words.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::error::ChatError;
+use super::message::{ChatMessage, Presence};
+use super::names::{Nick, RoomName};
+use super::session::SessionId;
+
+/// One thing to show a session.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Information from the server; shown as `* text`.
+    Notice(String),
+    /// A refusal or problem; shown as `! text`.
+    Error(String),
+    /// A chat message; shown as `[room] nick: text`.
+    Message(Arc<ChatMessage>),
+    /// Someone joined, left, quit or changed nick; shown as a notice.
+    Presence(Arc<Presence>),
+}
+
+impl Event {
+    /// A notice event.
+    pub fn notice(text: impl Into<String>) -> Event {
+        Event::Notice(text.into())
+    }
+
+    /// The line protocol form of the event, newline included. Chat messages share one rendered
+    /// buffer between all recipients (see [`ChatMessage::line`]).
+    pub fn line(&self) -> Bytes {
+        match self {
+            Event::Message(msg) => msg.line(),
+            other => Bytes::from(format!("{}\n", other.text())),
+        }
+    }
+
+    /// The line protocol form without the newline, for replies in JSON.
+    pub fn text(&self) -> String {
+        match self {
+            Event::Notice(text) => format!("* {text}"),
+            Event::Error(text) => format!("! {text}"),
+            Event::Message(msg) => format!("[{}] {}: {}", msg.room, msg.nick, msg.text),
+            Event::Presence(p) => format!("* {}", p.text()),
+        }
+    }
+}
+
+impl From<&ChatError> for Event {
+    fn from(err: &ChatError) -> Event {
+        Event::Error(err.message.clone())
+    }
+}
+
+/// The answer to one request, for the session that made it.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    /// What to show, in order.
+    pub events: Vec<Event>,
+    /// The same answer as data, for adapters that speak structured formats.
+    pub detail: Option<Detail>,
+    /// The session is over: the adapter sends `events`, then closes the connection.
+    pub close: bool,
+}
+
+impl Reply {
+    /// A reply of one notice.
+    pub fn notice(text: impl Into<String>) -> Reply {
+        Reply {
+            events: vec![Event::notice(text)],
+            ..Reply::default()
+        }
+    }
+
+    /// Adds a structured detail.
+    pub fn with(mut self, detail: Detail) -> Reply {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// Structured data behind a reply, so an HTTP client need not parse the notice text.
+#[derive(Debug, Clone)]
+pub enum Detail {
+    /// A session was opened.
+    Connected {
+        /// The new session.
+        session: SessionId,
+        /// Its nick (a guest nick when none was asked for).
+        nick: Nick,
+    },
+    /// The session's nick changed.
+    Nick(Nick),
+    /// The session joined (or re-selected) a room.
+    Joined {
+        /// The room.
+        room: RoomName,
+        /// The members now in it.
+        members: usize,
+        /// The last seq the session has been given as history; live delivery starts after it.
+        upto: u64,
+    },
+    /// The session left a room.
+    Left(RoomName),
+    /// A message was accepted.
+    Sent {
+        /// Its room.
+        room: RoomName,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The members of a room.
+    Users {
+        /// The room.
+        room: RoomName,
+        /// Their nicks, sorted.
+        nicks: Vec<Nick>,
+    },
+    /// Every room with its member count, sorted by name.
+    Rooms(Vec<(RoomName, usize)>),
+    /// Recent messages of a room, oldest first.
+    History {
+        /// The room.
+        room: RoomName,
+        /// The messages.
+        messages: Vec<Arc<ChatMessage>>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::message::sample;
+
+    #[test]
+    fn events_render_as_protocol_lines() {
+        assert_eq!(&Event::notice("hello").line()[..], b"* hello\n");
+        assert_eq!(Event::Error("nope".into()).text(), "! nope");
+        let msg = Event::Message(sample("general", 3, "bob", "hi there"));
+        assert_eq!(msg.text(), "[general] bob: hi there");
+        assert_eq!(&msg.line()[..], b"[general] bob: hi there\n");
+    }
+}

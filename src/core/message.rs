@@ -1,0 +1,270 @@
+//! What travels through a room: chat messages and presence changes.
+//!
+//! A [`ChatMessage`] is created once, by the route layer, and then shared as an
+//! `Arc<ChatMessage>` by the ring, the store queue and every recipient's outbound queue. Its
+//! wire form for the line protocol is rendered at most once ([`ChatMessage::line`]) and the bytes
+//! are shared by every TCP recipient: with a thousand members in a room, formatting per recipient
+//! would be a thousand allocations for the same bytes.
+//!
+//! Every message has a per-room sequence number (`seq`): 1, 2, 3, ... without gaps inside a room.
+//! It is what lets a client say exactly what it has seen ("everything up to 41") and what lets
+//! the fan-out deliver in order even when two senders race.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::names::{Nick, RoomName};
+use super::session::SessionId;
+
+/// Where a message entered the system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Sent by a session connected to this process.
+    Local(SessionId),
+    /// Received from another instance (phases 2 and 3); named by that instance's id. Remote
+    /// messages land in the local ring and reach local sessions, but are not persisted again.
+    Remote(Arc<str>),
+}
+
+/// One chat line in one room.
+#[derive(Debug)]
+pub struct ChatMessage {
+    /// The room it was said in.
+    pub room: RoomName,
+    /// Its place in the room: 1 for the first message, no gaps.
+    pub seq: u64,
+    /// Who said it (the nick at the time).
+    pub nick: Nick,
+    /// What was said; validated by [`check_text`].
+    pub text: String,
+    /// When the server accepted it, in milliseconds since the Unix epoch (UTC).
+    pub ts_ms: i64,
+    /// Who sent it, so the sender's own TCP connection is not echoed.
+    pub origin: Origin,
+    /// `[room] nick: text\n`, rendered on first use and shared by every TCP recipient.
+    line: OnceLock<Bytes>,
+}
+
+impl ChatMessage {
+    /// A message stamped now.
+    pub fn new(room: RoomName, seq: u64, nick: Nick, text: String, origin: Origin) -> ChatMessage {
+        ChatMessage::at(room, seq, nick, text, origin, now_ms())
+    }
+
+    /// A message with a given timestamp (from a store or another instance).
+    pub fn at(
+        room: RoomName,
+        seq: u64,
+        nick: Nick,
+        text: String,
+        origin: Origin,
+        ts_ms: i64,
+    ) -> ChatMessage {
+        ChatMessage {
+            room,
+            seq,
+            nick,
+            text,
+            ts_ms,
+            origin,
+            line: OnceLock::new(),
+        }
+    }
+
+    /// The line protocol form, `[room] nick: text` plus a newline, shared between recipients.
+    pub fn line(&self) -> Bytes {
+        self.line
+            .get_or_init(|| Bytes::from(format!("[{}] {}: {}\n", self.room, self.nick, self.text)))
+            .clone()
+    }
+
+    /// The session that sent it, if it was sent on this instance.
+    pub fn sender(&self) -> Option<SessionId> {
+        match self.origin {
+            Origin::Local(id) => Some(id),
+            Origin::Remote(_) => None,
+        }
+    }
+
+    /// The timestamp as RFC 3339 UTC, e.g. `2026-11-27T16:46:26.123Z`.
+    pub fn timestamp(&self) -> String {
+        rfc3339(self.ts_ms)
+    }
+}
+
+/// What happened to a member of a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceKind {
+    /// `nick` entered the room.
+    Joined,
+    /// `nick` left the room with `/leave`.
+    Left,
+    /// `nick` disconnected or used `/quit`.
+    Quit,
+    /// `nick` is now called the given name.
+    Renamed(Nick),
+}
+
+/// A membership change, announced to the room's other members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    /// The room it concerns.
+    pub room: RoomName,
+    /// The member it concerns (the old nick for a rename).
+    pub nick: Nick,
+    /// What happened.
+    pub kind: PresenceKind,
+    /// The session concerned, so it is not told about itself.
+    pub session: Option<SessionId>,
+}
+
+impl Presence {
+    /// The notice text, without the `* ` prefix.
+    pub fn text(&self) -> String {
+        let (nick, room) = (&self.nick, &self.room);
+        match &self.kind {
+            PresenceKind::Joined => format!("{nick} joined {room}"),
+            PresenceKind::Left => format!("{nick} left {room}"),
+            PresenceKind::Quit => format!("{nick} quit"),
+            PresenceKind::Renamed(new) => format!("{nick} is now known as {new}"),
+        }
+    }
+}
+
+/// Checks a chat message body: not empty, at most `max_chars` characters, and no control
+/// characters (tab excepted). Control characters are refused rather than stripped so that the
+/// sender learns why: an ANSI escape in a message could repaint other users' terminals, and a NUL
+/// cannot be stored in PostgreSQL text.
+///
+/// # Errors
+/// An `Invalid` error naming the broken rule.
+pub fn check_text(text: &str, max_chars: usize) -> Result<(), super::ChatError> {
+    use super::ChatError;
+    if text.trim().is_empty() {
+        return Err(ChatError::invalid("empty message"));
+    }
+    if text.chars().nth(max_chars).is_some() {
+        return Err(ChatError::invalid(format!(
+            "message too long (max {max_chars} characters)"
+        )));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(ChatError::invalid(format!(
+            "control characters are not allowed in messages (found U+{:04X})",
+            c as u32
+        )));
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Formats milliseconds since the epoch as RFC 3339 UTC without pulling in a date crate
+/// (the civil-from-days algorithm of Howard Hinnant's `date` library).
+pub fn rfc3339(ts_ms: i64) -> String {
+    let secs = ts_ms.div_euclid(1000);
+    let millis = ts_ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// A convenience for tests and benches: a local message in `room` from `nick`.
+pub fn sample(room: &str, seq: u64, nick: &str, text: &str) -> Arc<ChatMessage> {
+    Arc::new(ChatMessage::new(
+        RoomName::parse(room).expect("valid sample room"),
+        seq,
+        Nick::parse(nick).expect("valid sample nick"),
+        text.to_string(),
+        Origin::Remote("sample".into()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_is_rendered_once_and_shared() {
+        let msg = sample("general", 1, "alice", "hello");
+        let a = msg.line();
+        let b = msg.line();
+        assert_eq!(&a[..], b"[general] alice: hello\n");
+        assert_eq!(a.as_ptr(), b.as_ptr(), "both recipients share one buffer");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(1_795_797_986_500), "2026-11-27T16:46:26.500Z");
+    }
+
+    #[test]
+    fn text_rules() {
+        assert!(check_text("hi", 10).is_ok());
+        assert!(check_text("tab\tok", 10).is_ok());
+        assert_eq!(check_text("   ", 10).unwrap_err().message, "empty message");
+        assert!(
+            check_text(&"é".repeat(10), 10).is_ok(),
+            "limit counts characters, not bytes"
+        );
+        assert!(
+            check_text(&"é".repeat(11), 10)
+                .unwrap_err()
+                .message
+                .contains("max 10 characters")
+        );
+        assert!(
+            check_text("a\u{1b}[2Jb", 10)
+                .unwrap_err()
+                .message
+                .contains("U+001B")
+        );
+        assert!(
+            check_text("nul\0", 10)
+                .unwrap_err()
+                .message
+                .contains("U+0000")
+        );
+    }
+
+    #[test]
+    fn presence_texts() {
+        let p = |kind| Presence {
+            room: RoomName::parse("general").unwrap(),
+            nick: Nick::parse("alice").unwrap(),
+            kind,
+            session: None,
+        };
+        assert_eq!(p(PresenceKind::Joined).text(), "alice joined general");
+        assert_eq!(p(PresenceKind::Left).text(), "alice left general");
+        assert_eq!(p(PresenceKind::Quit).text(), "alice quit");
+        assert_eq!(
+            p(PresenceKind::Renamed(Nick::parse("al").unwrap())).text(),
+            "alice is now known as al"
+        );
+    }
+}

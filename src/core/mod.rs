@@ -1,0 +1,29 @@
+//! The chat core: sessions, rooms, messages and the types that flow through the layer stack.
+//!
+//! Nothing here knows about sockets, HTTP or databases (the seed's "core doesn't know about
+//! sockets"). Adapters turn bytes into [`Request`]s and render [`Reply`]s and [`Event`]s; layers
+//! (in `src/layers/`) implement the chat behaviour on top of this state.
+
+pub mod error;
+pub mod event;
+pub mod hub;
+pub mod message;
+pub mod names;
+pub mod request;
+pub mod ring;
+pub mod room;
+pub mod sequencer;
+pub mod session;
+pub mod stats;
+
+pub use error::{ChatError, ErrorKind};
+pub use event::{Detail, Event, Reply};
+pub use hub::Hub;
+pub use message::{ChatMessage, Origin, Presence, PresenceKind};
+pub use names::{Nick, RoomName};
+pub use request::{Action, Command, Connect, HistoryQuery, Protocol, Request};
+pub use ring::Ring;
+pub use room::{Room, Rooms};
+pub use sequencer::{LocalSequencer, Sequencer};
+pub use session::{Closer, Session, SessionId, Sessions};
+pub use stats::Stats;

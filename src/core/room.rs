@@ -1,0 +1,440 @@
+//! Rooms: who is in them, and delivery of their messages in sequence order.
+//!
+//! A [`Room`] is where two consistency promises are kept:
+//!
+//! * **In order.** Two members may send at the same moment; the route layer numbers their
+//!   messages (say 7 and 8), but the two requests race through the layers and 8 may reach the
+//!   fan-out first. [`Room::commit`] delivers strictly by seq: 8 waits in `pending` until 7 has
+//!   been delivered. A client that has seen 8 has therefore seen 7, which is what makes "resume
+//!   after 8" (SSE `Last-Event-ID`) gap-free. Other instances' messages (phases 2 and 3) go through
+//!   the same gate.
+//! * **No gap, no duplicate on join.** `delivered` is the highest seq handed to members. A joiner
+//!   is added under the same lock that delivery takes, with `after = delivered`: everything up to
+//!   `delivered` it gets as history (the history layer reads with `upto = delivered`), everything
+//!   after it gets live. No message falls between the two and none is in both.
+//!
+//! The lock is a plain mutex held for microseconds and never across an `.await`; delivery inside
+//! it is a non-blocking `try_send` per member (see [`super::session`] for the slow-consumer rule).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::event::Event;
+use super::message::{ChatMessage, Presence};
+use super::names::{Nick, RoomName};
+use super::session::{Session, SessionId, Undelivered};
+use super::stats::Stats;
+
+/// Out-of-order messages a room holds while waiting for a missing seq. Beyond this the gap is
+/// declared lost, so that a lost message cannot make a room buffer without bound.
+pub const MAX_PENDING: usize = 1024;
+
+/// One chat room.
+#[derive(Debug)]
+pub struct Room {
+    /// Its name.
+    pub name: RoomName,
+    /// The last seq handed out by the local sequencer (phase 1).
+    last_seq: AtomicU64,
+    state: Mutex<RoomState>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Debug, Default)]
+struct RoomState {
+    members: HashMap<SessionId, Member>,
+    /// The highest seq delivered to members; everything at or below it is settled.
+    delivered: u64,
+    /// Messages that arrived before their predecessor. `None` marks a seq that will never come.
+    pending: BTreeMap<u64, Option<Arc<ChatMessage>>>,
+}
+
+#[derive(Debug)]
+struct Member {
+    session: Arc<Session>,
+    /// Messages up to this seq were given to the member as history when it joined.
+    after: u64,
+}
+
+/// What [`Room::join`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Joined {
+    /// Whether the session was not a member before.
+    pub new: bool,
+    /// Members now.
+    pub members: usize,
+    /// History up to this seq is the joiner's to read; live delivery starts after it.
+    pub upto: u64,
+}
+
+impl Room {
+    /// An empty room; `stats` counts its deliveries.
+    pub fn new(name: RoomName, stats: Arc<Stats>) -> Room {
+        Room {
+            name,
+            last_seq: AtomicU64::new(0),
+            state: Mutex::default(),
+            stats,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, RoomState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next seq from this process's own counter (the local sequencer).
+    pub fn next_local_seq(&self) -> u64 {
+        self.last_seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Moves both the local counter and the delivery point to at least `seq`: used when a room's
+    /// history is loaded from somewhere (a store, another instance) so numbering continues.
+    pub fn settle_at(&self, seq: u64) {
+        self.last_seq.fetch_max(seq, Ordering::Relaxed);
+        let mut st = self.state();
+        if st.delivered < seq {
+            st.delivered = seq;
+            st.pending.retain(|&s, _| s > seq);
+        }
+    }
+
+    /// Adds `session` (or finds it already there).
+    pub fn join(&self, session: &Arc<Session>) -> Joined {
+        let mut st = self.state();
+        let upto = st.delivered;
+        let new = !st.members.contains_key(&session.id);
+        if new {
+            st.members.insert(
+                session.id,
+                Member {
+                    session: session.clone(),
+                    after: upto,
+                },
+            );
+        }
+        Joined {
+            new,
+            members: st.members.len(),
+            upto,
+        }
+    }
+
+    /// Removes `id`; returns whether it was a member.
+    pub fn leave(&self, id: SessionId) -> bool {
+        self.state().members.remove(&id).is_some()
+    }
+
+    /// Whether `id` is a member.
+    pub fn is_member(&self, id: SessionId) -> bool {
+        self.state().members.contains_key(&id)
+    }
+
+    /// How many members it has.
+    pub fn member_count(&self) -> usize {
+        self.state().members.len()
+    }
+
+    /// The members' nicks, sorted case-insensitively.
+    pub fn nicks(&self) -> Vec<Nick> {
+        let sessions: Vec<Arc<Session>> = self
+            .state()
+            .members
+            .values()
+            .map(|m| m.session.clone())
+            .collect();
+        let mut nicks: Vec<Nick> = sessions.iter().map(|s| s.nick()).collect();
+        nicks.sort_by_key(|n| n.key());
+        nicks
+    }
+
+    /// The highest seq delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.state().delivered
+    }
+
+    /// Delivers `msg` to the members once every earlier seq has been delivered (see the module
+    /// docs). Returns how many members it reached now (0 if it had to wait or was a duplicate).
+    pub fn commit(&self, msg: Arc<ChatMessage>) -> usize {
+        self.settle(msg.seq, Some(msg))
+    }
+
+    /// Declares that `seq` will never be committed (its request failed after being numbered), so
+    /// the messages behind it need not wait for it.
+    pub fn skip(&self, seq: u64) {
+        self.settle(seq, None);
+    }
+
+    fn settle(&self, seq: u64, msg: Option<Arc<ChatMessage>>) -> usize {
+        let mut st = self.state();
+        if seq <= st.delivered {
+            return 0; // already delivered: a duplicate (e.g. a re-sent remote message)
+        }
+        st.pending.insert(seq, msg);
+        if st.pending.len() > MAX_PENDING {
+            // The oldest gap is not coming: give up on it and go on from the first message held.
+            let first = st.pending.keys().next().copied().unwrap_or(seq);
+            tracing::warn!(room = %self.name, from = st.delivered + 1, to = first - 1,
+                "gave up waiting for missing messages");
+            self.stats
+                .gaps_skipped
+                .fetch_add(first - 1 - st.delivered, Ordering::Relaxed);
+            st.delivered = first - 1;
+        }
+        let mut reached = 0;
+        loop {
+            let next = st.delivered + 1;
+            let Some(entry) = st.pending.remove(&next) else {
+                break;
+            };
+            st.delivered = next;
+            if let Some(msg) = entry {
+                reached += self.deliver_locked(&st, &msg);
+            }
+        }
+        reached
+    }
+
+    fn deliver_locked(&self, st: &RoomState, msg: &Arc<ChatMessage>) -> usize {
+        let sender = msg.sender();
+        let mut reached = 0;
+        for member in st.members.values() {
+            let own = sender == Some(member.session.id);
+            if msg.seq <= member.after || (own && !member.session.protocol.echoes_own_messages()) {
+                continue;
+            }
+            match member.session.deliver(Event::Message(msg.clone())) {
+                Ok(()) => reached += 1,
+                Err(Undelivered::Kicked) => self.stats.slow_consumers.inc(),
+                Err(Undelivered::Closed) => {}
+            }
+        }
+        self.stats
+            .deliveries
+            .fetch_add(reached as u64, Ordering::Relaxed);
+        reached
+    }
+
+    /// Tells every member except the one concerned about a membership change.
+    pub fn announce(&self, presence: &Arc<Presence>) -> usize {
+        let st = self.state();
+        let mut reached = 0;
+        for member in st
+            .members
+            .values()
+            .filter(|m| Some(m.session.id) != presence.session)
+        {
+            match member.session.deliver(Event::Presence(presence.clone())) {
+                Ok(()) => reached += 1,
+                Err(Undelivered::Kicked) => self.stats.slow_consumers.inc(),
+                Err(Undelivered::Closed) => {}
+            }
+        }
+        reached
+    }
+}
+
+/// Every room of this process.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    map: Mutex<HashMap<RoomName, Arc<Room>>>,
+    stats: Arc<Stats>,
+}
+
+impl Rooms {
+    /// An empty registry whose rooms count into `stats`.
+    pub fn new(stats: Arc<Stats>) -> Rooms {
+        Rooms {
+            map: Mutex::default(),
+            stats,
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<RoomName, Arc<Room>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The room called `name`, created on first use.
+    pub fn get_or_create(&self, name: &RoomName) -> Arc<Room> {
+        self.map()
+            .entry(name.clone())
+            .or_insert_with(|| Arc::new(Room::new(name.clone(), self.stats.clone())))
+            .clone()
+    }
+
+    /// The room called `name`, if it exists.
+    pub fn get(&self, name: &RoomName) -> Option<Arc<Room>> {
+        self.map().get(name).cloned()
+    }
+
+    /// Every room with its member count, sorted by name.
+    pub fn list(&self) -> Vec<(RoomName, usize)> {
+        let rooms: Vec<Arc<Room>> = self.map().values().cloned().collect();
+        let mut list: Vec<(RoomName, usize)> = rooms
+            .iter()
+            .map(|r| (r.name.clone(), r.member_count()))
+            .collect();
+        list.sort();
+        list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::message::sample;
+    use crate::core::request::Protocol;
+    use crate::core::session::{Closer, Sessions};
+    use tokio::sync::mpsc;
+
+    fn member(sessions: &Sessions, protocol: Protocol) -> (Arc<Session>, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(64);
+        (
+            sessions
+                .open(protocol, None, None, tx, Closer::default())
+                .unwrap(),
+            rx,
+        )
+    }
+
+    fn received(rx: &mut mpsc::Receiver<Event>) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            if let Event::Message(m) = event {
+                seqs.push(m.seq);
+            }
+        }
+        seqs
+    }
+
+    fn room() -> Room {
+        Room::new(RoomName::parse("general").unwrap(), Arc::default())
+    }
+
+    #[test]
+    fn delivery_waits_for_the_missing_seq() {
+        let sessions = Sessions::default();
+        let room = room();
+        let (a, mut rx) = member(&sessions, Protocol::Tcp);
+        room.join(&a);
+        assert_eq!(
+            room.commit(sample("general", 2, "x", "second")),
+            0,
+            "2 waits for 1"
+        );
+        assert_eq!(room.commit(sample("general", 3, "x", "third")), 0);
+        assert!(received(&mut rx).is_empty());
+        assert_eq!(room.commit(sample("general", 1, "x", "first")), 3);
+        assert_eq!(received(&mut rx), vec![1, 2, 3]);
+        assert_eq!(room.delivered(), 3);
+    }
+
+    #[test]
+    fn duplicates_are_dropped() {
+        let sessions = Sessions::default();
+        let room = room();
+        let (a, mut rx) = member(&sessions, Protocol::Tcp);
+        room.join(&a);
+        room.commit(sample("general", 1, "x", "once"));
+        assert_eq!(room.commit(sample("general", 1, "x", "once")), 0);
+        assert_eq!(received(&mut rx), vec![1]);
+    }
+
+    #[test]
+    fn a_skipped_seq_releases_the_ones_behind_it() {
+        let sessions = Sessions::default();
+        let room = room();
+        let (a, mut rx) = member(&sessions, Protocol::Tcp);
+        room.join(&a);
+        room.commit(sample("general", 2, "x", "waits"));
+        room.skip(1);
+        assert_eq!(received(&mut rx), vec![2]);
+    }
+
+    #[test]
+    fn a_joiner_gets_live_only_what_is_after_its_history() {
+        let sessions = Sessions::default();
+        let room = room();
+        room.commit(sample("general", 1, "x", "before"));
+        room.commit(sample("general", 3, "x", "in flight"));
+        let (a, mut rx) = member(&sessions, Protocol::Tcp);
+        let joined = room.join(&a);
+        assert_eq!(
+            joined,
+            Joined {
+                new: true,
+                members: 1,
+                upto: 1
+            }
+        );
+        room.commit(sample("general", 2, "x", "late"));
+        assert_eq!(
+            received(&mut rx),
+            vec![2, 3],
+            "history covers 1; 2 and 3 arrive live"
+        );
+        assert!(!room.join(&a).new);
+    }
+
+    #[test]
+    fn senders_get_their_own_message_only_over_http() {
+        let sessions = Sessions::default();
+        let room = room();
+        let (tcp, mut tcp_rx) = member(&sessions, Protocol::Tcp);
+        let (http, mut http_rx) = member(&sessions, Protocol::Http);
+        room.join(&tcp);
+        room.join(&http);
+        let own = |id| {
+            Arc::new(ChatMessage::new(
+                RoomName::parse("general").unwrap(),
+                room.next_local_seq(),
+                Nick::parse("me").unwrap(),
+                "mine".into(),
+                crate::core::Origin::Local(id),
+            ))
+        };
+        room.commit(own(tcp.id));
+        room.commit(own(http.id));
+        assert_eq!(received(&mut tcp_rx), vec![2]);
+        assert_eq!(received(&mut http_rx), vec![1, 2]);
+    }
+
+    #[test]
+    fn too_many_pending_gives_up_on_the_gap() {
+        let room = room();
+        for seq in 2..=(MAX_PENDING as u64 + 2) {
+            room.commit(sample("general", seq, "x", "y"));
+        }
+        assert_eq!(room.delivered(), MAX_PENDING as u64 + 2);
+        assert_eq!(room.stats.gaps_skipped.get(), 1);
+    }
+
+    #[test]
+    fn settle_at_continues_numbering() {
+        let room = room();
+        room.settle_at(41);
+        assert_eq!(room.next_local_seq(), 42);
+        assert_eq!(room.delivered(), 41);
+    }
+
+    #[test]
+    fn rooms_registry_lists_sorted_with_counts() {
+        let sessions = Sessions::default();
+        let rooms = Rooms::new(Arc::default());
+        let (a, _rx) = member(&sessions, Protocol::Tcp);
+        rooms
+            .get_or_create(&RoomName::parse("zeta").unwrap())
+            .join(&a);
+        rooms.get_or_create(&RoomName::parse("alpha").unwrap());
+        let names: Vec<(String, usize)> = rooms
+            .list()
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("alpha".to_string(), 0), ("zeta".to_string(), 1)]
+        );
+        assert!(rooms.get(&RoomName::parse("nope").unwrap()).is_none());
+    }
+}

@@ -1,0 +1,346 @@
+//! Sessions: one per netcat connection or browser login, each with a bounded outbound queue.
+//!
+//! A session is the core's view of a client: an id, a nick, the rooms it is in, and a queue into
+//! which the core pushes [`Event`]s for it. The adapter that opened the session drains the queue
+//! onto its socket or event stream. The core never waits on a client: it only `try_send`s.
+//!
+//! **The slow-consumer rule.** The queue is bounded (`[server] outbound_queue`). When a client
+//! stops reading, its socket buffer fills, its adapter stops draining, and its queue fills up.
+//! The next event for it finds the queue full and the session is *kicked*: marked with a reason
+//! that its adapter shows as a final notice before closing the connection. Nobody else ever waits
+//! for it, and its memory stays bounded. This is the backpressure lesson: a fast room must not
+//! run at the speed of its slowest reader.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use super::error::ChatError;
+use super::event::Event;
+use super::names::{Nick, RoomName};
+use super::request::Protocol;
+
+/// A session's id, unique within this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s{}", self.0)
+    }
+}
+
+/// What the core knows about one connected client.
+#[derive(Debug)]
+pub struct Session {
+    /// Its id.
+    pub id: SessionId,
+    /// Which adapter serves it.
+    pub protocol: Protocol,
+    /// The client's address, when the adapter knows it.
+    pub peer: Option<SocketAddr>,
+    outbound: mpsc::Sender<Event>,
+    closer: Closer,
+    state: Mutex<SessionState>,
+}
+
+/// The server's way to end a session: shared by the session (which closes it when its queue
+/// overflows) and the adapter (which waits for it, shows the reason and closes the transport).
+#[derive(Debug, Clone, Default)]
+pub struct Closer {
+    inner: Arc<CloserInner>,
+}
+
+#[derive(Debug, Default)]
+struct CloserInner {
+    token: CancellationToken,
+    reason: OnceLock<String>,
+}
+
+impl Closer {
+    /// Ends the session; the first reason given wins. Returns whether this call closed it.
+    pub fn close(&self, reason: impl Into<String>) -> bool {
+        let first = self.inner.reason.set(reason.into()).is_ok();
+        self.inner.token.cancel();
+        first
+    }
+
+    /// Resolves once [`Closer::close`] has been called.
+    pub fn closed(&self) -> WaitForCancellationFuture<'_> {
+        self.inner.token.cancelled()
+    }
+
+    /// Why the session was closed, once it has been.
+    pub fn reason(&self) -> Option<&str> {
+        self.inner.reason.get().map(String::as_str)
+    }
+}
+
+/// The mutable part of a session. Locked briefly, never across an `.await`.
+#[derive(Debug)]
+pub struct SessionState {
+    /// The current nick.
+    pub nick: Nick,
+    /// The rooms it is in, in the order it joined them.
+    pub rooms: Vec<RoomName>,
+    /// Where a plain line goes: the room joined or selected last.
+    pub current: Option<RoomName>,
+}
+
+/// Why an event did not reach a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undelivered {
+    /// The queue was full: the session has been kicked as a slow consumer.
+    Kicked,
+    /// The adapter has gone; the session is being torn down.
+    Closed,
+}
+
+impl Session {
+    /// The current nick.
+    pub fn nick(&self) -> Nick {
+        self.state().nick.clone()
+    }
+
+    /// The mutable state, locked. Keep the guard short-lived.
+    pub fn state(&self) -> MutexGuard<'_, SessionState> {
+        // A panic while holding this lock cannot leave the state half-updated in a way that
+        // matters more than losing the session, so a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `event` without waiting. A full queue kicks the session (see the module docs).
+    ///
+    /// # Errors
+    /// [`Undelivered`] says why the event was not queued.
+    pub fn deliver(&self, event: Event) -> Result<(), Undelivered> {
+        match self.outbound.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                let reason = format!(
+                    "disconnected: you were not reading fast enough ({} events waiting)",
+                    self.outbound.max_capacity()
+                );
+                // Only the first overflow kicks; later ones find a session already on its way out.
+                if self.closer.close(reason) {
+                    Err(Undelivered::Kicked)
+                } else {
+                    Err(Undelivered::Closed)
+                }
+            }
+            Err(TrySendError::Closed(_)) => Err(Undelivered::Closed),
+        }
+    }
+
+    /// Ends the session from the server side; the adapter shows `reason` as a final `! ` line.
+    pub fn kick(&self, reason: impl Into<String>) {
+        self.closer.close(reason);
+    }
+
+    /// Whether the session has been kicked.
+    pub fn is_kicked(&self) -> bool {
+        self.closer.reason().is_some()
+    }
+
+    /// Why the session was kicked, once it has been.
+    pub fn kick_reason(&self) -> Option<&str> {
+        self.closer.reason()
+    }
+}
+
+/// All sessions of this process, by id and by nick.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    next_id: AtomicU64,
+    inner: Mutex<Registry>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    by_id: HashMap<SessionId, Arc<Session>>,
+    /// Lowercased nick -> owner: the case-insensitive uniqueness rule.
+    by_nick: HashMap<String, SessionId>,
+}
+
+impl Sessions {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a session with the requested nick, or a free `guest-NNNN` nick when `nick` is
+    /// `None`.
+    ///
+    /// # Errors
+    /// `Conflict` when the nick is taken.
+    pub fn open(
+        &self,
+        protocol: Protocol,
+        nick: Option<Nick>,
+        peer: Option<SocketAddr>,
+        outbound: mpsc::Sender<Event>,
+        closer: Closer,
+    ) -> Result<Arc<Session>, ChatError> {
+        let mut reg = self.registry();
+        let nick = match nick {
+            Some(nick) if reg.by_nick.contains_key(&nick.key()) => {
+                return Err(ChatError::conflict(format!("nick {nick} is taken")));
+            }
+            Some(nick) => nick,
+            None => guest_nick(&reg.by_nick),
+        };
+        let id = SessionId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
+        let session = Arc::new(Session {
+            id,
+            protocol,
+            peer,
+            outbound,
+            closer,
+            state: Mutex::new(SessionState {
+                nick: nick.clone(),
+                rooms: Vec::new(),
+                current: None,
+            }),
+        });
+        reg.by_nick.insert(nick.key(), id);
+        reg.by_id.insert(id, session.clone());
+        Ok(session)
+    }
+
+    /// The session with this id, if it is open.
+    pub fn get(&self, id: SessionId) -> Option<Arc<Session>> {
+        self.registry().by_id.get(&id).cloned()
+    }
+
+    /// Gives session `id` the nick `new`, returning the old one.
+    ///
+    /// # Errors
+    /// `Conflict` when another session has it; `NotFound` when `id` is not open.
+    pub fn rename(&self, id: SessionId, new: Nick) -> Result<Nick, ChatError> {
+        let mut reg = self.registry();
+        let session = reg.by_id.get(&id).cloned().ok_or_else(unknown_session)?;
+        match reg.by_nick.get(&new.key()) {
+            Some(owner) if *owner != id => {
+                return Err(ChatError::conflict(format!("nick {new} is taken")));
+            }
+            _ => {}
+        }
+        let old = std::mem::replace(&mut session.state().nick, new.clone());
+        reg.by_nick.remove(&old.key());
+        reg.by_nick.insert(new.key(), id);
+        Ok(old)
+    }
+
+    /// Removes session `id`, freeing its nick.
+    pub fn close(&self, id: SessionId) -> Option<Arc<Session>> {
+        let mut reg = self.registry();
+        let session = reg.by_id.remove(&id)?;
+        reg.by_nick.remove(&session.nick().key());
+        Some(session)
+    }
+
+    /// How many sessions are open.
+    pub fn len(&self) -> usize {
+        self.registry().by_id.len()
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every open session (for shutdown notices).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.registry().by_id.values().cloned().collect()
+    }
+}
+
+/// The error for a request naming a session that is not open.
+pub fn unknown_session() -> ChatError {
+    ChatError::not_found("unknown or expired session")
+}
+
+/// A free guest nick: `guest-` and four random digits, with more digits if those are crowded.
+fn guest_nick(taken: &HashMap<String, SessionId>) -> Nick {
+    let mut width = 4u32;
+    loop {
+        for _ in 0..16 {
+            let n = rand::random_range(10u64.pow(width - 1)..10u64.pow(width));
+            let candidate = format!("guest-{n}");
+            if !taken.contains_key(&candidate) {
+                return Nick::parse(&candidate).expect("guest nicks follow the nick rules");
+            }
+        }
+        width += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(
+        s: &Sessions,
+        nick: Option<&str>,
+    ) -> Result<(Arc<Session>, mpsc::Receiver<Event>), ChatError> {
+        let (tx, rx) = mpsc::channel(2);
+        let nick = nick.map(|n| Nick::parse(n).unwrap());
+        s.open(Protocol::Tcp, nick, None, tx, Closer::default())
+            .map(|session| (session, rx))
+    }
+
+    #[test]
+    fn guests_get_distinct_guest_nicks() {
+        let s = Sessions::default();
+        let (a, _ra) = open(&s, None).unwrap();
+        let (b, _rb) = open(&s, None).unwrap();
+        assert!(a.nick().as_str().starts_with("guest-"));
+        assert_eq!(a.nick().as_str().len(), "guest-1234".len());
+        assert_ne!(a.nick(), b.nick());
+        assert_ne!(a.id, b.id);
+    }
+
+    #[test]
+    fn nicks_are_unique_case_insensitively() {
+        let s = Sessions::default();
+        let (a, _ra) = open(&s, Some("alice")).unwrap();
+        let err = open(&s, Some("ALICE")).unwrap_err();
+        assert_eq!(err.message, "nick ALICE is taken");
+        let (b, _rb) = open(&s, Some("bob")).unwrap();
+        assert!(s.rename(b.id, Nick::parse("Alice").unwrap()).is_err());
+        // Renaming to yourself with other case is fine, and frees nothing else.
+        assert_eq!(
+            s.rename(a.id, Nick::parse("Alice").unwrap())
+                .unwrap()
+                .as_str(),
+            "alice"
+        );
+        assert_eq!(a.nick().as_str(), "Alice");
+        s.close(a.id);
+        assert!(open(&s, Some("alice")).is_ok(), "closing frees the nick");
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn a_full_queue_kicks_the_session() {
+        let s = Sessions::default();
+        let (a, mut rx) = open(&s, None).unwrap();
+        assert!(a.deliver(Event::notice("1")).is_ok());
+        assert!(a.deliver(Event::notice("2")).is_ok());
+        assert_eq!(a.kick_reason(), None);
+        assert_eq!(a.deliver(Event::notice("3")), Err(Undelivered::Kicked));
+        assert!(a.kick_reason().unwrap().contains("not reading fast enough"));
+        assert_eq!(
+            a.deliver(Event::notice("3b")),
+            Err(Undelivered::Closed),
+            "kicked once only"
+        );
+        assert!(matches!(rx.try_recv(), Ok(Event::Notice(t)) if t == "1"));
+        drop(rx);
+        assert_eq!(a.deliver(Event::notice("4")), Err(Undelivered::Closed));
+    }
+}

@@ -1,0 +1,58 @@
+//! The layers of the chat pipeline, one file each, in the order a request meets them.
+//!
+//! | layer | handles | passes inward |
+//! |---|---|---|
+//! | [`parse`] | `Line` → `Command` | everything else |
+//! | [`route`] | `Connect`, `Disconnect`, `Command`s | `Publish`, `Presence`, `History` it creates |
+//! | [`history`] | `History` reads it can answer; remembers every `Publish` | the rest |
+//! | [`persist`] | stores `Publish`; answers `History` from the store | the rest |
+//! | [`fanout`] | delivers `Publish` and `Presence` to room members | nothing (innermost) |
+//!
+//! Every layer follows tower's idiom: an `XLayer` (built from its config) wraps an inner service
+//! into an `X<S>`; `poll_ready` asks the inner service; `call` handles the request or passes it
+//! on. Which layers exist and in what order is decided by the pipeline file, not here
+//! (see `src/pipeline/build.rs`).
+
+pub mod fanout;
+pub mod history;
+pub mod parse;
+pub mod persist;
+pub mod route;
+
+use futures_util::future::BoxFuture;
+use tower::{BoxError, Service, ServiceExt};
+
+use crate::core::{Reply, Request};
+
+/// The future every layer returns.
+pub type LayerFuture = BoxFuture<'static, Result<Reply, BoxError>>;
+
+/// What a layer needs of the service inside it: the chat request/reply contract, cloneable (a
+/// layer may call inward more than once per request) and sendable across tasks.
+pub trait Inner:
+    Service<Request, Response = Reply, Error = BoxError, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Inner for S where
+    S: Service<Request, Response = Reply, Error = BoxError, Future: Send + 'static>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+/// Takes the inner service that `poll_ready` just readied, leaving a fresh clone in its place:
+/// tower's rule is that the readied instance must be the one called.
+pub(crate) fn take<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
+
+/// Calls the next layer with `req`, waiting for it to be ready first.
+pub(crate) async fn call_inner<S: Inner>(inner: &mut S, req: Request) -> Result<Reply, BoxError> {
+    inner.ready().await?.call(req).await
+}

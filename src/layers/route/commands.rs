@@ -1,0 +1,223 @@
+//! The route layer's commands, one method each. The reply texts here are the line protocol's
+//! (documented in the README); HTTP shows the same lines.
+
+use std::sync::Arc;
+
+use tower::BoxError;
+
+use super::{Ctx, with_messages};
+use crate::core::message::check_text;
+use crate::core::{
+    Action, ChatError, ChatMessage, Command, Detail, Event, HistoryQuery, Nick, PresenceKind,
+    Reply, Request, RoomName, Session,
+};
+use crate::layers::parse::HELP;
+use crate::layers::{Inner, call_inner};
+
+impl<S: Inner> Ctx<'_, S> {
+    pub(super) async fn command(
+        &mut self,
+        session: &Arc<Session>,
+        command: Command,
+    ) -> Result<Reply, BoxError> {
+        match command {
+            Command::Nick(nick) => self.nick(session, nick).await,
+            Command::Join(room) => self.join(session, room).await,
+            Command::Leave(room) => self.leave(session, room).await,
+            Command::Rooms => Ok(self.rooms()),
+            Command::Users(room) => self.users(session, room),
+            Command::History(n) => self.history(session, n).await,
+            Command::Help => Ok(Reply {
+                events: HELP.iter().map(|l| Event::notice(*l)).collect(),
+                ..Reply::default()
+            }),
+            Command::Quit => Ok(Reply {
+                close: true,
+                ..Reply::notice("goodbye")
+            }),
+            Command::Say { room, text } => self.say(session, room, text).await,
+        }
+    }
+
+    async fn nick(&mut self, session: &Arc<Session>, nick: Nick) -> Result<Reply, BoxError> {
+        let old = self.hub().sessions().rename(session.id, nick.clone())?;
+        if old != nick {
+            let rooms = session.state().rooms.clone();
+            for name in rooms {
+                if let Some(room) = self.hub().rooms().get(&name) {
+                    self.announce(
+                        &room,
+                        session,
+                        old.clone(),
+                        PresenceKind::Renamed(nick.clone()),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(Reply::notice(format!("you are now {nick}")).with(Detail::Nick(nick)))
+    }
+
+    async fn join(&mut self, session: &Arc<Session>, name: RoomName) -> Result<Reply, BoxError> {
+        let room = self.hub().rooms().get_or_create(&name);
+        let joined = room.join(session);
+        {
+            let mut state = session.state();
+            if joined.new {
+                state.rooms.push(name.clone());
+            }
+            state.current = Some(name.clone());
+        }
+        let detail = Detail::Joined {
+            room: name.clone(),
+            members: joined.members,
+            upto: joined.upto,
+        };
+        if !joined.new {
+            return Ok(Reply::notice(format!("{name} is now your current room")).with(detail));
+        }
+        self.announce(&room, session, session.nick(), PresenceKind::Joined)
+            .await?;
+        let query = HistoryQuery {
+            room: name.clone(),
+            upto: joined.upto,
+            after: 0,
+            limit: self.shared.join_replay,
+        };
+        let messages = self.read_history(session, query).await?;
+        let members = match joined.members {
+            1 => "1 member".to_string(),
+            n => format!("{n} members"),
+        };
+        let header = match messages.len() {
+            0 => format!("you joined {name} ({members}); no messages yet"),
+            n => format!("you joined {name} ({members}); its last {n} messages follow"),
+        };
+        Ok(Reply {
+            events: with_messages(header, messages),
+            detail: Some(detail),
+            close: false,
+        })
+    }
+
+    async fn leave(
+        &mut self,
+        session: &Arc<Session>,
+        named: Option<RoomName>,
+    ) -> Result<Reply, BoxError> {
+        let name = self
+            .target(session, named)
+            .ok_or_else(|| ChatError::invalid("you are not in any room"))?;
+        let room = match self.hub().rooms().get(&name) {
+            Some(room) if room.leave(session.id) => room,
+            _ => return Err(ChatError::invalid(format!("you are not in {name}")).into()),
+        };
+        let current = {
+            let mut state = session.state();
+            state.rooms.retain(|r| *r != name);
+            if state.current.as_ref() == Some(&name) {
+                state.current = state.rooms.last().cloned();
+            }
+            state.current.clone()
+        };
+        self.announce(&room, session, session.nick(), PresenceKind::Left)
+            .await?;
+        let text = match current {
+            Some(current) => format!("you left {name}; your current room is {current}"),
+            None => format!("you left {name}; you are in no room now"),
+        };
+        Ok(Reply::notice(text).with(Detail::Left(name)))
+    }
+
+    fn rooms(&self) -> Reply {
+        let list = self.hub().rooms().list();
+        let text = if list.is_empty() {
+            "no rooms yet: /join ROOM creates one".to_string()
+        } else {
+            let shown: Vec<String> = list
+                .iter()
+                .map(|(name, n)| format!("{name} ({n})"))
+                .collect();
+            format!("rooms: {}", shown.join(", "))
+        };
+        Reply::notice(text).with(Detail::Rooms(list))
+    }
+
+    fn users(&self, session: &Session, named: Option<RoomName>) -> Result<Reply, BoxError> {
+        let name = self.target(session, named).ok_or_else(not_in_a_room)?;
+        let room = self
+            .hub()
+            .rooms()
+            .get(&name)
+            .ok_or_else(|| ChatError::not_found(format!("no room named {name}")))?;
+        let nicks = room.nicks();
+        let shown: Vec<&str> = nicks.iter().map(Nick::as_str).collect();
+        let text = format!("users in {name} ({}): {}", nicks.len(), shown.join(", "));
+        Ok(Reply::notice(text).with(Detail::Users { room: name, nicks }))
+    }
+
+    async fn history(&mut self, session: &Session, n: usize) -> Result<Reply, BoxError> {
+        let name = self.target(session, None).ok_or_else(not_in_a_room)?;
+        let room = self.hub().rooms().get_or_create(&name);
+        let query = HistoryQuery {
+            room: name.clone(),
+            upto: room.delivered(),
+            after: 0,
+            limit: n,
+        };
+        let messages = self.read_history(session, query).await?;
+        let header = match messages.len() {
+            0 => format!("no messages in {name} yet"),
+            k => format!("the last {k} messages in {name}:"),
+        };
+        Ok(Reply {
+            events: with_messages(header, messages.clone()),
+            detail: Some(Detail::History {
+                room: name,
+                messages,
+            }),
+            close: false,
+        })
+    }
+
+    async fn say(
+        &mut self,
+        session: &Session,
+        named: Option<RoomName>,
+        text: String,
+    ) -> Result<Reply, BoxError> {
+        let name = self.target(session, named).ok_or_else(not_in_a_room)?;
+        let room = match self.hub().rooms().get(&name) {
+            Some(room) if room.is_member(session.id) => room,
+            _ => {
+                return Err(ChatError::forbidden(format!(
+                    "you are not in {name}: /join {name} first"
+                ))
+                .into());
+            }
+        };
+        check_text(&text, self.shared.max_message_chars)?;
+        self.publish(session, room, text).await
+    }
+
+    /// Asks the layers below for history; an empty answer means nobody keeps any.
+    async fn read_history(
+        &mut self,
+        session: &Session,
+        query: HistoryQuery,
+    ) -> Result<Vec<Arc<ChatMessage>>, BoxError> {
+        let reply = call_inner(
+            &mut self.inner,
+            Request::from(session.id, Action::History(query)),
+        )
+        .await?;
+        Ok(match reply.detail {
+            Some(Detail::History { messages, .. }) => messages,
+            _ => Vec::new(),
+        })
+    }
+}
+
+fn not_in_a_room() -> ChatError {
+    ChatError::invalid("join a room first: /join ROOM")
+}

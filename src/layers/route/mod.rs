@@ -1,0 +1,251 @@
+//! The route layer: sessions, nicks, rooms and membership.
+//!
+//! **Where it sits.** After `parse`, before everything that deals with messages. It is the only
+//! layer that changes who is where: it opens and closes sessions, renames them, puts them in and
+//! out of rooms, and answers the questions about that state (`/rooms`, `/users`).
+//!
+//! **What it passes inward.** It turns commands into the finer actions of the layers below:
+//! a plain line becomes a numbered [`ChatMessage`] in an `Action::Publish`; a join becomes an
+//! `Action::Presence` (to announce it) and an `Action::History` (to replay the room's last
+//! messages). Messages from other instances arrive already numbered and pass straight through.
+//!
+//! **What it teaches.** Numbering happens here, once, through a [`Sequencer`], before the message
+//! is stored or delivered: with one process that is a counter in memory; with several it is a
+//! shared counter (Valkey or PostgreSQL), and nothing else in this file changes. If a numbered
+//! message then fails further in (a store refusing it), a `SkipOnDrop` guard tells the room to stop
+//! waiting for that number, so one failure cannot stall the room's ordered delivery.
+
+mod commands;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower::{BoxError, Layer, Service};
+
+use super::{Inner, LayerFuture, call_inner, take};
+use crate::core::session::unknown_session;
+use crate::core::{
+    Action, ChatMessage, Connect, Detail, Event, Hub, Nick, Presence, PresenceKind, Reply, Request,
+    Room, RoomName, Sequencer, Session, SessionId,
+};
+use crate::pipeline::config::RouteConfig;
+
+/// Builds [`Route`] services.
+#[derive(Debug, Clone)]
+pub struct RouteLayer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    hub: Hub,
+    sequencer: Arc<dyn Sequencer>,
+    max_message_chars: usize,
+    /// How many messages a joiner is shown: the history layer's capacity.
+    join_replay: usize,
+}
+
+impl RouteLayer {
+    /// A route layer over `hub`, numbering messages with `sequencer` and replaying
+    /// `join_replay` messages to each joiner.
+    pub fn new(
+        config: &RouteConfig,
+        hub: Hub,
+        sequencer: Arc<dyn Sequencer>,
+        join_replay: usize,
+    ) -> RouteLayer {
+        RouteLayer {
+            shared: Arc::new(Shared {
+                hub,
+                sequencer,
+                max_message_chars: config.max_message_chars,
+                join_replay,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for RouteLayer {
+    type Service = Route<S>;
+
+    fn layer(&self, inner: S) -> Route<S> {
+        Route {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Manages sessions and rooms; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Route<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: Inner> Service<Request> for Route<S> {
+    type Response = Reply;
+    type Error = BoxError;
+    type Future = LayerFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> LayerFuture {
+        let inner = take(&mut self.inner);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let mut ctx = Ctx {
+                shared: &shared,
+                inner,
+            };
+            match (req.session, req.action) {
+                (_, Action::Connect(connect)) => ctx.connect(connect),
+                (Some(id), Action::Disconnect) => ctx.disconnect(id).await,
+                (Some(id), Action::Command(command)) => {
+                    let session = shared.hub.sessions().get(id).ok_or_else(unknown_session)?;
+                    ctx.command(&session, command).await
+                }
+                (None, Action::Disconnect | Action::Command(_)) => Err(unknown_session().into()),
+                (session, action) => call_inner(&mut ctx.inner, Request { session, action }).await,
+            }
+        })
+    }
+}
+
+/// One request's view: the shared state and the inner service to pass finer actions to.
+struct Ctx<'a, S> {
+    shared: &'a Shared,
+    inner: S,
+}
+
+impl<S: Inner> Ctx<'_, S> {
+    fn hub(&self) -> &Hub {
+        &self.shared.hub
+    }
+
+    fn connect(&mut self, connect: Connect) -> Result<Reply, BoxError> {
+        let nick = connect.nick.as_deref().map(Nick::parse).transpose()?;
+        let session = self.hub().sessions().open(
+            connect.protocol,
+            nick,
+            connect.peer,
+            connect.outbound,
+            connect.closer,
+        )?;
+        self.hub().stats().sessions_opened.inc();
+        let nick = session.nick();
+        tracing::debug!(session = %session.id, %nick, protocol = ?session.protocol, "session opened");
+        Ok(Reply::notice(format!(
+            "welcome to chatd (instance {}), you are {nick}. /nick NAME picks a name, /join ROOM enters a room, /help lists all commands",
+            self.hub().instance()
+        ))
+        .with(Detail::Connected { session: session.id, nick }))
+    }
+
+    async fn disconnect(&mut self, id: SessionId) -> Result<Reply, BoxError> {
+        let Some(session) = self.hub().sessions().close(id) else {
+            return Ok(Reply::default()); // already gone: closing twice is harmless
+        };
+        let rooms = std::mem::take(&mut session.state().rooms);
+        let nick = session.nick();
+        for name in rooms {
+            if let Some(room) = self.hub().rooms().get(&name) {
+                room.leave(id);
+                self.announce(&room, &session, nick.clone(), PresenceKind::Quit)
+                    .await?;
+            }
+        }
+        tracing::debug!(session = %id, %nick, "session closed");
+        Ok(Reply::default())
+    }
+
+    /// Tells the other members of `room` about a change concerning `session`.
+    async fn announce(
+        &mut self,
+        room: &Room,
+        session: &Session,
+        nick: Nick,
+        kind: PresenceKind,
+    ) -> Result<Reply, BoxError> {
+        let presence = Presence {
+            room: room.name.clone(),
+            nick,
+            kind,
+            session: Some(session.id),
+        };
+        let req = Request::from(session.id, Action::Presence(Arc::new(presence)));
+        call_inner(&mut self.inner, req).await
+    }
+
+    /// The room a command means: the one named, else the session's current room.
+    fn target(&self, session: &Session, named: Option<RoomName>) -> Option<RoomName> {
+        named.or_else(|| session.state().current.clone())
+    }
+
+    /// Sends a numbered message inward; see [`SkipOnDrop`] for what happens if that fails.
+    async fn publish(
+        &mut self,
+        session: &Session,
+        room: Arc<Room>,
+        text: String,
+    ) -> Result<Reply, BoxError> {
+        let seq = self.shared.sequencer.next(&room).await?;
+        let guard = SkipOnDrop {
+            room,
+            seq,
+            armed: true,
+        };
+        let name = guard.room.name.clone();
+        let msg = ChatMessage::new(
+            name.clone(),
+            seq,
+            session.nick(),
+            text,
+            crate::core::Origin::Local(session.id),
+        );
+        call_inner(
+            &mut self.inner,
+            Request::from(session.id, Action::Publish(Arc::new(msg))),
+        )
+        .await?;
+        guard.disarm();
+        self.hub().stats().messages_in.inc();
+        Ok(Reply {
+            events: Vec::new(),
+            detail: Some(Detail::Sent { room: name, seq }),
+            close: false,
+        })
+    }
+}
+
+/// Marks a numbered message's seq as skipped in its room if the request carrying it fails or is
+/// dropped before the fan-out delivered it, so later messages do not wait for it.
+struct SkipOnDrop {
+    room: Arc<Room>,
+    seq: u64,
+    armed: bool,
+}
+
+impl SkipOnDrop {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for SkipOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::warn!(room = %self.room.name, seq = self.seq, "message failed after numbering; skipping its seq");
+            self.room.skip(self.seq);
+        }
+    }
+}
+
+/// Renders `messages` as chat lines after a header notice.
+fn with_messages(header: String, messages: Vec<Arc<ChatMessage>>) -> Vec<Event> {
+    std::iter::once(Event::notice(header))
+        .chain(messages.into_iter().map(Event::Message))
+        .collect()
+}

@@ -1,0 +1,132 @@
+//! The `chatd` binary: read a pipeline file, apply command-line overrides, run until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use chatd::pipeline::{PipelineConfig, load};
+use chatd::server::Server;
+
+/// chatd: a small, fast chat server for netcat and browsers.
+///
+/// The layer stack (parse, route, history, persist, fanout) and its backends come from a TOML
+/// pipeline file. Without --pipeline, chatd runs its embedded copy of
+/// pipelines/phase1-single.toml: one instance, everything in memory, no services needed.
+///
+/// Chat with: nc localhost 9001   (then /help)
+#[derive(Debug, Parser)]
+#[command(version, verbatim_doc_comment)]
+struct Cli {
+    /// The pipeline file to run (default: the embedded pipelines/phase1-single.toml).
+    #[arg(long, value_name = "FILE")]
+    pipeline: Option<PathBuf>,
+
+    /// Validate the pipeline, print the layer stack in call order with each layer's options, and
+    /// exit: 0 when valid, 2 when not.
+    #[arg(long)]
+    check: bool,
+
+    /// Listen for the line protocol (netcat) here, overriding [server] tcp.
+    #[arg(long, value_name = "ADDR")]
+    tcp: Option<SocketAddr>,
+
+    /// This instance's name, overriding [server] instance (default: host name and TCP port).
+    #[arg(long, value_name = "ID")]
+    instance: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let loaded = match &cli.pipeline {
+        Some(path) => load::load_file(path),
+        None => load::embedded_default(),
+    };
+    let mut config = match loaded {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    apply_overrides(&mut config, &cli);
+    if let Err(errors) = load::revalidate(&config) {
+        eprintln!("chatd: the command-line flags make the pipeline invalid:\n{errors}");
+        return ExitCode::from(2);
+    }
+    if cli.check {
+        println!("{}", config.describe());
+        return ExitCode::SUCCESS;
+    }
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("chatd: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("chatd: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Command-line flags win over the file.
+fn apply_overrides(config: &mut PipelineConfig, cli: &Cli) {
+    if let Some(tcp) = cli.tcp {
+        config.server.tcp = tcp;
+    }
+    if let Some(instance) = &cli.instance {
+        config.server.instance = Some(instance.clone());
+    }
+}
+
+async fn run(config: PipelineConfig) -> anyhow::Result<()> {
+    let server = Server::start(&config).await?;
+    eprintln!(
+        "chatd {} is up: nc {} {}  (Ctrl-C stops it)",
+        server.hub().instance(),
+        server.tcp_addr().ip(),
+        server.tcp_addr().port()
+    );
+    wait_for_signal().await;
+    eprintln!("chatd: shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

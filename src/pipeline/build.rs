@@ -1,0 +1,75 @@
+//! From a validated [`PipelineConfig`] to one running tower stack.
+//!
+//! The layers are folded in reverse, so that the first `[[layer]]` of the file ends up outermost
+//! (the order tower's `ServiceBuilder` documents): a request meets them top to bottom. Each step
+//! wraps the stack built so far and erases its type into [`ChatService`], because the order is
+//! only known at run time. Below the last layer sits [`end_of_pipeline`], which answers whatever
+//! no layer handled with an empty reply.
+
+use std::sync::Arc;
+
+use futures_util::future::{Ready, ready};
+use tower::util::BoxCloneService;
+use tower::{BoxError, Layer, service_fn};
+
+use super::ChatService;
+use super::config::{LayerConfig, PipelineConfig};
+use crate::core::{Hub, LocalSequencer, Reply, Request, Sequencer};
+use crate::layers::fanout::FanoutLayer;
+use crate::layers::history::HistoryLayer;
+use crate::layers::parse::ParseLayer;
+use crate::layers::persist::PersistLayer;
+use crate::layers::route::RouteLayer;
+
+/// How many messages a joiner sees when the pipeline has no history layer.
+const DEFAULT_JOIN_REPLAY: usize = 10;
+
+/// Builds the stack `config` describes over the shared state `hub`.
+pub fn build(config: &PipelineConfig, hub: &Hub) -> ChatService {
+    // Phase 1 numbers messages in memory; shared counters arrive with the cross-instance backends.
+    let sequencer: Arc<dyn Sequencer> = Arc::new(LocalSequencer);
+    let join_replay = config
+        .layers
+        .iter()
+        .find_map(|layer| match layer {
+            LayerConfig::History(history) => Some(history.capacity),
+            _ => None,
+        })
+        .unwrap_or(DEFAULT_JOIN_REPLAY);
+
+    let mut stack = ChatService::new(service_fn(end_of_pipeline));
+    for layer in config.layers.iter().rev() {
+        stack = match layer {
+            // Lines -> commands.
+            LayerConfig::Parse(c) => wrap(ParseLayer::new(c), stack),
+            // Sessions, nicks, rooms; numbers each message.
+            LayerConfig::Route(c) => wrap(
+                RouteLayer::new(c, hub.clone(), sequencer.clone(), join_replay),
+                stack,
+            ),
+            // The per-room ring of recent messages.
+            LayerConfig::History(c) => wrap(HistoryLayer::new(c), stack),
+            // Durable storage (none in phase 1).
+            LayerConfig::Persist(c) => wrap(PersistLayer::new(c), stack),
+            // Delivery to room members.
+            LayerConfig::Fanout(c) => wrap(FanoutLayer::new(c, hub.clone()), stack),
+        };
+    }
+    stack
+}
+
+/// Wraps `inner` in `layer` and erases the result's type.
+fn wrap<L>(layer: L, inner: ChatService) -> ChatService
+where
+    L: Layer<ChatService>,
+    L::Service:
+        tower::Service<Request, Response = Reply, Error = BoxError> + Clone + Send + 'static,
+    <L::Service as tower::Service<Request>>::Future: Send + 'static,
+{
+    BoxCloneService::new(layer.layer(inner))
+}
+
+/// The bottom of every stack: whatever reaches it was not for any layer, and gets an empty reply.
+pub fn end_of_pipeline(_req: Request) -> Ready<Result<Reply, BoxError>> {
+    ready(Ok(Reply::default()))
+}

@@ -1,0 +1,182 @@
+//! The typed shape of a pipeline file.
+//!
+//! A pipeline file has a `[server]` table and an ordered list of `[[layer]]` tables. Each layer
+//! table names its `kind` and carries that kind's own options, nothing else: every options struct
+//! denies unknown fields, so a typo is an error instead of a silently ignored setting.
+//!
+//! This file only describes the shape. Reading a file, substituting `${VAR}`s and checking the
+//! whole pipeline (reporting every problem at once) is [`super::load`]; turning a valid config
+//! into a running tower stack is [`super::build()`].
+//!
+//! Adding a layer kind is one variant here, one match arm in `load.rs` and `build.rs`, and one
+//! file under `src/layers/`.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole, validated pipeline: where to listen and which layers to stack, outermost first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineConfig {
+    /// Where the configuration came from (a path, or `<embedded default>`), for messages.
+    #[serde(skip)]
+    pub source: String,
+    /// The `[server]` table.
+    pub server: ServerConfig,
+    /// The `[[layer]]` tables in file order: the first one is the outermost layer, the one a
+    /// request meets first.
+    #[serde(rename = "layer")]
+    pub layers: Vec<LayerConfig>,
+}
+
+/// The `[server]` table: addresses, identity and per-connection limits shared by the adapters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the line protocol (netcat) listener.
+    #[serde(default = "default_tcp")]
+    pub tcp: SocketAddr,
+    /// Address of the HTTP listener (REST + Server-Sent Events).
+    #[serde(default = "default_http")]
+    pub http: SocketAddr,
+    /// Name of this instance, shown in the welcome notice and used to tell instances apart.
+    /// When absent it is derived from the host name and the TCP port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Longest accepted input line in bytes, without its line ending.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+    /// Events that may wait for one slow client before it is disconnected.
+    #[serde(default = "default_outbound_queue")]
+    pub outbound_queue: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            tcp: default_tcp(),
+            http: default_http(),
+            instance: None,
+            max_line_bytes: default_max_line_bytes(),
+            outbound_queue: default_outbound_queue(),
+        }
+    }
+}
+
+fn default_tcp() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9001))
+}
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 3001))
+}
+fn default_max_line_bytes() -> usize {
+    4096
+}
+fn default_outbound_queue() -> usize {
+    256
+}
+
+/// One `[[layer]]` table. The `kind` key selects the variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LayerConfig {
+    /// Turns raw lines into commands.
+    Parse(ParseConfig),
+    /// Sessions, nicks, rooms and membership; stamps messages with their sequence number.
+    Route(RouteConfig),
+    /// The per-room ring buffer of recent messages.
+    History(HistoryConfig),
+    /// Hands messages to a durable store.
+    Persist(PersistConfig),
+    /// Delivers messages to the members of a room.
+    Fanout(FanoutConfig),
+}
+
+impl LayerConfig {
+    /// Every kind a `[[layer]]` may name, in the order they may appear in a pipeline.
+    pub const KINDS: &'static [&'static str] = &["parse", "route", "history", "persist", "fanout"];
+
+    /// The `kind` string of this layer, as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerConfig::Parse(_) => "parse",
+            LayerConfig::Route(_) => "route",
+            LayerConfig::History(_) => "history",
+            LayerConfig::Persist(_) => "persist",
+            LayerConfig::Fanout(_) => "fanout",
+        }
+    }
+}
+
+/// Options of `kind = "parse"` (none yet).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParseConfig {}
+
+/// Options of `kind = "route"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Longest accepted chat message, in characters (Discord's limit is 2000).
+    #[serde(default = "default_max_message_chars")]
+    pub max_message_chars: usize,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        RouteConfig {
+            max_message_chars: default_max_message_chars(),
+        }
+    }
+}
+
+fn default_max_message_chars() -> usize {
+    2000
+}
+
+/// Options of `kind = "history"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Messages kept per room in memory, and replayed to a joiner.
+    #[serde(default = "default_capacity")]
+    pub capacity: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            capacity: default_capacity(),
+        }
+    }
+}
+
+fn default_capacity() -> usize {
+    10
+}
+
+/// Options of `kind = "persist"`: the `store` key selects the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "store", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PersistConfig {
+    /// Keep nothing: history lives only in the ring and is gone after a restart.
+    None {},
+}
+
+impl PersistConfig {
+    /// Every value `store` may take, for messages; keep in step with the variants.
+    pub const STORES: &'static [&'static str] = &["none"];
+}
+
+/// Options of `kind = "fanout"`: the `backend` key selects how messages reach members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FanoutConfig {
+    /// Deliver to the members connected to this process only.
+    Local {},
+}
+
+impl FanoutConfig {
+    /// Every value `backend` may take, for messages; keep in step with the variants.
+    pub const BACKENDS: &'static [&'static str] = &["local"];
+}

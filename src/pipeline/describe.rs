@@ -1,0 +1,182 @@
+//! What `chatd --check` prints about a valid pipeline, and this instance's name.
+//!
+//! The summary shows the stack the way requests meet it, first layer first, so a reader can see
+//! what a reordering in the file did. Each layer's options are printed by serializing its config
+//! through `toml::Value`, not by a hand-written line per kind: a new kind or option shows up
+//! without touching this file.
+
+use std::fmt::Write as _;
+
+use super::config::{LayerConfig, PipelineConfig, ServerConfig};
+
+/// Where Linux keeps the host name; read directly so no extra crate is needed.
+const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
+
+impl PipelineConfig {
+    /// A human-readable summary: the source, the `[server]` table and the stack in call order.
+    ///
+    /// ```text
+    /// pipeline <embedded default: pipelines/phase1-single.toml> is valid
+    /// server: tcp 127.0.0.1:9001, http 127.0.0.1:3001, instance myhost-9001 (derived), ...
+    /// stack, in call order (a request meets layer 1 first):
+    ///   1. parse
+    ///   2. route     max_message_chars = 2000
+    /// ```
+    pub fn describe(&self) -> String {
+        let server = &self.server;
+        let instance = match &server.instance {
+            Some(name) => name.clone(),
+            None => format!("{} (derived)", server.instance_id()),
+        };
+        let mut out = format!("pipeline {} is valid\n", self.source);
+        // Writing to a String cannot fail, so the `fmt::Result`s below are safely ignored.
+        let _ = writeln!(
+            out,
+            "server: tcp {}, http {}, instance {instance}, max_line_bytes {}, outbound_queue {}",
+            server.tcp, server.http, server.max_line_bytes, server.outbound_queue
+        );
+        out.push_str("stack, in call order (a request meets layer 1 first):\n");
+        for (i, layer) in self.layers.iter().enumerate() {
+            let options: Vec<String> = layer_options(layer)
+                .iter()
+                .map(|(key, value)| format!("{key} = {value}"))
+                .collect();
+            let line = format!("  {}. {:<9} {}", i + 1, layer.kind(), options.join(", "));
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        out
+    }
+
+    /// The name of this instance; see [`ServerConfig::instance_id`].
+    pub fn instance_id(&self) -> String {
+        self.server.instance_id()
+    }
+}
+
+impl ServerConfig {
+    /// The configured `instance`, or one derived from the host name and the TCP port, such as
+    /// `myhost-9001`: unique per process on a host, and stable across restarts.
+    pub fn instance_id(&self) -> String {
+        match &self.instance {
+            Some(name) => name.clone(),
+            None => derived_instance(&host_name(), self.tcp.port()),
+        }
+    }
+}
+
+/// A layer's options as `key` and TOML-rendered `value` (strings quoted), without its `kind`,
+/// in alphabetical order of the keys (the order of a `toml::Table`).
+pub fn layer_options(layer: &LayerConfig) -> Vec<(String, String)> {
+    match toml::Value::try_from(layer) {
+        Ok(toml::Value::Table(table)) => table
+            .into_iter()
+            .filter(|(key, _)| key != "kind")
+            .map(|(key, value)| (key, value.to_string()))
+            .collect(),
+        // Config types always serialize to a table; say so rather than hide the options.
+        Ok(_) | Err(_) => vec![("options".to_string(), "(cannot be shown)".to_string())],
+    }
+}
+
+/// The host name from the kernel, else `$HOSTNAME`, else `chatd`.
+fn host_name() -> String {
+    let from_file = std::fs::read_to_string(HOSTNAME_FILE).ok();
+    let from_env = || std::env::var("HOSTNAME").ok();
+    from_file
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| from_env().filter(|name| !name.is_empty()))
+        .unwrap_or_else(|| "chatd".to_string())
+}
+
+/// `host-port`, made of the characters a configured instance may use and at most 32 of them, so
+/// a derived name passes the same check as a written one. Only the first label of a dotted host
+/// name is kept: `db1.example.org` becomes `db1`.
+fn derived_instance(host: &str, port: u16) -> String {
+    let short = host.split('.').next().unwrap_or(host);
+    let clean: String = short
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(26) // 26 + "-" + a five-digit port = 32
+        .collect();
+    let clean = if clean.is_empty() {
+        "chatd".to_string()
+    } else {
+        clean
+    };
+    format!("{clean}-{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::load::embedded_default;
+
+    #[test]
+    fn describe_lists_the_layers_in_call_order() {
+        let text = embedded_default().unwrap().describe();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "pipeline <embedded default: pipelines/phase1-single.toml> is valid"
+        );
+        assert!(lines[1].starts_with("server: tcp 127.0.0.1:9001, http 127.0.0.1:3001, instance "));
+        assert!(
+            lines[1].ends_with("(derived), max_line_bytes 4096, outbound_queue 256"),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(
+            lines[2..],
+            [
+                "stack, in call order (a request meets layer 1 first):",
+                "  1. parse",
+                "  2. route     max_message_chars = 2000",
+                "  3. history   capacity = 10",
+                "  4. persist   store = \"none\"",
+                "  5. fanout    backend = \"local\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn describe_follows_the_file_order_and_shows_a_configured_instance() {
+        let text = "[server]\ninstance = \"a\"\n\
+                    [[layer]]\nkind = \"parse\"\n[[layer]]\nkind = \"route\"\n\
+                    [[layer]]\nkind = \"persist\"\nstore = \"none\"\n\
+                    [[layer]]\nkind = \"history\"\ncapacity = 3\n\
+                    [[layer]]\nkind = \"fanout\"\nbackend = \"local\"\n";
+        let config = crate::pipeline::load::parse("t.toml", text, &|_| None).unwrap();
+        let described = config.describe();
+        assert!(described.contains(", instance a, "), "{described}");
+        let persist = described.find("3. persist").unwrap();
+        let history = described.find("4. history   capacity = 3").unwrap();
+        assert!(persist < history, "{described}");
+        assert_eq!(config.instance_id(), "a");
+    }
+
+    #[test]
+    fn a_derived_instance_is_the_short_host_name_and_the_port() {
+        assert_eq!(derived_instance("myhost", 9001), "myhost-9001");
+        assert_eq!(derived_instance("db1.example.org", 9001), "db1-9001");
+        assert_eq!(derived_instance("we!rd host", 1), "we-rd-host-1");
+        assert_eq!(derived_instance("", 1), "chatd-1");
+        assert_eq!(derived_instance(&"x".repeat(100), 65535).len(), 32);
+    }
+
+    #[test]
+    fn the_derived_instance_uses_the_tcp_port() {
+        let server = ServerConfig::default();
+        assert!(
+            server.instance_id().ends_with("-9001"),
+            "{}",
+            server.instance_id()
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Phase 5: checks on the stack as a whole, once every layer's own table has been read.
+//!
+//! Each layer relies on the ones above it: route needs the commands parse makes, history and
+//! persist keep only the messages route has numbered, and fanout delivers what all the others
+//! accepted. So the order is fixed except that history and persist may swap; each kind appears
+//! at most once, and parse, route and fanout are required. The rules are written as a rank per
+//! kind: a layer must come after every layer of a lower rank.
+
+use super::report::{ConfigError, Place};
+
+/// A layer whose kind is known, which is all the whole-stack checks need.
+pub(super) struct Found {
+    /// Position in the file, from 1.
+    pub(super) index: usize,
+    /// One of [`LayerConfig::KINDS`](crate::pipeline::config::LayerConfig::KINDS).
+    pub(super) kind: &'static str,
+    /// The line of its `[[layer]]` header, if it comes from a file.
+    pub(super) line: Option<usize>,
+}
+
+/// The kinds every pipeline needs, and why.
+const REQUIRED: &[(&str, &str)] = &[
+    ("parse", "it turns input lines into commands"),
+    ("route", "it handles nicks, rooms and membership"),
+    ("fanout", "it delivers messages to the members of a room"),
+];
+
+/// The rank of `kind`, and why it must come after the lower ranks.
+fn rank(kind: &str) -> (u8, &'static str) {
+    match kind {
+        "parse" => (0, ""),
+        "route" => (1, "route works on the commands that parse produces"),
+        "history" | "persist" => (
+            2,
+            "it keeps only messages that route has checked and numbered",
+        ),
+        // "fanout": `check` only sees kinds from `LayerConfig::KINDS`.
+        _ => (
+            3,
+            "fanout delivers what every other layer has accepted, so it is the last layer",
+        ),
+    }
+}
+
+/// Every whole-stack problem of the layers `found`. `had_layers` is false for a file without a
+/// single `[[layer]]`, which gets one message instead of one per missing kind.
+pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    if !had_layers {
+        let problem = "the pipeline has no `[[layer]]` tables; it needs at least parse, route \
+                       and fanout, in that order";
+        errors.push(problem_in_file(problem.to_string()));
+        return errors;
+    }
+    for (i, layer) in found.iter().enumerate() {
+        let mut report = |problem| {
+            let place = Place::Layer {
+                index: layer.index,
+                kind: layer.kind.to_string(),
+            };
+            errors.push(ConfigError {
+                line: layer.line,
+                place,
+                problem,
+            });
+        };
+        if let Some(first) = found[..i].iter().find(|other| other.kind == layer.kind) {
+            report(format!(
+                "`{}` appears twice, as layer {} and layer {}; each kind may appear only once",
+                layer.kind, first.index, layer.index
+            ));
+        }
+        // Listing every lower-ranked layer below this one says where it may go in one message.
+        let (my_rank, why) = rank(layer.kind);
+        let mut must_follow: Vec<String> = found[i + 1..]
+            .iter()
+            .filter(|other| rank(other.kind).0 < my_rank)
+            .map(|other| format!("`{}` (layer {})", other.kind, other.index))
+            .collect();
+        if let Some(last) = must_follow.pop() {
+            let list = if must_follow.is_empty() {
+                last
+            } else {
+                format!("{} and {last}", must_follow.join(", "))
+            };
+            report(format!(
+                "`{}` must come after {list}, because {why}",
+                layer.kind
+            ));
+        }
+    }
+    for (kind, why) in REQUIRED {
+        if !found.iter().any(|layer| layer.kind == *kind) {
+            errors.push(problem_in_file(format!(
+                "missing required layer `{kind}` ({why}); add a `[[layer]]` with \
+                 `kind = \"{kind}\"`"
+            )));
+        }
+    }
+    errors
+}
+
+fn problem_in_file(problem: String) -> ConfigError {
+    ConfigError {
+        line: None,
+        place: Place::File,
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{FULL, only_error, stack};
+    use crate::pipeline::load::parse;
+
+    #[test]
+    fn history_and_persist_may_come_in_either_order_or_not_at_all() {
+        let swapped = ["parse", "route", "persist", "history", "fanout"];
+        for kinds in [FULL, &swapped, &["parse", "route", "fanout"]] {
+            assert!(parse("t", &stack(kinds), &|_| None).is_ok(), "{kinds:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_required_layer_is_named() {
+        let error = only_error(&stack(&["parse", "history", "fanout"]));
+        assert!(
+            error.starts_with("missing required layer `route`"),
+            "{error}"
+        );
+        let errors = parse("t", &stack(&["history"]), &|_| None)
+            .unwrap_err()
+            .errors;
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+    }
+
+    #[test]
+    fn a_file_without_layers_gets_one_message() {
+        let error = only_error("[server]\n");
+        assert!(
+            error.starts_with("the pipeline has no `[[layer]]` tables"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_layer_names_both_indexes() {
+        let error = only_error(&stack(&["parse", "route", "history", "history", "fanout"]));
+        let expected =
+            "line 12, layer 4 (history): `history` appears twice, as layer 3 and layer 4";
+        assert!(error.starts_with(expected), "{error}");
+    }
+
+    #[test]
+    fn parse_must_come_before_route() {
+        let error = only_error(&stack(&["route", "parse", "fanout"]));
+        let expected =
+            "line 3, layer 1 (route): `route` must come after `parse` (layer 2), because";
+        assert!(error.starts_with(expected), "{error}");
+    }
+
+    #[test]
+    fn route_must_come_before_history_and_persist() {
+        let error = only_error(&stack(&["parse", "history", "route", "fanout"]));
+        let expected = "line 6, layer 2 (history): `history` must come after `route` (layer 3)";
+        assert!(error.starts_with(expected), "{error}");
+        let error = only_error(&stack(&["parse", "persist", "route", "fanout"]));
+        let expected = "line 6, layer 2 (persist): `persist` must come after `route` (layer 3)";
+        assert!(error.starts_with(expected), "{error}");
+    }
+
+    #[test]
+    fn fanout_must_come_last() {
+        let error = only_error(&stack(&["parse", "route", "fanout", "history"]));
+        let expected = "line 9, layer 3 (fanout): `fanout` must come after `history` (layer 4)";
+        assert!(error.starts_with(expected), "{error}");
+    }
+
+    #[test]
+    fn one_misplaced_layer_lists_everything_it_must_follow() {
+        let error = only_error(&stack(&["fanout", "parse", "route", "persist"]));
+        let expected = "`fanout` must come after `parse` (layer 2), `route` (layer 3) and \
+                        `persist` (layer 4), because";
+        assert!(error.contains(expected), "{error}");
+    }
+}

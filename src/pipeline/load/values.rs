@@ -1,0 +1,170 @@
+//! Phase 4: the values of each table, once serde has given them their types.
+//!
+//! Serde checks that `capacity` is a whole number; these checks say which whole numbers make
+//! sense. The limits keep memory bounded and catch typos such as `capacity = 0`. They are pure
+//! functions of a typed config so that [`super::revalidate`] can run them again after
+//! command-line overrides, and each problem names its option so a file's messages can give the
+//! option's line.
+
+use std::ops::RangeInclusive;
+
+use crate::pipeline::config::{HistoryConfig, LayerConfig, RouteConfig, ServerConfig};
+
+/// `[server] max_line_bytes`: a short `/join` line needs some room, and beyond 1 MiB one client
+/// could make the server buffer a lot for a single line.
+const MAX_LINE_BYTES: RangeInclusive<usize> = 64..=1_048_576;
+/// `[server] outbound_queue`: 0 would drop every event, and a huge queue lets one slow reader
+/// pin a lot of memory.
+const OUTBOUND_QUEUE: RangeInclusive<usize> = 1..=65_536;
+/// `history.capacity`: a ring of 0 keeps nothing (remove the layer instead), and the ring is
+/// per room, so its size multiplies.
+const HISTORY_CAPACITY: RangeInclusive<usize> = 1..=10_000;
+/// `route.max_message_chars`: 0 would refuse every message.
+const MAX_MESSAGE_CHARS: RangeInclusive<usize> = 1..=65_536;
+/// `[server] instance`, in characters: it is shown to every client that connects.
+const INSTANCE_CHARS: RangeInclusive<usize> = 1..=32;
+
+/// Phase 4 problems, each with the option it is about.
+pub(super) type ValueProblems = Vec<(&'static str, String)>;
+
+/// Phase 4 for `[server]`.
+pub(super) fn server_problems(server: &ServerConfig) -> ValueProblems {
+    let mut problems = Vec::new();
+    out_of_range(
+        &mut problems,
+        "max_line_bytes",
+        server.max_line_bytes,
+        MAX_LINE_BYTES,
+    );
+    out_of_range(
+        &mut problems,
+        "outbound_queue",
+        server.outbound_queue,
+        OUTBOUND_QUEUE,
+    );
+    if let Some(name) = &server.instance
+        && !is_instance_name(name)
+    {
+        let problem = format!(
+            "option `instance` = {name:?} is not a valid instance name: use 1 to 32 of the \
+             characters A-Z a-z 0-9 _ . -"
+        );
+        problems.push(("instance", problem));
+    }
+    problems
+}
+
+/// Phase 4 for one layer.
+pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
+    let mut problems = Vec::new();
+    match layer {
+        LayerConfig::History(HistoryConfig { capacity }) => {
+            out_of_range(&mut problems, "capacity", *capacity, HISTORY_CAPACITY);
+        }
+        LayerConfig::Route(RouteConfig {
+            max_message_chars: max,
+        }) => {
+            out_of_range(&mut problems, "max_message_chars", *max, MAX_MESSAGE_CHARS);
+        }
+        LayerConfig::Parse(_) | LayerConfig::Persist(_) | LayerConfig::Fanout(_) => {}
+    }
+    problems
+}
+
+/// 1 to 32 ASCII letters, digits, `_`, `.` and `-`: safe in logs, keys and URLs alike.
+fn is_instance_name(name: &str) -> bool {
+    INSTANCE_CHARS.contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn out_of_range(
+    problems: &mut ValueProblems,
+    key: &'static str,
+    value: usize,
+    range: RangeInclusive<usize>,
+) {
+    if !range.contains(&value) {
+        let (low, high) = (range.start(), range.end());
+        let problem =
+            format!("option `{key}` = {value} is out of range; it must be from {low} to {high}");
+        problems.push((key, problem));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{FULL, only_error, stack};
+    use crate::pipeline::load::parse;
+
+    #[test]
+    fn out_of_range_values_are_errors() {
+        for (from, to, option) in [
+            (
+                "kind = \"history\"",
+                "kind = \"history\"\ncapacity = 0",
+                "`capacity` = 0",
+            ),
+            (
+                "kind = \"history\"",
+                "kind = \"history\"\ncapacity = 10001",
+                "`capacity` = 10001",
+            ),
+            (
+                "kind = \"route\"",
+                "kind = \"route\"\nmax_message_chars = 0",
+                "`max_message_chars` = 0",
+            ),
+            (
+                "kind = \"route\"",
+                "kind = \"route\"\nmax_message_chars = 65537",
+                "`max_message_chars` = 65537",
+            ),
+            (
+                "[server]",
+                "[server]\nmax_line_bytes = 63",
+                "`max_line_bytes` = 63",
+            ),
+            (
+                "[server]",
+                "[server]\nmax_line_bytes = 1048577",
+                "`max_line_bytes` = 1048577",
+            ),
+            (
+                "[server]",
+                "[server]\noutbound_queue = 0",
+                "`outbound_queue` = 0",
+            ),
+            (
+                "[server]",
+                "[server]\noutbound_queue = 65537",
+                "`outbound_queue` = 65537",
+            ),
+        ] {
+            let error = only_error(&stack(FULL).replacen(from, to, 1));
+            assert!(
+                error.contains(&format!("option {option} is out of range")),
+                "{error}"
+            );
+            assert!(
+                error.starts_with("line 2, [server]") || error.contains("layer"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_instance_name_is_an_error() {
+        for name in ["", "has space", "ünïcode", &"x".repeat(33)] {
+            let text = stack(FULL).replace("[server]", &format!("[server]\ninstance = {name:?}"));
+            let error = only_error(&text);
+            assert!(
+                error.starts_with("line 2, [server]: option `instance`"),
+                "{error}"
+            );
+        }
+        let text = stack(FULL).replace("[server]", "[server]\ninstance = \"eu-1.chat_b\"");
+        assert!(parse("t", &text, &|_| None).is_ok());
+    }
+}

@@ -1,0 +1,91 @@
+//! Starting and stopping a chatd instance.
+//!
+//! [`Server::start`] builds the shared state and the layer stack from a pipeline config, binds
+//! the listeners and spawns the adapters. Binding happens before `start` returns, so a caller
+//! (the binary, or a test on port 0) knows the real addresses and that they are open.
+//!
+//! **The shutdown story.** One [`CancellationToken`] is the shutdown signal for everything: the
+//! accept loops stop accepting, every connection tells its client `* server shutting down` and
+//! closes, and each closed session leaves its rooms through the stack like any other disconnect.
+//! A [`TaskTracker`] holds every task so that [`Server::shutdown`] can wait for all of them to
+//! finish. Backends that must flush (a store's write queue) join the same two.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::adapters::tcp::{self, TcpOptions};
+use crate::core::Hub;
+use crate::pipeline::{self, ChatService, PipelineConfig};
+
+/// A running instance.
+#[derive(Debug)]
+pub struct Server {
+    tcp_addr: SocketAddr,
+    hub: Hub,
+    stack: ChatService,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Server {
+    /// Builds the stack `config` describes, binds its listeners and starts serving.
+    ///
+    /// # Errors
+    /// When a listener cannot be bound (address in use, permission denied).
+    pub async fn start(config: &PipelineConfig) -> anyhow::Result<Server> {
+        let hub = Hub::new(config.instance_id());
+        let stack = pipeline::build(config, &hub);
+        let listener = TcpListener::bind(config.server.tcp)
+            .await
+            .with_context(|| format!("cannot listen for TCP on {}", config.server.tcp))?;
+        let tcp_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let options = TcpOptions {
+            max_line_bytes: config.server.max_line_bytes,
+            outbound_queue: config.server.outbound_queue,
+        };
+        tracker.spawn(tcp::serve(
+            listener,
+            stack.clone(),
+            options,
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+        tracing::info!(instance = %hub.instance(), tcp = %tcp_addr, "chatd is listening");
+        Ok(Server {
+            tcp_addr,
+            hub,
+            stack,
+            shutdown,
+            tracker,
+        })
+    }
+
+    /// The address the line protocol listens on.
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.tcp_addr
+    }
+
+    /// The shared state (for tests and diagnostics).
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// A clone of the layer stack, to call it directly (tests, benches, bridges).
+    pub fn stack(&self) -> ChatService {
+        self.stack.clone()
+    }
+
+    /// Stops accepting, says goodbye to every client and waits for every task to end.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        tracing::info!(instance = %self.hub.instance(), "chatd stopped");
+    }
+}

@@ -1,0 +1,198 @@
+//! The `chatd` binary as a user runs it: `--help`, `--check` on good and bad pipelines, and a real
+//! start, chat and SIGTERM.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use support::Client;
+
+fn chatd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run chatd")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Writes `contents` to a fresh file and returns its path.
+fn pipeline_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("chatd-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(contents.as_bytes())
+        .unwrap();
+    path
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let out = chatd(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for flag in [
+        "--pipeline",
+        "--check",
+        "--tcp",
+        "--instance",
+        "phase1-single.toml",
+        "nc localhost 9001",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn check_prints_the_embedded_stack_in_call_order() {
+    let out = chatd(&["--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let positions: Vec<usize> = ["parse", "route", "history", "persist", "fanout"]
+        .iter()
+        .map(|kind| {
+            stdout
+                .find(&format!(". {kind}"))
+                .unwrap_or_else(|| panic!("{kind} missing:\n{stdout}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "layers out of order:\n{stdout}"
+    );
+    assert!(stdout.contains("capacity = 10"), "{stdout}");
+}
+
+#[test]
+fn check_accepts_the_shipped_phase1_file() {
+    let out = chatd(&["--pipeline", "pipelines/phase1-single.toml", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_reports_every_problem_at_once_with_exit_code_2() {
+    let path = pipeline_file(
+        "three-problems",
+        r#"
+[[layer]]
+kind = "fanout"
+backend = "local"
+
+[[layer]]
+kind = "parse"
+
+[[layer]]
+kind = "route"
+
+[[layer]]
+kind = "history"
+capcity = 10
+
+[[layer]]
+kind = "teleport"
+"#,
+    );
+    let out = chatd(&["--pipeline", path.to_str().unwrap(), "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(path.to_str().unwrap()),
+        "names the file:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("layer 5 (teleport)") && stderr.contains("unknown layer kind"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("layer 4 (history)") && stderr.contains("capcity"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("layer 1 (fanout)") && stderr.contains("must come after"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn broken_files_exit_2_without_a_panic() {
+    let syntax = pipeline_file("syntax", "[[layer]\nkind = ");
+    let missing = PathBuf::from("/nonexistent/chatd.toml");
+    for path in [syntax, missing] {
+        let out = chatd(&["--pipeline", path.to_str().unwrap(), "--check"]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_bad_override_is_refused() {
+    let out = chatd(&["--instance", "no spaces please", "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("instance"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_binary_serves_netcat_and_stops_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["--tcp", "127.0.0.1:0", "--instance", "cli"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start chatd");
+    let stderr = child.stderr.take().unwrap();
+    let mut reader = BufReader::new(stderr);
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "chatd exited before listening"
+        );
+        if let Some(rest) = line.split("is up: nc ").nth(1) {
+            let mut parts = rest.split_whitespace();
+            let (ip, port) = (parts.next().unwrap(), parts.next().unwrap());
+            break format!("{ip}:{port}").parse().unwrap();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in reader.lines() {});
+    let mut alice = Client::named(addr, "alice").await;
+    let mut bob = Client::named(addr, "bob").await;
+    assert!(alice.welcome.contains("(instance cli)"));
+    alice.join("general").await;
+    bob.join("general").await;
+    alice.expect("* bob joined general").await;
+    alice.send("hello from the binary").await;
+    bob.expect("[general] alice: hello from the binary").await;
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        alice.expect_closed().await,
+        ["* server shutting down, goodbye"]
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "chatd exits cleanly on SIGTERM: {status}");
+}

@@ -1,0 +1,179 @@
+//! The shared test harness: start an in-process chatd on ephemeral ports, and talk to it as a
+//! netcat user would, over a real socket.
+//!
+//! Every read has a generous timeout so a broken server fails a test instead of hanging it;
+//! no test asserts how fast anything happens.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use chatd::pipeline::{PipelineConfig, load};
+use chatd::server::Server;
+
+/// How long any single expected line may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The embedded default pipeline, on ephemeral loopback ports.
+pub fn default_config() -> PipelineConfig {
+    let mut config = load::embedded_default().expect("the embedded default pipeline is valid");
+    config.server.tcp = "127.0.0.1:0".parse().unwrap();
+    config.server.http = "127.0.0.1:0".parse().unwrap();
+    config.server.instance = Some("test".into());
+    config
+}
+
+/// Starts chatd with the embedded default pipeline.
+pub async fn start() -> Server {
+    start_with(default_config()).await
+}
+
+/// Starts chatd with `config`.
+pub async fn start_with(config: PipelineConfig) -> Server {
+    Server::start(&config).await.expect("server starts")
+}
+
+/// A netcat-like client.
+pub struct Client {
+    lines: FramedRead<OwnedReadHalf, LinesCodec>,
+    write: OwnedWriteHalf,
+    /// The welcome line the server sent.
+    pub welcome: String,
+}
+
+impl Client {
+    /// Connects and reads the welcome notice.
+    pub async fn connect(addr: SocketAddr) -> Client {
+        Client::over(TcpStream::connect(addr).await.expect("connect")).await
+    }
+
+    /// Connects with a tiny receive buffer, so that a client that does not read backs up into
+    /// the server quickly instead of into megabytes of kernel buffer.
+    pub async fn connect_small_buffer(addr: SocketAddr) -> Client {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        Client::over(socket.connect(addr).await.expect("connect")).await
+    }
+
+    async fn over(stream: TcpStream) -> Client {
+        let (read, write) = stream.into_split();
+        let lines = FramedRead::new(read, LinesCodec::new_with_max_length(1 << 20));
+        let mut client = Client {
+            lines,
+            write,
+            welcome: String::new(),
+        };
+        client.welcome = client.line().await;
+        assert!(
+            client.welcome.starts_with("* welcome to chatd"),
+            "welcome: {}",
+            client.welcome
+        );
+        client
+    }
+
+    /// Connects and takes the nick `nick`.
+    pub async fn named(addr: SocketAddr, nick: &str) -> Client {
+        let mut client = Client::connect(addr).await;
+        client.send(&format!("/nick {nick}")).await;
+        client.expect(&format!("* you are now {nick}")).await;
+        client
+    }
+
+    /// Sends one line (a newline is added).
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes()).await;
+    }
+
+    /// Sends raw bytes.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.write.write_all(bytes).await.expect("write to server");
+    }
+
+    /// The next line from the server.
+    pub async fn line(&mut self) -> String {
+        match tokio::time::timeout(PATIENCE, self.lines.next()).await {
+            Ok(Some(Ok(line))) => line,
+            Ok(Some(Err(e))) => panic!("read failed: {e}"),
+            Ok(None) => panic!("server closed the connection"),
+            Err(_) => panic!("no line from the server within {PATIENCE:?}"),
+        }
+    }
+
+    /// The next `n` lines.
+    pub async fn lines(&mut self, n: usize) -> Vec<String> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.line().await);
+        }
+        out
+    }
+
+    /// Asserts the next line is `expected`.
+    pub async fn expect(&mut self, expected: &str) {
+        let got = self.line().await;
+        assert_eq!(got, expected);
+    }
+
+    /// Asserts the next line starts with `prefix`, and returns it.
+    pub async fn expect_prefix(&mut self, prefix: &str) -> String {
+        let got = self.line().await;
+        assert!(
+            got.starts_with(prefix),
+            "expected a line starting with {prefix:?}, got {got:?}"
+        );
+        got
+    }
+
+    /// Joins `room` and returns the history lines that follow the join notice.
+    pub async fn join(&mut self, room: &str) -> Vec<String> {
+        self.send(&format!("/join {room}")).await;
+        let notice = self.expect_prefix(&format!("* you joined {room} (")).await;
+        let count = notice
+            .split("its last ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .map(|n| n.parse::<usize>().expect("history count"))
+            .unwrap_or(0);
+        self.lines(count).await
+    }
+
+    /// Proves nothing else is waiting: asks `/rooms` and asserts its reply is the next line.
+    pub async fn sync(&mut self) {
+        self.send("/rooms").await;
+        let got = self.line().await;
+        assert!(
+            got.starts_with("* rooms:") || got.starts_with("* no rooms"),
+            "unexpected line before the /rooms reply: {got:?}"
+        );
+    }
+
+    /// Asserts the server closes the connection (after any remaining lines, which are returned).
+    pub async fn expect_closed(&mut self) -> Vec<String> {
+        let mut rest = Vec::new();
+        loop {
+            match tokio::time::timeout(PATIENCE, self.lines.next()).await {
+                Ok(None) | Ok(Some(Err(_))) => return rest,
+                Ok(Some(Ok(line))) => rest.push(line),
+                Err(_) => panic!("the server did not close the connection; got {rest:?}"),
+            }
+        }
+    }
+
+    /// Sends many lines in one write.
+    pub async fn send_many(&mut self, lines: impl IntoIterator<Item = String>) {
+        let mut buf = String::new();
+        for line in lines {
+            buf.push_str(&line);
+            buf.push('\n');
+        }
+        self.send_raw(buf.as_bytes()).await;
+    }
+}
