@@ -64,11 +64,18 @@ async fn a_room_with_few_messages_replays_them_all() {
     let mut alice = Client::named(addr, "alice").await;
     alice.join("small").await;
     alice.send("one").await;
-    alice.send("two").await;
     alice.sync().await;
     let mut bob = Client::named(addr, "bob").await;
+    bob.send("/join small").await;
+    bob.expect("* you joined small (2 members); its last message follows")
+        .await;
+    bob.expect("[small] alice: one").await;
+    alice.expect("* bob joined small").await;
+    alice.send("two").await;
+    alice.sync().await;
+    let mut carol = Client::named(addr, "carol").await;
     assert_eq!(
-        bob.join("small").await,
+        carol.join("small").await,
         ["[small] alice: one", "[small] alice: two"]
     );
     server.shutdown().await;

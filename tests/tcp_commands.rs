@@ -181,6 +181,9 @@ async fn history_command() {
     for i in 1..=12 {
         alice.send(&format!("m{i}")).await;
     }
+    alice.send("/history 1").await;
+    alice.expect("* the last message in general:").await;
+    alice.expect("[general] alice: m12").await;
     alice.send("/history 3").await;
     alice.expect("* the last 3 messages in general:").await;
     assert_eq!(

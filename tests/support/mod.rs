@@ -136,12 +136,15 @@ impl Client {
     pub async fn join(&mut self, room: &str) -> Vec<String> {
         self.send(&format!("/join {room}")).await;
         let notice = self.expect_prefix(&format!("* you joined {room} (")).await;
-        let count = notice
-            .split("its last ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .map(|n| n.parse::<usize>().expect("history count"))
-            .unwrap_or(0);
+        let count = match notice.split("its last ").nth(1) {
+            None => 0,
+            Some("message follows") => 1,
+            Some(rest) => rest
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("history count"),
+        };
         self.lines(count).await
     }
 

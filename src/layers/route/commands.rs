@@ -91,6 +91,7 @@ impl<S: Inner> Ctx<'_, S> {
         };
         let header = match messages.len() {
             0 => format!("you joined {name} ({members}); no messages yet"),
+            1 => format!("you joined {name} ({members}); its last message follows"),
             n => format!("you joined {name} ({members}); its last {n} messages follow"),
         };
         Ok(Reply {
@@ -168,6 +169,7 @@ impl<S: Inner> Ctx<'_, S> {
         let messages = self.read_history(session, query).await?;
         let header = match messages.len() {
             0 => format!("no messages in {name} yet"),
+            1 => format!("the last message in {name}:"),
             k => format!("the last {k} messages in {name}:"),
         };
         Ok(Reply {
