@@ -2,9 +2,9 @@
 # Runs every test chatd has, on a fresh machine or yours: `scripts/test.sh`.
 #
 # It checks formatting and lints, then runs the unit tests, the integration tests (which start
-# chatd on ephemeral loopback ports) and each criterion bench once in test mode. It exits non-zero
-# on the first failure. Later phases add the services their tests need (PostgreSQL, Valkey, a
-# headless browser) here, installed when missing.
+# chatd on ephemeral loopback ports, and a real headless Chromium for the browser client) and each
+# criterion bench once in test mode. It installs what the tests need when it is missing, and exits
+# non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,9 @@ cargo fmt --all -- --check
 
 say "lints (cargo clippy, warnings are errors)"
 cargo clippy --all-targets --locked -- -D warnings
+
+say "headless browser for the end-to-end test (scripts/install-browser.sh)"
+scripts/install-browser.sh
 
 say "tests (unit, integration, benches in test mode)"
 cargo test --all-targets --locked

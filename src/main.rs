@@ -17,6 +17,7 @@ use chatd::server::Server;
 /// pipelines/phase1-single.toml: one instance, everything in memory, no services needed.
 ///
 /// Chat with: nc localhost 9001   (then /help)
+///        or: a browser at http://localhost:3001
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {
@@ -32,6 +33,10 @@ struct Cli {
     /// Listen for the line protocol (netcat) here, overriding [server] tcp.
     #[arg(long, value_name = "ADDR")]
     tcp: Option<SocketAddr>,
+
+    /// Listen for HTTP (browsers, curl) here, overriding [server] http.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
 
     /// This instance's name, overriding [server] instance (default: host name and TCP port).
     #[arg(long, value_name = "ID")]
@@ -89,6 +94,9 @@ fn apply_overrides(config: &mut PipelineConfig, cli: &Cli) {
     if let Some(tcp) = cli.tcp {
         config.server.tcp = tcp;
     }
+    if let Some(http) = cli.http {
+        config.server.http = http;
+    }
     if let Some(instance) = &cli.instance {
         config.server.instance = Some(instance.clone());
     }
@@ -97,10 +105,11 @@ fn apply_overrides(config: &mut PipelineConfig, cli: &Cli) {
 async fn run(config: PipelineConfig) -> anyhow::Result<()> {
     let server = Server::start(&config).await?;
     eprintln!(
-        "chatd {} is up: nc {} {}  (Ctrl-C stops it)",
+        "chatd {} is up: nc {} {}  or  http://{}/  (Ctrl-C stops it)",
         server.hub().instance(),
         server.tcp_addr().ip(),
-        server.tcp_addr().port()
+        server.tcp_addr().port(),
+        server.http_addr()
     );
     wait_for_signal().await;
     eprintln!("chatd: shutting down");

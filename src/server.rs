@@ -17,6 +17,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::adapters::http::{self, HttpOptions};
 use crate::adapters::tcp::{self, TcpOptions};
 use crate::core::Hub;
 use crate::pipeline::{self, ChatService, PipelineConfig};
@@ -25,6 +29,7 @@ use crate::pipeline::{self, ChatService, PipelineConfig};
 #[derive(Debug)]
 pub struct Server {
     tcp_addr: SocketAddr,
+    http_addr: SocketAddr,
     hub: Hub,
     stack: ChatService,
     shutdown: CancellationToken,
@@ -43,12 +48,29 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen for TCP on {}", config.server.tcp))?;
         let tcp_addr = listener.local_addr()?;
+        let http_listener = TcpListener::bind(config.server.http)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", config.server.http))?;
+        let http_addr = http_listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let options = TcpOptions {
             max_line_bytes: config.server.max_line_bytes,
             outbound_queue: config.server.outbound_queue,
         };
+        let http_options = HttpOptions {
+            outbound_queue: config.server.outbound_queue,
+            session_idle: Duration::from_secs(config.server.session_idle_secs),
+            max_body_bytes: config.server.max_body_bytes,
+            static_dir: static_dir(),
+        };
+        tracker.spawn(http::serve(
+            http_listener,
+            stack.clone(),
+            http_options,
+            shutdown.clone(),
+            tracker.clone(),
+        ));
         tracker.spawn(tcp::serve(
             listener,
             stack.clone(),
@@ -56,9 +78,10 @@ impl Server {
             shutdown.clone(),
             tracker.clone(),
         ));
-        tracing::info!(instance = %hub.instance(), tcp = %tcp_addr, "chatd is listening");
+        tracing::info!(instance = %hub.instance(), tcp = %tcp_addr, http = %http_addr, "chatd is listening");
         Ok(Server {
             tcp_addr,
+            http_addr,
             hub,
             stack,
             shutdown,
@@ -69,6 +92,11 @@ impl Server {
     /// The address the line protocol listens on.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp_addr
+    }
+
+    /// The address the HTTP adapter listens on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// The shared state (for tests and diagnostics).
@@ -87,5 +115,16 @@ impl Server {
         self.tracker.close();
         self.tracker.wait().await;
         tracing::info!(instance = %self.hub.instance(), "chatd stopped");
+    }
+}
+
+/// Where the browser client's files are: `static/` in the working directory, or else the one in
+/// the source tree this binary was built from (so `cargo run` works from any directory).
+fn static_dir() -> PathBuf {
+    let local = PathBuf::from("static");
+    if local.join("index.html").is_file() {
+        local
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
     }
 }

@@ -148,7 +148,14 @@ fn a_bad_override_is_refused() {
 #[tokio::test]
 async fn the_binary_serves_netcat_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args(["--tcp", "127.0.0.1:0", "--instance", "cli"])
+        .args([
+            "--tcp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--instance",
+            "cli",
+        ])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -164,9 +171,18 @@ async fn the_binary_serves_netcat_and_stops_on_sigterm() {
         if let Some(rest) = line.split("is up: nc ").nth(1) {
             let mut parts = rest.split_whitespace();
             let (ip, port) = (parts.next().unwrap(), parts.next().unwrap());
-            break format!("{ip}:{port}").parse().unwrap();
+            let http = rest
+                .split("http://")
+                .nth(1)
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap();
+            let tcp: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
+            break (tcp, http.parse::<std::net::SocketAddr>().unwrap());
         }
     };
+    let (addr, http_addr) = addr;
     // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in reader.lines() {});
     let mut alice = Client::named(addr, "alice").await;
@@ -177,6 +193,11 @@ async fn the_binary_serves_netcat_and_stops_on_sigterm() {
     alice.expect("* bob joined general").await;
     alice.send("hello from the binary").await;
     bob.expect("[general] alice: hello from the binary").await;
+
+    // An HTTP session must not keep the process alive at shutdown.
+    let http = support::http::HttpClient::connect(http_addr, "dana").await;
+    assert_eq!(http.command("/join general").await.status, 200);
+    alice.expect("* dana joined general").await;
 
     let pid = child.id().to_string();
     assert!(

@@ -5,5 +5,6 @@
 //! [`Event`](crate::core::Event)s that come back. The words users read are decided by the core,
 //! so netcat and browser users see the same messages and the same errors.
 
+pub mod http;
 pub mod lines;
 pub mod tcp;

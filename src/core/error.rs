@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Conflict,
     /// The server cannot do this right now (a dependency is down, shutting down).
     Unavailable,
+    /// The request names no open session (an unknown, forged or expired token).
+    Unauthenticated,
 }
 
 /// A refusal with a message meant for the person who caused it.

@@ -126,6 +126,16 @@ pub enum Detail {
     },
     /// Every room with its member count, sorted by name.
     Rooms(Vec<(RoomName, usize)>),
+    /// The start of a room's event stream: history up to `upto`, live delivery after it.
+    Replayed {
+        /// The room.
+        room: RoomName,
+        /// The last seq covered by `messages`; live delivery to the session starts after it.
+        upto: u64,
+        /// The messages after the requested point, oldest first (possibly fewer than missed:
+        /// compare the first seq with what was asked).
+        messages: Vec<Arc<ChatMessage>>,
+    },
     /// Recent messages of a room, oldest first.
     History {
         /// The room.

@@ -43,8 +43,17 @@ pub struct ChatMessage {
     pub ts_ms: i64,
     /// Who sent it, so the sender's own TCP connection is not echoed.
     pub origin: Origin,
-    /// `[room] nick: text\n`, rendered on first use and shared by every TCP recipient.
-    line: OnceLock<Bytes>,
+    /// Each wire form, rendered on first use and shared by every recipient of that protocol.
+    wire: [OnceLock<Bytes>; 2],
+}
+
+/// The wire forms a message is rendered into, one cache slot each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// The line protocol: `[room] nick: text\n`.
+    Line = 0,
+    /// A Server-Sent Events frame (rendered by the HTTP adapter).
+    Sse = 1,
 }
 
 impl ChatMessage {
@@ -69,14 +78,22 @@ impl ChatMessage {
             text,
             ts_ms,
             origin,
-            line: OnceLock::new(),
+            wire: Default::default(),
         }
     }
 
     /// The line protocol form, `[room] nick: text` plus a newline, shared between recipients.
     pub fn line(&self) -> Bytes {
-        self.line
-            .get_or_init(|| Bytes::from(format!("[{}] {}: {}\n", self.room, self.nick, self.text)))
+        self.wire(Wire::Line, |m| {
+            Bytes::from(format!("[{}] {}: {}\n", m.room, m.nick, m.text))
+        })
+    }
+
+    /// The message in `wire` form: rendered by `render` the first time, then shared. A room of a
+    /// thousand browsers encodes each message's SSE frame once, not a thousand times.
+    pub fn wire(&self, wire: Wire, render: impl FnOnce(&ChatMessage) -> Bytes) -> Bytes {
+        self.wire[wire as usize]
+            .get_or_init(|| render(self))
             .clone()
     }
 

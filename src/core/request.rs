@@ -116,6 +116,15 @@ pub enum Command {
     Help,
     /// `/quit`.
     Quit,
+    /// Opens a room's event stream (HTTP): joins the room if needed and reads the messages after
+    /// `after` (a resume), or the recent history when `after` is `None`. Answered with
+    /// [`Detail::Replayed`](super::Detail::Replayed).
+    Replay {
+        /// The room.
+        room: RoomName,
+        /// The last seq the client has, from `Last-Event-ID`.
+        after: Option<u64>,
+    },
     /// A chat message: to `room`, or to the current room when `None`.
     Say {
         /// The room, when the client names it (HTTP does); `None` for the current room.

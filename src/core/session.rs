@@ -261,7 +261,10 @@ impl Sessions {
 
 /// The error for a request naming a session that is not open.
 pub fn unknown_session() -> ChatError {
-    ChatError::not_found("unknown or expired session")
+    ChatError::new(
+        super::error::ErrorKind::Unauthenticated,
+        "unknown or expired session",
+    )
 }
 
 /// A free guest nick: `guest-` and four random digits, with more digits if those are crowded.

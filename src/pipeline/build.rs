@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use futures_util::future::{Ready, ready};
-use tower::util::BoxCloneService;
+use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, service_fn};
 
 use super::ChatService;
@@ -63,10 +63,10 @@ fn wrap<L>(layer: L, inner: ChatService) -> ChatService
 where
     L: Layer<ChatService>,
     L::Service:
-        tower::Service<Request, Response = Reply, Error = BoxError> + Clone + Send + 'static,
+        tower::Service<Request, Response = Reply, Error = BoxError> + Clone + Send + Sync + 'static,
     <L::Service as tower::Service<Request>>::Future: Send + 'static,
 {
-    BoxCloneService::new(layer.layer(inner))
+    BoxCloneSyncService::new(layer.layer(inner))
 }
 
 /// The bottom of every stack: whatever reaches it was not for any layer, and gets an empty reply.

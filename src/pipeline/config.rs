@@ -49,6 +49,13 @@ pub struct ServerConfig {
     /// Events that may wait for one slow client before it is disconnected.
     #[serde(default = "default_outbound_queue")]
     pub outbound_queue: usize,
+    /// An HTTP session with no open event stream and no request for this long expires and
+    /// frees its nick (TCP sessions end with their connection instead).
+    #[serde(default = "default_session_idle_secs")]
+    pub session_idle_secs: u64,
+    /// Largest accepted HTTP request body, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +66,8 @@ impl Default for ServerConfig {
             instance: None,
             max_line_bytes: default_max_line_bytes(),
             outbound_queue: default_outbound_queue(),
+            session_idle_secs: default_session_idle_secs(),
+            max_body_bytes: default_max_body_bytes(),
         }
     }
 }
@@ -74,6 +83,12 @@ fn default_max_line_bytes() -> usize {
 }
 fn default_outbound_queue() -> usize {
     256
+}
+fn default_session_idle_secs() -> u64 {
+    300
+}
+fn default_max_body_bytes() -> usize {
+    64 * 1024
 }
 
 /// One `[[layer]]` table. The `kind` key selects the variant.

@@ -15,13 +15,13 @@ pub mod env;
 pub mod load;
 
 use tower::BoxError;
-use tower::util::BoxCloneService;
+use tower::util::BoxCloneSyncService;
 
 use crate::core::{Reply, Request};
 
 /// The whole layer stack, type-erased: what both adapters call. Built once at start-up; each
 /// connection works on its own clone.
-pub type ChatService = BoxCloneService<Request, Reply, BoxError>;
+pub type ChatService = BoxCloneSyncService<Request, Reply, BoxError>;
 
 pub use build::build;
 pub use config::PipelineConfig;

@@ -7,12 +7,16 @@ use tower::BoxError;
 
 use super::{Ctx, with_messages};
 use crate::core::message::check_text;
+use crate::core::room::Joined;
 use crate::core::{
     Action, ChatError, ChatMessage, Command, Detail, Event, HistoryQuery, Nick, PresenceKind,
     Reply, Request, RoomName, Session,
 };
 use crate::layers::parse::HELP;
 use crate::layers::{Inner, call_inner};
+
+/// The most messages a resuming event stream is replayed; beyond it the stream says `truncated`.
+pub const MAX_REPLAY: usize = 1000;
 
 impl<S: Inner> Ctx<'_, S> {
     pub(super) async fn command(
@@ -35,6 +39,7 @@ impl<S: Inner> Ctx<'_, S> {
                 close: true,
                 ..Reply::notice("goodbye")
             }),
+            Command::Replay { room, after } => self.replay(session, room, after).await,
             Command::Say { room, text } => self.say(session, room, text).await,
         }
     }
@@ -58,8 +63,9 @@ impl<S: Inner> Ctx<'_, S> {
         Ok(Reply::notice(format!("you are now {nick}")).with(Detail::Nick(nick)))
     }
 
-    async fn join(&mut self, session: &Arc<Session>, name: RoomName) -> Result<Reply, BoxError> {
-        let room = self.hub().rooms().get_or_create(&name);
+    /// Puts `session` in room `name` (announcing it when new) and makes it the current room.
+    async fn enter(&mut self, session: &Arc<Session>, name: &RoomName) -> Result<Joined, BoxError> {
+        let room = self.hub().rooms().get_or_create(name);
         let joined = room.join(session);
         {
             let mut state = session.state();
@@ -68,6 +74,15 @@ impl<S: Inner> Ctx<'_, S> {
             }
             state.current = Some(name.clone());
         }
+        if joined.new {
+            self.announce(&room, session, session.nick(), PresenceKind::Joined)
+                .await?;
+        }
+        Ok(joined)
+    }
+
+    async fn join(&mut self, session: &Arc<Session>, name: RoomName) -> Result<Reply, BoxError> {
+        let joined = self.enter(session, &name).await?;
         let detail = Detail::Joined {
             room: name.clone(),
             members: joined.members,
@@ -76,8 +91,6 @@ impl<S: Inner> Ctx<'_, S> {
         if !joined.new {
             return Ok(Reply::notice(format!("{name} is now your current room")).with(detail));
         }
-        self.announce(&room, session, session.nick(), PresenceKind::Joined)
-            .await?;
         let query = HistoryQuery {
             room: name.clone(),
             upto: joined.upto,
@@ -99,6 +112,33 @@ impl<S: Inner> Ctx<'_, S> {
             detail: Some(detail),
             close: false,
         })
+    }
+
+    /// Starts a room's event stream: enters the room if needed, then reads what the client
+    /// missed after `after` (up to [`MAX_REPLAY`] messages) or, on a first open, the recent history.
+    async fn replay(
+        &mut self,
+        session: &Arc<Session>,
+        name: RoomName,
+        after: Option<u64>,
+    ) -> Result<Reply, BoxError> {
+        let joined = self.enter(session, &name).await?;
+        let query = HistoryQuery {
+            room: name.clone(),
+            upto: joined.upto,
+            after: after.unwrap_or(0),
+            limit: if after.is_some() {
+                MAX_REPLAY
+            } else {
+                self.shared.join_replay
+            },
+        };
+        let messages = self.read_history(session, query).await?;
+        Ok(Reply::default().with(Detail::Replayed {
+            room: name,
+            upto: joined.upto,
+            messages,
+        }))
     }
 
     async fn leave(

@@ -16,6 +16,10 @@ const MAX_LINE_BYTES: RangeInclusive<usize> = 64..=1_048_576;
 /// `[server] outbound_queue`: 0 would drop every event, and a huge queue lets one slow reader
 /// pin a lot of memory.
 const OUTBOUND_QUEUE: RangeInclusive<usize> = 1..=65_536;
+/// `[server] session_idle_secs`: at least a second, at most a day.
+const SESSION_IDLE_SECS: RangeInclusive<u64> = 1..=86_400;
+/// `[server] max_body_bytes`: room for a 2000-character message in JSON, and at most 16 MiB.
+const MAX_BODY_BYTES: RangeInclusive<usize> = 1024..=16 * 1024 * 1024;
 /// `history.capacity`: a ring of 0 keeps nothing (remove the layer instead), and the ring is
 /// per room, so its size multiplies.
 const HISTORY_CAPACITY: RangeInclusive<usize> = 1..=10_000;
@@ -41,6 +45,18 @@ pub(super) fn server_problems(server: &ServerConfig) -> ValueProblems {
         "outbound_queue",
         server.outbound_queue,
         OUTBOUND_QUEUE,
+    );
+    out_of_range(
+        &mut problems,
+        "session_idle_secs",
+        server.session_idle_secs,
+        SESSION_IDLE_SECS,
+    );
+    out_of_range(
+        &mut problems,
+        "max_body_bytes",
+        server.max_body_bytes,
+        MAX_BODY_BYTES,
     );
     if let Some(name) = &server.instance
         && !is_instance_name(name)
@@ -79,11 +95,11 @@ fn is_instance_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-fn out_of_range(
+fn out_of_range<T: PartialOrd + std::fmt::Display>(
     problems: &mut ValueProblems,
     key: &'static str,
-    value: usize,
-    range: RangeInclusive<usize>,
+    value: T,
+    range: RangeInclusive<T>,
 ) {
     if !range.contains(&value) {
         let (low, high) = (range.start(), range.end());
@@ -140,6 +156,16 @@ mod tests {
                 "[server]",
                 "[server]\noutbound_queue = 65537",
                 "`outbound_queue` = 65537",
+            ),
+            (
+                "[server]",
+                "[server]\nsession_idle_secs = 0",
+                "`session_idle_secs` = 0",
+            ),
+            (
+                "[server]",
+                "[server]\nmax_body_bytes = 10",
+                "`max_body_bytes` = 10",
             ),
         ] {
             let error = only_error(&stack(FULL).replacen(from, to, 1));

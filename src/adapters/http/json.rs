@@ -1,0 +1,116 @@
+//! JSON in and out, and the HTTP face of [`ChatError`].
+//!
+//! Every error is `{"error": "..."}` with the status its [`ErrorKind`] calls for; the words are
+//! the core's, the same a netcat user reads after `! `.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tower::BoxError;
+
+use super::Body;
+use crate::core::{ChatError, ErrorKind};
+
+/// A refusal, ready to be sent.
+#[derive(Debug)]
+pub struct HttpError {
+    /// The status code.
+    pub status: StatusCode,
+    /// The message, for `{"error": ...}`.
+    pub message: String,
+}
+
+impl HttpError {
+    /// An error with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> HttpError {
+        HttpError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The response: `{"error": message}`.
+    pub fn into_response(self) -> Response<Body> {
+        json_response(self.status, &json!({ "error": self.message }))
+    }
+}
+
+impl From<ChatError> for HttpError {
+    fn from(err: ChatError) -> HttpError {
+        let status = match err.kind {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        };
+        HttpError::new(status, err.message)
+    }
+}
+
+impl From<BoxError> for HttpError {
+    fn from(err: BoxError) -> HttpError {
+        ChatError::from_box(&err).into()
+    }
+}
+
+/// A JSON response.
+pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut response = Response::new(super::full(Full::new(Bytes::from(value.to_string()))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Reads a JSON body of at most `limit` bytes into `T`.
+///
+/// # Errors
+/// `415` without a JSON content type, `413` over the limit, `400` for malformed JSON or fields.
+pub async fn read_json<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<T, HttpError> {
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return Err(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send JSON with Content-Type: application/json",
+        ));
+    }
+    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(HttpError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body too large (max {limit} bytes)"),
+            ));
+        }
+        Err(err) => {
+            return Err(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the body: {err}"),
+            ));
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|err| HttpError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {err}")))
+}

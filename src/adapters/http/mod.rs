@@ -1,0 +1,160 @@
+//! The HTTP adapter: REST for commands, Server-Sent Events for the live stream.
+//!
+//! The seed's central lesson lives here and in `tcp.rs`: the same core serves netcat and browsers.
+//! This adapter translates JSON requests into the very same `Request`s
+//! the TCP adapter makes and calls the same [`ChatService`]; it renders replies as JSON and
+//! events as SSE frames. It holds no chat logic: the HTTP-only state is the token → session map
+//! ([`sessions`]) and the per-stream resume bookkeeping (`sse.rs`).
+//!
+//! | endpoint | request | answer |
+//! |---|---|---|
+//! | `POST /connect` | `{"nick"?}` | `{"session", "nick"}` + cookie |
+//! | `POST /command` | `{"command": "/join general"}` | `{"lines": [...], ...}` |
+//! | `POST /message` | `{"room", "text"}` | `202 {"room", "seq"}` |
+//! | `GET /messages/:room` | (`Last-Event-ID`) | `text/event-stream` |
+//! | `GET /healthz` | | `200` |
+//! | `GET /…` | | the browser client from `static/` |
+//!
+//! Served with hyper 1 (HTTP/1.1, a header-read timeout against slow-header clients) and
+//! tower-http (request tracing, a timeout on ordinary requests, static files). Graceful shutdown
+//! is the server's one [`CancellationToken`]: streams end, connections drain.
+
+mod json;
+mod routes;
+pub mod sessions;
+mod sse;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::{BoxError, ServiceExt};
+
+use crate::core::{Reply, Request};
+use crate::pipeline::ChatService;
+use sessions::HttpSessions;
+
+/// The body type of every response.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Boxes any body into [`Body`].
+pub fn full<B>(body: B) -> Body
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(|err| -> BoxError { err.into() })
+        .boxed_unsync()
+}
+
+/// A slow-header client (slowloris) gets this long to send its request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ordinary requests must be answered within this (event streams are not affected: their
+/// response starts at once and the body streams).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connections get to finish after shutdown before they are dropped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The HTTP adapter's settings, from the `[server]` table.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Capacity of each session's outbound queue.
+    pub outbound_queue: usize,
+    /// Idle sessions expire after this.
+    pub session_idle: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Where the browser client's files are.
+    pub static_dir: PathBuf,
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+struct State {
+    stack: ChatService,
+    options: HttpOptions,
+    sessions: HttpSessions,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl State {
+    /// Calls the chat stack.
+    async fn call(&self, req: Request) -> Result<Reply, BoxError> {
+        self.stack.clone().oneshot(req).await
+    }
+}
+
+/// Serves HTTP until `shutdown`, each connection on its own task on `tracker`.
+pub async fn serve(
+    listener: TcpListener,
+    stack: ChatService,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let state = Arc::new(State {
+        stack,
+        options,
+        sessions: HttpSessions::default(),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    });
+    tracker.spawn(routes::expire_idle_sessions(state.clone()));
+    let service = routes::service(state.clone());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let svc = TowerToHyperService::new(service.clone().map_request(
+            move |mut req: http::Request<_>| {
+                req.extensions_mut().insert(Peer(peer));
+                req
+            },
+        ));
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), svc);
+        let connection = graceful.watch(connection);
+        tracker.spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, %peer, "http connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP connections did not finish in time");
+    }
+}
+
+/// The client's address, attached to each request.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+/// Never fails: every error has become a response by now.
+type HttpResult = Result<http::Response<Body>, Infallible>;

@@ -1,0 +1,335 @@
+//! The endpoints: each turns JSON into a core request and the reply back into JSON.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{AUTHORIZATION, COOKIE, HeaderValue, SET_COOKIE};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_http::services::ServeDir;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use super::json::{HttpError, json_response, read_json};
+use super::sessions::HttpSession;
+use super::{Body, HttpResult, Peer, REQUEST_TIMEOUT, State, full, sse};
+use crate::core::{
+    Action, Closer, Command, Connect, Detail, Protocol, Reply, Request as ChatRequest, RoomName,
+};
+
+/// The cookie that carries the session token for browsers.
+const COOKIE_NAME: &str = "chatd_session";
+
+/// The HTTP service: tracing and a timeout around the router.
+pub(super) fn service(
+    state: Arc<State>,
+) -> BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible> {
+    let router = tower::service_fn(move |req| route(state.clone(), req));
+    BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(TraceLayer::new_for_http())
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                REQUEST_TIMEOUT,
+            ))
+            .service(router)
+            .map_response(|res| res.map(full)),
+    )
+}
+
+async fn route(state: Arc<State>, req: Request<Incoming>) -> HttpResult {
+    let path = req.uri().path().to_string();
+    let result = match (req.method().clone(), path.as_str()) {
+        (Method::POST, "/connect") => connect(&state, req).await,
+        (Method::POST, "/command") => command(&state, req).await,
+        (Method::POST, "/message") => message(&state, req).await,
+        (Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        (Method::GET, p) if p.starts_with("/messages/") => sse::open(&state, req).await,
+        (_, "/connect" | "/command" | "/message" | "/healthz") => Err(HttpError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        )),
+        (Method::GET | Method::HEAD, _) => static_file(&state, req).await,
+        _ => Err(HttpError::new(StatusCode::NOT_FOUND, "not found")),
+    };
+    Ok(result.unwrap_or_else(HttpError::into_response))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectBody {
+    nick: Option<String>,
+}
+
+async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    let body: ConnectBody = read_json(req, state.options.max_body_bytes).await?;
+    let (outbound, mut events) = mpsc::channel(state.options.outbound_queue);
+    let closer = Closer::default();
+    let connect = Connect {
+        protocol: Protocol::Http,
+        nick: body.nick,
+        peer,
+        outbound,
+        closer: closer.clone(),
+    };
+    let reply = state
+        .call(ChatRequest::anonymous(Action::Connect(connect)))
+        .await?;
+    let Some(Detail::Connected { session: id, nick }) = reply.detail else {
+        return Err(HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the stack opened no session",
+        ));
+    };
+    let session = state.sessions.open(id);
+    // The dispatcher: from the core's queue to the open streams, until the session ends.
+    let (dispatch_state, dispatch_session) = (state.clone(), session.clone());
+    state.tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => dispatch_session.dispatch(event),
+                    None => break, // the core closed the session
+                },
+                _ = closer.closed() => {
+                    end_session(&dispatch_state, &dispatch_session.token).await;
+                    break;
+                }
+                _ = dispatch_state.shutdown.cancelled() => break,
+            }
+        }
+    });
+    let mut response = json_response(
+        StatusCode::OK,
+        &json!({ "session": session.token, "nick": nick }),
+    );
+    let cookie = format!(
+        "{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/",
+        session.token
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    command: String,
+}
+
+async fn command(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+    let session = authenticate(state, &req)?;
+    let body: CommandBody = read_json(req, state.options.max_body_bytes).await?;
+    let reply = state
+        .call(ChatRequest::from(session.id, Action::Line(body.command)))
+        .await?;
+    if reply.close {
+        end_session(state, &session.token).await;
+    }
+    Ok(json_response(StatusCode::OK, &reply_json(&reply)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    room: String,
+    text: String,
+}
+
+async fn message(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+    let session = authenticate(state, &req)?;
+    let body: MessageBody = read_json(req, state.options.max_body_bytes).await?;
+    let room = RoomName::parse(&body.room)?;
+    let say = Command::Say {
+        room: Some(room),
+        text: body.text,
+    };
+    // A spawned call completes even if the client hangs up mid-request, so a numbered message
+    // is never abandoned halfway through the stack.
+    let stack_state = state.clone();
+    let id = session.id;
+    let reply = tokio::spawn(async move {
+        stack_state
+            .call(ChatRequest::from(id, Action::Command(say)))
+            .await
+    })
+    .await
+    .map_err(|err| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))??;
+    match reply.detail {
+        Some(Detail::Sent { room, seq }) => Ok(json_response(
+            StatusCode::ACCEPTED,
+            &json!({ "room": room, "seq": seq }),
+        )),
+        _ => Err(HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the message was not accepted",
+        )),
+    }
+}
+
+/// The reply as JSON: the lines a TCP client would read, plus the structured detail.
+fn reply_json(reply: &Reply) -> Value {
+    let lines: Vec<String> = reply.events.iter().map(|e| e.text()).collect();
+    let mut out = json!({ "lines": lines });
+    let extra = match &reply.detail {
+        Some(Detail::Nick(nick)) => json!({ "nick": nick }),
+        Some(Detail::Joined { room, members, .. }) => json!({ "room": room, "members": members }),
+        Some(Detail::Left(room)) => json!({ "room": room }),
+        Some(Detail::Users { room, nicks }) => json!({ "room": room, "users": nicks }),
+        Some(Detail::Rooms(rooms)) => {
+            let rooms: Vec<Value> = rooms
+                .iter()
+                .map(|(name, n)| json!({ "name": name, "members": n }))
+                .collect();
+            json!({ "rooms": rooms })
+        }
+        Some(Detail::History { room, messages }) => {
+            json!({ "room": room, "messages": messages.iter().map(|m| sse::message_json(m)).collect::<Vec<_>>() })
+        }
+        Some(Detail::Sent { room, seq }) => json!({ "room": room, "seq": seq }),
+        _ => json!({}),
+    };
+    if let (Some(out), Value::Object(extra)) = (out.as_object_mut(), extra) {
+        out.extend(extra);
+    }
+    if reply.close {
+        out["closed"] = json!(true);
+    }
+    out
+}
+
+/// The session a request belongs to: `Authorization: Bearer`, the cookie, or `?session=`.
+pub(super) fn authenticate(
+    state: &State,
+    req: &Request<Incoming>,
+) -> Result<Arc<HttpSession>, HttpError> {
+    let bearer = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let cookie = req
+        .headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|header| {
+            header
+                .split(';')
+                .find_map(|pair| pair.trim().strip_prefix(COOKIE_NAME)?.strip_prefix('='))
+        });
+    let query = query_param(req.uri().query(), "session");
+    let token = bearer
+        .or(cookie)
+        .map(str::to_string)
+        .or(query)
+        .ok_or_else(|| {
+            HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "no session: POST /connect first, then send its token",
+            )
+        })?;
+    let session = state
+        .sessions
+        .get(&token)
+        .ok_or_else(|| HttpError::new(StatusCode::UNAUTHORIZED, "unknown or expired session"))?;
+    session.touch();
+    Ok(session)
+}
+
+/// The value of `name` in a query string, percent-decoded.
+pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| percent_decode(value))
+    })
+}
+
+/// Decodes `%XX` escapes (invalid ones are kept as written).
+pub(super) fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Ends an HTTP session: its token stops working and it leaves its rooms.
+async fn end_session(state: &State, token: &str) {
+    if let Some(session) = state.sessions.remove(token) {
+        let _ = state
+            .call(ChatRequest::from(session.id, Action::Disconnect))
+            .await;
+    }
+}
+
+/// Expires idle sessions (see `sessions`), checking a few times per idle period.
+pub(super) async fn expire_idle_sessions(state: Arc<State>) {
+    let idle = state.options.session_idle;
+    let period = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        for session in state.sessions.take_expired(idle) {
+            tracing::debug!(session = %session.id, "http session expired");
+            let _ = state
+                .call(ChatRequest::from(session.id, Action::Disconnect))
+                .await;
+        }
+    }
+}
+
+/// Files of the browser client, by tower-http's `ServeDir` (which refuses `..` escapes).
+async fn static_file(state: &State, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+    let response = ServeDir::new(&state.options.static_dir)
+        .oneshot(req)
+        .await
+        .map_err(|err| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+    if response.status() == StatusCode::NOT_FOUND {
+        return Err(HttpError::new(StatusCode::NOT_FOUND, "not found"));
+    }
+    Ok(response.map(full))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_decoded() {
+        assert_eq!(
+            query_param(Some("a=1&session=x%20y"), "session").as_deref(),
+            Some("x y")
+        );
+        assert_eq!(query_param(Some("a=1"), "session"), None);
+        assert_eq!(query_param(None, "session"), None);
+        assert_eq!(percent_decode("%23general%zz"), "#general%zz");
+    }
+}

@@ -1,0 +1,216 @@
+//! HTTP sessions: a token in place of a socket.
+//!
+//! A netcat session *is* its TCP connection. HTTP has no such thing (the seed's "stateful vs
+//! stateless" lesson), so `POST /connect` opens a core session and hands back an opaque token
+//! (256 random bits) that later requests carry. The core pushes the session's events into one
+//! outbound queue, as for TCP; a dispatcher task reads it and hands each event to the event
+//! streams (`GET /messages/:room`) open for that event's room, through a small bounded queue per
+//! stream, a "tap".
+//!
+//! Two rules keep memory bounded without losing anything a client can notice:
+//! * A tap that is full (its browser reads too slowly) is cut: its stream ends, the browser's
+//!   `EventSource` reconnects with `Last-Event-ID`, and the resume replays what it missed.
+//! * A session with no open stream and no request for `session_idle_secs` expires: it leaves its
+//!   rooms like a disconnecting netcat user, and its nick is free again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::core::{Event, RoomName, SessionId};
+
+/// Events a stream may have waiting before it is cut as too slow.
+pub const TAP_QUEUE: usize = 256;
+
+/// One logged-in HTTP client.
+#[derive(Debug)]
+pub struct HttpSession {
+    /// The core session behind it.
+    pub id: SessionId,
+    /// The bearer token.
+    pub token: String,
+    last_seen: Mutex<Instant>,
+    taps: Mutex<Vec<Tap>>,
+    next_tap: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Tap {
+    id: u64,
+    room: RoomName,
+    events: mpsc::Sender<Event>,
+}
+
+/// Detaches its tap when the stream ends (the browser left, or the server cut it).
+#[derive(Debug)]
+pub struct TapGuard {
+    session: Arc<HttpSession>,
+    id: u64,
+}
+
+impl Drop for TapGuard {
+    fn drop(&mut self) {
+        self.session.taps().retain(|tap| tap.id != self.id);
+        self.session.touch(); // idleness counts from the last stream's end
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl HttpSession {
+    fn taps(&self) -> MutexGuard<'_, Vec<Tap>> {
+        lock(&self.taps)
+    }
+
+    /// Records activity, postponing expiry.
+    pub fn touch(&self) {
+        *lock(&self.last_seen) = Instant::now();
+    }
+
+    /// Starts receiving `room`'s events; they arrive on the returned queue until the guard drops.
+    pub fn attach(self: &Arc<Self>, room: RoomName) -> (TapGuard, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(TAP_QUEUE);
+        let id = self.next_tap.fetch_add(1, Ordering::Relaxed);
+        self.taps().push(Tap {
+            id,
+            room,
+            events: tx,
+        });
+        (
+            TapGuard {
+                session: self.clone(),
+                id,
+            },
+            rx,
+        )
+    }
+
+    /// Hands `event` to the taps of its room; a full tap is cut (see the module docs).
+    pub fn dispatch(&self, event: Event) {
+        let room = match &event {
+            Event::Message(msg) => &msg.room,
+            Event::Presence(presence) => &presence.room,
+            Event::Notice(_) | Event::Error(_) => return, // replies travel in HTTP responses
+        };
+        self.taps().retain(|tap| {
+            if tap.room != *room {
+                return true;
+            }
+            match tap.events.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::debug!(session = %self.id, room = %tap.room, "event stream too slow; cutting it");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    /// Whether the session has had no open stream and no request for `idle`.
+    fn expired(&self, idle: Duration) -> bool {
+        self.taps().is_empty() && lock(&self.last_seen).elapsed() >= idle
+    }
+}
+
+/// Every HTTP session, by token.
+#[derive(Debug, Default)]
+pub struct HttpSessions {
+    by_token: Mutex<HashMap<String, Arc<HttpSession>>>,
+}
+
+impl HttpSessions {
+    /// Registers a new session for core session `id` and returns it with its fresh token.
+    pub fn open(&self, id: SessionId) -> Arc<HttpSession> {
+        let token = new_token();
+        let session = Arc::new(HttpSession {
+            id,
+            token: token.clone(),
+            last_seen: Mutex::new(Instant::now()),
+            taps: Mutex::default(),
+            next_tap: AtomicU64::new(0),
+        });
+        lock(&self.by_token).insert(token, session.clone());
+        session
+    }
+
+    /// The session holding `token`, if any.
+    pub fn get(&self, token: &str) -> Option<Arc<HttpSession>> {
+        lock(&self.by_token).get(token).cloned()
+    }
+
+    /// Forgets a session; its token stops working at once.
+    pub fn remove(&self, token: &str) -> Option<Arc<HttpSession>> {
+        lock(&self.by_token).remove(token)
+    }
+
+    /// Removes and returns the sessions idle for at least `idle`.
+    pub fn take_expired(&self, idle: Duration) -> Vec<Arc<HttpSession>> {
+        let mut map = lock(&self.by_token);
+        let expired: Vec<String> = map
+            .iter()
+            .filter(|(_, s)| s.expired(idle))
+            .map(|(t, _)| t.clone())
+            .collect();
+        expired.iter().filter_map(|t| map.remove(t)).collect()
+    }
+}
+
+/// 256 random bits from the thread-local CSPRNG, as 64 hex digits.
+fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::message::sample;
+
+    #[test]
+    fn tokens_are_long_and_distinct() {
+        let (a, b) = (new_token(), new_token());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn events_reach_only_their_rooms_taps_and_full_taps_are_cut() {
+        let sessions = HttpSessions::default();
+        let s = sessions.open(SessionId(1));
+        let general = RoomName::parse("general").unwrap();
+        let (_g, mut general_rx) = s.attach(general.clone());
+        let (_r, mut random_rx) = s.attach(RoomName::parse("random").unwrap());
+        s.dispatch(Event::Message(sample("general", 1, "a", "hi")));
+        assert!(general_rx.try_recv().is_ok());
+        assert!(random_rx.try_recv().is_err());
+        for seq in 0..=TAP_QUEUE as u64 {
+            s.dispatch(Event::Message(sample("general", seq + 2, "a", "flood")));
+        }
+        assert_eq!(
+            s.taps().len(),
+            1,
+            "the full general tap was cut, random stays"
+        );
+    }
+
+    #[test]
+    fn sessions_expire_only_without_streams() {
+        let sessions = HttpSessions::default();
+        let s = sessions.open(SessionId(1));
+        let guard = s.attach(RoomName::parse("general").unwrap());
+        assert!(
+            sessions.take_expired(Duration::ZERO).is_empty(),
+            "an open stream keeps it alive"
+        );
+        drop(guard);
+        let expired = sessions.take_expired(Duration::ZERO);
+        assert_eq!(expired.len(), 1);
+        assert!(sessions.get(&s.token).is_none());
+    }
+}

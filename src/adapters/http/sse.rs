@@ -1,0 +1,252 @@
+//! `GET /messages/:room`: a room's history, then its live messages, as Server-Sent Events.
+//!
+//! **Gap-free resume.** A browser's `EventSource` reconnects by itself and sends the id of the
+//! last event it got as `Last-Event-ID` (curl users pass `?last_event_id=N`). The stream then:
+//!
+//! 1. attaches to the room's live feed first (a tap, see `sessions`), so nothing that happens
+//!    from now on can be missed;
+//! 2. asks the core for the messages after N (`Command::Replay`), which also joins the room if
+//!    needed and answers with `upto`, the last seq the replay covers;
+//! 3. sends the replay, then live events, dropping any live message with a seq at or below what
+//!    was already sent: messages that arrived during the replay are in both, and go out once.
+//!
+//! When the missed range is older than anything the server still holds, the stream says so with
+//! `event: truncated` (and the first seq it can deliver) instead of skipping silently.
+//!
+//! Each message's frame is rendered once and shared by every stream (`Wire::Sse`); the server
+//! never compresses the stream, and pings every 15 s keep proxies from closing it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::StreamBody;
+use hyper::body::{Frame, Incoming};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::json::HttpError;
+use super::routes::{authenticate, percent_decode, query_param};
+use super::sessions::TapGuard;
+use super::{Body, State};
+use crate::core::message::Wire;
+use crate::core::{
+    Action, ChatMessage, Command, Detail, Event, Presence, PresenceKind, Request as ChatRequest,
+    RoomName,
+};
+
+/// A comment line this often keeps idle streams open through proxies.
+const PING: Duration = Duration::from_secs(15);
+/// How long a browser waits before reconnecting.
+const RETRY_MS: u64 = 2000;
+/// Frames written to the socket ahead of the client.
+const BODY_QUEUE: usize = 16;
+
+/// Opens the stream; see the module docs.
+pub(super) async fn open(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, HttpError> {
+    let session = authenticate(state, &req)?;
+    let raw_room = req.uri().path().trim_start_matches("/messages/");
+    let room = RoomName::parse(&percent_decode(raw_room))?;
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| query_param(req.uri().query(), "last_event_id"));
+    let after = match last_event_id {
+        None => None,
+        Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                format!("Last-Event-ID must be a message seq, not {raw:?}"),
+            )
+        })?),
+    };
+    let (tap, live) = session.attach(room.clone());
+    let replay_room = Command::Replay {
+        room: room.clone(),
+        after,
+    };
+    let reply = state
+        .call(ChatRequest::from(session.id, Action::Command(replay_room)))
+        .await?;
+    let Some(Detail::Replayed { upto, messages, .. }) = reply.detail else {
+        return Err(HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the stack gave no replay",
+        ));
+    };
+    let (frames, body) = mpsc::channel::<Bytes>(BODY_QUEUE);
+    let stream = Stream {
+        frames,
+        live,
+        tap,
+        last_sent: upto,
+    };
+    let opening = replay(&room, after, upto, &messages);
+    state
+        .tracker
+        .spawn(stream.run(state.shutdown.clone(), opening));
+
+    let body = StreamBody::new(futures_util::stream::unfold(body, |mut body| async move {
+        let frame = body.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(Frame::data(frame)), body))
+    }));
+    let mut response = Response::new(super::full(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// The opening of a stream: the retry hint, a `truncated` notice if needed, the replayed messages.
+fn replay(
+    room: &RoomName,
+    after: Option<u64>,
+    upto: u64,
+    messages: &[Arc<ChatMessage>],
+) -> BytesMut {
+    let mut out = BytesMut::new();
+    out.extend_from_slice(format!("retry: {RETRY_MS}\n\n").as_bytes());
+    if let Some(after) = after {
+        let first = messages.first().map_or(upto + 1, |m| m.seq);
+        if upto > after && first > after + 1 {
+            let data = json!({ "room": room, "first_seq": first });
+            out.extend_from_slice(format!("event: truncated\ndata: {data}\n\n").as_bytes());
+        }
+    }
+    for msg in messages {
+        out.extend_from_slice(&message_frame(msg));
+    }
+    out
+}
+
+/// One open stream.
+struct Stream {
+    frames: mpsc::Sender<Bytes>,
+    live: mpsc::Receiver<Event>,
+    /// Keeps the tap attached while the stream runs.
+    #[allow(dead_code)]
+    tap: TapGuard,
+    last_sent: u64,
+}
+
+impl Stream {
+    async fn run(mut self, shutdown: tokio_util::sync::CancellationToken, mut out: BytesMut) {
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING, PING);
+        loop {
+            if !out.is_empty() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    sent = self.frames.send(out.split().freeze()) => if sent.is_err() { return },
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = self.frames.closed() => return, // the client went away
+                event = self.live.recv() => match event {
+                    None => return, // cut as too slow, or the session ended: the browser resumes
+                    Some(event) => {
+                        self.push(event, &mut out);
+                        while let Ok(event) = self.live.try_recv() {
+                            self.push(event, &mut out);
+                        }
+                    }
+                },
+                _ = ping.tick() => out.extend_from_slice(b": ping\n\n"),
+            }
+        }
+    }
+
+    fn push(&mut self, event: Event, out: &mut BytesMut) {
+        match event {
+            Event::Message(msg) if msg.seq > self.last_sent => {
+                self.last_sent = msg.seq;
+                out.extend_from_slice(&message_frame(&msg));
+            }
+            Event::Presence(presence) => {
+                out.extend_from_slice(
+                    format!("event: presence\ndata: {}\n\n", presence_json(&presence)).as_bytes(),
+                );
+            }
+            _ => {} // already sent in the replay, or not for streams
+        }
+    }
+}
+
+/// `event: message` with the seq as its id, rendered once per message.
+fn message_frame(msg: &ChatMessage) -> Bytes {
+    msg.wire(Wire::Sse, |m| {
+        Bytes::from(format!(
+            "event: message\nid: {}\ndata: {}\n\n",
+            m.seq,
+            message_json(m)
+        ))
+    })
+}
+
+/// A message as JSON. The seq is a number: it stays far below 2^53, where JavaScript would lose
+/// precision.
+pub(super) fn message_json(msg: &ChatMessage) -> Value {
+    json!({ "room": msg.room, "seq": msg.seq, "nick": msg.nick, "text": msg.text, "ts": msg.timestamp() })
+}
+
+fn presence_json(presence: &Presence) -> Value {
+    let kind = match &presence.kind {
+        PresenceKind::Joined => "joined",
+        PresenceKind::Left => "left",
+        PresenceKind::Quit => "quit",
+        PresenceKind::Renamed(_) => "renamed",
+    };
+    let mut value = json!({ "room": presence.room, "nick": presence.nick, "kind": kind, "text": presence.text() });
+    if let PresenceKind::Renamed(new) = &presence.kind {
+        value["new_nick"] = json!(new);
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::message::sample;
+
+    fn general() -> RoomName {
+        RoomName::parse("general").unwrap()
+    }
+
+    #[test]
+    fn frames_are_sse_and_shared() {
+        let msg = sample("general", 7, "alice", "hi \"there\"");
+        let frame = message_frame(&msg);
+        let text = std::str::from_utf8(&frame).unwrap();
+        assert!(text.starts_with("event: message\nid: 7\ndata: {"), "{text}");
+        assert!(text.ends_with("}\n\n"));
+        assert!(text.contains(r#""text":"hi \"there\"""#));
+        assert_eq!(frame.as_ptr(), message_frame(&msg).as_ptr());
+    }
+
+    #[test]
+    fn a_resume_from_too_far_back_is_truncated() {
+        let kept: Vec<_> = (41..=50).map(|s| sample("general", s, "a", "x")).collect();
+        let out = replay(&general(), Some(3), 50, &kept);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(
+            text.contains("event: truncated\ndata: {\"first_seq\":41,\"room\":\"general\"}"),
+            "{text}"
+        );
+        let out = replay(&general(), Some(40), 50, &kept);
+        assert!(!std::str::from_utf8(&out).unwrap().contains("truncated"));
+        let out = replay(&general(), Some(50), 50, &[]);
+        assert!(
+            !std::str::from_utf8(&out).unwrap().contains("truncated"),
+            "up to date"
+        );
+    }
+}

@@ -1,0 +1,336 @@
+// The browser client's controller: who you are, which rooms you are in, which one you look at.
+//
+// The server owns the truth (membership, nicks, messages); this file keeps just enough state to
+// draw it, and asks again whenever something may have changed: the room list on join, leave,
+// presence and every ten seconds, the member list on presence in the current room.
+//
+//   api.js       one function per HTTP endpoint
+//   room.js      a joined room: its timeline, seq dedupe and event stream
+//   commands.js  what a typed line does
+//   page.js      the page's parts, drawn from the state; view.js the pieces (always textContent)
+//   store.js     what survives a reload
+
+import * as api from './api.js';
+import { Room } from './room.js';
+import * as view from './view.js';
+import * as page from './page.js';
+import { commandRunner } from './commands.js';
+import * as store from './store.js';
+
+const { ui } = page;
+
+const DIRECTORY_EVERY_MS = 10_000;
+
+const state = {
+  nick: null,
+  /** Joined rooms by canonical name, in the order they were joined. */
+  rooms: new Map(),
+  current: null,
+  /** What the message list shows while no room is selected: welcome and command replies. */
+  lobby: [],
+  /** Every room's member count, from the last `/rooms`. */
+  counts: new Map(),
+  timer: null,
+};
+
+const roomHooks = {
+  onItem(room, item) {
+    if (room.name === state.current) {
+      view.appendItem(ui.messages, item, room.items[room.items.length - 2], state.nick);
+    } else if (item.kind === 'message' && item.fresh) {
+      room.unread += 1;
+      page.renderSidebar(state);
+    }
+  },
+  onPresence(room, presence) {
+    if (presence.kind === 'renamed' && presence.nick === state.nick && presence.new_nick) {
+      setNick(presence.new_nick);
+    }
+    if (room.name === state.current) later('members', refreshMembers, 250);
+    later('directory', refreshDirectory, 250);
+  },
+  onStatus(room) {
+    if (room.status === 'live') room.backoff = 0;
+    if (room.status === 'closed') recover(room);
+    page.renderConnection(state);
+    page.renderSidebar(state);
+  },
+};
+
+// ---- session ------------------------------------------------------------------------------
+
+async function boot() {
+  wire();
+  const saved = store.load();
+  if (saved.nick) {
+    // A reload (or a second tab) may still hold a live session cookie: `/nick` with the nick it
+    // had is harmless and tells whether the session is alive.
+    try {
+      const reply = await api.command(`/nick ${saved.nick}`);
+      return enterChat(reply.nick || saved.nick, saved.rooms, saved.current);
+    } catch {
+      // Expired or never there: connect again.
+    }
+  }
+  page.showLogin('', saved.nick || '');
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  ui.connectButton.disabled = true;
+  try {
+    const reply = await api.connect(ui.nickInput.value.trim());
+    const saved = store.load();
+    await enterChat(reply.nick, saved.rooms, saved.current);
+  } catch (err) {
+    page.showLogin(err.message, '');
+  } finally {
+    ui.connectButton.disabled = false;
+  }
+}
+
+async function enterChat(nick, rooms = [], current = null) {
+  teardown();
+  state.nick = nick;
+  const welcome = `welcome, ${nick}! Join a room on the left, or type /join ROOM. /help lists the commands.`;
+  state.lobby = [{ kind: 'notice', text: welcome }];
+  page.showChat();
+  store.save(state);
+  page.renderAll(state);
+  refreshDirectory();
+  state.timer = setInterval(refreshDirectory, DIRECTORY_EVERY_MS);
+  for (const name of rooms) await joinRoom(name, { select: false, quiet: true });
+  const first = state.rooms.has(current) ? current : state.rooms.keys().next().value;
+  if (first) selectRoom(first);
+  (first ? ui.sendInput : ui.roomInput).focus();
+}
+
+/** Closes every stream and forgets the session's rooms. */
+function teardown() {
+  for (const room of state.rooms.values()) room.close();
+  state.rooms.clear();
+  state.current = null;
+  clearInterval(state.timer);
+}
+
+function sessionLost(message) {
+  const nick = state.nick;
+  teardown();
+  state.nick = null;
+  page.showLogin(`${message}. Connect again to go on.`, nick);
+}
+
+async function quit() {
+  const nick = state.nick;
+  teardown(); // first, so that the streams the server ends are not retried
+  try {
+    await api.command('/quit');
+  } catch {
+    // Gone already: signing out is done either way.
+  }
+  state.nick = null;
+  store.forget();
+  page.showLogin('', nick);
+}
+
+function setNick(nick) {
+  state.nick = nick;
+  store.save(state);
+  page.renderAll(state);
+}
+
+// ---- rooms --------------------------------------------------------------------------------
+
+/**
+ * Joins `name` (POST /command /join, which also says who is there), then opens its stream.
+ * Resolves false when the server refused (the error is shown).
+ */
+async function joinRoom(name, { select = true, quiet = false } = {}) {
+  name = name.trim();
+  if (!name) return false;
+  let reply;
+  try {
+    reply = await api.command(`/join ${name}`);
+  } catch (err) {
+    handleError(err);
+    return false;
+  }
+  const canonical = reply.room || name.replace(/^#/, '').toLowerCase();
+  let room = state.rooms.get(canonical);
+  if (!room) {
+    room = new Room(canonical, roomHooks);
+    state.rooms.set(canonical, room);
+    // Only the header line: the history lines that follow it come on the stream, with seqs.
+    const header = (reply.lines || []).find((line) => line.startsWith('* '));
+    if (header && !quiet) room.items.push({ kind: 'notice', text: header.slice(2) });
+    room.open();
+  }
+  if (select) selectRoom(canonical, { tellServer: false });
+  store.save(state);
+  page.renderSidebar(state);
+  later('directory', refreshDirectory, 100);
+  return true;
+}
+
+/** Shows `name`. The server is told too, so that `/users` and `/history` mean this room. */
+function selectRoom(name, { tellServer = true } = {}) {
+  const room = state.rooms.get(name);
+  if (!room) return;
+  state.current = name;
+  room.unread = 0;
+  store.save(state);
+  page.closeDrawers();
+  page.renderAll(state);
+  refreshMembers();
+  if (tellServer) api.command(`/join ${name}`).catch(handleQuietError);
+}
+
+/** Closes the room's stream first (an open stream would join it again), then leaves. */
+async function leaveRoom(name) {
+  const room = state.rooms.get(name);
+  room?.close();
+  let lines = [];
+  try {
+    lines = (await api.command(`/leave ${name}`)).lines || [];
+  } catch (err) {
+    if (err.sessionLost) return sessionLost(err.message);
+    lines = [`! ${err.message}`];
+  }
+  state.rooms.delete(name);
+  if (state.current === name) {
+    const next = state.rooms.keys().next().value;
+    state.current = null;
+    if (next) selectRoom(next);
+  }
+  store.save(state);
+  page.renderAll(state);
+  showLines(lines);
+  later('directory', refreshDirectory, 100);
+}
+
+/** Asks the server again if the browser gave up on a stream (it does on an HTTP error). */
+async function recover(room) {
+  if (room.recovering) return;
+  room.recovering = true;
+  room.backoff = Math.min((room.backoff || 1000) * 2, 30_000);
+  await new Promise((resolve) => setTimeout(resolve, room.backoff));
+  room.recovering = false;
+  if (state.rooms.get(room.name) !== room) return;
+  try {
+    await api.command('/rooms');
+  } catch (err) {
+    if (err.sessionLost) return sessionLost(err.message);
+    return recover(room);
+  }
+  if (state.rooms.get(room.name) === room) room.open();
+}
+
+async function refreshDirectory() {
+  try {
+    const reply = await api.command('/rooms');
+    applyRooms(reply.rooms || []);
+  } catch (err) {
+    handleQuietError(err);
+  }
+}
+
+function applyRooms(list) {
+  state.counts = new Map(list.map((room) => [room.name, room.members]));
+  page.renderSidebar(state);
+  page.renderHeader(state);
+}
+
+async function refreshMembers() {
+  const name = state.current;
+  if (!name) return page.renderMembers(state);
+  try {
+    applyUsers(await api.command(`/users ${name}`));
+  } catch (err) {
+    handleQuietError(err);
+  }
+}
+
+function applyUsers(reply) {
+  const room = state.rooms.get(reply.room);
+  if (!room || !Array.isArray(reply.users)) return;
+  room.members = reply.users;
+  if (room.name === state.current) page.renderMembers(state);
+}
+
+// ---- the timeline -------------------------------------------------------------------------
+
+/** Adds a notice (`kind`: notice, reply, command or error) to what the person is looking at. */
+function note(kind, text) {
+  const item = { kind, text };
+  const room = state.rooms.get(state.current);
+  if (room) return room.add(item);
+  state.lobby.push(item);
+  view.appendItem(ui.messages, item, state.lobby[state.lobby.length - 2], state.nick);
+}
+
+/** Reply lines of the line protocol: `* ` notices, `! ` errors, anything else verbatim. */
+function showLines(lines) {
+  for (const line of lines) {
+    if (line.startsWith('! ')) note('error', line.slice(2));
+    else note('reply', line.startsWith('* ') ? line.slice(2) : line);
+  }
+}
+
+function handleError(err) {
+  if (err.sessionLost) sessionLost(err.message);
+  else note('error', err.message);
+}
+
+function handleQuietError(err) {
+  if (err.sessionLost) sessionLost(err.message);
+}
+
+/** Typed lines: `/commands` and messages (commands.js decides which is which). */
+const runLine = commandRunner({
+  state, say: api.say, command: api.command, joinRoom, leaveRoom, quit, setNick, note, showLines,
+  handleError, applyRooms, applyUsers,
+});
+
+const pending = new Map();
+/** Runs `task` once, `ms` from now, however often it is asked for in between. */
+function later(key, task, ms) {
+  if (pending.has(key)) return;
+  pending.set(key, setTimeout(() => {
+    pending.delete(key);
+    task();
+  }, ms));
+}
+
+// ---- wiring -------------------------------------------------------------------------------
+
+function wire() {
+  ui.loginForm.addEventListener('submit', onLogin);
+  ui.joinForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const name = ui.roomInput.value;
+    ui.roomInput.value = '';
+    if (!(await joinRoom(name)) && !ui.roomInput.value) ui.roomInput.value = name;
+  });
+  ui.sendForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const line = ui.sendInput.value;
+    if (!line.trim()) return;
+    ui.sendInput.value = '';
+    const ok = await runLine(line);
+    // A refused message goes back into the box, so nothing typed is lost.
+    if (!ok && !ui.sendInput.value) ui.sendInput.value = line;
+    ui.sendInput.focus();
+  });
+  ui.sidebar.addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-action]');
+    if (!button) return;
+    const { action, room } = button.dataset;
+    if (action === 'select') selectRoom(room);
+    else if (action === 'leave') leaveRoom(room);
+    else if (action === 'join') joinRoom(room);
+  });
+  ui.quitButton.addEventListener('click', quit);
+  page.wireDrawers();
+}
+
+boot();

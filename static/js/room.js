@@ -1,0 +1,121 @@
+// One joined room: its timeline, the seqs it already shows, and its event stream.
+//
+// The stream is the single source of the room's messages, the person's own included: sending
+// only POSTs, and the message appears when the server hands it back with its seq. Every chat
+// message carries its room's sequence number, so the timeline can refuse a message it already
+// shows. The server resumes without gaps or duplicates, but a page must not trust that blindly:
+// a replay after a reconnect that overlaps what is on screen is dropped here, by seq.
+
+import * as api from './api.js';
+
+/** How many timeline entries a room keeps; older ones scroll away for good. */
+const MAX_ITEMS = 500;
+
+/** A message this much older than the moment the room was opened is history, not news. */
+const HISTORY_SLACK_MS = 2000;
+
+export class Room {
+  /**
+   * @param {string} name the room's canonical name (as the server spells it)
+   * @param {object} hooks `onItem(room, item)`, `onPresence(room, presence)`, `onStatus(room)`
+   */
+  constructor(name, hooks) {
+    this.name = name;
+    this.hooks = hooks;
+    /** Timeline entries, oldest first: `{kind: 'message', seq, nick, text, ts}` or notices. */
+    this.items = [];
+    this.seen = new Set();
+    /** The highest seq shown; a reopened stream resumes after it. */
+    this.lastSeq = 0;
+    /** Seqs at or below this one were trimmed from the timeline and are refused if replayed. */
+    this.floor = 0;
+    this.unread = 0;
+    /** `connecting` (never opened yet), `live`, `reconnecting` (the browser retries), `closed`. */
+    this.status = 'connecting';
+    this.stream = null;
+    this.firstOpenedAt = 0;
+  }
+
+  /** Opens (or reopens) the room's event stream; opening it also joins the room. */
+  open() {
+    this.close();
+    const stream = api.openStream(this.name, this.lastSeq);
+    this.stream = stream;
+    if (!this.firstOpenedAt) this.firstOpenedAt = Date.now();
+    stream.onopen = () => this.setStatus('live');
+    stream.onerror = () => {
+      // CONNECTING: the browser is already retrying (after `retry:` ms) and will send
+      // Last-Event-ID. CLOSED: it gave up (an HTTP error such as 401); the app decides.
+      if (this.stream !== stream) return;
+      this.setStatus(stream.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
+    };
+    stream.addEventListener('message', (event) => this.onMessage(event.data));
+    stream.addEventListener('presence', (event) => this.onPresence(event.data));
+    stream.addEventListener('truncated', (event) => this.onTruncated(event.data));
+  }
+
+  /** Closes the stream, if any. The session stays a member until it leaves. */
+  close() {
+    if (this.stream) {
+      this.stream.close();
+      this.stream = null;
+    }
+  }
+
+  setStatus(status) {
+    if (this.status === status) return;
+    this.status = status;
+    this.hooks.onStatus(this);
+  }
+
+  onMessage(data) {
+    const m = parse(data);
+    if (!m) return;
+    const seq = Number(m.seq);
+    if (!Number.isSafeInteger(seq) || seq <= this.floor || this.seen.has(seq)) return;
+    this.seen.add(seq);
+    if (seq > this.lastSeq) this.lastSeq = seq;
+    const ts = typeof m.ts === 'string' ? m.ts : '';
+    const sent = Date.parse(ts);
+    const fresh = !(sent < this.firstOpenedAt - HISTORY_SLACK_MS);
+    this.add({ kind: 'message', seq, nick: String(m.nick), text: String(m.text), ts, fresh });
+  }
+
+  onPresence(data) {
+    const p = parse(data);
+    if (!p) return;
+    this.add({ kind: 'presence', text: String(p.text || `${p.nick} ${p.kind}`) });
+    this.hooks.onPresence(this, p);
+  }
+
+  onTruncated(data) {
+    const t = parse(data);
+    if (!t) return;
+    const text = `some older messages of ${this.name} are no longer kept; `
+      + `the room continues from message #${t.first_seq}`;
+    this.add({ kind: 'error', text });
+  }
+
+  /** Appends a timeline entry (a message or a notice) and tells the app. */
+  add(item) {
+    this.items.push(item);
+    if (this.items.length > MAX_ITEMS) {
+      for (const old of this.items.splice(0, this.items.length - MAX_ITEMS)) {
+        if (old.kind === 'message') {
+          this.seen.delete(old.seq);
+          this.floor = Math.max(this.floor, old.seq);
+        }
+      }
+    }
+    this.hooks.onItem(this, item);
+  }
+}
+
+function parse(data) {
+  try {
+    const value = JSON.parse(data);
+    return value && typeof value === 'object' ? value : null;
+  } catch {
+    return null;
+  }
+}
