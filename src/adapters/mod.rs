@@ -8,3 +8,30 @@
 pub mod http;
 pub mod lines;
 pub mod tcp;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// The next connection on `listener`, or `None` once `shutdown` fires. Both adapters accept
+/// through this. A failed accept (usually: out of file descriptors) is logged and retried after
+/// a short pause instead of spinning.
+async fn accept(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => return Some(pair),
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}

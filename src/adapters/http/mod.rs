@@ -115,18 +115,7 @@ pub async fn serve(
     tracker.spawn(routes::expire_idle_sessions(state.clone()));
     let service = routes::service(state.clone());
     let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, peer)) = super::accept(&listener, &shutdown).await {
         let svc = TowerToHyperService::new(service.clone().map_request(
             move |mut req: http::Request<_>| {
                 req.extensions_mut().insert(Peer(peer));
