@@ -297,7 +297,15 @@ async fn the_stream_sends_history_then_live_messages_and_presence() {
 
 #[tokio::test]
 async fn resume_gets_exactly_the_missed_messages_while_traffic_flows() {
-    let server = start().await;
+    // A ring big enough for the whole run: this test is about the resume mechanism, not about
+    // how much history the server keeps (resuming from beyond the ring has its own test).
+    let mut config = default_config();
+    for layer in &mut config.layers {
+        if let chatd::pipeline::config::LayerConfig::History(history) = layer {
+            history.capacity = 1000;
+        }
+    }
+    let server = start_with(config).await;
     let alice = HttpClient::connect(server.http_addr(), "alice").await;
     let mut first = alice.stream("general", None).await;
     let mut talker = Client::named(server.tcp_addr(), "talker").await;
