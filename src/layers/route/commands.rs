@@ -60,6 +60,7 @@ impl<S: Inner> Ctx<'_, S> {
 
     async fn join(&mut self, session: &Arc<Session>, name: RoomName) -> Result<Reply, BoxError> {
         let room = self.hub().rooms().get_or_create(&name);
+        self.open(session.id, &room).await?;
         let joined = room.join(session);
         {
             let mut state = session.state();
@@ -160,6 +161,7 @@ impl<S: Inner> Ctx<'_, S> {
     async fn history(&mut self, session: &Session, n: usize) -> Result<Reply, BoxError> {
         let name = self.target(session, None).ok_or_else(not_in_a_room)?;
         let room = self.hub().rooms().get_or_create(&name);
+        self.open(session.id, &room).await?;
         let query = HistoryQuery {
             room: name.clone(),
             upto: room.delivered(),
@@ -199,6 +201,7 @@ impl<S: Inner> Ctx<'_, S> {
             }
         };
         check_text(&text, self.shared.max_message_chars)?;
+        self.open(session.id, &room).await?;
         self.publish(session, room, text).await
     }
 
