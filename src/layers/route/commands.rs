@@ -201,7 +201,7 @@ impl<S: Inner> Ctx<'_, S> {
             }
         };
         check_text(&text, self.shared.max_message_chars)?;
-        self.open(session.id, &room).await?;
+        // No `open` here: a member has joined, and a join opens the room first.
         self.publish(session, room, text).await
     }
 
