@@ -6,6 +6,7 @@
 
 mod support;
 
+use chatd::core::message::sample;
 use chatd::pipeline::config::{Durability, PersistConfig};
 use support::postgres::TestPostgres;
 use support::{Client, postgres, scenarios, start_with};
@@ -32,6 +33,28 @@ async fn a_thousand_messages_are_stored_once_in_order() {
 async fn awkward_text_round_trips() {
     let Some((_pg, store)) = server() else { return };
     scenarios::awkward_text_round_trips(store).await;
+}
+
+#[tokio::test]
+async fn a_bad_row_does_not_break_its_batch() {
+    let Some((_pg, store)) = server() else { return };
+    scenarios::a_bad_row_does_not_break_its_batch(store.clone()).await;
+    // PostgreSQL text cannot hold NUL (chatd refuses it at the door; this is the store's guard).
+    let db = scenarios::open_store(&store).await;
+    let batch = [
+        sample("nul", 1, "alice", "fine"),
+        sample("nul", 2, "alice", "nul\0byte"),
+        sample("nul", 3, "alice", "fine too"),
+    ];
+    let appended = db.append(&batch).await.expect("the batch goes through");
+    assert_eq!(appended.written, 2);
+    assert_eq!(appended.rejected.len(), 1);
+    assert_eq!(appended.rejected[0].0, 1);
+    assert!(
+        appended.rejected[0].1.contains("22021"),
+        "{:?}",
+        appended.rejected
+    );
 }
 
 #[tokio::test]

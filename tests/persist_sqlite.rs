@@ -31,6 +31,11 @@ async fn awkward_text_round_trips() {
 }
 
 #[tokio::test]
+async fn a_bad_row_does_not_break_its_batch() {
+    scenarios::a_bad_row_does_not_break_its_batch(store()).await;
+}
+
+#[tokio::test]
 async fn shutdown_flushes_the_queue() {
     scenarios::shutdown_flushes_the_queue(store()).await;
 }

@@ -12,6 +12,8 @@
 //! mock.
 
 pub mod migrate;
+#[cfg(test)]
+pub(crate) mod mock;
 pub mod postgres;
 pub mod sqlite;
 pub mod writer;

@@ -1,73 +1,9 @@
 //! Unit tests of the writer against a mock store: batching, retry with backoff, the full-queue
 //! policy and the shutdown flush. (The real stores are tested end to end in `tests/persist_*`.)
 
-use std::sync::Mutex;
-
-use futures_util::future::BoxFuture;
-
 use super::*;
-use crate::backends::Appended;
+use crate::backends::mock::Mock;
 use crate::core::message::sample;
-use crate::core::{HistoryQuery, RoomName};
-
-/// Records every batch; fails while `down` is set; refuses messages whose text is "bad".
-#[derive(Debug, Default)]
-struct Mock {
-    batches: Mutex<Vec<Vec<u64>>>,
-    down: std::sync::atomic::AtomicBool,
-    attempts: Counter,
-    /// While set, `append` waits for this to be notified (to let a queue fill up).
-    gate: Option<Arc<tokio::sync::Semaphore>>,
-}
-
-use crate::core::stats::Counter;
-
-impl Mock {
-    fn stored(&self) -> Vec<u64> {
-        let batches = self.batches.lock().unwrap();
-        batches.iter().flatten().copied().collect()
-    }
-}
-
-impl Store for Mock {
-    fn append<'a>(
-        &'a self,
-        batch: &'a [Arc<ChatMessage>],
-    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
-        Box::pin(async move {
-            if let Some(gate) = &self.gate {
-                let _permit = gate.acquire().await.unwrap();
-            }
-            self.attempts.inc();
-            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(StoreError::Unavailable("mock is down".into()));
-            }
-            let mut appended = Appended::default();
-            let mut seqs = Vec::new();
-            for (i, m) in batch.iter().enumerate() {
-                if m.text == "bad" {
-                    appended.rejected.push((i, "bad row".into()));
-                } else {
-                    seqs.push(m.seq);
-                    appended.written += 1;
-                }
-            }
-            self.batches.lock().unwrap().push(seqs);
-            Ok(appended)
-        })
-    }
-
-    fn history<'a>(
-        &'a self,
-        _query: &'a HistoryQuery,
-    ) -> BoxFuture<'a, Result<Vec<Arc<ChatMessage>>, StoreError>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-
-    fn max_seq<'a>(&'a self, _room: &'a RoomName) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(async { Ok(0) })
-    }
-}
 
 fn options(queue: usize, batch: usize) -> WriterOptions {
     WriterOptions {
@@ -111,7 +47,7 @@ async fn queued_messages_are_written_in_batches_and_flushed_at_stop() {
 #[tokio::test]
 async fn an_unavailable_store_is_retried_until_it_is_back() {
     let mock = Arc::new(Mock::default());
-    mock.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    mock.set_down(true);
     let stats = Arc::new(Stats::default());
     let background = Background::default();
     let writer = Writer::spawn(mock.clone(), options(100, 10), stats.clone(), &background);
@@ -121,7 +57,7 @@ async fn an_unavailable_store_is_retried_until_it_is_back() {
         assert!(tokio::time::Instant::now() < patience, "no retries");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    mock.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    mock.set_down(false);
     let pending = writer.write(msg(2)); // write-ahead waits for the store
     tokio::time::timeout(Duration::from_secs(10), pending)
         .await
@@ -174,7 +110,7 @@ async fn a_refused_row_does_not_lose_its_batch() {
 #[tokio::test]
 async fn shutdown_gives_up_on_a_store_that_stays_down_and_says_so() {
     let mock = Arc::new(Mock::default());
-    mock.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    mock.set_down(true);
     let stats = Arc::new(Stats::default());
     let background = Background::default();
     let writer = Writer::spawn(mock.clone(), options(10, 10), stats.clone(), &background);

@@ -200,3 +200,7 @@ impl<S: Inner> Service<Request> for Persist<S> {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "persist_tests.rs"]
+mod tests;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chatd::backends::Store;
 use chatd::backends::postgres::PostgresStore;
 use chatd::backends::sqlite::SqliteStore;
+use chatd::core::message::sample;
 use chatd::core::{ChatMessage, HistoryQuery, RoomName};
 use chatd::pipeline::PipelineConfig;
 use chatd::pipeline::config::{Durability, PersistConfig};
@@ -207,4 +208,28 @@ pub async fn sync_mode_stores_before_anyone_sees(store: PersistConfig) {
         );
     }
     server.shutdown().await;
+}
+
+/// A row the database refuses is left out and reported; the rest of its batch is stored, and
+/// writing the same messages again stores nothing twice.
+pub async fn a_bad_row_does_not_break_its_batch(store: PersistConfig) {
+    let db = open_store(&store).await;
+    let batch = vec![
+        sample("rows", 1, "alice", "one"),
+        sample("rows", 0, "alice", "seq 0 breaks CHECK (seq > 0)"),
+        sample("rows", 2, "alice", "two"),
+    ];
+    let appended = db
+        .append(&batch)
+        .await
+        .expect("the batch as a whole goes through");
+    assert_eq!(appended.written, 2);
+    let rejected: Vec<usize> = appended.rejected.iter().map(|(i, _)| *i).collect();
+    assert_eq!(rejected, [1], "{appended:?}");
+    let again = db.append(&batch[..1]).await.expect("a retried batch");
+    assert_eq!(again.written, 0, "already stored: not written twice");
+    assert_eq!(
+        seq_text(&stored(&*db, "rows").await),
+        [(1, "one".to_string()), (2, "two".to_string())]
+    );
 }
