@@ -162,3 +162,51 @@ async fn a_database_from_a_newer_chatd_is_refused() {
     assert!(err.contains("cannot use PostgreSQL"), "{err}");
     assert!(err.contains("schema is at version 999"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_keeps_chatting_drops_the_newest_writes_and_flushes_the_rest() {
+    let Some((mut pg, _)) = server() else { return };
+    let store = PersistConfig::Postgres {
+        url: pg.url(),
+        pool_size: 2,
+        durability: Durability::Async,
+        queue: 100,
+        batch: 500,
+    };
+    let server = start_with(scenarios::config_for(&store)).await;
+    let mut alice = Client::named(server.tcp_addr(), "alice").await;
+    let mut bob = Client::named(server.tcp_addr(), "bob").await;
+    alice.join("general").await;
+    bob.join("general").await;
+    alice.expect("* bob joined general").await;
+    tokio::task::block_in_place(|| pg.stop());
+    alice
+        .send_many((1..=150).map(|i| format!("full {i}")))
+        .await;
+    for i in 1..=150 {
+        bob.expect(&format!("[general] alice: full {i}")).await; // chat never waits
+    }
+    let stats = server.hub().stats_handle();
+    let dropped = stats.persist_dropped.get();
+    assert!((1..=50).contains(&dropped), "dropped {dropped}");
+    // SIGTERM-like stop with the queue full and the database down; it comes back meanwhile.
+    let shutdown = tokio::spawn(server.shutdown());
+    tokio::task::block_in_place(|| pg.restart());
+    tokio::time::timeout(support::PATIENCE * 3, shutdown)
+        .await
+        .expect("shutdown ends once the queue is flushed")
+        .unwrap();
+    assert_eq!(
+        stats.persist_dropped.get(),
+        dropped,
+        "the flush itself lost nothing"
+    );
+    let db = scenarios::open_store(&store).await;
+    let kept = 150 - dropped;
+    let expected: Vec<(u64, String)> = (1..=kept).map(|i| (i, format!("full {i}"))).collect();
+    assert_eq!(
+        scenarios::seq_text(&scenarios::stored(&*db, "general").await),
+        expected,
+        "everything queued was written; the dropped ones are the newest"
+    );
+}
