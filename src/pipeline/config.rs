@@ -179,7 +179,8 @@ pub enum PersistConfig {
     /// A PostgreSQL server, through a pool of connections.
     Postgres {
         /// A connection string, `postgres://user:password@host:port/database` or
-        /// `host=... dbname=...`.
+        /// `host=... dbname=...`. Shown by `--check` with its password masked.
+        #[serde(serialize_with = "serialize_masked_url")]
         url: String,
         /// Most connections the pool opens.
         #[serde(default = "default_pool_size")]
@@ -214,6 +215,32 @@ pub enum Durability {
     Sync,
 }
 
+/// Serializes a connection string with its password replaced by `***`, so that `chatd --check`
+/// (which prints the options through serde) never shows it.
+fn serialize_masked_url<S: serde::Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&mask_password(url))
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`, and
+/// `host=h password=secret` -> `host=h password=***`.
+pub fn mask_password(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@')
+            && let Some((user, _password)) = userinfo.split_once(':')
+        {
+            return format!("{scheme}://{user}:***@{host}");
+        }
+        return url.to_string();
+    }
+    url.split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some(("password", _)) => "password=***".to_string(),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn default_queue() -> usize {
     10_000
 }
@@ -235,4 +262,25 @@ pub enum FanoutConfig {
 impl FanoutConfig {
     /// Every value `backend` may take, for messages; keep in step with the variants.
     pub const BACKENDS: &'static [&'static str] = &["local"];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_password("postgres://chatd:s3cret@db:5432/chatd"),
+            "postgres://chatd:***@db:5432/chatd"
+        );
+        assert_eq!(
+            mask_password("postgres://chatd@db/chatd"),
+            "postgres://chatd@db/chatd"
+        );
+        assert_eq!(
+            mask_password("host=db password=s3cret dbname=chatd"),
+            "host=db password=*** dbname=chatd"
+        );
+    }
 }
