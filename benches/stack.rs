@@ -10,7 +10,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use tokio::sync::mpsc;
 use tower::{Service, ServiceExt};
 
+use chatd::backends::Background;
 use chatd::core::{Action, Closer, Connect, Detail, Event, Hub, Protocol, Request, SessionId};
+use chatd::pipeline::config::{LayerConfig, PersistConfig};
 use chatd::pipeline::{self, ChatService, load};
 
 struct Room {
@@ -45,9 +47,17 @@ async fn connect(stack: &mut ChatService) -> (SessionId, mpsc::Receiver<Event>) 
 }
 
 async fn room(members: usize) -> Room {
-    let config = load::embedded_default().unwrap();
+    // Phase 1's stack: nothing stored (the persist benches measure the stores).
+    let mut config = load::embedded_default().unwrap();
+    for layer in &mut config.layers {
+        if let LayerConfig::Persist(persist) = layer {
+            *persist = PersistConfig::None {};
+        }
+    }
     let hub = Hub::new("bench");
-    let mut stack = pipeline::build(&config, &hub);
+    let mut stack = pipeline::build(&config, &hub, &Background::default())
+        .await
+        .unwrap();
     let (sender, _own) = connect(&mut stack).await;
     let mut receivers = Vec::new();
     for _ in 0..members {

@@ -5,6 +5,13 @@
 # chatd on ephemeral loopback ports, and a real headless Chromium for the browser client) and each
 # criterion bench once in test mode. It installs what the tests need when it is missing, and exits
 # non-zero on the first failure.
+#
+# PostgreSQL: the persistence tests start throwaway servers of their own (tests/support/postgres.rs:
+# initdb into a temp dir, a free loopback port; never a system instance or port 5432). They need
+# the server binaries, `initdb` on PATH or in /usr/lib/postgresql/*/bin. On Debian and Ubuntu this
+# script installs the `postgresql` package when they are missing; elsewhere install PostgreSQL's
+# server package yourself (Fedora: postgresql-server, Arch: postgresql, macOS: brew install
+# postgresql), or set CHATD_SKIP_POSTGRES=1 to skip those tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +20,25 @@ say() { printf '\n==> %s\n' "$*"; }
 if ! command -v cargo >/dev/null 2>&1; then
   echo "scripts/test.sh: cargo is missing; install Rust from https://rustup.rs first" >&2
   exit 1
+fi
+
+have_initdb() {
+  command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+
+if [ -z "${CHATD_SKIP_POSTGRES:-}" ] && ! have_initdb; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing PostgreSQL for the persistence tests (apt-get install postgresql)"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends postgresql
+  else
+    echo "scripts/test.sh: the persistence tests need PostgreSQL's server binaries (initdb, pg_ctl)," >&2
+    echo "  on PATH or in /usr/lib/postgresql/*/bin, and this is not a Debian/Ubuntu system." >&2
+    echo "  Install PostgreSQL's server package, or set CHATD_SKIP_POSTGRES=1 to skip those tests." >&2
+    exit 1
+  fi
 fi
 
 say "formatting (cargo fmt --check)"

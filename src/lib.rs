@@ -9,11 +9,13 @@
 //! * [`layers`]: one file per layer, each explaining what it does and teaches;
 //! * [`core`]: sessions, rooms, messages, the ring buffer; no sockets;
 //! * [`adapters`]: TCP (and HTTP) translating bytes to and from core types;
+//! * [`backends`]: the stores (SQLite, PostgreSQL) and the write-behind writer;
 //! * [`server`]: binding listeners and the shutdown story.
 
 #![warn(missing_docs)]
 
 pub mod adapters;
+pub mod backends;
 pub mod core;
 pub mod layers;
 pub mod pipeline;

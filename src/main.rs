@@ -14,7 +14,8 @@ use chatd::server::Server;
 ///
 /// The layer stack (parse, route, history, persist, fanout) and its backends come from a TOML
 /// pipeline file. Without --pipeline, chatd runs its embedded copy of
-/// pipelines/phase1-single.toml: one instance, everything in memory, no services needed.
+/// pipelines/phase1-single.toml: one instance, no services needed, history kept in the SQLite
+/// file $CHATD_DATA_DIR/chatd.db (default: data/chatd.db under the current directory).
 ///
 /// Chat with: nc localhost 9001   (then /help)
 ///        or: a browser at http://localhost:3001

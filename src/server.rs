@@ -8,7 +8,9 @@
 //! accept loops stop accepting, every connection tells its client `* server shutting down` and
 //! closes, and each closed session leaves its rooms through the stack like any other disconnect.
 //! A [`TaskTracker`] holds every task so that [`Server::shutdown`] can wait for all of them to
-//! finish. Backends that must flush (a store's write queue) join the same two.
+//! finish. Backends that must flush (a store's write queue) have their own pair, a
+//! [`Background`]: [`Server::shutdown`] stops them only once the adapters' tasks have all ended,
+//! so the writer drains every message the last sessions sent.
 
 use std::net::SocketAddr;
 
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 use crate::adapters::http::{self, HttpOptions};
 use crate::adapters::tcp::{self, TcpOptions};
+use crate::backends::Background;
 use crate::core::Hub;
 use crate::pipeline::{self, ChatService, PipelineConfig};
 
@@ -34,16 +37,19 @@ pub struct Server {
     stack: ChatService,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    background: Background,
 }
 
 impl Server {
     /// Builds the stack `config` describes, binds its listeners and starts serving.
     ///
     /// # Errors
-    /// When a listener cannot be bound (address in use, permission denied).
+    /// When a listener cannot be bound (address in use, permission denied), or a backend cannot
+    /// be set up (a store unreachable, a database schema newer than this chatd).
     pub async fn start(config: &PipelineConfig) -> anyhow::Result<Server> {
         let hub = Hub::new(config.instance_id());
-        let stack = pipeline::build(config, &hub);
+        let background = Background::default();
+        let stack = pipeline::build(config, &hub, &background).await?;
         let listener = TcpListener::bind(config.server.tcp)
             .await
             .with_context(|| format!("cannot listen for TCP on {}", config.server.tcp))?;
@@ -86,6 +92,7 @@ impl Server {
             stack,
             shutdown,
             tracker,
+            background,
         })
     }
 
@@ -109,11 +116,13 @@ impl Server {
         self.stack.clone()
     }
 
-    /// Stops accepting, says goodbye to every client and waits for every task to end.
+    /// Stops accepting, says goodbye to every client and waits for every task to end; then lets
+    /// the backends finish (the store's writer flushes its queue) and waits for them too.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        self.background.finish().await;
         tracing::info!(instance = %self.hub.instance(), "chatd stopped");
     }
 }

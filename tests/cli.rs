@@ -13,6 +13,7 @@ fn chatd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chatd"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CHATD_DATA_DIR", "data-from-tests") // --check never creates it
         .output()
         .expect("run chatd")
 }
@@ -68,12 +69,23 @@ fn check_prints_the_embedded_stack_in_call_order() {
         "layers out of order:\n{stdout}"
     );
     assert!(stdout.contains("capacity = 10"), "{stdout}");
+    assert!(
+        stdout.contains("path = \"data-from-tests/chatd.db\"")
+            && stdout.contains("store = \"sqlite\""),
+        "the default stores in $CHATD_DATA_DIR/chatd.db:\n{stdout}"
+    );
 }
 
 #[test]
-fn check_accepts_the_shipped_phase1_file() {
-    let out = chatd(&["--pipeline", "pipelines/phase1-single.toml", "--check"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+fn check_accepts_the_shipped_pipeline_files() {
+    for file in [
+        "pipelines/phase1-single.toml",
+        "pipelines/phase1-postgres.toml",
+        "pipelines/phase1-sync.toml",
+    ] {
+        let out = chatd(&["--pipeline", file, "--check"]);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
+    }
 }
 
 #[test]
@@ -156,6 +168,7 @@ async fn the_binary_serves_netcat_and_stops_on_sigterm() {
             "--instance",
             "cli",
         ])
+        .env("CHATD_DATA_DIR", support::data_dir())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

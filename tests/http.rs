@@ -3,9 +3,10 @@
 
 mod support;
 
+use chatd::pipeline::config::{Durability, PersistConfig};
 use serde_json::json;
 use support::http::HttpClient;
-use support::{Client, default_config, start, start_with};
+use support::{Client, data_dir, default_config, sqlite, start, start_with, with_store};
 
 #[tokio::test]
 async fn connect_gives_a_token_and_a_cookie() {
@@ -382,7 +383,8 @@ async fn resume_with_query_parameter_and_session_in_query() {
 
 #[tokio::test]
 async fn resuming_from_too_far_back_says_truncated() {
-    let server = start().await;
+    // No store: the ring of 10 is all the server holds.
+    let server = start_with(with_store(default_config(), PersistConfig::None {})).await;
     let alice = HttpClient::connect(server.http_addr(), "alice").await;
     alice.command("/join general").await;
     for i in 1..=30 {
@@ -398,6 +400,27 @@ async fn resuming_from_too_far_back_says_truncated() {
     );
     for seq in 21..=30 {
         assert_eq!(stream.next().await.data["seq"], seq);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn resuming_from_before_the_ring_reads_the_store() {
+    // Write-ahead, so that every message is in the store before it is acknowledged.
+    let db = data_dir().join("chatd.db");
+    let server = start_with(with_store(default_config(), sqlite(&db, Durability::Sync))).await;
+    let alice = HttpClient::connect(server.http_addr(), "alice").await;
+    alice.command("/join general").await;
+    for i in 1..=30 {
+        assert_eq!(alice.say("general", &format!("m{i}")).await.status, 202);
+    }
+    let mut stream = alice.stream("general", Some(3)).await;
+    for seq in 4..=30 {
+        let event = stream.next().await;
+        assert_eq!(
+            (event.event.as_str(), event.data["seq"].as_u64()),
+            ("message", Some(seq))
+        );
     }
     server.shutdown().await;
 }

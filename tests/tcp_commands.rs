@@ -201,10 +201,10 @@ async fn history_command() {
         lines.first().map(String::as_str),
         Some("[general] alice: m3")
     );
-    // The ring holds 10: asking for more gives what there is (no store in phase 1).
+    // The ring holds 10; beyond it the store (SQLite in the default pipeline) has them all.
     alice.send("/history 100").await;
-    alice.expect("* the last 10 messages in general:").await;
-    alice.lines(10).await;
+    alice.expect("* the last 12 messages in general:").await;
+    alice.lines(12).await;
     alice.send("/history 101").await;
     alice
         .expect("! usage: /history [N], with N from 1 to 100")

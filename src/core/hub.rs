@@ -57,4 +57,9 @@ impl Hub {
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
     }
+
+    /// The counters, as a handle a background task can keep.
+    pub fn stats_handle(&self) -> Arc<Stats> {
+        self.inner.stats.clone()
+    }
 }

@@ -21,7 +21,9 @@ pub use event::{Detail, Event, Reply};
 pub use hub::Hub;
 pub use message::{ChatMessage, Origin, Presence, PresenceKind};
 pub use names::{Nick, RoomName};
-pub use request::{Action, Command, Connect, HistoryQuery, Protocol, Request};
+pub use request::{
+    Action, Command, Connect, HistoryQuery, OpenRoom, Protocol, Request, StoredRoom,
+};
 pub use ring::Ring;
 pub use room::{Room, Rooms};
 pub use sequencer::{LocalSequencer, Sequencer};

@@ -8,7 +8,7 @@
 //! `History` actions for the layers below it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
@@ -63,6 +63,55 @@ pub enum Action {
     /// A read of a room's recent messages. Answered by the history layer from its ring when it
     /// can, else by the persist layer from its store.
     History(HistoryQuery),
+    /// A room's first use since this process started. Sent inward once per room by the route
+    /// layer, before the room's first join, message or history read: the persist layer fills in
+    /// what its store knows ([`OpenRoom::stored`]), the history layer warms its ring from that,
+    /// and the route layer continues the room's numbering after the stored maximum.
+    OpenRoom(Arc<OpenRoom>),
+}
+
+/// What [`Action::OpenRoom`] asks and, once a store answered, carries back out.
+///
+/// The answer travels in the request (a slot filled once) rather than in the reply so that the
+/// layers see it whatever their order in the pipeline: a history layer inside the persist layer
+/// sees it on the way in, one outside sees it on the way back.
+#[derive(Debug)]
+pub struct OpenRoom {
+    /// The room.
+    pub room: RoomName,
+    /// How many of its latest messages to load (the ring's capacity).
+    pub limit: usize,
+    stored: OnceLock<StoredRoom>,
+}
+
+/// What a store holds about a room.
+#[derive(Debug, Clone, Default)]
+pub struct StoredRoom {
+    /// The highest seq stored (0 for a room never written to).
+    pub max_seq: u64,
+    /// Its latest messages, oldest first, at most the limit asked for.
+    pub last: Vec<Arc<ChatMessage>>,
+}
+
+impl OpenRoom {
+    /// A request to open `room`, loading at most `limit` of its latest messages.
+    pub fn new(room: RoomName, limit: usize) -> OpenRoom {
+        OpenRoom {
+            room,
+            limit,
+            stored: OnceLock::new(),
+        }
+    }
+
+    /// Records the store's answer (the first answer wins).
+    pub fn answer(&self, stored: StoredRoom) {
+        let _ = self.stored.set(stored);
+    }
+
+    /// The store's answer, if a store answered.
+    pub fn stored(&self) -> Option<&StoredRoom> {
+        self.stored.get()
+    }
 }
 
 /// What an adapter supplies when it opens a session.
@@ -146,4 +195,46 @@ pub struct HistoryQuery {
     pub after: u64,
     /// At most this many, the newest ones.
     pub limit: usize,
+}
+
+impl HistoryQuery {
+    /// Merges two answers to this query (the ring's and the store's, say): every message once,
+    /// in seq order, cut to the query's bounds and its newest `limit`. A store written behind
+    /// may not have the newest messages yet and a ring has only the latest ones, so neither
+    /// answer alone is always the whole truth.
+    pub fn merge(
+        &self,
+        a: Vec<Arc<ChatMessage>>,
+        b: Vec<Arc<ChatMessage>>,
+    ) -> Vec<Arc<ChatMessage>> {
+        let mut all: Vec<Arc<ChatMessage>> = a
+            .into_iter()
+            .chain(b)
+            .filter(|m| m.seq > self.after && m.seq <= self.upto)
+            .collect();
+        all.sort_by_key(|m| m.seq);
+        all.dedup_by_key(|m| m.seq);
+        let skip = all.len().saturating_sub(self.limit);
+        all.split_off(skip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::message::sample;
+
+    #[test]
+    fn merge_keeps_each_seq_once_in_order_within_bounds() {
+        let query = HistoryQuery {
+            room: RoomName::parse("general").unwrap(),
+            upto: 6,
+            after: 1,
+            limit: 4,
+        };
+        let m = |seq| sample("general", seq, "a", "x");
+        let merged = query.merge(vec![m(5), m(6), m(7)], vec![m(1), m(2), m(3), m(4), m(5)]);
+        let seqs: Vec<u64> = merged.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, vec![3, 4, 5, 6]);
+    }
 }

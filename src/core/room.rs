@@ -37,6 +37,8 @@ pub struct Room {
     pub name: RoomName,
     /// The last seq handed out by the local sequencer (phase 1).
     last_seq: AtomicU64,
+    /// Set once the room's stored history has been loaded (see [`Room::open_once`]).
+    opened: tokio::sync::OnceCell<()>,
     state: Mutex<RoomState>,
     stats: Arc<Stats>,
 }
@@ -74,6 +76,7 @@ impl Room {
         Room {
             name,
             last_seq: AtomicU64::new(0),
+            opened: tokio::sync::OnceCell::new(),
             state: Mutex::default(),
             stats,
         }
@@ -97,6 +100,21 @@ impl Room {
             st.delivered = seq;
             st.pending.retain(|&s, _| s > seq);
         }
+    }
+
+    /// Runs `open` the first time the room is used since the process started: the route layer
+    /// loads the room's stored history there. Callers that arrive while it runs wait for it; if
+    /// it fails, the next use tries again, so a store that was down at the first try cannot leave
+    /// a room numbering from 1 again.
+    ///
+    /// # Errors
+    /// Whatever `open` returned.
+    pub async fn open_once<F, Fut, E>(&self, open: F) -> Result<(), E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        self.opened.get_or_try_init(open).await.map(|_| ())
     }
 
     /// Adds `session` (or finds it already there).

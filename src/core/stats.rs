@@ -39,4 +39,16 @@ pub struct Stats {
     pub slow_consumers: Counter,
     /// Sequence numbers given up on (a message that never arrived).
     pub gaps_skipped: Counter,
+    /// Messages written to the store.
+    pub persisted: Counter,
+    /// Batches written to the store (one transaction or statement each).
+    pub persist_batches: Counter,
+    /// Batch writes retried because the store was unavailable.
+    pub persist_retries: Counter,
+    /// Messages never stored: the write queue was full, or the store stayed unreachable
+    /// through shutdown. Each one is also logged.
+    pub persist_dropped: Counter,
+    /// Messages the store refused one by one (a row it cannot hold); the rest of their batch
+    /// was written.
+    pub persist_rejected: Counter,
 }

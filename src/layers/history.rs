@@ -12,7 +12,11 @@
 //!
 //! A read is answered here when the ring has at least `limit` matching messages, or when nothing
 //! older than the ring's oldest message can exist (`floor`): otherwise the store is asked, and if
-//! there is no store, the ring's partial answer is the best there is.
+//! there is no store, the ring's partial answer is the best there is. A store's answer is merged
+//! with the ring's (a store written behind may lack the newest messages the ring has).
+//!
+//! After a restart the ring starts full: the first use of a room (`Action::OpenRoom`) brings its
+//! last `capacity` messages back from the store, and `floor` records that older ones exist there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +25,9 @@ use std::task::{Context, Poll};
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
-use crate::core::{Action, ChatMessage, Detail, HistoryQuery, Reply, Request, Ring, RoomName};
+use crate::core::{
+    Action, ChatMessage, Detail, HistoryQuery, Reply, Request, Ring, RoomName, StoredRoom,
+};
 use crate::pipeline::config::HistoryConfig;
 
 /// Every room's ring. Shared by all clones of the layer.
@@ -69,6 +75,22 @@ impl HistoryCache {
             entry.floor = entry.floor.max(seq); // older than the whole ring: dropped
         } else if let Some(evicted) = evicted {
             entry.floor = entry.floor.max(evicted);
+        }
+    }
+
+    /// Fills a ring from a store's answer to [`Action::OpenRoom`]: `stored.last` are the room's
+    /// newest messages, at most `limit`. When the store gave fewer than `limit`, the ring now
+    /// holds everything the room ever had; otherwise older messages stay in the store only.
+    pub fn warm(&self, room: &RoomName, stored: &StoredRoom, limit: usize) {
+        for msg in &stored.last {
+            self.insert(msg.clone());
+        }
+        let floor = match stored.last.first() {
+            Some(oldest) if stored.last.len() >= limit => oldest.seq.saturating_sub(1),
+            _ => 0,
+        };
+        if let Some(entry) = self.rooms().get_mut(room) {
+            entry.floor = entry.floor.max(floor);
         }
     }
 
@@ -167,18 +189,28 @@ impl<S: Inner> Service<Request> for History<S> {
                 Action::History(query) => {
                     let (cached, complete) = cache.read(query);
                     let room = query.room.clone();
+                    let query = query.clone();
+                    let mut messages = cached;
                     if !complete {
                         let reply = call_inner(&mut inner, req).await?;
-                        if let Some(Detail::History { messages, .. }) = &reply.detail
-                            && messages.len() > cached.len()
+                        if let Some(Detail::History {
+                            messages: stored, ..
+                        }) = reply.detail
                         {
-                            return Ok(reply);
+                            messages = query.merge(messages, stored);
                         }
                     }
-                    Ok(Reply::default().with(Detail::History {
-                        room,
-                        messages: cached,
-                    }))
+                    Ok(Reply::default().with(Detail::History { room, messages }))
+                }
+                Action::OpenRoom(open) => {
+                    // Inside the persist layer the answer arrives during the call; outside it,
+                    // it was there before. Either way it is in the request's slot afterwards.
+                    let open = open.clone();
+                    let reply = call_inner(&mut inner, req).await?;
+                    if let Some(stored) = open.stored() {
+                        cache.warm(&open.room, stored, open.limit);
+                    }
+                    Ok(reply)
                 }
                 _ => call_inner(&mut inner, req).await,
             }
@@ -243,6 +275,27 @@ mod tests {
         }
         cache.remove(&failed);
         assert_eq!(seqs(&cache.read(&query(3, 10)).0), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_warmed_ring_knows_whether_older_messages_exist() {
+        let room = RoomName::parse("general").unwrap();
+        let cache = HistoryCache::new(3);
+        let stored = StoredRoom {
+            max_seq: 9,
+            last: (7..=9).map(|s| sample("general", s, "a", "x")).collect(),
+        };
+        cache.warm(&room, &stored, 3);
+        let (msgs, complete) = cache.read(&query(9, 5));
+        assert_eq!(seqs(&msgs), vec![7, 8, 9]);
+        assert!(!complete, "1 to 6 are in the store only");
+        let small = HistoryCache::new(3);
+        let stored = StoredRoom {
+            max_seq: 2,
+            last: (1..=2).map(|s| sample("general", s, "a", "x")).collect(),
+        };
+        small.warm(&room, &stored, 3);
+        assert!(small.read(&query(2, 5)).1, "the store had only these two");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! |---|---|---|
 //! | [`parse`] | `Line` → `Command` | everything else |
 //! | [`route`] | `Connect`, `Disconnect`, `Command`s | `Publish`, `Presence`, `History` it creates |
-//! | [`history`] | `History` reads it can answer; remembers every `Publish` | the rest |
-//! | [`persist`] | stores `Publish`; answers `History` from the store | the rest |
+//! | [`history`] | `History` reads it can answer; remembers every `Publish`; warms on `OpenRoom` | the rest |
+//! | [`persist`] | stores `Publish`; answers `History` and `OpenRoom` from the store | the rest |
 //! | [`fanout`] | delivers `Publish` and `Presence` to room members | nothing (innermost) |
 //!
 //! Every layer follows tower's idiom: an `XLayer` (built from its config) wraps an inner service

@@ -3,30 +3,112 @@
 //! **Where it sits.** After `route` (every message it sees is numbered) and before `fanout`, so
 //! that in write-ahead mode a message can be stored before anybody sees it.
 //!
-//! **What it teaches.** The seed's third lesson, speed against durability. With
-//! `store = "none"` (phase 1) this layer keeps nothing and passes every request through: history
-//! lives only in the rings and a restart forgets it. The stores (`sqlite`, `postgres`) plug in
-//! behind a `Store` seam (the persistence work): `Publish` hands the message to the
-//! store (queued for a batched write, or written before going on), `History` reads that the ring
-//! could not answer are served from it, and messages from other instances are not stored twice.
+//! **What it does.** With `store = "none"` it keeps nothing and passes every request through.
+//! With a store (`sqlite`, `postgres`, behind the [`Store`] seam of `src/backends/`):
+//! * `Publish` hands the message to the store's [`Writer`]. Messages from other instances
+//!   (`Origin::Remote`) are theirs to store and pass straight through.
+//! * `History` reads that the layers inside cannot fill are answered from the store, merged with
+//!   what the ring has (`HistoryQuery::merge`). If the store cannot be read, the partial answer
+//!   stands and chat goes on.
+//! * `OpenRoom` (a room's first use since start) is answered from the store: where its numbering
+//!   stands and its latest messages, for the history layer's ring.
+//!
+//! **What it teaches.** The seed's third lesson, speed against durability, as one line of config:
+//! * `durability = "async"`, write-behind (approach B): the message is queued and delivered at
+//!   once; the writer catches up in batches. Chat never waits for the database, not even while
+//!   it is down; the price is that a crash loses what was still queued, and a full queue drops
+//!   writes (counted and logged).
+//! * `durability = "sync"`, write-ahead (approach C): the message is delivered, and the sender's
+//!   request answered, only once its batch is committed. Whatever anybody has seen is stored;
+//!   the price is a commit in every message's path, and a sender who waits while the store is
+//!   down. `docs/BENCHMARKS.md` measures both.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use anyhow::Context as _;
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
-use crate::core::{Reply, Request};
-use crate::pipeline::config::PersistConfig;
+use crate::backends::postgres::PostgresStore;
+use crate::backends::sqlite::SqliteStore;
+use crate::backends::{Background, Store, Writer, WriterOptions};
+use crate::core::{Action, ChatError, Detail, Origin, Reply, Request, Stats};
+use crate::pipeline::config::{Durability, PersistConfig};
 
 /// Builds [`Persist`] services.
 #[derive(Debug, Clone)]
-pub struct PersistLayer {}
+pub struct PersistLayer {
+    backend: Option<Backend>,
+}
+
+/// A store, its writer and the durability mode.
+#[derive(Debug, Clone)]
+struct Backend {
+    store: Arc<dyn Store>,
+    writer: Writer,
+    durability: Durability,
+}
 
 impl PersistLayer {
-    /// A persist layer for the configured store.
-    pub fn new(config: &PersistConfig) -> PersistLayer {
-        match config {
-            PersistConfig::None {} => PersistLayer {},
+    /// A persist layer for the configured store: opens and migrates it, and starts its writer on
+    /// `background`.
+    ///
+    /// # Errors
+    /// When the store cannot be opened or reached, or its schema is newer than this chatd.
+    pub async fn new(
+        config: &PersistConfig,
+        stats: Arc<Stats>,
+        background: &Background,
+    ) -> anyhow::Result<PersistLayer> {
+        let (store, durability, queue, batch): (Arc<dyn Store>, _, _, _) = match config {
+            PersistConfig::None {} => return Ok(PersistLayer { backend: None }),
+            PersistConfig::Sqlite {
+                path,
+                durability,
+                queue,
+                batch,
+            } => {
+                let full_sync = *durability == Durability::Sync;
+                let store = SqliteStore::open(std::path::Path::new(path), full_sync)
+                    .await
+                    .with_context(|| format!("persist layer: cannot use SQLite file {path}"))?;
+                (Arc::new(store), *durability, *queue, *batch)
+            }
+            PersistConfig::Postgres {
+                url,
+                pool_size,
+                durability,
+                queue,
+                batch,
+            } => {
+                let store = PostgresStore::connect(url, *pool_size)
+                    .await
+                    .context("persist layer: cannot use PostgreSQL (the `url` of the pipeline)")?;
+                (Arc::new(store), *durability, *queue, *batch)
+            }
+        };
+        let writer = Writer::spawn(
+            store.clone(),
+            WriterOptions::new(queue, batch),
+            stats,
+            background,
+        );
+        Ok(PersistLayer::with_store(store, writer, durability))
+    }
+
+    /// A persist layer over a store and writer made elsewhere (tests, benches).
+    pub fn with_store(
+        store: Arc<dyn Store>,
+        writer: Writer,
+        durability: Durability,
+    ) -> PersistLayer {
+        PersistLayer {
+            backend: Some(Backend {
+                store,
+                writer,
+                durability,
+            }),
         }
     }
 }
@@ -35,7 +117,10 @@ impl<S> Layer<S> for PersistLayer {
     type Service = Persist<S>;
 
     fn layer(&self, inner: S) -> Persist<S> {
-        Persist { inner }
+        Persist {
+            inner,
+            backend: self.backend.clone(),
+        }
     }
 }
 
@@ -43,6 +128,7 @@ impl<S> Layer<S> for PersistLayer {
 #[derive(Debug, Clone)]
 pub struct Persist<S> {
     inner: S,
+    backend: Option<Backend>,
 }
 
 impl<S: Inner> Service<Request> for Persist<S> {
@@ -56,6 +142,65 @@ impl<S: Inner> Service<Request> for Persist<S> {
 
     fn call(&mut self, req: Request) -> LayerFuture {
         let mut inner = take(&mut self.inner);
-        Box::pin(async move { call_inner(&mut inner, req).await })
+        let Some(backend) = self.backend.clone() else {
+            return Box::pin(async move { call_inner(&mut inner, req).await });
+        };
+        Box::pin(async move {
+            match &req.action {
+                Action::Publish(msg) if !matches!(msg.origin, Origin::Remote(_)) => {
+                    match backend.durability {
+                        Durability::Async => {
+                            backend.writer.enqueue(msg.clone());
+                        }
+                        Durability::Sync => {
+                            backend.writer.write(msg.clone()).await.map_err(|e| {
+                                ChatError::unavailable(format!("message not sent: {e}"))
+                            })?;
+                        }
+                    }
+                    call_inner(&mut inner, req).await
+                }
+                Action::History(query) => {
+                    let query = query.clone();
+                    let reply = call_inner(&mut inner, req).await?;
+                    let inside = match &reply.detail {
+                        Some(Detail::History { messages, .. }) => messages.clone(),
+                        _ => Vec::new(),
+                    };
+                    if inside.len() >= query.limit {
+                        return Ok(reply);
+                    }
+                    match backend.store.history(&query).await {
+                        Ok(stored) => Ok(Reply::default().with(Detail::History {
+                            room: query.room.clone(),
+                            messages: query.merge(inside, stored),
+                        })),
+                        Err(err) => {
+                            tracing::warn!(room = %query.room, "history read from the store failed, answering from memory: {err}");
+                            Ok(reply)
+                        }
+                    }
+                }
+                Action::OpenRoom(open) => {
+                    let stored = backend
+                        .store
+                        .open_room(&open.room, open.limit)
+                        .await
+                        .map_err(|e| {
+                            ChatError::unavailable(format!(
+                                "cannot load the history of {}, try again: {e}",
+                                open.room
+                            ))
+                        })?;
+                    open.answer(stored);
+                    call_inner(&mut inner, req).await
+                }
+                _ => call_inner(&mut inner, req).await,
+            }
+        })
     }
 }
+
+#[cfg(test)]
+#[path = "persist_tests.rs"]
+mod tests;

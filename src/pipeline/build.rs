@@ -14,6 +14,7 @@ use tower::{BoxError, Layer, service_fn};
 
 use super::ChatService;
 use super::config::{LayerConfig, PipelineConfig};
+use crate::backends::Background;
 use crate::core::{Hub, LocalSequencer, Reply, Request, Sequencer};
 use crate::layers::fanout::FanoutLayer;
 use crate::layers::history::HistoryLayer;
@@ -24,8 +25,16 @@ use crate::layers::route::RouteLayer;
 /// How many messages a joiner sees when the pipeline has no history layer.
 const DEFAULT_JOIN_REPLAY: usize = 10;
 
-/// Builds the stack `config` describes over the shared state `hub`.
-pub fn build(config: &PipelineConfig, hub: &Hub) -> ChatService {
+/// Builds the stack `config` describes over the shared state `hub`. Backends that need it (a
+/// store: connect, migrate, start its writer) are set up here, their tasks on `background`.
+///
+/// # Errors
+/// When a backend cannot be set up (a store unreachable, a schema newer than this chatd).
+pub async fn build(
+    config: &PipelineConfig,
+    hub: &Hub,
+    background: &Background,
+) -> anyhow::Result<ChatService> {
     // Phase 1 numbers messages in memory; shared counters arrive with the cross-instance backends.
     let sequencer: Arc<dyn Sequencer> = Arc::new(LocalSequencer);
     let join_replay = config
@@ -49,13 +58,16 @@ pub fn build(config: &PipelineConfig, hub: &Hub) -> ChatService {
             ),
             // The per-room ring of recent messages.
             LayerConfig::History(c) => wrap(HistoryLayer::new(c), stack),
-            // Durable storage (none in phase 1).
-            LayerConfig::Persist(c) => wrap(PersistLayer::new(c), stack),
+            // Durable storage: none, SQLite or PostgreSQL, written behind or ahead.
+            LayerConfig::Persist(c) => wrap(
+                PersistLayer::new(c, hub.stats_handle(), background).await?,
+                stack,
+            ),
             // Delivery to room members.
             LayerConfig::Fanout(c) => wrap(FanoutLayer::new(c, hub.clone()), stack),
         };
     }
-    stack
+    Ok(stack)
 }
 
 /// Wraps `inner` in `layer` and erases the result's type.

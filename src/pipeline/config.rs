@@ -176,11 +176,94 @@ fn default_capacity() -> usize {
 pub enum PersistConfig {
     /// Keep nothing: history lives only in the ring and is gone after a restart.
     None {},
+    /// An embedded SQLite file: durable history with nothing to install.
+    Sqlite {
+        /// The database file; it and its directory are created on first start.
+        path: String,
+        /// When a message counts as stored; see [`Durability`].
+        #[serde(default)]
+        durability: Durability,
+        /// Messages that may wait for the writer before new ones are dropped (async) or wait
+        /// (sync).
+        #[serde(default = "default_queue")]
+        queue: usize,
+        /// Most messages written in one transaction.
+        #[serde(default = "default_batch")]
+        batch: usize,
+    },
+    /// A PostgreSQL server, through a pool of connections.
+    Postgres {
+        /// A connection string, `postgres://user:password@host:port/database` or
+        /// `host=... dbname=...`. Shown by `--check` with its password masked.
+        #[serde(serialize_with = "serialize_masked_url")]
+        url: String,
+        /// Most connections the pool opens.
+        #[serde(default = "default_pool_size")]
+        pool_size: u32,
+        /// When a message counts as stored; see [`Durability`].
+        #[serde(default)]
+        durability: Durability,
+        /// Messages that may wait for the writer; see `Sqlite::queue`.
+        #[serde(default = "default_queue")]
+        queue: usize,
+        /// Most messages written in one statement.
+        #[serde(default = "default_batch")]
+        batch: usize,
+    },
 }
 
 impl PersistConfig {
     /// Every value `store` may take, for messages; keep in step with the variants.
-    pub const STORES: &'static [&'static str] = &["none"];
+    pub const STORES: &'static [&'static str] = &["none", "sqlite", "postgres"];
+}
+
+/// When the persist layer considers a message safe: the seed's approaches B and C.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Write-behind: the message is queued for the writer and delivered at once; the store
+    /// catches up in batches. Fast; a crash (not a clean stop) loses what was queued.
+    #[default]
+    Async,
+    /// Write-ahead: the message's batch is committed before anybody sees the message, and
+    /// before the sender's request is answered.
+    Sync,
+}
+
+/// Serializes a connection string with its password replaced by `***`, so that `chatd --check`
+/// (which prints the options through serde) never shows it.
+fn serialize_masked_url<S: serde::Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&mask_password(url))
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`, and
+/// `host=h password=secret` -> `host=h password=***`.
+pub fn mask_password(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@')
+            && let Some((user, _password)) = userinfo.split_once(':')
+        {
+            return format!("{scheme}://{user}:***@{host}");
+        }
+        return url.to_string();
+    }
+    url.split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some(("password", _)) => "password=***".to_string(),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn default_queue() -> usize {
+    10_000
+}
+fn default_batch() -> usize {
+    500
+}
+fn default_pool_size() -> u32 {
+    4
 }
 
 /// Options of `kind = "fanout"`: the `backend` key selects how messages reach members.
@@ -194,4 +277,25 @@ pub enum FanoutConfig {
 impl FanoutConfig {
     /// Every value `backend` may take, for messages; keep in step with the variants.
     pub const BACKENDS: &'static [&'static str] = &["local"];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_password("postgres://chatd:s3cret@db:5432/chatd"),
+            "postgres://chatd:***@db:5432/chatd"
+        );
+        assert_eq!(
+            mask_password("postgres://chatd@db/chatd"),
+            "postgres://chatd@db/chatd"
+        );
+        assert_eq!(
+            mask_password("host=db password=s3cret dbname=chatd"),
+            "host=db password=*** dbname=chatd"
+        );
+    }
 }

@@ -116,11 +116,12 @@ fn derived_instance(host: &str, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::load::embedded_default;
+    use crate::pipeline::load::{EMBEDDED_DEFAULT, EMBEDDED_SOURCE};
 
     #[test]
     fn describe_lists_the_layers_in_call_order() {
-        let text = embedded_default().unwrap().describe();
+        let config = crate::pipeline::load::parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &|_| None);
+        let text = config.unwrap().describe();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -139,7 +140,8 @@ mod tests {
                 "  1. parse",
                 "  2. route     max_message_chars = 2000",
                 "  3. history   capacity = 10",
-                "  4. persist   store = \"none\"",
+                "  4. persist   batch = 500, durability = \"async\", path = \"data/chatd.db\", \
+                 queue = 10000, store = \"sqlite\"",
                 "  5. fanout    backend = \"local\"",
             ]
         );

@@ -67,13 +67,16 @@ pub fn load_file(path: &Path) -> Result<PipelineConfig, ConfigErrors> {
     }
 }
 
-/// Checks [`EMBEDDED_DEFAULT`]. It has no `${VAR}`s, so the environment plays no part.
+/// Checks [`EMBEDDED_DEFAULT`]; its `${CHATD_DATA_DIR:-data}` comes from the process
+/// environment.
 ///
 /// # Errors
 ///
 /// Only if the embedded file is broken, which a unit test rules out.
 pub fn embedded_default() -> Result<PipelineConfig, ConfigErrors> {
-    parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &|_| None)
+    parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &|name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// Checks a config again after code changed it, such as command-line overrides: its values
@@ -295,8 +298,8 @@ impl Checker<'_> {
 mod tests {
     use super::*;
     use crate::pipeline::config::{
-        FanoutConfig, HistoryConfig, LayerConfig, ParseConfig, PersistConfig, RouteConfig,
-        ServerConfig,
+        Durability, FanoutConfig, HistoryConfig, LayerConfig, ParseConfig, PersistConfig,
+        RouteConfig, ServerConfig,
     };
 
     /// Every kind, in an order that works.
@@ -339,17 +342,32 @@ mod tests {
 
     #[test]
     fn the_embedded_default_is_valid_and_equals_the_defaults() {
-        let config = embedded_default().unwrap();
+        let config = parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &|_| None).unwrap();
         assert_eq!(config.source, EMBEDDED_SOURCE);
         assert_eq!(config.server, ServerConfig::default());
         let expected = vec![
             LayerConfig::Parse(ParseConfig::default()),
             LayerConfig::Route(RouteConfig::default()),
             LayerConfig::History(HistoryConfig::default()),
-            LayerConfig::Persist(PersistConfig::None {}),
+            LayerConfig::Persist(PersistConfig::Sqlite {
+                path: "data/chatd.db".into(),
+                durability: Durability::Async,
+                queue: 10_000,
+                batch: 500,
+            }),
             LayerConfig::Fanout(FanoutConfig::Local {}),
         ];
         assert_eq!(config.layers, expected);
+        let with_dir = parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &|name| {
+            (name == "CHATD_DATA_DIR").then(|| "/srv/chatd".to_string())
+        })
+        .unwrap();
+        assert!(
+            matches!(&with_dir.layers[3], LayerConfig::Persist(PersistConfig::Sqlite { path, .. })
+                if path == "/srv/chatd/chatd.db"),
+            "{:?}",
+            with_dir.layers[3]
+        );
     }
 
     #[test]

@@ -7,8 +7,11 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod http;
+pub mod postgres;
+pub mod scenarios;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -17,19 +20,63 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{FramedRead, LinesCodec};
 
+use chatd::pipeline::config::{Durability, LayerConfig, PersistConfig};
 use chatd::pipeline::{PipelineConfig, load};
 use chatd::server::Server;
 
 /// How long any single expected line may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// The embedded default pipeline, on ephemeral loopback ports.
+/// The embedded default pipeline, on ephemeral loopback ports, with its SQLite file in a fresh
+/// directory of its own (never the repository's `data/`).
 pub fn default_config() -> PipelineConfig {
     let mut config = load::embedded_default().expect("the embedded default pipeline is valid");
     config.server.tcp = "127.0.0.1:0".parse().unwrap();
     config.server.http = "127.0.0.1:0".parse().unwrap();
     config.server.instance = Some("test".into());
+    let db = data_dir().join("chatd.db");
+    with_store(config, sqlite(&db, Durability::Async))
+}
+
+/// A fresh directory for a test's files, under cargo's `target/tmp` (kept after the test, so a
+/// failure can be inspected; `cargo clean` removes it).
+pub fn data_dir() -> PathBuf {
+    tempfile::Builder::new()
+        .prefix("chatd-test-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("a temp dir under target/tmp")
+        .keep()
+}
+
+/// `config` with its persist layer's store replaced by `store`.
+pub fn with_store(mut config: PipelineConfig, store: PersistConfig) -> PipelineConfig {
+    for layer in &mut config.layers {
+        if let LayerConfig::Persist(persist) = layer {
+            *persist = store.clone();
+        }
+    }
     config
+}
+
+/// The SQLite store at `path`, with default queue and batch sizes.
+pub fn sqlite(path: &Path, durability: Durability) -> PersistConfig {
+    PersistConfig::Sqlite {
+        path: path.display().to_string(),
+        durability,
+        queue: 10_000,
+        batch: 500,
+    }
+}
+
+/// The PostgreSQL store at `url`, with default pool, queue and batch sizes.
+pub fn postgres(url: &str, durability: Durability) -> PersistConfig {
+    PersistConfig::Postgres {
+        url: url.to_string(),
+        pool_size: 4,
+        durability,
+        queue: 10_000,
+        batch: 500,
+    }
 }
 
 /// Starts chatd with the embedded default pipeline.

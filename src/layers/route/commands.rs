@@ -66,6 +66,7 @@ impl<S: Inner> Ctx<'_, S> {
     /// Puts `session` in room `name` (announcing it when new) and makes it the current room.
     async fn enter(&mut self, session: &Arc<Session>, name: &RoomName) -> Result<Joined, BoxError> {
         let room = self.hub().rooms().get_or_create(name);
+        self.open(session.id, &room).await?;
         let joined = room.join(session);
         {
             let mut state = session.state();
@@ -200,6 +201,7 @@ impl<S: Inner> Ctx<'_, S> {
     async fn history(&mut self, session: &Session, n: usize) -> Result<Reply, BoxError> {
         let name = self.target(session, None).ok_or_else(not_in_a_room)?;
         let room = self.hub().rooms().get_or_create(&name);
+        self.open(session.id, &room).await?;
         let query = HistoryQuery {
             room: name.clone(),
             upto: room.delivered(),
@@ -239,6 +241,7 @@ impl<S: Inner> Ctx<'_, S> {
             }
         };
         check_text(&text, self.shared.max_message_chars)?;
+        // No `open` here: a member has joined, and a join opens the room first.
         self.publish(session, room, text).await
     }
 

@@ -8,6 +8,8 @@
 //! a plain line becomes a numbered [`ChatMessage`] in an `Action::Publish`; a join becomes an
 //! `Action::Presence` (to announce it) and an `Action::History` (to replay the room's last
 //! messages). Messages from other instances arrive already numbered and pass straight through.
+//! Before a room's first use since start it sends an `Action::OpenRoom`, so that a store can
+//! warm the ring and the numbering continues where the stored history ends.
 //!
 //! **What it teaches.** Numbering happens here, once, through a [`Sequencer`], before the message
 //! is stored or delivered: with one process that is a counter in memory; with several it is a
@@ -25,8 +27,8 @@ use tower::{BoxError, Layer, Service};
 use super::{Inner, LayerFuture, call_inner, take};
 use crate::core::session::unknown_session;
 use crate::core::{
-    Action, ChatMessage, Connect, Detail, Event, Hub, Nick, Presence, PresenceKind, Reply, Request,
-    Room, RoomName, Sequencer, Session, SessionId,
+    Action, ChatMessage, Connect, Detail, Event, Hub, Nick, OpenRoom, Presence, PresenceKind,
+    Reply, Request, Room, RoomName, Sequencer, Session, SessionId,
 };
 use crate::pipeline::config::RouteConfig;
 
@@ -182,6 +184,25 @@ impl<S: Inner> Ctx<'_, S> {
     /// The room a command means: the one named, else the session's current room.
     fn target(&self, session: &Session, named: Option<RoomName>) -> Option<RoomName> {
         named.or_else(|| session.state().current.clone())
+    }
+
+    /// Loads `room`'s stored history the first time it is used since start: sends
+    /// [`Action::OpenRoom`] inward (the persist layer answers from its store, the history layer
+    /// warms its ring) and continues the room's numbering after the stored maximum, so no seq is
+    /// handed out twice across a restart. Later calls return at once.
+    async fn open(&mut self, session: SessionId, room: &Room) -> Result<(), BoxError> {
+        let limit = self.shared.join_replay;
+        let inner = &mut self.inner;
+        room.open_once(|| async move {
+            let open = Arc::new(OpenRoom::new(room.name.clone(), limit));
+            let req = Request::from(session, Action::OpenRoom(open.clone()));
+            call_inner(inner, req).await?;
+            if let Some(stored) = open.stored() {
+                room.settle_at(stored.max_seq);
+            }
+            Ok::<(), BoxError>(())
+        })
+        .await
     }
 
     /// Sends a numbered message inward; see [`SkipOnDrop`] for what happens if that fails.

@@ -292,14 +292,14 @@ mod tests {
     #[test]
     fn the_listed_stores_and_backends_all_exist() {
         for store in PersistConfig::STORES {
-            assert!(
-                parse(
-                    "t",
-                    &stack(FULL).replace("\"none\"", &format!("{store:?}")),
-                    &|_| None
-                )
-                .is_ok()
-            );
+            // The options each store requires.
+            let required = match *store {
+                "sqlite" => "\npath = \"x.db\"",
+                "postgres" => "\nurl = \"postgres://localhost/chatd\"",
+                _ => "",
+            };
+            let text = stack(FULL).replace("\"none\"", &format!("{store:?}{required}"));
+            assert!(parse("t", &text, &|_| None).is_ok(), "{store}");
         }
         for backend in FanoutConfig::BACKENDS {
             assert!(
@@ -384,16 +384,16 @@ mod tests {
 
     #[test]
     fn an_unknown_or_missing_store_or_backend_lists_the_valid_values() {
-        let text = stack(FULL).replace("store = \"none\"", "store = \"postgres\"");
+        let text = stack(FULL).replace("store = \"none\"", "store = \"postgresql\"");
         assert_eq!(
             only_error(&text),
-            "line 14, layer 4 (persist): unknown store `postgres`; expected one of: none"
+            "line 14, layer 4 (persist): unknown store `postgresql`; expected one of: none, sqlite, postgres"
         );
         let text = stack(FULL).replace("store = \"none\"\n", "");
         assert_eq!(
             only_error(&text),
             "line 12, layer 4 (persist): this layer has no `store`; \
-             add `store = \"...\"` with one of: none"
+             add `store = \"...\"` with one of: none, sqlite, postgres"
         );
         let text = stack(FULL).replace("backend = \"local\"", "backend = \"valkey\"");
         assert!(only_error(&text).ends_with("unknown backend `valkey`; expected one of: local"));

@@ -8,7 +8,9 @@
 
 use std::ops::RangeInclusive;
 
-use crate::pipeline::config::{HistoryConfig, LayerConfig, RouteConfig, ServerConfig};
+use crate::pipeline::config::{
+    HistoryConfig, LayerConfig, PersistConfig, RouteConfig, ServerConfig,
+};
 
 /// `[server] max_line_bytes`: a short `/join` line needs some room, and beyond 1 MiB one client
 /// could make the server buffer a lot for a single line.
@@ -25,6 +27,14 @@ const MAX_BODY_BYTES: RangeInclusive<usize> = 1024..=16 * 1024 * 1024;
 const HISTORY_CAPACITY: RangeInclusive<usize> = 1..=10_000;
 /// `route.max_message_chars`: 0 would refuse every message.
 const MAX_MESSAGE_CHARS: RangeInclusive<usize> = 1..=65_536;
+/// `persist.queue`: 0 would drop (or hold up) every message; beyond a million queued messages
+/// the memory a stuck store pins is no longer small.
+const PERSIST_QUEUE: RangeInclusive<usize> = 1..=1_000_000;
+/// `persist.batch`: PostgreSQL binds one array per column, so a batch is cheap to grow, but a
+/// huge transaction holds its locks (and SQLite's single writer) for long.
+const PERSIST_BATCH: RangeInclusive<usize> = 1..=10_000;
+/// `persist.pool_size`: at least one connection; more than 64 from one chatd is a mistake.
+const POOL_SIZE: RangeInclusive<usize> = 1..=64;
 /// `[server] instance`, in characters: it is shown to every client that connects.
 const INSTANCE_CHARS: RangeInclusive<usize> = 1..=32;
 
@@ -82,9 +92,42 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
         }) => {
             out_of_range(&mut problems, "max_message_chars", *max, MAX_MESSAGE_CHARS);
         }
-        LayerConfig::Parse(_) | LayerConfig::Persist(_) | LayerConfig::Fanout(_) => {}
+        LayerConfig::Persist(persist) => persist_problems(&mut problems, persist),
+        LayerConfig::Parse(_) | LayerConfig::Fanout(_) => {}
     }
     problems
+}
+
+fn persist_problems(problems: &mut ValueProblems, persist: &PersistConfig) {
+    let (queue, batch) = match persist {
+        PersistConfig::None {} => return,
+        PersistConfig::Sqlite {
+            path, queue, batch, ..
+        } => {
+            if path.trim().is_empty() {
+                let problem = "option `path` is empty; name the database file, e.g. \
+                               \"data/chatd.db\"";
+                problems.push(("path", problem.to_string()));
+            }
+            (*queue, *batch)
+        }
+        PersistConfig::Postgres {
+            url,
+            pool_size,
+            queue,
+            batch,
+            ..
+        } => {
+            if let Err(err) = url.parse::<tokio_postgres::Config>() {
+                let problem = format!("option `url` is not a PostgreSQL connection string: {err}");
+                problems.push(("url", problem));
+            }
+            out_of_range(problems, "pool_size", *pool_size as usize, POOL_SIZE);
+            (*queue, *batch)
+        }
+    };
+    out_of_range(problems, "queue", queue, PERSIST_QUEUE);
+    out_of_range(problems, "batch", batch, PERSIST_BATCH);
 }
 
 /// 1 to 32 ASCII letters, digits, `_`, `.` and `-`: safe in logs, keys and URLs alike.
@@ -177,6 +220,43 @@ mod tests {
                 error.starts_with("line 2, [server]") || error.contains("layer"),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn bad_persist_options_are_errors() {
+        let sqlite = "store = \"sqlite\"\npath = \"x.db\"";
+        for (options, expected) in [
+            (
+                "store = \"sqlite\"\npath = \" \"".to_string(),
+                "option `path` is empty",
+            ),
+            (
+                format!("{sqlite}\nqueue = 0"),
+                "option `queue` = 0 is out of range",
+            ),
+            (
+                format!("{sqlite}\nbatch = 10001"),
+                "option `batch` = 10001 is out of range",
+            ),
+            (
+                "store = \"postgres\"\nurl = \"postgres://h/db\"\npool_size = 0".to_string(),
+                "option `pool_size` = 0 is out of range",
+            ),
+            (
+                "store = \"postgres\"\nurl = \"host=h port=notanumber\"".to_string(),
+                "option `url` is not a PostgreSQL connection string",
+            ),
+            (
+                format!("{sqlite}\ndurability = \"eventually\""),
+                "unknown variant `eventually`, expected `async` or `sync`",
+            ),
+            (format!("{sqlite}\nurl = \"x\""), "unknown option `url`"),
+        ] {
+            let text = stack(FULL).replace("store = \"none\"", &options);
+            let error = only_error(&text);
+            assert!(error.contains(expected), "{error}");
+            assert!(error.contains("layer 4 (persist)"), "{error}");
         }
     }
 

@@ -1,0 +1,265 @@
+//! The SQLite store: chat history in one file, with nothing to install (`store = "sqlite"`).
+//!
+//! **Threads.** SQLite's API blocks, and a blocked tokio worker stalls every connection it
+//! serves, so each call runs on tokio's blocking pool (`spawn_blocking`). The store owns two
+//! connections, each behind a mutex: one writes (SQLite allows one writer at a time anyway) and
+//! one reads, so a join's history read never waits behind a batch being committed.
+//!
+//! **WAL.** The file is in write-ahead-log mode: readers see the last committed state while the
+//! writer appends to the log, and a commit is one sequential write. `synchronous = NORMAL`
+//! (write-behind) survives a crash of chatd but may lose the last commits on a power cut;
+//! `synchronous = FULL` (write-ahead, `durability = "sync"`) syncs the log on every commit.
+//!
+//! **Batches.** One transaction per batch: committing is the expensive part (a sync to disk), so
+//! 500 messages cost about what one does. Each row is its own statement inside it, so a row SQLite
+//! refuses is reported and skipped without losing the rest of the batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
+
+use super::migrate::{self, CREATE_SCHEMA_TABLE, CURRENT_VERSION};
+use super::{Appended, Store, StoreError, db_seq, stored_message};
+use crate::core::message::now_ms;
+use crate::core::{ChatMessage, HistoryQuery, RoomName};
+
+/// How long a statement waits for another process's lock before reporting the store busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A SQLite database file; see the module docs.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) the database at `path` and migrates it.
+    /// `full_sync` makes every commit reach the disk before it returns (write-ahead mode).
+    ///
+    /// # Errors
+    /// When the directory or file cannot be created or opened, or the schema is too new.
+    pub async fn open(path: &Path, full_sync: bool) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        let opened = path.clone();
+        let (writer, reader) = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = opened.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let mut writer = connect(&opened, full_sync)?;
+            migrate(&mut writer)?;
+            let reader = connect(&opened, full_sync)?;
+            Ok::<_, StoreError>((writer, reader))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("the SQLite open task failed: {e}")))??;
+        Ok(SqliteStore {
+            path,
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with `conn` on the blocking pool.
+    async fn with<T: Send + 'static>(
+        conn: &Arc<Mutex<Connection>>,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("a SQLite task failed: {e}")))?
+    }
+}
+
+fn connect(path: &Path, full_sync: bool) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| {
+        StoreError::Unavailable(format!("cannot open SQLite file {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(classify)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(path = %path.display(), %mode, "SQLite refused WAL mode");
+    }
+    let sync = if full_sync { "FULL" } else { "NORMAL" };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+    ))
+    .map_err(classify)?;
+    Ok(conn)
+}
+
+/// Applies the pending migrations, holding SQLite's write lock from the version check on.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(classify)?;
+    tx.execute(CREATE_SCHEMA_TABLE, []).map_err(classify)?;
+    let current: i64 = tx
+        .query_row(CURRENT_VERSION, [], |row| row.get(0))
+        .map_err(classify)?;
+    for m in migrate::pending(migrate::SQLITE, current)? {
+        tx.execute_batch(m.sql).map_err(|e| {
+            StoreError::Rejected(format!("migration {} ({}) failed: {e}", m.version, m.name))
+        })?;
+        tx.execute(
+            "INSERT INTO chatd_schema (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, now_ms()],
+        )
+        .map_err(classify)?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied SQLite migration"
+        );
+    }
+    tx.commit().map_err(classify)
+}
+
+/// Busy, locked or I/O trouble may pass; anything else is about the data or the statement.
+fn classify(err: rusqlite::Error) -> StoreError {
+    let transient = matches!(
+        err.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+        )
+    );
+    if transient {
+        StoreError::Unavailable(err.to_string())
+    } else {
+        StoreError::Rejected(err.to_string())
+    }
+}
+
+fn append_batch(conn: &mut Connection, batch: &[Arc<ChatMessage>]) -> Result<Appended, StoreError> {
+    let tx = conn.transaction().map_err(classify)?;
+    let mut appended = Appended::default();
+    {
+        let mut room = tx
+            .prepare_cached(
+                "INSERT INTO rooms (name, created_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )
+            .map_err(classify)?;
+        let mut message = tx
+            .prepare_cached(
+                "INSERT INTO messages (room, seq, nick, body, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (room, seq) DO NOTHING",
+            )
+            .map_err(classify)?;
+        for (i, msg) in batch.iter().enumerate() {
+            let row = room
+                .execute(params![msg.room.as_str(), msg.ts_ms])
+                .and_then(|_| {
+                    message.execute(params![
+                        msg.room.as_str(),
+                        db_seq(msg.seq),
+                        msg.nick.as_str(),
+                        msg.text,
+                        msg.ts_ms
+                    ])
+                });
+            match row.map_err(classify) {
+                Ok(n) => appended.written += n,
+                Err(StoreError::Rejected(why)) => appended.rejected.push((i, why)),
+                Err(other) => return Err(other), // the transaction rolls back on drop
+            }
+        }
+    }
+    tx.commit().map_err(classify)?;
+    Ok(appended)
+}
+
+fn read_history(
+    conn: &Connection,
+    query: &HistoryQuery,
+) -> Result<Vec<Arc<ChatMessage>>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, nick, body, ts_ms FROM messages \
+             WHERE room = ?1 AND seq <= ?2 AND seq > ?3 ORDER BY seq DESC LIMIT ?4",
+        )
+        .map_err(classify)?;
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map(
+            params![
+                query.room.as_str(),
+                db_seq(query.upto),
+                db_seq(query.after),
+                limit
+            ],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            },
+        )
+        .map_err(classify)?;
+    let mut newest_first = Vec::new();
+    for row in rows {
+        let (seq, nick, body, ts_ms) = row.map_err(classify)?;
+        newest_first.push(stored_message(&query.room, seq, &nick, body, ts_ms)?);
+    }
+    newest_first.reverse();
+    Ok(newest_first)
+}
+
+impl Store for SqliteStore {
+    fn append<'a>(
+        &'a self,
+        batch: &'a [Arc<ChatMessage>],
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        let batch = batch.to_vec(); // Arc clones: the blocking task needs owned data
+        Box::pin(SqliteStore::with(&self.writer, move |conn| {
+            append_batch(conn, &batch)
+        }))
+    }
+
+    fn history<'a>(
+        &'a self,
+        query: &'a HistoryQuery,
+    ) -> BoxFuture<'a, Result<Vec<Arc<ChatMessage>>, StoreError>> {
+        let query = query.clone();
+        Box::pin(SqliteStore::with(&self.reader, move |conn| {
+            read_history(conn, &query)
+        }))
+    }
+
+    fn max_seq<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let room = room.clone();
+        Box::pin(SqliteStore::with(&self.reader, move |conn| {
+            let max: i64 = conn
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?1",
+                    params![room.as_str()],
+                    |row| row.get(0),
+                )
+                .map_err(classify)?;
+            Ok(u64::try_from(max).unwrap_or(0))
+        }))
+    }
+}

@@ -1,0 +1,124 @@
+//! Unit tests of the writer against a mock store: batching, retry with backoff, the full-queue
+//! policy and the shutdown flush. (The real stores are tested end to end in `tests/persist_*`.)
+
+use super::*;
+use crate::backends::mock::Mock;
+use crate::core::message::sample;
+
+fn options(queue: usize, batch: usize) -> WriterOptions {
+    WriterOptions {
+        retry_base: Duration::from_millis(1),
+        retry_max: Duration::from_millis(4),
+        shutdown_grace: Duration::from_millis(50),
+        ..WriterOptions::new(queue, batch)
+    }
+}
+
+fn msg(seq: u64) -> Arc<ChatMessage> {
+    sample("general", seq, "alice", "hi")
+}
+
+#[tokio::test]
+async fn queued_messages_are_written_in_batches_and_flushed_at_stop() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mock = Arc::new(Mock {
+        gate: Some(gate.clone()),
+        ..Mock::default()
+    });
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let writer = Writer::spawn(mock.clone(), options(100, 4), stats.clone(), &background);
+    for seq in 1..=10 {
+        assert!(writer.enqueue(msg(seq)));
+    }
+    gate.add_permits(1000); // the store answers from now on
+    background.finish().await;
+    assert_eq!(mock.stored(), (1..=10).collect::<Vec<_>>());
+    let batches = mock.batches.lock().unwrap().clone();
+    assert!(batches.iter().all(|b| b.len() <= 4), "{batches:?}");
+    assert!(
+        batches.len() >= 3,
+        "10 messages in batches of at most 4: {batches:?}"
+    );
+    assert_eq!(stats.persisted.get(), 10);
+    assert_eq!(stats.persist_batches.get(), batches.len() as u64);
+}
+
+#[tokio::test]
+async fn an_unavailable_store_is_retried_until_it_is_back() {
+    let mock = Arc::new(Mock::default());
+    mock.set_down(true);
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let writer = Writer::spawn(mock.clone(), options(100, 10), stats.clone(), &background);
+    assert!(writer.enqueue(msg(1)));
+    let patience = tokio::time::Instant::now() + Duration::from_secs(10);
+    while mock.attempts.get() < 4 {
+        assert!(tokio::time::Instant::now() < patience, "no retries");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    mock.set_down(false);
+    let pending = writer.write(msg(2)); // write-ahead waits for the store
+    tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("written once the store is back")
+        .expect("stored");
+    assert!(stats.persist_retries.get() >= 3);
+    background.finish().await;
+    assert_eq!(mock.stored(), vec![1, 2]);
+    assert_eq!(stats.persist_dropped.get(), 0);
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_in_write_behind() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mock = Arc::new(Mock {
+        gate: Some(gate.clone()),
+        ..Mock::default()
+    });
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let writer = Writer::spawn(mock.clone(), options(3, 1), stats.clone(), &background);
+    let accepted = (1..=20).filter(|&seq| writer.enqueue(msg(seq))).count();
+    // The writer may have taken one into its hand: at most queue + 1 accepted.
+    assert!((3..=4).contains(&accepted), "accepted {accepted}");
+    assert_eq!(stats.persist_dropped.get(), 20 - accepted as u64);
+    gate.add_permits(1000);
+    background.finish().await;
+    assert_eq!(mock.stored().len(), accepted);
+}
+
+#[tokio::test]
+async fn a_refused_row_does_not_lose_its_batch() {
+    let mock = Arc::new(Mock::default());
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let writer = Writer::spawn(mock.clone(), options(10, 10), stats.clone(), &background);
+    let bad = sample("general", 2, "alice", "bad");
+    let (a, b, c) = tokio::join!(
+        writer.write(msg(1)),
+        writer.write(bad),
+        writer.write(msg(3))
+    );
+    assert!(a.is_ok() && c.is_ok());
+    assert!(matches!(b, Err(StoreError::Rejected(_))), "{b:?}");
+    background.finish().await;
+    assert_eq!(mock.stored(), vec![1, 3]);
+    assert_eq!(stats.persist_rejected.get(), 1);
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_on_a_store_that_stays_down_and_says_so() {
+    let mock = Arc::new(Mock::default());
+    mock.set_down(true);
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let writer = Writer::spawn(mock.clone(), options(10, 10), stats.clone(), &background);
+    writer.enqueue(msg(1));
+    writer.enqueue(msg(2));
+    tokio::time::timeout(Duration::from_secs(10), background.finish())
+        .await
+        .expect("shutdown ends after its grace period");
+    assert_eq!(stats.persist_dropped.get(), 2);
+    assert!(!writer.enqueue(msg(3)), "a stopped writer takes nothing");
+}

@@ -1,0 +1,148 @@
+//! Unit tests of the persist layer over a mock store (`backends::mock`): what it stores, in which
+//! order relative to the layer inside it, and how it answers reads and `OpenRoom`.
+
+use std::sync::Mutex;
+
+use tower::{ServiceExt, service_fn};
+
+use super::*;
+use crate::backends::mock::Mock;
+use crate::core::message::sample;
+use crate::core::{ChatMessage, HistoryQuery, Nick, OpenRoom, RoomName, SessionId};
+
+/// What the layer inside saw: for each `Publish`, whether the store already had the message.
+type Seen = Arc<Mutex<Vec<(u64, bool)>>>;
+
+/// A persist layer over `mock`, wrapped around an inner service that records into `seen`.
+fn stack(
+    mock: &Arc<Mock>,
+    durability: Durability,
+    background: &Background,
+) -> (Persist<crate::pipeline::ChatService>, Seen) {
+    let writer = Writer::spawn(
+        mock.clone(),
+        WriterOptions::new(100, 10),
+        Arc::new(Stats::default()),
+        background,
+    );
+    let seen: Seen = Arc::default();
+    let (inner_mock, inner_seen) = (mock.clone(), seen.clone());
+    let inner = service_fn(move |req: Request| {
+        if let Action::Publish(msg) = &req.action {
+            let stored = inner_mock.stored().contains(&msg.seq);
+            inner_seen.lock().unwrap().push((msg.seq, stored));
+        }
+        std::future::ready(Ok::<Reply, BoxError>(Reply::default()))
+    });
+    let layer = PersistLayer::with_store(mock.clone(), writer, durability);
+    (layer.layer(crate::pipeline::ChatService::new(inner)), seen)
+}
+
+fn local(seq: u64) -> Arc<ChatMessage> {
+    Arc::new(ChatMessage::new(
+        RoomName::parse("general").unwrap(),
+        seq,
+        Nick::parse("alice").unwrap(),
+        format!("message {seq}"),
+        Origin::Local(SessionId(1)),
+    ))
+}
+
+async fn publish(svc: &mut Persist<crate::pipeline::ChatService>, msg: Arc<ChatMessage>) {
+    svc.ready()
+        .await
+        .unwrap()
+        .call(Request::anonymous(Action::Publish(msg)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn write_ahead_stores_before_the_inner_layer_sees_the_message() {
+    let mock = Arc::new(Mock::default());
+    let background = Background::default();
+    let (mut svc, seen) = stack(&mock, Durability::Sync, &background);
+    for seq in 1..=3 {
+        publish(&mut svc, local(seq)).await;
+    }
+    assert_eq!(*seen.lock().unwrap(), vec![(1, true), (2, true), (3, true)]);
+    background.finish().await;
+}
+
+#[tokio::test]
+async fn write_behind_stores_local_messages_and_never_remote_ones() {
+    let mock = Arc::new(Mock::default());
+    let background = Background::default();
+    let (mut svc, seen) = stack(&mock, Durability::Async, &background);
+    publish(&mut svc, local(1)).await;
+    publish(
+        &mut svc,
+        sample("general", 2, "bob", "from another instance"),
+    )
+    .await;
+    publish(&mut svc, local(3)).await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "every message goes on inward"
+    );
+    background.finish().await; // flushes the queue
+    assert_eq!(mock.stored(), vec![1, 3]);
+}
+
+#[tokio::test]
+async fn open_room_and_history_are_answered_from_the_store() {
+    let mock = Arc::new(Mock::default());
+    let background = Background::default();
+    let (mut svc, _) = stack(&mock, Durability::Sync, &background);
+    for seq in 1..=30 {
+        publish(&mut svc, local(seq)).await;
+    }
+    let room = RoomName::parse("general").unwrap();
+    let open = Arc::new(OpenRoom::new(room.clone(), 10));
+    let req = Request::anonymous(Action::OpenRoom(open.clone()));
+    svc.ready().await.unwrap().call(req).await.unwrap();
+    let stored = open.stored().expect("answered");
+    assert_eq!(stored.max_seq, 30);
+    let seqs: Vec<u64> = stored.last.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (21..=30).collect::<Vec<_>>());
+
+    let query = HistoryQuery {
+        room,
+        upto: 25,
+        after: 0,
+        limit: 5,
+    };
+    let req = Request::anonymous(Action::History(query));
+    let reply = svc.ready().await.unwrap().call(req).await.unwrap();
+    let Some(Detail::History { messages, .. }) = reply.detail else {
+        panic!("no history in {reply:?}")
+    };
+    let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![21, 22, 23, 24, 25]);
+    background.finish().await;
+}
+
+#[tokio::test]
+async fn an_unavailable_store_refuses_to_open_a_room() {
+    let mock = Arc::new(Mock::default());
+    mock.set_down(true);
+    let background = Background::default();
+    let (mut svc, _) = stack(&mock, Durability::Async, &background);
+    let open = Arc::new(OpenRoom::new(RoomName::parse("general").unwrap(), 10));
+    let req = Request::anonymous(Action::OpenRoom(open.clone()));
+    let err = svc.ready().await.unwrap().call(req).await.unwrap_err();
+    let err = ChatError::from_box(&err);
+    assert_eq!(err.kind, crate::core::ErrorKind::Unavailable);
+    assert!(
+        err.message
+            .starts_with("cannot load the history of general, try again"),
+        "{err:?}"
+    );
+    assert!(
+        open.stored().is_none(),
+        "the room stays unopened: the next use tries again"
+    );
+    mock.set_down(false);
+    background.finish().await;
+}

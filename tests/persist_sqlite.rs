@@ -1,0 +1,176 @@
+//! Persistence on the embedded SQLite store (the default pipeline): the shared scenarios, and the
+//! binary as a new user runs it: chat, Ctrl-C, start again, the history is back.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use chatd::pipeline::config::Durability;
+use support::{Client, data_dir, scenarios, sqlite};
+
+fn store() -> chatd::pipeline::config::PersistConfig {
+    sqlite(&data_dir().join("chatd.db"), Durability::Async)
+}
+
+#[tokio::test]
+async fn restart_keeps_the_last_10() {
+    scenarios::restart_keeps_the_last_10(store()).await;
+}
+
+#[tokio::test]
+async fn a_thousand_messages_are_stored_once_in_order() {
+    scenarios::a_thousand_messages_are_stored_once_in_order(store()).await;
+}
+
+#[tokio::test]
+async fn awkward_text_round_trips() {
+    scenarios::awkward_text_round_trips(store()).await;
+}
+
+#[tokio::test]
+async fn a_bad_row_does_not_break_its_batch() {
+    scenarios::a_bad_row_does_not_break_its_batch(store()).await;
+}
+
+#[tokio::test]
+async fn shutdown_flushes_the_queue() {
+    scenarios::shutdown_flushes_the_queue(store()).await;
+}
+
+#[tokio::test]
+async fn sync_mode_stores_before_anyone_sees() {
+    scenarios::sync_mode_stores_before_anyone_sees(store()).await;
+}
+
+/// Starts the binary on its embedded default pipeline with `CHATD_DATA_DIR=data`; returns it and
+/// its TCP address once it listens.
+fn start_binary(data: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["--tcp", "127.0.0.1:0", "--instance", "restart"])
+        .env("CHATD_DATA_DIR", data)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start chatd");
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "chatd exited before listening"
+        );
+        if let Some(rest) = line.split("is up: nc ").nth(1) {
+            let mut parts = rest.split_whitespace();
+            let (ip, port) = (parts.next().unwrap(), parts.next().unwrap());
+            break format!("{ip}:{port}").parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in reader.lines() {});
+    (child, addr)
+}
+
+async fn terminate(child: Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "chatd exits cleanly on SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn the_binary_keeps_history_across_a_sigterm_restart() {
+    let data = data_dir().join("fresh"); // does not exist yet: chatd creates it
+    let (child, addr) = start_binary(&data);
+    let mut alice = Client::named(addr, "alice").await;
+    alice.join("general").await;
+    // Many lines at once, SIGTERM right after: what is still queued is flushed on the way out.
+    alice
+        .send_many((1..=500).map(|i| format!("line {i}")))
+        .await;
+    alice.sync().await;
+    terminate(child).await;
+    assert!(
+        data.join("chatd.db").is_file(),
+        "the data dir and file were created"
+    );
+
+    let (child, addr) = start_binary(&data);
+    let mut bob = Client::named(addr, "bob").await;
+    let expected: Vec<String> = (491..=500)
+        .map(|i| format!("[general] alice: line {i}"))
+        .collect();
+    assert_eq!(bob.join("general").await, expected);
+    bob.send("/history 100").await;
+    bob.expect("* the last 100 messages in general:").await;
+    let expected: Vec<String> = (401..=500)
+        .map(|i| format!("[general] alice: line {i}"))
+        .collect();
+    assert_eq!(bob.lines(100).await, expected);
+    terminate(child).await;
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_chatd_is_refused() {
+    let data = data_dir();
+    let path = data.join("chatd.db");
+    drop(scenarios::open_store(&sqlite(&path, Durability::Async)).await); // migrated
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO chatd_schema (version, name, applied_at_ms) VALUES (999, 'future', 0)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let config = scenarios::config_for(&sqlite(&path, Durability::Async));
+    let err = chatd::server::Server::start(&config).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("schema is at version 999"),
+        "{err:#}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["--tcp", "127.0.0.1:0"])
+        .env("CHATD_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("chatd: persist layer: cannot use SQLite file")
+            && stderr.contains(
+                "the database schema is at version 999, but this chatd knows versions up to 1"
+            ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn starting_twice_changes_no_schema() {
+    let path = data_dir().join("chatd.db");
+    let version = || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row("SELECT COUNT(*), MAX(version) FROM chatd_schema", [], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })
+        .unwrap()
+    };
+    drop(scenarios::open_store(&sqlite(&path, Durability::Async)).await);
+    let first = version();
+    drop(scenarios::open_store(&sqlite(&path, Durability::Async)).await);
+    assert_eq!(version(), first);
+    assert_eq!(first, (1, 1));
+}
