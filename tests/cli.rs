@@ -3,11 +3,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use support::Client;
+use support::binary::Chatd;
 
 fn chatd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chatd"))
@@ -159,74 +160,21 @@ fn a_bad_override_is_refused() {
 
 #[tokio::test]
 async fn the_binary_serves_netcat_and_stops_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args([
-            "--tcp",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--instance",
-            "cli",
-        ])
-        .env("CHATD_DATA_DIR", support::data_dir())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start chatd");
-    let stderr = child.stderr.take().unwrap();
-    let mut reader = BufReader::new(stderr);
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "chatd exited before listening"
-        );
-        if let Some(rest) = line.split("is up: nc ").nth(1) {
-            let mut parts = rest.split_whitespace();
-            let (ip, port) = (parts.next().unwrap(), parts.next().unwrap());
-            let http = rest
-                .split("http://")
-                .nth(1)
-                .unwrap()
-                .split('/')
-                .next()
-                .unwrap();
-            let tcp: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
-            break (tcp, http.parse::<std::net::SocketAddr>().unwrap());
-        }
-    };
-    let (addr, http_addr) = addr;
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in reader.lines() {});
-    let mut alice = Client::named(addr, "alice").await;
-    let mut bob = Client::named(addr, "bob").await;
+    let chatd = Chatd::start(&["--instance", "cli"], &support::data_dir());
+    let mut alice = Client::named(chatd.tcp, "alice").await;
+    let mut bob = Client::named(chatd.tcp, "bob").await;
     assert!(alice.welcome.contains("(instance cli)"));
     alice.join("general").await;
     bob.join("general").await;
     alice.expect("* bob joined general").await;
     alice.send("hello from the binary").await;
     bob.expect("[general] alice: hello from the binary").await;
-
     // An HTTP session must not keep the process alive at shutdown.
-    let http = support::http::HttpClient::connect(http_addr, "dana").await;
+    let http = support::http::HttpClient::connect(chatd.http, "dana").await;
     assert_eq!(http.command("/join general").await.status, 200);
     alice.expect("* dana joined general").await;
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(
-        alice.expect_closed().await,
-        ["* server shutting down, goodbye"]
-    );
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "chatd exits cleanly on SIGTERM: {status}");
+    let closed = tokio::spawn(async move { alice.expect_closed().await });
+    chatd.terminate().await;
+    assert_eq!(closed.await.unwrap(), ["* server shutting down, goodbye"]);
 }

@@ -3,12 +3,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
 use chatd::pipeline::config::Durability;
+use std::process::Command;
+
+use support::binary::Chatd;
 use support::{Client, data_dir, scenarios, sqlite};
 
 fn store() -> chatd::pipeline::config::PersistConfig {
@@ -45,71 +43,25 @@ async fn sync_mode_stores_before_anyone_sees() {
     scenarios::sync_mode_stores_before_anyone_sees(store()).await;
 }
 
-/// Starts the binary on its embedded default pipeline with `CHATD_DATA_DIR=data`; returns it and
-/// its TCP address once it listens.
-fn start_binary(data: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args(["--tcp", "127.0.0.1:0", "--instance", "restart"])
-        .env("CHATD_DATA_DIR", data)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start chatd");
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "chatd exited before listening"
-        );
-        if let Some(rest) = line.split("is up: nc ").nth(1) {
-            let mut parts = rest.split_whitespace();
-            let (ip, port) = (parts.next().unwrap(), parts.next().unwrap());
-            break format!("{ip}:{port}").parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in reader.lines() {});
-    (child, addr)
-}
-
-async fn terminate(child: Child) {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || {
-        let mut child = child;
-        child.wait()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(status.success(), "chatd exits cleanly on SIGTERM: {status}");
-}
-
 #[tokio::test]
 async fn the_binary_keeps_history_across_a_sigterm_restart() {
     let data = data_dir().join("fresh"); // does not exist yet: chatd creates it
-    let (child, addr) = start_binary(&data);
-    let mut alice = Client::named(addr, "alice").await;
+    let chatd = Chatd::start(&["--instance", "restart"], &data);
+    let mut alice = Client::named(chatd.tcp, "alice").await;
     alice.join("general").await;
     // Many lines at once, SIGTERM right after: what is still queued is flushed on the way out.
     alice
         .send_many((1..=500).map(|i| format!("line {i}")))
         .await;
     alice.sync().await;
-    terminate(child).await;
+    chatd.terminate().await;
     assert!(
         data.join("chatd.db").is_file(),
         "the data dir and file were created"
     );
 
-    let (child, addr) = start_binary(&data);
-    let mut bob = Client::named(addr, "bob").await;
+    let chatd = Chatd::start(&["--instance", "restart"], &data);
+    let mut bob = Client::named(chatd.tcp, "bob").await;
     let expected: Vec<String> = (491..=500)
         .map(|i| format!("[general] alice: line {i}"))
         .collect();
@@ -120,7 +72,7 @@ async fn the_binary_keeps_history_across_a_sigterm_restart() {
         .map(|i| format!("[general] alice: line {i}"))
         .collect();
     assert_eq!(bob.lines(100).await, expected);
-    terminate(child).await;
+    chatd.terminate().await;
 }
 
 #[tokio::test]
@@ -143,7 +95,7 @@ async fn a_database_from_a_newer_chatd_is_refused() {
     );
 
     let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args(["--tcp", "127.0.0.1:0"])
+        .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
         .env("CHATD_DATA_DIR", &data)
         .output()
         .unwrap();
