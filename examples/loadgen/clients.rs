@@ -1,0 +1,349 @@
+//! The simulated users: a TCP client (chatd's line protocol or plain IRC) that joins one room,
+//! reads everything and, if it is a sender, writes timestamped messages at its rate; and an SSE
+//! client that joins one room over HTTP and only reads.
+//!
+//! Each client is one tokio task that reads and writes its own socket, so a receiver costs
+//! loadgen one task and one buffer. A sender paces itself with a coarse `Interval` (at least
+//! 1 ms, tokio's timer resolution) and on each tick writes every message that is due by then in
+//! one `write_all`: the rate stays exact at any tick length and a tick never sends a burst
+//! larger than one tick's worth.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::{Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::stats::{Batch, Stats};
+use crate::wire;
+
+/// How long a connect (or the HTTP handshake) may take before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which protocol the TCP clients speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// chatd's line protocol: `/join ROOM`, then plain lines.
+    Chatd,
+    /// Plain IRC: NICK/USER, JOIN #ROOM, PRIVMSG #ROOM :text.
+    Irc,
+}
+
+/// What every client task shares with the run: the counters, and the two signals.
+pub struct Shared {
+    pub stats: Stats,
+    /// Cancelled when every client has joined (or the ramp timed out): senders start.
+    pub go: CancellationToken,
+    /// Cancelled when the run ends: every client stops and flushes its latencies.
+    pub stop: CancellationToken,
+    /// Clients that joined or failed; `settled_notify` wakes the ramp's waiter on each.
+    pub settled: AtomicU64,
+    pub settled_notify: Notify,
+}
+
+impl Shared {
+    fn settle(&self) {
+        self.settled.fetch_add(1, Relaxed);
+        self.settled_notify.notify_one();
+    }
+
+    fn joined(&self, room: usize) {
+        self.stats.ready.fetch_add(1, Relaxed);
+        self.stats.ready_per_room[room].fetch_add(1, Relaxed);
+        self.settle();
+    }
+
+    fn connect_failed(&self, why: &str) {
+        self.stats.connect_failures.fetch_add(1, Relaxed);
+        self.stats.sample(why);
+        self.settle();
+    }
+}
+
+/// One simulated user.
+pub struct Client {
+    pub index: usize,
+    pub room: usize,
+    /// `host:port` of the instance it connects to.
+    pub addr: String,
+    /// Messages per second it sends, if it is a sender; for `duration` after `go`.
+    pub rate: Option<f64>,
+    pub duration: Duration,
+}
+
+/// A TCP client of either protocol; returns when `stop` is cancelled or the connection ends.
+pub async fn tcp_client(client: Client, protocol: Protocol, shared: Arc<Shared>) {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&client.addr)).await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return shared.connect_failed(&format!("connect {}: {e}", client.addr)),
+        Err(_) => return shared.connect_failed(&format!("connect {}: timed out", client.addr)),
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let stats = &shared.stats;
+    let nick = format!("lg{}", client.index);
+    let hello = match protocol {
+        Protocol::Chatd => format!("/join lg{}\n", client.room),
+        Protocol::Irc => format!("NICK {nick}\r\nUSER {nick} 0 * :loadgen\r\n"),
+    };
+    if let Err(e) = writer.write_all(hello.as_bytes()).await {
+        return shared.connect_failed(&format!("write to {}: {e}", client.addr));
+    }
+
+    let mut joined = false;
+    let mut batch = Batch::new(client.index);
+    let mut input: Vec<u8> = Vec::with_capacity(4096);
+    let mut output = String::new();
+    // Sender state: when sending began, how many sent, and the pacing ticker.
+    let mut started: Option<Instant> = None;
+    let mut sent: u64 = 0;
+    let mut ticker: Option<Interval> = None;
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => break,
+            _ = shared.go.cancelled(), if client.rate.is_some() && started.is_none() => {
+                started = Some(Instant::now());
+                let rate = client.rate.unwrap_or(1.0);
+                let period = Duration::from_secs_f64(1.0 / rate)
+                    .clamp(Duration::from_millis(1), Duration::from_millis(50));
+                let mut interval = tokio::time::interval(period);
+                interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                ticker = Some(interval);
+            }
+            _ = tick(&mut ticker) => {
+                let (Some(begun), Some(rate)) = (started, client.rate) else { continue };
+                let elapsed = begun.elapsed().min(client.duration);
+                let due = (elapsed.as_secs_f64() * rate) as u64;
+                output.clear();
+                while sent < due {
+                    if protocol == Protocol::Irc {
+                        output.push_str("PRIVMSG #lg");
+                        output.push_str(&client.room.to_string());
+                        output.push_str(" :");
+                    }
+                    wire::encode_payload(&mut output, stats.run, client.index, stats.now_micros());
+                    output.push_str(if protocol == Protocol::Irc { "\r\n" } else { "\n" });
+                    sent += 1;
+                }
+                if !output.is_empty()
+                    && let Err(e) = writer.write_all(output.as_bytes()).await
+                {
+                    stats.disconnects.fetch_add(1, Relaxed);
+                    stats.sample(&format!("write: {e}"));
+                    break;
+                }
+                if elapsed >= client.duration {
+                    ticker = None;
+                }
+            }
+            read = reader.read_buf(&mut input) => {
+                match read {
+                    Ok(0) | Err(_) => {
+                        if !shared.stop.is_cancelled() {
+                            stats.disconnects.fetch_add(1, Relaxed);
+                            stats.sample(&format!("{nick}: connection closed by the server"));
+                        }
+                        if !joined {
+                            shared.settle();
+                        }
+                        break;
+                    }
+                    Ok(_) => {}
+                }
+                let now = stats.now_micros();
+                let mut replies = String::new();
+                let mut consumed = 0;
+                while let Some(end) = input[consumed..].iter().position(|&b| b == b'\n') {
+                    let raw = &input[consumed..consumed + end];
+                    consumed += end + 1;
+                    let Ok(line) = std::str::from_utf8(raw) else { continue };
+                    let line = line.strip_suffix('\r').unwrap_or(line);
+                    let event = match protocol {
+                        Protocol::Chatd => chatd_line(line),
+                        Protocol::Irc => irc_line(line, &nick, client.room, &mut replies),
+                    };
+                    match event {
+                        Event::Message(text) => {
+                            if let Some(stamp) = wire::decode_payload(text, stats.run) {
+                                batch.record(stats, now.saturating_sub(stamp.micros));
+                            }
+                        }
+                        Event::Joined if !joined => {
+                            joined = true;
+                            shared.joined(client.room);
+                        }
+                        Event::Error => stats.error(line),
+                        Event::Closed => {
+                            stats.disconnects.fetch_add(1, Relaxed);
+                            stats.sample(line);
+                        }
+                        Event::Joined | Event::Other => {}
+                    }
+                }
+                input.drain(..consumed);
+                if !replies.is_empty() && writer.write_all(replies.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    stats.sent.fetch_add(sent, Relaxed);
+    stats.sent_per_room[client.room].fetch_add(sent, Relaxed);
+    batch.flush(stats);
+}
+
+/// Waits for the next tick of a sender's ticker; forever for a receiver.
+async fn tick(ticker: &mut Option<Interval>) {
+    match ticker {
+        Some(ticker) => {
+            ticker.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// What a received line means to the run.
+enum Event<'a> {
+    /// A chat message with this text (maybe another run's, or not loadgen's at all).
+    Message(&'a str),
+    /// Our join is complete.
+    Joined,
+    /// The server refused something.
+    Error,
+    /// The server is closing the connection on us.
+    Closed,
+    Other,
+}
+
+fn chatd_line(line: &str) -> Event<'_> {
+    if let Some((_room, _nick, text)) = wire::chatd_message(line) {
+        Event::Message(text)
+    } else if line.starts_with("* you joined ") {
+        Event::Joined
+    } else if line.starts_with("! disconnected") {
+        Event::Closed
+    } else if line.starts_with("! ") {
+        Event::Error
+    } else {
+        Event::Other
+    }
+}
+
+/// Reads one IRC line; answers PING and the welcome (with the JOIN) into `replies`.
+fn irc_line<'a>(line: &'a str, nick: &str, room: usize, replies: &mut String) -> Event<'a> {
+    if let Some(text) = wire::irc_privmsg_text(line) {
+        return Event::Message(text);
+    }
+    let Some(parsed) = wire::IrcLine::parse(line) else {
+        return Event::Other;
+    };
+    match parsed.command {
+        "PING" => {
+            replies.push_str("PONG :");
+            replies.push_str(parsed.params.last().copied().unwrap_or(""));
+            replies.push_str("\r\n");
+            Event::Other
+        }
+        // RPL_WELCOME: registered; now join.
+        "001" => {
+            replies.push_str(&format!("JOIN #lg{room}\r\n"));
+            Event::Other
+        }
+        // Our own JOIN echoed back, or RPL_ENDOFNAMES.
+        "JOIN" if parsed.nick() == Some(nick) => Event::Joined,
+        "366" => Event::Joined,
+        "ERROR" => Event::Closed,
+        numeric if numeric.starts_with(['4', '5']) && numeric.len() == 3 => Event::Error,
+        _ => Event::Other,
+    }
+}
+
+/// An SSE client: `POST /connect`, then `GET /messages/ROOM?session=TOKEN`, read until `stop`.
+pub async fn sse_client(client: Client, http: reqwest::Client, shared: Arc<Shared>) {
+    let base = format!("http://{}", client.addr);
+    let session = match tokio::time::timeout(CONNECT_TIMEOUT, connect(&http, &base)).await {
+        Ok(Ok(token)) => token,
+        Ok(Err(e)) => return shared.connect_failed(&format!("POST {base}/connect: {e}")),
+        Err(_) => return shared.connect_failed(&format!("POST {base}/connect: timed out")),
+    };
+    let url = format!("{base}/messages/lg{}?session={session}", client.room);
+    let response = match tokio::time::timeout(CONNECT_TIMEOUT, http.get(&url).send()).await {
+        Ok(Ok(r)) if r.status().is_success() => r,
+        Ok(Ok(r)) => return shared.connect_failed(&format!("GET {url}: {}", r.status())),
+        Ok(Err(e)) => return shared.connect_failed(&format!("GET {url}: {e}")),
+        Err(_) => return shared.connect_failed(&format!("GET {url}: timed out")),
+    };
+    // The server joins the room when it opens the stream: we are a member now.
+    shared.joined(client.room);
+    let stats = &shared.stats;
+    let mut batch = Batch::new(client.index);
+    let mut body = response.bytes_stream();
+    let mut input: Vec<u8> = Vec::new();
+    let mut event_is_message = false;
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => break,
+            chunk = body.next() => chunk,
+        };
+        let chunk = match chunk {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(_)) | None => {
+                stats.disconnects.fetch_add(1, Relaxed);
+                stats.sample(&format!("SSE stream of client {} ended", client.index));
+                break;
+            }
+        };
+        let now = stats.now_micros();
+        input.extend_from_slice(&chunk);
+        let mut consumed = 0;
+        while let Some(end) = input[consumed..].iter().position(|&b| b == b'\n') {
+            let raw = &input[consumed..consumed + end];
+            consumed += end + 1;
+            let line = std::str::from_utf8(raw).unwrap_or("");
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if let Some(name) = line.strip_prefix("event:") {
+                event_is_message = name.trim() == "message";
+            } else if let Some(data) = line.strip_prefix("data:") {
+                if event_is_message {
+                    let text = wire::sse_message_text(data.trim_start());
+                    if let Some(stamp) = text.and_then(|t| wire::decode_payload(&t, stats.run)) {
+                        batch.record(stats, now.saturating_sub(stamp.micros));
+                    }
+                }
+            } else if line.is_empty() {
+                event_is_message = false;
+            }
+        }
+        input.drain(..consumed);
+    }
+    batch.flush(stats);
+}
+
+/// `POST /connect` with an empty body; the session token.
+async fn connect(http: &reqwest::Client, base: &str) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Connected {
+        session: String,
+    }
+    let response = http
+        .post(format!("{base}/connect"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(response.status().to_string());
+    }
+    let connected: Connected = response.json().await.map_err(|e| e.to_string())?;
+    Ok(connected.session)
+}

@@ -1,0 +1,190 @@
+//! The run's results: one struct, printed as a human summary or as JSON (`--json`).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::Args;
+use crate::clients::Protocol;
+use crate::stats::Stats;
+
+#[derive(Serialize)]
+pub struct Report {
+    protocol: Protocol,
+    tcp_clients: usize,
+    sse_clients: usize,
+    rooms: usize,
+    senders: usize,
+    target_rate: f64,
+    duration_s: f64,
+    /// Clients that joined their room.
+    joined: u64,
+    connect_failures: u64,
+    ramp_s: f64,
+    sent: u64,
+    sent_per_s: f64,
+    /// Deliveries measured: (message, receiver) pairs of this run.
+    deliveries: u64,
+    /// Every joined member of a message's room but its sender should get it.
+    expected_deliveries: u64,
+    /// Deliveries divided by the sending time.
+    deliveries_per_s: f64,
+    latency_us: Latency,
+    errors: u64,
+    disconnects: u64,
+    samples: Vec<String>,
+    open_file_limit: Option<u64>,
+    servers: Vec<Memory>,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+    mean: f64,
+}
+
+#[derive(Serialize)]
+struct Memory {
+    pid: u32,
+    before_kib: Option<u64>,
+    connected_kib: Option<u64>,
+    after_kib: Option<u64>,
+    /// (connected - before) / joined clients, in bytes.
+    per_connection_bytes: Option<u64>,
+}
+
+impl Report {
+    /// `rss` holds the servers' VmRSS before connecting, once connected and at the end.
+    pub fn new(
+        args: &Args,
+        stats: &Stats,
+        ramp: Duration,
+        open_file_limit: Option<u64>,
+        rss: [Vec<Option<u64>>; 3],
+    ) -> Self {
+        let histogram = stats.merged();
+        let joined = stats.ready.load(Relaxed);
+        let sent = stats.sent.load(Relaxed);
+        let expected = stats
+            .sent_per_room
+            .iter()
+            .zip(&stats.ready_per_room)
+            .map(|(sent, members)| sent.load(Relaxed) * members.load(Relaxed).saturating_sub(1))
+            .sum();
+        let [before, connected, after] = rss;
+        let servers = args
+            .pids
+            .iter()
+            .enumerate()
+            .map(|(i, &pid)| {
+                let (b, c) = (before[i], connected[i]);
+                Memory {
+                    pid,
+                    before_kib: b,
+                    connected_kib: c,
+                    after_kib: after[i],
+                    per_connection_bytes: match (b, c) {
+                        (Some(b), Some(c)) if joined > 0 => {
+                            Some(c.saturating_sub(b) * 1024 / joined)
+                        }
+                        _ => None,
+                    },
+                }
+            })
+            .collect();
+        Report {
+            protocol: args.protocol,
+            tcp_clients: args.clients,
+            sse_clients: args.sse,
+            rooms: args.rooms,
+            senders: args.senders,
+            target_rate: args.rate,
+            duration_s: args.duration,
+            joined,
+            connect_failures: stats.connect_failures.load(Relaxed),
+            ramp_s: ramp.as_secs_f64(),
+            sent,
+            sent_per_s: sent as f64 / args.duration,
+            deliveries: histogram.len(),
+            expected_deliveries: expected,
+            deliveries_per_s: histogram.len() as f64 / args.duration,
+            latency_us: Latency {
+                p50: histogram.value_at_quantile(0.50),
+                p90: histogram.value_at_quantile(0.90),
+                p99: histogram.value_at_quantile(0.99),
+                p999: histogram.value_at_quantile(0.999),
+                max: histogram.max(),
+                mean: histogram.mean(),
+            },
+            errors: stats.errors.load(Relaxed),
+            disconnects: stats.disconnects.load(Relaxed),
+            samples: stats.samples(),
+            open_file_limit,
+            servers,
+        }
+    }
+
+    pub fn print(&self, json: bool) {
+        if json {
+            match serde_json::to_string_pretty(self) {
+                Ok(text) => println!("{text}"),
+                Err(e) => eprintln!("loadgen: cannot write JSON: {e}"),
+            }
+            return;
+        }
+        let l = &self.latency_us;
+        println!(
+            "loadgen ({:?}): {} TCP + {} SSE clients in {} room(s), {} sender(s) at {} msg/s for {} s",
+            self.protocol,
+            self.tcp_clients,
+            self.sse_clients,
+            self.rooms,
+            self.senders,
+            self.target_rate,
+            self.duration_s
+        );
+        println!(
+            "  joined       {} of {} in {:.2} s ({} connect failures)",
+            self.joined,
+            self.tcp_clients + self.sse_clients,
+            self.ramp_s,
+            self.connect_failures
+        );
+        println!(
+            "  sent         {} messages ({:.0}/s)",
+            self.sent, self.sent_per_s
+        );
+        println!(
+            "  delivered    {} of {} expected ({:.0}/s)",
+            self.deliveries, self.expected_deliveries, self.deliveries_per_s
+        );
+        println!(
+            "  latency µs   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {:.0})",
+            l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+        );
+        println!(
+            "  errors       {}   disconnects {}",
+            self.errors, self.disconnects
+        );
+        for sample in &self.samples {
+            println!("    e.g. {sample}");
+        }
+        for s in &self.servers {
+            let kib = |v: Option<u64>| v.map_or("?".to_string(), |v| format!("{v} KiB"));
+            println!(
+                "  pid {} RSS  before {}, connected {}, after {}; {} per connection",
+                s.pid,
+                kib(s.before_kib),
+                kib(s.connected_kib),
+                kib(s.after_kib),
+                s.per_connection_bytes
+                    .map_or("?".to_string(), |b| format!("{b} bytes"))
+            );
+        }
+    }
+}
