@@ -72,8 +72,8 @@ pub struct Client {
     pub room: usize,
     /// `host:port` of the instance it connects to.
     pub addr: String,
-    /// Messages per second it sends, if it is a sender; for `duration` after `go`.
-    pub rate: Option<f64>,
+    /// What it sends, if it is a sender; for `duration` after `go`.
+    pub send: Option<SendPlan>,
     pub duration: Duration,
 }
 
@@ -101,28 +101,22 @@ pub async fn tcp_client(client: Client, protocol: Protocol, shared: Arc<Shared>)
     let mut batch = Batch::new(client.index);
     let mut input: Vec<u8> = Vec::with_capacity(4096);
     let mut output = String::new();
-    // Sender state: when sending began, how many sent, and the pacing ticker.
-    let mut started: Option<Instant> = None;
+    // A sender's schedule, from `go` until its last message.
+    let mut sending = false;
+    let mut pacer: Option<Pacer> = None;
     let mut sent: u64 = 0;
-    let mut ticker: Option<Interval> = None;
 
     loop {
         tokio::select! {
             biased;
             _ = shared.stop.cancelled() => break,
-            _ = shared.go.cancelled(), if client.rate.is_some() && started.is_none() => {
-                started = Some(Instant::now());
-                let rate = client.rate.unwrap_or(1.0);
-                let period = Duration::from_secs_f64(1.0 / rate)
-                    .clamp(Duration::from_millis(1), Duration::from_millis(50));
-                let mut interval = tokio::time::interval(period);
-                interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
-                ticker = Some(interval);
+            _ = shared.go.cancelled(), if client.send.is_some() && !sending => {
+                sending = true;
+                pacer = client.send.map(|plan| Pacer::new(plan, client.duration));
             }
-            _ = tick(&mut ticker) => {
-                let (Some(begun), Some(rate)) = (started, client.rate) else { continue };
-                let elapsed = begun.elapsed().min(client.duration);
-                let due = (elapsed.as_secs_f64() * rate) as u64;
+            _ = tick(&mut pacer) => {
+                let Some(schedule) = pacer.as_mut() else { continue };
+                let due = schedule.due();
                 output.clear();
                 while sent < due {
                     if protocol == Protocol::Irc {
@@ -134,15 +128,15 @@ pub async fn tcp_client(client: Client, protocol: Protocol, shared: Arc<Shared>)
                     output.push_str(if protocol == Protocol::Irc { "\r\n" } else { "\n" });
                     sent += 1;
                 }
+                if sent >= schedule.total {
+                    pacer = None;
+                }
                 if !output.is_empty()
                     && let Err(e) = writer.write_all(output.as_bytes()).await
                 {
                     stats.disconnects.fetch_add(1, Relaxed);
                     stats.sample(&format!("write: {e}"));
                     break;
-                }
-                if elapsed >= client.duration {
-                    ticker = None;
                 }
             }
             read = reader.read_buf(&mut input) => {
@@ -201,11 +195,52 @@ pub async fn tcp_client(client: Client, protocol: Protocol, shared: Arc<Shared>)
     batch.flush(stats);
 }
 
-/// Waits for the next tick of a sender's ticker; forever for a receiver.
-async fn tick(ticker: &mut Option<Interval>) {
-    match ticker {
-        Some(ticker) => {
-            ticker.tick().await;
+/// A sender's part of the run.
+#[derive(Clone, Copy)]
+pub struct SendPlan {
+    /// Messages per second from this client.
+    pub rate: f64,
+    /// Delay of its first message after `go`: senders are spread evenly over one period, as
+    /// independent users would be, instead of all writing at the same instant.
+    pub phase: Duration,
+}
+
+/// A sender's schedule: `total` messages, the k-th (from 0) due at `first + k / rate`.
+struct Pacer {
+    first: Instant,
+    rate: f64,
+    total: u64,
+    ticker: Interval,
+}
+
+impl Pacer {
+    fn new(plan: SendPlan, duration: Duration) -> Self {
+        let first = Instant::now() + plan.phase;
+        // Ticks of 1 ms (tokio's timer resolution) to 50 ms; a tick sends whatever is due.
+        let period = Duration::from_secs_f64(1.0 / plan.rate)
+            .clamp(Duration::from_millis(1), Duration::from_millis(50));
+        let mut ticker = tokio::time::interval_at(first.into(), period);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        Pacer {
+            first,
+            rate: plan.rate,
+            total: (duration.as_secs_f64() * plan.rate).round() as u64,
+            ticker,
+        }
+    }
+
+    /// How many messages should have been sent by now.
+    fn due(&self) -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(self.first);
+        ((elapsed.as_secs_f64() * self.rate) as u64 + 1).min(self.total)
+    }
+}
+
+/// Waits for a sender's next tick; forever for a receiver or a sender that is done.
+async fn tick(pacer: &mut Option<Pacer>) {
+    match pacer {
+        Some(pacer) => {
+            pacer.ticker.tick().await;
         }
         None => std::future::pending().await,
     }

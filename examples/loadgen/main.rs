@@ -31,7 +31,7 @@ use clap::Parser;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use clients::{Client, Protocol, Shared};
+use clients::{Client, Protocol, SendPlan, Shared};
 use stats::Stats;
 
 #[derive(Parser, Debug)]
@@ -232,7 +232,12 @@ async fn ramp_up(
                     index,
                     room: index % args.rooms,
                     addr: String::new(),
-                    rate: (index < args.senders).then_some(per_sender),
+                    send: (index < args.senders).then(|| SendPlan {
+                        rate: per_sender,
+                        phase: Duration::from_secs_f64(
+                            index as f64 / args.senders as f64 / per_sender,
+                        ),
+                    }),
                     duration: Duration::from_secs_f64(args.duration),
                 };
                 if index < args.clients {
