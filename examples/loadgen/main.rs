@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use clients::{Client, Protocol, SendPlan, Shared};
-use stats::Stats;
+use stats::{Snapshot, Stats};
 
 #[derive(Parser, Debug)]
 #[command(about = "Load generator for chatd: latency, throughput and memory under many clients")]
@@ -156,22 +156,20 @@ async fn main() -> ExitCode {
         settled: AtomicU64::new(0),
         settled_notify: tokio::sync::Notify::new(),
     });
-    let rss =
-        |pids: &[u32]| -> Vec<Option<u64>> { pids.iter().map(|&p| stats::rss_kib(p)).collect() };
-    let rss_before = rss(&args.pids);
+    let before = Snapshot::take(&args.pids);
 
     let mut tasks = JoinSet::new();
     let phases = tokio::time::timeout(deadline, async {
         let ramp_took = ramp_up(&args, &shared, &mut tasks, ramp_timeout).await;
         // Let the servers settle after the last join before reading their memory.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let rss_connected = rss(&args.pids);
+        let connected = Snapshot::take(&args.pids);
         shared.go.cancel();
         tokio::time::sleep(duration + drain).await;
-        (ramp_took, rss_connected)
+        (ramp_took, connected)
     })
     .await;
-    let rss_after = rss(&args.pids);
+    let after = Snapshot::take(&args.pids);
     shared.stop.cancel();
     // Clients flush their latencies as they stop; give them a moment, then drop the stragglers.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -180,29 +178,19 @@ async fn main() -> ExitCode {
     .await;
     tasks.abort_all();
 
-    let Ok((ramp_took, rss_connected)) = phases else {
-        eprintln!(
-            "loadgen: the hard deadline of {deadline:?} passed; the figures below are partial"
-        );
-        let report = report::Report::new(
-            &args,
-            &shared.stats,
-            Duration::ZERO,
-            nofile.ok(),
-            [rss_before, rss_after.clone(), rss_after],
-        );
-        report.print(args.json);
-        return ExitCode::FAILURE;
+    let (ramp_took, connected, code) = match phases {
+        Ok((ramp_took, connected)) => (ramp_took, connected, ExitCode::SUCCESS),
+        Err(_) => {
+            eprintln!(
+                "loadgen: the hard deadline of {deadline:?} passed; the figures below are partial"
+            );
+            (Duration::ZERO, after.clone(), ExitCode::FAILURE)
+        }
     };
-    let report = report::Report::new(
-        &args,
-        &shared.stats,
-        ramp_took,
-        nofile.ok(),
-        [rss_before, rss_connected, rss_after],
-    );
+    let snapshots = [before, connected, after];
+    let report = report::Report::new(&args, &shared.stats, ramp_took, nofile.ok(), &snapshots);
     report.print(args.json);
-    ExitCode::SUCCESS
+    code
 }
 
 /// Starts every client, `--ramp-per-sec` a second, and waits until each has joined its room or

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::Args;
 use crate::clients::Protocol;
-use crate::stats::Stats;
+use crate::stats::{Snapshot, Stats};
 
 #[derive(Serialize)]
 pub struct Report {
@@ -35,6 +35,8 @@ pub struct Report {
     disconnects: u64,
     samples: Vec<String>,
     open_file_limit: Option<u64>,
+    /// loadgen's own CPU while sending and draining, in % of one core.
+    loadgen_cpu_percent: Option<f64>,
     servers: Vec<Memory>,
 }
 
@@ -51,6 +53,8 @@ struct Latency {
 #[derive(Serialize)]
 struct Memory {
     pid: u32,
+    /// CPU used while sending and draining, in % of one core.
+    cpu_percent: Option<f64>,
     before_kib: Option<u64>,
     connected_kib: Option<u64>,
     after_kib: Option<u64>,
@@ -59,13 +63,14 @@ struct Memory {
 }
 
 impl Report {
-    /// `rss` holds the servers' VmRSS before connecting, once connected and at the end.
+    /// `snapshots` are taken before connecting, once connected (when sending starts) and at
+    /// the end (after the drain).
     pub fn new(
         args: &Args,
         stats: &Stats,
         ramp: Duration,
         open_file_limit: Option<u64>,
-        rss: [Vec<Option<u64>>; 3],
+        snapshots: &[Snapshot; 3],
     ) -> Self {
         let histogram = stats.merged();
         let joined = stats.ready.load(Relaxed);
@@ -76,18 +81,25 @@ impl Report {
             .zip(&stats.ready_per_room)
             .map(|(sent, members)| sent.load(Relaxed) * members.load(Relaxed).saturating_sub(1))
             .sum();
-        let [before, connected, after] = rss;
+        let [before, connected, after] = snapshots;
+        let window = after
+            .at
+            .duration_since(connected.at)
+            .as_secs_f64()
+            .max(1e-9);
+        let busy = |from: Option<f64>, to: Option<f64>| Some((to? - from?) * 100.0 / window);
         let servers = args
             .pids
             .iter()
             .enumerate()
             .map(|(i, &pid)| {
-                let (b, c) = (before[i], connected[i]);
+                let (b, c) = (before.rss_kib[i], connected.rss_kib[i]);
                 Memory {
                     pid,
+                    cpu_percent: busy(connected.cpu_s[i], after.cpu_s[i]),
                     before_kib: b,
                     connected_kib: c,
-                    after_kib: after[i],
+                    after_kib: after.rss_kib[i],
                     per_connection_bytes: match (b, c) {
                         (Some(b), Some(c)) if joined > 0 => {
                             Some(c.saturating_sub(b) * 1024 / joined)
@@ -125,6 +137,7 @@ impl Report {
             disconnects: stats.disconnects.load(Relaxed),
             samples: stats.samples(),
             open_file_limit,
+            loadgen_cpu_percent: busy(connected.own_cpu_s, after.own_cpu_s),
             servers,
         }
     }
@@ -174,11 +187,18 @@ impl Report {
         for sample in &self.samples {
             println!("    e.g. {sample}");
         }
+        let percent = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.0}%"));
+        println!(
+            "  cpu          loadgen {} of a core while sending",
+            percent(self.loadgen_cpu_percent)
+        );
         for s in &self.servers {
             let kib = |v: Option<u64>| v.map_or("?".to_string(), |v| format!("{v} KiB"));
             println!(
-                "  pid {} RSS  before {}, connected {}, after {}; {} per connection",
+                "  pid {}    cpu {} of a core while sending; RSS before {}, connected {}, after {}; \
+                 {} per connection",
                 s.pid,
+                percent(s.cpu_percent),
                 kib(s.before_kib),
                 kib(s.connected_kib),
                 kib(s.after_kib),

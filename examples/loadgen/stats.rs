@@ -140,6 +140,43 @@ impl Batch {
     }
 }
 
+/// What loadgen reads about the server processes (and itself) at a point of the run.
+#[derive(Clone)]
+pub struct Snapshot {
+    /// When it was taken.
+    pub at: Instant,
+    /// VmRSS of each `--pid`, KiB.
+    pub rss_kib: Vec<Option<u64>>,
+    /// CPU time (user + system) of each `--pid`, seconds.
+    pub cpu_s: Vec<Option<f64>>,
+    /// loadgen's own CPU time, seconds.
+    pub own_cpu_s: Option<f64>,
+}
+
+impl Snapshot {
+    pub fn take(pids: &[u32]) -> Self {
+        Snapshot {
+            at: Instant::now(),
+            rss_kib: pids.iter().map(|&p| rss_kib(p)).collect(),
+            cpu_s: pids.iter().map(|&p| cpu_secs(&p.to_string())).collect(),
+            own_cpu_s: cpu_secs("self"),
+        }
+    }
+}
+
+/// User + system CPU time of a process (`/proc/PID/stat`), seconds.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces: count fields after its closing ')'.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    // Fields 3.. follow; utime and stime are fields 14 and 15.
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then(|| (utime + stime) / ticks as f64)
+}
+
 /// The resident memory of a process in KiB (`VmRSS` in `/proc/PID/status`); `None` when it
 /// cannot be read (no such process, not Linux).
 pub fn rss_kib(pid: u32) -> Option<u64> {
