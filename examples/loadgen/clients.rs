@@ -98,6 +98,8 @@ pub async fn tcp_client(client: Client, protocol: Protocol, shared: Arc<Shared>)
     }
 
     let mut joined = false;
+    // The server said why it closes (`! disconnected: ...`, IRC `ERROR`).
+    let mut told_closed = false;
     let mut batch = Batch::new(client.index);
     let mut input: Vec<u8> = Vec::with_capacity(4096);
     let mut output = String::new();
@@ -142,7 +144,7 @@ pub async fn tcp_client(client: Client, protocol: Protocol, shared: Arc<Shared>)
             read = reader.read_buf(&mut input) => {
                 match read {
                     Ok(0) | Err(_) => {
-                        if !shared.stop.is_cancelled() {
+                        if !shared.stop.is_cancelled() && !told_closed {
                             stats.disconnects.fetch_add(1, Relaxed);
                             stats.sample(&format!("{nick}: connection closed by the server"));
                         }
@@ -177,8 +179,12 @@ pub async fn tcp_client(client: Client, protocol: Protocol, shared: Arc<Shared>)
                         }
                         Event::Error => stats.error(line),
                         Event::Closed => {
-                            stats.disconnects.fetch_add(1, Relaxed);
-                            stats.sample(line);
+                            // Counted here; the close that follows is not counted again.
+                            if !told_closed {
+                                stats.disconnects.fetch_add(1, Relaxed);
+                                stats.sample(line);
+                            }
+                            told_closed = true;
                         }
                         Event::Joined | Event::Other => {}
                     }
