@@ -1,6 +1,6 @@
-//! The simulated users: a TCP client (chatd's line protocol or plain IRC) that joins one room,
-//! reads everything and, if it is a sender, writes timestamped messages at its rate; and an SSE
-//! client that joins one room over HTTP and only reads.
+//! The simulated users of the TCP side: a client (chatd's line protocol or plain IRC) that joins
+//! one room, reads everything and, if it is a sender, writes timestamped messages at its rate.
+//! (The SSE client is in `sse.rs`.)
 //!
 //! Each client is one tokio task that reads and writes its own socket, so a receiver costs
 //! loadgen one task and one buffer. A sender paces itself with a coarse `Interval` (at least
@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -23,7 +22,7 @@ use crate::stats::{Batch, Stats};
 use crate::wire;
 
 /// How long a connect (or the HTTP handshake) may take before it counts as failed.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which protocol the TCP clients speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -53,13 +52,13 @@ impl Shared {
         self.settled_notify.notify_one();
     }
 
-    fn joined(&self, room: usize) {
+    pub(crate) fn joined(&self, room: usize) {
         self.stats.ready.fetch_add(1, Relaxed);
         self.stats.ready_per_room[room].fetch_add(1, Relaxed);
         self.settle();
     }
 
-    fn connect_failed(&self, why: &str) {
+    pub(crate) fn connect_failed(&self, why: &str) {
         self.stats.connect_failures.fetch_add(1, Relaxed);
         self.stats.sample(why);
         self.settle();
@@ -306,85 +305,4 @@ fn irc_line<'a>(line: &'a str, nick: &str, room: usize, replies: &mut String) ->
         numeric if numeric.starts_with(['4', '5']) && numeric.len() == 3 => Event::Error,
         _ => Event::Other,
     }
-}
-
-/// An SSE client: `POST /connect`, then `GET /messages/ROOM?session=TOKEN`, read until `stop`.
-pub async fn sse_client(client: Client, http: reqwest::Client, shared: Arc<Shared>) {
-    let base = format!("http://{}", client.addr);
-    let session = match tokio::time::timeout(CONNECT_TIMEOUT, connect(&http, &base)).await {
-        Ok(Ok(token)) => token,
-        Ok(Err(e)) => return shared.connect_failed(&format!("POST {base}/connect: {e}")),
-        Err(_) => return shared.connect_failed(&format!("POST {base}/connect: timed out")),
-    };
-    let url = format!("{base}/messages/lg{}?session={session}", client.room);
-    let response = match tokio::time::timeout(CONNECT_TIMEOUT, http.get(&url).send()).await {
-        Ok(Ok(r)) if r.status().is_success() => r,
-        Ok(Ok(r)) => return shared.connect_failed(&format!("GET {url}: {}", r.status())),
-        Ok(Err(e)) => return shared.connect_failed(&format!("GET {url}: {e}")),
-        Err(_) => return shared.connect_failed(&format!("GET {url}: timed out")),
-    };
-    // The server joins the room when it opens the stream: we are a member now.
-    shared.joined(client.room);
-    let stats = &shared.stats;
-    let mut batch = Batch::new(client.index);
-    let mut body = response.bytes_stream();
-    let mut input: Vec<u8> = Vec::new();
-    let mut event_is_message = false;
-    loop {
-        let chunk = tokio::select! {
-            biased;
-            _ = shared.stop.cancelled() => break,
-            chunk = body.next() => chunk,
-        };
-        let chunk = match chunk {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(_)) | None => {
-                stats.disconnects.fetch_add(1, Relaxed);
-                stats.sample(&format!("SSE stream of client {} ended", client.index));
-                break;
-            }
-        };
-        let now = stats.now_micros();
-        input.extend_from_slice(&chunk);
-        let mut consumed = 0;
-        while let Some(end) = input[consumed..].iter().position(|&b| b == b'\n') {
-            let raw = &input[consumed..consumed + end];
-            consumed += end + 1;
-            let line = std::str::from_utf8(raw).unwrap_or("");
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            if let Some(name) = line.strip_prefix("event:") {
-                event_is_message = name.trim() == "message";
-            } else if let Some(data) = line.strip_prefix("data:") {
-                if event_is_message {
-                    let text = wire::sse_message_text(data.trim_start());
-                    if let Some(stamp) = text.and_then(|t| wire::decode_payload(&t, stats.run)) {
-                        batch.record(stats, now.saturating_sub(stamp.micros));
-                    }
-                }
-            } else if line.is_empty() {
-                event_is_message = false;
-            }
-        }
-        input.drain(..consumed);
-    }
-    batch.flush(stats);
-}
-
-/// `POST /connect` with an empty body; the session token.
-async fn connect(http: &reqwest::Client, base: &str) -> Result<String, String> {
-    #[derive(serde::Deserialize)]
-    struct Connected {
-        session: String,
-    }
-    let response = http
-        .post(format!("{base}/connect"))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(response.status().to_string());
-    }
-    let connected: Connected = response.json().await.map_err(|e| e.to_string())?;
-    Ok(connected.session)
 }

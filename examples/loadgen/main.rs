@@ -14,11 +14,12 @@
 //! this one process and share one monotonic clock. The run ends by itself: the ramp is bounded
 //! by `--ramp-timeout`, and a hard deadline (ramp + duration + 10 s) stops it whatever happens.
 //!
-//! Layout: `wire` (the message text and the parsers), `clients` (the client tasks), `stats`
-//! (counters, histograms, RSS), `report` (the summary); this file runs the phases.
+//! Layout: `wire` (the message text and the parsers), `clients` and `sse` (the client tasks),
+//! `stats` (counters, histograms, RSS, CPU), `report` (the summary); this file runs the phases.
 
 mod clients;
 mod report;
+mod sse;
 mod stats;
 mod wire;
 
@@ -235,7 +236,7 @@ async fn ramp_up(
                 } else {
                     let addr = args.http[index % args.http.len()].clone();
                     let client = Client { addr, ..client };
-                    tasks.spawn(clients::sse_client(client, http.clone(), shared.clone()));
+                    tasks.spawn(sse::sse_client(client, http.clone(), shared.clone()));
                 }
                 started += 1;
             }
