@@ -236,7 +236,9 @@ impl Pacer {
 
     /// How many messages should have been sent by now.
     fn due(&self) -> u64 {
-        let elapsed = Instant::now().saturating_duration_since(self.first);
+        let Some(elapsed) = Instant::now().checked_duration_since(self.first) else {
+            return 0;
+        };
         ((elapsed.as_secs_f64() * self.rate) as u64 + 1).min(self.total)
     }
 }
@@ -304,5 +306,36 @@ fn irc_line<'a>(line: &'a str, nick: &str, room: usize, replies: &mut String) ->
         "ERROR" => Event::Closed,
         numeric if numeric.starts_with(['4', '5']) && numeric.len() == 3 => Event::Error,
         _ => Event::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pacer_releases_messages_at_its_rate_up_to_its_total() {
+        let plan = SendPlan {
+            rate: 100.0,
+            phase: Duration::ZERO,
+        };
+        let mut pacer = Pacer::new(plan, Duration::from_secs(5));
+        assert_eq!(pacer.total, 500);
+        assert_eq!(pacer.due(), 1, "the first message is due at once");
+        pacer.first -= Duration::from_secs(1);
+        let due = pacer.due();
+        assert!((101..=102).contains(&due), "one second in: {due}");
+        pacer.first -= Duration::from_secs(10);
+        assert_eq!(pacer.due(), 500, "never more than the total");
+
+        let later = SendPlan {
+            rate: 100.0,
+            phase: Duration::from_secs(60),
+        };
+        assert_eq!(
+            Pacer::new(later, Duration::from_secs(5)).due(),
+            0,
+            "not before its phase"
+        );
     }
 }
