@@ -11,6 +11,7 @@
 //! the writer and the layer above do not know which one they talk to, and their unit tests use a
 //! mock.
 
+pub mod bus;
 pub mod migrate;
 #[cfg(test)]
 pub(crate) mod mock;
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::core::{ChatMessage, HistoryQuery, Nick, Origin, RoomName, StoredRoom};
 
+pub use bus::Bus;
 pub use writer::{Writer, WriterOptions};
 
 /// Why a store operation failed, which decides what the caller does next.

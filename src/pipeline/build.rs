@@ -13,8 +13,8 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, service_fn};
 
 use super::ChatService;
-use super::config::{LayerConfig, PipelineConfig};
-use crate::backends::Background;
+use super::config::{FanoutConfig, LayerConfig, PipelineConfig};
+use crate::backends::{Background, Bus};
 use crate::core::{Hub, LocalSequencer, Reply, Request, Sequencer};
 use crate::layers::fanout::FanoutLayer;
 use crate::layers::history::HistoryLayer;
@@ -35,8 +35,8 @@ pub async fn build(
     hub: &Hub,
     background: &Background,
 ) -> anyhow::Result<ChatService> {
-    // Phase 1 numbers messages in memory; shared counters arrive with the cross-instance backends.
-    let sequencer: Arc<dyn Sequencer> = Arc::new(LocalSequencer);
+    // Who numbers messages and who carries them to other instances: the fan-out backend decides.
+    let (sequencer, bus) = fanout_backend(config, hub, background).await?;
     let join_replay = config
         .layers
         .iter()
@@ -63,11 +63,32 @@ pub async fn build(
                 PersistLayer::new(c, hub.stats_handle(), background).await?,
                 stack,
             ),
-            // Delivery to room members.
-            LayerConfig::Fanout(c) => wrap(FanoutLayer::new(c, hub.clone()), stack),
+            // Delivery to room members, here and (through the bus) on other instances.
+            LayerConfig::Fanout(_) => wrap(FanoutLayer::new(hub.clone(), bus.clone()), stack),
         };
     }
+    // Other instances' messages come in through the very stack just built.
+    if let Some(bus) = bus {
+        bus.start(stack.clone(), hub.clone(), background)?;
+    }
     Ok(stack)
+}
+
+/// The sequencer and bus of the pipeline's fan-out backend: `local` numbers in memory and has no
+/// bus; the cross-instance backends share one counter per room and carry messages between
+/// instances.
+async fn fanout_backend(
+    config: &PipelineConfig,
+    _hub: &Hub,
+    _background: &Background,
+) -> anyhow::Result<(Arc<dyn Sequencer>, Option<Arc<dyn Bus>>)> {
+    let fanout = config.layers.iter().find_map(|layer| match layer {
+        LayerConfig::Fanout(fanout) => Some(fanout),
+        _ => None,
+    });
+    match fanout {
+        Some(FanoutConfig::Local {}) | None => Ok((Arc::new(LocalSequencer), None)),
+    }
 }
 
 /// Wraps `inner` in `layer` and erases the result's type.

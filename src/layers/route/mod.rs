@@ -197,9 +197,7 @@ impl<S: Inner> Ctx<'_, S> {
             let open = Arc::new(OpenRoom::new(room.name.clone(), limit));
             let req = Request::from(session, Action::OpenRoom(open.clone()));
             call_inner(inner, req).await?;
-            if let Some(stored) = open.stored() {
-                room.settle_at(stored.max_seq);
-            }
+            room.settle_at(open.start_after());
             Ok::<(), BoxError>(())
         })
         .await
