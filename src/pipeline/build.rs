@@ -19,7 +19,7 @@ use crate::core::{Hub, LocalSequencer, Reply, Request, Sequencer};
 use crate::layers::fanout::FanoutLayer;
 use crate::layers::history::HistoryLayer;
 use crate::layers::parse::ParseLayer;
-use crate::layers::persist::PersistLayer;
+use crate::layers::persist::{OpenedStore, PersistLayer, open_store};
 use crate::layers::route::RouteLayer;
 
 /// How many messages a joiner sees when the pipeline has no history layer.
@@ -35,8 +35,16 @@ pub async fn build(
     hub: &Hub,
     background: &Background,
 ) -> anyhow::Result<ChatService> {
+    // The store, if any: opened once, shared by the persist layer and the fan-out backend.
+    let store = match config.layers.iter().find_map(|layer| match layer {
+        LayerConfig::Persist(persist) => Some(persist),
+        _ => None,
+    }) {
+        Some(persist) => open_store(persist).await?,
+        None => None,
+    };
     // Who numbers messages and who carries them to other instances: the fan-out backend decides.
-    let (sequencer, bus) = fanout_backend(config, hub, background).await?;
+    let (sequencer, bus) = fanout_backend(config, hub, store.as_ref(), background).await?;
     let join_replay = config
         .layers
         .iter()
@@ -59,8 +67,8 @@ pub async fn build(
             // The per-room ring of recent messages.
             LayerConfig::History(c) => wrap(HistoryLayer::new(c), stack),
             // Durable storage: none, SQLite or PostgreSQL, written behind or ahead.
-            LayerConfig::Persist(c) => wrap(
-                PersistLayer::new(c, hub.stats_handle(), background).await?,
+            LayerConfig::Persist(_) => wrap(
+                PersistLayer::new(store.as_ref(), hub.stats_handle(), background),
                 stack,
             ),
             // Delivery to room members, here and (through the bus) on other instances.
@@ -80,6 +88,7 @@ pub async fn build(
 async fn fanout_backend(
     config: &PipelineConfig,
     _hub: &Hub,
+    _store: Option<&OpenedStore>,
     _background: &Background,
 ) -> anyhow::Result<(Arc<dyn Sequencer>, Option<Arc<dyn Bus>>)> {
     let fanout = config.layers.iter().find_map(|layer| match layer {
