@@ -12,10 +12,12 @@
 //! mock.
 
 pub mod bus;
+pub mod directory;
 pub mod migrate;
 #[cfg(test)]
 pub(crate) mod mock;
 pub mod postgres;
+pub mod postgres_directory;
 pub mod sqlite;
 pub mod writer;
 
@@ -28,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::core::{ChatMessage, HistoryQuery, Nick, Origin, RoomName, StoredRoom};
 
 pub use bus::Bus;
+pub use directory::{Directory, LocalDirectory};
 pub use writer::{Writer, WriterOptions};
 
 /// Why a store operation failed, which decides what the caller does next.

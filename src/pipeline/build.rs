@@ -13,8 +13,11 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, service_fn};
 
 use super::ChatService;
-use super::config::{FanoutConfig, LayerConfig, PipelineConfig};
-use crate::backends::{Background, Bus};
+use super::config::{
+    DirectoryMode, FanoutConfig, LayerConfig, PersistConfig, PipelineConfig, RouteConfig,
+};
+use crate::backends::postgres_directory::PostgresDirectory;
+use crate::backends::{Background, Bus, Directory, LocalDirectory};
 use crate::core::{Hub, LocalSequencer, Reply, Request, Sequencer};
 use crate::layers::fanout::FanoutLayer;
 use crate::layers::history::HistoryLayer;
@@ -53,6 +56,8 @@ pub async fn build(
             _ => None,
         })
         .unwrap_or(DEFAULT_JOIN_REPLAY);
+    // Who holds which nick and who is in which room, on this instance or on all of them.
+    let directory = directory(config, hub, background).await?;
 
     let mut stack = ChatService::new(service_fn(end_of_pipeline));
     for layer in config.layers.iter().rev() {
@@ -61,7 +66,13 @@ pub async fn build(
             LayerConfig::Parse(c) => wrap(ParseLayer::new(c), stack),
             // Sessions, nicks, rooms; numbers each message.
             LayerConfig::Route(c) => wrap(
-                RouteLayer::new(c, hub.clone(), sequencer.clone(), join_replay),
+                RouteLayer::new(
+                    c,
+                    hub.clone(),
+                    sequencer.clone(),
+                    directory.clone(),
+                    join_replay,
+                ),
                 stack,
             ),
             // The per-room ring of recent messages.
@@ -98,6 +109,59 @@ async fn fanout_backend(
     match fanout {
         Some(FanoutConfig::Local {}) | None => Ok((Arc::new(LocalSequencer), None)),
     }
+}
+
+/// Whether the pipeline runs as one of several instances, so that nicks and members must be
+/// looked up in a directory they all share: a PostgreSQL store to hold it, and a fan-out backend
+/// that reaches other instances.
+pub fn shared_directory(config: &PipelineConfig) -> bool {
+    let postgres = config
+        .layers
+        .iter()
+        .any(|layer| matches!(layer, LayerConfig::Persist(PersistConfig::Postgres { .. })));
+    let cross_instance = config.layers.iter().any(|layer| {
+        matches!(layer, LayerConfig::Fanout(fanout) if !matches!(fanout, FanoutConfig::Local {}))
+    });
+    postgres && cross_instance
+}
+
+/// The presence directory the route layer uses: the route options' `directory` decides, `auto`
+/// by [`shared_directory`]. The shared one lives in the persist layer's PostgreSQL and keeps a
+/// heartbeat on `background`.
+///
+/// # Errors
+/// When `directory = "shared"` without a PostgreSQL store, or its pool cannot be built.
+async fn directory(
+    config: &PipelineConfig,
+    hub: &Hub,
+    background: &Background,
+) -> anyhow::Result<Arc<dyn Directory>> {
+    let route = config.layers.iter().find_map(|layer| match layer {
+        LayerConfig::Route(route) => Some(route.clone()),
+        _ => None,
+    });
+    let route = route.unwrap_or_else(RouteConfig::default);
+    let shared = match route.directory {
+        DirectoryMode::Auto => shared_directory(config),
+        DirectoryMode::Local => false,
+        DirectoryMode::Shared => true,
+    };
+    if !shared {
+        return Ok(Arc::new(LocalDirectory::new(hub.clone())));
+    }
+    let url = config.layers.iter().find_map(|layer| match layer {
+        LayerConfig::Persist(PersistConfig::Postgres { url, .. }) => Some(url.as_str()),
+        _ => None,
+    });
+    let Some(url) = url else {
+        anyhow::bail!(
+            "route layer: `directory = \"shared\"` keeps nicks and members in PostgreSQL, so it \
+             needs a persist layer with `store = \"postgres\"`"
+        );
+    };
+    let ttl = std::time::Duration::from_secs(route.presence_ttl_secs);
+    let directory = PostgresDirectory::start(url, hub, ttl, background).await?;
+    Ok(Arc::new(directory))
 }
 
 /// Wraps `inner` in `layer` and erases the result's type.

@@ -135,13 +135,57 @@ pub struct RouteConfig {
     /// Longest accepted chat message, in characters (Discord's limit is 2000).
     #[serde(default = "default_max_message_chars")]
     pub max_message_chars: usize,
+    /// Where nicks and memberships are looked up; see [`DirectoryMode`]. Like the TTL below,
+    /// `chatd --check` shows it only when it is not the default.
+    #[serde(default, skip_serializing_if = "DirectoryMode::is_auto")]
+    pub directory: DirectoryMode,
+    /// With a shared directory: how long an instance's members stay listed after its last
+    /// heartbeat (it beats every third of this). An instance that dies vanishes from `/users`
+    /// elsewhere within this time. See `src/backends/directory.rs`.
+    #[serde(
+        default = "default_presence_ttl_secs",
+        skip_serializing_if = "is_default_presence_ttl"
+    )]
+    pub presence_ttl_secs: u64,
 }
 
 impl Default for RouteConfig {
     fn default() -> Self {
         RouteConfig {
             max_message_chars: default_max_message_chars(),
+            directory: DirectoryMode::default(),
+            presence_ttl_secs: default_presence_ttl_secs(),
         }
+    }
+}
+
+fn default_presence_ttl_secs() -> u64 {
+    15
+}
+
+fn is_default_presence_ttl(secs: &u64) -> bool {
+    *secs == default_presence_ttl_secs()
+}
+
+/// Which presence directory the route layer asks "is this nick free?" and "who is in this room?".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryMode {
+    /// Shared (in PostgreSQL) when the pipeline runs several instances, that is with
+    /// `store = "postgres"` and a fan-out backend other than `local`; local otherwise.
+    #[default]
+    Auto,
+    /// This instance only, whatever the other layers say.
+    Local,
+    /// Shared in the persist layer's PostgreSQL, even with the `local` fan-out backend (members
+    /// of every instance are listed, though messages stay on their instance): for tests and
+    /// demonstrations. Requires `store = "postgres"`.
+    Shared,
+}
+
+impl DirectoryMode {
+    fn is_auto(&self) -> bool {
+        *self == DirectoryMode::Auto
     }
 }
 

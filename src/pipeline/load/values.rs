@@ -27,6 +27,9 @@ const MAX_BODY_BYTES: RangeInclusive<usize> = 1024..=16 * 1024 * 1024;
 const HISTORY_CAPACITY: RangeInclusive<usize> = 1..=10_000;
 /// `route.max_message_chars`: 0 would refuse every message.
 const MAX_MESSAGE_CHARS: RangeInclusive<usize> = 1..=65_536;
+/// `route.presence_ttl_secs`: the heartbeat runs every third of it, so below 2 s it would beat
+/// several times a second; beyond an hour a dead instance's users linger for too long.
+const PRESENCE_TTL_SECS: RangeInclusive<u64> = 2..=3600;
 /// `persist.queue`: 0 would drop (or hold up) every message; beyond a million queued messages
 /// the memory a stuck store pins is no longer small.
 const PERSIST_QUEUE: RangeInclusive<usize> = 1..=1_000_000;
@@ -89,8 +92,11 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
         }
         LayerConfig::Route(RouteConfig {
             max_message_chars: max,
+            presence_ttl_secs: ttl,
+            directory: _,
         }) => {
             out_of_range(&mut problems, "max_message_chars", *max, MAX_MESSAGE_CHARS);
+            out_of_range(&mut problems, "presence_ttl_secs", *ttl, PRESENCE_TTL_SECS);
         }
         LayerConfig::Persist(persist) => persist_problems(&mut problems, persist),
         LayerConfig::Parse(_) | LayerConfig::Fanout(_) => {}
@@ -179,6 +185,11 @@ mod tests {
                 "kind = \"route\"",
                 "kind = \"route\"\nmax_message_chars = 65537",
                 "`max_message_chars` = 65537",
+            ),
+            (
+                "kind = \"route\"",
+                "kind = \"route\"\npresence_ttl_secs = 1",
+                "`presence_ttl_secs` = 1",
             ),
             (
                 "[server]",
