@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chatd::pipeline::PipelineConfig;
 use chatd::pipeline::config::{DirectoryMode, Durability, LayerConfig};
+use chatd::server::Server;
 use serde_json::json;
 use support::binary::Chatd;
 use support::http::HttpClient;
@@ -196,4 +197,20 @@ backend = "local"
     other.expect("* you are now zed").await;
 
     survivor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_shared_directory_needs_postgres() {
+    // The default pipeline keeps its history in SQLite: nowhere to share presence.
+    let mut config = default_config();
+    for layer in &mut config.layers {
+        if let LayerConfig::Route(route) = layer {
+            route.directory = DirectoryMode::Shared;
+        }
+    }
+    let err = Server::start(&config).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("needs a persist layer with `store = \"postgres\"`"),
+        "{err:#}"
+    );
 }

@@ -155,25 +155,25 @@ impl<S: Inner> Ctx<'_, S> {
                 connect.outbound.clone(),
                 connect.closer.clone(),
             )?;
-            let claimed = self
-                .directory()
-                .claim(session.id, &session.nick())
-                .await
-                .map_err(directory_down);
-            match claimed {
-                Ok(true) => break session,
-                Ok(false) if nick.is_none() && draws < GUEST_DRAWS => draws += 1,
-                Ok(false) => {
-                    self.hub().sessions().close(session.id);
+            // Until the directory says yes, the session is provisional: closed again on a "no",
+            // an error, or this future being dropped mid-claim.
+            let provisional = CloseOnDrop {
+                sessions: self.hub().sessions(),
+                id: session.id,
+                armed: true,
+            };
+            let claimed = self.directory().claim(session.id, &session.nick()).await;
+            match claimed.map_err(directory_down)? {
+                true => {
+                    provisional.disarm();
+                    break session;
+                }
+                false if nick.is_none() && draws < GUEST_DRAWS => draws += 1,
+                false => {
                     let taken = format!("nick {} is taken", session.nick());
                     return Err(ChatError::conflict(taken).into());
                 }
-                Err(e) => {
-                    self.hub().sessions().close(session.id);
-                    return Err(e.into());
-                }
             }
-            self.hub().sessions().close(session.id);
         };
         self.hub().stats().sessions_opened.inc();
         let nick = session.nick();
@@ -285,6 +285,27 @@ impl<S: Inner> Ctx<'_, S> {
 /// How many random guest nicks a connect draws before giving up, when the directory finds each
 /// taken on another instance (with 9000 four-digit nicks this takes a crowded cluster).
 const GUEST_DRAWS: usize = 8;
+
+/// Closes a session that was opened but not (yet) accepted by the directory, unless disarmed.
+struct CloseOnDrop<'a> {
+    sessions: &'a crate::core::Sessions,
+    id: SessionId,
+    armed: bool,
+}
+
+impl CloseOnDrop<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.sessions.close(self.id);
+        }
+    }
+}
 
 /// The user-facing error for a directory that cannot be reached: nick claims must fail closed,
 /// or two instances could hand out the same nick.
