@@ -25,6 +25,9 @@
 //! waiting for that number, so one failure cannot stall the room's ordered delivery.
 
 mod commands;
+mod guards;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -39,6 +42,7 @@ use crate::core::{
     PresenceKind, Reply, Request, Room, RoomName, Sequencer, Session, SessionId,
 };
 use crate::pipeline::config::RouteConfig;
+use guards::{CloseOnDrop, SkipOnDrop};
 
 /// Builds [`Route`] services.
 #[derive(Debug, Clone)]
@@ -286,55 +290,11 @@ impl<S: Inner> Ctx<'_, S> {
 /// taken on another instance (with 9000 four-digit nicks this takes a crowded cluster).
 const GUEST_DRAWS: usize = 8;
 
-/// Closes a session that was opened but not (yet) accepted by the directory, unless disarmed.
-struct CloseOnDrop<'a> {
-    sessions: &'a crate::core::Sessions,
-    id: SessionId,
-    armed: bool,
-}
-
-impl CloseOnDrop<'_> {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for CloseOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.sessions.close(self.id);
-        }
-    }
-}
-
 /// The user-facing error for a directory that cannot be reached: nick claims must fail closed,
 /// or two instances could hand out the same nick.
 fn directory_down(e: StoreError) -> ChatError {
     tracing::warn!(error = %e, "presence directory unavailable");
     ChatError::unavailable("the presence directory is unavailable; try again shortly")
-}
-
-/// Marks a numbered message's seq as skipped in its room if the request carrying it fails or is
-/// dropped before the fan-out delivered it, so later messages do not wait for it.
-struct SkipOnDrop {
-    room: Arc<Room>,
-    seq: u64,
-    armed: bool,
-}
-
-impl SkipOnDrop {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for SkipOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            tracing::warn!(room = %self.room.name, seq = self.seq, "message failed after numbering; skipping its seq");
-            self.room.skip(self.seq);
-        }
-    }
 }
 
 /// Renders `messages` as chat lines after a header notice.
