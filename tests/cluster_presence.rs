@@ -214,3 +214,37 @@ async fn a_shared_directory_needs_postgres() {
         "{err:#}"
     );
 }
+
+#[tokio::test]
+async fn an_instance_whose_rows_expired_while_cut_off_restores_them() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let a = start_with(cluster_config(&pg.url(), "a", 2)).await;
+    let b = start_with(cluster_config(&pg.url(), "b", 2)).await;
+    let mut alice = Client::named(a.tcp_addr(), "alice").await;
+    alice.join("rust").await;
+    let mut bob = Client::named(b.tcp_addr(), "bob").await;
+    bob.join("rust").await;
+    bob.send("/users rust").await;
+    bob.expect("* users in rust (2): alice, bob").await;
+
+    // What the other instances do to an instance that misses its heartbeats for a whole TTL.
+    let (db, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    let deleted = db
+        .execute("DELETE FROM presence_nicks WHERE instance = 'a'", &[])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+
+    // A's next heartbeat finds its rows gone and writes them again, rooms included.
+    until_reply(&mut bob, "/users rust", "* users in rust (2): alice, bob").await;
+    let mut other = Client::connect(b.tcp_addr()).await;
+    other.send("/nick alice").await;
+    other.expect("! nick alice is taken").await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

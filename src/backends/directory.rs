@@ -25,6 +25,10 @@
 //!   gone at most **TTL + one heartbeat period** (`ttl / 3`) after the death, as long as one
 //!   instance is alive.
 //!
+//! An instance that was only cut off (the database unreachable for longer than the TTL) finds
+//! its rows gone when it reconnects, and its heartbeat writes them again from its sessions; a
+//! nick that somebody else claimed meanwhile stays theirs (see `postgres_directory/heartbeat.rs`).
+//!
 //! The TTL is `presence_ttl_secs` on the `route` layer (default 15 s). Refreshing three times
 //! per TTL leaves a live instance two missed heartbeats (a slow database, a long pause) before
 //! its members would wrongly look gone. Times come from the database's clock only, so instances

@@ -16,7 +16,9 @@ use futures_util::future::BoxFuture;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::directory::{Directory, heartbeat_period, with_local_rooms};
+mod heartbeat;
+
+use super::directory::{Directory, with_local_rooms};
 use super::postgres::{CONNECT_TIMEOUT, classify};
 use super::{Background, StoreError};
 use crate::core::{Hub, Nick, RoomName, SessionId};
@@ -66,88 +68,15 @@ impl PostgresDirectory {
             owner: format!("{}#{:016x}", hub.instance(), rand::random::<u64>()),
             ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
         };
-        let heartbeat = directory.clone();
-        let stop = background.stop.clone();
-        background.tracker.spawn(async move {
-            let mut tick = tokio::time::interval(heartbeat_period(ttl));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = heartbeat.beat().await {
-                            tracing::warn!(error = %e, "presence heartbeat failed");
-                        }
-                    }
-                }
-            }
-            if let Err(e) = heartbeat.forget_me().await {
-                tracing::warn!(error = %e, "could not delete this instance's presence rows");
-            }
-        });
+        heartbeat::spawn(directory.clone(), ttl, background);
         Ok(directory)
     }
 
-    async fn conn(&self) -> Result<PooledConnection<'_, Manager>, StoreError> {
+    pub(super) async fn conn(&self) -> Result<PooledConnection<'_, Manager>, StoreError> {
         self.pool.get().await.map_err(|e| match e {
             RunError::User(e) => StoreError::Unavailable(format!("cannot connect: {e}")),
             RunError::TimedOut => StoreError::Unavailable("no connection in time".to_string()),
         })
-    }
-
-    /// One heartbeat: refresh this instance's live sessions, drop its rows of sessions that are
-    /// gone (a release that failed), and delete every instance's expired rows.
-    async fn beat(&self) -> Result<(), StoreError> {
-        let live: Vec<i64> = self
-            .hub
-            .sessions()
-            .all()
-            .iter()
-            .map(|s| db_session(s.id))
-            .collect();
-        let period_ms = self.ttl_ms / 3;
-        let conn = self.conn().await?;
-        conn.execute(
-            "UPDATE presence_nicks SET seen_at = now() WHERE owner = $1 AND session = ANY($2)",
-            &[&self.owner, &live],
-        )
-        .await
-        .map_err(classify)?;
-        // Only rows older than a period: a claim made since `live` was read is young and stays.
-        conn.execute(
-            "DELETE FROM presence_nicks WHERE owner = $1 AND NOT (session = ANY($2)) \
-             AND seen_at < now() - $3::bigint * interval '1 millisecond'",
-            &[&self.owner, &live, &period_ms],
-        )
-        .await
-        .map_err(classify)?;
-        let expired = conn
-            .execute(
-                "DELETE FROM presence_nicks \
-                 WHERE seen_at < now() - $1::bigint * interval '1 millisecond'",
-                &[&self.ttl_ms],
-            )
-            .await
-            .map_err(classify)?;
-        if expired > 0 {
-            tracing::info!(
-                expired,
-                "deleted presence rows of instances that stopped heartbeating"
-            );
-        }
-        Ok(())
-    }
-
-    /// Deletes every row of this run (a clean stop).
-    async fn forget_me(&self) -> Result<(), StoreError> {
-        let conn = self.conn().await?;
-        conn.execute(
-            "DELETE FROM presence_nicks WHERE owner = $1",
-            &[&self.owner],
-        )
-        .await
-        .map_err(classify)?;
-        Ok(())
     }
 
     async fn claim_nick(&self, session: SessionId, nick: &Nick) -> Result<bool, StoreError> {
@@ -238,7 +167,7 @@ fn live_sql(sql: &str, ttl_param: usize) -> String {
 }
 
 /// A session id as the table keeps it.
-fn db_session(id: SessionId) -> i64 {
+pub(super) fn db_session(id: SessionId) -> i64 {
     i64::try_from(id.0).unwrap_or(i64::MAX)
 }
 
