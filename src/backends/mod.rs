@@ -17,6 +17,7 @@ pub mod migrate;
 pub(crate) mod mock;
 pub mod postgres;
 pub mod sqlite;
+pub mod valkey;
 pub mod writer;
 
 use std::sync::Arc;
