@@ -213,6 +213,10 @@ async fn valkey_restarted_mid_conversation_loses_no_message_on_any_instance() {
     // senders go on as soon as their instance accepts again, whether or not the others have
     // re-subscribed yet.
     cluster.valkey.stop();
+    let refused = senders[0].say("general", "while valkey is down").await;
+    assert_eq!(refused.status, 503, "{}", refused.json);
+    let error = refused.json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("try again"), "{error}");
     cluster.valkey.restart();
     let during = round("after restart", &mut expected);
     for (i, text) in &during {

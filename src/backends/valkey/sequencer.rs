@@ -17,7 +17,7 @@ use tower::BoxError;
 
 use super::{counter, timeout};
 use crate::backends::Store;
-use crate::core::{Room, Sequencer};
+use crate::core::{ChatError, Room, Sequencer};
 
 /// KEYS[1]: the counter; ARGV[1]: the floor; ARGV[2]: "1" to create a missing counter at the
 /// floor, "0" to answer -1 instead (so the caller can find a better floor).
@@ -62,24 +62,35 @@ impl ValkeySequencer {
             .to_owned();
         Ok(timeout(cmd.query_async(&mut conn)).await??)
     }
+
+    /// The next seq for `room`; see the module docs.
+    async fn numbered(&self, room: &Room) -> Result<u64, BoxError> {
+        let key = counter(&room.name);
+        let floor = room.delivered();
+        let mut seq = self.run(&key, floor, false).await?;
+        if seq < 0 {
+            let stored = match &self.store {
+                Some(store) => store.max_seq(&room.name).await?,
+                None => 0,
+            };
+            tracing::info!(room = %room.name, floor = floor.max(stored),
+                "Valkey has no counter for this room: continuing after the stored history");
+            seq = self.run(&key, floor.max(stored), true).await?;
+        }
+        Ok(u64::try_from(seq)?)
+    }
 }
 
 impl Sequencer for ValkeySequencer {
     fn next<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<u64, BoxError>> {
         Box::pin(async move {
-            let key = counter(&room.name);
-            let floor = room.delivered();
-            let mut seq = self.run(&key, floor, false).await?;
-            if seq < 0 {
-                let stored = match &self.store {
-                    Some(store) => store.max_seq(&room.name).await?,
-                    None => 0,
-                };
-                tracing::info!(room = %room.name, floor = floor.max(stored),
-                    "Valkey has no counter for this room: continuing after the stored history");
-                seq = self.run(&key, floor.max(stored), true).await?;
-            }
-            Ok(u64::try_from(seq)?)
+            // The sender is told plainly; the message was not numbered, so nothing is lost.
+            self.numbered(room).await.map_err(|err| {
+                ChatError::unavailable(format!(
+                    "message not sent: cannot reach Valkey to number it ({err}); try again"
+                ))
+                .into()
+            })
         })
     }
 }
