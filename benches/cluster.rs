@@ -32,8 +32,7 @@ const WARM_UP: usize = 20;
 fn main() {
     let full = std::env::args().any(|arg| arg == "--bench");
     let n = if full { MESSAGES } else { MESSAGES_IN_TEST };
-    if support::valkey::server_binary().is_none() || support::postgres::server_bin_dir().is_none()
-    {
+    if support::valkey::server_binary().is_none() || support::postgres::server_bin_dir().is_none() {
         eprintln!(
             "cluster bench skipped: it needs valkey-server (or redis-server) and PostgreSQL's \
              initdb; scripts/test.sh installs them"

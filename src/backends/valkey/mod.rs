@@ -2,7 +2,7 @@
 //!
 //! **What it does.** Three jobs, one file each:
 //!
-//! * **Numbering** ([`sequencer`]): every room has one counter, `chatd:seq:{room}`, that all
+//! * **Numbering** (`sequencer.rs`): every room has one counter, `chatd:seq:{room}`, that all
 //!   instances increment (`INCR` is atomic in Valkey), so the per-room seq stays 1, 2, 3, ...
 //!   across instances and a receiver can see a hole. A small Lua script first raises the counter to
 //!   what the room already knows, so a Valkey restarted empty never hands out an old seq again.
@@ -10,7 +10,7 @@
 //!   is `PUBLISH`ed as JSON on its room's channel, `chatd:room:{room}`, through a `deadpool-redis`
 //!   pool. Pub/sub pushes to subscribers the moment a message is published: about a millisecond
 //!   from one instance to another, where polling a database costs half its interval on average.
-//! * **Receiving** ([`subscriber`]): one dedicated pub/sub connection per instance (a connection
+//! * **Receiving** (`subscriber.rs`): one dedicated pub/sub connection per instance (a connection
 //!   in subscribe mode can do nothing else, so it is not pooled) feeds what other instances said
 //!   into this instance's stack, marked remote. A background task fills the holes pub/sub leaves.
 //!
@@ -29,7 +29,7 @@
 //! `gap_wait_ms`, the missing messages are read from the store. Duplicates cost nothing: the
 //! room's ordered gate drops a seq it has delivered already.
 //!
-//! **Wire format.** JSON, one object per publish, tagged by `type` (see [`wire`]): a `message`
+//! **Wire format.** JSON, one object per publish, tagged by `type` (see `wire.rs`): a `message`
 //! carries room, seq, nick, text, ts_ms and the sending instance; a `presence` carries room, nick,
 //! kind (`joined`, `left`, `quit`, `renamed` with `new_nick`) and instance. An instance skips what
 //! it published itself: it delivered that locally already.
