@@ -189,6 +189,26 @@ impl Shared {
     fn rooms(&self) -> MutexGuard<'_, BTreeSet<RoomName>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// A backend that has never connected (pools connect lazily), over `store`: enough for the
+    /// gap task's unit tests.
+    #[cfg(test)]
+    fn unconnected(store: Arc<dyn Store>, gap_wait: Duration) -> Shared {
+        let url = "redis://127.0.0.1:1";
+        Shared {
+            pool: deadpool_redis::Config::from_url(url)
+                .create_pool(Some(Runtime::Tokio1))
+                .expect("a lazy pool"),
+            client: redis::Client::open(url).expect("a valid url"),
+            instance: Arc::from("test"),
+            store: Some(store),
+            gap_wait,
+            rooms: Mutex::default(),
+            sink: tokio::sync::Mutex::new(None),
+            first_stream: Mutex::new(None),
+            connected: AtomicBool::new(false),
+        }
+    }
 }
 
 /// Opens a connection in subscribe mode.

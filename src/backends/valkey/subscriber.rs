@@ -213,3 +213,59 @@ pub(super) async fn gaps(feeder: Feeder, stop: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tower::{Layer, service_fn};
+
+    use super::*;
+    use crate::backends::mock::Mock;
+    use crate::core::message::sample;
+    use crate::layers::fanout::FanoutLayer;
+    use crate::pipeline::build::end_of_pipeline;
+
+    #[tokio::test]
+    async fn a_gap_is_filled_from_the_store_or_else_given_up_on() {
+        let store = Arc::new(Mock::default());
+        store
+            .rows
+            .lock()
+            .unwrap()
+            .push(sample("general", 2, "x", "stored"));
+        let shared = Arc::new(Shared::unconnected(
+            store.clone(),
+            Duration::from_millis(20),
+        ));
+        let name = RoomName::parse("general").unwrap();
+        shared.rooms().insert(name.clone());
+        let hub = Hub::new("test");
+        let stack = ChatService::new(
+            FanoutLayer::new(hub.clone(), None).layer(service_fn(end_of_pipeline)),
+        );
+        let room = hub.rooms().get_or_create(&name);
+        room.commit(sample("general", 1, "x", "one"));
+        room.commit(sample("general", 3, "x", "three")); // 2 is in the store
+        room.commit(sample("general", 5, "x", "five")); // 4 is nowhere
+        assert_eq!(room.delivered(), 1);
+
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(gaps(
+            Feeder {
+                shared,
+                stack,
+                hub: hub.clone(),
+            },
+            stop.clone(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while room.delivered() < 5 {
+            assert!(Instant::now() < deadline, "stuck at {:?}", room.gap());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(hub.stats().gaps_skipped.get(), 1, "only 4 was given up on");
+        stop.cancel();
+        task.await.unwrap();
+    }
+}
