@@ -162,6 +162,15 @@ async fn a_tcp_user_on_a_and_an_sse_user_on_c_chat_and_a_late_joiner_on_b_sees_t
     let mut dave = Client::named(a.tcp_addr(), "dave").await;
     assert_eq!(dave.join("general").await, last_10);
 
+    // Joins on other instances are announced too (a remote presence change).
+    let mut notices = alice.lines(2).await;
+    notices.sort();
+    assert_eq!(
+        notices,
+        ["* carol joined general", "* dave joined general"],
+        "carol's join came from b through Valkey, dave's from a itself"
+    );
+
     // And carol on b is live too: a and c both hear her.
     carol.send("hello from b").await;
     assert_eq!(stream.next_message().await.data["text"], "hello from b");
