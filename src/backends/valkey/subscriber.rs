@@ -5,6 +5,7 @@
 //! drops (Valkey restarted, a network cut) it marks the backend disconnected, reconnects with
 //! capped exponential backoff, re-subscribes every room opened here, and then reads from the store
 //! whatever each room missed meanwhile: pub/sub does not keep messages for an absent subscriber.
+//! A PING every few seconds catches a connection that died without closing.
 //!
 //! **Gap task.** A hole in a room's sequence (8 arrived, 7 did not) is normal for a moment: two
 //! instances' publishes race. Every `gap_wait / 4` the task looks at each room: a hole older than
@@ -30,6 +31,10 @@ use deadpool_redis::redis::aio::PubSubStream;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the subscriber connection is PINGed. A connection can die without a word (a cable
+/// pulled, a firewall dropping idle flows): without a reply to a PING the backend would look
+/// connected while nothing arrives, which is the failure a health check must not hide.
+const PING_EVERY: Duration = Duration::from_secs(2);
 /// Messages read from the store per query when filling a room.
 const FILL_PAGE: u64 = 500;
 
@@ -99,6 +104,26 @@ impl Feeder {
         read
     }
 
+    /// Whether the subscriber connection answers a PING in time.
+    async fn alive(&self) -> bool {
+        let mut sink = self.shared.sink.lock().await;
+        let Some(sink) = sink.as_mut() else {
+            return false;
+        };
+        let pong = timeout(sink.ping::<deadpool_redis::redis::Value>()).await;
+        match pong {
+            Ok(Ok(_)) => true,
+            Ok(Err(err)) => {
+                tracing::warn!("the Valkey subscriber connection failed a PING: {err}");
+                false
+            }
+            Err(err) => {
+                tracing::warn!("the Valkey subscriber connection failed a PING: {err}");
+                false
+            }
+        }
+    }
+
     /// Every room opened here that exists in the hub.
     fn opened(&self) -> Vec<Arc<Room>> {
         let names: Vec<RoomName> = self.shared.rooms().iter().cloned().collect();
@@ -112,14 +137,16 @@ impl Feeder {
 /// The receive loop; see the module docs. Ends when `stop` is cancelled.
 pub(super) async fn receive(feeder: Feeder, mut stream: PubSubStream, stop: CancellationToken) {
     loop {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let next = tokio::select! {
+            tokio::select! {
                 () = stop.cancelled() => return,
-                next = stream.next() => next,
-            };
-            match next {
-                Some(msg) => feeder.received(msg.get_payload_bytes()).await,
-                None => break,
+                next = stream.next() => match next {
+                    Some(msg) => feeder.received(msg.get_payload_bytes()).await,
+                    None => break,
+                },
+                _ = ping.tick() => if !feeder.alive().await { break },
             }
         }
         feeder.shared.connected.store(false, Ordering::Relaxed);
