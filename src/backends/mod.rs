@@ -19,6 +19,7 @@ pub(crate) mod mock;
 pub mod postgres;
 pub mod postgres_directory;
 pub mod sqlite;
+pub mod valkey;
 pub mod writer;
 
 use std::sync::Arc;

@@ -106,13 +106,16 @@ impl Room {
     }
 
     /// Moves both the local counter and the delivery point to at least `seq`: used when a room's
-    /// history is loaded from somewhere (a store, another instance) so numbering continues.
+    /// history is loaded from somewhere (a store, another instance) so numbering continues. A
+    /// message held for `seq + 1` (another instance's, received while the room was opening) is
+    /// delivered now rather than waiting for the next one.
     pub fn settle_at(&self, seq: u64) {
         self.last_seq.fetch_max(seq, Ordering::Relaxed);
         let mut st = self.state();
         if st.delivered < seq {
             st.delivered = seq;
             st.pending.retain(|&s, _| s > seq);
+            self.drain_locked(&mut st);
         }
     }
 
@@ -213,6 +216,11 @@ impl Room {
                 .fetch_add(first - 1 - st.delivered, Ordering::Relaxed);
             st.delivered = first - 1;
         }
+        self.drain_locked(&mut st)
+    }
+
+    /// Delivers the held messages that are next in line, and notes whether a gap remains.
+    fn drain_locked(&self, st: &mut RoomState) -> usize {
         let mut reached = 0;
         loop {
             let next = st.delivered + 1;
@@ -221,7 +229,7 @@ impl Room {
             };
             st.delivered = next;
             if let Some(msg) = entry {
-                reached += self.deliver_locked(&st, &msg);
+                reached += self.deliver_locked(st, &msg);
             }
         }
         st.gap_since = match (st.pending.is_empty(), st.gap_since) {
@@ -475,6 +483,18 @@ mod tests {
         }
         assert_eq!(room.delivered(), MAX_PENDING as u64 + 2);
         assert_eq!(room.stats.gaps_skipped.get(), 1);
+    }
+
+    #[test]
+    fn settle_at_releases_a_message_held_for_the_next_seq() {
+        let sessions = Sessions::default();
+        let room = room();
+        let (a, mut rx) = member(&sessions, Protocol::Tcp);
+        room.join(&a);
+        room.commit(sample("general", 42, "x", "arrived while opening"));
+        room.settle_at(41);
+        assert_eq!(received(&mut rx), vec![42]);
+        assert_eq!(room.gap(), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! no layer handled with an empty reply.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::{Ready, ready};
 use tower::util::BoxCloneSyncService;
@@ -17,6 +18,7 @@ use super::config::{
     DirectoryMode, FanoutConfig, LayerConfig, PersistConfig, PipelineConfig, RouteConfig,
 };
 use crate::backends::postgres_directory::PostgresDirectory;
+use crate::backends::valkey::{Valkey, ValkeyOptions};
 use crate::backends::{Background, Bus, Directory, LocalDirectory};
 use crate::core::{Hub, LocalSequencer, Reply, Request, Sequencer};
 use crate::layers::fanout::FanoutLayer;
@@ -98,8 +100,8 @@ pub async fn build(
 /// instances.
 async fn fanout_backend(
     config: &PipelineConfig,
-    _hub: &Hub,
-    _store: Option<&OpenedStore>,
+    hub: &Hub,
+    store: Option<&OpenedStore>,
     _background: &Background,
 ) -> anyhow::Result<(Arc<dyn Sequencer>, Option<Arc<dyn Bus>>)> {
     let fanout = config.layers.iter().find_map(|layer| match layer {
@@ -108,6 +110,22 @@ async fn fanout_backend(
     });
     match fanout {
         Some(FanoutConfig::Local {}) | None => Ok((Arc::new(LocalSequencer), None)),
+        // Valkey pub/sub between instances, Valkey counters for the seqs, holes filled from the
+        // (PostgreSQL) store.
+        Some(FanoutConfig::Valkey {
+            url,
+            pool_size,
+            gap_wait_ms,
+        }) => {
+            let options = ValkeyOptions {
+                url: url.clone(),
+                pool_size: *pool_size,
+                gap_wait: Duration::from_millis(*gap_wait_ms),
+            };
+            let store = store.map(|opened| opened.store.clone());
+            let valkey = Valkey::connect(&options, hub.instance().clone(), store).await?;
+            Ok((Arc::new(valkey.sequencer()), Some(Arc::new(valkey))))
+        }
     }
 }
 

@@ -111,6 +111,18 @@ impl LayerConfig {
     /// Every kind a `[[layer]]` may name, in the order they may appear in a pipeline.
     pub const KINDS: &'static [&'static str] = &["parse", "route", "history", "persist", "fanout"];
 
+    /// The `store` of a persist layer or the `backend` of a fanout layer, as written.
+    pub fn variant(&self) -> Option<&'static str> {
+        match self {
+            LayerConfig::Persist(PersistConfig::None {}) => Some("none"),
+            LayerConfig::Persist(PersistConfig::Sqlite { .. }) => Some("sqlite"),
+            LayerConfig::Persist(PersistConfig::Postgres { .. }) => Some("postgres"),
+            LayerConfig::Fanout(FanoutConfig::Local {}) => Some("local"),
+            LayerConfig::Fanout(FanoutConfig::Valkey { .. }) => Some("valkey"),
+            _ => None,
+        }
+    }
+
     /// The `kind` string of this layer, as written in the file.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -316,11 +328,38 @@ fn default_pool_size() -> u32 {
 pub enum FanoutConfig {
     /// Deliver to the members connected to this process only.
     Local {},
+    /// Share rooms with other instances through Valkey (or Redis) pub/sub: one channel per room,
+    /// one counter per room (`INCR`), gaps filled from the PostgreSQL store.
+    Valkey {
+        /// The server, `redis://host:port` (or `rediss://` for TLS, `redis://:password@host`).
+        /// Shown by `--check` with its password masked.
+        #[serde(serialize_with = "serialize_masked_url")]
+        url: String,
+        /// Most pooled connections (for PUBLISH and the sequencer); the subscriber has its own.
+        #[serde(default = "default_valkey_pool_size")]
+        pool_size: usize,
+        /// How long a room waits for a missing seq before reading it from the store; after a
+        /// second such wait it gives up on it (loudly).
+        #[serde(default = "default_gap_wait_ms")]
+        gap_wait_ms: u64,
+    },
 }
 
 impl FanoutConfig {
     /// Every value `backend` may take, for messages; keep in step with the variants.
-    pub const BACKENDS: &'static [&'static str] = &["local"];
+    pub const BACKENDS: &'static [&'static str] = &["local", "valkey"];
+
+    /// Whether this backend shares rooms with other instances (and so needs a shared store).
+    pub fn is_cross_instance(&self) -> bool {
+        !matches!(self, FanoutConfig::Local {})
+    }
+}
+
+fn default_valkey_pool_size() -> usize {
+    8
+}
+fn default_gap_wait_ms() -> u64 {
+    500
 }
 
 #[cfg(test)]
