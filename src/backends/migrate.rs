@@ -2,9 +2,15 @@
 //!
 //! **Why hand-rolled.** A runner such as `refinery` would do this job, but the whole idea fits in
 //! this file and is worth seeing: a table (`chatd_schema`) records which numbered files a
-//! database has applied; at start-up chatd reads the highest number, applies the newer files in
-//! order, each in a transaction together with its row in `chatd_schema`, and refuses a database
-//! whose number it does not know. The two stores share this plan ([`pending`]); each runs it with
+//! database has applied; at start-up chatd reads those numbers, applies the files it has that are
+//! not recorded yet, in order, each in a transaction together with its row in `chatd_schema`, and
+//! refuses a database whose highest number is beyond its own newest file.
+//!
+//! **Why by set, not by "everything above the highest".** Features are developed on branches in
+//! parallel, each adding a numbered file (say 0002 on one branch and 0003 on another). Comparing
+//! against the set of applied numbers means a database that applied 0003 first still gets 0002
+//! once both branches are merged, instead of silently skipping it. The numbers still give the
+//! order for a fresh database; files that may apply in either order must not depend on each other. The two stores share this plan ([`pending`]); each runs it with
 //! its own driver (`sqlite.rs` in a transaction that takes SQLite's write lock, `postgres.rs`
 //! under an advisory lock, so two chatd starting at once do not both migrate).
 
@@ -28,12 +34,20 @@ pub const SQLITE: &[Migration] = &[Migration {
     sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
 }];
 
-/// The migrations of the PostgreSQL store.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../migrations/postgres/0001_initial.sql"),
-}];
+/// The migrations of the PostgreSQL store: SQLite's steps, and steps of its own for what only a
+/// shared server can do (the presence directory of several instances).
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "presence",
+        sql: include_str!("../../migrations/postgres/0003_presence.sql"),
+    },
+];
 
 /// The table that records applied migrations; the same SQL works in both dialects.
 pub const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatd_schema (
@@ -42,26 +56,30 @@ pub const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatd_schema (
     applied_at_ms BIGINT NOT NULL
 )";
 
-/// The highest version applied (0 for an empty database).
-pub const CURRENT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM chatd_schema";
+/// The versions applied so far (none for an empty database).
+pub const APPLIED_VERSIONS: &str = "SELECT version FROM chatd_schema ORDER BY version";
 
-/// The migrations a database at `current` still needs, in order.
+/// The migrations of `known` that a database which has applied `applied` still needs, in order.
 ///
 /// # Errors
-/// [`StoreError::SchemaTooNew`] when `current` is beyond every migration in `known`.
+/// [`StoreError::SchemaTooNew`] when a version in `applied` is beyond every migration in `known`.
 pub fn pending(
     known: &'static [Migration],
-    current: i64,
-) -> Result<&'static [Migration], StoreError> {
+    applied: &[i64],
+) -> Result<Vec<&'static Migration>, StoreError> {
     let newest = known.last().map_or(0, |m| m.version);
-    if current > newest {
+    if let Some(&found) = applied.iter().max()
+        && found > newest
+    {
         return Err(StoreError::SchemaTooNew {
-            found: current,
+            found,
             known: newest,
         });
     }
-    let first = known.partition_point(|m| m.version <= current);
-    Ok(&known[first..])
+    Ok(known
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .collect())
 }
 
 #[cfg(test)]
@@ -69,25 +87,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_lists_are_numbered_one_by_one_and_in_step() {
+    fn the_lists_are_in_order_and_sqlite_steps_are_postgres_steps() {
         for list in [SQLITE, POSTGRES] {
-            for (i, m) in list.iter().enumerate() {
-                assert_eq!(m.version, i as i64 + 1, "{}", m.name);
+            assert!(list.first().is_some_and(|m| m.version == 1));
+            for pair in list.windows(2) {
+                assert!(pair[0].version < pair[1].version, "{}", pair[1].name);
             }
         }
-        let names = |list: &[Migration]| list.iter().map(|m| m.name).collect::<Vec<_>>();
-        assert_eq!(
-            names(SQLITE),
-            names(POSTGRES),
-            "both stores have the same schema steps"
-        );
+        for m in SQLITE {
+            assert!(
+                POSTGRES
+                    .iter()
+                    .any(|p| p.version == m.version && p.name == m.name),
+                "SQLite's step {} ({}) is a PostgreSQL step too",
+                m.version,
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_step_numbered_below_an_applied_one_is_still_applied() {
+        // A database migrated by a branch that had step 3 but not step 2 gets step 2 later.
+        let versions = |list: Vec<&Migration>| list.iter().map(|m| m.version).collect::<Vec<_>>();
+        assert_eq!(versions(pending(POSTGRES, &[]).unwrap()), [1, 3]);
+        assert_eq!(versions(pending(POSTGRES, &[1]).unwrap()), [3]);
+        assert_eq!(versions(pending(POSTGRES, &[1, 2]).unwrap()), [3]);
+        assert!(pending(POSTGRES, &[1, 3]).unwrap().is_empty());
     }
 
     #[test]
     fn pending_is_what_is_newer_and_a_newer_database_is_refused() {
-        assert_eq!(pending(SQLITE, 0).unwrap().len(), SQLITE.len());
-        assert!(pending(SQLITE, SQLITE.len() as i64).unwrap().is_empty());
-        let err = pending(SQLITE, 99).unwrap_err();
+        assert_eq!(pending(SQLITE, &[]).unwrap().len(), SQLITE.len());
+        assert!(pending(SQLITE, &[1]).unwrap().is_empty());
+        let err = pending(SQLITE, &[1, 99]).unwrap_err();
         assert_eq!(
             err,
             StoreError::SchemaTooNew {

@@ -11,11 +11,15 @@
 //! the writer and the layer above do not know which one they talk to, and their unit tests use a
 //! mock.
 
+pub mod bus;
+pub mod directory;
 pub mod migrate;
 #[cfg(test)]
 pub(crate) mod mock;
 pub mod postgres;
+pub mod postgres_directory;
 pub mod sqlite;
+pub mod valkey;
 pub mod writer;
 
 use std::sync::Arc;
@@ -26,6 +30,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::core::{ChatMessage, HistoryQuery, Nick, Origin, RoomName, StoredRoom};
 
+pub use bus::Bus;
+pub use directory::{Directory, LocalDirectory};
 pub use writer::{Writer, WriterOptions};
 
 /// Why a store operation failed, which decides what the caller does next.

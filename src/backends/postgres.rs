@@ -20,7 +20,7 @@ use bb8_postgres::PostgresConnectionManager;
 use futures_util::future::BoxFuture;
 use tokio_postgres::NoTls;
 
-use super::migrate::{self, CREATE_SCHEMA_TABLE, CURRENT_VERSION};
+use super::migrate::{self, APPLIED_VERSIONS, CREATE_SCHEMA_TABLE};
 use super::{Appended, Store, StoreError, db_seq, stored_message};
 use crate::core::message::now_ms;
 use crate::core::{ChatMessage, HistoryQuery, RoomName};
@@ -85,12 +85,14 @@ impl PostgresStore {
         tx.batch_execute(CREATE_SCHEMA_TABLE)
             .await
             .map_err(classify)?;
-        let current: i64 = tx
-            .query_one(CURRENT_VERSION, &[])
+        let applied: Vec<i64> = tx
+            .query(APPLIED_VERSIONS, &[])
             .await
             .map_err(classify)?
-            .get(0);
-        for m in migrate::pending(migrate::POSTGRES, current)? {
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        for m in migrate::pending(migrate::POSTGRES, &applied)? {
             tx.batch_execute(m.sql).await.map_err(|e| {
                 StoreError::Rejected(format!("migration {} ({}) failed: {e}", m.version, m.name))
             })?;
@@ -145,7 +147,7 @@ impl PostgresStore {
 
 /// An error the server sent about the statement or its data is not worth retrying; a broken
 /// connection, a timeout or a server shutting down is.
-fn classify(err: tokio_postgres::Error) -> StoreError {
+pub(crate) fn classify(err: tokio_postgres::Error) -> StoreError {
     match err.as_db_error() {
         Some(db) if !is_transient(db.code().code()) => {
             StoreError::Rejected(format!("{}: {}", db.code().code(), db.message()))

@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
 
-use super::migrate::{self, CREATE_SCHEMA_TABLE, CURRENT_VERSION};
+use super::migrate::{self, APPLIED_VERSIONS, CREATE_SCHEMA_TABLE};
 use super::{Appended, Store, StoreError, db_seq, stored_message};
 use crate::core::message::now_ms;
 use crate::core::{ChatMessage, HistoryQuery, RoomName};
@@ -111,10 +111,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(classify)?;
     tx.execute(CREATE_SCHEMA_TABLE, []).map_err(classify)?;
-    let current: i64 = tx
-        .query_row(CURRENT_VERSION, [], |row| row.get(0))
-        .map_err(classify)?;
-    for m in migrate::pending(migrate::SQLITE, current)? {
+    let applied: Vec<i64> = {
+        let mut stmt = tx.prepare(APPLIED_VERSIONS).map_err(classify)?;
+        stmt.query_map([], |row| row.get(0))
+            .map_err(classify)?
+            .collect::<Result<_, _>>()
+            .map_err(classify)?
+    };
+    for m in migrate::pending(migrate::SQLITE, &applied)? {
         tx.execute_batch(m.sql).map_err(|e| {
             StoreError::Rejected(format!("migration {} ({}) failed: {e}", m.version, m.name))
         })?;

@@ -35,6 +35,11 @@ impl Request {
         }
     }
 
+    /// A request made of its two parts.
+    pub fn from_parts(session: Option<SessionId>, action: Action) -> Request {
+        Request { session, action }
+    }
+
     /// A request without a session (a new connection, or a message from another instance).
     pub fn anonymous(action: Action) -> Request {
         Request {
@@ -82,6 +87,9 @@ pub struct OpenRoom {
     /// How many of its latest messages to load (the ring's capacity).
     pub limit: usize,
     stored: OnceLock<StoredRoom>,
+    /// The highest seq already used for this room anywhere (raised by a shared sequencer, which
+    /// knows about other instances' messages that this store may not have yet).
+    floor: std::sync::atomic::AtomicU64,
 }
 
 /// What a store holds about a room.
@@ -100,7 +108,20 @@ impl OpenRoom {
             room,
             limit,
             stored: OnceLock::new(),
+            floor: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Raises the seq the room's numbering and live delivery continue after.
+    pub fn raise_floor(&self, seq: u64) {
+        self.floor
+            .fetch_max(seq, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Where the room's numbering continues: after the store's maximum or a raised floor.
+    pub fn start_after(&self) -> u64 {
+        let floor = self.floor.load(std::sync::atomic::Ordering::Relaxed);
+        self.stored().map_or(floor, |s| s.max_seq.max(floor))
     }
 
     /// Records the store's answer (the first answer wins).

@@ -75,11 +75,16 @@ impl<T> Ring<T> {
 
     /// Inserts `item` in key order. The newest-first scan makes the in-order case a plain push.
     /// When the ring is full and `item` is older than everything in it, it is dropped: it would
-    /// be evicted at once. Returns whether the item was kept.
+    /// be evicted at once. An item whose key is in the ring already is not added twice (a message
+    /// from another instance can arrive both live and from the store). Returns whether the item
+    /// (or its equal) is in the ring.
     pub fn insert_by_key<K: Ord>(&mut self, item: T, key: impl Fn(&T) -> K) -> bool {
         let k = key(&item);
         // How many of the newest items belong after `item`.
         let newer = self.iter().rev().take_while(|x| key(x) > k).count();
+        if self.len > newer && self.get(self.len - 1 - newer).is_some_and(|x| key(x) == k) {
+            return true;
+        }
         if newer == 0 {
             self.push(item);
             return true;
@@ -106,6 +111,18 @@ mod tests {
 
     fn items(r: &Ring<u64>) -> Vec<u64> {
         r.iter().copied().collect()
+    }
+
+    #[test]
+    fn an_item_already_there_is_not_inserted_twice() {
+        let mut r = Ring::new(4);
+        for i in [1, 2, 4] {
+            r.push(i);
+        }
+        assert!(r.insert_by_key(2, |x| *x));
+        assert!(r.insert_by_key(4, |x| *x));
+        assert!(r.insert_by_key(3, |x| *x));
+        assert_eq!(items(&r), vec![1, 2, 3, 4]);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use super::event::Event;
 use super::message::{ChatMessage, Presence};
@@ -50,6 +51,19 @@ struct RoomState {
     delivered: u64,
     /// Messages that arrived before their predecessor. `None` marks a seq that will never come.
     pending: BTreeMap<u64, Option<Arc<ChatMessage>>>,
+    /// Since when the oldest missing seq has been awaited (`None`: nothing is missing).
+    gap_since: Option<Instant>,
+}
+
+/// A hole in a room's sequence: messages after it arrived, the ones in it have not (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// The first missing seq.
+    pub from: u64,
+    /// The last missing seq before the first message held.
+    pub to: u64,
+    /// When the room started waiting for `from`.
+    pub since: Instant,
 }
 
 #[derive(Debug)]
@@ -92,13 +106,16 @@ impl Room {
     }
 
     /// Moves both the local counter and the delivery point to at least `seq`: used when a room's
-    /// history is loaded from somewhere (a store, another instance) so numbering continues.
+    /// history is loaded from somewhere (a store, another instance) so numbering continues. A
+    /// message held for `seq + 1` (another instance's, received while the room was opening) is
+    /// delivered now rather than waiting for the next one.
     pub fn settle_at(&self, seq: u64) {
         self.last_seq.fetch_max(seq, Ordering::Relaxed);
         let mut st = self.state();
         if st.delivered < seq {
             st.delivered = seq;
             st.pending.retain(|&s, _| s > seq);
+            self.drain_locked(&mut st);
         }
     }
 
@@ -199,6 +216,11 @@ impl Room {
                 .fetch_add(first - 1 - st.delivered, Ordering::Relaxed);
             st.delivered = first - 1;
         }
+        self.drain_locked(&mut st)
+    }
+
+    /// Delivers the held messages that are next in line, and notes whether a gap remains.
+    fn drain_locked(&self, st: &mut RoomState) -> usize {
         let mut reached = 0;
         loop {
             let next = st.delivered + 1;
@@ -207,10 +229,46 @@ impl Room {
             };
             st.delivered = next;
             if let Some(msg) = entry {
-                reached += self.deliver_locked(&st, &msg);
+                reached += self.deliver_locked(st, &msg);
             }
         }
+        st.gap_since = match (st.pending.is_empty(), st.gap_since) {
+            (true, _) => None,
+            (false, None) => Some(Instant::now()),
+            (false, since) => since,
+        };
         reached
+    }
+
+    /// The hole the room is waiting to fill, if any. Cross-instance backends poll this: a gap
+    /// that lasts is filled from the store, or given up on with [`Room::give_up_until`].
+    pub fn gap(&self) -> Option<Gap> {
+        let st = self.state();
+        let first_held = *st.pending.keys().next()?;
+        Some(Gap {
+            from: st.delivered + 1,
+            to: first_held - 1,
+            since: st.gap_since.unwrap_or_else(Instant::now),
+        })
+    }
+
+    /// Stops waiting for every seq up to `seq` that has not arrived (counted as lost, and logged
+    /// loudly), and delivers what was held behind them.
+    pub fn give_up_until(&self, seq: u64) -> usize {
+        let missing: Vec<u64> = {
+            let st = self.state();
+            (st.delivered + 1..=seq)
+                .filter(|s| !st.pending.contains_key(s))
+                .collect()
+        };
+        if !missing.is_empty() {
+            tracing::error!(room = %self.name, first = missing[0], count = missing.len(),
+                "gave up waiting for missing messages");
+            self.stats
+                .gaps_skipped
+                .fetch_add(missing.len() as u64, Ordering::Relaxed);
+        }
+        missing.into_iter().map(|s| self.settle(s, None)).sum()
     }
 
     fn deliver_locked(&self, st: &RoomState, msg: &Arc<ChatMessage>) -> usize {
@@ -428,6 +486,18 @@ mod tests {
     }
 
     #[test]
+    fn settle_at_releases_a_message_held_for_the_next_seq() {
+        let sessions = Sessions::default();
+        let room = room();
+        let (a, mut rx) = member(&sessions, Protocol::Tcp);
+        room.join(&a);
+        room.commit(sample("general", 42, "x", "arrived while opening"));
+        room.settle_at(41);
+        assert_eq!(received(&mut rx), vec![42]);
+        assert_eq!(room.gap(), None);
+    }
+
+    #[test]
     fn settle_at_continues_numbering() {
         let room = room();
         room.settle_at(41);
@@ -454,5 +524,31 @@ mod tests {
             vec![("alpha".to_string(), 0), ("zeta".to_string(), 1)]
         );
         assert!(rooms.get(&RoomName::parse("nope").unwrap()).is_none());
+    }
+
+    #[test]
+    fn a_gap_is_reported_and_can_be_given_up_on() {
+        let sessions = Sessions::default();
+        let room = room();
+        let (a, mut rx) = member(&sessions, Protocol::Tcp);
+        room.join(&a);
+        assert_eq!(room.gap(), None);
+        room.commit(sample("general", 1, "x", "one"));
+        room.commit(sample("general", 4, "x", "four"));
+        room.commit(sample("general", 6, "x", "six"));
+        let gap = room.gap().unwrap();
+        assert_eq!((gap.from, gap.to), (2, 3));
+        room.commit(sample("general", 2, "x", "two")); // a late arrival still counts
+        assert_eq!(room.gap().map(|g| (g.from, g.to)), Some((3, 3)));
+        assert_eq!(
+            room.give_up_until(3),
+            1,
+            "4 is delivered once 3 is given up"
+        );
+        assert_eq!(room.gap().map(|g| (g.from, g.to)), Some((5, 5)));
+        room.give_up_until(5);
+        assert_eq!(room.gap(), None);
+        assert_eq!(received(&mut rx), vec![1, 2, 4, 6]);
+        assert_eq!(room.stats.gaps_skipped.get(), 2);
     }
 }

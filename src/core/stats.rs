@@ -39,6 +39,8 @@ pub struct Stats {
     pub slow_consumers: Counter,
     /// Sequence numbers given up on (a message that never arrived).
     pub gaps_skipped: Counter,
+    /// Messages or presence changes the bus failed to hand to the other instances.
+    pub bus_failures: Counter,
     /// Messages written to the store.
     pub persisted: Counter,
     /// Batches written to the store (one transaction or statement each).

@@ -1,35 +1,38 @@
-//! The fan-out layer: hands each message to the members of its room.
+//! The fan-out layer: hands each message to the members of its room, here and elsewhere.
 //!
 //! **Where it sits.** Innermost: when a `Publish` gets here it has been numbered, cached and (if
 //! so configured) stored. Delivery is the last step, so that nothing is seen before it is safe.
 //!
-//! **What it teaches.** The seed's fifth lesson begins here. With `backend = "local"` (phase 1)
-//! a message reaches the members connected to this process, through their rooms' ordered gate
+//! **What it teaches.** The seed's fifth lesson. With `backend = "local"` (phase 1) a message
+//! reaches the members connected to this process, through their room's ordered gate
 //! ([`Room::commit`](crate::core::Room::commit)): in seq order, without waiting for any of them
-//! (a full outbound queue disconnects that one member, see `core::session`). The cross-instance
-//! backends (database polling, Valkey pub/sub) add a second path, to the other instances, and
-//! their messages come back in through the same stack and the same gate.
+//! (a full outbound queue disconnects that one member, see `core::session`). A cross-instance
+//! backend (database polling in phase 2, Valkey pub/sub in phase 3) is a [`Bus`]: local messages
+//! are delivered here first (the fastest path to the people next to you), then handed to the bus;
+//! other instances' messages come back in through the same stack, marked remote, and pass this
+//! layer's ordered gate like any other. The bus is never asked to carry a remote message again.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
-use crate::core::{Action, Hub, Reply, Request};
-use crate::pipeline::config::FanoutConfig;
+use crate::backends::Bus;
+use crate::core::{Action, ChatError, Hub, Origin, Reply, Request};
 
 /// Builds [`Fanout`] services.
 #[derive(Debug, Clone)]
 pub struct FanoutLayer {
     hub: Hub,
+    bus: Option<Arc<dyn Bus>>,
 }
 
 impl FanoutLayer {
-    /// A fan-out layer delivering to the rooms of `hub`.
-    pub fn new(config: &FanoutConfig, hub: Hub) -> FanoutLayer {
-        match config {
-            FanoutConfig::Local {} => FanoutLayer { hub },
-        }
+    /// A fan-out layer delivering to the rooms of `hub`, and through `bus` (if any) to the other
+    /// instances.
+    pub fn new(hub: Hub, bus: Option<Arc<dyn Bus>>) -> FanoutLayer {
+        FanoutLayer { hub, bus }
     }
 }
 
@@ -40,6 +43,7 @@ impl<S> Layer<S> for FanoutLayer {
         Fanout {
             inner,
             hub: self.hub.clone(),
+            bus: self.bus.clone(),
         }
     }
 }
@@ -49,6 +53,7 @@ impl<S> Layer<S> for FanoutLayer {
 pub struct Fanout<S> {
     inner: S,
     hub: Hub,
+    bus: Option<Arc<dyn Bus>>,
 }
 
 impl<S: Inner> Service<Request> for Fanout<S> {
@@ -62,29 +67,50 @@ impl<S: Inner> Service<Request> for Fanout<S> {
 
     fn call(&mut self, req: Request) -> LayerFuture {
         let mut inner = take(&mut self.inner);
-        let hub = self.hub.clone();
+        let (hub, bus) = (self.hub.clone(), self.bus.clone());
         Box::pin(async move {
             match req.action {
                 Action::Publish(msg) => {
-                    hub.rooms().get_or_create(&msg.room).commit(msg);
+                    hub.rooms().get_or_create(&msg.room).commit(msg.clone());
+                    if let (Some(bus), Origin::Local(_)) = (&bus, &msg.origin)
+                        && let Err(err) = bus.publish(&msg).await
+                    {
+                        // Delivered here and stored: the other instances fill the gap from
+                        // the store. Logged, not returned: the sender did nothing wrong.
+                        hub.stats().bus_failures.inc();
+                        tracing::warn!(room = %msg.room, seq = msg.seq, "bus publish failed: {err}");
+                    }
                     Ok(Reply::default())
                 }
                 Action::Presence(presence) => {
                     if let Some(room) = hub.rooms().get(&presence.room) {
                         room.announce(&presence);
                     }
+                    // Local changes name their session; remote ones do not and stop here.
+                    if let (Some(bus), Some(_)) = (&bus, presence.session)
+                        && let Err(err) = bus.announce(&presence).await
+                    {
+                        hub.stats().bus_failures.inc();
+                        tracing::warn!(room = %presence.room, "bus announce failed: {err}");
+                    }
                     Ok(Reply::default())
                 }
-                action => {
+                Action::OpenRoom(open) => {
+                    if let Some(bus) = &bus {
+                        bus.open_room(&open).await.map_err(|err| {
+                            ChatError::unavailable(format!(
+                                "cannot reach the other instances for {}, try again: {err}",
+                                open.room
+                            ))
+                        })?;
+                    }
                     call_inner(
                         &mut inner,
-                        Request {
-                            session: req.session,
-                            action,
-                        },
+                        Request::from_parts(req.session, Action::OpenRoom(open)),
                     )
                     .await
                 }
+                action => call_inner(&mut inner, Request::from_parts(req.session, action)).await,
             }
         })
     }

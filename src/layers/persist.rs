@@ -36,6 +36,60 @@ use crate::backends::{Background, Store, Writer, WriterOptions};
 use crate::core::{Action, ChatError, Detail, Origin, Reply, Request, Stats};
 use crate::pipeline::config::{Durability, PersistConfig};
 
+/// A store opened from the pipeline's `persist` options, shared by the persist layer and (for
+/// gap filling and polling) the cross-instance fan-out backends.
+#[derive(Debug, Clone)]
+pub struct OpenedStore {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// When a message counts as safe.
+    pub durability: Durability,
+    /// The write-behind queue's capacity.
+    pub queue: usize,
+    /// The most messages per batch.
+    pub batch: usize,
+}
+
+/// Opens (and migrates) the store `config` names; `None` for `store = "none"`.
+///
+/// # Errors
+/// When the store cannot be opened or reached, or its schema is newer than this chatd.
+pub async fn open_store(config: &PersistConfig) -> anyhow::Result<Option<OpenedStore>> {
+    let (store, durability, queue, batch): (Arc<dyn Store>, _, _, _) = match config {
+        PersistConfig::None {} => return Ok(None),
+        PersistConfig::Sqlite {
+            path,
+            durability,
+            queue,
+            batch,
+        } => {
+            let full_sync = *durability == Durability::Sync;
+            let store = SqliteStore::open(std::path::Path::new(path), full_sync)
+                .await
+                .with_context(|| format!("persist layer: cannot use SQLite file {path}"))?;
+            (Arc::new(store), *durability, *queue, *batch)
+        }
+        PersistConfig::Postgres {
+            url,
+            pool_size,
+            durability,
+            queue,
+            batch,
+        } => {
+            let store = PostgresStore::connect(url, *pool_size)
+                .await
+                .context("persist layer: cannot use PostgreSQL (the `url` of the pipeline)")?;
+            (Arc::new(store), *durability, *queue, *batch)
+        }
+    };
+    Ok(Some(OpenedStore {
+        store,
+        durability,
+        queue,
+        batch,
+    }))
+}
+
 /// Builds [`Persist`] services.
 #[derive(Debug, Clone)]
 pub struct PersistLayer {
@@ -51,50 +105,23 @@ struct Backend {
 }
 
 impl PersistLayer {
-    /// A persist layer for the configured store: opens and migrates it, and starts its writer on
-    /// `background`.
-    ///
-    /// # Errors
-    /// When the store cannot be opened or reached, or its schema is newer than this chatd.
-    pub async fn new(
-        config: &PersistConfig,
+    /// A persist layer for the configured store, opened by [`open_store`] (`None`: no store),
+    /// with its writer started on `background`.
+    pub fn new(
+        store: Option<&OpenedStore>,
         stats: Arc<Stats>,
         background: &Background,
-    ) -> anyhow::Result<PersistLayer> {
-        let (store, durability, queue, batch): (Arc<dyn Store>, _, _, _) = match config {
-            PersistConfig::None {} => return Ok(PersistLayer { backend: None }),
-            PersistConfig::Sqlite {
-                path,
-                durability,
-                queue,
-                batch,
-            } => {
-                let full_sync = *durability == Durability::Sync;
-                let store = SqliteStore::open(std::path::Path::new(path), full_sync)
-                    .await
-                    .with_context(|| format!("persist layer: cannot use SQLite file {path}"))?;
-                (Arc::new(store), *durability, *queue, *batch)
-            }
-            PersistConfig::Postgres {
-                url,
-                pool_size,
-                durability,
-                queue,
-                batch,
-            } => {
-                let store = PostgresStore::connect(url, *pool_size)
-                    .await
-                    .context("persist layer: cannot use PostgreSQL (the `url` of the pipeline)")?;
-                (Arc::new(store), *durability, *queue, *batch)
-            }
+    ) -> PersistLayer {
+        let Some(opened) = store else {
+            return PersistLayer { backend: None };
         };
         let writer = Writer::spawn(
-            store.clone(),
-            WriterOptions::new(queue, batch),
+            opened.store.clone(),
+            WriterOptions::new(opened.queue, opened.batch),
             stats,
             background,
         );
-        Ok(PersistLayer::with_store(store, writer, durability))
+        PersistLayer::with_store(opened.store.clone(), writer, opened.durability)
     }
 
     /// A persist layer over a store and writer made elsewhere (tests, benches).

@@ -7,19 +7,24 @@
 //! no layer handled with an empty reply.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::{Ready, ready};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, service_fn};
 
 use super::ChatService;
-use super::config::{LayerConfig, PipelineConfig};
-use crate::backends::Background;
+use super::config::{
+    DirectoryMode, FanoutConfig, LayerConfig, PersistConfig, PipelineConfig, RouteConfig,
+};
+use crate::backends::postgres_directory::PostgresDirectory;
+use crate::backends::valkey::{Valkey, ValkeyOptions};
+use crate::backends::{Background, Bus, Directory, LocalDirectory};
 use crate::core::{Hub, LocalSequencer, Reply, Request, Sequencer};
 use crate::layers::fanout::FanoutLayer;
 use crate::layers::history::HistoryLayer;
 use crate::layers::parse::ParseLayer;
-use crate::layers::persist::PersistLayer;
+use crate::layers::persist::{OpenedStore, PersistLayer, open_store};
 use crate::layers::route::RouteLayer;
 
 /// How many messages a joiner sees when the pipeline has no history layer.
@@ -35,8 +40,16 @@ pub async fn build(
     hub: &Hub,
     background: &Background,
 ) -> anyhow::Result<ChatService> {
-    // Phase 1 numbers messages in memory; shared counters arrive with the cross-instance backends.
-    let sequencer: Arc<dyn Sequencer> = Arc::new(LocalSequencer);
+    // The store, if any: opened once, shared by the persist layer and the fan-out backend.
+    let store = match config.layers.iter().find_map(|layer| match layer {
+        LayerConfig::Persist(persist) => Some(persist),
+        _ => None,
+    }) {
+        Some(persist) => open_store(persist).await?,
+        None => None,
+    };
+    // Who numbers messages and who carries them to other instances: the fan-out backend decides.
+    let (sequencer, bus) = fanout_backend(config, hub, store.as_ref(), background).await?;
     let join_replay = config
         .layers
         .iter()
@@ -45,6 +58,8 @@ pub async fn build(
             _ => None,
         })
         .unwrap_or(DEFAULT_JOIN_REPLAY);
+    // Who holds which nick and who is in which room, on this instance or on all of them.
+    let directory = directory(config, hub, background).await?;
 
     let mut stack = ChatService::new(service_fn(end_of_pipeline));
     for layer in config.layers.iter().rev() {
@@ -53,21 +68,118 @@ pub async fn build(
             LayerConfig::Parse(c) => wrap(ParseLayer::new(c), stack),
             // Sessions, nicks, rooms; numbers each message.
             LayerConfig::Route(c) => wrap(
-                RouteLayer::new(c, hub.clone(), sequencer.clone(), join_replay),
+                RouteLayer::new(
+                    c,
+                    hub.clone(),
+                    sequencer.clone(),
+                    directory.clone(),
+                    join_replay,
+                ),
                 stack,
             ),
             // The per-room ring of recent messages.
             LayerConfig::History(c) => wrap(HistoryLayer::new(c), stack),
             // Durable storage: none, SQLite or PostgreSQL, written behind or ahead.
-            LayerConfig::Persist(c) => wrap(
-                PersistLayer::new(c, hub.stats_handle(), background).await?,
+            LayerConfig::Persist(_) => wrap(
+                PersistLayer::new(store.as_ref(), hub.stats_handle(), background),
                 stack,
             ),
-            // Delivery to room members.
-            LayerConfig::Fanout(c) => wrap(FanoutLayer::new(c, hub.clone()), stack),
+            // Delivery to room members, here and (through the bus) on other instances.
+            LayerConfig::Fanout(_) => wrap(FanoutLayer::new(hub.clone(), bus.clone()), stack),
         };
     }
+    // Other instances' messages come in through the very stack just built.
+    if let Some(bus) = bus {
+        bus.start(stack.clone(), hub.clone(), background)?;
+    }
     Ok(stack)
+}
+
+/// The sequencer and bus of the pipeline's fan-out backend: `local` numbers in memory and has no
+/// bus; the cross-instance backends share one counter per room and carry messages between
+/// instances.
+async fn fanout_backend(
+    config: &PipelineConfig,
+    hub: &Hub,
+    store: Option<&OpenedStore>,
+    _background: &Background,
+) -> anyhow::Result<(Arc<dyn Sequencer>, Option<Arc<dyn Bus>>)> {
+    let fanout = config.layers.iter().find_map(|layer| match layer {
+        LayerConfig::Fanout(fanout) => Some(fanout),
+        _ => None,
+    });
+    match fanout {
+        Some(FanoutConfig::Local {}) | None => Ok((Arc::new(LocalSequencer), None)),
+        // Valkey pub/sub between instances, Valkey counters for the seqs, holes filled from the
+        // (PostgreSQL) store.
+        Some(FanoutConfig::Valkey {
+            url,
+            pool_size,
+            gap_wait_ms,
+        }) => {
+            let options = ValkeyOptions {
+                url: url.clone(),
+                pool_size: *pool_size,
+                gap_wait: Duration::from_millis(*gap_wait_ms),
+            };
+            let store = store.map(|opened| opened.store.clone());
+            let valkey = Valkey::connect(&options, hub.instance().clone(), store).await?;
+            Ok((Arc::new(valkey.sequencer()), Some(Arc::new(valkey))))
+        }
+    }
+}
+
+/// Whether the pipeline runs as one of several instances, so that nicks and members must be
+/// looked up in a directory they all share: a PostgreSQL store to hold it, and a fan-out backend
+/// that reaches other instances.
+pub fn shared_directory(config: &PipelineConfig) -> bool {
+    let postgres = config
+        .layers
+        .iter()
+        .any(|layer| matches!(layer, LayerConfig::Persist(PersistConfig::Postgres { .. })));
+    let cross_instance = config.layers.iter().any(|layer| {
+        matches!(layer, LayerConfig::Fanout(fanout) if !matches!(fanout, FanoutConfig::Local {}))
+    });
+    postgres && cross_instance
+}
+
+/// The presence directory the route layer uses: the route options' `directory` decides, `auto`
+/// by [`shared_directory`]. The shared one lives in the persist layer's PostgreSQL and keeps a
+/// heartbeat on `background`.
+///
+/// # Errors
+/// When `directory = "shared"` without a PostgreSQL store, or its pool cannot be built.
+async fn directory(
+    config: &PipelineConfig,
+    hub: &Hub,
+    background: &Background,
+) -> anyhow::Result<Arc<dyn Directory>> {
+    let route = config.layers.iter().find_map(|layer| match layer {
+        LayerConfig::Route(route) => Some(route.clone()),
+        _ => None,
+    });
+    let route = route.unwrap_or_else(RouteConfig::default);
+    let shared = match route.directory {
+        DirectoryMode::Auto => shared_directory(config),
+        DirectoryMode::Local => false,
+        DirectoryMode::Shared => true,
+    };
+    if !shared {
+        return Ok(Arc::new(LocalDirectory::new(hub.clone())));
+    }
+    let url = config.layers.iter().find_map(|layer| match layer {
+        LayerConfig::Persist(PersistConfig::Postgres { url, .. }) => Some(url.as_str()),
+        _ => None,
+    });
+    let Some(url) = url else {
+        anyhow::bail!(
+            "route layer: `directory = \"shared\"` keeps nicks and members in PostgreSQL, so it \
+             needs a persist layer with `store = \"postgres\"`"
+        );
+    };
+    let ttl = std::time::Duration::from_secs(route.presence_ttl_secs);
+    let directory = PostgresDirectory::start(url, hub, ttl, background).await?;
+    Ok(Arc::new(directory))
 }
 
 /// Wraps `inner` in `layer` and erases the result's type.

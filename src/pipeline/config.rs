@@ -111,6 +111,18 @@ impl LayerConfig {
     /// Every kind a `[[layer]]` may name, in the order they may appear in a pipeline.
     pub const KINDS: &'static [&'static str] = &["parse", "route", "history", "persist", "fanout"];
 
+    /// The `store` of a persist layer or the `backend` of a fanout layer, as written.
+    pub fn variant(&self) -> Option<&'static str> {
+        match self {
+            LayerConfig::Persist(PersistConfig::None {}) => Some("none"),
+            LayerConfig::Persist(PersistConfig::Sqlite { .. }) => Some("sqlite"),
+            LayerConfig::Persist(PersistConfig::Postgres { .. }) => Some("postgres"),
+            LayerConfig::Fanout(FanoutConfig::Local {}) => Some("local"),
+            LayerConfig::Fanout(FanoutConfig::Valkey { .. }) => Some("valkey"),
+            _ => None,
+        }
+    }
+
     /// The `kind` string of this layer, as written in the file.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -135,13 +147,57 @@ pub struct RouteConfig {
     /// Longest accepted chat message, in characters (Discord's limit is 2000).
     #[serde(default = "default_max_message_chars")]
     pub max_message_chars: usize,
+    /// Where nicks and memberships are looked up; see [`DirectoryMode`]. Like the TTL below,
+    /// `chatd --check` shows it only when it is not the default.
+    #[serde(default, skip_serializing_if = "DirectoryMode::is_auto")]
+    pub directory: DirectoryMode,
+    /// With a shared directory: how long an instance's members stay listed after its last
+    /// heartbeat (it beats every third of this). An instance that dies vanishes from `/users`
+    /// elsewhere within this time. See `src/backends/directory.rs`.
+    #[serde(
+        default = "default_presence_ttl_secs",
+        skip_serializing_if = "is_default_presence_ttl"
+    )]
+    pub presence_ttl_secs: u64,
 }
 
 impl Default for RouteConfig {
     fn default() -> Self {
         RouteConfig {
             max_message_chars: default_max_message_chars(),
+            directory: DirectoryMode::default(),
+            presence_ttl_secs: default_presence_ttl_secs(),
         }
+    }
+}
+
+fn default_presence_ttl_secs() -> u64 {
+    15
+}
+
+fn is_default_presence_ttl(secs: &u64) -> bool {
+    *secs == default_presence_ttl_secs()
+}
+
+/// Which presence directory the route layer asks "is this nick free?" and "who is in this room?".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryMode {
+    /// Shared (in PostgreSQL) when the pipeline runs several instances, that is with
+    /// `store = "postgres"` and a fan-out backend other than `local`; local otherwise.
+    #[default]
+    Auto,
+    /// This instance only, whatever the other layers say.
+    Local,
+    /// Shared in the persist layer's PostgreSQL, even with the `local` fan-out backend (members
+    /// of every instance are listed, though messages stay on their instance): for tests and
+    /// demonstrations. Requires `store = "postgres"`.
+    Shared,
+}
+
+impl DirectoryMode {
+    fn is_auto(&self) -> bool {
+        *self == DirectoryMode::Auto
     }
 }
 
@@ -272,11 +328,38 @@ fn default_pool_size() -> u32 {
 pub enum FanoutConfig {
     /// Deliver to the members connected to this process only.
     Local {},
+    /// Share rooms with other instances through Valkey (or Redis) pub/sub: one channel per room,
+    /// one counter per room (`INCR`), gaps filled from the PostgreSQL store.
+    Valkey {
+        /// The server, `redis://host:port` (or `rediss://` for TLS, `redis://:password@host`).
+        /// Shown by `--check` with its password masked.
+        #[serde(serialize_with = "serialize_masked_url")]
+        url: String,
+        /// Most pooled connections (for PUBLISH and the sequencer); the subscriber has its own.
+        #[serde(default = "default_valkey_pool_size")]
+        pool_size: usize,
+        /// How long a room waits for a missing seq before reading it from the store; after a
+        /// second such wait it gives up on it (loudly).
+        #[serde(default = "default_gap_wait_ms")]
+        gap_wait_ms: u64,
+    },
 }
 
 impl FanoutConfig {
     /// Every value `backend` may take, for messages; keep in step with the variants.
-    pub const BACKENDS: &'static [&'static str] = &["local"];
+    pub const BACKENDS: &'static [&'static str] = &["local", "valkey"];
+
+    /// Whether this backend shares rooms with other instances (and so needs a shared store).
+    pub fn is_cross_instance(&self) -> bool {
+        !matches!(self, FanoutConfig::Local {})
+    }
+}
+
+fn default_valkey_pool_size() -> usize {
+    8
+}
+fn default_gap_wait_ms() -> u64 {
+    500
 }
 
 #[cfg(test)]

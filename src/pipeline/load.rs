@@ -112,6 +112,7 @@ pub fn revalidate(config: &PipelineConfig) -> Result<(), ConfigErrors> {
             index,
             kind,
             line: None,
+            variant: layer.variant(),
         });
     }
     errors.extend(graph::check(&found, !config.layers.is_empty()));

@@ -142,6 +142,25 @@ function setNick(nick) {
 // ---- rooms --------------------------------------------------------------------------------
 
 /**
+ * Browsers allow six HTTP/1.1 connections per origin, and event streams hold theirs open: a page
+ * with a stream for every joined room would stall its own requests from the sixth room on. So at
+ * most this many rooms stream at once; the least recently shown ones are paused (their stream
+ * closed) and resume without gaps (`last_event_id`) the moment they are shown again. Their unread
+ * counts wait until then.
+ */
+const MAX_LIVE_STREAMS = 4;
+
+function capStreams() {
+  const live = [...state.rooms.values()].filter((room) => room.stream && room.name !== state.current);
+  live.sort((a, b) => (a.shownAt || 0) - (b.shownAt || 0));
+  const allowed = MAX_LIVE_STREAMS - (state.rooms.get(state.current)?.stream ? 1 : 0);
+  for (const room of live.slice(0, Math.max(0, live.length - allowed))) {
+    room.close();
+    room.setStatus('paused');
+  }
+}
+
+/**
  * Joins `name` (POST /command /join, which also says who is there), then opens its stream.
  * Resolves false when the server refused (the error is shown).
  */
@@ -163,9 +182,11 @@ async function joinRoom(name, { select = true, quiet = false } = {}) {
     // Only the header line: the history lines that follow it come on the stream, with seqs.
     const header = (reply.lines || []).find((line) => line.startsWith('* '));
     if (header && !quiet) room.items.push({ kind: 'notice', text: header.slice(2) });
+    room.shownAt = Date.now();
     room.open();
   }
   if (select) selectRoom(canonical, { tellServer: false });
+  capStreams();
   store.save(state);
   page.renderSidebar(state);
   later('directory', refreshDirectory, 100);
@@ -178,6 +199,9 @@ function selectRoom(name, { tellServer = true } = {}) {
   if (!room) return;
   state.current = name;
   room.unread = 0;
+  room.shownAt = Date.now();
+  if (!room.stream) room.open(); // a paused room resumes where it stopped
+  capStreams();
   store.save(state);
   page.closeDrawers();
   page.renderAll(state);
@@ -222,7 +246,10 @@ async function recover(room) {
     if (err.sessionLost) return sessionLost(err.message);
     return recover(room);
   }
-  if (state.rooms.get(room.name) === room) room.open();
+  if (state.rooms.get(room.name) === room && room.status !== 'paused') {
+    room.open();
+    capStreams();
+  }
 }
 
 async function refreshDirectory() {

@@ -30,7 +30,10 @@ export class Room {
     /** Seqs at or below this one were trimmed from the timeline and are refused if replayed. */
     this.floor = 0;
     this.unread = 0;
-    /** `connecting` (never opened yet), `live`, `reconnecting` (the browser retries), `closed`. */
+    /**
+     * `connecting` (never opened yet), `live`, `reconnecting` (the browser retries), `closed`
+     * (it gave up), or `paused` (closed by the page to stay within the browser's connection limit).
+     */
     this.status = 'connecting';
     this.stream = null;
     this.firstOpenedAt = 0;

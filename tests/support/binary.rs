@@ -1,4 +1,5 @@
-//! The real `chatd` binary as a child process: started on ephemeral ports, stopped with SIGTERM.
+//! The real `chatd` binary as a child process: started on ephemeral ports, stopped with SIGTERM
+//! (a clean stop) or SIGKILL (a crash: nothing runs after it).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -69,5 +70,17 @@ impl Chatd {
             .unwrap()
             .unwrap();
         assert!(status.success(), "chatd exits cleanly on SIGTERM: {status}");
+    }
+
+    /// Sends SIGKILL, as a crash or the OOM killer would, and reaps the process.
+    pub async fn kill(self) {
+        let mut child = self.child;
+        tokio::task::spawn_blocking(move || {
+            child.kill().expect("SIGKILL chatd"); // std sends SIGKILL on Unix
+            child.wait()
+        })
+        .await
+        .unwrap()
+        .unwrap();
     }
 }

@@ -10,6 +10,7 @@ pub mod binary;
 pub mod http;
 pub mod postgres;
 pub mod scenarios;
+pub mod valkey;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -223,7 +223,7 @@ fn unprivileged_user() -> String {
 }
 
 /// A port nobody listens on right now: bind port 0, take the port, let it go.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tower::BoxError;
 
-use super::{Ctx, with_messages};
+use super::{Ctx, directory_down, with_messages};
 use crate::core::message::check_text;
 use crate::core::room::Joined;
 use crate::core::{
@@ -28,8 +28,8 @@ impl<S: Inner> Ctx<'_, S> {
             Command::Nick(nick) => self.nick(session, nick).await,
             Command::Join(room) => self.join(session, room).await,
             Command::Leave(room) => self.leave(session, room).await,
-            Command::Rooms => Ok(self.rooms()),
-            Command::Users(room) => self.users(session, room),
+            Command::Rooms => self.rooms().await,
+            Command::Users(room) => self.users(session, room).await,
             Command::History(n) => self.history(session, n).await,
             Command::Help => Ok(Reply {
                 events: HELP.iter().map(|l| Event::notice(*l)).collect(),
@@ -45,7 +45,26 @@ impl<S: Inner> Ctx<'_, S> {
     }
 
     async fn nick(&mut self, session: &Arc<Session>, nick: Nick) -> Result<Reply, BoxError> {
-        let old = self.hub().sessions().rename(session.id, nick.clone())?;
+        // The directory first: it knows every instance's nicks, this one's included.
+        let current = session.nick();
+        let claimed = self
+            .directory()
+            .rename(session.id, &current, &nick)
+            .await
+            .map_err(directory_down)?;
+        if !claimed {
+            return Err(ChatError::conflict(format!("nick {nick} is taken")).into());
+        }
+        let old = match self.hub().sessions().rename(session.id, nick.clone()) {
+            Ok(old) => old,
+            Err(e) => {
+                // Taken here after all (a race with a local connect): give the new nick back.
+                if let Err(undo) = self.directory().rename(session.id, &nick, &current).await {
+                    tracing::warn!(error = %undo, "could not undo a nick claim in the directory");
+                }
+                return Err(e.into());
+            }
+        };
         if old != nick {
             let rooms = session.state().rooms.clone();
             for name in rooms {
@@ -76,7 +95,11 @@ impl<S: Inner> Ctx<'_, S> {
             state.current = Some(name.clone());
         }
         if joined.new {
-            self.announce(&room, session, session.nick(), PresenceKind::Joined)
+            let nick = session.nick();
+            if let Err(e) = self.directory().joined(name, &nick).await {
+                tracing::warn!(room = %name, %nick, error = %e, "could not record a join in the presence directory");
+            }
+            self.announce(&room, session, nick, PresenceKind::Joined)
                 .await?;
         }
         Ok(joined)
@@ -162,7 +185,11 @@ impl<S: Inner> Ctx<'_, S> {
             }
             state.current.clone()
         };
-        self.announce(&room, session, session.nick(), PresenceKind::Left)
+        let nick = session.nick();
+        if let Err(e) = self.directory().left(&name, &nick).await {
+            tracing::warn!(room = %name, %nick, error = %e, "could not record a leave in the presence directory");
+        }
+        self.announce(&room, session, nick, PresenceKind::Left)
             .await?;
         let text = match current {
             Some(current) => format!("you left {name}; your current room is {current}"),
@@ -171,8 +198,8 @@ impl<S: Inner> Ctx<'_, S> {
         Ok(Reply::notice(text).with(Detail::Left(name)))
     }
 
-    fn rooms(&self) -> Reply {
-        let list = self.hub().rooms().list();
+    async fn rooms(&mut self) -> Result<Reply, BoxError> {
+        let list = self.directory().rooms().await.map_err(directory_down)?;
         let text = if list.is_empty() {
             "no rooms yet: /join ROOM creates one".to_string()
         } else {
@@ -182,17 +209,21 @@ impl<S: Inner> Ctx<'_, S> {
                 .collect();
             format!("rooms: {}", shown.join(", "))
         };
-        Reply::notice(text).with(Detail::Rooms(list))
+        Ok(Reply::notice(text).with(Detail::Rooms(list)))
     }
 
-    fn users(&self, session: &Session, named: Option<RoomName>) -> Result<Reply, BoxError> {
+    async fn users(
+        &mut self,
+        session: &Session,
+        named: Option<RoomName>,
+    ) -> Result<Reply, BoxError> {
         let name = self.target(session, named).ok_or_else(not_in_a_room)?;
-        let room = self
-            .hub()
-            .rooms()
-            .get(&name)
+        let nicks = self
+            .directory()
+            .members(&name)
+            .await
+            .map_err(directory_down)?
             .ok_or_else(|| ChatError::not_found(format!("no room named {name}")))?;
-        let nicks = room.nicks();
         let shown: Vec<&str> = nicks.iter().map(Nick::as_str).collect();
         let text = format!("users in {name} ({}): {}", nicks.len(), shown.join(", "));
         Ok(Reply::notice(text).with(Detail::Users { room: name, nicks }))

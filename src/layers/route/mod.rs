@@ -11,6 +11,13 @@
 //! Before a room's first use since start it sends an `Action::OpenRoom`, so that a store can
 //! warm the ring and the numbering continues where the stored history ends.
 //!
+//! **Who is where, across instances.** The local registry (the `Hub`'s sessions and rooms) is
+//! the delivery path and stays the truth about this process. A [`Directory`] answers what needs
+//! every instance: whether a nick is free anywhere (a connect, a guest nick, `/nick`) and who is
+//! in a room anywhere (`/users`, `/rooms`); the route layer tells it of every join, leave and
+//! quit. With one instance it is the `Hub` itself; with several, tables in PostgreSQL kept fresh
+//! by a heartbeat (see `src/backends/directory.rs`).
+//!
 //! **What it teaches.** Numbering happens here, once, through a [`Sequencer`], before the message
 //! is stored or delivered: with one process that is a counter in memory; with several it is a
 //! shared counter (Valkey or PostgreSQL), and nothing else in this file changes. If a numbered
@@ -18,6 +25,9 @@
 //! waiting for that number, so one failure cannot stall the room's ordered delivery.
 
 mod commands;
+mod guards;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,12 +35,14 @@ use std::task::{Context, Poll};
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
+use crate::backends::{Directory, StoreError};
 use crate::core::session::unknown_session;
 use crate::core::{
-    Action, ChatMessage, Connect, Detail, Event, Hub, Nick, OpenRoom, Presence, PresenceKind,
-    Reply, Request, Room, RoomName, Sequencer, Session, SessionId,
+    Action, ChatError, ChatMessage, Connect, Detail, Event, Hub, Nick, OpenRoom, Presence,
+    PresenceKind, Reply, Request, Room, RoomName, Sequencer, Session, SessionId,
 };
 use crate::pipeline::config::RouteConfig;
+use guards::{CloseOnDrop, SkipOnDrop};
 
 /// Builds [`Route`] services.
 #[derive(Debug, Clone)]
@@ -42,24 +54,27 @@ pub struct RouteLayer {
 struct Shared {
     hub: Hub,
     sequencer: Arc<dyn Sequencer>,
+    directory: Arc<dyn Directory>,
     max_message_chars: usize,
     /// How many messages a joiner is shown: the history layer's capacity.
     join_replay: usize,
 }
 
 impl RouteLayer {
-    /// A route layer over `hub`, numbering messages with `sequencer` and replaying
-    /// `join_replay` messages to each joiner.
+    /// A route layer over `hub`, numbering messages with `sequencer`, checking nicks and
+    /// listing members with `directory`, and replaying `join_replay` messages to each joiner.
     pub fn new(
         config: &RouteConfig,
         hub: Hub,
         sequencer: Arc<dyn Sequencer>,
+        directory: Arc<dyn Directory>,
         join_replay: usize,
     ) -> RouteLayer {
         RouteLayer {
             shared: Arc::new(Shared {
                 hub,
                 sequencer,
+                directory,
                 max_message_chars: config.max_message_chars,
                 join_replay,
             }),
@@ -103,7 +118,7 @@ impl<S: Inner> Service<Request> for Route<S> {
                 inner,
             };
             match (req.session, req.action) {
-                (_, Action::Connect(connect)) => ctx.connect(connect),
+                (_, Action::Connect(connect)) => ctx.connect(connect).await,
                 (Some(id), Action::Disconnect) => ctx.disconnect(id).await,
                 (Some(id), Action::Command(command)) => {
                     let session = shared.hub.sessions().get(id).ok_or_else(unknown_session)?;
@@ -127,15 +142,43 @@ impl<S: Inner> Ctx<'_, S> {
         &self.shared.hub
     }
 
-    fn connect(&mut self, connect: Connect) -> Result<Reply, BoxError> {
+    fn directory(&self) -> &dyn Directory {
+        &*self.shared.directory
+    }
+
+    /// Opens a session: the nick must be free here (the local registry) and on every instance
+    /// (the directory). A guest whose random nick is taken elsewhere draws another one.
+    async fn connect(&mut self, connect: Connect) -> Result<Reply, BoxError> {
         let nick = connect.nick.as_deref().map(Nick::parse).transpose()?;
-        let session = self.hub().sessions().open(
-            connect.protocol,
-            nick,
-            connect.peer,
-            connect.outbound,
-            connect.closer,
-        )?;
+        let mut draws = 0;
+        let session = loop {
+            let session = self.hub().sessions().open(
+                connect.protocol,
+                nick.clone(),
+                connect.peer,
+                connect.outbound.clone(),
+                connect.closer.clone(),
+            )?;
+            // Until the directory says yes, the session is provisional: closed again on a "no",
+            // an error, or this future being dropped mid-claim.
+            let provisional = CloseOnDrop {
+                sessions: self.hub().sessions(),
+                id: session.id,
+                armed: true,
+            };
+            let claimed = self.directory().claim(session.id, &session.nick()).await;
+            match claimed.map_err(directory_down)? {
+                true => {
+                    provisional.disarm();
+                    break session;
+                }
+                false if nick.is_none() && draws < GUEST_DRAWS => draws += 1,
+                false => {
+                    let taken = format!("nick {} is taken", session.nick());
+                    return Err(ChatError::conflict(taken).into());
+                }
+            }
+        };
         self.hub().stats().sessions_opened.inc();
         let nick = session.nick();
         tracing::debug!(session = %session.id, %nick, protocol = ?session.protocol, "session opened");
@@ -158,6 +201,10 @@ impl<S: Inner> Ctx<'_, S> {
                 self.announce(&room, &session, nick.clone(), PresenceKind::Quit)
                     .await?;
             }
+        }
+        // Frees the nick and every membership on all instances.
+        if let Err(e) = self.directory().release(id).await {
+            tracing::warn!(session = %id, %nick, error = %e, "could not release the nick in the presence directory; the heartbeat will");
         }
         tracing::debug!(session = %id, %nick, "session closed");
         Ok(Reply::default())
@@ -197,9 +244,7 @@ impl<S: Inner> Ctx<'_, S> {
             let open = Arc::new(OpenRoom::new(room.name.clone(), limit));
             let req = Request::from(session, Action::OpenRoom(open.clone()));
             call_inner(inner, req).await?;
-            if let Some(stored) = open.stored() {
-                room.settle_at(stored.max_seq);
-            }
+            room.settle_at(open.start_after());
             Ok::<(), BoxError>(())
         })
         .await
@@ -241,27 +286,15 @@ impl<S: Inner> Ctx<'_, S> {
     }
 }
 
-/// Marks a numbered message's seq as skipped in its room if the request carrying it fails or is
-/// dropped before the fan-out delivered it, so later messages do not wait for it.
-struct SkipOnDrop {
-    room: Arc<Room>,
-    seq: u64,
-    armed: bool,
-}
+/// How many random guest nicks a connect draws before giving up, when the directory finds each
+/// taken on another instance (with 9000 four-digit nicks this takes a crowded cluster).
+const GUEST_DRAWS: usize = 8;
 
-impl SkipOnDrop {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for SkipOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            tracing::warn!(room = %self.room.name, seq = self.seq, "message failed after numbering; skipping its seq");
-            self.room.skip(self.seq);
-        }
-    }
+/// The user-facing error for a directory that cannot be reached: nick claims must fail closed,
+/// or two instances could hand out the same nick.
+fn directory_down(e: StoreError) -> ChatError {
+    tracing::warn!(error = %e, "presence directory unavailable");
+    ChatError::unavailable("the presence directory is unavailable; try again shortly")
 }
 
 /// Renders `messages` as chat lines after a header notice.

@@ -5,6 +5,10 @@
 //! accepted. So the order is fixed except that history and persist may swap; each kind appears
 //! at most once, and parse, route and fanout are required. The rules are written as a rank per
 //! kind: a layer must come after every layer of a lower rank.
+//!
+//! One rule spans two layers' options: a cross-instance fan-out backend (`valkey`) needs a store
+//! every instance shares, `persist` with `store = "postgres"`, because the instances fill the gaps
+//! a lost pub/sub message leaves by reading that store.
 
 use super::report::{ConfigError, Place};
 
@@ -16,6 +20,8 @@ pub(super) struct Found {
     pub(super) kind: &'static str,
     /// The line of its `[[layer]]` header, if it comes from a file.
     pub(super) line: Option<usize>,
+    /// Its `store` (persist) or `backend` (fanout), when its options read.
+    pub(super) variant: Option<&'static str>,
 }
 
 /// The kinds every pipeline needs, and why.
@@ -89,6 +95,7 @@ pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
             ));
         }
     }
+    errors.extend(shared_store(found));
     for (kind, why) in REQUIRED {
         if !found.iter().any(|layer| layer.kind == *kind) {
             errors.push(problem_in_file(format!(
@@ -98,6 +105,40 @@ pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
         }
     }
     errors
+}
+
+/// The fan-out backends that share rooms with other instances.
+const CROSS_INSTANCE: &[&str] = &["valkey"];
+
+/// A cross-instance fan-out backend without a PostgreSQL store, as a problem of the fanout layer.
+fn shared_store(found: &[Found]) -> Option<ConfigError> {
+    let fanout = found.iter().find(|layer| layer.kind == "fanout")?;
+    let backend = fanout.variant.filter(|b| CROSS_INSTANCE.contains(b))?;
+    let persist = found.iter().find(|layer| layer.kind == "persist");
+    let why = match persist.map(|layer| layer.variant) {
+        // The persist layer has problems of its own, already reported.
+        Some(None) | Some(Some("postgres")) => return None,
+        Some(Some("sqlite")) => format!(
+            "`backend = \"{backend}\"` cannot work with `store = \"sqlite\"`: SQLite is one file \
+             on one machine, so the instances cannot share it, and they fill the gaps a lost \
+             message leaves by reading the shared store"
+        ),
+        _ => format!(
+            "`backend = \"{backend}\"` needs a store every instance shares: the instances fill \
+             the gaps a lost message leaves by reading it"
+        ),
+    };
+    Some(ConfigError {
+        line: fanout.line,
+        place: Place::Layer {
+            index: fanout.index,
+            kind: "fanout".to_string(),
+        },
+        problem: format!(
+            "{why}; use a `persist` layer with `store = \"postgres\"` (see \
+             pipelines/phase3-valkey.toml)"
+        ),
+    })
 }
 
 fn problem_in_file(problem: String) -> ConfigError {
@@ -174,6 +215,39 @@ mod tests {
         let error = only_error(&stack(&["parse", "route", "fanout", "history"]));
         let expected = "line 9, layer 3 (fanout): `fanout` must come after `history` (layer 4)";
         assert!(error.starts_with(expected), "{error}");
+    }
+
+    /// The full stack with `store` and a valkey fan-out.
+    fn valkey_over(store: &str) -> String {
+        stack(FULL).replace("store = \"none\"", store).replace(
+            "backend = \"local\"",
+            "backend = \"valkey\"\nurl = \"redis://127.0.0.1:6379\"",
+        )
+    }
+
+    #[test]
+    fn valkey_needs_the_postgres_store() {
+        let error = only_error(&valkey_over("store = \"sqlite\"\npath = \"x.db\""));
+        assert!(
+            error.starts_with(
+                "line 17, layer 5 (fanout): `backend = \"valkey\"` cannot work with \
+                               `store = \"sqlite\"`: SQLite is one file on one machine"
+            ),
+            "{error}"
+        );
+        assert!(error.contains("`store = \"postgres\"`"), "{error}");
+        let error = only_error(&valkey_over("store = \"none\""));
+        assert!(
+            error.contains("needs a store every instance shares"),
+            "{error}"
+        );
+        let no_persist = stack(&["parse", "route", "fanout"]).replace(
+            "backend = \"local\"",
+            "backend = \"valkey\"\nurl = \"redis://h\"",
+        );
+        assert!(only_error(&no_persist).contains("needs a store every instance shares"));
+        let ok = valkey_over("store = \"postgres\"\nurl = \"postgres://h/db\"");
+        assert!(parse("t", &ok, &|_| None).is_ok());
     }
 
     #[test]

@@ -99,6 +99,7 @@ impl Checker<'_> {
             index,
             kind,
             line: Some(line),
+            variant: None,
         });
         let lines = self.key_lines(&table);
         // Persist and fanout pick their variant with a second key; messages name it too.
@@ -142,6 +143,10 @@ impl Checker<'_> {
             self.report_values(&place, &lines, layer_problems(config));
         }
         let clean = self.errors.len() == before;
+        let found = found.map(|found| Found {
+            variant: config.as_ref().and_then(LayerConfig::variant),
+            ..found
+        });
         (found, config.filter(|_| clean))
     }
 
@@ -302,14 +307,18 @@ mod tests {
             assert!(parse("t", &text, &|_| None).is_ok(), "{store}");
         }
         for backend in FanoutConfig::BACKENDS {
-            assert!(
-                parse(
-                    "t",
-                    &stack(FULL).replace("\"local\"", &format!("{backend:?}")),
-                    &|_| None
-                )
-                .is_ok()
-            );
+            // The options each backend requires, over the store it needs.
+            let (store, required) = match *backend {
+                "valkey" => (
+                    "\"postgres\"\nurl = \"postgres://localhost/chatd\"",
+                    "\nurl = \"redis://127.0.0.1:6379\"",
+                ),
+                _ => ("\"none\"", ""),
+            };
+            let text = stack(FULL)
+                .replace("\"none\"", store)
+                .replace("\"local\"", &format!("{backend:?}{required}"));
+            assert!(parse("t", &text, &|_| None).is_ok(), "{backend}");
         }
     }
 
@@ -395,8 +404,11 @@ mod tests {
             "line 12, layer 4 (persist): this layer has no `store`; \
              add `store = \"...\"` with one of: none, sqlite, postgres"
         );
-        let text = stack(FULL).replace("backend = \"local\"", "backend = \"valkey\"");
-        assert!(only_error(&text).ends_with("unknown backend `valkey`; expected one of: local"));
+        let text = stack(FULL).replace("backend = \"local\"", "backend = \"vallkey\"");
+        assert!(
+            only_error(&text)
+                .ends_with("unknown backend `vallkey`; expected one of: local, valkey")
+        );
         let text = stack(FULL).replace("backend = \"local\"\n", "");
         assert!(only_error(&text).contains("layer 5 (fanout): this layer has no `backend`"));
     }

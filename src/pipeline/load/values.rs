@@ -9,7 +9,7 @@
 use std::ops::RangeInclusive;
 
 use crate::pipeline::config::{
-    HistoryConfig, LayerConfig, PersistConfig, RouteConfig, ServerConfig,
+    FanoutConfig, HistoryConfig, LayerConfig, PersistConfig, RouteConfig, ServerConfig,
 };
 
 /// `[server] max_line_bytes`: a short `/join` line needs some room, and beyond 1 MiB one client
@@ -27,6 +27,9 @@ const MAX_BODY_BYTES: RangeInclusive<usize> = 1024..=16 * 1024 * 1024;
 const HISTORY_CAPACITY: RangeInclusive<usize> = 1..=10_000;
 /// `route.max_message_chars`: 0 would refuse every message.
 const MAX_MESSAGE_CHARS: RangeInclusive<usize> = 1..=65_536;
+/// `route.presence_ttl_secs`: the heartbeat runs every third of it, so below 2 s it would beat
+/// several times a second; beyond an hour a dead instance's users linger for too long.
+const PRESENCE_TTL_SECS: RangeInclusive<u64> = 2..=3600;
 /// `persist.queue`: 0 would drop (or hold up) every message; beyond a million queued messages
 /// the memory a stuck store pins is no longer small.
 const PERSIST_QUEUE: RangeInclusive<usize> = 1..=1_000_000;
@@ -35,6 +38,9 @@ const PERSIST_QUEUE: RangeInclusive<usize> = 1..=1_000_000;
 const PERSIST_BATCH: RangeInclusive<usize> = 1..=10_000;
 /// `persist.pool_size`: at least one connection; more than 64 from one chatd is a mistake.
 const POOL_SIZE: RangeInclusive<usize> = 1..=64;
+/// `fanout.gap_wait_ms`: below 10 ms an ordinary reordering would send every room to the store;
+/// beyond a minute a lost message holds up its room for too long.
+const GAP_WAIT_MS: RangeInclusive<u64> = 10..=60_000;
 /// `[server] instance`, in characters: it is shown to every client that connects.
 const INSTANCE_CHARS: RangeInclusive<usize> = 1..=32;
 
@@ -89,11 +95,25 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
         }
         LayerConfig::Route(RouteConfig {
             max_message_chars: max,
+            presence_ttl_secs: ttl,
+            directory: _,
         }) => {
             out_of_range(&mut problems, "max_message_chars", *max, MAX_MESSAGE_CHARS);
+            out_of_range(&mut problems, "presence_ttl_secs", *ttl, PRESENCE_TTL_SECS);
         }
         LayerConfig::Persist(persist) => persist_problems(&mut problems, persist),
-        LayerConfig::Parse(_) | LayerConfig::Fanout(_) => {}
+        LayerConfig::Fanout(FanoutConfig::Valkey {
+            url,
+            pool_size,
+            gap_wait_ms,
+        }) => {
+            if let Err(err) = redis_url(url) {
+                problems.push(("url", err));
+            }
+            out_of_range(&mut problems, "pool_size", *pool_size, POOL_SIZE);
+            out_of_range(&mut problems, "gap_wait_ms", *gap_wait_ms, GAP_WAIT_MS);
+        }
+        LayerConfig::Parse(_) | LayerConfig::Fanout(FanoutConfig::Local {}) => {}
     }
     problems
 }
@@ -128,6 +148,17 @@ fn persist_problems(problems: &mut ValueProblems, persist: &PersistConfig) {
     };
     out_of_range(problems, "queue", queue, PERSIST_QUEUE);
     out_of_range(problems, "batch", batch, PERSIST_BATCH);
+}
+
+/// Checks a Valkey url the way the client will read it.
+fn redis_url(url: &str) -> Result<(), String> {
+    use deadpool_redis::redis::IntoConnectionInfo;
+    url.into_connection_info().map(|_| ()).map_err(|err| {
+        format!(
+            "option `url` = {:?} is not a Valkey url ({err}); write `redis://host:port`",
+            crate::pipeline::config::mask_password(url)
+        )
+    })
 }
 
 /// 1 to 32 ASCII letters, digits, `_`, `.` and `-`: safe in logs, keys and URLs alike.
@@ -179,6 +210,11 @@ mod tests {
                 "kind = \"route\"",
                 "kind = \"route\"\nmax_message_chars = 65537",
                 "`max_message_chars` = 65537",
+            ),
+            (
+                "kind = \"route\"",
+                "kind = \"route\"\npresence_ttl_secs = 1",
+                "`presence_ttl_secs` = 1",
             ),
             (
                 "[server]",
@@ -257,6 +293,34 @@ mod tests {
             let error = only_error(&text);
             assert!(error.contains(expected), "{error}");
             assert!(error.contains("layer 4 (persist)"), "{error}");
+        }
+    }
+
+    #[test]
+    fn bad_valkey_options_are_errors() {
+        let persist = "store = \"postgres\"\nurl = \"postgres://h/db\"";
+        for (options, expected) in [
+            (
+                "url = \"http://h\"",
+                "option `url` = \"http://h\" is not a Valkey url",
+            ),
+            (
+                "url = \"redis://h\"\npool_size = 0",
+                "option `pool_size` = 0 is out of range",
+            ),
+            (
+                "url = \"redis://h\"\ngap_wait_ms = 1",
+                "option `gap_wait_ms` = 1 is out of range",
+            ),
+            ("pool_size = 2", "missing option `url`"),
+        ] {
+            let text = stack(FULL).replace("store = \"none\"", persist).replace(
+                "backend = \"local\"",
+                &format!("backend = \"valkey\"\n{options}"),
+            );
+            let error = only_error(&text);
+            assert!(error.contains(expected), "{error}");
+            assert!(error.contains("layer 5 (fanout)"), "{error}");
         }
     }
 

@@ -1,0 +1,52 @@
+//! The bus: how a message published on one instance reaches the members on the others.
+//!
+//! Phase 1 has no bus (`backend = "local"`): the fan-out layer delivers to this process's members
+//! and that is all. A cross-instance backend (`poll`, `valkey`) implements [`Bus`]:
+//!
+//! * **out:** the fan-out layer hands it every *local* message and presence change after
+//!   delivering them here ([`Bus::publish`], [`Bus::announce`]);
+//! * **in:** once the stack is built, [`Bus::start`] gets a clone of it and feeds what other
+//!   instances said back in as `Action::Publish` / `Action::Presence` requests whose message or
+//!   presence is marked remote (`Origin::Remote`, `Presence::session == None`). They go through
+//!   the same layers as local ones: the ring remembers them, the store does not store them again,
+//!   and the room's ordered gate (`Room::commit`) delivers them in seq order;
+//! * **open:** when a room is first used on this instance, the `OpenRoom` request passes through
+//!   the fan-out layer, which hands it to [`Bus::open_room`]: the backend starts listening to the
+//!   room and raises the room's floor to the seq other instances have already reached.
+//!
+//! A gap in a room's sequence (a message numbered but not received) is the backend's to fill:
+//! from the store, or given up on loudly after a bounded wait (see `core::room::Gap`).
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tower::BoxError;
+
+use super::Background;
+use crate::core::{ChatMessage, Hub, OpenRoom, Presence};
+use crate::pipeline::ChatService;
+
+/// A way to exchange messages with other instances; see the module docs.
+pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
+    /// Sends a local message to the other instances. A failure is logged by the caller, not
+    /// returned to the sender: the message is delivered here and stored, and the other instances
+    /// fill the gap from the store.
+    fn publish<'a>(&'a self, msg: &'a Arc<ChatMessage>) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Sends a local presence change to the other instances.
+    fn announce<'a>(&'a self, presence: &'a Arc<Presence>) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Starts listening to `open.room` and raises its floor (`OpenRoom::raise_floor`) to the seq
+    /// the other instances have reached.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached: the room is not opened and the user is told to retry.
+    fn open_room<'a>(&'a self, open: &'a OpenRoom) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Starts the receiving side: what other instances publish is fed into `stack`. Its tasks run
+    /// on `background` and stop with it.
+    ///
+    /// # Errors
+    /// When the backend cannot be set up.
+    fn start(&self, stack: ChatService, hub: Hub, background: &Background) -> anyhow::Result<()>;
+}

@@ -1,0 +1,170 @@
+//! The heartbeat of the PostgreSQL directory: what keeps this instance's rows alive, and what
+//! removes everybody's dead ones (the rules are in [`crate::backends::directory`]).
+//!
+//! Every `ttl / 3` it takes a snapshot of this instance's sessions (id, nick, rooms) and:
+//!
+//! 1. refreshes `seen_at` of the rows that match the snapshot (same session, same nick);
+//! 2. deletes this instance's rows that match no live session, if older than one period: a quit
+//!    whose release failed (the database was away), or a nick left behind by a rename. Young rows
+//!    are spared because a claim may have been made after the snapshot was taken;
+//! 3. if fewer rows matched than there are sessions, inserts the missing ones, and the rooms of
+//!    the nicks it inserted: this instance was out of reach for longer than the TTL and the others
+//!    deleted its rows. A nick claimed elsewhere in the meantime stays with its new holder (logged:
+//!    two users share it until one renames or quits). In normal operation this branch only meets
+//!    sessions whose claim is in flight, which have no rooms yet;
+//! 4. deletes the expired rows of every instance, which is how a killed instance's members go.
+//!
+//! When `Background` stops (a clean shutdown) it deletes this instance's rows and ends.
+
+use std::time::Duration;
+
+use super::{PostgresDirectory, db_session};
+use crate::backends::directory::heartbeat_period;
+use crate::backends::postgres::classify;
+use crate::backends::{Background, StoreError};
+
+/// Starts `directory`'s heartbeat on `background`.
+pub(super) fn spawn(directory: PostgresDirectory, ttl: Duration, background: &Background) {
+    let stop = background.stop.clone();
+    background.tracker.spawn(async move {
+        let mut tick = tokio::time::interval(heartbeat_period(ttl));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = beat(&directory).await {
+                        tracing::warn!(error = %e, "presence heartbeat failed");
+                    }
+                }
+            }
+        }
+        if let Err(e) = forget_me(&directory).await {
+            tracing::warn!(error = %e, "could not delete this instance's presence rows");
+        }
+    });
+}
+
+/// This instance's sessions as the tables hold them, column by column.
+#[derive(Default)]
+struct Snapshot {
+    sessions: Vec<i64>,
+    keys: Vec<String>,
+    nicks: Vec<String>,
+    /// One (room, nick key) pair per membership.
+    member_rooms: Vec<String>,
+    member_keys: Vec<String>,
+}
+
+fn snapshot(directory: &PostgresDirectory) -> Snapshot {
+    let mut snap = Snapshot::default();
+    for session in directory.hub.sessions().all() {
+        let state = session.state();
+        let key = state.nick.key();
+        for room in &state.rooms {
+            snap.member_rooms.push(room.as_str().to_string());
+            snap.member_keys.push(key.clone());
+        }
+        snap.sessions.push(db_session(session.id));
+        snap.nicks.push(state.nick.as_str().to_string());
+        snap.keys.push(key);
+    }
+    snap
+}
+
+/// One heartbeat; see the module docs.
+async fn beat(directory: &PostgresDirectory) -> Result<(), StoreError> {
+    let snap = snapshot(directory);
+    let owner = &directory.owner;
+    let period_ms = directory.ttl_ms / 3;
+    let conn = directory.conn().await?;
+    let refreshed = conn
+        .execute(
+            "UPDATE presence_nicks p SET seen_at = now() \
+             FROM UNNEST($2::bigint[], $3::text[]) AS l(session, nick_key) \
+             WHERE p.owner = $1 AND p.session = l.session AND p.nick_key = l.nick_key",
+            &[owner, &snap.sessions, &snap.keys],
+        )
+        .await
+        .map_err(classify)?;
+    conn.execute(
+        "DELETE FROM presence_nicks p WHERE p.owner = $1 \
+         AND p.seen_at < now() - $4::bigint * interval '1 millisecond' \
+         AND NOT EXISTS (SELECT 1 FROM UNNEST($2::bigint[], $3::text[]) AS l(session, nick_key) \
+                         WHERE l.session = p.session AND l.nick_key = p.nick_key)",
+        &[owner, &snap.sessions, &snap.keys, &period_ms],
+    )
+    .await
+    .map_err(classify)?;
+    if usize::try_from(refreshed).unwrap_or(usize::MAX) < snap.sessions.len() {
+        let restored: Vec<String> = conn
+            .query(
+                "INSERT INTO presence_nicks (nick_key, nick, instance, owner, session) \
+                 SELECT l.nick_key, l.nick, $4, $5, l.session \
+                 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS l(nick_key, nick, session) \
+                 ON CONFLICT (nick_key) DO NOTHING RETURNING nick_key",
+                &[
+                    &snap.keys,
+                    &snap.nicks,
+                    &snap.sessions,
+                    &directory.hub.instance().as_ref(),
+                    owner,
+                ],
+            )
+            .await
+            .map_err(classify)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        // Rooms only for the nicks restored just now: the others' memberships are up to date,
+        // and re-adding them from an older snapshot could undo a leave made since.
+        let (rooms, keys): (Vec<&String>, Vec<&String>) = snap
+            .member_rooms
+            .iter()
+            .zip(&snap.member_keys)
+            .filter(|(_, key)| restored.contains(key))
+            .unzip();
+        conn.execute(
+            "INSERT INTO presence_members (room, nick_key) \
+             SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+            &[&rooms, &keys],
+        )
+        .await
+        .map_err(classify)?;
+        let restored = restored.len();
+        tracing::warn!(
+            sessions = snap.sessions.len(),
+            refreshed,
+            restored,
+            "this instance's presence rows had gone (out of reach for longer than the TTL?); \
+             restored them"
+        );
+    }
+    let expired = conn
+        .execute(
+            "DELETE FROM presence_nicks \
+             WHERE seen_at < now() - $1::bigint * interval '1 millisecond'",
+            &[&directory.ttl_ms],
+        )
+        .await
+        .map_err(classify)?;
+    if expired > 0 {
+        tracing::info!(
+            expired,
+            "deleted presence rows of instances that stopped heartbeating"
+        );
+    }
+    Ok(())
+}
+
+/// Deletes every row of this run (a clean stop).
+async fn forget_me(directory: &PostgresDirectory) -> Result<(), StoreError> {
+    let conn = directory.conn().await?;
+    conn.execute(
+        "DELETE FROM presence_nicks WHERE owner = $1",
+        &[&directory.owner],
+    )
+    .await
+    .map_err(classify)?;
+    Ok(())
+}

