@@ -22,18 +22,32 @@ pub struct Migration {
 }
 
 /// The migrations of the SQLite store.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "room_seq",
+        sql: include_str!("../../migrations/sqlite/0002_room_seq.sql"),
+    },
+];
 
 /// The migrations of the PostgreSQL store.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../migrations/postgres/0001_initial.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "room_seq",
+        sql: include_str!("../../migrations/postgres/0002_room_seq.sql"),
+    },
+];
 
 /// The table that records applied migrations; the same SQL works in both dialects.
 pub const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatd_schema (
