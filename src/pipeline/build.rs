@@ -7,6 +7,9 @@
 //! no layer handled with an empty reply.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 
 use futures_util::future::{Ready, ready};
 use tower::util::BoxCloneSyncService;
@@ -14,6 +17,7 @@ use tower::{BoxError, Layer, service_fn};
 
 use super::ChatService;
 use super::config::{FanoutConfig, LayerConfig, PipelineConfig};
+use crate::backends::poll::{self, PollOptions};
 use crate::backends::{Background, Bus};
 use crate::core::{Hub, LocalSequencer, Reply, Request, Sequencer};
 use crate::layers::fanout::FanoutLayer;
@@ -88,7 +92,7 @@ pub async fn build(
 async fn fanout_backend(
     config: &PipelineConfig,
     _hub: &Hub,
-    _store: Option<&OpenedStore>,
+    store: Option<&OpenedStore>,
     _background: &Background,
 ) -> anyhow::Result<(Arc<dyn Sequencer>, Option<Arc<dyn Bus>>)> {
     let fanout = config.layers.iter().find_map(|layer| match layer {
@@ -97,6 +101,21 @@ async fn fanout_backend(
     });
     match fanout {
         Some(FanoutConfig::Local {}) | None => Ok((Arc::new(LocalSequencer), None)),
+        // Counter and messages in the PostgreSQL store the persist layer opened (same pool).
+        Some(FanoutConfig::Poll {
+            interval_ms,
+            gap_wait_ms,
+        }) => {
+            let postgres = store.and_then(|opened| opened.postgres.clone()).context(
+                "fanout layer: `backend = \"poll\"` needs the persist layer's PostgreSQL store",
+            )?;
+            let options = PollOptions {
+                interval: Duration::from_millis(*interval_ms),
+                gap_wait: Duration::from_millis(*gap_wait_ms),
+            };
+            let (sequencer, bus) = poll::backend(postgres, options);
+            Ok((sequencer, Some(bus)))
+        }
     }
 }
 

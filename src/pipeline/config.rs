@@ -215,6 +215,15 @@ pub enum PersistConfig {
 impl PersistConfig {
     /// Every value `store` may take, for messages; keep in step with the variants.
     pub const STORES: &'static [&'static str] = &["none", "sqlite", "postgres"];
+
+    /// The `store` string of this config, as written in the file.
+    pub fn store(&self) -> &'static str {
+        match self {
+            PersistConfig::None {} => "none",
+            PersistConfig::Sqlite { .. } => "sqlite",
+            PersistConfig::Postgres { .. } => "postgres",
+        }
+    }
 }
 
 /// When the persist layer considers a message safe: the seed's approaches B and C.
@@ -272,11 +281,36 @@ fn default_pool_size() -> u32 {
 pub enum FanoutConfig {
     /// Deliver to the members connected to this process only.
     Local {},
+    /// Share rooms with other instances through PostgreSQL: each instance reads what the others
+    /// stored every `interval_ms` (phase 2). Needs `persist` with `store = "postgres"`.
+    Poll {
+        /// How often the database is asked for new messages, in milliseconds.
+        #[serde(default = "default_poll_interval_ms")]
+        interval_ms: u64,
+        /// How long a missing seq is waited for before it is given up on, in milliseconds.
+        #[serde(default = "default_gap_wait_ms")]
+        gap_wait_ms: u64,
+    },
 }
 
 impl FanoutConfig {
     /// Every value `backend` may take, for messages; keep in step with the variants.
-    pub const BACKENDS: &'static [&'static str] = &["local"];
+    pub const BACKENDS: &'static [&'static str] = &["local", "poll"];
+
+    /// The `backend` string of this config, as written in the file.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            FanoutConfig::Local {} => "local",
+            FanoutConfig::Poll { .. } => "poll",
+        }
+    }
+}
+
+fn default_poll_interval_ms() -> u64 {
+    100
+}
+fn default_gap_wait_ms() -> u64 {
+    2000
 }
 
 #[cfg(test)]

@@ -5,8 +5,12 @@
 //! accepted. So the order is fixed except that history and persist may swap; each kind appears
 //! at most once, and parse, route and fanout are required. The rules are written as a rank per
 //! kind: a layer must come after every layer of a lower rank.
+//!
+//! One rule looks at options rather than kinds ([`shared_store`]): a fan-out backend that shares
+//! rooms between instances needs a store that every instance reaches, which is PostgreSQL.
 
 use super::report::{ConfigError, Place};
+use crate::pipeline::config::LayerConfig;
 
 /// A layer whose kind is known, which is all the whole-stack checks need.
 pub(super) struct Found {
@@ -100,6 +104,58 @@ pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
     errors
 }
 
+/// The fan-out backends that share rooms between instances, and what each uses the store for.
+/// Every one of them needs `persist` with `store = "postgres"`: the per-room sequence lives there
+/// and a receiver fills its gaps from there. (Add a backend here; the rule below is generic.)
+const CROSS_INSTANCE: &[(&str, &str)] = &[(
+    "poll",
+    "the instances read each other's messages from the database and share one sequence \
+     counter per room there",
+)];
+
+/// The whole-stack rule on options: a cross-instance fan-out backend requires the PostgreSQL
+/// store. `layers` holds each layer's config in file order (`None` where the layer has problems
+/// of its own, which are reported already), `found` their kinds and lines.
+pub(super) fn shared_store(found: &[Found], layers: &[Option<LayerConfig>]) -> Vec<ConfigError> {
+    let config_of = |kind: &str| {
+        found
+            .iter()
+            .find(|layer| layer.kind == kind)
+            .map(|layer| (layer, layers.get(layer.index - 1).and_then(Option::as_ref)))
+    };
+    let Some((layer, Some(LayerConfig::Fanout(fanout)))) = config_of("fanout") else {
+        return Vec::new();
+    };
+    let backend = fanout.backend();
+    let Some((_, why)) = CROSS_INSTANCE.iter().find(|(name, _)| *name == backend) else {
+        return Vec::new();
+    };
+    let store = match config_of("persist") {
+        None => "none (there is no persist layer)",
+        // A persist layer with problems of its own is reported already.
+        Some((_, None)) => return Vec::new(),
+        Some((_, Some(LayerConfig::Persist(persist)))) => match persist.store() {
+            "postgres" => return Vec::new(),
+            "sqlite" => "sqlite, one file on one machine that other instances cannot share",
+            _ => "none, so nothing is shared",
+        },
+        Some((_, Some(_))) => return Vec::new(),
+    };
+    let problem = format!(
+        "`backend = \"{backend}\"` needs a `persist` layer with `store = \"postgres\"`, because \
+         {why}; the store here is {store}. Use `store = \"postgres\"` with a database every \
+         instance reaches, or `backend = \"local\"` for a single instance"
+    );
+    vec![ConfigError {
+        line: layer.line,
+        place: Place::Layer {
+            index: layer.index,
+            kind: layer.kind.to_string(),
+        },
+        problem,
+    }]
+}
+
 fn problem_in_file(problem: String) -> ConfigError {
     ConfigError {
         line: None,
@@ -174,6 +230,35 @@ mod tests {
         let error = only_error(&stack(&["parse", "route", "fanout", "history"]));
         let expected = "line 9, layer 3 (fanout): `fanout` must come after `history` (layer 4)";
         assert!(error.starts_with(expected), "{error}");
+    }
+
+    #[test]
+    fn poll_needs_the_postgres_store() {
+        let poll = stack(FULL).replace("\"local\"", "\"poll\"");
+        let postgres = poll.replace(
+            "store = \"none\"",
+            "store = \"postgres\"\nurl = \"postgres://h/db\"",
+        );
+        assert!(parse("t", &postgres, &|_| None).is_ok());
+        for (text, store) in [
+            (
+                poll.replace("store = \"none\"", "store = \"sqlite\"\npath = \"x.db\""),
+                "the store here is sqlite, one file on one machine",
+            ),
+            (poll.clone(), "the store here is none"),
+            (
+                stack(&["parse", "route", "fanout"]).replace("\"local\"", "\"poll\""),
+                "there is no persist layer",
+            ),
+        ] {
+            let error = only_error(&text);
+            assert!(
+                error.contains("(fanout): `backend = \"poll\"` needs a `persist` layer with \
+                                `store = \"postgres\"`"),
+                "{error}"
+            );
+            assert!(error.contains(store), "{error}");
+        }
     }
 
     #[test]

@@ -301,15 +301,14 @@ mod tests {
             let text = stack(FULL).replace("\"none\"", &format!("{store:?}{required}"));
             assert!(parse("t", &text, &|_| None).is_ok(), "{store}");
         }
+        // Cross-instance backends need the PostgreSQL store (see `graph::shared_store`).
+        let postgres = stack(FULL).replace(
+            "store = \"none\"",
+            "store = \"postgres\"\nurl = \"postgres://localhost/chatd\"",
+        );
         for backend in FanoutConfig::BACKENDS {
-            assert!(
-                parse(
-                    "t",
-                    &stack(FULL).replace("\"local\"", &format!("{backend:?}")),
-                    &|_| None
-                )
-                .is_ok()
-            );
+            let text = postgres.replace("\"local\"", &format!("{backend:?}"));
+            assert!(parse("t", &text, &|_| None).is_ok(), "{backend}");
         }
     }
 
@@ -395,8 +394,12 @@ mod tests {
             "line 12, layer 4 (persist): this layer has no `store`; \
              add `store = \"...\"` with one of: none, sqlite, postgres"
         );
-        let text = stack(FULL).replace("backend = \"local\"", "backend = \"valkey\"");
-        assert!(only_error(&text).ends_with("unknown backend `valkey`; expected one of: local"));
+        let text = stack(FULL).replace("backend = \"local\"", "backend = \"pigeon\"");
+        let expected = format!(
+            "unknown backend `pigeon`; expected one of: {}",
+            FanoutConfig::BACKENDS.join(", ")
+        );
+        assert!(only_error(&text).ends_with(&expected));
         let text = stack(FULL).replace("backend = \"local\"\n", "");
         assert!(only_error(&text).contains("layer 5 (fanout): this layer has no `backend`"));
     }
