@@ -17,8 +17,8 @@ use crate::core::{Room, Sequencer};
 
 /// Takes the next seq, never below `$2`, what this instance has delivered of the room already:
 /// a room whose messages were stored before it had a counter row continues after them.
-const NEXT_SEQ: &str = "INSERT INTO room_seq (room, last_seq) VALUES ($1, $2 + 1) \
-     ON CONFLICT (room) DO UPDATE SET last_seq = GREATEST(room_seq.last_seq, $2) + 1 \
+const NEXT_SEQ: &str = "INSERT INTO room_seq (room, last_seq) VALUES ($1, $2::bigint + 1) \
+     ON CONFLICT (room) DO UPDATE SET last_seq = GREATEST(room_seq.last_seq, $2::bigint) + 1 \
      RETURNING last_seq";
 
 /// Numbers messages from the `room_seq` table; see the module docs.

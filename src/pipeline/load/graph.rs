@@ -253,8 +253,10 @@ mod tests {
         ] {
             let error = only_error(&text);
             assert!(
-                error.contains("(fanout): `backend = \"poll\"` needs a `persist` layer with \
-                                `store = \"postgres\"`"),
+                error.contains(
+                    "(fanout): `backend = \"poll\"` needs a `persist` layer with \
+                                `store = \"postgres\"`"
+                ),
                 "{error}"
             );
             assert!(error.contains(store), "{error}");

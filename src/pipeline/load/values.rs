@@ -275,17 +275,21 @@ mod tests {
 
     #[test]
     fn bad_poll_options_are_errors() {
-        let poll = stack(FULL)
-            .replace("\"local\"", "\"poll\"")
-            .replace(
-                "store = \"none\"",
-                "store = \"postgres\"\nurl = \"postgres://h/db\"",
-            );
+        let poll = stack(FULL).replace("\"local\"", "\"poll\"").replace(
+            "store = \"none\"",
+            "store = \"postgres\"\nurl = \"postgres://h/db\"",
+        );
         assert!(parse("t", &poll, &|_| None).is_ok());
         for (options, expected) in [
-            ("interval_ms = 0", "option `interval_ms` = 0 is out of range"),
+            (
+                "interval_ms = 0",
+                "option `interval_ms` = 0 is out of range",
+            ),
             ("interval_ms = 60001", "option `interval_ms` = 60001 is out"),
-            ("gap_wait_ms = 99", "option `gap_wait_ms` = 99 is out of range"),
+            (
+                "gap_wait_ms = 99",
+                "option `gap_wait_ms` = 99 is out of range",
+            ),
             ("interval = 100", "unknown option `interval`"),
         ] {
             let text = poll.replace("\"poll\"", &format!("\"poll\"\n{options}"));
