@@ -200,3 +200,67 @@ async fn out_of_order_commits_are_delivered_in_order_once_and_a_lost_seq_is_give
         .get(0);
     assert_eq!(last, lost + 2);
 }
+
+#[tokio::test]
+async fn two_instances_numbering_at_once_share_one_gap_free_sequence() {
+    let Some(cl) = cluster().await else { return };
+    let mut alice = Client::named(cl.a.tcp_addr(), "alice").await;
+    alice.join("busy").await;
+    let mut bob = Client::named(cl.b.tcp_addr(), "bob").await;
+    bob.join("busy").await;
+    let carol = HttpClient::connect(cl.c.http_addr(), "carol").await;
+    let mut watcher = carol.stream("busy", None).await;
+    // Both send 20 lines in one write each, at the same time.
+    tokio::join!(
+        alice.send_many((1..=20).map(|i| format!("a{i}"))),
+        bob.send_many((1..=20).map(|i| format!("b{i}"))),
+    );
+    // c sees seqs 1..=40, each once, in order, with each sender's lines in the order sent.
+    let mut seen = Vec::new();
+    for seq in 1..=40 {
+        let event = watcher.next_message().await;
+        assert_eq!(event.data["seq"], seq);
+        seen.push(event.data["text"].as_str().unwrap().to_string());
+    }
+    for who in ["a", "b"] {
+        let mine: Vec<&String> = seen.iter().filter(|t| t.starts_with(who)).collect();
+        let sent: Vec<String> = (1..=20).map(|i| format!("{who}{i}")).collect();
+        assert_eq!(mine, sent.iter().collect::<Vec<_>>());
+    }
+    // alice (TCP: no echo of her own) sees bob's 20, in the same relative order as c.
+    let from_bob: Vec<String> = seen
+        .iter()
+        .filter(|t| t.starts_with('b'))
+        .map(|t| format!("[busy] bob: {t}"))
+        .collect();
+    assert_eq!(alice.lines(20).await, from_bob);
+    alice.sync().await;
+}
+
+#[tokio::test]
+async fn a_room_stored_before_the_shared_counter_continues_after_its_messages() {
+    let Some(cl) = cluster().await else { return };
+    let db = sql(&cl.pg).await;
+    // Written by a phase 1 chatd on the same database: messages, but no counter row.
+    db.batch_execute(
+        "INSERT INTO rooms (name, created_ms) VALUES ('old', 0);
+         INSERT INTO messages (room, seq, nick, body, ts_ms)
+         SELECT 'old', s, 'zed', 'old ' || s, 0 FROM generate_series(1, 7) AS s;",
+    )
+    .await
+    .expect("seed an old room");
+    let mut alice = Client::named(cl.a.tcp_addr(), "alice").await;
+    let history = alice.join("old").await;
+    assert_eq!(history.last().map(String::as_str), Some("[old] zed: old 7"));
+    let carol = HttpClient::connect(cl.c.http_addr(), "carol").await;
+    let mut stream = carol.stream("old", None).await;
+    for i in 1..=7 {
+        assert_eq!(stream.next_message().await.data["seq"], i);
+    }
+    alice.send("new").await;
+    let event = stream.next_message().await;
+    assert_eq!(
+        (event.data["seq"].as_u64(), event.data["text"].as_str()),
+        (Some(8), Some("new"))
+    );
+}
