@@ -3,8 +3,11 @@
 //! Three in-process instances of `pipelines/phase2-poll.toml` (`interval_ms = 100`,
 //! `durability = "sync"`) on one throwaway PostgreSQL. A TCP user on `a` sends a line; the time
 //! runs until a TCP user on `c` reads it. For contrast, a second user on `a` reads the same line
-//! (same instance: no poll in its path). Sends are spaced by a random 0-150 ms, so that they
-//! fall at every phase of the poll interval, as real chat does: a sender never sees the poll.
+//! (same instance: no poll in its path). Sends are spaced by a random 0-200 ms, so that they
+//! fall at every phase of the poll interval alike, as real chat does: a sender never sees the
+//! poll. (The spread must be a whole number of intervals: each send starts just after a poll
+//! delivered the previous one, and a spread of 150 ms would favour the first half of the next
+//! interval, making the figure ~8 ms too pessimistic.)
 //!
 //! Not criterion: the figure that matters is a latency distribution, not a mean of repeated
 //! runs. Run: `cargo bench --bench cluster_poll` (about a minute). Under `cargo test` it sends a
@@ -75,7 +78,7 @@ async fn measure(url: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     let mut random = Jitter::seeded();
     let (mut cross, mut local) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
-        tokio::time::sleep(Duration::from_millis(random.below(150))).await;
+        tokio::time::sleep(Duration::from_millis(random.below(200))).await;
         let line = format!("latency probe {i}");
         let start = Instant::now();
         alice.send(&line).await;

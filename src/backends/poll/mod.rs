@@ -26,7 +26,7 @@
 //!
 //! **Own messages.** This instance's messages are in the table too. The ones already delivered
 //! are below the read point; the ones numbered here and still on their way through the local
-//! stack are remembered by the sequencer ([`Watched`]) and not fed again, so a TCP sender never
+//! stack are remembered by the sequencer and not fed again, so a TCP sender never
 //! sees its own line echoed back by the database, and no message enters the ring twice.
 //!
 //! **Opening a room** raises its floor to the highest seq stored, and polling reads from there:
@@ -161,5 +161,27 @@ impl Bus for PollBus {
         let stop = background.stop.clone();
         background.tracker.spawn(poller.run(stop));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn general() -> RoomName {
+        RoomName::parse("general").unwrap()
+    }
+
+    #[test]
+    fn a_room_is_read_from_its_highest_floor_and_remembers_its_own_seqs() {
+        let watched = Watched::default();
+        watched.open(&general(), 7);
+        watched.open(&general(), 3); // a second open never moves the floor back
+        watched.numbered(&general(), 8);
+        watched.numbered(&general(), 10);
+        let rooms = watched.lock();
+        let watch = &rooms[&general()];
+        assert_eq!(watch.floor, 7);
+        assert_eq!(watch.in_hand.iter().copied().collect::<Vec<_>>(), vec![8, 10]);
     }
 }
