@@ -182,6 +182,9 @@ mod tests {
         let rooms = watched.lock();
         let watch = &rooms[&general()];
         assert_eq!(watch.floor, 7);
-        assert_eq!(watch.in_hand.iter().copied().collect::<Vec<_>>(), vec![8, 10]);
+        assert_eq!(
+            watch.in_hand.iter().copied().collect::<Vec<_>>(),
+            vec![8, 10]
+        );
     }
 }
