@@ -14,7 +14,6 @@
 //! handful of messages, to prove the bench still works. Skipped, with a note, without `initdb`.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
