@@ -135,7 +135,9 @@ async fn a_late_joiner_on_any_instance_gets_the_same_last_10_in_order() {
         .map(|i| format!("[late] alice: message {i}"))
         .collect();
     for server in [&cl.b, &cl.a, &cl.c] {
-        let mut joiner = Client::named(server.tcp_addr(), "joiner").await;
+        // A nick per instance: nicks will be unique across instances once presence is shared.
+        let nick = format!("joiner-{}", server.hub().instance());
+        let mut joiner = Client::named(server.tcp_addr(), &nick).await;
         assert_eq!(
             joiner.join("late").await,
             expected,
