@@ -83,6 +83,7 @@ fn check_accepts_the_shipped_pipeline_files() {
         "pipelines/phase1-single.toml",
         "pipelines/phase1-postgres.toml",
         "pipelines/phase1-sync.toml",
+        "pipelines/phase2-poll.toml",
         "pipelines/phase3-valkey.toml",
     ] {
         let out = chatd(&["--pipeline", file, "--check"]);

@@ -28,11 +28,18 @@ pub struct Migration {
 }
 
 /// The migrations of the SQLite store.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "room_seq",
+        sql: include_str!("../../migrations/sqlite/0002_room_seq.sql"),
+    },
+];
 
 /// The migrations of the PostgreSQL store: SQLite's steps, and steps of its own for what only a
 /// shared server can do (the presence directory of several instances).
@@ -41,6 +48,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 1,
         name: "initial",
         sql: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "room_seq",
+        sql: include_str!("../../migrations/postgres/0002_room_seq.sql"),
     },
     Migration {
         version: 3,

@@ -10,12 +10,16 @@
 //! read history, and say where a room's history stands after a restart. Two stores implement it;
 //! the writer and the layer above do not know which one they talk to, and their unit tests use a
 //! mock.
+//!
+//! **Across instances.** [`Bus`] is the seam of the cross-instance fan-out backends: [`poll`]
+//! (phase 2) shares rooms through the PostgreSQL store's tables and its own shared sequence.
 
 pub mod bus;
 pub mod directory;
 pub mod migrate;
 #[cfg(test)]
 pub(crate) mod mock;
+pub mod poll;
 pub mod postgres;
 pub mod postgres_directory;
 pub mod sqlite;

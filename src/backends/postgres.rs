@@ -37,7 +37,8 @@ const INSERT_MESSAGES: &str = "INSERT INTO messages (room, seq, nick, body, ts_m
      SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) \
      ON CONFLICT (room, seq) DO NOTHING";
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// The pool's connection manager.
+pub(crate) type Manager = PostgresConnectionManager<NoTls>;
 
 /// A PostgreSQL database; see the module docs.
 #[derive(Debug, Clone)]
@@ -66,7 +67,11 @@ impl PostgresStore {
         Ok(store)
     }
 
-    async fn conn(&self) -> Result<PooledConnection<'_, Manager>, StoreError> {
+    /// A connection from the pool, for the cross-instance pieces that share it (`poll`).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when no connection can be had within [`CONNECT_TIMEOUT`].
+    pub(crate) async fn conn(&self) -> Result<PooledConnection<'_, Manager>, StoreError> {
         self.pool.get().await.map_err(|e| match e {
             RunError::User(e) => StoreError::Unavailable(format!("cannot connect: {e}")),
             RunError::TimedOut => StoreError::Unavailable(format!(

@@ -48,6 +48,11 @@ pub struct OpenedStore {
     pub queue: usize,
     /// The most messages per batch.
     pub batch: usize,
+    /// The same store as its concrete PostgreSQL type, when it is one: the cross-instance
+    /// fan-out backends run their own queries (a shared sequence, polling) on its pool, which
+    /// the `Store` trait rightly does not offer. A clone shares the pool, so `pool_size` still
+    /// bounds every connection this chatd opens.
+    pub postgres: Option<PostgresStore>,
 }
 
 /// Opens (and migrates) the store `config` names; `None` for `store = "none"`.
@@ -55,6 +60,7 @@ pub struct OpenedStore {
 /// # Errors
 /// When the store cannot be opened or reached, or its schema is newer than this chatd.
 pub async fn open_store(config: &PersistConfig) -> anyhow::Result<Option<OpenedStore>> {
+    let mut postgres = None;
     let (store, durability, queue, batch): (Arc<dyn Store>, _, _, _) = match config {
         PersistConfig::None {} => return Ok(None),
         PersistConfig::Sqlite {
@@ -79,6 +85,7 @@ pub async fn open_store(config: &PersistConfig) -> anyhow::Result<Option<OpenedS
             let store = PostgresStore::connect(url, *pool_size)
                 .await
                 .context("persist layer: cannot use PostgreSQL (the `url` of the pipeline)")?;
+            postgres = Some(store.clone());
             (Arc::new(store), *durability, *queue, *batch)
         }
     };
@@ -87,6 +94,7 @@ pub async fn open_store(config: &PersistConfig) -> anyhow::Result<Option<OpenedS
         durability,
         queue,
         batch,
+        postgres,
     }))
 }
 

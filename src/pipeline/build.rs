@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use futures_util::future::{Ready, ready};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, service_fn};
@@ -17,6 +19,7 @@ use super::ChatService;
 use super::config::{
     DirectoryMode, FanoutConfig, LayerConfig, PersistConfig, PipelineConfig, RouteConfig,
 };
+use crate::backends::poll::{self, PollOptions};
 use crate::backends::postgres_directory::PostgresDirectory;
 use crate::backends::valkey::{Valkey, ValkeyOptions};
 use crate::backends::{Background, Bus, Directory, LocalDirectory};
@@ -125,6 +128,21 @@ async fn fanout_backend(
             let store = store.map(|opened| opened.store.clone());
             let valkey = Valkey::connect(&options, hub.instance().clone(), store).await?;
             Ok((Arc::new(valkey.sequencer()), Some(Arc::new(valkey))))
+        }
+        // Counter and messages in the PostgreSQL store the persist layer opened (same pool).
+        Some(FanoutConfig::Poll {
+            interval_ms,
+            gap_wait_ms,
+        }) => {
+            let postgres = store.and_then(|opened| opened.postgres.clone()).context(
+                "fanout layer: `backend = \"poll\"` needs the persist layer's PostgreSQL store",
+            )?;
+            let options = PollOptions {
+                interval: Duration::from_millis(*interval_ms),
+                gap_wait: Duration::from_millis(*gap_wait_ms),
+            };
+            let (sequencer, bus) = poll::backend(postgres, options);
+            Ok((sequencer, Some(bus)))
         }
     }
 }

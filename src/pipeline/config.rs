@@ -111,18 +111,6 @@ impl LayerConfig {
     /// Every kind a `[[layer]]` may name, in the order they may appear in a pipeline.
     pub const KINDS: &'static [&'static str] = &["parse", "route", "history", "persist", "fanout"];
 
-    /// The `store` of a persist layer or the `backend` of a fanout layer, as written.
-    pub fn variant(&self) -> Option<&'static str> {
-        match self {
-            LayerConfig::Persist(PersistConfig::None {}) => Some("none"),
-            LayerConfig::Persist(PersistConfig::Sqlite { .. }) => Some("sqlite"),
-            LayerConfig::Persist(PersistConfig::Postgres { .. }) => Some("postgres"),
-            LayerConfig::Fanout(FanoutConfig::Local {}) => Some("local"),
-            LayerConfig::Fanout(FanoutConfig::Valkey { .. }) => Some("valkey"),
-            _ => None,
-        }
-    }
-
     /// The `kind` string of this layer, as written in the file.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -271,6 +259,15 @@ pub enum PersistConfig {
 impl PersistConfig {
     /// Every value `store` may take, for messages; keep in step with the variants.
     pub const STORES: &'static [&'static str] = &["none", "sqlite", "postgres"];
+
+    /// The `store` string of this config, as written in the file.
+    pub fn store(&self) -> &'static str {
+        match self {
+            PersistConfig::None {} => "none",
+            PersistConfig::Sqlite { .. } => "sqlite",
+            PersistConfig::Postgres { .. } => "postgres",
+        }
+    }
 }
 
 /// When the persist layer considers a message safe: the seed's approaches B and C.
@@ -328,6 +325,16 @@ fn default_pool_size() -> u32 {
 pub enum FanoutConfig {
     /// Deliver to the members connected to this process only.
     Local {},
+    /// Share rooms with other instances through PostgreSQL: each instance reads what the others
+    /// stored every `interval_ms` (phase 2). Needs `persist` with `store = "postgres"`.
+    Poll {
+        /// How often the database is asked for new messages, in milliseconds.
+        #[serde(default = "default_poll_interval_ms")]
+        interval_ms: u64,
+        /// How long a missing seq is waited for before it is given up on, in milliseconds.
+        #[serde(default = "default_poll_gap_wait_ms")]
+        gap_wait_ms: u64,
+    },
     /// Share rooms with other instances through Valkey (or Redis) pub/sub: one channel per room,
     /// one counter per room (`INCR`), gaps filled from the PostgreSQL store.
     Valkey {
@@ -340,14 +347,23 @@ pub enum FanoutConfig {
         pool_size: usize,
         /// How long a room waits for a missing seq before reading it from the store; after a
         /// second such wait it gives up on it (loudly).
-        #[serde(default = "default_gap_wait_ms")]
+        #[serde(default = "default_valkey_gap_wait_ms")]
         gap_wait_ms: u64,
     },
 }
 
 impl FanoutConfig {
     /// Every value `backend` may take, for messages; keep in step with the variants.
-    pub const BACKENDS: &'static [&'static str] = &["local", "valkey"];
+    pub const BACKENDS: &'static [&'static str] = &["local", "poll", "valkey"];
+
+    /// The `backend` string of this config, as written in the file.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            FanoutConfig::Local {} => "local",
+            FanoutConfig::Poll { .. } => "poll",
+            FanoutConfig::Valkey { .. } => "valkey",
+        }
+    }
 
     /// Whether this backend shares rooms with other instances (and so needs a shared store).
     pub fn is_cross_instance(&self) -> bool {
@@ -355,10 +371,16 @@ impl FanoutConfig {
     }
 }
 
+fn default_poll_interval_ms() -> u64 {
+    100
+}
+fn default_poll_gap_wait_ms() -> u64 {
+    2000
+}
 fn default_valkey_pool_size() -> usize {
     8
 }
-fn default_gap_wait_ms() -> u64 {
+fn default_valkey_gap_wait_ms() -> u64 {
     500
 }
 

@@ -13,7 +13,7 @@
 //!    its typed config; an unknown kind, option or top-level key (`[[layers]]`) is an error.
 //! 4. **Values, per table** (`load/values.rs`): numbers in range, a well-formed instance name.
 //! 5. **The whole stack** (`load/graph.rs`): required layers present, each kind once, in a
-//!    working order.
+//!    working order, and a store that a cross-instance fan-out backend can share.
 //!
 //! The file is parsed into `toml`'s span-keeping [`DeTable`] rather than into `toml::Value`, so
 //! every key and value still knows where it was written and each message can give its line.
@@ -112,10 +112,11 @@ pub fn revalidate(config: &PipelineConfig) -> Result<(), ConfigErrors> {
             index,
             kind,
             line: None,
-            variant: layer.variant(),
         });
     }
     errors.extend(graph::check(&found, !config.layers.is_empty()));
+    let layers: Vec<_> = config.layers.iter().cloned().map(Some).collect();
+    errors.extend(graph::shared_store(&found, &layers));
     if errors.is_empty() {
         Ok(())
     } else {
@@ -206,6 +207,7 @@ impl Checker<'_> {
         let layers = match layers {
             Some((found, layers)) => {
                 self.errors.extend(graph::check(&found, !layers.is_empty()));
+                self.errors.extend(graph::shared_store(&found, &layers));
                 layers
             }
             // `layer` is not a list of tables: that one problem says it all.

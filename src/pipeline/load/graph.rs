@@ -6,11 +6,11 @@
 //! at most once, and parse, route and fanout are required. The rules are written as a rank per
 //! kind: a layer must come after every layer of a lower rank.
 //!
-//! One rule spans two layers' options: a cross-instance fan-out backend (`valkey`) needs a store
-//! every instance shares, `persist` with `store = "postgres"`, because the instances fill the gaps
-//! a lost pub/sub message leaves by reading that store.
+//! One rule looks at options rather than kinds ([`shared_store`]): a fan-out backend that shares
+//! rooms between instances needs a store that every instance reaches, which is PostgreSQL.
 
 use super::report::{ConfigError, Place};
+use crate::pipeline::config::LayerConfig;
 
 /// A layer whose kind is known, which is all the whole-stack checks need.
 pub(super) struct Found {
@@ -20,8 +20,6 @@ pub(super) struct Found {
     pub(super) kind: &'static str,
     /// The line of its `[[layer]]` header, if it comes from a file.
     pub(super) line: Option<usize>,
-    /// Its `store` (persist) or `backend` (fanout), when its options read.
-    pub(super) variant: Option<&'static str>,
 }
 
 /// The kinds every pipeline needs, and why.
@@ -95,7 +93,6 @@ pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
             ));
         }
     }
-    errors.extend(shared_store(found));
     for (kind, why) in REQUIRED {
         if !found.iter().any(|layer| layer.kind == *kind) {
             errors.push(problem_in_file(format!(
@@ -107,38 +104,62 @@ pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
     errors
 }
 
-/// The fan-out backends that share rooms with other instances.
-const CROSS_INSTANCE: &[&str] = &["valkey"];
+/// The fan-out backends that share rooms between instances, and what each uses the store for.
+/// Every one of them needs `persist` with `store = "postgres"`: the per-room sequence lives there
+/// and a receiver fills its gaps from there. (Add a backend here; the rule below is generic.)
+const CROSS_INSTANCE: &[(&str, &str)] = &[
+    (
+        "poll",
+        "the instances read each other's messages from the database and share one sequence \
+         counter per room there",
+    ),
+    (
+        "valkey",
+        "the instances fill the gaps a lost pub/sub message leaves by reading the shared store",
+    ),
+];
 
-/// A cross-instance fan-out backend without a PostgreSQL store, as a problem of the fanout layer.
-fn shared_store(found: &[Found]) -> Option<ConfigError> {
-    let fanout = found.iter().find(|layer| layer.kind == "fanout")?;
-    let backend = fanout.variant.filter(|b| CROSS_INSTANCE.contains(b))?;
-    let persist = found.iter().find(|layer| layer.kind == "persist");
-    let why = match persist.map(|layer| layer.variant) {
-        // The persist layer has problems of its own, already reported.
-        Some(None) | Some(Some("postgres")) => return None,
-        Some(Some("sqlite")) => format!(
-            "`backend = \"{backend}\"` cannot work with `store = \"sqlite\"`: SQLite is one file \
-             on one machine, so the instances cannot share it, and they fill the gaps a lost \
-             message leaves by reading the shared store"
-        ),
-        _ => format!(
-            "`backend = \"{backend}\"` needs a store every instance shares: the instances fill \
-             the gaps a lost message leaves by reading it"
-        ),
+/// The whole-stack rule on options: a cross-instance fan-out backend requires the PostgreSQL
+/// store. `layers` holds each layer's config in file order (`None` where the layer has problems
+/// of its own, which are reported already), `found` their kinds and lines.
+pub(super) fn shared_store(found: &[Found], layers: &[Option<LayerConfig>]) -> Vec<ConfigError> {
+    let config_of = |kind: &str| {
+        found
+            .iter()
+            .find(|layer| layer.kind == kind)
+            .map(|layer| (layer, layers.get(layer.index - 1).and_then(Option::as_ref)))
     };
-    Some(ConfigError {
-        line: fanout.line,
-        place: Place::Layer {
-            index: fanout.index,
-            kind: "fanout".to_string(),
+    let Some((layer, Some(LayerConfig::Fanout(fanout)))) = config_of("fanout") else {
+        return Vec::new();
+    };
+    let backend = fanout.backend();
+    let Some((_, why)) = CROSS_INSTANCE.iter().find(|(name, _)| *name == backend) else {
+        return Vec::new();
+    };
+    let store = match config_of("persist") {
+        None => "none (there is no persist layer)",
+        // A persist layer with problems of its own is reported already.
+        Some((_, None)) => return Vec::new(),
+        Some((_, Some(LayerConfig::Persist(persist)))) => match persist.store() {
+            "postgres" => return Vec::new(),
+            "sqlite" => "sqlite, one file on one machine that other instances cannot share",
+            _ => "none, so nothing is shared",
         },
-        problem: format!(
-            "{why}; use a `persist` layer with `store = \"postgres\"` (see \
-             pipelines/phase3-valkey.toml)"
-        ),
-    })
+        Some((_, Some(_))) => return Vec::new(),
+    };
+    let problem = format!(
+        "`backend = \"{backend}\"` needs a `persist` layer with `store = \"postgres\"`, because \
+         {why}; the store here is {store}. Use `store = \"postgres\"` with a database every \
+         instance reaches, or `backend = \"local\"` for a single instance"
+    );
+    vec![ConfigError {
+        line: layer.line,
+        place: Place::Layer {
+            index: layer.index,
+            kind: layer.kind.to_string(),
+        },
+        problem,
+    }]
 }
 
 fn problem_in_file(problem: String) -> ConfigError {
@@ -248,6 +269,37 @@ mod tests {
         assert!(only_error(&no_persist).contains("needs a store every instance shares"));
         let ok = valkey_over("store = \"postgres\"\nurl = \"postgres://h/db\"");
         assert!(parse("t", &ok, &|_| None).is_ok());
+    }
+
+    #[test]
+    fn poll_needs_the_postgres_store() {
+        let poll = stack(FULL).replace("\"local\"", "\"poll\"");
+        let postgres = poll.replace(
+            "store = \"none\"",
+            "store = \"postgres\"\nurl = \"postgres://h/db\"",
+        );
+        assert!(parse("t", &postgres, &|_| None).is_ok());
+        for (text, store) in [
+            (
+                poll.replace("store = \"none\"", "store = \"sqlite\"\npath = \"x.db\""),
+                "the store here is sqlite, one file on one machine",
+            ),
+            (poll.clone(), "the store here is none"),
+            (
+                stack(&["parse", "route", "fanout"]).replace("\"local\"", "\"poll\""),
+                "there is no persist layer",
+            ),
+        ] {
+            let error = only_error(&text);
+            assert!(
+                error.contains(
+                    "(fanout): `backend = \"poll\"` needs a `persist` layer with \
+                                `store = \"postgres\"`"
+                ),
+                "{error}"
+            );
+            assert!(error.contains(store), "{error}");
+        }
     }
 
     #[test]

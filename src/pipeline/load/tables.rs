@@ -99,7 +99,6 @@ impl Checker<'_> {
             index,
             kind,
             line: Some(line),
-            variant: None,
         });
         let lines = self.key_lines(&table);
         // Persist and fanout pick their variant with a second key; messages name it too.
@@ -143,10 +142,6 @@ impl Checker<'_> {
             self.report_values(&place, &lines, layer_problems(config));
         }
         let clean = self.errors.len() == before;
-        let found = found.map(|found| Found {
-            variant: config.as_ref().and_then(LayerConfig::variant),
-            ..found
-        });
         (found, config.filter(|_| clean))
     }
 
@@ -306,18 +301,18 @@ mod tests {
             let text = stack(FULL).replace("\"none\"", &format!("{store:?}{required}"));
             assert!(parse("t", &text, &|_| None).is_ok(), "{store}");
         }
+        // Cross-instance backends need the PostgreSQL store (see `graph::shared_store`).
+        let postgres = stack(FULL).replace(
+            "store = \"none\"",
+            "store = \"postgres\"\nurl = \"postgres://localhost/chatd\"",
+        );
         for backend in FanoutConfig::BACKENDS {
-            // The options each backend requires, over the store it needs.
-            let (store, required) = match *backend {
-                "valkey" => (
-                    "\"postgres\"\nurl = \"postgres://localhost/chatd\"",
-                    "\nurl = \"redis://127.0.0.1:6379\"",
-                ),
-                _ => ("\"none\"", ""),
+            // The options each backend requires.
+            let required = match *backend {
+                "valkey" => "\nurl = \"redis://127.0.0.1:6379\"",
+                _ => "",
             };
-            let text = stack(FULL)
-                .replace("\"none\"", store)
-                .replace("\"local\"", &format!("{backend:?}{required}"));
+            let text = postgres.replace("\"local\"", &format!("{backend:?}{required}"));
             assert!(parse("t", &text, &|_| None).is_ok(), "{backend}");
         }
     }
@@ -404,11 +399,12 @@ mod tests {
             "line 12, layer 4 (persist): this layer has no `store`; \
              add `store = \"...\"` with one of: none, sqlite, postgres"
         );
-        let text = stack(FULL).replace("backend = \"local\"", "backend = \"vallkey\"");
-        assert!(
-            only_error(&text)
-                .ends_with("unknown backend `vallkey`; expected one of: local, valkey")
+        let text = stack(FULL).replace("backend = \"local\"", "backend = \"pigeon\"");
+        let expected = format!(
+            "unknown backend `pigeon`; expected one of: {}",
+            FanoutConfig::BACKENDS.join(", ")
         );
+        assert!(only_error(&text).ends_with(&expected));
         let text = stack(FULL).replace("backend = \"local\"\n", "");
         assert!(only_error(&text).contains("layer 5 (fanout): this layer has no `backend`"));
     }

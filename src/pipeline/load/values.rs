@@ -38,9 +38,15 @@ const PERSIST_QUEUE: RangeInclusive<usize> = 1..=1_000_000;
 const PERSIST_BATCH: RangeInclusive<usize> = 1..=10_000;
 /// `persist.pool_size`: at least one connection; more than 64 from one chatd is a mistake.
 const POOL_SIZE: RangeInclusive<usize> = 1..=64;
-/// `fanout.gap_wait_ms`: below 10 ms an ordinary reordering would send every room to the store;
-/// beyond a minute a lost message holds up its room for too long.
-const GAP_WAIT_MS: RangeInclusive<u64> = 10..=60_000;
+/// `fanout.gap_wait_ms` (valkey): below 10 ms an ordinary reordering would send every room to the
+/// store; beyond a minute a lost message holds up its room for too long.
+const VALKEY_GAP_WAIT_MS: RangeInclusive<u64> = 10..=60_000;
+/// `fanout.interval_ms` (poll): below 10 ms the instances hammer the database for nothing; above
+/// a minute nobody would call it chat.
+const POLL_INTERVAL_MS: RangeInclusive<u64> = 10..=60_000;
+/// `fanout.gap_wait_ms` (poll): a write-behind store commits within its batch delay, so a missing
+/// seq is worth waiting for at least 100 ms; more than 10 minutes holds a room up for nothing.
+const POLL_GAP_WAIT_MS: RangeInclusive<u64> = 100..=600_000;
 /// `[server] instance`, in characters: it is shown to every client that connects.
 const INSTANCE_CHARS: RangeInclusive<usize> = 1..=32;
 
@@ -111,7 +117,19 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
                 problems.push(("url", err));
             }
             out_of_range(&mut problems, "pool_size", *pool_size, POOL_SIZE);
-            out_of_range(&mut problems, "gap_wait_ms", *gap_wait_ms, GAP_WAIT_MS);
+            out_of_range(
+                &mut problems,
+                "gap_wait_ms",
+                *gap_wait_ms,
+                VALKEY_GAP_WAIT_MS,
+            );
+        }
+        LayerConfig::Fanout(FanoutConfig::Poll {
+            interval_ms,
+            gap_wait_ms,
+        }) => {
+            out_of_range(&mut problems, "interval_ms", *interval_ms, POLL_INTERVAL_MS);
+            out_of_range(&mut problems, "gap_wait_ms", *gap_wait_ms, POLL_GAP_WAIT_MS);
         }
         LayerConfig::Parse(_) | LayerConfig::Fanout(FanoutConfig::Local {}) => {}
     }
@@ -318,6 +336,32 @@ mod tests {
                 "backend = \"local\"",
                 &format!("backend = \"valkey\"\n{options}"),
             );
+            let error = only_error(&text);
+            assert!(error.contains(expected), "{error}");
+            assert!(error.contains("layer 5 (fanout)"), "{error}");
+        }
+    }
+
+    #[test]
+    fn bad_poll_options_are_errors() {
+        let poll = stack(FULL).replace("\"local\"", "\"poll\"").replace(
+            "store = \"none\"",
+            "store = \"postgres\"\nurl = \"postgres://h/db\"",
+        );
+        assert!(parse("t", &poll, &|_| None).is_ok());
+        for (options, expected) in [
+            (
+                "interval_ms = 0",
+                "option `interval_ms` = 0 is out of range",
+            ),
+            ("interval_ms = 60001", "option `interval_ms` = 60001 is out"),
+            (
+                "gap_wait_ms = 99",
+                "option `gap_wait_ms` = 99 is out of range",
+            ),
+            ("interval = 100", "unknown option `interval`"),
+        ] {
+            let text = poll.replace("\"poll\"", &format!("\"poll\"\n{options}"));
             let error = only_error(&text);
             assert!(error.contains(expected), "{error}");
             assert!(error.contains("layer 5 (fanout)"), "{error}");

@@ -1,0 +1,6 @@
+-- chatd schema version 2 (SQLite): nothing to do.
+--
+-- Version 2 adds PostgreSQL's shared per-room sequence counter (`room_seq`), used by the
+-- cross-instance fan-out backends. SQLite is one file on one machine, so it never serves more
+-- than one instance and counts in memory; this file exists so both dialects keep the same
+-- numbered steps (see migrations/README.md).

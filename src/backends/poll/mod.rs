@@ -1,0 +1,190 @@
+//! The `poll` fan-out backend (phase 2): instances share rooms by reading each other's messages
+//! from PostgreSQL every `interval_ms`.
+//!
+//! **Why polling first.** It needs nothing but the database the instances already share: every
+//! message is stored anyway, so "what did the others say" is one `SELECT`. The price is latency
+//! and load. A message reaches another instance after its write-behind delay (the writer's batch,
+//! or none with `durability = "sync"`), plus on average half an interval waiting for the next
+//! poll, plus the query; and each instance asks the database ten times a second (at the default
+//! 100 ms) whether anybody said anything, even in a silent room. Phase 3 (Valkey pub/sub) pushes
+//! instead of asking; `docs/BENCHMARKS.md` measures both.
+//!
+//! **Numbering.** [`PostgresSequencer`] takes each message's seq from the room's row in
+//! `room_seq` (migration 0002) in one atomic upsert, so seqs stay gap-free and unique across
+//! instances and a receiver can tell when one is missing.
+//!
+//! **Reading by seq, not by id.** The classic mistake is `WHERE id > last_seen`: two instances
+//! take ids (or seqs) 41 and 42, 42's transaction commits first, a poll sees 42 and moves
+//! `last_seen` to 42, then 41 commits and is never read. Commits do not happen in numbering order.
+//! This bus reads, for every open room, `seq > room.delivered()`: the room's ordered gate
+//! ([`Room::commit`](crate::core::Room::commit)) has delivered everything up to that point and
+//! nothing after, so a message that commits late is still above it and is read by the next poll;
+//! 42 waits in the gate until 41 arrives. If 41 never comes (its instance crashed after numbering
+//! it, or its write was dropped), the room waits `gap_wait_ms` and then gives up on it loudly
+//! ([`Room::give_up_until`](crate::core::Room::give_up_until), counted in
+//! `Stats::gaps_skipped`), so one lost message cannot stall a room forever.
+//!
+//! **Own messages.** This instance's messages are in the table too. The ones already delivered
+//! are below the read point; the ones numbered here and still on their way through the local
+//! stack are remembered by the sequencer and not fed again, so a TCP sender never
+//! sees its own line echoed back by the database, and no message enters the ring twice.
+//!
+//! **Opening a room** raises its floor to the highest seq stored, and polling reads from there:
+//! a message numbered elsewhere but not committed yet is then read when it commits. (Raising it
+//! to the counter instead would mark such a message delivered before anybody here had seen it.)
+//!
+//! **Durability.** With `durability = "async"` a message is delivered here at once and stored a
+//! batch later, so the other instances see it one writer delay plus one poll later; with
+//! `durability = "sync"` it is stored before it is delivered anywhere, so every instance (this one
+//! included) shows only what survives a crash. `pipelines/phase2-poll.toml` uses `sync`: in
+//! phase 2 the database is the bus, and a message must be in the bus before it counts as sent.
+//!
+//! **Not here yet.** `publish` does nothing: the message reaches the others through the store.
+//! `announce` does nothing either: presence is per instance until shared presence (over
+//! PostgreSQL, built separately) lands, so `/users` shows this instance's members only.
+
+mod sequencer;
+mod task;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, FutureExt, ready};
+use tower::BoxError;
+
+pub use sequencer::PostgresSequencer;
+
+use super::postgres::PostgresStore;
+use super::{Background, Bus, Store};
+use crate::core::{ChatMessage, Hub, OpenRoom, Presence, RoomName};
+use crate::pipeline::ChatService;
+
+/// The options of `backend = "poll"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollOptions {
+    /// How often the database is asked for new messages.
+    pub interval: Duration,
+    /// How long a missing seq is waited for before it is given up on.
+    pub gap_wait: Duration,
+}
+
+/// The sequencer and bus of `backend = "poll"`, sharing one view of the rooms open here.
+pub fn backend(
+    store: PostgresStore,
+    options: PollOptions,
+) -> (Arc<PostgresSequencer>, Arc<PollBus>) {
+    let watched = Arc::new(Watched::default());
+    let sequencer = PostgresSequencer::new(store.clone(), watched.clone());
+    let bus = PollBus {
+        store,
+        options,
+        watched,
+    };
+    (Arc::new(sequencer), Arc::new(bus))
+}
+
+/// The rooms this instance polls, and the seqs it already has in hand in each.
+#[derive(Debug, Default)]
+pub(crate) struct Watched {
+    rooms: Mutex<HashMap<RoomName, Watch>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    /// Reading starts here while the room has delivered less (set when the room is opened).
+    floor: u64,
+    /// Seqs above the room's delivery point that need no feeding: numbered here (they reach the
+    /// room through the local stack, or are skipped by it) or fed by an earlier poll and held
+    /// by the room's gate.
+    in_hand: BTreeSet<u64>,
+}
+
+impl Watched {
+    fn lock(&self) -> MutexGuard<'_, HashMap<RoomName, Watch>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts polling `room` after `floor`.
+    fn open(&self, room: &RoomName, floor: u64) {
+        let mut rooms = self.lock();
+        let watch = rooms.entry(room.clone()).or_default();
+        watch.floor = watch.floor.max(floor);
+    }
+
+    /// Records that `seq` was numbered here, so the poll leaves it to the local stack.
+    fn numbered(&self, room: &RoomName, seq: u64) {
+        self.lock()
+            .entry(room.clone())
+            .or_default()
+            .in_hand
+            .insert(seq);
+    }
+}
+
+/// A [`Bus`] over a shared PostgreSQL database; see the module docs.
+#[derive(Debug)]
+pub struct PollBus {
+    store: PostgresStore,
+    options: PollOptions,
+    watched: Arc<Watched>,
+}
+
+impl Bus for PollBus {
+    /// Nothing to send: the persist layer stores the message, and the other instances read it.
+    fn publish<'a>(&'a self, _msg: &'a Arc<ChatMessage>) -> BoxFuture<'a, Result<(), BoxError>> {
+        ready(Ok(())).boxed()
+    }
+
+    /// Nothing yet: presence stays per instance until shared presence lands.
+    fn announce<'a>(&'a self, _presence: &'a Arc<Presence>) -> BoxFuture<'a, Result<(), BoxError>> {
+        ready(Ok(())).boxed()
+    }
+
+    fn open_room<'a>(&'a self, open: &'a OpenRoom) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let stored = self.store.max_seq(&open.room).await?;
+            open.raise_floor(stored);
+            self.watched.open(&open.room, stored);
+            Ok(())
+        })
+    }
+
+    fn start(&self, stack: ChatService, hub: Hub, background: &Background) -> anyhow::Result<()> {
+        let poller = task::Poller {
+            store: self.store.clone(),
+            watched: self.watched.clone(),
+            options: self.options,
+            stack,
+            hub,
+        };
+        let stop = background.stop.clone();
+        background.tracker.spawn(poller.run(stop));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn general() -> RoomName {
+        RoomName::parse("general").unwrap()
+    }
+
+    #[test]
+    fn a_room_is_read_from_its_highest_floor_and_remembers_its_own_seqs() {
+        let watched = Watched::default();
+        watched.open(&general(), 7);
+        watched.open(&general(), 3); // a second open never moves the floor back
+        watched.numbered(&general(), 8);
+        watched.numbered(&general(), 10);
+        let rooms = watched.lock();
+        let watch = &rooms[&general()];
+        assert_eq!(watch.floor, 7);
+        assert_eq!(
+            watch.in_hand.iter().copied().collect::<Vec<_>>(),
+            vec![8, 10]
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The poll task: every interval, one query for every open room, fed into the stack as remote.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::{PollOptions, Watched};
+use crate::backends::postgres::{PostgresStore, classify};
+use crate::backends::{StoreError, stored_message};
+use crate::core::{Action, ChatMessage, Hub, Request, RoomName};
+use crate::pipeline::ChatService;
+
+/// The most rows one poll reads; the rest come with the next one. It bounds the memory and the
+/// time of a poll after a burst (or after this instance was away).
+const MAX_ROWS: i64 = 1000;
+
+/// Every open room's messages above its read point, in seq order: one statement, whatever the
+/// number of rooms. `UNNEST` pairs each room with its own point, and each pair is a range scan
+/// of the `(room, seq)` index.
+const NEW_MESSAGES: &str = "SELECT m.room, m.seq, m.nick, m.body, m.ts_ms \
+     FROM UNNEST($1::text[], $2::bigint[]) AS w(room, after) \
+     JOIN messages m ON m.room = w.room AND m.seq > w.after \
+     ORDER BY m.room, m.seq LIMIT $3";
+
+/// What the poll task needs; see [`super::PollBus::start`].
+pub(super) struct Poller {
+    pub(super) store: PostgresStore,
+    pub(super) watched: Arc<Watched>,
+    pub(super) options: PollOptions,
+    pub(super) stack: ChatService,
+    pub(super) hub: Hub,
+}
+
+impl Poller {
+    /// Polls until `stop` is cancelled. A failed poll is logged and counted; the next one reads
+    /// from the same points, so nothing is missed, only late.
+    pub(super) async fn run(self, stop: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.options.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            match self.poll_once().await {
+                Ok(fed) if fed > 0 => tracing::trace!(fed, "poll"),
+                Ok(_) => {}
+                Err(err) => {
+                    self.hub.stats().bus_failures.inc();
+                    tracing::warn!("poll failed, retrying next interval: {err}");
+                }
+            }
+            self.give_up_on_old_gaps();
+        }
+    }
+
+    /// One poll: reads what is new in every open room and feeds it into the stack. Returns how
+    /// many messages it fed.
+    async fn poll_once(&self) -> Result<usize, StoreError> {
+        let points = self.read_points();
+        if points.is_empty() {
+            return Ok(0);
+        }
+        let (rooms, afters): (Vec<&str>, Vec<i64>) = points
+            .iter()
+            .map(|(room, after)| (room.as_str(), crate::backends::db_seq(*after)))
+            .unzip();
+        let rows = {
+            let conn = self.store.conn().await?;
+            conn.query(NEW_MESSAGES, &[&rooms, &afters, &MAX_ROWS])
+                .await
+                .map_err(classify)?
+        };
+        let names: HashMap<&str, &RoomName> = points.iter().map(|(r, _)| (r.as_str(), r)).collect();
+        let mut fresh = Vec::new();
+        for row in rows {
+            let Some(room) = names.get(row.get::<_, &str>(0)) else {
+                continue;
+            };
+            let msg = stored_message(room, row.get(1), row.get(2), row.get(3), row.get(4));
+            match msg {
+                Ok(msg) => fresh.push(msg),
+                Err(err) => tracing::warn!(room = %room, "unreadable stored message: {err}"),
+            }
+        }
+        let fresh = self.not_in_hand(fresh);
+        let fed = fresh.len();
+        for msg in fresh {
+            self.feed(msg).await;
+        }
+        Ok(fed)
+    }
+
+    /// Each open room with the seq to read after: what it has delivered, or its floor. Forgets
+    /// the seqs in hand that the room has delivered since.
+    fn read_points(&self) -> Vec<(RoomName, u64)> {
+        let mut watched = self.watched.lock();
+        watched
+            .iter_mut()
+            .map(|(name, watch)| {
+                let delivered = self.hub.rooms().get(name).map_or(0, |r| r.delivered());
+                let after = delivered.max(watch.floor);
+                watch.in_hand = watch.in_hand.split_off(&(after + 1));
+                (name.clone(), after)
+            })
+            .collect()
+    }
+
+    /// Keeps the messages this instance does not have in hand yet, and marks them in hand.
+    fn not_in_hand(&self, messages: Vec<Arc<ChatMessage>>) -> Vec<Arc<ChatMessage>> {
+        let mut watched = self.watched.lock();
+        messages
+            .into_iter()
+            .filter(|msg| {
+                watched
+                    .get_mut(&msg.room)
+                    .is_some_and(|watch| watch.in_hand.insert(msg.seq))
+            })
+            .collect()
+    }
+
+    /// Sends one message through the stack, as a message from another instance. If the stack
+    /// refuses it, it is no longer in hand, so the next poll tries again.
+    async fn feed(&self, msg: Arc<ChatMessage>) {
+        let (room, seq) = (msg.room.clone(), msg.seq);
+        let req = Request::anonymous(Action::Publish(msg));
+        if let Err(err) = self.stack.clone().oneshot(req).await {
+            tracing::warn!(%room, seq, "polled message refused by the stack: {err}");
+            if let Some(watch) = self.watched.lock().get_mut(&room) {
+                watch.in_hand.remove(&seq);
+            }
+        }
+    }
+
+    /// Gives up, loudly, on every seq a room has awaited longer than `gap_wait`, so that the
+    /// messages held behind it are delivered. A missing seq that was numbered here is waited for:
+    /// the local stack always either delivers it or skips it.
+    fn give_up_on_old_gaps(&self) {
+        let watched = self.watched.lock();
+        for (name, watch) in watched.iter() {
+            let Some(room) = self.hub.rooms().get(name) else {
+                continue;
+            };
+            if let Some(gap) = room.gap()
+                && gap.since.elapsed() >= self.options.gap_wait
+                && watch.in_hand.range(gap.from..=gap.to).next().is_none()
+            {
+                room.give_up_until(gap.to);
+            }
+        }
+    }
+}
