@@ -120,19 +120,20 @@ mod tests {
 
     #[test]
     fn a_step_numbered_below_an_applied_one_is_still_applied() {
-        // A database migrated by a branch that had step 3 but not step 2 gets step 2 later.
+        // A database migrated by a build that had step 3 but not step 2 gets step 2 later.
         let versions = |list: Vec<&Migration>| list.iter().map(|m| m.version).collect::<Vec<_>>();
-        assert_eq!(versions(pending(POSTGRES, &[]).unwrap()), [1, 3]);
-        assert_eq!(versions(pending(POSTGRES, &[1]).unwrap()), [3]);
-        assert_eq!(versions(pending(POSTGRES, &[1, 2]).unwrap()), [3]);
-        assert!(pending(POSTGRES, &[1, 3]).unwrap().is_empty());
+        assert_eq!(versions(pending(POSTGRES, &[]).unwrap()), [1, 2, 3]);
+        assert_eq!(versions(pending(POSTGRES, &[1]).unwrap()), [2, 3]);
+        assert_eq!(versions(pending(POSTGRES, &[1, 3]).unwrap()), [2]);
+        assert!(pending(POSTGRES, &[1, 2, 3]).unwrap().is_empty());
     }
 
     #[test]
     fn pending_is_what_is_newer_and_a_newer_database_is_refused() {
         assert_eq!(pending(SQLITE, &[]).unwrap().len(), SQLITE.len());
-        assert!(pending(SQLITE, &[1]).unwrap().is_empty());
-        let err = pending(SQLITE, &[1, 99]).unwrap_err();
+        assert_eq!(pending(SQLITE, &[1]).unwrap().len(), SQLITE.len() - 1);
+        assert!(pending(SQLITE, &[1, 2]).unwrap().is_empty());
+        let err = pending(SQLITE, &[1, 2, 99]).unwrap_err();
         assert_eq!(
             err,
             StoreError::SchemaTooNew {
