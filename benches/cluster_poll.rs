@@ -73,6 +73,9 @@ async fn measure(url: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     alice.expect("* neighbour joined bench").await;
     let mut carol = Client::named(c, "carol").await;
     carol.join("bench").await;
+    // Her join reaches a as a polled presence event: read it before measuring.
+    alice.expect("* carol joined bench").await;
+    neighbour.expect("* carol joined bench").await;
 
     let mut random = Jitter::seeded();
     let (mut cross, mut local) = (Vec::with_capacity(n), Vec::with_capacity(n));

@@ -84,6 +84,21 @@ async fn insert(db: &tokio_postgres::Client, room: &str, seq: i64, text: &str) {
     .expect("insert a message");
 }
 
+/// Reads `client`'s lines up to `expected`, which must come; every line before it must be a
+/// notice (another member's join may arrive first).
+async fn notice(client: &mut Client, expected: &str) {
+    loop {
+        let line = client.line().await;
+        if line == expected {
+            return;
+        }
+        assert!(
+            line.starts_with("* "),
+            "{line:?} while waiting for {expected:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_tcp_user_on_a_and_an_sse_user_on_c_chat_both_ways() {
     let Some(cl) = cluster().await else { return };
@@ -91,6 +106,8 @@ async fn a_tcp_user_on_a_and_an_sse_user_on_c_chat_both_ways() {
     alice.join("general").await;
     let carol = HttpClient::connect(cl.c.http_addr(), "carol").await;
     let mut stream = carol.stream("general", None).await;
+    // Her join reaches a through the database too (a presence event, polled).
+    alice.expect("* carol joined general").await;
 
     alice.send("hello from a").await;
     let event = stream.next_message().await;
@@ -112,6 +129,58 @@ async fn a_tcp_user_on_a_and_an_sse_user_on_c_chat_both_ways() {
     alice.send("again from a").await;
     assert_eq!(stream.next_message().await.data["text"], "again from a");
     alice.sync().await;
+
+    // The shared directory (on with this pipeline): b lists the users of a and c.
+    let mut bob = Client::named(cl.b.tcp_addr(), "bob").await;
+    bob.send("/users general").await;
+    bob.expect("* users in general (2): alice, carol").await;
+}
+
+#[tokio::test]
+async fn a_join_on_a_is_announced_to_an_sse_user_on_c_and_a_tcp_user_on_b() {
+    let Some(cl) = cluster().await else { return };
+    let carol = HttpClient::connect(cl.c.http_addr(), "carol").await;
+    let mut stream = carol.stream("lobby", None).await; // opening it joins the room
+    let mut bob = Client::named(cl.b.tcp_addr(), "bob").await;
+    bob.join("lobby").await;
+    let mut alice = Client::named(cl.a.tcp_addr(), "alice").await;
+    alice.join("lobby").await;
+
+    // c: a `presence` event (bob's join, from b, may come first).
+    loop {
+        let event = stream.next().await;
+        assert_eq!(event.event, "presence", "{event:?}");
+        if event.data["nick"] == "alice" {
+            assert_eq!(event.data["kind"], "joined");
+            assert_eq!(event.data["room"], "lobby");
+            assert_eq!(event.data["text"], "alice joined lobby");
+            break;
+        }
+    }
+    // b: the TCP notice.
+    notice(&mut bob, "* alice joined lobby").await;
+
+    // A leave travels the same way.
+    alice.send("/leave lobby").await;
+    notice(&mut bob, "* alice left lobby").await;
+    loop {
+        let event = stream.next().await;
+        if event.data["nick"] == "alice" {
+            assert_eq!(event.data["kind"], "left");
+            break;
+        }
+    }
+
+    // a does not read its own events back: alice never hears of her own join.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice.send("/rooms").await;
+    loop {
+        let line = alice.line().await;
+        assert!(!line.contains("alice joined"), "{line:?}");
+        if line.starts_with("* rooms:") || line.starts_with("* no rooms") {
+            break;
+        }
+    }
 }
 
 #[tokio::test]
@@ -134,8 +203,9 @@ async fn a_late_joiner_on_any_instance_gets_the_same_last_10_in_order() {
     let expected: Vec<String> = (6..=15)
         .map(|i| format!("[late] alice: message {i}"))
         .collect();
+    notice(&mut alice, "* carol joined late").await;
     for server in [&cl.b, &cl.a, &cl.c] {
-        // A nick per instance: nicks will be unique across instances once presence is shared.
+        // A nick per instance: nicks are unique across instances.
         let nick = format!("joiner-{}", server.hub().instance());
         let mut joiner = Client::named(server.tcp_addr(), &nick).await;
         assert_eq!(
@@ -144,6 +214,10 @@ async fn a_late_joiner_on_any_instance_gets_the_same_last_10_in_order() {
             "{}",
             server.hub().instance()
         );
+        // Once a and c have shown this join, no notice of it can slip in between the next
+        // joiner's entering the room and the reply to its `/join`.
+        notice(&mut alice, &format!("* {nick} joined late")).await;
+        while live.next().await.data["nick"] != nick.as_str() {}
     }
     // And over HTTP on b: the stream's replay is the same ten.
     let dave = HttpClient::connect(cl.b.http_addr(), "dave").await;
@@ -164,6 +238,7 @@ async fn out_of_order_commits_are_delivered_in_order_once_and_a_lost_seq_is_give
     alice.join("ooo").await;
     let mut bob = Client::named(cl.b.tcp_addr(), "bob").await;
     bob.join("ooo").await;
+    alice.expect("* bob joined ooo").await;
     alice.send("first").await;
     bob.expect("[ooo] alice: first").await;
 
@@ -210,8 +285,11 @@ async fn two_instances_numbering_at_once_share_one_gap_free_sequence() {
     alice.join("busy").await;
     let mut bob = Client::named(cl.b.tcp_addr(), "bob").await;
     bob.join("busy").await;
+    alice.expect("* bob joined busy").await;
     let carol = HttpClient::connect(cl.c.http_addr(), "carol").await;
     let mut watcher = carol.stream("busy", None).await;
+    alice.expect("* carol joined busy").await;
+    bob.expect("* carol joined busy").await;
     // Both send 20 lines in one write each, at the same time.
     tokio::join!(
         alice.send_many((1..=20).map(|i| format!("a{i}"))),

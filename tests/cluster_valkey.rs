@@ -133,6 +133,11 @@ async fn a_tcp_user_on_a_and_an_sse_user_on_c_chat_and_a_late_joiner_on_b_sees_t
     let mut alice = Client::named(a.tcp_addr(), "alice").await;
     assert!(alice.join("general").await.is_empty());
 
+    // The shared directory (on with this pipeline): b lists the users of a and c.
+    let mut eve = Client::named(b.tcp_addr(), "eve").await;
+    eve.send("/users general").await;
+    eve.expect("* users in general (2): alice, bob").await;
+
     // Both ways, alternating, each line waiting for the other side to see the previous one.
     let mut said = Vec::new();
     for i in 1..=16 {

@@ -42,7 +42,8 @@ pub const SQLITE: &[Migration] = &[
 ];
 
 /// The migrations of the PostgreSQL store: SQLite's steps, and steps of its own for what only a
-/// shared server can do (the presence directory of several instances).
+/// shared server can do (the presence directory of several instances, and the presence events the
+/// `poll` backend carries between them).
 pub const POSTGRES: &[Migration] = &[
     Migration {
         version: 1,
@@ -58,6 +59,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "presence",
         sql: include_str!("../../migrations/postgres/0003_presence.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "presence_events",
+        sql: include_str!("../../migrations/postgres/0004_presence_events.sql"),
     },
 ];
 
@@ -122,10 +128,11 @@ mod tests {
     fn a_step_numbered_below_an_applied_one_is_still_applied() {
         // A database migrated by a build that had step 3 but not step 2 gets step 2 later.
         let versions = |list: Vec<&Migration>| list.iter().map(|m| m.version).collect::<Vec<_>>();
-        assert_eq!(versions(pending(POSTGRES, &[]).unwrap()), [1, 2, 3]);
-        assert_eq!(versions(pending(POSTGRES, &[1]).unwrap()), [2, 3]);
-        assert_eq!(versions(pending(POSTGRES, &[1, 3]).unwrap()), [2]);
-        assert!(pending(POSTGRES, &[1, 2, 3]).unwrap().is_empty());
+        assert_eq!(versions(pending(POSTGRES, &[]).unwrap()), [1, 2, 3, 4]);
+        assert_eq!(versions(pending(POSTGRES, &[1]).unwrap()), [2, 3, 4]);
+        assert_eq!(versions(pending(POSTGRES, &[1, 3]).unwrap()), [2, 4]);
+        assert_eq!(versions(pending(POSTGRES, &[1, 2, 3]).unwrap()), [4]);
+        assert!(pending(POSTGRES, &[1, 2, 3, 4]).unwrap().is_empty());
     }
 
     #[test]

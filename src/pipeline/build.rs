@@ -141,7 +141,9 @@ async fn fanout_backend(
                 interval: Duration::from_millis(*interval_ms),
                 gap_wait: Duration::from_millis(*gap_wait_ms),
             };
-            let (sequencer, bus) = poll::backend(postgres, options);
+            let (sequencer, bus) = poll::backend(postgres, options, hub.instance().clone())
+                .await
+                .context("fanout layer: cannot read the presence events")?;
             Ok((sequencer, Some(bus)))
         }
     }

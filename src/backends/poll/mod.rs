@@ -39,10 +39,31 @@
 //! included) shows only what survives a crash. `pipelines/phase2-poll.toml` uses `sync`: in
 //! phase 2 the database is the bus, and a message must be in the bus before it counts as sent.
 //!
-//! **Not here yet.** `publish` does nothing: the message reaches the others through the store.
-//! `announce` does nothing either: presence is per instance until shared presence (over
-//! PostgreSQL, built separately) lands, so `/users` shows this instance's members only.
+//! **Presence events** (`* bob joined general`, the SSE `presence` event) travel through the
+//! database too. [`PollBus::announce`] inserts a row into `presence_events` (migration 0004) for
+//! each join, leave, quit or rename of a local user, naming this instance; each poll then reads,
+//! for the rooms open here, the rows above the last id it read that *other* instances wrote, and
+//! feeds them into the stack as remote presence changes (`session: None`), exactly as the
+//! `valkey` backend feeds what it receives on a room's channel. `publish` does nothing: a message
+//! reaches the others through the store.
+//!
+//! **Why `id > last_id` is acceptable for presence.** It is the very trap described above: two
+//! instances insert events 41 and 42, 42 commits first, a poll reads it and moves past 41, and 41
+//! is never read. For a message that would be a silent loss; for a presence event it costs at
+//! worst one late or missed "joined" notice, which is only a notice. Who is in a room is not
+//! decided by these events: `/users`, `/rooms` and nick uniqueness are answered by the shared
+//! presence directory (`backends::directory`, heartbeat + TTL), which is authoritative. So
+//! presence events get the cheap design: no per-room sequence, no gap detection, no waiting. Each
+//! poll first reads the table's newest id, then the rows up to it, and then reads on from that id
+//! (not from the last row it fed); and a room opened here records the newest id at that moment,
+//! so its members are not handed notices from before they came.
+//!
+//! **No replay, and a small table.** Reading starts at the table's newest id when the bus is
+//! built: an instance that starts does not announce joins from before it ran. Every minute each
+//! instance deletes the events older than five minutes (any instance may delete anybody's: they
+//! are all read within a poll or two), so the table stays a few hundred rows.
 
+mod presence;
 mod sequencer;
 mod task;
 
@@ -55,8 +76,8 @@ use tower::BoxError;
 
 pub use sequencer::PostgresSequencer;
 
-use super::postgres::PostgresStore;
-use super::{Background, Bus, Store};
+use super::postgres::{PostgresStore, classify};
+use super::{Background, Bus, Store, StoreError};
 use crate::core::{ChatMessage, Hub, OpenRoom, Presence, RoomName};
 use crate::pipeline::ChatService;
 
@@ -70,18 +91,33 @@ pub struct PollOptions {
 }
 
 /// The sequencer and bus of `backend = "poll"`, sharing one view of the rooms open here.
-pub fn backend(
+/// `instance` names this instance in the presence events it writes; the presence events already
+/// in the database are not read (see the module docs).
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn backend(
     store: PostgresStore,
     options: PollOptions,
-) -> (Arc<PostgresSequencer>, Arc<PollBus>) {
+    instance: Arc<str>,
+) -> Result<(Arc<PostgresSequencer>, Arc<PollBus>), StoreError> {
+    let presence_from = {
+        let conn = store.conn().await?;
+        conn.query_one(presence::NEWEST, &[])
+            .await
+            .map_err(classify)?
+            .get::<_, i64>(0)
+    };
     let watched = Arc::new(Watched::default());
     let sequencer = PostgresSequencer::new(store.clone(), watched.clone());
     let bus = PollBus {
         store,
         options,
         watched,
+        instance,
+        presence_from,
     };
-    (Arc::new(sequencer), Arc::new(bus))
+    Ok((Arc::new(sequencer), Arc::new(bus)))
 }
 
 /// The rooms this instance polls, and the seqs it already has in hand in each.
@@ -98,6 +134,8 @@ pub(crate) struct Watch {
     /// room through the local stack, or are skipped by it) or fed by an earlier poll and held
     /// by the room's gate.
     in_hand: BTreeSet<u64>,
+    /// The newest presence event when the room was opened here: older ones are not shown.
+    presence_floor: i64,
 }
 
 impl Watched {
@@ -105,11 +143,13 @@ impl Watched {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts polling `room` after `floor`.
-    fn open(&self, room: &RoomName, floor: u64) {
+    /// Starts polling `room` after seq `floor`, and its presence events after id
+    /// `presence_floor`.
+    fn open(&self, room: &RoomName, floor: u64, presence_floor: i64) {
         let mut rooms = self.lock();
         let watch = rooms.entry(room.clone()).or_default();
         watch.floor = watch.floor.max(floor);
+        watch.presence_floor = watch.presence_floor.max(presence_floor);
     }
 
     /// Records that `seq` was numbered here, so the poll leaves it to the local stack.
@@ -128,6 +168,10 @@ pub struct PollBus {
     store: PostgresStore,
     options: PollOptions,
     watched: Arc<Watched>,
+    /// This instance's name, written with its presence events and skipped when reading them.
+    instance: Arc<str>,
+    /// The newest presence event when the bus was built: reading starts after it.
+    presence_from: i64,
 }
 
 impl Bus for PollBus {
@@ -136,16 +180,28 @@ impl Bus for PollBus {
         ready(Ok(())).boxed()
     }
 
-    /// Nothing yet: presence stays per instance until shared presence lands.
-    fn announce<'a>(&'a self, _presence: &'a Arc<Presence>) -> BoxFuture<'a, Result<(), BoxError>> {
-        ready(Ok(())).boxed()
+    /// Writes the change to `presence_events`, for the other instances' next poll.
+    fn announce<'a>(&'a self, presence: &'a Arc<Presence>) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let conn = self.store.conn().await?;
+            presence::insert(&conn, presence, &self.instance).await?;
+            Ok(())
+        })
     }
 
     fn open_room<'a>(&'a self, open: &'a OpenRoom) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
             let stored = self.store.max_seq(&open.room).await?;
+            let presence_floor = self
+                .store
+                .conn()
+                .await?
+                .query_one(presence::NEWEST, &[])
+                .await
+                .map_err(classify)?
+                .get::<_, i64>(0);
             open.raise_floor(stored);
-            self.watched.open(&open.room, stored);
+            self.watched.open(&open.room, stored, presence_floor);
             Ok(())
         })
     }
@@ -157,6 +213,8 @@ impl Bus for PollBus {
             options: self.options,
             stack,
             hub,
+            instance: self.instance.clone(),
+            presence_after: self.presence_from,
         };
         let stop = background.stop.clone();
         background.tracker.spawn(poller.run(stop));
@@ -175,13 +233,13 @@ mod tests {
     #[test]
     fn a_room_is_read_from_its_highest_floor_and_remembers_its_own_seqs() {
         let watched = Watched::default();
-        watched.open(&general(), 7);
-        watched.open(&general(), 3); // a second open never moves the floor back
+        watched.open(&general(), 7, 5);
+        watched.open(&general(), 3, 2); // a second open never moves the floors back
         watched.numbered(&general(), 8);
         watched.numbered(&general(), 10);
         let rooms = watched.lock();
         let watch = &rooms[&general()];
-        assert_eq!(watch.floor, 7);
+        assert_eq!((watch.floor, watch.presence_floor), (7, 5));
         assert_eq!(
             watch.in_hand.iter().copied().collect::<Vec<_>>(),
             vec![8, 10]

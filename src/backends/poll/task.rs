@@ -1,16 +1,18 @@
-//! The poll task: every interval, one query for every open room, fed into the stack as remote.
+//! The poll task: every interval, one query for every open room, fed into the stack as remote;
+//! then the presence events other instances wrote for those rooms.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::{PollOptions, Watched};
+use super::{PollOptions, Watched, presence};
 use crate::backends::postgres::{PostgresStore, classify};
 use crate::backends::{StoreError, stored_message};
-use crate::core::{Action, ChatMessage, Hub, Request, RoomName};
+use crate::core::{Action, ChatMessage, Hub, Presence, Request, RoomName};
 use crate::pipeline::ChatService;
 
 /// The most rows one poll reads; the rest come with the next one. It bounds the memory and the
@@ -25,6 +27,9 @@ const NEW_MESSAGES: &str = "SELECT m.room, m.seq, m.nick, m.body, m.ts_ms \
      JOIN messages m ON m.room = w.room AND m.seq > w.after \
      ORDER BY m.room, m.seq LIMIT $3";
 
+/// How often old presence events are deleted.
+const CLEAN_EVERY: Duration = Duration::from_secs(60);
+
 /// What the poll task needs; see [`super::PollBus::start`].
 pub(super) struct Poller {
     pub(super) store: PostgresStore,
@@ -32,14 +37,19 @@ pub(super) struct Poller {
     pub(super) options: PollOptions,
     pub(super) stack: ChatService,
     pub(super) hub: Hub,
+    /// This instance's name: its own presence events are not read back.
+    pub(super) instance: Arc<str>,
+    /// The last presence event id read (or skipped).
+    pub(super) presence_after: i64,
 }
 
 impl Poller {
     /// Polls until `stop` is cancelled. A failed poll is logged and counted; the next one reads
     /// from the same points, so nothing is missed, only late.
-    pub(super) async fn run(self, stop: CancellationToken) {
+    pub(super) async fn run(mut self, stop: CancellationToken) {
         let mut ticker = tokio::time::interval(self.options.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut cleaned = Instant::now();
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -54,7 +64,102 @@ impl Poller {
                 }
             }
             self.give_up_on_old_gaps();
+            if let Err(err) = self.poll_presence().await {
+                self.hub.stats().bus_failures.inc();
+                tracing::warn!("presence poll failed, retrying next interval: {err}");
+            }
+            if cleaned.elapsed() >= CLEAN_EVERY {
+                cleaned = Instant::now();
+                if let Err(err) = self.clean_presence().await {
+                    tracing::warn!("cannot delete old presence events: {err}");
+                }
+            }
         }
+    }
+
+    /// Reads the presence events other instances wrote for the open rooms since the last poll
+    /// and feeds them into the stack. Best effort, see the module docs: an event that commits
+    /// after a newer one was read is skipped.
+    async fn poll_presence(&mut self) -> Result<(), StoreError> {
+        let rooms: HashMap<RoomName, i64> = self
+            .watched
+            .lock()
+            .iter()
+            .map(|(name, watch)| (name.clone(), watch.presence_floor))
+            .collect();
+        let (rows, newest) = {
+            let conn = self.store.conn().await?;
+            // The newest id first, then the rows up to it: a row committed between the two
+            // statements is read by the next poll, not skipped.
+            let newest: i64 = conn
+                .query_one(presence::NEWEST, &[])
+                .await
+                .map_err(classify)?
+                .get(0);
+            if rooms.is_empty() || newest <= self.presence_after {
+                self.presence_after = self.presence_after.max(newest);
+                return Ok(());
+            }
+            let names: Vec<&str> = rooms.keys().map(RoomName::as_str).collect();
+            let rows = conn
+                .query(
+                    presence::SINCE,
+                    &[
+                        &names,
+                        &self.presence_after,
+                        &newest,
+                        &&*self.instance,
+                        &presence::MAX_ROWS,
+                    ],
+                )
+                .await
+                .map_err(classify)?;
+            (rows, newest)
+        };
+        // All of them read: on from the newest. A full page: on from its last row.
+        self.presence_after = match rows.last() {
+            Some(last) if rows.len() as i64 >= presence::MAX_ROWS => last.get(0),
+            _ => newest,
+        };
+        let names: HashMap<&str, (&RoomName, i64)> = rooms
+            .iter()
+            .map(|(room, floor)| (room.as_str(), (room, *floor)))
+            .collect();
+        for row in rows {
+            let Some(&(room, floor)) = names.get(row.get::<_, &str>(1)) else {
+                continue;
+            };
+            if row.get::<_, i64>(0) <= floor {
+                continue; // from before the room was opened here
+            }
+            match presence::decode(room, row.get(2), row.get(3), row.get(4)) {
+                Ok(change) => self.feed_presence(change).await,
+                Err(err) => tracing::warn!(room = %room, "unreadable presence event: {err}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one presence change from another instance through the stack.
+    async fn feed_presence(&self, change: Arc<Presence>) {
+        let room = change.room.clone();
+        let req = Request::anonymous(Action::Presence(change));
+        if let Err(err) = self.stack.clone().oneshot(req).await {
+            tracing::warn!(%room, "polled presence event refused by the stack: {err}");
+        }
+    }
+
+    /// Deletes the presence events older than [`presence::KEEP`]: every instance has read them.
+    async fn clean_presence(&self) -> Result<(), StoreError> {
+        let conn = self.store.conn().await?;
+        let deleted = conn
+            .execute(presence::CLEAN, &[&presence::KEEP])
+            .await
+            .map_err(classify)?;
+        if deleted > 0 {
+            tracing::debug!(deleted, "old presence events deleted");
+        }
+        Ok(())
     }
 
     /// One poll: reads what is new in every open room and feeds it into the stack. Returns how
