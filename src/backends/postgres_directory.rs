@@ -79,19 +79,27 @@ impl PostgresDirectory {
         })
     }
 
+    /// An expired holder of `nick` (a dead instance) loses it, and its memberships with it, so
+    /// that the nick can be taken.
+    async fn evict_expired(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        nick: &Nick,
+    ) -> Result<(), StoreError> {
+        let sql = live_sql(
+            "DELETE FROM presence_nicks n WHERE n.nick_key = $1 AND NOT (LIVE)",
+            2,
+        );
+        tx.execute(&sql, &[&nick.key(), &self.ttl_ms])
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     async fn claim_nick(&self, session: SessionId, nick: &Nick) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(classify)?;
-        // An expired holder (a dead instance) loses the nick, and its memberships with it.
-        tx.execute(
-            &live_sql(
-                "DELETE FROM presence_nicks n WHERE n.nick_key = $1 AND NOT (LIVE)",
-                2,
-            ),
-            &[&nick.key(), &self.ttl_ms],
-        )
-        .await
-        .map_err(classify)?;
+        self.evict_expired(&tx, nick).await?;
         let won = tx
             .execute(
                 "INSERT INTO presence_nicks (nick_key, nick, instance, owner, session) \
@@ -121,15 +129,7 @@ impl PostgresDirectory {
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(classify)?;
-        tx.execute(
-            &live_sql(
-                "DELETE FROM presence_nicks n WHERE n.nick_key = $1 AND NOT (LIVE)",
-                2,
-            ),
-            &[&new.key(), &self.ttl_ms],
-        )
-        .await
-        .map_err(classify)?;
+        self.evict_expired(&tx, new).await?;
         // The memberships follow the key (ON UPDATE CASCADE).
         let moved = tx
             .execute(
