@@ -443,13 +443,20 @@ async fn a_bad_last_event_id_is_refused() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn idle_sessions_expire_and_free_their_nick() {
+/// A server whose HTTP sessions expire after 1 s idle, and a netcat user "carol" in #general who
+/// sees what happens to the browser users there.
+async fn idle_after_one_second() -> (chatd::server::Server, Client) {
     let mut config = default_config();
     config.server.session_idle_secs = 1;
     let server = start_with(config).await;
     let mut tcp = Client::named(server.tcp_addr(), "carol").await;
     tcp.join("general").await;
+    (server, tcp)
+}
+
+#[tokio::test]
+async fn idle_sessions_expire_and_free_their_nick() {
+    let (server, mut tcp) = idle_after_one_second().await;
     let alice = HttpClient::connect(server.http_addr(), "alice").await;
     alice.command("/join general").await;
     tcp.expect("* alice joined general").await;
@@ -462,11 +469,7 @@ async fn idle_sessions_expire_and_free_their_nick() {
 
 #[tokio::test]
 async fn an_open_stream_keeps_a_session_alive() {
-    let mut config = default_config();
-    config.server.session_idle_secs = 1;
-    let server = start_with(config).await;
-    let mut tcp = Client::named(server.tcp_addr(), "carol").await;
-    tcp.join("general").await;
+    let (server, mut tcp) = idle_after_one_second().await;
     let alice = HttpClient::connect(server.http_addr(), "alice").await;
     let mut stream = alice.stream("general", None).await;
     tcp.expect("* alice joined general").await;

@@ -279,16 +279,25 @@ impl Room {
             if msg.seq <= member.after || (own && !member.session.protocol.echoes_own_messages()) {
                 continue;
             }
-            match member.session.deliver(Event::Message(msg.clone())) {
-                Ok(()) => reached += 1,
-                Err(Undelivered::Kicked) => self.stats.slow_consumers.inc(),
-                Err(Undelivered::Closed) => {}
-            }
+            reached += self.hand(&member.session, Event::Message(msg.clone()));
         }
         self.stats
             .deliveries
             .fetch_add(reached as u64, Ordering::Relaxed);
         reached
+    }
+
+    /// Queues `event` for `session`: 1 if it was queued, 0 if not (a full queue kicks the
+    /// session, counted as a slow consumer).
+    fn hand(&self, session: &Session, event: Event) -> usize {
+        match session.deliver(event) {
+            Ok(()) => 1,
+            Err(Undelivered::Kicked) => {
+                self.stats.slow_consumers.inc();
+                0
+            }
+            Err(Undelivered::Closed) => 0,
+        }
     }
 
     /// Tells every member except the one concerned about a membership change.
@@ -300,11 +309,7 @@ impl Room {
             .values()
             .filter(|m| Some(m.session.id) != presence.session)
         {
-            match member.session.deliver(Event::Presence(presence.clone())) {
-                Ok(()) => reached += 1,
-                Err(Undelivered::Kicked) => self.stats.slow_consumers.inc(),
-                Err(Undelivered::Closed) => {}
-            }
+            reached += self.hand(&member.session, Event::Presence(presence.clone()));
         }
         reached
     }

@@ -137,16 +137,6 @@ impl Session {
         }
     }
 
-    /// Ends the session from the server side; the adapter shows `reason` as a final `! ` line.
-    pub fn kick(&self, reason: impl Into<String>) {
-        self.closer.close(reason);
-    }
-
-    /// Whether the session has been kicked.
-    pub fn is_kicked(&self) -> bool {
-        self.closer.reason().is_some()
-    }
-
     /// Why the session was kicked, once it has been.
     pub fn kick_reason(&self) -> Option<&str> {
         self.closer.reason()

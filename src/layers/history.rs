@@ -138,11 +138,6 @@ impl HistoryLayer {
             cache: Arc::new(HistoryCache::new(config.capacity)),
         }
     }
-
-    /// The rings, for tests and benches.
-    pub fn cache(&self) -> &Arc<HistoryCache> {
-        &self.cache
-    }
 }
 
 impl<S> Layer<S> for HistoryLayer {
