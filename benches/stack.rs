@@ -7,26 +7,26 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tokio::sync::mpsc;
 use tower::{Service, ServiceExt};
 
 use chatd::backends::Background;
-use chatd::core::{Action, Closer, Connect, Detail, Event, Hub, Protocol, Request, SessionId};
+use chatd::core::outbound::{self, Inbox};
+use chatd::core::{Action, Closer, Connect, Detail, Hub, Protocol, Request, SessionId};
 use chatd::pipeline::config::{LayerConfig, PersistConfig};
 use chatd::pipeline::{self, ChatService, load};
 
 struct Room {
     stack: ChatService,
     sender: SessionId,
-    receivers: Vec<mpsc::Receiver<Event>>,
+    receivers: Vec<Inbox>,
 }
 
 async fn call(stack: &mut ChatService, req: Request) -> chatd::core::Reply {
     stack.ready().await.unwrap().call(req).await.unwrap()
 }
 
-async fn connect(stack: &mut ChatService) -> (SessionId, mpsc::Receiver<Event>) {
-    let (tx, rx) = mpsc::channel(1024);
+async fn connect(stack: &mut ChatService) -> (SessionId, Inbox) {
+    let (tx, rx) = outbound::channel(1024);
     let connect = Connect {
         protocol: Protocol::Tcp,
         nick: None,
@@ -64,7 +64,7 @@ async fn room(members: usize) -> Room {
         receivers.push(connect(&mut stack).await.1);
     }
     for rx in receivers.iter_mut() {
-        while rx.try_recv().is_ok() {} // the join notices
+        while rx.try_recv().is_some() {} // the join notices
     }
     Room {
         stack,
@@ -91,7 +91,7 @@ fn stack(c: &mut Criterion) {
                             Request::from(room.sender, Action::Line("hello, everybody".into()));
                         call(&mut room.stack, req).await;
                         for rx in room.receivers.iter_mut() {
-                            while rx.try_recv().is_ok() {}
+                            while rx.try_recv().is_some() {}
                         }
                     }
                     start.elapsed()

@@ -12,17 +12,18 @@
 //!
 //! Outbound events are written in batches: after one event, whatever else is already queued is
 //! appended to the same buffer and sent with one write, so a busy room costs one syscall per
-//! batch rather than per message.
+//! batch rather than per message. A lone event is written straight from its shared rendered
+//! bytes (no copy), and nothing is kept between writes: an idle connection holds no write buffer,
+//! an empty outbound queue (see `core::outbound`) and a small read buffer ([`READ_BUFFER`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,7 +31,8 @@ use tower::{BoxError, Service, ServiceExt};
 
 use super::lines::{ChatLines, Input};
 use crate::core::{
-    Action, ChatError, Closer, Connect, Detail, Event, Protocol, Reply, Request, SessionId,
+    Action, ChatError, Closer, Connect, Detail, Event, Inbox, Protocol, Reply, Request, SessionId,
+    outbound,
 };
 use crate::pipeline::ChatService;
 
@@ -38,6 +40,10 @@ use crate::pipeline::ChatService;
 const FAREWELL_GRACE: Duration = Duration::from_secs(5);
 /// Outbound bytes gathered into one write at most.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Initial capacity of a connection's read buffer. tokio-util's default is 8 KiB, allocated up
+/// front for every connection: once more than everything else an idle connection costs. Chat
+/// lines are short; the buffer grows (doubling) for a longer one, up to the line limit.
+const READ_BUFFER: usize = 256;
 
 /// The TCP adapter's settings, from the `[server]` table.
 #[derive(Debug, Clone, Copy)]
@@ -98,8 +104,12 @@ struct Connection {
 impl Connection {
     async fn run(mut self, stream: TcpStream, peer: SocketAddr) {
         let (read, mut write) = stream.into_split();
-        let mut lines = FramedRead::new(read, ChatLines::new(self.options.max_line_bytes));
-        let (outbound, mut queue) = mpsc::channel(self.options.outbound_queue);
+        let mut lines = FramedRead::with_capacity(
+            read,
+            ChatLines::new(self.options.max_line_bytes),
+            READ_BUFFER,
+        );
+        let (outbound, mut queue) = outbound::channel(self.options.outbound_queue);
         let closer = Closer::default();
         let connect = Connect {
             protocol: Protocol::Tcp,
@@ -127,8 +137,15 @@ impl Connection {
         };
         let end = match session {
             Some(id) => {
-                self.serve(id, &mut lines, &mut write, &mut queue, &closer, buf)
-                    .await
+                self.serve(
+                    id,
+                    &mut lines,
+                    &mut write,
+                    &mut queue,
+                    &closer,
+                    buf.freeze(),
+                )
+                .await
             }
             None => {
                 let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;
@@ -161,54 +178,46 @@ impl Connection {
         session: SessionId,
         lines: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, ChatLines>,
         write: &mut OwnedWriteHalf,
-        queue: &mut mpsc::Receiver<Event>,
+        queue: &mut Inbox,
         closer: &Closer,
-        mut buf: BytesMut,
+        mut out: Bytes,
     ) -> End {
         loop {
             // Flush with `write` rather than `write_all`: it is cancel-safe, so when a kick or
             // shutdown interrupts a stuck write we know whether a line was cut in half.
             let mut sent = 0;
-            while sent < buf.len() {
+            while sent < out.len() {
                 let written = tokio::select! {
                     biased;
-                    _ = self.shutdown.cancelled() => return End::Shutdown { mid_line: mid_line(&buf[..sent]) },
-                    _ = closer.closed() => return End::Kicked { mid_line: mid_line(&buf[..sent]) },
-                    result = write.write(&buf[sent..]) => result,
+                    _ = self.shutdown.cancelled() => return End::Shutdown { mid_line: mid_line(&out[..sent]) },
+                    _ = closer.closed() => return End::Kicked { mid_line: mid_line(&out[..sent]) },
+                    result = write.write(&out[sent..]) => result,
                 };
                 match written {
                     Ok(0) | Err(_) => return End::Done,
                     Ok(n) => sent += n,
                 }
             }
-            buf.clear();
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return End::Shutdown { mid_line: false },
                 _ = closer.closed() => return End::Kicked { mid_line: false },
-                Some(event) = queue.recv() => {
-                    buf.extend_from_slice(&event.line());
-                    while buf.len() < MAX_BATCH_BYTES {
-                        match queue.try_recv() {
-                            Ok(event) => buf.extend_from_slice(&event.line()),
-                            Err(_) => break,
-                        }
-                    }
-                }
+                Some(event) = queue.recv() => out = batch(event, queue),
                 input = lines.next() => {
                     let line = match input {
                         None | Some(Err(_)) => return End::Done,
                         Some(Ok(Input::Line(line))) => line,
                         Some(Ok(Input::TooLong)) => {
                             let max = self.options.max_line_bytes;
-                            buf.extend_from_slice(format!("! line too long (max {max} bytes)\n").as_bytes());
+                            out = Bytes::from(format!("! line too long (max {max} bytes)\n"));
                             continue;
                         }
                         Some(Ok(Input::NotUtf8)) => {
-                            buf.extend_from_slice(b"! invalid UTF-8: lines must be UTF-8 text\n");
+                            out = Bytes::from_static(b"! invalid UTF-8: lines must be UTF-8 text\n");
                             continue;
                         }
                     };
+                    let mut buf = BytesMut::new();
                     match self.call(Request::from(session, Action::Line(line))).await {
                         Ok(reply) => {
                             render(&reply, &mut buf);
@@ -219,6 +228,7 @@ impl Connection {
                         }
                         Err(err) => render_error(&err, &mut buf),
                     }
+                    out = buf.freeze();
                     // Fairness: a client that pastes thousands of lines at once would otherwise
                     // run all of them before its room's readers get a turn to drain their queues.
                     tokio::task::yield_now().await;
@@ -230,6 +240,25 @@ impl Connection {
     async fn call(&mut self, req: Request) -> Result<Reply, BoxError> {
         self.stack.ready().await?.call(req).await
     }
+}
+
+/// The bytes for one write: `first` alone, shared with every other recipient, when nothing else
+/// is queued; otherwise it and whatever else is queued (up to [`MAX_BATCH_BYTES`]) in one buffer.
+fn batch(first: Event, queue: &mut Inbox) -> Bytes {
+    let first = first.line();
+    let Some(next) = queue.try_recv() else {
+        return first;
+    };
+    let mut buf = BytesMut::with_capacity(4 * first.len());
+    buf.extend_from_slice(&first);
+    buf.extend_from_slice(&next.line());
+    while buf.len() < MAX_BATCH_BYTES {
+        match queue.try_recv() {
+            Some(event) => buf.extend_from_slice(&event.line()),
+            None => break,
+        }
+    }
+    buf.freeze()
 }
 
 fn render(reply: &Reply, buf: &mut BytesMut) {

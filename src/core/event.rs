@@ -39,6 +39,7 @@ impl Event {
     pub fn line(&self) -> Bytes {
         match self {
             Event::Message(msg) => msg.line(),
+            Event::Presence(presence) => presence.line(),
             other => Bytes::from(format!("{}\n", other.text())),
         }
     }

@@ -125,7 +125,7 @@ pub enum PresenceKind {
 }
 
 /// A membership change, announced to the room's other members.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Presence {
     /// The room it concerns.
     pub room: RoomName,
@@ -135,9 +135,44 @@ pub struct Presence {
     pub kind: PresenceKind,
     /// The session concerned, so it is not told about itself.
     pub session: Option<SessionId>,
+    /// The line protocol form, rendered once and shared by every recipient (a join to a room of
+    /// 2,000 is 2,000 deliveries of the same line).
+    line: OnceLock<Bytes>,
 }
 
+impl PartialEq for Presence {
+    fn eq(&self, other: &Presence) -> bool {
+        (&self.room, &self.nick, &self.kind, self.session)
+            == (&other.room, &other.nick, &other.kind, other.session)
+    }
+}
+
+impl Eq for Presence {}
+
 impl Presence {
+    /// A change of `nick`'s membership of `room`; `session` is set when it happened here.
+    pub fn new(
+        room: RoomName,
+        nick: Nick,
+        kind: PresenceKind,
+        session: Option<SessionId>,
+    ) -> Presence {
+        Presence {
+            room,
+            nick,
+            kind,
+            session,
+            line: OnceLock::new(),
+        }
+    }
+
+    /// The notice line, `* ` and newline included; rendered on first use, then shared.
+    pub fn line(&self) -> Bytes {
+        self.line
+            .get_or_init(|| Bytes::from(format!("* {}\n", self.text())))
+            .clone()
+    }
+
     /// The notice text, without the `* ` prefix.
     pub fn text(&self) -> String {
         let (nick, room) = (&self.nick, &self.room);
@@ -270,11 +305,13 @@ mod tests {
 
     #[test]
     fn presence_texts() {
-        let p = |kind| Presence {
-            room: RoomName::parse("general").unwrap(),
-            nick: Nick::parse("alice").unwrap(),
-            kind,
-            session: None,
+        let p = |kind| {
+            Presence::new(
+                RoomName::parse("general").unwrap(),
+                Nick::parse("alice").unwrap(),
+                kind,
+                None,
+            )
         };
         assert_eq!(p(PresenceKind::Joined).text(), "alice joined general");
         assert_eq!(p(PresenceKind::Left).text(), "alice left general");

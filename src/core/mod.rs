@@ -9,6 +9,7 @@ pub mod event;
 pub mod hub;
 pub mod message;
 pub mod names;
+pub mod outbound;
 pub mod request;
 pub mod ring;
 pub mod room;
@@ -21,6 +22,7 @@ pub use event::{Detail, Event, Reply};
 pub use hub::Hub;
 pub use message::{ChatMessage, Origin, Presence, PresenceKind};
 pub use names::{Nick, RoomName};
+pub use outbound::{Inbox, Outbound};
 pub use request::{
     Action, Command, Connect, HistoryQuery, OpenRoom, Protocol, Request, StoredRoom,
 };

@@ -10,11 +10,9 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::mpsc;
-
-use super::event::Event;
 use super::message::{ChatMessage, Presence};
 use super::names::{Nick, RoomName};
+use super::outbound::Outbound;
 use super::session::{Closer, SessionId};
 
 /// A request to the chat stack.
@@ -145,7 +143,7 @@ pub struct Connect {
     /// The remote address, for logs and per-address limits.
     pub peer: Option<SocketAddr>,
     /// Where the core pushes this session's events. Bounded: see [`super::session`].
-    pub outbound: mpsc::Sender<Event>,
+    pub outbound: Outbound,
     /// How the core tells the adapter to close the session (a slow consumer, say).
     pub closer: Closer,
 }

@@ -364,12 +364,12 @@ impl Rooms {
 mod tests {
     use super::*;
     use crate::core::message::sample;
+    use crate::core::outbound::{self, Inbox};
     use crate::core::request::Protocol;
     use crate::core::session::{Closer, Sessions};
-    use tokio::sync::mpsc;
 
-    fn member(sessions: &Sessions, protocol: Protocol) -> (Arc<Session>, mpsc::Receiver<Event>) {
-        let (tx, rx) = mpsc::channel(64);
+    fn member(sessions: &Sessions, protocol: Protocol) -> (Arc<Session>, Inbox) {
+        let (tx, rx) = outbound::channel(64);
         (
             sessions
                 .open(protocol, None, None, tx, Closer::default())
@@ -378,9 +378,9 @@ mod tests {
         )
     }
 
-    fn received(rx: &mut mpsc::Receiver<Event>) -> Vec<u64> {
+    fn received(rx: &mut Inbox) -> Vec<u64> {
         let mut seqs = Vec::new();
-        while let Ok(event) = rx.try_recv() {
+        while let Some(event) = rx.try_recv() {
             if let Event::Message(m) = event {
                 seqs.push(m.seq);
             }

@@ -17,12 +17,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::error::ChatError;
 use super::event::Event;
 use super::names::{Nick, RoomName};
+use super::outbound::{Outbound, Refused};
 use super::request::Protocol;
 
 /// A session's id, unique within this process.
@@ -44,7 +44,7 @@ pub struct Session {
     pub protocol: Protocol,
     /// The client's address, when the adapter knows it.
     pub peer: Option<SocketAddr>,
-    outbound: mpsc::Sender<Event>,
+    outbound: Outbound,
     closer: Closer,
     state: Mutex<SessionState>,
 }
@@ -121,10 +121,10 @@ impl Session {
     pub fn deliver(&self, event: Event) -> Result<(), Undelivered> {
         match self.outbound.try_send(event) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 let reason = format!(
                     "disconnected: you were not reading fast enough ({} events waiting)",
-                    self.outbound.max_capacity()
+                    self.outbound.capacity()
                 );
                 // Only the first overflow kicks; later ones find a session already on its way out.
                 if self.closer.close(reason) {
@@ -133,7 +133,7 @@ impl Session {
                     Err(Undelivered::Closed)
                 }
             }
-            Err(TrySendError::Closed(_)) => Err(Undelivered::Closed),
+            Err(Refused::Closed) => Err(Undelivered::Closed),
         }
     }
 
@@ -172,7 +172,7 @@ impl Sessions {
         protocol: Protocol,
         nick: Option<Nick>,
         peer: Option<SocketAddr>,
-        outbound: mpsc::Sender<Event>,
+        outbound: Outbound,
         closer: Closer,
     ) -> Result<Arc<Session>, ChatError> {
         let mut reg = self.registry();
@@ -279,8 +279,8 @@ mod tests {
     fn open(
         s: &Sessions,
         nick: Option<&str>,
-    ) -> Result<(Arc<Session>, mpsc::Receiver<Event>), ChatError> {
-        let (tx, rx) = mpsc::channel(2);
+    ) -> Result<(Arc<Session>, crate::core::outbound::Inbox), ChatError> {
+        let (tx, rx) = crate::core::outbound::channel(2);
         let nick = nick.map(|n| Nick::parse(n).unwrap());
         s.open(Protocol::Tcp, nick, None, tx, Closer::default())
             .map(|session| (session, rx))
@@ -332,7 +332,7 @@ mod tests {
             Err(Undelivered::Closed),
             "kicked once only"
         );
-        assert!(matches!(rx.try_recv(), Ok(Event::Notice(t)) if t == "1"));
+        assert!(matches!(rx.try_recv(), Some(Event::Notice(t)) if t == "1"));
         drop(rx);
         assert_eq!(a.deliver(Event::notice("4")), Err(Undelivered::Closed));
     }

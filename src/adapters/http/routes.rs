@@ -9,7 +9,6 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::services::ServeDir;
@@ -21,6 +20,7 @@ use super::sessions::HttpSession;
 use super::{Body, HttpResult, Peer, REQUEST_TIMEOUT, State, full, sse};
 use crate::core::{
     Action, Closer, Command, Connect, Detail, Protocol, Reply, Request as ChatRequest, RoomName,
+    outbound,
 };
 
 /// The cookie that carries the session token for browsers.
@@ -70,7 +70,7 @@ struct ConnectBody {
 async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
     let body: ConnectBody = read_json(req, state.options.max_body_bytes).await?;
-    let (outbound, mut events) = mpsc::channel(state.options.outbound_queue);
+    let (outbound, mut events) = outbound::channel(state.options.outbound_queue);
     let closer = Closer::default();
     let connect = Connect {
         protocol: Protocol::Http,

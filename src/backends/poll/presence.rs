@@ -59,12 +59,12 @@ pub(super) fn decode(
         ("renamed", Some(new)) => PresenceKind::Renamed(Nick::parse(new)?),
         (other, _) => return Err(format!("unknown presence kind {other:?}").into()),
     };
-    Ok(Arc::new(Presence {
-        room: room.clone(),
-        nick: Nick::parse(nick)?,
+    Ok(Arc::new(Presence::new(
+        room.clone(),
+        Nick::parse(nick)?,
         kind,
-        session: None,
-    }))
+        None,
+    )))
 }
 
 /// Writes `presence`, a change of one of `instance`'s users.

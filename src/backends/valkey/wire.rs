@@ -114,12 +114,12 @@ impl Wire {
                     ("renamed", Some(new)) => PresenceKind::Renamed(Nick::parse(&new)?),
                     (other, _) => return Err(format!("unknown presence kind {other:?}").into()),
                 };
-                Ok(Some(Received::Presence(Arc::new(Presence {
-                    room: RoomName::parse(&room)?,
-                    nick: Nick::parse(&nick)?,
+                Ok(Some(Received::Presence(Arc::new(Presence::new(
+                    RoomName::parse(&room)?,
+                    Nick::parse(&nick)?,
                     kind,
-                    session: None,
-                }))))
+                    None,
+                )))))
             }
         }
     }
@@ -146,12 +146,12 @@ mod tests {
 
     #[test]
     fn a_rename_round_trips_without_its_session() {
-        let presence = Presence {
-            room: RoomName::parse("general").unwrap(),
-            nick: Nick::parse("ann").unwrap(),
-            kind: PresenceKind::Renamed(Nick::parse("anna").unwrap()),
-            session: None,
-        };
+        let presence = Presence::new(
+            RoomName::parse("general").unwrap(),
+            Nick::parse("ann").unwrap(),
+            PresenceKind::Renamed(Nick::parse("anna").unwrap()),
+            None,
+        );
         let payload = Wire::presence(&presence, "a").encode().unwrap();
         let Some(Received::Presence(got)) = Wire::decode(payload.as_bytes(), "b").unwrap() else {
             panic!("a presence");

@@ -218,12 +218,7 @@ impl<S: Inner> Ctx<'_, S> {
         nick: Nick,
         kind: PresenceKind,
     ) -> Result<Reply, BoxError> {
-        let presence = Presence {
-            room: room.name.clone(),
-            nick,
-            kind,
-            session: Some(session.id),
-        };
+        let presence = Presence::new(room.name.clone(), nick, kind, Some(session.id));
         let req = Request::from(session.id, Action::Presence(Arc::new(presence)));
         call_inner(&mut self.inner, req).await
     }

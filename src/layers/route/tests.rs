@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use tokio::sync::mpsc;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 
 use super::{Route, RouteLayer};
@@ -122,7 +121,7 @@ async fn call(svc: &mut Route<ChatService>, req: Request) -> Result<Reply, ChatE
 }
 
 async fn connect(svc: &mut Route<ChatService>, nick: Option<&str>) -> Result<Reply, ChatError> {
-    let (outbound, _) = mpsc::channel(16);
+    let (outbound, _) = crate::core::outbound::channel(16);
     let connect = Connect {
         protocol: Protocol::Tcp,
         nick: nick.map(String::from),
