@@ -239,16 +239,20 @@ for placement in $PLACEMENTS; do
         for variant in none postgres; do
           pipeline=pipelines/phase1-postgres.toml
           [ "$variant" = none ] && pipeline="$work/phase1-none.toml"
+          rows_before="$(psql_count 'SELECT count(*) FROM messages')" # the cluster runs wrote some
           start_chatd unpinned "$pipeline"
           run "W-$variant" unpinned chatd "$pid" "$addr" -- \
             --clients 200 --rooms 100 --senders 200 --rate 50000 --duration "$dur_a" || true
           stop_server "$pid"
           if [ "$variant" = postgres ]; then
             rows="$(psql_count 'SELECT count(*) FROM messages')"
-            python3 - "$RESULTS/W-postgres.json" "$rows" <<'PY'
+            python3 - "$RESULTS/W-postgres.json" "$rows" "$rows_before" <<'PY'
 import json, sys
-path, rows = sys.argv[1], sys.argv[2]
+path, rows, before = sys.argv[1], sys.argv[2], sys.argv[3]
 report = json.load(open(path))
+if rows.isdigit() and not before.isdigit():
+    before = "0"  # the table did not exist yet: this chatd created it
+rows = str(int(rows) - int(before)) if rows.isdigit() else rows
 report["rows_in_postgres"] = int(rows) if rows.isdigit() else None
 json.dump(report, open(path, "w"), indent=1)
 print(f"    rows in PostgreSQL after SIGTERM: {rows} of {report['sent']} sent")

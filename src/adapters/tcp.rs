@@ -182,6 +182,11 @@ impl Connection {
         closer: &Closer,
         mut out: Bytes,
     ) -> End {
+        // Made once and polled again on every turn: a fresh cancellation future per turn would
+        // take the token's lock (and register a waiter) once per delivery.
+        let shutdown = self.shutdown.clone().cancelled_owned();
+        let kicked = closer.closed();
+        tokio::pin!(shutdown, kicked);
         loop {
             // Flush with `write` rather than `write_all`: it is cancel-safe, so when a kick or
             // shutdown interrupts a stuck write we know whether a line was cut in half.
@@ -189,8 +194,8 @@ impl Connection {
             while sent < out.len() {
                 let written = tokio::select! {
                     biased;
-                    _ = self.shutdown.cancelled() => return End::Shutdown { mid_line: mid_line(&out[..sent]) },
-                    _ = closer.closed() => return End::Kicked { mid_line: mid_line(&out[..sent]) },
+                    _ = &mut shutdown => return End::Shutdown { mid_line: mid_line(&out[..sent]) },
+                    _ = &mut kicked => return End::Kicked { mid_line: mid_line(&out[..sent]) },
                     result = write.write(&out[sent..]) => result,
                 };
                 match written {
@@ -200,8 +205,8 @@ impl Connection {
             }
             tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => return End::Shutdown { mid_line: false },
-                _ = closer.closed() => return End::Kicked { mid_line: false },
+                _ = &mut shutdown => return End::Shutdown { mid_line: false },
+                _ = &mut kicked => return End::Kicked { mid_line: false },
                 Some(event) = queue.recv() => out = batch(event, queue),
                 input = lines.next() => {
                     let line = match input {

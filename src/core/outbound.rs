@@ -7,15 +7,17 @@
 //! a block of 32 slots when it is created and keeps up to four such blocks after a burst, about
 //! 1 to 4 KiB for every connection, idle or not: with ten thousand mostly idle clients that was
 //! the largest item of chatd's memory. A session has exactly one reader and a handful of writers
-//! that never wait, so a `VecDeque` behind a short mutex plus a [`Notify`] is enough: nothing is
-//! allocated until an event arrives, and the deque's buffer is given back when it drains.
+//! that never wait, so a `VecDeque` and the reader's `Waker` behind one short mutex are enough:
+//! nothing is allocated until an event arrives, the deque's buffer is given back when it drains,
+//! and a send wakes the reader only if it is actually waiting (a burst of 100 events to a busy
+//! reader costs one wake-up, not 100).
 //! This is the seed's "memory per connection" lesson in code: what an idle connection holds is a
 //! design choice.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
-
-use tokio::sync::Notify;
+use std::task::{Poll, Waker};
 
 use super::event::Event;
 
@@ -29,8 +31,8 @@ pub fn channel(capacity: usize) -> (Outbound, Inbox) {
             events: VecDeque::new(),
             senders: 1,
             inbox_gone: false,
+            reader: None,
         }),
-        ready: Notify::new(),
         capacity: capacity.max(1),
     });
     (
@@ -44,8 +46,6 @@ pub fn channel(capacity: usize) -> (Outbound, Inbox) {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    /// Woken when an event arrives or the last sender goes.
-    ready: Notify,
     capacity: usize,
 }
 
@@ -54,6 +54,8 @@ struct State {
     events: VecDeque<Event>,
     senders: usize,
     inbox_gone: bool,
+    /// The reader, while it waits for an event; taken (and woken) by the next send.
+    reader: Option<Waker>,
 }
 
 impl Shared {
@@ -92,8 +94,11 @@ impl Outbound {
             return Err(Refused::Full);
         }
         state.events.push_back(event);
+        let reader = state.reader.take();
         drop(state);
-        self.shared.ready.notify_one();
+        if let Some(reader) = reader {
+            reader.wake();
+        }
         Ok(())
     }
 
@@ -114,13 +119,17 @@ impl Clone for Outbound {
 
 impl Drop for Outbound {
     fn drop(&mut self) {
-        let last = {
+        let reader = {
             let mut state = self.shared.lock();
             state.senders -= 1;
-            state.senders == 0
+            if state.senders == 0 {
+                state.reader.take()
+            } else {
+                None
+            }
         };
-        if last {
-            self.shared.ready.notify_one();
+        if let Some(reader) = reader {
+            reader.wake();
         }
     }
 }
@@ -136,20 +145,23 @@ impl Inbox {
     ///
     /// Cancel-safe: an event is taken from the queue only when this returns it.
     pub async fn recv(&mut self) -> Option<Event> {
-        loop {
-            {
-                let mut state = self.shared.lock();
-                if let Some(event) = Self::pop(&mut state) {
-                    return Some(event);
-                }
-                if state.senders == 0 {
-                    return None;
-                }
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if let Some(event) = Self::pop(&mut state) {
+                return Poll::Ready(Some(event));
             }
-            // A `notify_one` that lands between the unlock above and this await is kept as a
-            // permit, so the wake-up cannot be missed; a stale permit only costs another look.
-            self.shared.ready.notified().await;
-        }
+            if state.senders == 0 {
+                return Poll::Ready(None);
+            }
+            // Registered under the same lock a sender pushes under: a send either happened
+            // before this look (and was popped above) or will find this waker.
+            match &mut state.reader {
+                Some(waker) => waker.clone_from(cx.waker()),
+                none => *none = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// The next event if one is queued, without waiting.
@@ -228,6 +240,36 @@ mod tests {
         tokio::task::yield_now().await;
         drop(tx);
         assert!(reader.await.unwrap());
+    }
+
+    #[test]
+    fn a_burst_wakes_a_waiting_reader_once() {
+        use std::future::Future;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use std::task::Context;
+
+        use futures_util::task::{ArcWake, waker};
+
+        struct Wakes(AtomicUsize);
+        impl ArcWake for Wakes {
+            fn wake_by_ref(this: &Arc<Self>) {
+                this.0.fetch_add(1, SeqCst);
+            }
+        }
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = waker(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (tx, mut rx) = channel(16);
+        {
+            let mut recv = std::pin::pin!(rx.recv());
+            assert!(recv.as_mut().poll(&mut cx).is_pending());
+            for n in 0..10 {
+                tx.try_send(notice(n)).unwrap();
+            }
+            assert_eq!(wakes.0.load(SeqCst), 1, "one wake-up for the whole burst");
+            assert!(recv.as_mut().poll(&mut cx).is_ready());
+        }
+        assert_eq!(rx.try_recv().map(text).as_deref(), Some("1"));
     }
 
     #[test]
