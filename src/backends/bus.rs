@@ -43,6 +43,14 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     /// When the backend cannot be reached: the room is not opened and the user is told to retry.
     fn open_room<'a>(&'a self, open: &'a OpenRoom) -> BoxFuture<'a, Result<(), BoxError>>;
 
+    /// Whether messages flow between this instance and the others right now, for the readiness
+    /// check (`GET /readyz`), which bounds the wait itself.
+    ///
+    /// # Errors
+    /// What is wrong, in words for an operator, e.g. `valkey subscription down since 3 s:
+    /// connection refused`.
+    fn health(&self) -> BoxFuture<'_, Result<(), String>>;
+
     /// Starts the receiving side: what other instances publish is fed into `stack`. Its tasks run
     /// on `background` and stop with it.
     ///

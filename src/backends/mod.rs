@@ -93,6 +93,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         query: &'a HistoryQuery,
     ) -> BoxFuture<'a, Result<Vec<Arc<ChatMessage>>, StoreError>>;
 
+    /// Whether the store answers right now, with one cheap round trip (`SELECT 1`). The
+    /// readiness check (`GET /readyz`) asks this; it bounds the wait itself.
+    ///
+    /// # Errors
+    /// Why the store did not answer.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// The highest seq stored for `room`, 0 if none.
     ///
     /// # Errors
