@@ -60,20 +60,19 @@ fn parse_prometheus(text: &str) -> Samples {
             .unwrap_or_else(|_| panic!("not a number in {line:?}"));
         let name = series.split('{').next().unwrap();
         assert!(valid_name(name), "bad sample name in {line:?}");
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                let inner = labels
-                    .strip_prefix('{')
-                    .and_then(|l| l.strip_suffix('}'))
-                    .unwrap_or_else(|| panic!("bad labels in {line:?}"));
-                for pair in inner.split(',') {
-                    let (key, quoted) = pair.split_once('=').expect("label is key=\"value\"");
-                    assert!(valid_name(key), "bad label name in {line:?}");
-                    assert!(
-                        quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'),
-                        "unquoted label value in {line:?}"
-                    );
-                }
+        let labels = &series[name.len()..];
+        if !labels.is_empty() {
+            let inner = labels
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'))
+                .unwrap_or_else(|| panic!("bad labels in {line:?}"));
+            for pair in inner.split(',') {
+                let (key, quoted) = pair.split_once('=').expect("label is key=\"value\"");
+                assert!(valid_name(key), "bad label name in {line:?}");
+                assert!(
+                    quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'),
+                    "unquoted label value in {line:?}"
+                );
             }
         }
         let family = ["_bucket", "_sum", "_count"]

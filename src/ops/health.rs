@@ -108,9 +108,15 @@ mod tests {
     use crate::core::{ChatMessage, Hub, OpenRoom, Presence};
     use crate::pipeline::ChatService;
 
-    /// A bus whose health is whatever the test says.
-    #[derive(Debug, Default)]
+    /// A bus whose health is whatever the test says (healthy at first).
+    #[derive(Debug)]
     struct Scripted(Mutex<Result<(), String>>);
+
+    impl Default for Scripted {
+        fn default() -> Scripted {
+            Scripted(Mutex::new(Ok(())))
+        }
+    }
 
     impl Bus for Scripted {
         fn publish<'a>(&'a self, _: &'a Arc<ChatMessage>) -> BoxFuture<'a, Result<(), BoxError>> {
