@@ -2,8 +2,8 @@
 //!
 //! **How.** The `prometheus-client` crate (the Prometheus project's own Rust client) does the
 //! encoding: names, `# HELP`/`# TYPE` lines, `_total` suffixes, escaping, histogram buckets. Its
-//! metric types are not used for counting: one [`Exporter`], registered as a custom
-//! [`Collector`], reads [`Stats`] and the hub at scrape time. The counters therefore stay plain
+//! metric types are not used for counting: one `Exporter`, registered as a custom
+//! [`Collector`], reads [`Stats`](crate::core::Stats) and the hub at scrape time. The counters therefore stay plain
 //! atomics that the chat code bumps without knowing about Prometheus, and a scrape costs one walk
 //! over the counters and the session table.
 //!
