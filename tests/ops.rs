@@ -364,6 +364,94 @@ async fn readyz_turns_red_naming_the_bus_when_valkey_stops_and_green_when_it_ret
 }
 
 #[tokio::test]
+async fn a_message_between_instances_moves_the_bus_counters_and_the_remote_latency() {
+    let Some(valkey) = TestValkey::start() else {
+        return;
+    };
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let mut config_a = valkey_config(&pg.url(), &valkey.url());
+    config_a.server.instance = Some("a".into());
+    let mut config_b = config_a.clone();
+    config_b.server.instance = Some("b".into());
+    let (a, b) = (start_with(config_a).await, start_with(config_b).await);
+    let mut alice = Client::named(a.tcp_addr(), "alice").await;
+    let mut bob = Client::named(b.tcp_addr(), "bob").await;
+    alice.join("general").await;
+    bob.join("general").await;
+    let published_before = sample(&scrape(a.http_addr()).await, "chatd_bus_publishes_total");
+    alice.send("across instances").await;
+    loop {
+        // Skip the presence notices (alice's join may arrive from the other instance late).
+        if !bob.line().await.starts_with("* ") {
+            break;
+        }
+    }
+    let (on_a, on_b) = (scrape(a.http_addr()).await, scrape(b.http_addr()).await);
+    assert!(sample(&on_a, "chatd_bus_publishes_total") > published_before);
+    assert!(sample(&on_b, "chatd_bus_receives_total") >= 1.0);
+    assert_eq!(sample(&on_a, "chatd_messages_in_total"), 1.0);
+    assert_eq!(
+        sample(&on_b, "chatd_messages_in_total"),
+        0.0,
+        "counted where it was sent"
+    );
+    let count = |samples: &Samples, origin: &str| {
+        sample(
+            samples,
+            &format!("chatd_delivery_latency_seconds_count{{origin=\"{origin}\"}}"),
+        )
+    };
+    assert_eq!(count(&on_b, "remote"), 1.0, "bob's copy came from a");
+    assert_eq!(count(&on_b, "local"), 0.0);
+    assert_eq!(
+        count(&on_a, "local") + count(&on_a, "remote"),
+        0.0,
+        "netcat does not echo"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_the_poll_backend_a_stopped_postgres_turns_both_store_and_bus_red() {
+    let Some(mut pg) = TestPostgres::start() else {
+        return;
+    };
+    let mut config = with_store(default_config(), postgres(&pg.url(), Durability::Sync));
+    config.server.instance = Some("ops-poll".into());
+    for layer in &mut config.layers {
+        if let LayerConfig::Fanout(fanout) = layer {
+            *fanout = FanoutConfig::Poll {
+                interval_ms: 100,
+                gap_wait_ms: 1000,
+            };
+        }
+    }
+    chatd::pipeline::load::revalidate(&config).expect("a valid poll pipeline");
+    let server = start_with(config).await;
+    let http = server.http_addr();
+    let green = readyz_until(http, "green", |status, _| status == 200).await;
+    assert_eq!(green["checks"]["bus"], "ok", "{green}");
+
+    pg.stop();
+    let red = readyz_until(http, "red in both checks", |status, body| {
+        status == 503 && body["checks"]["bus"] != "ok" && body["checks"]["store"] != "ok"
+    })
+    .await;
+    eprintln!("/readyz with PostgreSQL stopped under poll: {red}");
+    let bus = red["checks"]["bus"]
+        .as_str()
+        .expect("the bus check says why");
+    assert!(bus.starts_with("poll: no successful poll for "), "{bus}");
+
+    pg.restart();
+    readyz_until(http, "green again", |status, _| status == 200).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn readyz_turns_red_naming_the_store_when_postgres_stops_and_green_when_it_returns() {
     let Some(mut pg) = TestPostgres::start() else {
         return;

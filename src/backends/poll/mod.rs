@@ -198,7 +198,8 @@ impl LastPoll {
         Err(format!(
             "poll: no successful poll for {:.1} s: {}",
             age.as_secs_f64(),
-            why.as_deref().unwrap_or("the poll task is stuck")
+            why.as_deref()
+                .unwrap_or("the poll under way is still waiting for the database")
         ))
     }
 }
