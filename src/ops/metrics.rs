@@ -24,7 +24,7 @@ use prometheus_client::registry::Registry;
 
 use crate::backends::Writer;
 use crate::core::latency::Histogram;
-use crate::core::stats::ByProtocol;
+use crate::core::stats::{ByProtocol, Counter};
 use crate::core::{Hub, Protocol};
 
 /// A registry whose one collector reads `hub` (and the persist layer's `writer`, if any).
@@ -55,6 +55,9 @@ struct Exporter {
 }
 
 type Fmt = Result<(), std::fmt::Error>;
+
+const ROOMS_HELP: &str = "Rooms that exist on this instance.";
+const QUEUE_HELP: &str = "Messages waiting in the store writer's queue.";
 
 impl Collector for Exporter {
     fn encode(&self, mut out: DescriptorEncoder) -> Fmt {
@@ -94,128 +97,45 @@ impl Collector for Exporter {
             MetricType::Counter,
             both(&stats.sessions_opened_by),
         )?;
-        gauge(
-            &mut out,
-            "rooms",
-            "Rooms that exist on this instance.",
-            self.hub.rooms().len() as u64,
-        )?;
-
-        // Chat traffic.
-        counter(
-            &mut out,
-            "messages_in",
-            "Chat messages accepted from this instance's sessions.",
-            stats.messages_in.get(),
-        )?;
-        counter(
-            &mut out,
-            "deliveries",
-            "Chat messages queued for a recipient session (one message to a room of ten is ten).",
-            stats.deliveries.get(),
-        )?;
+        gauge(&mut out, "rooms", ROOMS_HELP, self.hub.rooms().len() as u64)?;
         latency(&mut out, &stats.latency_local, &stats.latency_remote)?;
-        counter(
-            &mut out,
-            "slow_consumer_disconnects",
-            "Sessions disconnected because their outbound queue was full (the client read too slowly).",
-            stats.slow_consumers.get(),
-        )?;
-        counter(
-            &mut out,
-            "rate_limited",
-            "Requests refused by the rate_limit layer.",
-            stats.rate_limited.get(),
-        )?;
-
-        // The store's writer.
         if let Some(writer) = &self.writer {
             gauge(
                 &mut out,
                 "persist_queue_depth",
-                "Messages waiting in the store writer's queue.",
+                QUEUE_HELP,
                 writer.queued() as u64,
             )?;
         }
-        counter(
-            &mut out,
-            "persisted",
-            "Messages written to the store.",
-            stats.persisted.get(),
-        )?;
-        counter(
-            &mut out,
-            "persist_batches",
-            "Batches written to the store (one transaction each).",
-            stats.persist_batches.get(),
-        )?;
-        counter(
-            &mut out,
-            "persist_retries",
-            "Batch writes retried because the store was unavailable.",
-            stats.persist_retries.get(),
-        )?;
-        counter(
-            &mut out,
-            "persist_rejected",
-            "Messages the store refused one by one (failures; the rest of their batch was written).",
-            stats.persist_rejected.get(),
-        )?;
-        counter(
-            &mut out,
-            "persist_dropped",
-            "Messages never stored: the write queue was full, or the store stayed unreachable through shutdown.",
-            stats.persist_dropped.get(),
-        )?;
-
-        // The bus between instances.
-        counter(
-            &mut out,
-            "bus_publishes",
-            "Messages and presence changes handed to the bus for the other instances.",
-            stats.bus_published.get(),
-        )?;
-        counter(
-            &mut out,
-            "bus_receives",
-            "Messages and presence changes received from other instances.",
-            stats.bus_received.get(),
-        )?;
-        counter(
-            &mut out,
-            "bus_reconnects",
-            "Times the bus subscription was lost and established again.",
-            stats.bus_reconnects.get(),
-        )?;
-        counter(
-            &mut out,
-            "bus_failures",
-            "Bus operations that failed (a publish, a poll, a lost subscription).",
-            stats.bus_failures.get(),
-        )?;
-        counter(
-            &mut out,
-            "gap_fills",
-            "Messages read from the store to fill a hole in a room's sequence.",
-            stats.gap_fills.get(),
-        )?;
-        counter(
-            &mut out,
-            "gaps_skipped",
-            "Sequence numbers given up on: messages numbered but never received.",
-            stats.gaps_skipped.get(),
-        )?;
+        // Everything else is a plain counter of `Stats`.
+        #[rustfmt::skip]
+        let counters: [(&str, &str, &Counter); 15] = [
+            ("messages_in", "Chat messages accepted from this instance's sessions.", &stats.messages_in),
+            ("deliveries", "Chat messages queued for a recipient session (one message to a room of ten is ten).", &stats.deliveries),
+            ("slow_consumer_disconnects", "Sessions disconnected because their outbound queue was full (the client read too slowly).", &stats.slow_consumers),
+            ("rate_limited", "Requests refused by the rate_limit layer.", &stats.rate_limited),
+            ("persisted", "Messages written to the store.", &stats.persisted),
+            ("persist_batches", "Batches written to the store (one transaction each).", &stats.persist_batches),
+            ("persist_retries", "Batch writes retried because the store was unavailable.", &stats.persist_retries),
+            ("persist_rejected", "Messages the store refused one by one (failures; the rest of their batch was written).", &stats.persist_rejected),
+            ("persist_dropped", "Messages never stored: the write queue was full, or the store stayed unreachable through shutdown.", &stats.persist_dropped),
+            ("bus_publishes", "Messages and presence changes handed to the bus for the other instances.", &stats.bus_published),
+            ("bus_receives", "Messages and presence changes received from other instances.", &stats.bus_received),
+            ("bus_reconnects", "Times the bus subscription was lost and established again.", &stats.bus_reconnects),
+            ("bus_failures", "Bus operations that failed (a publish, a poll, a lost subscription).", &stats.bus_failures),
+            ("gap_fills", "Messages read from the store to fill a hole in a room's sequence.", &stats.gap_fills),
+            ("gaps_skipped", "Sequence numbers given up on: messages numbered but never received.", &stats.gaps_skipped),
+        ];
+        for (name, help, value) in counters {
+            out.encode_descriptor(name, help, None, MetricType::Counter)?
+                .encode_counter::<NoLabelSet, _, u64>(&value.get(), None)?;
+        }
         Ok(())
     }
 }
 
 fn both(counters: &ByProtocol) -> [u64; 2] {
     [counters.tcp.get(), counters.http.get()]
-}
-
-fn counter(out: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Fmt {
-    out.encode_descriptor(name, help, None, MetricType::Counter)?
-        .encode_counter::<NoLabelSet, _, u64>(&value, None)
 }
 
 fn gauge(out: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Fmt {
