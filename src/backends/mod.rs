@@ -7,7 +7,8 @@
 //! at start by [`migrate`].
 //!
 //! **The seam.** [`Store`] is everything the persist layer needs of a database: append a batch,
-//! read history, and say where a room's history stands after a restart. Two stores implement it;
+//! read history, say where a room's history stands after a restart, and answer a ping for the
+//! readiness check (`crate::ops::health`). Two stores implement it;
 //! the writer and the layer above do not know which one they talk to, and their unit tests use a
 //! mock.
 //!
