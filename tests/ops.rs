@@ -303,20 +303,35 @@ async fn readyz_until(http: SocketAddr, what: &str, done: impl Fn(u16, &Value) -
     }
 }
 
+/// Waits until `/readyz` is `503` with every check in `failing` saying what is wrong; returns
+/// the answer (and prints it, for whoever reads the test's output).
+async fn until_red(http: SocketAddr, failing: &[&str]) -> Value {
+    let red = readyz_until(http, &format!("red in {failing:?}"), |status, body| {
+        status == 503
+            && body["status"] == "unavailable"
+            && failing.iter().all(|check| {
+                body["checks"][check]
+                    .as_str()
+                    .is_some_and(|why| why != "ok")
+            })
+    })
+    .await;
+    eprintln!("/readyz: {red}");
+    red
+}
+
+/// Waits until `/readyz` is `200`, every check `ok`.
+async fn until_green(http: SocketAddr) -> Value {
+    let green = readyz_until(http, "green", |status, _| status == 200).await;
+    let checks = green["checks"].as_object().expect("checks");
+    assert!(checks.values().all(|v| v == "ok"), "{green}");
+    green
+}
+
 /// The phase-3 pipeline (PostgreSQL store, Valkey bus) over the given servers.
 fn valkey_config(pg: &str, valkey: &str) -> PipelineConfig {
-    let mut config = with_store(default_config(), postgres(pg, Durability::Sync));
+    let mut config = support::valkey::pipeline(pg, valkey, Durability::Sync);
     config.server.instance = Some("ops".into());
-    for layer in &mut config.layers {
-        if let LayerConfig::Fanout(fanout) = layer {
-            *fanout = FanoutConfig::Valkey {
-                url: valkey.to_string(),
-                pool_size: 4,
-                gap_wait_ms: 200,
-            };
-        }
-    }
-    chatd::pipeline::load::revalidate(&config).expect("a valid valkey pipeline");
     config
 }
 
@@ -341,21 +356,16 @@ async fn readyz_turns_red_naming_the_bus_when_valkey_stops_and_green_when_it_ret
     alice.join("general").await;
 
     valkey.stop();
-    let red = readyz_until(http, "red", |status, _| status == 503).await;
-    assert_eq!(red["status"], "unavailable", "{red}");
+    let red = until_red(http, &["bus"]).await;
     assert_eq!(red["checks"]["store"], "ok", "only the bus is down: {red}");
-    eprintln!("/readyz with Valkey stopped: {red}");
-    let bus = red["checks"]["bus"]
-        .as_str()
-        .expect("the bus check says why");
+    let bus = red["checks"]["bus"].as_str().unwrap_or_default();
     assert!(
         bus.starts_with("valkey"),
         "the bus check names Valkey: {bus}"
     );
 
     valkey.restart();
-    let green = readyz_until(http, "green", |status, _| status == 200).await;
-    assert_eq!(green["checks"]["bus"], "ok", "{green}");
+    until_green(http).await;
     let metrics = scrape(http).await;
     assert!(sample(&metrics, "chatd_bus_reconnects_total") >= 1.0);
     assert!(sample(&metrics, "chatd_bus_failures_total") >= 1.0);
@@ -432,22 +442,16 @@ async fn with_the_poll_backend_a_stopped_postgres_turns_both_store_and_bus_red()
     chatd::pipeline::load::revalidate(&config).expect("a valid poll pipeline");
     let server = start_with(config).await;
     let http = server.http_addr();
-    let green = readyz_until(http, "green", |status, _| status == 200).await;
+    let green = until_green(http).await;
     assert_eq!(green["checks"]["bus"], "ok", "{green}");
 
     pg.stop();
-    let red = readyz_until(http, "red in both checks", |status, body| {
-        status == 503 && body["checks"]["bus"] != "ok" && body["checks"]["store"] != "ok"
-    })
-    .await;
-    eprintln!("/readyz with PostgreSQL stopped under poll: {red}");
-    let bus = red["checks"]["bus"]
-        .as_str()
-        .expect("the bus check says why");
+    let red = until_red(http, &["store", "bus"]).await;
+    let bus = red["checks"]["bus"].as_str().unwrap_or_default();
     assert!(bus.starts_with("poll: no successful poll for "), "{bus}");
 
     pg.restart();
-    readyz_until(http, "green again", |status, _| status == 200).await;
+    until_green(http).await;
     server.shutdown().await;
 }
 
@@ -469,19 +473,15 @@ async fn readyz_turns_red_naming_the_store_when_postgres_stops_and_green_when_it
     );
 
     pg.stop();
-    let red = readyz_until(http, "red", |status, _| status == 503).await;
-    eprintln!("/readyz with PostgreSQL stopped: {red}");
-    let store = red["checks"]["store"]
-        .as_str()
-        .expect("the store check says why");
+    let red = until_red(http, &["store"]).await;
+    let store = red["checks"]["store"].as_str().unwrap_or_default();
     assert!(
         store.contains("store"),
         "the store check says what failed: {store}"
     );
 
     pg.restart();
-    let green = readyz_until(http, "green", |status, _| status == 200).await;
-    assert_eq!(green["checks"]["store"], "ok", "{green}");
+    until_green(http).await;
     server.shutdown().await;
 }
 
