@@ -58,6 +58,9 @@
 //! (not from the last row it fed); and a room opened here records the newest id at that moment,
 //! so its members are not handed notices from before they came.
 //!
+//! **Health.** The poll task records each poll's outcome; the bus is unhealthy once no poll has
+//! succeeded for five intervals (at least two seconds), with the last error as the reason.
+//!
 //! **No replay, and a small table.** Reading starts at the table's newest id when the bus is
 //! built: an instance that starts does not announce joins from before it ran. Every minute each
 //! instance deletes the events older than five minutes (any instance may delete anybody's: they

@@ -29,6 +29,11 @@
 //! `gap_wait_ms`, the missing messages are read from the store. Duplicates cost nothing: the
 //! room's ordered gate drops a seq it has delivered already.
 //!
+//! **Health.** The receive loop records when and why the subscription went down (the connection
+//! closed, a PING unanswered, a reconnection refused) and clears it once re-subscribed;
+//! [`Bus::health`] reports that, or else whether a pooled connection answers PING. So `/readyz`
+//! turns red the moment the subscription drops and green once it is back.
+//!
 //! **Wire format.** JSON, one object per publish, tagged by `type` (see `wire.rs`): a `message`
 //! carries room, seq, nick, text, ts_ms and the sending instance; a `presence` carries room, nick,
 //! kind (`joined`, `left`, `quit`, `renamed` with `new_nick`) and instance. An instance skips what
