@@ -10,6 +10,7 @@
 //! * [`core`]: sessions, rooms, messages, the ring buffer; no sockets;
 //! * [`adapters`]: TCP (and HTTP) translating bytes to and from core types;
 //! * [`backends`]: the stores (SQLite, PostgreSQL) and the write-behind writer;
+//! * [`ops`]: logs, `/metrics` and `/readyz`: what an operator sees;
 //! * [`server`]: binding listeners and the shutdown story.
 
 #![warn(missing_docs)]
@@ -18,5 +19,6 @@ pub mod adapters;
 pub mod backends;
 pub mod core;
 pub mod layers;
+pub mod ops;
 pub mod pipeline;
 pub mod server;

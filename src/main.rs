@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
+use chatd::ops::logs::{self, LogFormat};
 use chatd::pipeline::{PipelineConfig, load};
 use chatd::server::Server;
 
@@ -42,16 +42,16 @@ struct Cli {
     /// This instance's name, overriding [server] instance (default: host name and TCP port).
     #[arg(long, value_name = "ID")]
     instance: Option<String>,
+
+    /// How log lines on stderr look: `text` for a terminal, `json` (one object per line) for a
+    /// log shipper. RUST_LOG filters them (default: info).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logs::init(cli.log_format);
 
     let loaded = match &cli.pipeline {
         Some(path) => load::load_file(path),
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, cli.log_format)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("chatd: {err:#}");
@@ -103,17 +103,26 @@ fn apply_overrides(config: &mut PipelineConfig, cli: &Cli) {
     }
 }
 
-async fn run(config: PipelineConfig) -> anyhow::Result<()> {
+/// Runs until a signal. The banner and the goodbye are plain lines for a person at a terminal;
+/// with JSON logs they are log events too, so that every line on stderr parses.
+async fn run(config: PipelineConfig, format: LogFormat) -> anyhow::Result<()> {
     let server = Server::start(&config).await?;
-    eprintln!(
+    let banner = format!(
         "chatd {} is up: nc {} {}  or  http://{}/  (Ctrl-C stops it)",
         server.hub().instance(),
         server.tcp_addr().ip(),
         server.tcp_addr().port(),
         server.http_addr()
     );
+    match format {
+        LogFormat::Text => eprintln!("{banner}"),
+        LogFormat::Json => tracing::info!("{banner}"),
+    }
     wait_for_signal().await;
-    eprintln!("chatd: shutting down");
+    match format {
+        LogFormat::Text => eprintln!("chatd: shutting down"),
+        LogFormat::Json => tracing::info!("shutting down"),
+    }
     server.shutdown().await;
     Ok(())
 }

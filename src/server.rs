@@ -26,6 +26,7 @@ use crate::adapters::http::{self, HttpOptions};
 use crate::adapters::tcp::{self, TcpOptions};
 use crate::backends::Background;
 use crate::core::Hub;
+use crate::ops::Ops;
 use crate::pipeline::{self, ChatService, PipelineConfig};
 
 /// A running instance.
@@ -49,7 +50,9 @@ impl Server {
     pub async fn start(config: &PipelineConfig) -> anyhow::Result<Server> {
         let hub = Hub::new(config.instance_id());
         let background = Background::default();
-        let stack = pipeline::build(config, &hub, &background).await?;
+        let built = pipeline::assemble(config, &hub, &background).await?;
+        let stack = built.stack;
+        let ops = Ops::new(hub.clone(), built.backends);
         let listener = TcpListener::bind(config.server.tcp)
             .await
             .with_context(|| format!("cannot listen for TCP on {}", config.server.tcp))?;
@@ -74,6 +77,7 @@ impl Server {
             http_listener,
             stack.clone(),
             http_options,
+            ops,
             shutdown.clone(),
             tracker.clone(),
         ));
@@ -81,6 +85,7 @@ impl Server {
             listener,
             stack.clone(),
             options,
+            hub.stats_handle(),
             shutdown.clone(),
             tracker.clone(),
         ));

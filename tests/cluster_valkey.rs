@@ -9,12 +9,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use chatd::pipeline::PipelineConfig;
-use chatd::pipeline::config::{Durability, FanoutConfig, LayerConfig};
+use chatd::pipeline::config::Durability;
 use chatd::server::Server;
 use support::http::HttpClient;
 use support::postgres::TestPostgres;
 use support::valkey::TestValkey;
-use support::{Client, PATIENCE, default_config, postgres, start_with, with_store};
+use support::{Client, PATIENCE, start_with};
 
 /// Three instances, `a`, `b` and `c`, and the servers they share.
 struct Cluster {
@@ -25,18 +25,8 @@ struct Cluster {
 
 /// The valkey pipeline for `instance`, over the shared PostgreSQL and Valkey.
 fn config(instance: &str, pg: &str, valkey: &str, durability: Durability) -> PipelineConfig {
-    let mut config = with_store(default_config(), postgres(pg, durability));
+    let mut config = support::valkey::pipeline(pg, valkey, durability);
     config.server.instance = Some(instance.into());
-    for layer in &mut config.layers {
-        if let LayerConfig::Fanout(fanout) = layer {
-            *fanout = FanoutConfig::Valkey {
-                url: valkey.to_string(),
-                pool_size: 4,
-                gap_wait_ms: 200,
-            };
-        }
-    }
-    chatd::pipeline::load::revalidate(&config).expect("a valid valkey pipeline");
     config
 }
 

@@ -10,10 +10,33 @@ pub mod lines;
 pub mod tcp;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+
+use crate::core::{Protocol, Stats};
+
+/// Counts a client connection as opened when made and as closed when dropped, so that the
+/// `chatd_connections_open` gauge cannot drift whichever way a connection's task ends.
+struct Counted {
+    stats: Arc<Stats>,
+    protocol: Protocol,
+}
+
+impl Counted {
+    fn new(stats: Arc<Stats>, protocol: Protocol) -> Counted {
+        stats.connections_opened.get(protocol).inc();
+        Counted { stats, protocol }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.stats.connections_closed.get(self.protocol).inc();
+    }
+}
 
 /// The next connection on `listener`, or `None` once `shutdown` fires. Both adapters accept
 /// through this. A failed accept (usually: out of file descriptors) is logged and retried after

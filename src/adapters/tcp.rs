@@ -14,9 +14,10 @@
 //! appended to the same buffer and sent with one write, so a busy room costs one syscall per
 //! batch rather than per message. A lone event is written straight from its shared rendered
 //! bytes (no copy), and nothing is kept between writes: an idle connection holds no write buffer,
-//! an empty outbound queue (see `core::outbound`) and a small read buffer ([`READ_BUFFER`]).
+//! an empty outbound queue (see `core::outbound`) and a small read buffer (`READ_BUFFER`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -32,7 +33,7 @@ use tower::{BoxError, Service, ServiceExt};
 use super::lines::{ChatLines, Input};
 use crate::core::{
     Action, ChatError, Closer, Connect, Detail, Event, Inbox, Protocol, Reply, Request, SessionId,
-    outbound,
+    Stats, outbound,
 };
 use crate::pipeline::ChatService;
 
@@ -54,22 +55,29 @@ pub struct TcpOptions {
     pub outbound_queue: usize,
 }
 
-/// Accepts connections until `shutdown`, each served by its own task on `tracker`.
+/// Accepts connections until `shutdown`, each served by its own task on `tracker`. Connections
+/// and deliveries are counted in `stats`.
 pub async fn serve(
     listener: TcpListener,
     stack: ChatService,
     options: TcpOptions,
+    stats: Arc<Stats>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
     while let Some((stream, peer)) = super::accept(&listener, &shutdown).await {
         let _ = stream.set_nodelay(true);
+        let counted = super::Counted::new(stats.clone(), Protocol::Tcp);
         let connection = Connection {
             stack: stack.clone(),
             options,
             shutdown: shutdown.clone(),
+            stats: stats.clone(),
         };
-        tracker.spawn(connection.run(stream, peer));
+        tracker.spawn(async move {
+            connection.run(stream, peer).await;
+            drop(counted);
+        });
     }
 }
 
@@ -99,6 +107,7 @@ struct Connection {
     stack: ChatService,
     options: TcpOptions,
     shutdown: CancellationToken,
+    stats: Arc<Stats>,
 }
 
 impl Connection {
@@ -207,7 +216,7 @@ impl Connection {
                 biased;
                 _ = &mut shutdown => return End::Shutdown { mid_line: false },
                 _ = &mut kicked => return End::Kicked { mid_line: false },
-                Some(event) = queue.recv() => out = batch(event, queue),
+                Some(event) = queue.recv() => out = batch(event, queue, &self.stats),
                 input = lines.next() => {
                     let line = match input {
                         None | Some(Err(_)) => return End::Done,
@@ -249,21 +258,30 @@ impl Connection {
 
 /// The bytes for one write: `first` alone, shared with every other recipient, when nothing else
 /// is queued; otherwise it and whatever else is queued (up to [`MAX_BATCH_BYTES`]) in one buffer.
-fn batch(first: Event, queue: &mut Inbox) -> Bytes {
-    let first = first.line();
+/// Each chat message taken here is handed to the socket next: its delivery latency ends now.
+fn batch(first: Event, queue: &mut Inbox, stats: &Stats) -> Bytes {
+    let first = line(first, stats);
     let Some(next) = queue.try_recv() else {
         return first;
     };
     let mut buf = BytesMut::with_capacity(4 * first.len());
     buf.extend_from_slice(&first);
-    buf.extend_from_slice(&next.line());
+    buf.extend_from_slice(&line(next, stats));
     while buf.len() < MAX_BATCH_BYTES {
         match queue.try_recv() {
-            Some(event) => buf.extend_from_slice(&event.line()),
+            Some(event) => buf.extend_from_slice(&line(event, stats)),
             None => break,
         }
     }
     buf.freeze()
+}
+
+/// `event`'s line, its delivery counted in `stats` if it is a chat message.
+fn line(event: Event, stats: &Stats) -> Bytes {
+    if let Event::Message(msg) = &event {
+        stats.handed_over(msg);
+    }
+    event.line()
 }
 
 fn render(reply: &Reply, buf: &mut BytesMut) {

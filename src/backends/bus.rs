@@ -12,7 +12,9 @@
 //!   and the room's ordered gate (`Room::commit`) delivers them in seq order;
 //! * **open:** when a room is first used on this instance, the `OpenRoom` request passes through
 //!   the fan-out layer, which hands it to [`Bus::open_room`]: the backend starts listening to the
-//!   room and raises the room's floor to the seq other instances have already reached.
+//!   room and raises the room's floor to the seq other instances have already reached;
+//! * **health:** [`Bus::health`] says whether messages flow right now, in words an operator can
+//!   act on; `GET /readyz` asks it (see `crate::ops::health`).
 //!
 //! A gap in a room's sequence (a message numbered but not received) is the backend's to fill:
 //! from the store, or given up on loudly after a bounded wait (see `core::room::Gap`).
@@ -42,6 +44,14 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// When the backend cannot be reached: the room is not opened and the user is told to retry.
     fn open_room<'a>(&'a self, open: &'a OpenRoom) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Whether messages flow between this instance and the others right now, for the readiness
+    /// check (`GET /readyz`), which bounds the wait itself.
+    ///
+    /// # Errors
+    /// What is wrong, in words for an operator, e.g. `valkey subscription down since 3 s:
+    /// connection refused`.
+    fn health(&self) -> BoxFuture<'_, Result<(), String>>;
 
     /// Starts the receiving side: what other instances publish is fed into `stack`. Its tasks run
     /// on `background` and stop with it.

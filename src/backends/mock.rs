@@ -86,6 +86,14 @@ impl Store for Mock {
         Box::pin(std::future::ready(Ok(found.split_off(skip))))
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        let result = match self.down.load(Ordering::SeqCst) {
+            true => Err(down()),
+            false => Ok(()),
+        };
+        Box::pin(std::future::ready(result))
+    }
+
     fn max_seq<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<u64, StoreError>> {
         if self.down.load(Ordering::SeqCst) {
             return Box::pin(std::future::ready(Err(down())));

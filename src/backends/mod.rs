@@ -7,7 +7,8 @@
 //! at start by [`migrate`].
 //!
 //! **The seam.** [`Store`] is everything the persist layer needs of a database: append a batch,
-//! read history, and say where a room's history stands after a restart. Two stores implement it;
+//! read history, say where a room's history stands after a restart, and answer a ping for the
+//! readiness check (`crate::ops::health`). Two stores implement it;
 //! the writer and the layer above do not know which one they talk to, and their unit tests use a
 //! mock.
 //!
@@ -92,6 +93,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &'a self,
         query: &'a HistoryQuery,
     ) -> BoxFuture<'a, Result<Vec<Arc<ChatMessage>>, StoreError>>;
+
+    /// Whether the store answers right now, with one cheap round trip (`SELECT 1`). The
+    /// readiness check (`GET /readyz`) asks this; it bounds the wait itself.
+    ///
+    /// # Errors
+    /// Why the store did not answer.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// The highest seq stored for `room`, 0 if none.
     ///

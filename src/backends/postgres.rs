@@ -193,6 +193,16 @@ impl Store for PostgresStore {
         })
     }
 
+    /// Through the pool, like every other query: a connection that died is replaced first
+    /// (`test_on_check_out`), so this fails only when the server cannot be reached.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            conn.simple_query("SELECT 1").await.map_err(classify)?;
+            Ok(())
+        })
+    }
+
     fn history<'a>(
         &'a self,
         query: &'a HistoryQuery,

@@ -253,6 +253,13 @@ impl Store for SqliteStore {
         }))
     }
 
+    /// On the read connection: the writer's may be busy with a batch, which is not a failure.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(SqliteStore::with(&self.reader, |conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(())).map_err(classify)
+        }))
+    }
+
     fn max_seq<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<u64, StoreError>> {
         let room = room.clone();
         Box::pin(SqliteStore::with(&self.reader, move |conn| {

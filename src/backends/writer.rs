@@ -128,6 +128,17 @@ impl Writer {
         }
     }
 
+    /// Messages waiting in the queue now (the batch being written is no longer counted).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Whether the writer task is still running: once it has ended (shutdown, or a panic) no
+    /// message is stored any more.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Write-ahead: queues `msg` (waiting for room) and waits until its batch is committed.
     ///
     /// # Errors

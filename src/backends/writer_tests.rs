@@ -1,5 +1,5 @@
 //! Unit tests of the writer against a mock store: batching, retry with backoff, the full-queue
-//! policy and the shutdown flush. (The real stores are tested end to end in `tests/persist_*`.)
+//! policy, the shutdown flush and the queue depth. (The real stores are tested end to end in `tests/persist_*`.)
 
 use super::*;
 use crate::backends::mock::Mock;
@@ -121,4 +121,35 @@ async fn shutdown_gives_up_on_a_store_that_stays_down_and_says_so() {
         .expect("shutdown ends after its grace period");
     assert_eq!(stats.persist_dropped.get(), 2);
     assert!(!writer.enqueue(msg(3)), "a stopped writer takes nothing");
+}
+
+#[tokio::test]
+async fn the_queue_depth_counts_what_waits_and_a_stopped_writer_says_so() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mock = Arc::new(Mock {
+        gate: Some(gate.clone()),
+        ..Mock::default()
+    });
+    let background = Background::default();
+    let stats = Arc::new(Stats::default());
+    let writer = Writer::spawn(mock.clone(), options(100, 1), stats, &background);
+    assert_eq!(writer.queued(), 0);
+    for seq in 1..=5 {
+        writer.enqueue(msg(seq));
+    }
+    // The task takes the first message and waits at the gate: four wait behind it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while writer.queued() != 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "depth {}",
+            writer.queued()
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(writer.is_running());
+    gate.add_permits(1000);
+    background.finish().await;
+    assert_eq!(writer.queued(), 0);
+    assert!(!writer.is_running(), "the task has ended");
 }

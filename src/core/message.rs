@@ -11,7 +11,7 @@
 //! the fan-out deliver in order even when two senders race.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -43,6 +43,9 @@ pub struct ChatMessage {
     pub ts_ms: i64,
     /// Who sent it, so the sender's own TCP connection is not echoed.
     pub origin: Origin,
+    /// When this process numbered it, on the monotonic clock; `None` for a message numbered
+    /// elsewhere (another instance, a store). The delivery latency metric starts here.
+    numbered_at: Option<Instant>,
     /// Each wire form, rendered on first use and shared by every recipient of that protocol.
     wire: [OnceLock<Bytes>; 2],
 }
@@ -57,9 +60,12 @@ pub enum Wire {
 }
 
 impl ChatMessage {
-    /// A message stamped now.
+    /// A message numbered now, by this process.
     pub fn new(room: RoomName, seq: u64, nick: Nick, text: String, origin: Origin) -> ChatMessage {
-        ChatMessage::at(room, seq, nick, text, origin, now_ms())
+        ChatMessage {
+            numbered_at: Some(Instant::now()),
+            ..ChatMessage::at(room, seq, nick, text, origin, now_ms())
+        }
     }
 
     /// A message with a given timestamp (from a store or another instance).
@@ -78,7 +84,22 @@ impl ChatMessage {
             text,
             ts_ms,
             origin,
+            numbered_at: None,
             wire: Default::default(),
+        }
+    }
+
+    /// How long ago the message was numbered. For a message numbered by this process it is
+    /// measured on the monotonic clock; for one numbered elsewhere (another instance, or read
+    /// back from a store) it is the wall clock now minus the message's timestamp, so it includes
+    /// any difference between the two hosts' clocks, and is `None` when the timestamp is ahead
+    /// of this host's clock.
+    pub fn age(&self) -> Option<Duration> {
+        match self.numbered_at {
+            Some(at) => Some(at.elapsed()),
+            None => u64::try_from(now_ms() - self.ts_ms)
+                .ok()
+                .map(Duration::from_millis),
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod event;
 pub mod hub;
+pub mod latency;
 pub mod message;
 pub mod names;
 pub mod outbound;

@@ -348,6 +348,16 @@ impl Rooms {
         self.map().get(name).cloned()
     }
 
+    /// How many rooms exist on this instance.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether no room exists yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Every room with its member count, sorted by name.
     pub fn list(&self) -> Vec<(RoomName, usize)> {
         let rooms: Vec<Arc<Room>> = self.map().values().cloned().collect();

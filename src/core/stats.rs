@@ -1,9 +1,15 @@
 //! Counters every part of the server can bump without locking.
 //!
-//! Plain relaxed atomics: a counter is read rarely (by tests, logs and, later, the metrics
-//! endpoint) and bumped often, so it must cost no more than an add.
+//! Plain relaxed atomics: a counter is read rarely (by tests, logs and the `/metrics` endpoint,
+//! see `crate::ops::metrics`) and bumped often, so it must cost no more than an add. The delivery
+//! latency histograms are atomic too (see [`super::latency`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::latency::Histogram;
+use super::message::{ChatMessage, Origin};
+use super::request::Protocol;
 
 /// A monotonically increasing counter.
 #[derive(Debug, Default)]
@@ -26,11 +32,37 @@ impl Counter {
     }
 }
 
+/// One counter per protocol.
+#[derive(Debug, Default)]
+pub struct ByProtocol {
+    /// The line protocol (netcat).
+    pub tcp: Counter,
+    /// HTTP (REST and Server-Sent Events).
+    pub http: Counter,
+}
+
+impl ByProtocol {
+    /// The counter of `protocol`.
+    pub fn get(&self, protocol: Protocol) -> &Counter {
+        match protocol {
+            Protocol::Tcp => &self.tcp,
+            Protocol::Http => &self.http,
+        }
+    }
+}
+
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Sessions opened since start.
     pub sessions_opened: Counter,
+    /// Sessions opened since start, by protocol.
+    pub sessions_opened_by: ByProtocol,
+    /// Connections accepted since start, by protocol (an HTTP connection may carry many
+    /// requests; a TCP connection is one session).
+    pub connections_opened: ByProtocol,
+    /// Connections ended since start, by protocol.
+    pub connections_closed: ByProtocol,
     /// Chat messages accepted from local sessions.
     pub messages_in: Counter,
     /// Chat messages handed to recipients' queues.
@@ -53,4 +85,32 @@ pub struct Stats {
     /// Messages the store refused one by one (a row it cannot hold); the rest of their batch
     /// was written.
     pub persist_rejected: Counter,
+    /// Messages and presence changes handed to the bus without error. (With `poll` a message
+    /// travels in the store, so its hand-off is a no-op, counted all the same.)
+    pub bus_published: Counter,
+    /// Messages and presence changes received from other instances and fed into the stack.
+    pub bus_received: Counter,
+    /// Times the bus's connection was lost and established again.
+    pub bus_reconnects: Counter,
+    /// Messages read from the store to fill a hole in a room's sequence.
+    pub gap_fills: Counter,
+    /// Seconds from numbering to hand-off to the socket, for messages sent on this instance.
+    pub latency_local: Histogram,
+    /// The same for messages from other instances (wall clocks, see [`Stats::handed_over`]).
+    pub latency_remote: Histogram,
+    /// Requests refused by the `rate_limit` layer.
+    pub rate_limited: Counter,
+}
+
+impl Stats {
+    /// Records that an adapter handed `msg` to a recipient's socket or event stream: its delivery
+    /// latency goes into [`Stats::latency_local`] or [`Stats::latency_remote`] by origin. See
+    /// [`ChatMessage::age`] for how the age of a message from another instance is measured.
+    pub fn handed_over(&self, msg: &ChatMessage) {
+        let histogram = match msg.origin {
+            Origin::Local(_) => &self.latency_local,
+            Origin::Remote(_) => &self.latency_remote,
+        };
+        histogram.observe(msg.age().unwrap_or(Duration::ZERO));
+    }
 }

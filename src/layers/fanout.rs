@@ -72,13 +72,17 @@ impl<S: Inner> Service<Request> for Fanout<S> {
             match req.action {
                 Action::Publish(msg) => {
                     hub.rooms().get_or_create(&msg.room).commit(msg.clone());
-                    if let (Some(bus), Origin::Local(_)) = (&bus, &msg.origin)
-                        && let Err(err) = bus.publish(&msg).await
-                    {
-                        // Delivered here and stored: the other instances fill the gap from
-                        // the store. Logged, not returned: the sender did nothing wrong.
-                        hub.stats().bus_failures.inc();
-                        tracing::warn!(room = %msg.room, seq = msg.seq, "bus publish failed: {err}");
+                    if let (Some(bus), Origin::Local(_)) = (&bus, &msg.origin) {
+                        match bus.publish(&msg).await {
+                            Ok(()) => hub.stats().bus_published.inc(),
+                            Err(err) => {
+                                // Delivered here and stored: the other instances fill the gap
+                                // from the store. Logged, not returned: the sender did nothing
+                                // wrong.
+                                hub.stats().bus_failures.inc();
+                                tracing::warn!(room = %msg.room, seq = msg.seq, "bus publish failed: {err}");
+                            }
+                        }
                     }
                     Ok(Reply::default())
                 }
@@ -87,11 +91,14 @@ impl<S: Inner> Service<Request> for Fanout<S> {
                         room.announce(&presence);
                     }
                     // Local changes name their session; remote ones do not and stop here.
-                    if let (Some(bus), Some(_)) = (&bus, presence.session)
-                        && let Err(err) = bus.announce(&presence).await
-                    {
-                        hub.stats().bus_failures.inc();
-                        tracing::warn!(room = %presence.room, "bus announce failed: {err}");
+                    if let (Some(bus), Some(_)) = (&bus, presence.session) {
+                        match bus.announce(&presence).await {
+                            Ok(()) => hub.stats().bus_published.inc(),
+                            Err(err) => {
+                                hub.stats().bus_failures.inc();
+                                tracing::warn!(room = %presence.room, "bus announce failed: {err}");
+                            }
+                        }
                     }
                     Ok(Reply::default())
                 }

@@ -132,6 +132,12 @@ impl PersistLayer {
         PersistLayer::with_store(opened.store.clone(), writer, opened.durability)
     }
 
+    /// The writer this layer queues to, if it has a store (for the queue-depth metric and the
+    /// readiness check).
+    pub fn writer(&self) -> Option<&Writer> {
+        self.backend.as_ref().map(|backend| &backend.writer)
+    }
+
     /// A persist layer over a store and writer made elsewhere (tests, benches).
     pub fn with_store(
         store: Arc<dyn Store>,

@@ -29,6 +29,7 @@ use crate::layers::history::HistoryLayer;
 use crate::layers::parse::ParseLayer;
 use crate::layers::persist::{OpenedStore, PersistLayer, open_store};
 use crate::layers::route::RouteLayer;
+use crate::ops::Backends;
 
 /// How many messages a joiner sees when the pipeline has no history layer.
 const DEFAULT_JOIN_REPLAY: usize = 10;
@@ -43,6 +44,28 @@ pub async fn build(
     hub: &Hub,
     background: &Background,
 ) -> anyhow::Result<ChatService> {
+    Ok(assemble(config, hub, background).await?.stack)
+}
+
+/// A built stack and the backends it started.
+#[derive(Debug)]
+pub struct Built {
+    /// The stack.
+    pub stack: ChatService,
+    /// Its store, writer and bus, for the operator's endpoints (`crate::ops`).
+    pub backends: Backends,
+}
+
+/// [`build`], also handing back the backends the stack uses, so that `/metrics` and `/readyz`
+/// can look at them.
+///
+/// # Errors
+/// As [`build`].
+pub async fn assemble(
+    config: &PipelineConfig,
+    hub: &Hub,
+    background: &Background,
+) -> anyhow::Result<Built> {
     // The store, if any: opened once, shared by the persist layer and the fan-out backend.
     let store = match config.layers.iter().find_map(|layer| match layer {
         LayerConfig::Persist(persist) => Some(persist),
@@ -63,6 +86,11 @@ pub async fn build(
         .unwrap_or(DEFAULT_JOIN_REPLAY);
     // Who holds which nick and who is in which room, on this instance or on all of them.
     let directory = directory(config, hub, background).await?;
+    let mut backends = Backends {
+        store: store.as_ref().map(|opened| opened.store.clone()),
+        writer: None,
+        bus: bus.clone(),
+    };
 
     let mut stack = ChatService::new(service_fn(end_of_pipeline));
     for layer in config.layers.iter().rev() {
@@ -83,10 +111,11 @@ pub async fn build(
             // The per-room ring of recent messages.
             LayerConfig::History(c) => wrap(HistoryLayer::new(c), stack),
             // Durable storage: none, SQLite or PostgreSQL, written behind or ahead.
-            LayerConfig::Persist(_) => wrap(
-                PersistLayer::new(store.as_ref(), hub.stats_handle(), background),
-                stack,
-            ),
+            LayerConfig::Persist(_) => {
+                let persist = PersistLayer::new(store.as_ref(), hub.stats_handle(), background);
+                backends.writer = persist.writer().cloned();
+                wrap(persist, stack)
+            }
             // Delivery to room members, here and (through the bus) on other instances.
             LayerConfig::Fanout(_) => wrap(FanoutLayer::new(hub.clone(), bus.clone()), stack),
         };
@@ -95,7 +124,7 @@ pub async fn build(
     if let Some(bus) = bus {
         bus.start(stack.clone(), hub.clone(), background)?;
     }
-    Ok(stack)
+    Ok(Built { stack, backends })
 }
 
 /// The sequencer and bus of the pipeline's fan-out backend: `local` numbers in memory and has no

@@ -23,5 +23,5 @@ use crate::core::{Reply, Request};
 /// connection works on its own clone.
 pub type ChatService = BoxCloneSyncService<Request, Reply, BoxError>;
 
-pub use build::build;
+pub use build::{Built, assemble, build};
 pub use config::PipelineConfig;

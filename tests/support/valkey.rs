@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chatd::pipeline::PipelineConfig;
+use chatd::pipeline::config::{Durability, FanoutConfig, LayerConfig};
+
 use super::postgres::free_port;
+use super::{default_config, postgres, with_store};
 
 /// Set this to skip the Valkey tests on a machine without Valkey (they fail otherwise).
 pub const SKIP_VAR: &str = "CHATD_SKIP_VALKEY";
@@ -138,4 +142,22 @@ fn find_file(dir: &std::path::Path, name: &str, depth: usize) -> Option<PathBuf>
         .iter()
         .filter(|p| p.is_dir() && depth > 0)
         .find_map(|p| find_file(p, name, depth - 1))
+}
+
+/// The phase-3 pipeline on ephemeral ports: the embedded default with its store in the
+/// PostgreSQL at `pg` and the Valkey fan-out at `valkey` (4 pooled connections, holes read from
+/// the store after 200 ms).
+pub fn pipeline(pg: &str, valkey: &str, durability: Durability) -> PipelineConfig {
+    let mut config = with_store(default_config(), postgres(pg, durability));
+    for layer in &mut config.layers {
+        if let LayerConfig::Fanout(fanout) = layer {
+            *fanout = FanoutConfig::Valkey {
+                url: valkey.to_string(),
+                pool_size: 4,
+                gap_wait_ms: 200,
+            };
+        }
+    }
+    chatd::pipeline::load::revalidate(&config).expect("a valid valkey pipeline");
+    config
 }

@@ -12,7 +12,9 @@
 //! | `POST /command` | `{"command": "/join general"}` | `{"lines": [...], ...}` |
 //! | `POST /message` | `{"room", "text"}` | `202 {"room", "seq"}` |
 //! | `GET /messages/:room` | (`Last-Event-ID`) | `text/event-stream` |
-//! | `GET /healthz` | | `200` |
+//! | `GET /healthz` | | `200`: the process answers |
+//! | `GET /readyz` | | `200` or `503`: the store and bus work (`crate::ops::health`) |
+//! | `GET /metrics` | | Prometheus text (`crate::ops::metrics`) |
 //! | `GET /…` | | the browser client from `static/` |
 //!
 //! Served with hyper 1 (HTTP/1.1, a header-read timeout against slow-header clients) and
@@ -42,7 +44,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{BoxError, ServiceExt};
 
-use crate::core::{Reply, Request};
+use crate::core::{Protocol, Reply, Request};
+use crate::ops::Ops;
 use crate::pipeline::ChatService;
 use sessions::HttpSessions;
 
@@ -85,6 +88,8 @@ pub struct HttpOptions {
 struct State {
     stack: ChatService,
     options: HttpOptions,
+    /// `/metrics`, `/readyz`, and the counters this adapter bumps.
+    ops: Ops,
     sessions: HttpSessions,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -97,17 +102,21 @@ impl State {
     }
 }
 
-/// Serves HTTP until `shutdown`, each connection on its own task on `tracker`.
+/// Serves HTTP until `shutdown`, each connection on its own task on `tracker`. `ops` answers
+/// the operator's endpoints.
 pub async fn serve(
     listener: TcpListener,
     stack: ChatService,
     options: HttpOptions,
+    ops: Ops,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let stats = ops.hub().stats_handle();
     let state = Arc::new(State {
         stack,
         options,
+        ops,
         sessions: HttpSessions::default(),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
@@ -127,7 +136,9 @@ pub async fn serve(
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .serve_connection(TokioIo::new(stream), svc);
         let connection = graceful.watch(connection);
+        let counted = super::Counted::new(stats.clone(), Protocol::Http);
         tracker.spawn(async move {
+            let _counted = counted;
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, %peer, "http connection ended with an error");
             }

@@ -50,11 +50,12 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> HttpResult {
         (Method::POST, "/command") => command(&state, req).await,
         (Method::POST, "/message") => message(&state, req).await,
         (Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        (Method::GET, "/readyz") => Ok(readyz(&state).await),
+        (Method::GET, "/metrics") => Ok(metrics(&state)),
         (Method::GET, p) if p.starts_with("/messages/") => sse::open(&state, req).await,
-        (_, "/connect" | "/command" | "/message" | "/healthz") => Err(HttpError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed",
-        )),
+        (_, "/connect" | "/command" | "/message" | "/healthz" | "/readyz" | "/metrics") => Err(
+            HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        ),
         (Method::GET | Method::HEAD, _) => static_file(&state, req).await,
         _ => Err(HttpError::new(StatusCode::NOT_FOUND, "not found")),
     };
@@ -304,6 +305,28 @@ pub(super) async fn expire_idle_sessions(state: Arc<State>) {
                 .await;
         }
     }
+}
+
+/// `GET /readyz`: `200` when the store and bus work, else `503`; the body names each check.
+async fn readyz(state: &State) -> Response<Body> {
+    let readiness = state.ops.readiness().await;
+    let status = match readiness.ready {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    json_response(status, &readiness.body)
+}
+
+/// `GET /metrics`: the Prometheus text format.
+fn metrics(state: &State) -> Response<Body> {
+    let mut response = Response::new(full(http_body_util::Full::new(bytes::Bytes::from(
+        state.ops.metrics(),
+    ))));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::ops::metrics::CONTENT_TYPE),
+    );
+    response
 }
 
 /// Files of the browser client, by tower-http's `ServeDir` (which refuses `..` escapes).

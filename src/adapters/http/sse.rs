@@ -34,7 +34,7 @@ use super::{Body, State};
 use crate::core::message::Wire;
 use crate::core::{
     Action, ChatMessage, Command, Detail, Event, Presence, PresenceKind, Request as ChatRequest,
-    RoomName,
+    RoomName, Stats,
 };
 
 /// A comment line this often keeps idle streams open through proxies.
@@ -87,6 +87,7 @@ pub(super) async fn open(
         live,
         tap,
         last_sent: upto,
+        stats: state.ops.hub().stats_handle(),
     };
     let opening = replay(&room, after, upto, &messages);
     state
@@ -135,6 +136,8 @@ struct Stream {
     #[allow(dead_code)]
     tap: TapGuard,
     last_sent: u64,
+    /// Where a live message's delivery latency is recorded.
+    stats: Arc<Stats>,
 }
 
 impl Stream {
@@ -169,6 +172,7 @@ impl Stream {
         match event {
             Event::Message(msg) if msg.seq > self.last_sent => {
                 self.last_sent = msg.seq;
+                self.stats.handed_over(&msg);
                 out.extend_from_slice(&message_frame(&msg));
             }
             Event::Presence(presence) => {

@@ -58,6 +58,9 @@
 //! (not from the last row it fed); and a room opened here records the newest id at that moment,
 //! so its members are not handed notices from before they came.
 //!
+//! **Health.** The poll task records each poll's outcome; the bus is unhealthy once no poll has
+//! succeeded for five intervals (at least two seconds), with the last error as the reason.
+//!
 //! **No replay, and a small table.** Reading starts at the table's newest id when the bus is
 //! built: an instance that starts does not announce joins from before it ran. Every minute each
 //! instance deletes the events older than five minutes (any instance may delete anybody's: they
@@ -69,7 +72,7 @@ mod task;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::{BoxFuture, FutureExt, ready};
 use tower::BoxError;
@@ -116,6 +119,7 @@ pub async fn backend(
         watched,
         instance,
         presence_from,
+        last_poll: Arc::new(LastPoll::new()),
     };
     Ok((Arc::new(sequencer), Arc::new(bus)))
 }
@@ -162,6 +166,52 @@ impl Watched {
     }
 }
 
+/// How recent the last successful poll is, and why the ones since failed: the bus's health.
+#[derive(Debug)]
+pub(crate) struct LastPoll(Mutex<(Instant, Option<String>)>);
+
+impl LastPoll {
+    /// Counts from now, as if a poll had just succeeded (the bus was just built by reading the
+    /// database).
+    fn new() -> LastPoll {
+        LastPoll(Mutex::new((Instant::now(), None)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (Instant, Option<String>)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A poll read the database.
+    pub(crate) fn succeeded(&self) {
+        *self.lock() = (Instant::now(), None);
+    }
+
+    /// A poll failed because of `why`.
+    pub(crate) fn failed(&self, why: String) {
+        self.lock().1 = Some(why);
+    }
+
+    /// Healthy while the last success is less than `stale` ago.
+    fn health(&self, stale: Duration) -> Result<(), String> {
+        let (at, why) = self.lock().clone();
+        let age = at.elapsed();
+        if age < stale {
+            return Ok(());
+        }
+        Err(format!(
+            "poll: no successful poll for {:.1} s: {}",
+            age.as_secs_f64(),
+            why.as_deref()
+                .unwrap_or("the poll under way is still waiting for the database")
+        ))
+    }
+}
+
+/// A poll this many intervals old (and at least [`MIN_STALE`]) means delivery is broken.
+const STALE_INTERVALS: u32 = 5;
+/// The least time without a successful poll that counts as broken: one slow query is not.
+const MIN_STALE: Duration = Duration::from_secs(2);
+
 /// A [`Bus`] over a shared PostgreSQL database; see the module docs.
 #[derive(Debug)]
 pub struct PollBus {
@@ -172,6 +222,8 @@ pub struct PollBus {
     instance: Arc<str>,
     /// The newest presence event when the bus was built: reading starts after it.
     presence_from: i64,
+    /// When the poll task last read the database: see [`Bus::health`].
+    last_poll: Arc<LastPoll>,
 }
 
 impl Bus for PollBus {
@@ -206,8 +258,16 @@ impl Bus for PollBus {
         })
     }
 
+    /// Red when no poll has succeeded for a few intervals: other instances' messages are not
+    /// arriving.
+    fn health(&self) -> BoxFuture<'_, Result<(), String>> {
+        let stale = (self.options.interval * STALE_INTERVALS).max(MIN_STALE);
+        ready(self.last_poll.health(stale)).boxed()
+    }
+
     fn start(&self, stack: ChatService, hub: Hub, background: &Background) -> anyhow::Result<()> {
         let poller = task::Poller {
+            last_poll: self.last_poll.clone(),
             store: self.store.clone(),
             watched: self.watched.clone(),
             options: self.options,
@@ -244,5 +304,22 @@ mod tests {
             watch.in_hand.iter().copied().collect::<Vec<_>>(),
             vec![8, 10]
         );
+    }
+
+    #[test]
+    fn the_bus_is_unhealthy_once_polls_have_failed_for_too_long() {
+        let last = LastPoll::new();
+        assert_eq!(last.health(Duration::from_secs(60)), Ok(()));
+        last.failed("connection refused".into());
+        assert_eq!(
+            last.health(Duration::from_secs(60)),
+            Ok(()),
+            "one failure is not stale"
+        );
+        let err = last.health(Duration::ZERO).unwrap_err();
+        assert!(err.starts_with("poll: no successful poll for "), "{err}");
+        assert!(err.ends_with(": connection refused"), "{err}");
+        last.succeeded();
+        assert_eq!(last.health(Duration::from_secs(60)), Ok(()));
     }
 }

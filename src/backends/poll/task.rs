@@ -9,7 +9,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::{PollOptions, Watched, presence};
+use super::{LastPoll, PollOptions, Watched, presence};
 use crate::backends::postgres::{PostgresStore, classify};
 use crate::backends::{StoreError, stored_message};
 use crate::core::{Action, ChatMessage, Hub, Presence, Request, RoomName};
@@ -41,6 +41,8 @@ pub(super) struct Poller {
     pub(super) instance: Arc<str>,
     /// The last presence event id read (or skipped).
     pub(super) presence_after: i64,
+    /// Told of every poll's outcome: the bus's health.
+    pub(super) last_poll: Arc<LastPoll>,
 }
 
 impl Poller {
@@ -56,10 +58,19 @@ impl Poller {
                 _ = ticker.tick() => {}
             }
             match self.poll_once().await {
-                Ok(fed) if fed > 0 => tracing::trace!(fed, "poll"),
-                Ok(_) => {}
+                Ok(fed) => {
+                    self.last_poll.succeeded();
+                    self.hub
+                        .stats()
+                        .bus_received
+                        .fetch_add(fed as u64, std::sync::atomic::Ordering::Relaxed);
+                    if fed > 0 {
+                        tracing::trace!(fed, "poll");
+                    }
+                }
                 Err(err) => {
                     self.hub.stats().bus_failures.inc();
+                    self.last_poll.failed(err.to_string());
                     tracing::warn!("poll failed, retrying next interval: {err}");
                 }
             }
@@ -133,7 +144,10 @@ impl Poller {
                 continue; // from before the room was opened here
             }
             match presence::decode(room, row.get(2), row.get(3), row.get(4)) {
-                Ok(change) => self.feed_presence(change).await,
+                Ok(change) => {
+                    self.hub.stats().bus_received.inc();
+                    self.feed_presence(change).await;
+                }
                 Err(err) => tracing::warn!(room = %room, "unreadable presence event: {err}"),
             }
         }

@@ -29,6 +29,11 @@
 //! `gap_wait_ms`, the missing messages are read from the store. Duplicates cost nothing: the
 //! room's ordered gate drops a seq it has delivered already.
 //!
+//! **Health.** The receive loop records when and why the subscription went down (the connection
+//! closed, a PING unanswered, a reconnection refused) and clears it once re-subscribed;
+//! [`Bus::health`] reports that, or else whether a pooled connection answers PING. So `/readyz`
+//! turns red the moment the subscription drops and green once it is back.
+//!
 //! **Wire format.** JSON, one object per publish, tagged by `type` (see `wire.rs`): a `message`
 //! carries room, seq, nick, text, ts_ms and the sending instance; a `presence` carries room, nick,
 //! kind (`joined`, `left`, `quit`, `renamed` with `new_nick`) and instance. An instance skips what
@@ -41,7 +46,7 @@ mod wire;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use deadpool_redis::redis::aio::{PubSubSink, PubSubStream};
@@ -107,6 +112,16 @@ struct Shared {
     /// Whether the subscriber connection is up: false means other instances' messages are not
     /// arriving live (they are filled from the store once it is back).
     connected: AtomicBool,
+    /// Since when the subscriber connection has been down, and the latest reason; `None` while
+    /// it is up. What the readiness check reports.
+    down: Mutex<Option<Down>>,
+}
+
+/// Why and since when the subscription is down.
+#[derive(Debug, Clone)]
+pub(crate) struct Down {
+    since: Instant,
+    why: String,
 }
 
 impl std::fmt::Debug for Valkey {
@@ -158,6 +173,7 @@ impl Valkey {
                 sink: tokio::sync::Mutex::new(Some(sink)),
                 first_stream: Mutex::new(Some(stream)),
                 connected: AtomicBool::new(true),
+                down: Mutex::new(None),
             }),
         })
     }
@@ -190,6 +206,33 @@ impl Shared {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn down(&self) -> MutexGuard<'_, Option<Down>> {
+        self.down.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks the subscription lost (or still lost) because of `why`; the first call of an outage
+    /// starts its clock.
+    fn mark_down(&self, why: impl Into<String>) {
+        self.connected.store(false, Ordering::Relaxed);
+        let why = why.into();
+        let mut down = self.down();
+        match down.as_mut() {
+            Some(down) => down.why = why,
+            None => {
+                *down = Some(Down {
+                    since: Instant::now(),
+                    why,
+                })
+            }
+        }
+    }
+
+    /// Marks the subscription up again.
+    fn mark_up(&self) {
+        *self.down() = None;
+        self.connected.store(true, Ordering::Relaxed);
+    }
+
     /// A backend that has never connected (pools connect lazily), over `store`: enough for the
     /// gap task's unit tests.
     #[cfg(test)]
@@ -207,6 +250,7 @@ impl Shared {
             sink: tokio::sync::Mutex::new(None),
             first_stream: Mutex::new(None),
             connected: AtomicBool::new(false),
+            down: Mutex::new(None),
         }
     }
 }
@@ -255,6 +299,28 @@ impl Bus for Valkey {
             let seq: Option<u64> = timeout(cmd.query_async(&mut conn)).await??;
             open.raise_floor(seq.unwrap_or(0));
             Ok(())
+        })
+    }
+
+    /// Red while the subscriber connection is down (other instances' messages are not arriving),
+    /// or when a pooled connection cannot PING (this instance's messages cannot leave).
+    fn health(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            if let Some(down) = self.shared.down().clone() {
+                return Err(format!(
+                    "valkey subscription down since {} s: {}",
+                    down.since.elapsed().as_secs(),
+                    down.why
+                ));
+            }
+            let ping = async {
+                let mut conn = timeout(self.shared.pool.get()).await??;
+                let cmd = redis::cmd("PING").to_owned();
+                let _pong: String = timeout(cmd.query_async(&mut conn)).await??;
+                Ok::<(), BoxError>(())
+            };
+            ping.await
+                .map_err(|err| format!("valkey does not answer a PING: {err}"))
         })
     }
 

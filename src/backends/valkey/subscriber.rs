@@ -58,8 +58,14 @@ impl Feeder {
     async fn received(&self, payload: &[u8]) {
         match Wire::decode(payload, &self.shared.instance) {
             Ok(None) => {} // our own: delivered here already
-            Ok(Some(Received::Message(msg))) => self.feed(Action::Publish(msg)).await,
-            Ok(Some(Received::Presence(presence))) => self.feed(Action::Presence(presence)).await,
+            Ok(Some(Received::Message(msg))) => {
+                self.hub.stats().bus_received.inc();
+                self.feed(Action::Publish(msg)).await;
+            }
+            Ok(Some(Received::Presence(presence))) => {
+                self.hub.stats().bus_received.inc();
+                self.feed(Action::Presence(presence)).await;
+            }
             Err(err) => tracing::warn!("ignoring an unreadable publish: {err}"),
         }
     }
@@ -96,6 +102,10 @@ impl Feeder {
                 }
             };
             read += messages.len();
+            self.hub
+                .stats()
+                .gap_fills
+                .fetch_add(messages.len() as u64, Ordering::Relaxed);
             for msg in messages {
                 self.feed(Action::Publish(msg)).await;
             }
@@ -104,24 +114,20 @@ impl Feeder {
         read
     }
 
-    /// Whether the subscriber connection answers a PING in time.
-    async fn alive(&self) -> bool {
+    /// Whether the subscriber connection answers a PING in time; if not, why.
+    async fn alive(&self) -> Result<(), String> {
         let mut sink = self.shared.sink.lock().await;
         let Some(sink) = sink.as_mut() else {
-            return false;
+            return Err("the connection is gone".into());
         };
         let pong = timeout(sink.ping::<deadpool_redis::redis::Value>()).await;
-        match pong {
-            Ok(Ok(_)) => true,
-            Ok(Err(err)) => {
-                tracing::warn!("the Valkey subscriber connection failed a PING: {err}");
-                false
-            }
-            Err(err) => {
-                tracing::warn!("the Valkey subscriber connection failed a PING: {err}");
-                false
-            }
-        }
+        let why = match pong {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(err)) => err.to_string(),
+            Err(err) => err.to_string(),
+        };
+        tracing::warn!("the Valkey subscriber connection failed a PING: {why}");
+        Err(format!("no answer to a PING: {why}"))
     }
 
     /// Every room opened here that exists in the hub.
@@ -139,17 +145,17 @@ pub(super) async fn receive(feeder: Feeder, mut stream: PubSubStream, stop: Canc
     loop {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let why = loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 next = stream.next() => match next {
                     Some(msg) => feeder.received(msg.get_payload_bytes()).await,
-                    None => break,
+                    None => break "the connection closed".to_string(),
                 },
-                _ = ping.tick() => if !feeder.alive().await { break },
+                _ = ping.tick() => if let Err(why) = feeder.alive().await { break why },
             }
-        }
-        feeder.shared.connected.store(false, Ordering::Relaxed);
+        };
+        feeder.shared.mark_down(why);
         *feeder.shared.sink.lock().await = None;
         feeder.hub.stats().bus_failures.inc();
         tracing::error!(
@@ -186,6 +192,7 @@ async fn reconnect(feeder: &Feeder, stop: &CancellationToken) -> Option<PubSubSt
             Ok(pubsub) => pubsub.split(),
             Err(err) => {
                 tracing::warn!(retry_in = ?backoff, "cannot reconnect to Valkey: {err}");
+                feeder.shared.mark_down(format!("cannot reconnect: {err}"));
                 continue;
             }
         };
@@ -199,13 +206,17 @@ async fn reconnect(feeder: &Feeder, stop: &CancellationToken) -> Option<PubSubSt
                 .and_then(|r| r.map_err(Into::into))
             {
                 tracing::warn!(%room, retry_in = ?backoff, "cannot re-subscribe: {err}");
+                feeder
+                    .shared
+                    .mark_down(format!("cannot re-subscribe to {room}: {err}"));
                 ok = false;
                 break;
             }
         }
         if ok {
             *slot = Some(sink);
-            feeder.shared.connected.store(true, Ordering::Relaxed);
+            feeder.shared.mark_up();
+            feeder.hub.stats().bus_reconnects.inc();
             return Some(stream);
         }
     }

@@ -180,6 +180,8 @@ impl<S: Inner> Ctx<'_, S> {
             }
         };
         self.hub().stats().sessions_opened.inc();
+        let by_protocol = &self.hub().stats().sessions_opened_by;
+        by_protocol.get(session.protocol).inc();
         let nick = session.nick();
         tracing::debug!(session = %session.id, %nick, protocol = ?session.protocol, "session opened");
         Ok(Reply::notice(format!(

@@ -1,0 +1,176 @@
+//! Health: `GET /healthz` says the process answers; `GET /readyz` says it can do its job.
+//!
+//! **Two questions, two endpoints.** A process can be up and useless: its database gone, or its
+//! Valkey subscription dropped so that other instances' messages no longer arrive. An orchestrator
+//! should restart a process that does not answer `/healthz` (liveness), but only stop routing
+//! users to one whose `/readyz` is red (readiness): restarting it would not bring Valkey back.
+//!
+//! **The checks**, asked anew on every call and run side by side, each within
+//! [`CHECK_TIMEOUT`]:
+//! * `store`: the persist layer's writer task still runs, and the store answers a `SELECT 1`
+//!   ([`Store::ping`]; PostgreSQL through its pool, SQLite on its read connection);
+//! * `bus`: the cross-instance backend says messages flow ([`Bus::health`]): for Valkey, the
+//!   subscriber connection is up and a pooled connection answers PING; for `poll`, a poll
+//!   succeeded within the last few intervals.
+//!
+//! A pipeline without a store or a bus has no such check. The answer is `200` with
+//! `{"status":"ok","checks":{...}}` when every check passes, else `503` with
+//! `{"status":"unavailable",...}` and, for each failing check, what is wrong.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::Backends;
+use crate::backends::{Bus, Store, Writer};
+
+/// The longest a check may take before it counts as failed: a load balancer's probe must get an
+/// answer even when a backend hangs.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The outcome of the checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    /// Whether every check passed.
+    pub ready: bool,
+    /// `{"status": "ok" | "unavailable", "checks": {"store": "ok" | what is wrong, ...}}`.
+    pub body: Value,
+}
+
+/// Runs the checks of `backends`; see the module docs.
+pub async fn check(backends: &Backends) -> Readiness {
+    let store = async {
+        match &backends.store {
+            Some(store) => Some(store_check(store, backends.writer.as_ref()).await),
+            None => None,
+        }
+    };
+    let bus = async {
+        match &backends.bus {
+            Some(bus) => Some(bus_check(bus).await),
+            None => None,
+        }
+    };
+    let (store, bus) = tokio::join!(store, bus);
+    let mut checks = Map::new();
+    let mut ready = true;
+    for (name, result) in [("store", store), ("bus", bus)] {
+        let Some(result) = result else { continue };
+        ready &= result.is_ok();
+        let value = match result {
+            Ok(()) => "ok".to_string(),
+            Err(why) => why,
+        };
+        checks.insert(name.to_string(), Value::String(value));
+    }
+    let status = if ready { "ok" } else { "unavailable" };
+    Readiness {
+        ready,
+        body: json!({ "status": status, "checks": checks }),
+    }
+}
+
+async fn store_check(store: &Arc<dyn Store>, writer: Option<&Writer>) -> Result<(), String> {
+    if writer.is_some_and(|writer| !writer.is_running()) {
+        return Err("the store writer has stopped: messages are not being stored".into());
+    }
+    match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!(
+            "the store did not answer within {} s",
+            CHECK_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+async fn bus_check(bus: &Arc<dyn Bus>) -> Result<(), String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, bus.health()).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "the bus did not answer within {} s",
+            CHECK_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures_util::future::BoxFuture;
+    use tower::BoxError;
+
+    use super::*;
+    use crate::backends::Background;
+    use crate::backends::mock::Mock;
+    use crate::core::{ChatMessage, Hub, OpenRoom, Presence};
+    use crate::pipeline::ChatService;
+
+    /// A bus whose health is whatever the test says (healthy at first).
+    #[derive(Debug)]
+    struct Scripted(Mutex<Result<(), String>>);
+
+    impl Default for Scripted {
+        fn default() -> Scripted {
+            Scripted(Mutex::new(Ok(())))
+        }
+    }
+
+    impl Bus for Scripted {
+        fn publish<'a>(&'a self, _: &'a Arc<ChatMessage>) -> BoxFuture<'a, Result<(), BoxError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn announce<'a>(&'a self, _: &'a Arc<Presence>) -> BoxFuture<'a, Result<(), BoxError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn open_room<'a>(&'a self, _: &'a OpenRoom) -> BoxFuture<'a, Result<(), BoxError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn health(&self) -> BoxFuture<'_, Result<(), String>> {
+            let result = self.0.lock().unwrap().clone();
+            Box::pin(async move { result })
+        }
+        fn start(&self, _: ChatService, _: Hub, _: &Background) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_check_is_named_and_any_failure_makes_it_unavailable() {
+        assert_eq!(
+            check(&Backends::default()).await.body,
+            json!({ "status": "ok", "checks": {} }),
+            "nothing to check: ready"
+        );
+
+        let store = Arc::new(Mock::default());
+        let bus = Arc::new(Scripted::default());
+        let backends = Backends {
+            store: Some(store.clone()),
+            writer: None,
+            bus: Some(bus.clone()),
+        };
+        let green = check(&backends).await;
+        assert!(green.ready);
+        assert_eq!(
+            green.body,
+            json!({ "status": "ok", "checks": { "store": "ok", "bus": "ok" } })
+        );
+
+        *bus.0.lock().unwrap() = Err("valkey subscription down since 3 s: refused".into());
+        store.set_down(true);
+        let red = check(&backends).await;
+        assert!(!red.ready);
+        assert_eq!(red.body["status"], "unavailable");
+        assert_eq!(
+            red.body["checks"]["bus"],
+            "valkey subscription down since 3 s: refused"
+        );
+        assert_eq!(
+            red.body["checks"]["store"],
+            "the store is unavailable: mock is down"
+        );
+    }
+}
