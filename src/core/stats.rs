@@ -53,4 +53,6 @@ pub struct Stats {
     /// Messages the store refused one by one (a row it cannot hold); the rest of their batch
     /// was written.
     pub persist_rejected: Counter,
+    /// Requests refused by the `rate_limit` layer.
+    pub rate_limited: Counter,
 }

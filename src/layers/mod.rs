@@ -3,10 +3,14 @@
 //! | layer | handles | passes inward |
 //! |---|---|---|
 //! | [`parse`] | `Line` → `Command` | everything else |
+//! | [`rate_limit`] | refuses a session's `Line`s and `Command`s beyond its token bucket | everything it does not refuse |
+//! | [`guard`]: `timeout`, `concurrency_limit`, `load_shed` | tower's middleware, over users' `Line`s and `Command`s | everything (what it does not refuse) |
 //! | [`route`] | `Connect`, `Disconnect`, `Command`s | `Publish`, `Presence`, `History` it creates |
 //! | [`history`] | `History` reads it can answer; remembers every `Publish`; warms on `OpenRoom` | the rest |
 //! | [`persist`] | stores `Publish`; answers `History` and `OpenRoom` from the store | the rest |
 //! | [`fanout`] | delivers `Publish` and `Presence` to room members | nothing (innermost) |
+//!
+//! The rate limit and the tower middleware are optional guards: anywhere above route.
 //!
 //! Every layer follows tower's idiom: an `XLayer` (built from its config) wraps an inner service
 //! into an `X<S>`; `poll_ready` asks the inner service; `call` handles the request or passes it
@@ -14,9 +18,11 @@
 //! (see `src/pipeline/build.rs`).
 
 pub mod fanout;
+pub mod guard;
 pub mod history;
 pub mod parse;
 pub mod persist;
+pub mod rate_limit;
 pub mod route;
 
 use futures_util::future::BoxFuture;

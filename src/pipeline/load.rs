@@ -322,6 +322,8 @@ mod tests {
             match *kind {
                 "persist" => text.push_str("store = \"none\"\n"),
                 "fanout" => text.push_str("backend = \"local\"\n"),
+                "timeout" => text.push_str("ms = 1000\n"),
+                "concurrency_limit" => text.push_str("max = 64\n"),
                 _ => {}
             }
         }
@@ -458,7 +460,7 @@ mod tests {
                     [[layer]]\nkind = \"history\"\ncapcity = 10\n";
         let errors = parse("pipelines/bad.toml", text, &fake_env).unwrap_err();
         let expected = "pipelines/bad.toml: 3 problems
-  - line 8, layer 3 (fanot): unknown layer kind `fanot`; expected one of: parse, route, history, persist, fanout
+  - line 8, layer 3 (fanot): unknown layer kind `fanot`; expected one of: parse, rate_limit, timeout, concurrency_limit, load_shed, route, history, persist, fanout
   - line 13, layer 5 (history): unknown option `capcity`; `history` takes: capacity
   - line 2, layer 1 (fanout): `fanout` must come after `parse` (layer 2), `route` (layer 4) and `history` (layer 5), \
 because fanout delivers what every other layer has accepted, so it is the last layer";
