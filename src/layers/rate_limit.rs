@@ -168,8 +168,13 @@ pub struct RateLimitLayer {
 impl RateLimitLayer {
     /// A rate-limit layer with the pipeline's options, counting refusals in `stats`.
     pub fn new(config: &RateLimitConfig, stats: Arc<Stats>) -> RateLimitLayer {
+        let lines = if config.per_second == 1 {
+            "line"
+        } else {
+            "lines"
+        };
         let rule = format!(
-            "at most {} lines a second, {} at once",
+            "at most {} {lines} a second, {} at once",
             config.per_second, config.burst
         );
         RateLimitLayer {
@@ -320,7 +325,7 @@ mod tests {
         );
         assert_eq!(
             err.message,
-            "slow down: at most 1 lines a second, 2 at once (try again in 1000 ms)"
+            "slow down: at most 1 line a second, 2 at once (try again in 1000 ms)"
         );
         assert_eq!(stats.rate_limited.get(), 1);
         // Another session is not affected; a remote message (no session) costs nothing.
