@@ -3,15 +3,17 @@
 //! **What it does.** These three kinds are not written here: each is tower's layer
 //! (`TimeoutLayer`, `ConcurrencyLimitLayer`, `LoadShedLayer`), built from its `[[layer]]` table in
 //! `src/pipeline/build.rs`. This file adds only [`UsersOnly`], the wrapper that decides which
-//! requests the middleware sees: the lines and commands users send (`Action::Line`,
-//! `Action::Command`). Everything else (connects, disconnects, other instances' messages) goes
-//! around it, straight to the layers below:
+//! requests the middleware sees: the lines and commands users send (see
+//! `layers::sent_by_a_user`). Everything else (connects, disconnects, the opening of an HTTP
+//! event stream, other instances' messages) goes around it, straight to the layers below:
 //!
 //! * a `Disconnect` that timed out or was shed would leave its session, and its nick, behind;
 //! * a connect refused by a busy server would close a connection that sent nothing yet, which is
 //!   the adapters' limits' job, not the pipeline's;
 //! * another instance's message has already been accepted there: shedding it here would only
-//!   leave a gap in its room.
+//!   leave a gap in its room;
+//! * a browser's `EventSource` gives up for good on any answer but `200`: a refused stream would
+//!   stay closed.
 //!
 //! They are never timed out nor shed. At a `concurrency_limit` they still wait their turn, like
 //! everyone: tower's readiness (`poll_ready`) belongs to a service, not to a request, so the
@@ -37,8 +39,8 @@ use std::task::{Context, Poll};
 
 use tower::{BoxError, Layer, Service};
 
-use super::{LayerFuture, call_inner, take};
-use crate::core::{Action, Reply, Request};
+use super::{LayerFuture, call_inner, sent_by_a_user, take};
+use crate::core::{Reply, Request};
 use crate::pipeline::ChatService;
 
 /// Builds [`UsersOnly`] services around the middleware layer `L`.
@@ -85,11 +87,6 @@ impl std::fmt::Debug for UsersOnly {
     }
 }
 
-/// Whether the middleware applies to `req`: something a user sent.
-fn from_a_user(req: &Request) -> bool {
-    req.session.is_some() && matches!(req.action, Action::Line(_) | Action::Command(_))
-}
-
 impl Service<Request> for UsersOnly {
     type Response = Reply;
     type Error = BoxError;
@@ -105,7 +102,7 @@ impl Service<Request> for UsersOnly {
         // The readied instance: called for a user's request, else dropped, which releases what it
         // reserved (a `concurrency_limit` permit) for the users who need it.
         let mut guarded = take(&mut self.guarded);
-        if from_a_user(&req) {
+        if sent_by_a_user(&req) {
             return guarded.call(req);
         }
         drop(guarded);
@@ -126,7 +123,7 @@ mod tests {
     use tower::{ServiceExt, service_fn};
 
     use super::*;
-    use crate::core::{ChatError, ErrorKind, SessionId};
+    use crate::core::{Action, ChatError, ErrorKind, SessionId};
 
     /// A stack whose bottom says on `entered` that a line arrived, then waits on `gate`; other
     /// requests pass at once.

@@ -28,7 +28,7 @@ pub mod route;
 use futures_util::future::BoxFuture;
 use tower::{BoxError, Service, ServiceExt};
 
-use crate::core::{Reply, Request};
+use crate::core::{Action, Command, Reply, Request};
 
 /// The future every layer returns.
 pub type LayerFuture = BoxFuture<'static, Result<Reply, BoxError>>;
@@ -49,6 +49,21 @@ impl<S> Inner for S where
         + Send
         + 'static
 {
+}
+
+/// Whether `req` is something a client sent, which the guard layers (`rate_limit` and tower's
+/// middleware) limit: a line, or a command other than the opening of an HTTP event stream
+/// (`Replay`). That one is the transport's doing, like a connect, and a browser's `EventSource`
+/// gives up for good on any answer but `200`, so refusing it would close the room's stream rather
+/// than slow anyone down. Connects, disconnects and other instances' messages are not limited
+/// either.
+pub(crate) fn sent_by_a_user(req: &Request) -> bool {
+    req.session.is_some()
+        && match &req.action {
+            Action::Line(_) => true,
+            Action::Command(command) => !matches!(command, Command::Replay { .. }),
+            _ => false,
+        }
 }
 
 /// Takes the inner service that `poll_ready` just readied, leaving a fresh clone in its place:

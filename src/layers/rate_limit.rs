@@ -1,14 +1,14 @@
 //! The rate-limit layer: a token bucket per session, so that no client can send faster than the
 //! pipeline file allows.
 //!
-//! **What it does.** Every line or command a session sends (`Action::Line`, `Action::Command`)
+//! **What it does.** Every line or command a session sends (see `layers::sent_by_a_user`)
 //! costs one token from that session's bucket. The bucket holds at most `burst` tokens and refills
 //! at `per_second` tokens a second. A request that finds the bucket empty is refused with a
 //! [`ErrorKind::RateLimited`](crate::core::ErrorKind::RateLimited) error that says how long to
 //! wait: the TCP user reads `! slow down: ... (try again in N ms)`, an HTTP client gets `429` with
 //! `Retry-After`. The connection stays open and nothing else happens to the session: it can talk
-//! again as soon as a token is back. Connects, disconnects and messages from other instances cost
-//! nothing, as they are not something a client typed.
+//! again as soon as a token is back. Connects, disconnects, the opening of an HTTP event stream
+//! and messages from other instances cost nothing, as they are not something a client typed.
 //!
 //! **Where it sits.** Above route (the pipeline check insists), usually right after parse, so
 //! that a refused line never reaches the layers that take locks, number messages or write to a
@@ -44,7 +44,7 @@ use futures_util::future::ready;
 use tokio::time::Instant;
 use tower::{BoxError, Layer, Service};
 
-use super::{Inner, LayerFuture, call_inner, take};
+use super::{Inner, LayerFuture, call_inner, sent_by_a_user, take};
 use crate::core::{Action, ChatError, Reply, Request, SessionId, Stats};
 use crate::pipeline::config::RateLimitConfig;
 
@@ -225,7 +225,7 @@ impl<S: Inner> Service<Request> for RateLimit<S> {
         // it reserved in `poll_ready` (a `concurrency_limit` permit, say) is released at once.
         let mut inner = take(&mut self.inner);
         match (&req.action, req.session) {
-            (Action::Line(_) | Action::Command(_), Some(session)) => {
+            (_, Some(session)) if sent_by_a_user(&req) => {
                 if let Err(wait) = self.limits.buckets.take(session, Instant::now()) {
                     self.limits.stats.rate_limited.inc();
                     let refusal = ChatError::rate_limited(&self.limits.rule, wait);
@@ -244,7 +244,7 @@ impl<S: Inner> Service<Request> for RateLimit<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ErrorKind;
+    use crate::core::{Command, ErrorKind, RoomName};
     use tower::{ServiceExt, service_fn};
 
     const MS: Duration = Duration::from_millis(1);
@@ -313,7 +313,7 @@ mod tests {
         for _ in 0..2 {
             send(&layer, 1, Action::Line("hi".into())).await.unwrap();
         }
-        let err = send(&layer, 1, Action::Command(crate::core::Command::Rooms))
+        let err = send(&layer, 1, Action::Command(Command::Rooms))
             .await
             .unwrap_err();
         let err = ChatError::from_box(&err);
@@ -328,6 +328,12 @@ mod tests {
             "slow down: at most 1 line a second, 2 at once (try again in 1000 ms)"
         );
         assert_eq!(stats.rate_limited.get(), 1);
+        // Opening an event stream costs nothing.
+        let replay = Command::Replay {
+            room: RoomName::parse("general").unwrap(),
+            after: None,
+        };
+        send(&layer, 1, Action::Command(replay)).await.unwrap();
         // Another session is not affected; a remote message (no session) costs nothing.
         send(&layer, 2, Action::Line("hi".into())).await.unwrap();
         for _ in 0..5 {
