@@ -138,3 +138,34 @@ pub async fn read_json<T: DeserializeOwned>(
     serde_json::from_slice(&bytes)
         .map_err(|err| HttpError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {err}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_rate_limit_is_a_429_whose_retry_after_rounds_up_to_the_second() {
+        let wait = Duration::from_millis(1500);
+        let error = HttpError::from(ChatError::rate_limited("at most 1 line a second", wait));
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["retry_after_ms"], 1500);
+        assert_eq!(
+            body["error"],
+            "slow down: at most 1 line a second (try again in 1500 ms)"
+        );
+    }
+
+    #[test]
+    fn other_errors_have_no_retry_after() {
+        let response = HttpError::from(ChatError::unavailable("server busy, try again"));
+        let response = response.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().get(RETRY_AFTER).is_none());
+    }
+}
