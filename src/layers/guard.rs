@@ -33,7 +33,9 @@
 //! error the user can see. And a `timeout` cancels the request's future, which is safe here
 //! because the route layer undoes what a dropped request leaves half done (see
 //! `src/layers/route/guards.rs`); a timed-out message may still have been stored or delivered,
-//! exactly as with any timeout: the client cannot know.
+//! exactly as with any timeout: the client cannot know. tower's `Timeout` times the call, not the
+//! wait for readiness before it, so a `timeout` does not bound the wait at a `concurrency_limit`;
+//! a `load_shed` does.
 
 use std::task::{Context, Poll};
 
