@@ -47,8 +47,12 @@ async fn connect(stack: &mut ChatService) -> (SessionId, Inbox) {
 }
 
 async fn room(members: usize) -> Room {
-    // Phase 1's stack: nothing stored (the persist benches measure the stores).
+    // Phase 1's stack: nothing stored (the persist benches measure the stores), and no rate
+    // limit (a bench sends faster than any person, on purpose).
     let mut config = load::embedded_default().unwrap();
+    config
+        .layers
+        .retain(|layer| !matches!(layer, LayerConfig::RateLimit(_)));
     for layer in &mut config.layers {
         if let LayerConfig::Persist(persist) = layer {
             *persist = PersistConfig::None {};

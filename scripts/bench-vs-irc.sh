@@ -19,6 +19,10 @@
 #            after a SIGTERM (which flushes the writer) the rows in PostgreSQL are counted
 # Placements: `unpinned` (the kernel places both processes on the 2 cores) and `pinned` (server on
 # core 0, loadgen on core 1, with taskset).
+# Rate limits: every chatd run uses its pipeline WITHOUT the `rate_limit` layer (a copy made by
+# scripts/lib/unthrottled.awk, which drops that one [[layer]] table), as ngircd runs with its flood
+# control off: the race measures the servers, not the per-session limit a person meets (10 lines
+# a second in the shipped files, which workload A's 20 msg/s per sender would exceed).
 #
 # It installs ngircd from the distribution's packages when it is missing (Debian/Ubuntu, as root),
 # builds chatd and loadgen in release mode, starts every server itself on free loopback ports in a
@@ -32,7 +36,7 @@ quick=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "usage: scripts/bench-vs-irc.sh [--quick]" >&2; exit 2 ;;
   esac
 done
@@ -77,6 +81,14 @@ fi
 
 work="$(mktemp -d /tmp/chatd-race.XXXXXX)"
 mkdir -p "$RESULTS"
+# The shipped pipelines without their rate limit (see the header), in $work/pipelines/.
+mkdir -p "$work/pipelines"
+for file in pipelines/*.toml; do
+  awk -f scripts/lib/unthrottled.awk "$file" >"$work/pipelines/$(basename "$file")"
+  if grep -q '^kind = "rate_limit"' "$work/pipelines/$(basename "$file")"; then
+    echo "$0: could not remove the rate_limit layer from $file" >&2; exit 1
+  fi
+done
 server_pids=()
 cleanup() {
   local rc=$?
@@ -95,7 +107,7 @@ pin_loadgen() { [ "$1" = pinned ] && echo "taskset -c 1" || true; }
 
 # start_chatd PLACEMENT [PIPELINE] -> sets $addr and $pid
 start_chatd() {
-  local port http pipeline="${2:-pipelines/phase1-single.toml}"
+  local port http pipeline="${2:-$work/pipelines/phase1-single.toml}"
   port="$(free_port)"; http="$(free_port)"
   rm -rf "$work/chatd-data"
   CHATD_DATA_DIR="$work/chatd-data" $(pin_server "$1") "$CHATD" --pipeline "$pipeline" \
@@ -213,9 +225,9 @@ for placement in $PLACEMENTS; do
         say "cluster: workload A over 3 chatd instances (phase 3, Valkey), $dur_a s"
         [ -n "${DATABASE_URL:-}" ] || start_postgres
         [ -n "${VALKEY_URL:-}" ] || start_valkey
-        sed 's/^durability = "sync".*/durability = "async"/' pipelines/phase3-valkey.toml >"$work/phase3-behind.toml"
+        sed 's/^durability = "sync".*/durability = "async"/' "$work/pipelines/phase3-valkey.toml" >"$work/phase3-behind.toml"
         for variant in sync async; do
-          pipeline=pipelines/phase3-valkey.toml
+          pipeline="$work/pipelines/phase3-valkey.toml"
           [ "$variant" = async ] && pipeline="$work/phase3-behind.toml"
           pids=""; addrs=""; started=()
           for name in a b c; do
@@ -235,9 +247,9 @@ for placement in $PLACEMENTS; do
         [ -n "${DATABASE_URL:-}" ] || start_postgres
         sed -e 's/^store = .*/store = "none"/' -e '/^url = /d' -e '/^pool_size = /d' \
           -e '/^durability = /d' -e '/^queue = /d' -e '/^batch = /d' \
-          pipelines/phase1-postgres.toml >"$work/phase1-none.toml"
+          "$work/pipelines/phase1-postgres.toml" >"$work/phase1-none.toml"
         for variant in none postgres; do
-          pipeline=pipelines/phase1-postgres.toml
+          pipeline="$work/pipelines/phase1-postgres.toml"
           [ "$variant" = none ] && pipeline="$work/phase1-none.toml"
           rows_before="$(psql_count 'SELECT count(*) FROM messages')" # the cluster runs wrote some
           start_chatd unpinned "$pipeline"

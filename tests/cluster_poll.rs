@@ -16,7 +16,8 @@ use support::Client;
 use support::http::HttpClient;
 use support::postgres::TestPostgres;
 
-/// The shipped phase 2 pipeline, with `DATABASE_URL` set to `url`, on ephemeral ports.
+/// The shipped phase 2 pipeline, with `DATABASE_URL` set to `url`, on ephemeral ports, without
+/// its rate limit (these tests send bursts to test ordering).
 fn phase2(url: &str, instance: &str) -> PipelineConfig {
     let text = include_str!("../pipelines/phase2-poll.toml");
     let mut config = load::parse("pipelines/phase2-poll.toml", text, &|name| {
@@ -26,7 +27,7 @@ fn phase2(url: &str, instance: &str) -> PipelineConfig {
     config.server.tcp = "127.0.0.1:0".parse().unwrap();
     config.server.http = "127.0.0.1:0".parse().unwrap();
     config.server.instance = Some(instance.to_string());
-    config
+    support::without_rate_limit(config)
 }
 
 /// A database and three instances on it.

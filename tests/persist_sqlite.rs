@@ -46,7 +46,15 @@ async fn sync_mode_stores_before_anyone_sees() {
 #[tokio::test]
 async fn the_binary_keeps_history_across_a_sigterm_restart() {
     let data = data_dir().join("fresh"); // does not exist yet: chatd creates it
-    let chatd = Chatd::start(&["--instance", "restart"], &data);
+    // The embedded default, without the rate limit that would refuse most of the burst below.
+    let pipeline = support::unthrottled_default_file(&data_dir());
+    let args = [
+        "--instance",
+        "restart",
+        "--pipeline",
+        pipeline.to_str().unwrap(),
+    ];
+    let chatd = Chatd::start(&args, &data);
     let mut alice = Client::named(chatd.tcp, "alice").await;
     alice.join("general").await;
     // Many lines at once, SIGTERM right after: what is still queued is flushed on the way out.
@@ -60,7 +68,7 @@ async fn the_binary_keeps_history_across_a_sigterm_restart() {
         "the data dir and file were created"
     );
 
-    let chatd = Chatd::start(&["--instance", "restart"], &data);
+    let chatd = Chatd::start(&args, &data);
     let mut bob = Client::named(chatd.tcp, "bob").await;
     let expected: Vec<String> = (491..=500)
         .map(|i| format!("[general] alice: line {i}"))

@@ -10,8 +10,11 @@
 //! [`ChatError::from_box`], the downcast idiom tower uses for its own `Elapsed` error.
 
 use std::fmt;
+use std::time::Duration;
 
 use tower::BoxError;
+use tower::load_shed::error::Overloaded;
+use tower::timeout::error::Elapsed;
 
 /// What went wrong, coarsely: enough for an adapter to choose a status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +31,12 @@ pub enum ErrorKind {
     Unavailable,
     /// The request names no open session (an unknown, forged or expired token).
     Unauthenticated,
+    /// The session sends faster than the `rate_limit` layer allows; it may try again after
+    /// `retry_after`. The connection stays open.
+    RateLimited {
+        /// How long until the session's bucket holds a token again.
+        retry_after: Duration,
+    },
 }
 
 /// A refusal with a message meant for the person who caused it.
@@ -73,13 +82,29 @@ impl ChatError {
         Self::new(ErrorKind::Unavailable, message)
     }
 
-    /// The error a stack call returned, as a `ChatError`. Errors that are not ours (a timeout
-    /// from tower, a bug) become `Unavailable` with their own message, so a client always gets
-    /// a readable line rather than a dropped connection.
+    /// Refused by the `rate_limit` layer: `slow down: {why} (try again in N ms)`, with the
+    /// milliseconds rounded up so that waiting that long is always enough.
+    pub fn rate_limited(why: &str, retry_after: Duration) -> Self {
+        let ms = retry_after.as_nanos().div_ceil(1_000_000);
+        Self::new(
+            ErrorKind::RateLimited { retry_after },
+            format!("slow down: {why} (try again in {ms} ms)"),
+        )
+    }
+
+    /// The error a stack call returned, as a `ChatError`. tower's own middleware errors get
+    /// words of their own (a `timeout` layer's [`Elapsed`], a `load_shed` layer's
+    /// [`Overloaded`]); other errors that are not ours (a bug) become `Unavailable` with their
+    /// own message, so a client always gets a readable line rather than a dropped connection.
     pub fn from_box(err: &BoxError) -> ChatError {
-        match err.downcast_ref::<ChatError>() {
-            Some(chat) => chat.clone(),
-            None => ChatError::unavailable(format!("server error: {err}")),
+        if let Some(chat) = err.downcast_ref::<ChatError>() {
+            chat.clone()
+        } else if err.is::<Elapsed>() {
+            ChatError::unavailable("the server took too long, try again")
+        } else if err.is::<Overloaded>() {
+            ChatError::unavailable("server busy, try again")
+        } else {
+            ChatError::unavailable(format!("server error: {err}"))
         }
     }
 }
@@ -102,6 +127,29 @@ mod tests {
         let back = ChatError::from_box(&boxed);
         assert_eq!(back.kind, ErrorKind::Conflict);
         assert_eq!(back.to_string(), "nick alice is taken");
+    }
+
+    #[test]
+    fn towers_errors_get_clear_words() {
+        let elapsed: BoxError = Box::new(Elapsed::new());
+        let back = ChatError::from_box(&elapsed);
+        assert_eq!(back.kind, ErrorKind::Unavailable);
+        assert_eq!(back.message, "the server took too long, try again");
+        let overloaded: BoxError = Box::new(Overloaded::new());
+        let back = ChatError::from_box(&overloaded);
+        assert_eq!(back.kind, ErrorKind::Unavailable);
+        assert_eq!(back.message, "server busy, try again");
+    }
+
+    #[test]
+    fn a_rate_limit_rounds_its_wait_up_to_the_millisecond() {
+        let wait = Duration::from_micros(33_334);
+        let err = ChatError::rate_limited("at most 30 lines a second", wait);
+        assert_eq!(err.kind, ErrorKind::RateLimited { retry_after: wait });
+        assert_eq!(
+            err.message,
+            "slow down: at most 30 lines a second (try again in 34 ms)"
+        );
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! | layer | handles | passes inward |
 //! |---|---|---|
 //! | [`parse`] | `Line` → `Command` | everything else |
+//! | [`rate_limit`] | refuses a session's `Line`s and `Command`s beyond its token bucket | everything it does not refuse |
+//! | [`guard`]: `timeout`, `concurrency_limit`, `load_shed` | tower's middleware, over users' `Line`s and `Command`s | everything (what it does not refuse) |
 //! | [`route`] | `Connect`, `Disconnect`, `Command`s | `Publish`, `Presence`, `History` it creates |
 //! | [`history`] | `History` reads it can answer; remembers every `Publish`; warms on `OpenRoom` | the rest |
 //! | [`persist`] | stores `Publish`; answers `History` and `OpenRoom` from the store | the rest |
 //! | [`fanout`] | delivers `Publish` and `Presence` to room members | nothing (innermost) |
+//!
+//! The rate limit and the tower middleware are optional guards: anywhere above route.
 //!
 //! Every layer follows tower's idiom: an `XLayer` (built from its config) wraps an inner service
 //! into an `X<S>`; `poll_ready` asks the inner service; `call` handles the request or passes it
@@ -14,15 +18,17 @@
 //! (see `src/pipeline/build.rs`).
 
 pub mod fanout;
+pub mod guard;
 pub mod history;
 pub mod parse;
 pub mod persist;
+pub mod rate_limit;
 pub mod route;
 
 use futures_util::future::BoxFuture;
 use tower::{BoxError, Service, ServiceExt};
 
-use crate::core::{Reply, Request};
+use crate::core::{Action, Command, Reply, Request};
 
 /// The future every layer returns.
 pub type LayerFuture = BoxFuture<'static, Result<Reply, BoxError>>;
@@ -43,6 +49,21 @@ impl<S> Inner for S where
         + Send
         + 'static
 {
+}
+
+/// Whether `req` is something a client sent, which the guard layers (`rate_limit` and tower's
+/// middleware) limit: a line, or a command other than the opening of an HTTP event stream
+/// (`Replay`). That one is the transport's doing, like a connect, and a browser's `EventSource`
+/// gives up for good on any answer but `200`, so refusing it would close the room's stream rather
+/// than slow anyone down. Connects, disconnects and other instances' messages are not limited
+/// either.
+pub(crate) fn sent_by_a_user(req: &Request) -> bool {
+    req.session.is_some()
+        && match &req.action {
+            Action::Line(_) => true,
+            Action::Command(command) => !matches!(command, Command::Replay { .. }),
+            _ => false,
+        }
 }
 
 /// Takes the inner service that `poll_ready` just readied, leaving a fresh clone in its place:

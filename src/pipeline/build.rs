@@ -12,6 +12,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use futures_util::future::{Ready, ready};
+use tower::limit::ConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::timeout::TimeoutLayer;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, service_fn};
 
@@ -25,9 +28,11 @@ use crate::backends::valkey::{Valkey, ValkeyOptions};
 use crate::backends::{Background, Bus, Directory, LocalDirectory};
 use crate::core::{Hub, LocalSequencer, Reply, Request, Sequencer};
 use crate::layers::fanout::FanoutLayer;
+use crate::layers::guard::UsersOnlyLayer;
 use crate::layers::history::HistoryLayer;
 use crate::layers::parse::ParseLayer;
 use crate::layers::persist::{OpenedStore, PersistLayer, open_store};
+use crate::layers::rate_limit::RateLimitLayer;
 use crate::layers::route::RouteLayer;
 use crate::ops::Backends;
 
@@ -97,6 +102,18 @@ pub async fn assemble(
         stack = match layer {
             // Lines -> commands.
             LayerConfig::Parse(c) => wrap(ParseLayer::new(c), stack),
+            // A token bucket per session over what it sends.
+            LayerConfig::RateLimit(c) => wrap(RateLimitLayer::new(c, hub.stats_handle()), stack),
+            // tower's middleware, over users' lines and commands only (see `layers/guard.rs`).
+            LayerConfig::Timeout(c) => wrap(
+                UsersOnlyLayer::new(TimeoutLayer::new(Duration::from_millis(c.ms))),
+                stack,
+            ),
+            LayerConfig::ConcurrencyLimit(c) => wrap(
+                UsersOnlyLayer::new(ConcurrencyLimitLayer::new(c.max)),
+                stack,
+            ),
+            LayerConfig::LoadShed(_) => wrap(UsersOnlyLayer::new(LoadShedLayer::new()), stack),
             // Sessions, nicks, rooms; numbers each message.
             LayerConfig::Route(c) => wrap(
                 RouteLayer::new(

@@ -97,6 +97,14 @@ fn default_max_body_bytes() -> usize {
 pub enum LayerConfig {
     /// Turns raw lines into commands.
     Parse(ParseConfig),
+    /// A token bucket per session: refuses what a client sends faster than its rate.
+    RateLimit(RateLimitConfig),
+    /// tower's `Timeout`: a user's request that takes longer than `ms` is abandoned.
+    Timeout(TimeoutConfig),
+    /// tower's `ConcurrencyLimit`: at most `max` user requests in the layers below at once.
+    ConcurrencyLimit(ConcurrencyLimitConfig),
+    /// tower's `LoadShed`: refuses a user's request at once when the layers below are not ready.
+    LoadShed(LoadShedConfig),
     /// Sessions, nicks, rooms and membership; stamps messages with their sequence number.
     Route(RouteConfig),
     /// The per-room ring buffer of recent messages.
@@ -109,12 +117,26 @@ pub enum LayerConfig {
 
 impl LayerConfig {
     /// Every kind a `[[layer]]` may name, in the order they may appear in a pipeline.
-    pub const KINDS: &'static [&'static str] = &["parse", "route", "history", "persist", "fanout"];
+    pub const KINDS: &'static [&'static str] = &[
+        "parse",
+        "rate_limit",
+        "timeout",
+        "concurrency_limit",
+        "load_shed",
+        "route",
+        "history",
+        "persist",
+        "fanout",
+    ];
 
     /// The `kind` string of this layer, as written in the file.
     pub fn kind(&self) -> &'static str {
         match self {
             LayerConfig::Parse(_) => "parse",
+            LayerConfig::RateLimit(_) => "rate_limit",
+            LayerConfig::Timeout(_) => "timeout",
+            LayerConfig::ConcurrencyLimit(_) => "concurrency_limit",
+            LayerConfig::LoadShed(_) => "load_shed",
             LayerConfig::Route(_) => "route",
             LayerConfig::History(_) => "history",
             LayerConfig::Persist(_) => "persist",
@@ -127,6 +149,56 @@ impl LayerConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParseConfig {}
+
+/// Options of `kind = "rate_limit"`: a token bucket per session (see `src/layers/rate_limit.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Lines or commands a session may send per second, on average: the bucket's refill rate.
+    #[serde(default = "default_per_second")]
+    pub per_second: u32,
+    /// How many it may send at once after a quiet spell: the bucket's size.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_second: default_per_second(),
+            burst: default_burst(),
+        }
+    }
+}
+
+fn default_per_second() -> u32 {
+    10
+}
+fn default_burst() -> u32 {
+    20
+}
+
+/// Options of `kind = "timeout"` (tower's `Timeout`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutConfig {
+    /// How long a user's request may take in the layers below, in milliseconds.
+    pub ms: u64,
+}
+
+/// Options of `kind = "concurrency_limit"` (tower's `ConcurrencyLimit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyLimitConfig {
+    /// Most user requests in the layers below at once, over all sessions; the others wait (or,
+    /// under a `load_shed` layer, are refused).
+    pub max: usize,
+}
+
+/// Options of `kind = "load_shed"` (tower's `LoadShed`; none).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadShedConfig {}
 
 /// Options of `kind = "route"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

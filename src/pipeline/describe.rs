@@ -138,11 +138,12 @@ mod tests {
             [
                 "stack, in call order (a request meets layer 1 first):",
                 "  1. parse",
-                "  2. route     max_message_chars = 2000",
-                "  3. history   capacity = 10",
-                "  4. persist   batch = 500, durability = \"async\", path = \"data/chatd.db\", \
+                "  2. rate_limit burst = 20, per_second = 10",
+                "  3. route     max_message_chars = 2000",
+                "  4. history   capacity = 10",
+                "  5. persist   batch = 500, durability = \"async\", path = \"data/chatd.db\", \
                  queue = 10000, store = \"sqlite\"",
-                "  5. fanout    backend = \"local\"",
+                "  6. fanout    backend = \"local\"",
             ]
         );
     }

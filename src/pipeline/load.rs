@@ -302,7 +302,7 @@ mod tests {
     use super::*;
     use crate::pipeline::config::{
         Durability, FanoutConfig, HistoryConfig, LayerConfig, ParseConfig, PersistConfig,
-        RouteConfig, ServerConfig,
+        RateLimitConfig, RouteConfig, ServerConfig,
     };
 
     /// Every kind, in an order that works.
@@ -322,6 +322,8 @@ mod tests {
             match *kind {
                 "persist" => text.push_str("store = \"none\"\n"),
                 "fanout" => text.push_str("backend = \"local\"\n"),
+                "timeout" => text.push_str("ms = 1000\n"),
+                "concurrency_limit" => text.push_str("max = 64\n"),
                 _ => {}
             }
         }
@@ -350,6 +352,7 @@ mod tests {
         assert_eq!(config.server, ServerConfig::default());
         let expected = vec![
             LayerConfig::Parse(ParseConfig::default()),
+            LayerConfig::RateLimit(RateLimitConfig::default()),
             LayerConfig::Route(RouteConfig::default()),
             LayerConfig::History(HistoryConfig::default()),
             LayerConfig::Persist(PersistConfig::Sqlite {
@@ -366,10 +369,10 @@ mod tests {
         })
         .unwrap();
         assert!(
-            matches!(&with_dir.layers[3], LayerConfig::Persist(PersistConfig::Sqlite { path, .. })
+            matches!(&with_dir.layers[4], LayerConfig::Persist(PersistConfig::Sqlite { path, .. })
                 if path == "/srv/chatd/chatd.db"),
             "{:?}",
-            with_dir.layers[3]
+            with_dir.layers[4]
         );
     }
 
@@ -458,7 +461,7 @@ mod tests {
                     [[layer]]\nkind = \"history\"\ncapcity = 10\n";
         let errors = parse("pipelines/bad.toml", text, &fake_env).unwrap_err();
         let expected = "pipelines/bad.toml: 3 problems
-  - line 8, layer 3 (fanot): unknown layer kind `fanot`; expected one of: parse, route, history, persist, fanout
+  - line 8, layer 3 (fanot): unknown layer kind `fanot`; expected one of: parse, rate_limit, timeout, concurrency_limit, load_shed, route, history, persist, fanout
   - line 13, layer 5 (history): unknown option `capcity`; `history` takes: capacity
   - line 2, layer 1 (fanout): `fanout` must come after `parse` (layer 2), `route` (layer 4) and `history` (layer 5), \
 because fanout delivers what every other layer has accepted, so it is the last layer";
@@ -470,14 +473,16 @@ because fanout delivers what every other layer has accepted, so it is the last l
         let mut config = embedded_default().unwrap();
         assert_eq!(revalidate(&config), Ok(()));
         config.server.instance = Some("my host".to_string());
-        config.layers.swap(0, 1);
+        config.layers.swap(1, 2); // rate_limit below route
+
         let errors = revalidate(&config).unwrap_err();
         let rendered = errors.to_string();
         let expected = format!(
             "{EMBEDDED_SOURCE}: 2 problems\n  - [server]: option `instance` = \"my host\" is not"
         );
         assert!(rendered.starts_with(&expected), "{rendered}");
-        let order = "\n  - layer 1 (route): `route` must come after `parse` (layer 2), because";
+        let order = "\n  - layer 3 (rate_limit): `rate_limit` must come before `route` (layer 2), \
+                     because";
         assert!(rendered.contains(order), "{rendered}");
     }
 

@@ -24,6 +24,8 @@ pub struct Answer {
     pub json: Value,
     /// The `Set-Cookie` header, if any.
     pub cookie: Option<String>,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
 }
 
 impl HttpClient {
@@ -118,11 +120,17 @@ async fn answer(resp: reqwest::Response) -> Answer {
         .get("set-cookie")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let text = resp.text().await.unwrap_or_default();
     Answer {
         status,
         json: serde_json::from_str(&text).unwrap_or(Value::Null),
         cookie,
+        retry_after,
     }
 }
 

@@ -30,14 +30,29 @@ use chatd::server::Server;
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The embedded default pipeline, on ephemeral loopback ports, with its SQLite file in a fresh
-/// directory of its own (never the repository's `data/`).
+/// directory of its own (never the repository's `data/`), and without its `rate_limit` layer:
+/// most tests send bursts no person types, to test something else (`tests/ratelimit.rs` tests
+/// the limit, starting from [`shipped_config`]).
 pub fn default_config() -> PipelineConfig {
+    without_rate_limit(shipped_config())
+}
+
+/// [`default_config`] with the embedded default's `rate_limit` layer kept.
+pub fn shipped_config() -> PipelineConfig {
     let mut config = load::embedded_default().expect("the embedded default pipeline is valid");
     config.server.tcp = "127.0.0.1:0".parse().unwrap();
     config.server.http = "127.0.0.1:0".parse().unwrap();
     config.server.instance = Some("test".into());
     let db = data_dir().join("chatd.db");
     with_store(config, sqlite(&db, Durability::Async))
+}
+
+/// `config` without its `rate_limit` layer, for tests and benches that send faster than people.
+pub fn without_rate_limit(mut config: PipelineConfig) -> PipelineConfig {
+    config
+        .layers
+        .retain(|layer| !matches!(layer, LayerConfig::RateLimit(_)));
+    config
 }
 
 /// A fresh directory for a test's files, under cargo's `target/tmp` (kept after the test, so a
@@ -79,6 +94,30 @@ pub fn postgres(url: &str, durability: Durability) -> PersistConfig {
         queue: 10_000,
         batch: 500,
     }
+}
+
+/// Writes the embedded default pipeline without its `rate_limit` layer to a file in `dir`, for
+/// the binary (`--pipeline`) in tests that send bursts; returns the file's path.
+pub fn unthrottled_default_file(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("create the pipeline's directory");
+    let path = dir.join("unthrottled.toml");
+    std::fs::write(&path, drop_layer(load::EMBEDDED_DEFAULT, "rate_limit"))
+        .expect("write the pipeline file");
+    path
+}
+
+/// `text` (a pipeline file) without its `[[layer]]` block of kind `kind`, comments and all: the
+/// same cut `scripts/bench-vs-irc.sh` makes.
+pub fn drop_layer(text: &str, kind: &str) -> String {
+    let mut blocks = text.split("[[layer]]\n");
+    let mut out = blocks.next().unwrap_or_default().to_string();
+    for block in blocks {
+        if !block.starts_with(&format!("kind = \"{kind}\"")) {
+            out.push_str("[[layer]]\n");
+            out.push_str(block);
+        }
+    }
+    out
 }
 
 /// Starts chatd with the embedded default pipeline.

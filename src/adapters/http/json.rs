@@ -4,7 +4,9 @@
 //! the core's, the same a netcat user reads after `! `.
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use std::time::Duration;
+
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -22,6 +24,9 @@ pub struct HttpError {
     pub status: StatusCode,
     /// The message, for `{"error": ...}`.
     pub message: String,
+    /// For a `429`: how long the client should wait, sent as `Retry-After` (whole seconds,
+    /// rounded up) and as `retry_after_ms` in the body.
+    pub retry_after: Option<Duration>,
 }
 
 impl HttpError {
@@ -30,12 +35,26 @@ impl HttpError {
         HttpError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
-    /// The response: `{"error": message}`.
+    /// The response: `{"error": message}`, plus `Retry-After` when there is a wait to tell.
     pub fn into_response(self) -> Response<Body> {
-        json_response(self.status, &json!({ "error": self.message }))
+        let Some(wait) = self.retry_after else {
+            return json_response(self.status, &json!({ "error": self.message }));
+        };
+        let ms = wait.as_nanos().div_ceil(1_000_000);
+        let body = json!({ "error": self.message, "retry_after_ms": ms });
+        let mut response = json_response(self.status, &body);
+        // `Retry-After` counts whole seconds; rounding up keeps a polite client from coming back
+        // too early.
+        let secs = wait.as_nanos().div_ceil(1_000_000_000);
+        response.headers_mut().insert(
+            RETRY_AFTER,
+            HeaderValue::from(u64::try_from(secs).unwrap_or(u64::MAX)),
+        );
+        response
     }
 }
 
@@ -48,8 +67,13 @@ impl From<ChatError> for HttpError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         };
-        HttpError::new(status, err.message)
+        let mut error = HttpError::new(status, err.message);
+        if let ErrorKind::RateLimited { retry_after } = err.kind {
+            error.retry_after = Some(retry_after);
+        }
+        error
     }
 }
 
@@ -113,4 +137,35 @@ pub async fn read_json<T: DeserializeOwned>(
     };
     serde_json::from_slice(&bytes)
         .map_err(|err| HttpError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_rate_limit_is_a_429_whose_retry_after_rounds_up_to_the_second() {
+        let wait = Duration::from_millis(1500);
+        let error = HttpError::from(ChatError::rate_limited("at most 1 line a second", wait));
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["retry_after_ms"], 1500);
+        assert_eq!(
+            body["error"],
+            "slow down: at most 1 line a second (try again in 1500 ms)"
+        );
+    }
+
+    #[test]
+    fn other_errors_have_no_retry_after() {
+        let response = HttpError::from(ChatError::unavailable("server busy, try again"));
+        let response = response.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().get(RETRY_AFTER).is_none());
+    }
 }

@@ -6,6 +6,11 @@
 //! at most once, and parse, route and fanout are required. The rules are written as a rank per
 //! kind: a layer must come after every layer of a lower rank.
 //!
+//! The guard layers (`rate_limit` and tower's `timeout`, `concurrency_limit` and `load_shed`) may
+//! go anywhere above route, in any order, because what they limit is what users send, which
+//! route consumes; `load_shed` also needs a `concurrency_limit` below it, the only layer that
+//! is ever "not ready" for it to shed on.
+//!
 //! One rule looks at options rather than kinds ([`shared_store`]): a fan-out backend that shares
 //! rooms between instances needs a store that every instance reaches, which is PostgreSQL.
 
@@ -29,7 +34,12 @@ const REQUIRED: &[(&str, &str)] = &[
     ("fanout", "it delivers messages to the members of a room"),
 ];
 
-/// The rank of `kind`, and why it must come after the lower ranks.
+/// The guard layers: each must come before route, and apart from that anywhere (see the module
+/// docs).
+const GUARDS: &[&str] = &["rate_limit", "timeout", "concurrency_limit", "load_shed"];
+
+/// The rank of `kind`, and why it must come after the lower ranks. Guards have none: they follow
+/// the rule of [`guards`] instead.
 fn rank(kind: &str) -> (u8, &'static str) {
     match kind {
         "parse" => (0, ""),
@@ -75,10 +85,13 @@ pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
             ));
         }
         // Listing every lower-ranked layer below this one says where it may go in one message.
+        if GUARDS.contains(&layer.kind) {
+            continue;
+        }
         let (my_rank, why) = rank(layer.kind);
         let mut must_follow: Vec<String> = found[i + 1..]
             .iter()
-            .filter(|other| rank(other.kind).0 < my_rank)
+            .filter(|other| !GUARDS.contains(&other.kind) && rank(other.kind).0 < my_rank)
             .map(|other| format!("`{}` (layer {})", other.kind, other.index))
             .collect();
         if let Some(last) = must_follow.pop() {
@@ -93,12 +106,52 @@ pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
             ));
         }
     }
+    errors.extend(guards(found));
     for (kind, why) in REQUIRED {
         if !found.iter().any(|layer| layer.kind == *kind) {
             errors.push(problem_in_file(format!(
                 "missing required layer `{kind}` ({why}); add a `[[layer]]` with \
                  `kind = \"{kind}\"`"
             )));
+        }
+    }
+    errors
+}
+
+/// The rules of the guard layers: above route, and `load_shed` above a `concurrency_limit`.
+fn guards(found: &[Found]) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let route = found.iter().find(|layer| layer.kind == "route");
+    for layer in found.iter().filter(|layer| GUARDS.contains(&layer.kind)) {
+        let mut report = |problem| {
+            let place = Place::Layer {
+                index: layer.index,
+                kind: layer.kind.to_string(),
+            };
+            errors.push(ConfigError {
+                line: layer.line,
+                place,
+                problem,
+            });
+        };
+        if let Some(route) = route.filter(|route| route.index < layer.index) {
+            report(format!(
+                "`{}` must come before `route` (layer {}), because it limits the lines and \
+                 commands users send, and route turns those into other requests: below route it \
+                 would see none",
+                layer.kind, route.index
+            ));
+        }
+        let limit_below = found
+            .iter()
+            .any(|other| other.kind == "concurrency_limit" && other.index > layer.index);
+        if layer.kind == "load_shed" && !limit_below {
+            report(
+                "`load_shed` refuses a request only when the layers below it are not ready, and \
+                 only a `concurrency_limit` ever is: add a `[[layer]]` with \
+                 `kind = \"concurrency_limit\"` after it, or remove it"
+                    .to_string(),
+            );
         }
     }
     errors
@@ -296,6 +349,52 @@ mod tests {
                 "{error}"
             );
             assert!(error.contains(store), "{error}");
+        }
+    }
+
+    #[test]
+    fn guards_go_anywhere_above_route_in_any_order() {
+        let guards = [
+            "rate_limit",
+            "parse",
+            "load_shed",
+            "timeout",
+            "concurrency_limit",
+            "route",
+            "history",
+            "fanout",
+        ];
+        assert!(parse("t", &stack(&guards), &|_| None).is_ok());
+        let after_parse = ["parse", "rate_limit", "route", "persist", "fanout"];
+        assert!(parse("t", &stack(&after_parse), &|_| None).is_ok());
+    }
+
+    #[test]
+    fn a_guard_below_route_is_an_error() {
+        for guard in ["rate_limit", "timeout", "concurrency_limit"] {
+            let error = only_error(&stack(&["parse", "route", guard, "fanout"]));
+            let expected = format!(
+                "line 9, layer 3 ({guard}): `{guard}` must come before `route` (layer 2), \
+                 because it limits the lines and commands users send"
+            );
+            assert!(error.starts_with(&expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn load_shed_needs_a_concurrency_limit_below_it() {
+        for kinds in [
+            &["parse", "load_shed", "route", "fanout"][..],
+            &["concurrency_limit", "load_shed", "parse", "route", "fanout"],
+        ] {
+            let error = only_error(&stack(kinds));
+            assert!(
+                error.contains(
+                    "(load_shed): `load_shed` refuses a request only when the layers below it \
+                     are not ready, and only a `concurrency_limit` ever is"
+                ),
+                "{error}"
+            );
         }
     }
 

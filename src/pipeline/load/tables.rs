@@ -119,6 +119,18 @@ impl Checker<'_> {
             "parse" => self
                 .options(table, span, &place, subject, dropped)
                 .map(LayerConfig::Parse),
+            "rate_limit" => self
+                .options(table, span, &place, subject, dropped)
+                .map(LayerConfig::RateLimit),
+            "timeout" => self
+                .options(table, span, &place, subject, dropped)
+                .map(LayerConfig::Timeout),
+            "concurrency_limit" => self
+                .options(table, span, &place, subject, dropped)
+                .map(LayerConfig::ConcurrencyLimit),
+            "load_shed" => self
+                .options(table, span, &place, subject, dropped)
+                .map(LayerConfig::LoadShed),
             "route" => self
                 .options(table, span, &place, subject, dropped)
                 .map(LayerConfig::Route),
@@ -323,7 +335,8 @@ mod tests {
         assert_eq!(
             only_error(&text),
             "line 10, layer 3 (histroy): unknown layer kind `histroy`; \
-             expected one of: parse, route, history, persist, fanout"
+             expected one of: parse, rate_limit, timeout, concurrency_limit, load_shed, route, \
+             history, persist, fanout"
         );
     }
 

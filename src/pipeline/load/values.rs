@@ -9,7 +9,8 @@
 use std::ops::RangeInclusive;
 
 use crate::pipeline::config::{
-    FanoutConfig, HistoryConfig, LayerConfig, PersistConfig, RouteConfig, ServerConfig,
+    ConcurrencyLimitConfig, FanoutConfig, HistoryConfig, LayerConfig, PersistConfig,
+    RateLimitConfig, RouteConfig, ServerConfig, TimeoutConfig,
 };
 
 /// `[server] max_line_bytes`: a short `/join` line needs some room, and beyond 1 MiB one client
@@ -47,6 +48,16 @@ const POLL_INTERVAL_MS: RangeInclusive<u64> = 10..=60_000;
 /// `fanout.gap_wait_ms` (poll): a write-behind store commits within its batch delay, so a missing
 /// seq is worth waiting for at least 100 ms; more than 10 minutes holds a room up for nothing.
 const POLL_GAP_WAIT_MS: RangeInclusive<u64> = 100..=600_000;
+/// `rate_limit.per_second`: 0 would refuse everything after the first burst, for good (remove
+/// the layer to turn limiting off); beyond 10,000 a second the bucket no longer limits anything.
+const RATE_PER_SECOND: RangeInclusive<u32> = 1..=10_000;
+/// `rate_limit.burst`: 0 would refuse every line; the bucket is per session, so its size is what
+/// one client may send at once, and 100,000 is already far past any person's paste.
+const RATE_BURST: RangeInclusive<u32> = 1..=100_000;
+/// `timeout.ms`: at least a millisecond; beyond 10 minutes it no longer protects anyone.
+const TIMEOUT_MS: RangeInclusive<u64> = 1..=600_000;
+/// `concurrency_limit.max`: 0 would let no request through, ever.
+const CONCURRENCY_MAX: RangeInclusive<usize> = 1..=1_000_000;
 /// `[server] instance`, in characters: it is shown to every client that connects.
 const INSTANCE_CHARS: RangeInclusive<usize> = 1..=32;
 
@@ -107,6 +118,24 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
             out_of_range(&mut problems, "max_message_chars", *max, MAX_MESSAGE_CHARS);
             out_of_range(&mut problems, "presence_ttl_secs", *ttl, PRESENCE_TTL_SECS);
         }
+        LayerConfig::RateLimit(RateLimitConfig { per_second, burst }) => {
+            // Zero is the likely attempt to turn limiting off: say what it would really do.
+            if *per_second == 0 {
+                let problem = "option `per_second` = 0 would refuse every line after the first \
+                               burst, for good; write at least 1 (or remove the `rate_limit` \
+                               layer to turn rate limiting off)";
+                problems.push(("per_second", problem.to_string()));
+            } else {
+                out_of_range(&mut problems, "per_second", *per_second, RATE_PER_SECOND);
+            }
+            out_of_range(&mut problems, "burst", *burst, RATE_BURST);
+        }
+        LayerConfig::Timeout(TimeoutConfig { ms }) => {
+            out_of_range(&mut problems, "ms", *ms, TIMEOUT_MS);
+        }
+        LayerConfig::ConcurrencyLimit(ConcurrencyLimitConfig { max }) => {
+            out_of_range(&mut problems, "max", *max, CONCURRENCY_MAX);
+        }
         LayerConfig::Persist(persist) => persist_problems(&mut problems, persist),
         LayerConfig::Fanout(FanoutConfig::Valkey {
             url,
@@ -131,7 +160,9 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
             out_of_range(&mut problems, "interval_ms", *interval_ms, POLL_INTERVAL_MS);
             out_of_range(&mut problems, "gap_wait_ms", *gap_wait_ms, POLL_GAP_WAIT_MS);
         }
-        LayerConfig::Parse(_) | LayerConfig::Fanout(FanoutConfig::Local {}) => {}
+        LayerConfig::Parse(_)
+        | LayerConfig::LoadShed(_)
+        | LayerConfig::Fanout(FanoutConfig::Local {}) => {}
     }
     problems
 }
@@ -274,6 +305,55 @@ mod tests {
                 error.starts_with("line 2, [server]") || error.contains("layer"),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn bad_guard_options_are_errors() {
+        let guarded = [
+            "parse",
+            "rate_limit",
+            "timeout",
+            "concurrency_limit",
+            "route",
+            "fanout",
+        ];
+        let text = stack(&guarded);
+        assert!(parse("t", &text, &|_| None).is_ok());
+        for (from, to, expected) in [
+            (
+                "\"rate_limit\"",
+                "\"rate_limit\"\nper_second = 0",
+                "line 8, layer 2 (rate_limit): option `per_second` = 0 would refuse every line \
+                 after the first burst, for good; write at least 1 (or remove the `rate_limit` \
+                 layer to turn rate limiting off)",
+            ),
+            (
+                "\"rate_limit\"",
+                "\"rate_limit\"\nburst = 0",
+                "line 8, layer 2 (rate_limit): option `burst` = 0 is out of range; it must be \
+                 from 1 to 100000",
+            ),
+            (
+                "\"rate_limit\"",
+                "\"rate_limit\"\nper_second = 10001",
+                "option `per_second` = 10001 is out of range",
+            ),
+            (
+                "\"rate_limit\"",
+                "\"rate_limit\"\nper_minute = 10",
+                "unknown option `per_minute`; `rate_limit` takes: per_second, burst",
+            ),
+            ("ms = 1000", "ms = 0", "option `ms` = 0 is out of range"),
+            ("max = 64", "max = 0", "option `max` = 0 is out of range"),
+            (
+                "ms = 1000\n",
+                "",
+                "missing option `ms`, which `timeout` requires",
+            ),
+        ] {
+            let error = only_error(&text.replacen(from, to, 1));
+            assert!(error.contains(expected), "{error}");
         }
     }
 
