@@ -19,6 +19,17 @@
 //! silent loss is the worst kind. Write-ahead waits for room in the queue instead: that mode
 //! promises storage before delivery, so it slows the sender down rather than drop.
 //!
+//! **A write-ahead sender waits at most `sync_timeout`** (the persist layer's `sync_timeout_ms`).
+//! Then it takes its message back and gets [`StoreError::Timeout`]; the message is not stored,
+//! so it must not be delivered either (the persist layer refuses it). Taking it back must be
+//! certain, or a message could be stored after its sender was told it failed. So each waiting
+//! message has a small state, [`Claim`]: `QUEUED` (the sender may take it back), `WRITING` (an
+//! attempt to store it is under way: its outcome decides, and the sender waits for that one
+//! attempt), `ABANDONED` (taken back: the writer skips it). After a failed attempt the writer
+//! itself answers, with `Timeout`, every message whose time is up, and puts the others back to
+//! `QUEUED`. The wait is therefore bounded by `sync_timeout` plus at most one attempt (a
+//! PostgreSQL that is down fails an attempt within its connect timeout, 3 s).
+//!
 //! **Shutdown.** The task lives on the server's backend [`TaskTracker`](super::Background). When
 //! the server stops, it first stops the adapters (nothing produces messages any more) and then
 //! cancels `stop`: the task closes the queue, writes everything still in it, and ends. If the
@@ -26,6 +37,7 @@
 //! were lost.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -48,11 +60,13 @@ pub struct WriterOptions {
     pub retry_max: Duration,
     /// How long shutdown keeps retrying an unavailable store before giving up.
     pub shutdown_grace: Duration,
+    /// How long a write-ahead sender waits for its message to be stored (see the module docs).
+    pub sync_timeout: Duration,
 }
 
 impl WriterOptions {
     /// The given queue and batch sizes with the default retry policy: 50 ms doubling up to 2 s,
-    /// and 30 s of retries at shutdown.
+    /// 30 s of retries at shutdown, and write-ahead senders waiting at most 5 s.
     pub fn new(queue: usize, batch: usize) -> WriterOptions {
         WriterOptions {
             queue,
@@ -60,6 +74,7 @@ impl WriterOptions {
             retry_base: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(30),
+            sync_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -67,7 +82,34 @@ impl WriterOptions {
 /// A queued message, with someone waiting for it in write-ahead mode.
 struct Job {
     msg: Arc<ChatMessage>,
-    done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    waiter: Option<Waiter>,
+}
+
+/// The write-ahead sender of a queued message: where to send the outcome, and until when.
+struct Waiter {
+    done: oneshot::Sender<Result<(), StoreError>>,
+    claim: Arc<Claim>,
+    deadline: Instant,
+}
+
+/// Who holds a write-ahead message: its sender or the writer (see the module docs).
+#[derive(Debug, Default)]
+struct Claim(AtomicU8);
+
+impl Claim {
+    /// In the queue or between attempts: the sender may take it back.
+    const QUEUED: u8 = 0;
+    /// In an attempt to store it: the attempt's outcome decides.
+    const WRITING: u8 = 1;
+    /// Taken back by its sender: never to be stored.
+    const ABANDONED: u8 = 2;
+
+    /// Moves `from` to `to`; false when the state was not `from`.
+    fn swap(&self, from: u8, to: u8) -> bool {
+        self.0
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 /// A handle to the writer task; cheap to clone.
@@ -75,6 +117,7 @@ struct Job {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     stats: Arc<Stats>,
+    sync_timeout: Duration,
 }
 
 impl std::fmt::Debug for Job {
@@ -92,6 +135,7 @@ impl Writer {
         background: &Background,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let sync_timeout = options.sync_timeout;
         let task = Task {
             store,
             rx,
@@ -101,13 +145,17 @@ impl Writer {
             give_up_at: None,
         };
         background.tracker.spawn(task.run());
-        Writer { tx, stats }
+        Writer {
+            tx,
+            stats,
+            sync_timeout,
+        }
     }
 
     /// Write-behind: queues `msg` and returns at once. Returns false when the message was dropped
     /// (queue full, or the writer has stopped); that is counted and logged here.
     pub fn enqueue(&self, msg: Arc<ChatMessage>) -> bool {
-        let job = Job { msg, done: None };
+        let job = Job { msg, waiter: None };
         match self.tx.try_send(job) {
             Ok(()) => true,
             Err(err) => {
@@ -128,20 +176,48 @@ impl Writer {
         }
     }
 
-    /// Write-ahead: queues `msg` (waiting for room) and waits until its batch is committed.
+    /// Write-ahead: queues `msg` (waiting for room) and waits until its batch is committed, or
+    /// until `sync_timeout` has passed and the message is taken back (see the module docs).
     ///
     /// # Errors
-    /// When the store refused the message, or the writer stopped before writing it.
+    /// [`StoreError::Timeout`] when the store did not take the message in time (it is then
+    /// certainly not stored); the store's own error when it refused the message; `Unavailable`
+    /// when the writer stopped before writing it.
     pub async fn write(&self, msg: Arc<ChatMessage>) -> Result<(), StoreError> {
-        let (done, result) = oneshot::channel();
+        let result = self.write_within(msg).await;
+        if matches!(result, Err(StoreError::Timeout(_))) {
+            self.stats.persist_timeouts.inc();
+        }
+        result
+    }
+
+    async fn write_within(&self, msg: Arc<ChatMessage>) -> Result<(), StoreError> {
+        let deadline = Instant::now() + self.sync_timeout;
+        let timed_out = || StoreError::Timeout(self.sync_timeout);
         let stopped = || StoreError::Unavailable("the writer has stopped".into());
-        self.tx
-            .send(Job {
-                msg,
-                done: Some(done),
-            })
-            .await
-            .map_err(|_| stopped())?;
+        let claim = Arc::new(Claim::default());
+        let (done, mut result) = oneshot::channel();
+        let job = Job {
+            msg,
+            waiter: Some(Waiter {
+                done,
+                claim: claim.clone(),
+                deadline,
+            }),
+        };
+        match tokio::time::timeout_at(deadline, self.tx.send(job)).await {
+            Err(_) => return Err(timed_out()), // the queue stayed full: never queued
+            Ok(Err(_)) => return Err(stopped()),
+            Ok(Ok(())) => {}
+        }
+        tokio::select! {
+            outcome = &mut result => return outcome.map_err(|_| stopped())?,
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+        if claim.swap(Claim::QUEUED, Claim::ABANDONED) {
+            return Err(timed_out()); // the writer will skip it
+        }
+        // An attempt to store it is under way (or just answered): its outcome decides.
         result.await.map_err(|_| stopped())?
     }
 }
@@ -198,10 +274,20 @@ impl Task {
     }
 
     /// Writes `batch`, retrying while the store is unavailable (see the module docs).
-    async fn write(&mut self, batch: Vec<Job>) {
-        let msgs: Vec<Arc<ChatMessage>> = batch.iter().map(|job| job.msg.clone()).collect();
+    async fn write(&mut self, mut batch: Vec<Job>) {
         let mut delay = self.options.retry_base;
         loop {
+            // Write-ahead messages their senders took back are not written; the others are
+            // claimed for this attempt.
+            batch.retain(|job| {
+                job.waiter
+                    .as_ref()
+                    .is_none_or(|w| w.claim.swap(Claim::QUEUED, Claim::WRITING))
+            });
+            if batch.is_empty() {
+                return;
+            }
+            let msgs: Vec<Arc<ChatMessage>> = batch.iter().map(|job| job.msg.clone()).collect();
             let err = match self.store.append(&msgs).await {
                 Ok(appended) => {
                     self.stats.persist_batches.inc();
@@ -239,6 +325,10 @@ impl Task {
                     return;
                 }
             }
+            batch = release(batch, Instant::now(), self.options.sync_timeout);
+            if batch.is_empty() {
+                return;
+            }
             self.stats.persist_retries.inc();
             tracing::warn!(batch = batch.len(), retry_in = ?delay, "store unavailable, retrying: {err}");
             tokio::time::sleep(delay).await;
@@ -258,10 +348,31 @@ impl Task {
 
 fn finish(batch: Vec<Job>, results: Vec<Result<(), StoreError>>) {
     for (job, result) in batch.into_iter().zip(results) {
-        if let Some(done) = job.done {
-            let _ = done.send(result); // the sender may have gone: nobody to tell
+        if let Some(waiter) = job.waiter {
+            let _ = waiter.done.send(result); // the sender may have gone: nobody to tell
         }
     }
+}
+
+/// After a failed attempt: answers the write-ahead messages whose time is up (they are not
+/// stored, and now never will be) and hands the others back to their senders' claim; returns
+/// what is left to retry.
+fn release(batch: Vec<Job>, now: Instant, sync_timeout: Duration) -> Vec<Job> {
+    let mut left = Vec::with_capacity(batch.len());
+    for job in batch {
+        match job.waiter {
+            Some(waiter) if now >= waiter.deadline => {
+                waiter.claim.0.store(Claim::ABANDONED, Ordering::Release);
+                let _ = waiter.done.send(Err(StoreError::Timeout(sync_timeout)));
+            }
+            Some(ref waiter) => {
+                waiter.claim.0.store(Claim::QUEUED, Ordering::Release);
+                left.push(job);
+            }
+            None => left.push(job),
+        }
+    }
+    left
 }
 
 fn finish_all(batch: Vec<Job>, err: StoreError) {
