@@ -27,8 +27,12 @@
 //! attempt to store it is under way: its outcome decides, and the sender waits for that one
 //! attempt), `ABANDONED` (taken back: the writer skips it). After a failed attempt the writer
 //! itself answers, with `Timeout`, every message whose time is up, and puts the others back to
-//! `QUEUED`. The wait is therefore bounded by `sync_timeout` plus at most one attempt (a
-//! PostgreSQL that is down fails an attempt within its connect timeout, 3 s).
+//! `QUEUED`. The wait is therefore `sync_timeout` plus, when an attempt is under way, that
+//! attempt (a PostgreSQL that is down fails one within its connect timeout, 3 s), but never more
+//! than `attempt_grace` (10 s) beyond `sync_timeout`: a store that hangs mid-statement gets the
+//! sender a `Timeout` too. That one case is uncertain: if the hung attempt commits later, the
+//! message is stored without having been delivered (it shows in the history), and the writer
+//! logs it.
 //!
 //! **Shutdown.** The task lives on the server's backend [`TaskTracker`](super::Background). When
 //! the server stops, it first stops the adapters (nothing produces messages any more) and then
@@ -62,11 +66,15 @@ pub struct WriterOptions {
     pub shutdown_grace: Duration,
     /// How long a write-ahead sender waits for its message to be stored (see the module docs).
     pub sync_timeout: Duration,
+    /// How much longer a sender whose time is up waits for an attempt already under way.
+    pub attempt_grace: Duration,
 }
 
 impl WriterOptions {
     /// The given queue and batch sizes with the default retry policy: 50 ms doubling up to 2 s,
-    /// 30 s of retries at shutdown, and write-ahead senders waiting at most 5 s.
+    /// 30 s of retries at shutdown, and write-ahead senders waiting 5 s, plus up to 10 s for an
+    /// attempt under way (longer than the stores' own timeouts: PostgreSQL's connect timeout is
+    /// 3 s, SQLite's busy timeout 5 s).
     pub fn new(queue: usize, batch: usize) -> WriterOptions {
         WriterOptions {
             queue,
@@ -75,6 +83,7 @@ impl WriterOptions {
             retry_max: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(30),
             sync_timeout: Duration::from_secs(5),
+            attempt_grace: Duration::from_secs(10),
         }
     }
 }
@@ -118,6 +127,7 @@ pub struct Writer {
     tx: mpsc::Sender<Job>,
     stats: Arc<Stats>,
     sync_timeout: Duration,
+    attempt_grace: Duration,
 }
 
 impl std::fmt::Debug for Job {
@@ -135,7 +145,7 @@ impl Writer {
         background: &Background,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
-        let sync_timeout = options.sync_timeout;
+        let (sync_timeout, attempt_grace) = (options.sync_timeout, options.attempt_grace);
         let task = Task {
             store,
             rx,
@@ -149,6 +159,7 @@ impl Writer {
             tx,
             stats,
             sync_timeout,
+            attempt_grace,
         }
     }
 
@@ -217,8 +228,13 @@ impl Writer {
         if claim.swap(Claim::QUEUED, Claim::ABANDONED) {
             return Err(timed_out()); // the writer will skip it
         }
-        // An attempt to store it is under way (or just answered): its outcome decides.
-        result.await.map_err(|_| stopped())?
+        // An attempt to store it is under way (or just answered): its outcome decides, if it
+        // comes within `attempt_grace`. A store that hangs mid-statement must not hold the
+        // sender forever; if that attempt commits later, the writer logs it (see `finish`).
+        match tokio::time::timeout(self.attempt_grace, result).await {
+            Ok(outcome) => outcome.map_err(|_| stopped())?,
+            Err(_) => Err(timed_out()),
+        }
     }
 }
 
@@ -348,8 +364,13 @@ impl Task {
 
 fn finish(batch: Vec<Job>, results: Vec<Result<(), StoreError>>) {
     for (job, result) in batch.into_iter().zip(results) {
-        if let Some(waiter) = job.waiter {
-            let _ = waiter.done.send(result); // the sender may have gone: nobody to tell
+        if let Some(waiter) = job.waiter
+            && let Err(Ok(())) = waiter.done.send(result)
+        {
+            // Stored, but its sender stopped waiting (an attempt that hung past the timeout,
+            // or a sender that disconnected): in the history, never delivered live.
+            tracing::warn!(room = %job.msg.room, seq = job.msg.seq,
+                "message stored after its sender stopped waiting: it was not delivered live, but is in the history");
         }
     }
 }

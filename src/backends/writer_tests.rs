@@ -171,7 +171,8 @@ async fn a_sender_whose_time_is_up_mid_attempt_gets_that_attempts_outcome() {
         let writer = writer.clone();
         async move { writer.write(msg(1)).await }
     });
-    // The attempt is held at the gate well past the sender's deadline, then commits.
+    // The attempt is held at the gate well past the sender's deadline, then commits (within the
+    // default `attempt_grace` of 10 s).
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !pending.is_finished(),
@@ -221,4 +222,34 @@ async fn messages_queued_behind_a_stuck_batch_are_taken_back_in_time() {
     background.finish().await;
     assert_eq!(mock.stored(), vec![4]);
     assert_eq!(stats.persist_timeouts.get(), 3);
+}
+
+#[tokio::test]
+async fn a_hung_attempt_holds_the_sender_no_longer_than_its_grace() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mock = Arc::new(Mock {
+        gate: Some(gate.clone()),
+        ..Mock::default()
+    });
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let options = WriterOptions {
+        sync_timeout: Duration::from_millis(20),
+        attempt_grace: Duration::from_millis(20),
+        ..options(10, 10)
+    };
+    let writer = Writer::spawn(mock.clone(), options, stats.clone(), &background);
+    // The store never answers while the sender waits.
+    let refused = tokio::time::timeout(Duration::from_secs(10), writer.write(msg(1)))
+        .await
+        .expect("answered, though the attempt hangs");
+    assert!(
+        matches!(refused, Err(StoreError::Timeout(_))),
+        "{refused:?}"
+    );
+    // The documented uncertain case: the hung attempt commits after all.
+    gate.add_permits(1000);
+    background.finish().await;
+    assert_eq!(mock.stored(), vec![1]);
+    assert_eq!(stats.persist_timeouts.get(), 1);
 }
