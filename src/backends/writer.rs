@@ -23,7 +23,7 @@
 //! Then it takes its message back and gets [`StoreError::Timeout`]; the message is not stored,
 //! so it must not be delivered either (the persist layer refuses it). Taking it back must be
 //! certain, or a message could be stored after its sender was told it failed. So each waiting
-//! message has a small state, [`Claim`]: `QUEUED` (the sender may take it back), `WRITING` (an
+//! message has a small state, `Claim`: `QUEUED` (the sender may take it back), `WRITING` (an
 //! attempt to store it is under way: its outcome decides, and the sender waits for that one
 //! attempt), `ABANDONED` (taken back: the writer skips it). After a failed attempt the writer
 //! itself answers, with `Timeout`, every message whose time is up, and puts the others back to
