@@ -1,0 +1,158 @@
+//! PostgreSQL stopped and restarted under chat, one instance: write-ahead senders are refused in
+//! time and nothing seen is lost; write-behind chat goes on and its loss is bounded, counted and
+//! logged.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, Once};
+
+use chatd::pipeline::config::Durability;
+use support::postgres::TestPostgres;
+use support::{Client, scenarios, start_with};
+
+use crate::{REFUSED, next_chat, pg_store, say_until_accepted, stored_texts, support, texts};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_with_write_ahead_refuses_in_time_and_stores_everything_seen() {
+    let Some(mut pg) = TestPostgres::start() else {
+        return;
+    };
+    let store = pg_store(&pg.url(), Durability::Sync, 1000, 300);
+    let server = start_with(scenarios::config_for(&store)).await;
+    let stats = server.hub().stats_handle();
+    let mut alice = Client::named(server.tcp_addr(), "alice").await;
+    let mut bob = Client::named(server.tcp_addr(), "bob").await;
+    alice.join("general").await;
+    bob.join("general").await;
+    alice.expect("* bob joined general").await;
+    let mut seen = Vec::new(); // every chat line bob saw
+    for i in 1..=3 {
+        alice.send(&format!("before {i}")).await;
+        seen.push(next_chat(&mut bob).await);
+    }
+
+    // The database goes away: both senders are refused (after the timeout, plus at most the
+    // attempt under way), and neither message reaches anybody.
+    tokio::task::block_in_place(|| pg.stop());
+    alice.send("during, from alice").await;
+    bob.send("during, from bob").await;
+    alice.expect(REFUSED).await;
+    bob.expect(REFUSED).await;
+    alice.sync().await; // nothing else is waiting for either of them
+    bob.sync().await;
+    assert_eq!(stats.persist_timeouts.get(), 2);
+
+    // It comes back: chat works again, and the refused seqs hold nobody up.
+    tokio::task::block_in_place(|| pg.restart());
+    say_until_accepted(&mut alice, "after 1").await;
+    seen.push(next_chat(&mut bob).await);
+    for i in 2..=4 {
+        alice.send(&format!("after {i}")).await;
+        seen.push(next_chat(&mut bob).await);
+    }
+    assert_eq!(
+        texts(&seen),
+        [
+            "before 1", "before 2", "before 3", "after 1", "after 2", "after 3", "after 4"
+        ]
+    );
+    server.shutdown().await;
+
+    // Write-ahead: the store holds exactly what was seen; the refused messages were taken back
+    // and are not written later either.
+    assert_eq!(stored_texts(&store, "general").await, texts(&seen));
+}
+
+/// Every log line of this test binary, once [`capture_logs`] has run.
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Sends this binary's warnings and errors to [`LOGS`] (as well as stderr), so a test can
+/// assert that a loss is logged. Global: tests run in threads of one process.
+fn capture_logs() {
+    struct Sink;
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            LOGS.lock().unwrap().extend_from_slice(buf);
+            std::io::stderr().write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(|| Sink)
+            .try_init();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_with_write_behind_chat_goes_on_and_the_loss_is_bounded_counted_and_logged() {
+    capture_logs();
+    let Some(mut pg) = TestPostgres::start() else {
+        return;
+    };
+    let queue = 20;
+    let store = pg_store(&pg.url(), Durability::Async, queue, 5000);
+    let server = start_with(scenarios::config_for(&store)).await;
+    let stats = server.hub().stats_handle();
+    let mut alice = Client::named(server.tcp_addr(), "alice").await;
+    let mut bob = Client::named(server.tcp_addr(), "bob").await;
+    alice.join("fallback").await;
+    bob.join("fallback").await;
+    alice.expect("* bob joined fallback").await;
+    alice.send("before").await;
+    assert_eq!(next_chat(&mut bob).await, "[fallback] alice: before");
+    scenarios::until_stored(&*scenarios::open_store(&store).await, "fallback", 1).await;
+
+    // The database goes away; chat does not wait for it.
+    tokio::task::block_in_place(|| pg.stop());
+    let during = 2 * queue;
+    alice
+        .send_many((1..=during).map(|i| format!("during {i}")))
+        .await;
+    for i in 1..=during {
+        assert_eq!(
+            next_chat(&mut bob).await,
+            format!("[fallback] alice: during {i}")
+        );
+    }
+    // The queue holds `queue` messages (the writer may hold one more batch in hand): the rest
+    // are dropped, newest first, each counted and logged.
+    let dropped = stats.persist_dropped.get() as usize;
+    assert!(
+        (1..=during - queue).contains(&dropped),
+        "dropped {dropped} of {during}"
+    );
+    let logged = String::from_utf8_lossy(&LOGS.lock().unwrap())
+        .matches("message NOT stored: the write queue is full")
+        .count();
+    assert!(logged >= dropped, "{logged} loss lines for {dropped} drops");
+
+    // It comes back: the queue is written, oldest first, while chat goes on.
+    tokio::task::block_in_place(|| pg.restart());
+    let kept = during - dropped;
+    let db = scenarios::open_store(&store).await;
+    let stored = scenarios::until_stored(&*db, "fallback", 1 + kept).await;
+    let mut expected = vec!["before".to_string()];
+    expected.extend((1..=kept).map(|i| format!("during {i}")));
+    let stored_texts = |stored: &[Arc<chatd::core::ChatMessage>]| -> Vec<String> {
+        stored.iter().map(|m| m.text.clone()).collect()
+    };
+    assert_eq!(stored_texts(&stored), expected);
+    alice.send("after").await;
+    assert_eq!(next_chat(&mut bob).await, "[fallback] alice: after");
+    let stored = scenarios::until_stored(&*db, "fallback", 1 + kept + 1).await;
+    expected.push("after".into());
+    assert_eq!(stored_texts(&stored), expected);
+    // The dropped messages leave holes in the stored seqs: "after" keeps its own number.
+    assert_eq!(stored.last().map(|m| m.seq), Some(1 + during as u64 + 1));
+    assert_eq!(
+        stats.persist_dropped.get() as usize,
+        dropped,
+        "nothing more lost"
+    );
+    server.shutdown().await;
+}
