@@ -19,20 +19,10 @@
 //! silent loss is the worst kind. Write-ahead waits for room in the queue instead: that mode
 //! promises storage before delivery, so it slows the sender down rather than drop.
 //!
-//! **A write-ahead sender waits at most `sync_timeout`** (the persist layer's `sync_timeout_ms`).
-//! Then it takes its message back and gets [`StoreError::Timeout`]; the message is not stored,
-//! so it must not be delivered either (the persist layer refuses it). Taking it back must be
-//! certain, or a message could be stored after its sender was told it failed. So each waiting
-//! message has a small state, `Claim`: `QUEUED` (the sender may take it back), `WRITING` (an
-//! attempt to store it is under way: its outcome decides, and the sender waits for that one
-//! attempt), `ABANDONED` (taken back: the writer skips it). After a failed attempt the writer
-//! itself answers, with `Timeout`, every message whose time is up, and puts the others back to
-//! `QUEUED`. The wait is therefore `sync_timeout` plus, when an attempt is under way, that
-//! attempt (a PostgreSQL that is down fails one within its connect timeout, 3 s), but never more
-//! than `attempt_grace` (10 s) beyond `sync_timeout`: a store that hangs mid-statement gets the
-//! sender a `Timeout` too. That one case is uncertain: if the hung attempt commits later, the
-//! message is stored without having been delivered (it shows in the history), and the writer
-//! logs it.
+//! **A write-ahead sender waits at most `sync_timeout`** (the persist layer's `sync_timeout_ms`):
+//! then it takes its message back, certainly unstored, and gets [`StoreError::Timeout`]. How
+//! "certainly" is kept while the writer may be in the middle of writing that very message is
+//! `writer_ahead.rs`.
 //!
 //! **Shutdown.** The task lives on the server's backend [`TaskTracker`](super::Background). When
 //! the server stops, it first stops the adapters (nothing produces messages any more) and then
@@ -41,15 +31,15 @@
 //! were lost.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Background, Store, StoreError};
 use crate::core::{ChatMessage, Stats};
+use ahead::{Waiter, finish, finish_all, release};
 
 /// How the writer batches, queues and retries.
 #[derive(Debug, Clone)]
@@ -92,33 +82,6 @@ impl WriterOptions {
 struct Job {
     msg: Arc<ChatMessage>,
     waiter: Option<Waiter>,
-}
-
-/// The write-ahead sender of a queued message: where to send the outcome, and until when.
-struct Waiter {
-    done: oneshot::Sender<Result<(), StoreError>>,
-    claim: Arc<Claim>,
-    deadline: Instant,
-}
-
-/// Who holds a write-ahead message: its sender or the writer (see the module docs).
-#[derive(Debug, Default)]
-struct Claim(AtomicU8);
-
-impl Claim {
-    /// In the queue or between attempts: the sender may take it back.
-    const QUEUED: u8 = 0;
-    /// In an attempt to store it: the attempt's outcome decides.
-    const WRITING: u8 = 1;
-    /// Taken back by its sender: never to be stored.
-    const ABANDONED: u8 = 2;
-
-    /// Moves `from` to `to`; false when the state was not `from`.
-    fn swap(&self, from: u8, to: u8) -> bool {
-        self.0
-            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
 }
 
 /// A handle to the writer task; cheap to clone.
@@ -186,56 +149,6 @@ impl Writer {
             }
         }
     }
-
-    /// Write-ahead: queues `msg` (waiting for room) and waits until its batch is committed, or
-    /// until `sync_timeout` has passed and the message is taken back (see the module docs).
-    ///
-    /// # Errors
-    /// [`StoreError::Timeout`] when the store did not take the message in time (it is then
-    /// certainly not stored); the store's own error when it refused the message; `Unavailable`
-    /// when the writer stopped before writing it.
-    pub async fn write(&self, msg: Arc<ChatMessage>) -> Result<(), StoreError> {
-        let result = self.write_within(msg).await;
-        if matches!(result, Err(StoreError::Timeout(_))) {
-            self.stats.persist_timeouts.inc();
-        }
-        result
-    }
-
-    async fn write_within(&self, msg: Arc<ChatMessage>) -> Result<(), StoreError> {
-        let deadline = Instant::now() + self.sync_timeout;
-        let timed_out = || StoreError::Timeout(self.sync_timeout);
-        let stopped = || StoreError::Unavailable("the writer has stopped".into());
-        let claim = Arc::new(Claim::default());
-        let (done, mut result) = oneshot::channel();
-        let job = Job {
-            msg,
-            waiter: Some(Waiter {
-                done,
-                claim: claim.clone(),
-                deadline,
-            }),
-        };
-        match tokio::time::timeout_at(deadline, self.tx.send(job)).await {
-            Err(_) => return Err(timed_out()), // the queue stayed full: never queued
-            Ok(Err(_)) => return Err(stopped()),
-            Ok(Ok(())) => {}
-        }
-        tokio::select! {
-            outcome = &mut result => return outcome.map_err(|_| stopped())?,
-            () = tokio::time::sleep_until(deadline) => {}
-        }
-        if claim.swap(Claim::QUEUED, Claim::ABANDONED) {
-            return Err(timed_out()); // the writer will skip it
-        }
-        // An attempt to store it is under way (or just answered): its outcome decides, if it
-        // comes within `attempt_grace`. A store that hangs mid-statement must not hold the
-        // sender forever; if that attempt commits later, the writer logs it (see `finish`).
-        match tokio::time::timeout(self.attempt_grace, result).await {
-            Ok(outcome) => outcome.map_err(|_| stopped())?,
-            Err(_) => Err(timed_out()),
-        }
-    }
 }
 
 /// The task's state.
@@ -295,11 +208,7 @@ impl Task {
         loop {
             // Write-ahead messages their senders took back are not written; the others are
             // claimed for this attempt.
-            batch.retain(|job| {
-                job.waiter
-                    .as_ref()
-                    .is_none_or(|w| w.claim.swap(Claim::QUEUED, Claim::WRITING))
-            });
+            batch.retain(|job| job.waiter.as_ref().is_none_or(Waiter::claim_for_attempt));
             if batch.is_empty() {
                 return;
             }
@@ -362,44 +271,8 @@ impl Task {
     }
 }
 
-fn finish(batch: Vec<Job>, results: Vec<Result<(), StoreError>>) {
-    for (job, result) in batch.into_iter().zip(results) {
-        if let Some(waiter) = job.waiter
-            && let Err(Ok(())) = waiter.done.send(result)
-        {
-            // Stored, but its sender stopped waiting (an attempt that hung past the timeout,
-            // or a sender that disconnected): in the history, never delivered live.
-            tracing::warn!(room = %job.msg.room, seq = job.msg.seq,
-                "message stored after its sender stopped waiting: it was not delivered live, but is in the history");
-        }
-    }
-}
-
-/// After a failed attempt: answers the write-ahead messages whose time is up (they are not
-/// stored, and now never will be) and hands the others back to their senders' claim; returns
-/// what is left to retry.
-fn release(batch: Vec<Job>, now: Instant, sync_timeout: Duration) -> Vec<Job> {
-    let mut left = Vec::with_capacity(batch.len());
-    for job in batch {
-        match job.waiter {
-            Some(waiter) if now >= waiter.deadline => {
-                waiter.claim.0.store(Claim::ABANDONED, Ordering::Release);
-                let _ = waiter.done.send(Err(StoreError::Timeout(sync_timeout)));
-            }
-            Some(ref waiter) => {
-                waiter.claim.0.store(Claim::QUEUED, Ordering::Release);
-                left.push(job);
-            }
-            None => left.push(job),
-        }
-    }
-    left
-}
-
-fn finish_all(batch: Vec<Job>, err: StoreError) {
-    let n = batch.len();
-    finish(batch, vec![Err(err); n]);
-}
+#[path = "writer_ahead.rs"]
+mod ahead;
 
 #[cfg(test)]
 #[path = "writer_tests.rs"]
