@@ -65,14 +65,16 @@ async fn postgres_down_with_write_ahead_refuses_in_time_and_stores_everything_se
 /// Every log line of this test binary, once [`capture_logs`] has run.
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
-/// Sends this binary's warnings and errors to [`LOGS`] (as well as stderr), so a test can
-/// assert that a loss is logged. Global: tests run in threads of one process.
+/// Sends this binary's warnings and errors to [`LOGS`] (and, through `eprint!`, to the output
+/// libtest captures for the test whose runtime logged them), so that a test can assert that a
+/// loss is logged. Global: the tests run in threads of one process.
 fn capture_logs() {
     struct Sink;
     impl Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             LOGS.lock().unwrap().extend_from_slice(buf);
-            std::io::stderr().write(buf)
+            eprint!("{}", String::from_utf8_lossy(buf));
+            Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
