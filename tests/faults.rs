@@ -1,7 +1,7 @@
 //! The fault suite: break what chatd depends on, on purpose, and check what survives.
 //!
 //! * `faults/postgres.rs`: PostgreSQL stopped and restarted under chat, with write-ahead
-//!   (`durability = "sync"`) and with write-behind (`"async"`).
+//!   (`durability = "sync"`) and with write-behind (`"async"`), and under phase 2 (polling).
 //! * `faults/valkey.rs`: Valkey, then PostgreSQL, stopped and restarted under chat between two
 //!   instances (phase 3).
 //! * `faults/process.rs`: the real binary killed with SIGKILL under load (phase 3), and stopped

@@ -1,6 +1,6 @@
-//! PostgreSQL stopped and restarted under chat, one instance: write-ahead senders are refused in
+//! PostgreSQL stopped and restarted under chat. One instance: write-ahead senders are refused in
 //! time and nothing seen is lost; write-behind chat goes on and its loss is bounded, counted and
-//! logged.
+//! logged. Two instances polling it (phase 2): senders are refused plainly, both recover.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, Once};
@@ -157,4 +157,57 @@ async fn postgres_down_with_write_behind_chat_goes_on_and_the_loss_is_bounded_co
         "nothing more lost"
     );
     server.shutdown().await;
+}
+
+/// The shipped phase 2 pipeline for `instance`, with `DATABASE_URL` set to `url`, on ephemeral
+/// ports.
+fn phase2(url: &str, instance: &str) -> chatd::pipeline::PipelineConfig {
+    let text = include_str!("../../pipelines/phase2-poll.toml");
+    let mut config = chatd::pipeline::load::parse("pipelines/phase2-poll.toml", text, &|name| {
+        (name == "DATABASE_URL").then(|| url.to_string())
+    })
+    .expect("the phase 2 pipeline is valid");
+    config.server.tcp = "127.0.0.1:0".parse().unwrap();
+    config.server.http = "127.0.0.1:0".parse().unwrap();
+    config.server.instance = Some(instance.to_string());
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_in_phase2_refuses_plainly_and_both_instances_recover() {
+    let Some(mut pg) = TestPostgres::start() else {
+        return;
+    };
+    let a = start_with(phase2(&pg.url(), "a")).await;
+    let b = start_with(phase2(&pg.url(), "b")).await;
+    let mut alice = Client::named(a.tcp_addr(), "alice").await;
+    let mut bob = Client::named(b.tcp_addr(), "bob").await;
+    alice.join("general").await;
+    bob.join("general").await;
+    alice.expect("* bob joined general").await; // through the database, too
+    alice.send("before").await;
+    assert_eq!(next_chat(&mut bob).await, "[general] alice: before");
+
+    // The database is the way between instances, and the counter: without it a message cannot
+    // be numbered, so it is refused before anything happens to it.
+    tokio::task::block_in_place(|| pg.stop());
+    alice.send("during").await;
+    let refused = alice
+        .expect_prefix("! message not sent: cannot reach the database to number it")
+        .await;
+    assert!(refused.ends_with("try again"), "{refused}");
+    tokio::task::block_in_place(|| pg.restart());
+
+    // Back: both instances number, store and poll again.
+    say_until_accepted(&mut alice, "after, from a").await;
+    assert_eq!(next_chat(&mut bob).await, "[general] alice: after, from a");
+    bob.send("after, from b").await;
+    assert_eq!(next_chat(&mut alice).await, "[general] bob: after, from b");
+    let store = pg_store(&pg.url(), Durability::Sync, 1000, 5000);
+    assert_eq!(
+        stored_texts(&store, "general").await,
+        ["before", "after, from a", "after, from b"]
+    );
+    a.shutdown().await;
+    b.shutdown().await;
 }
