@@ -172,6 +172,7 @@ async fn a_full_queue_keeps_chatting_drops_the_newest_writes_and_flushes_the_res
         durability: Durability::Async,
         queue: 100,
         batch: 500,
+        sync_timeout_ms: 5000,
     };
     let server = start_with(scenarios::config_for(&store)).await;
     let mut alice = Client::named(server.tcp_addr(), "alice").await;

@@ -49,6 +49,10 @@ pub enum StoreError {
     /// The store refused this data; sending it again will not help.
     #[error("the store refused the write: {0}")]
     Rejected(String),
+    /// A write-ahead message was not stored within the persist layer's `sync_timeout_ms` and was
+    /// taken back: it is not stored and never will be (see `writer.rs`).
+    #[error("the store did not answer within {} ms", .0.as_millis())]
+    Timeout(std::time::Duration),
     /// The database was set up by a newer chatd (see [`migrate`]).
     #[error(
         "the database schema is at version {found}, but this chatd knows versions up to {known} \

@@ -19,6 +19,11 @@
 //! silent loss is the worst kind. Write-ahead waits for room in the queue instead: that mode
 //! promises storage before delivery, so it slows the sender down rather than drop.
 //!
+//! **A write-ahead sender waits at most `sync_timeout`** (the persist layer's `sync_timeout_ms`):
+//! then it takes its message back, certainly unstored, and gets [`StoreError::Timeout`]. How
+//! "certainly" is kept while the writer may be in the middle of writing that very message is
+//! `writer_ahead.rs`.
+//!
 //! **Shutdown.** The task lives on the server's backend [`TaskTracker`](super::Background). When
 //! the server stops, it first stops the adapters (nothing produces messages any more) and then
 //! cancels `stop`: the task closes the queue, writes everything still in it, and ends. If the
@@ -28,12 +33,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Background, Store, StoreError};
 use crate::core::{ChatMessage, Stats};
+use ahead::{Waiter, finish, finish_all, release};
 
 /// How the writer batches, queues and retries.
 #[derive(Debug, Clone)]
@@ -48,11 +54,17 @@ pub struct WriterOptions {
     pub retry_max: Duration,
     /// How long shutdown keeps retrying an unavailable store before giving up.
     pub shutdown_grace: Duration,
+    /// How long a write-ahead sender waits for its message to be stored (see the module docs).
+    pub sync_timeout: Duration,
+    /// How much longer a sender whose time is up waits for an attempt already under way.
+    pub attempt_grace: Duration,
 }
 
 impl WriterOptions {
     /// The given queue and batch sizes with the default retry policy: 50 ms doubling up to 2 s,
-    /// and 30 s of retries at shutdown.
+    /// 30 s of retries at shutdown, and write-ahead senders waiting 5 s, plus up to 10 s for an
+    /// attempt under way (longer than the stores' own timeouts: PostgreSQL's connect timeout is
+    /// 3 s, SQLite's busy timeout 5 s).
     pub fn new(queue: usize, batch: usize) -> WriterOptions {
         WriterOptions {
             queue,
@@ -60,6 +72,8 @@ impl WriterOptions {
             retry_base: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(30),
+            sync_timeout: Duration::from_secs(5),
+            attempt_grace: Duration::from_secs(10),
         }
     }
 }
@@ -67,7 +81,7 @@ impl WriterOptions {
 /// A queued message, with someone waiting for it in write-ahead mode.
 struct Job {
     msg: Arc<ChatMessage>,
-    done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    waiter: Option<Waiter>,
 }
 
 /// A handle to the writer task; cheap to clone.
@@ -75,6 +89,8 @@ struct Job {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     stats: Arc<Stats>,
+    sync_timeout: Duration,
+    attempt_grace: Duration,
 }
 
 impl std::fmt::Debug for Job {
@@ -92,6 +108,7 @@ impl Writer {
         background: &Background,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let (sync_timeout, attempt_grace) = (options.sync_timeout, options.attempt_grace);
         let task = Task {
             store,
             rx,
@@ -101,13 +118,18 @@ impl Writer {
             give_up_at: None,
         };
         background.tracker.spawn(task.run());
-        Writer { tx, stats }
+        Writer {
+            tx,
+            stats,
+            sync_timeout,
+            attempt_grace,
+        }
     }
 
     /// Write-behind: queues `msg` and returns at once. Returns false when the message was dropped
     /// (queue full, or the writer has stopped); that is counted and logged here.
     pub fn enqueue(&self, msg: Arc<ChatMessage>) -> bool {
-        let job = Job { msg, done: None };
+        let job = Job { msg, waiter: None };
         match self.tx.try_send(job) {
             Ok(()) => true,
             Err(err) => {
@@ -137,23 +159,6 @@ impl Writer {
     /// message is stored any more.
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
-    }
-
-    /// Write-ahead: queues `msg` (waiting for room) and waits until its batch is committed.
-    ///
-    /// # Errors
-    /// When the store refused the message, or the writer stopped before writing it.
-    pub async fn write(&self, msg: Arc<ChatMessage>) -> Result<(), StoreError> {
-        let (done, result) = oneshot::channel();
-        let stopped = || StoreError::Unavailable("the writer has stopped".into());
-        self.tx
-            .send(Job {
-                msg,
-                done: Some(done),
-            })
-            .await
-            .map_err(|_| stopped())?;
-        result.await.map_err(|_| stopped())?
     }
 }
 
@@ -209,10 +214,16 @@ impl Task {
     }
 
     /// Writes `batch`, retrying while the store is unavailable (see the module docs).
-    async fn write(&mut self, batch: Vec<Job>) {
-        let msgs: Vec<Arc<ChatMessage>> = batch.iter().map(|job| job.msg.clone()).collect();
+    async fn write(&mut self, mut batch: Vec<Job>) {
         let mut delay = self.options.retry_base;
         loop {
+            // Write-ahead messages their senders took back are not written; the others are
+            // claimed for this attempt.
+            batch.retain(|job| job.waiter.as_ref().is_none_or(Waiter::claim_for_attempt));
+            if batch.is_empty() {
+                return;
+            }
+            let msgs: Vec<Arc<ChatMessage>> = batch.iter().map(|job| job.msg.clone()).collect();
             let err = match self.store.append(&msgs).await {
                 Ok(appended) => {
                     self.stats.persist_batches.inc();
@@ -250,6 +261,10 @@ impl Task {
                     return;
                 }
             }
+            batch = release(batch, Instant::now(), self.options.sync_timeout);
+            if batch.is_empty() {
+                return;
+            }
             self.stats.persist_retries.inc();
             tracing::warn!(batch = batch.len(), retry_in = ?delay, "store unavailable, retrying: {err}");
             tokio::time::sleep(delay).await;
@@ -267,18 +282,8 @@ impl Task {
     }
 }
 
-fn finish(batch: Vec<Job>, results: Vec<Result<(), StoreError>>) {
-    for (job, result) in batch.into_iter().zip(results) {
-        if let Some(done) = job.done {
-            let _ = done.send(result); // the sender may have gone: nobody to tell
-        }
-    }
-}
-
-fn finish_all(batch: Vec<Job>, err: StoreError) {
-    let n = batch.len();
-    finish(batch, vec![Err(err); n]);
-}
+#[path = "writer_ahead.rs"]
+mod ahead;
 
 #[cfg(test)]
 #[path = "writer_tests.rs"]

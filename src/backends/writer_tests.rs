@@ -153,3 +153,134 @@ async fn the_queue_depth_counts_what_waits_and_a_stopped_writer_says_so() {
     assert_eq!(writer.queued(), 0);
     assert!(!writer.is_running(), "the task has ended");
 }
+
+#[tokio::test]
+async fn a_write_ahead_sender_gets_a_timeout_and_its_message_is_never_stored() {
+    let mock = Arc::new(Mock::default());
+    mock.set_down(true);
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let options = WriterOptions {
+        sync_timeout: Duration::from_millis(30),
+        ..options(10, 10)
+    };
+    let writer = Writer::spawn(mock.clone(), options, stats.clone(), &background);
+    let refused = tokio::time::timeout(Duration::from_secs(10), writer.write(msg(1)))
+        .await
+        .expect("answered after the timeout, not never");
+    assert!(
+        matches!(refused, Err(StoreError::Timeout(_))),
+        "{refused:?}"
+    );
+    assert_eq!(stats.persist_timeouts.get(), 1);
+    // The store comes back: the message taken back stays out, the next one goes in.
+    mock.set_down(false);
+    writer
+        .write(msg(2))
+        .await
+        .expect("stored once the store is back");
+    background.finish().await;
+    assert_eq!(mock.stored(), vec![2], "nothing its sender was told failed");
+    assert_eq!(stats.persist_dropped.get(), 0, "a timeout is not a drop");
+}
+
+#[tokio::test]
+async fn a_sender_whose_time_is_up_mid_attempt_gets_that_attempts_outcome() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mock = Arc::new(Mock {
+        gate: Some(gate.clone()),
+        ..Mock::default()
+    });
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let options = WriterOptions {
+        sync_timeout: Duration::from_millis(20),
+        ..options(10, 10)
+    };
+    let writer = Writer::spawn(mock.clone(), options, stats.clone(), &background);
+    let pending = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.write(msg(1)).await }
+    });
+    // The attempt is held at the gate well past the sender's deadline, then commits (within the
+    // default `attempt_grace` of 10 s).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !pending.is_finished(),
+        "the sender waits for the attempt under way"
+    );
+    gate.add_permits(1000);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("answered once the attempt ends")
+        .unwrap();
+    assert!(
+        outcome.is_ok(),
+        "stored, so the sender is told so: {outcome:?}"
+    );
+    background.finish().await;
+    assert_eq!(mock.stored(), vec![1]);
+    assert_eq!(stats.persist_timeouts.get(), 0);
+}
+
+#[tokio::test]
+async fn messages_queued_behind_a_stuck_batch_are_taken_back_in_time() {
+    let mock = Arc::new(Mock::default());
+    mock.set_down(true);
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let options = WriterOptions {
+        sync_timeout: Duration::from_millis(50),
+        ..options(10, 1)
+    };
+    let writer = Writer::spawn(mock.clone(), options, stats.clone(), &background);
+    // Batches of one: the first is retried in the writer's hand, the others wait in the queue.
+    let writes = (1..=3).map(|seq| writer.write(msg(seq)));
+    let outcomes = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures_util::future::join_all(writes),
+    )
+    .await
+    .expect("answered after the timeout, not never");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Err(StoreError::Timeout(_)))),
+        "{outcomes:?}"
+    );
+    mock.set_down(false);
+    writer.enqueue(msg(4));
+    background.finish().await;
+    assert_eq!(mock.stored(), vec![4]);
+    assert_eq!(stats.persist_timeouts.get(), 3);
+}
+
+#[tokio::test]
+async fn a_hung_attempt_holds_the_sender_no_longer_than_its_grace() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mock = Arc::new(Mock {
+        gate: Some(gate.clone()),
+        ..Mock::default()
+    });
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let options = WriterOptions {
+        sync_timeout: Duration::from_millis(20),
+        attempt_grace: Duration::from_millis(20),
+        ..options(10, 10)
+    };
+    let writer = Writer::spawn(mock.clone(), options, stats.clone(), &background);
+    // The store never answers while the sender waits.
+    let refused = tokio::time::timeout(Duration::from_secs(10), writer.write(msg(1)))
+        .await
+        .expect("answered, though the attempt hangs");
+    assert!(
+        matches!(refused, Err(StoreError::Timeout(_))),
+        "{refused:?}"
+    );
+    // The documented uncertain case: the hung attempt commits after all.
+    gate.add_permits(1000);
+    background.finish().await;
+    assert_eq!(mock.stored(), vec![1]);
+    assert_eq!(stats.persist_timeouts.get(), 1);
+}

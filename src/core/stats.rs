@@ -82,6 +82,9 @@ pub struct Stats {
     /// Messages never stored: the write queue was full, or the store stayed unreachable
     /// through shutdown. Each one is also logged.
     pub persist_dropped: Counter,
+    /// Write-ahead messages refused because the store did not take them within the persist
+    /// layer's `sync_timeout_ms`: not stored, not delivered, the sender told to try again.
+    pub persist_timeouts: Counter,
     /// Messages the store refused one by one (a row it cannot hold); the rest of their batch
     /// was written.
     pub persist_rejected: Counter,

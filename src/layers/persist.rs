@@ -21,7 +21,10 @@
 //! * `durability = "sync"`, write-ahead (approach C): the message is delivered, and the sender's
 //!   request answered, only once its batch is committed. Whatever anybody has seen is stored;
 //!   the price is a commit in every message's path, and a sender who waits while the store is
-//!   down. `docs/BENCHMARKS.md` measures both.
+//!   down: at most `sync_timeout_ms` (5 s by default), after which the message is refused
+//!   (`! could not store your message (the database is not answering), try again`), not stored
+//!   and delivered to nobody. `docs/BENCHMARKS.md` measures both modes; `docs/RELIABILITY.md`
+//!   says what each loses, and when.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -32,7 +35,7 @@ use tower::{BoxError, Layer, Service};
 use super::{Inner, LayerFuture, call_inner, take};
 use crate::backends::postgres::PostgresStore;
 use crate::backends::sqlite::SqliteStore;
-use crate::backends::{Background, Store, Writer, WriterOptions};
+use crate::backends::{Background, Store, StoreError, Writer, WriterOptions};
 use crate::core::{Action, ChatError, Detail, Origin, Reply, Request, Stats};
 use crate::pipeline::config::{Durability, PersistConfig};
 
@@ -48,6 +51,8 @@ pub struct OpenedStore {
     pub queue: usize,
     /// The most messages per batch.
     pub batch: usize,
+    /// How long a write-ahead sender waits for the store (`sync_timeout_ms`).
+    pub sync_timeout: std::time::Duration,
     /// The same store as its concrete PostgreSQL type, when it is one: the cross-instance
     /// fan-out backends run their own queries (a shared sequence, polling) on its pool, which
     /// the `Store` trait rightly does not offer. A clone shares the pool, so `pool_size` still
@@ -68,6 +73,7 @@ pub async fn open_store(config: &PersistConfig) -> anyhow::Result<Option<OpenedS
             durability,
             queue,
             batch,
+            ..
         } => {
             let full_sync = *durability == Durability::Sync;
             let store = SqliteStore::open(std::path::Path::new(path), full_sync)
@@ -81,6 +87,7 @@ pub async fn open_store(config: &PersistConfig) -> anyhow::Result<Option<OpenedS
             durability,
             queue,
             batch,
+            ..
         } => {
             let store = PostgresStore::connect(url, *pool_size)
                 .await
@@ -94,6 +101,7 @@ pub async fn open_store(config: &PersistConfig) -> anyhow::Result<Option<OpenedS
         durability,
         queue,
         batch,
+        sync_timeout: config.sync_timeout(),
         postgres,
     }))
 }
@@ -125,7 +133,10 @@ impl PersistLayer {
         };
         let writer = Writer::spawn(
             opened.store.clone(),
-            WriterOptions::new(opened.queue, opened.batch),
+            WriterOptions {
+                sync_timeout: opened.sync_timeout,
+                ..WriterOptions::new(opened.queue, opened.batch)
+            },
             stats,
             background,
         );
@@ -194,9 +205,13 @@ impl<S: Inner> Service<Request> for Persist<S> {
                             backend.writer.enqueue(msg.clone());
                         }
                         Durability::Sync => {
-                            backend.writer.write(msg.clone()).await.map_err(|e| {
-                                ChatError::unavailable(format!("message not sent: {e}"))
-                            })?;
+                            // On an error the message goes no further: not stored, so not
+                            // delivered (the route layer's guard frees its seq).
+                            backend
+                                .writer
+                                .write(msg.clone())
+                                .await
+                                .map_err(not_stored)?;
                         }
                     }
                     call_inner(&mut inner, req).await
@@ -239,6 +254,16 @@ impl<S: Inner> Service<Request> for Persist<S> {
                 _ => call_inner(&mut inner, req).await,
             }
         })
+    }
+}
+
+/// What a write-ahead sender is told when its message could not be stored.
+fn not_stored(err: StoreError) -> ChatError {
+    match err {
+        StoreError::Timeout(_) => ChatError::unavailable(
+            "could not store your message (the database is not answering), try again",
+        ),
+        other => ChatError::unavailable(format!("message not sent: {other}")),
     }
 }
 

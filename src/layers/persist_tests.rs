@@ -19,9 +19,19 @@ fn stack(
     durability: Durability,
     background: &Background,
 ) -> (Persist<crate::pipeline::ChatService>, Seen) {
+    stack_with(mock, durability, background, WriterOptions::new(100, 10))
+}
+
+/// [`stack`] with the writer's options given.
+fn stack_with(
+    mock: &Arc<Mock>,
+    durability: Durability,
+    background: &Background,
+    options: WriterOptions,
+) -> (Persist<crate::pipeline::ChatService>, Seen) {
     let writer = Writer::spawn(
         mock.clone(),
-        WriterOptions::new(100, 10),
+        options,
         Arc::new(Stats::default()),
         background,
     );
@@ -145,4 +155,31 @@ async fn an_unavailable_store_refuses_to_open_a_room() {
     );
     mock.set_down(false);
     background.finish().await;
+}
+
+#[tokio::test]
+async fn write_ahead_refuses_a_message_the_store_does_not_take_in_time() {
+    let mock = Arc::new(Mock::default());
+    mock.set_down(true);
+    let background = Background::default();
+    let options = WriterOptions {
+        retry_base: std::time::Duration::from_millis(5),
+        sync_timeout: std::time::Duration::from_millis(50),
+        ..WriterOptions::new(100, 10)
+    };
+    let (mut svc, seen) = stack_with(&mock, Durability::Sync, &background, options);
+    let req = Request::anonymous(Action::Publish(local(1)));
+    let err = svc.ready().await.unwrap().call(req).await.unwrap_err();
+    let err = ChatError::from_box(&err);
+    assert_eq!(err.kind, crate::core::ErrorKind::Unavailable);
+    assert_eq!(
+        err.message,
+        "could not store your message (the database is not answering), try again"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "nobody inside saw it");
+    mock.set_down(false);
+    publish(&mut svc, local(2)).await;
+    assert_eq!(*seen.lock().unwrap(), vec![(2, true)]);
+    background.finish().await;
+    assert_eq!(mock.stored(), vec![2]);
 }

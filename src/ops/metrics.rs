@@ -109,7 +109,7 @@ impl Collector for Exporter {
         }
         // Everything else is a plain counter of `Stats`.
         #[rustfmt::skip]
-        let counters: [(&str, &str, &Counter); 15] = [
+        let counters: [(&str, &str, &Counter); 16] = [
             ("messages_in", "Chat messages accepted from this instance's sessions.", &stats.messages_in),
             ("deliveries", "Chat messages queued for a recipient session (one message to a room of ten is ten).", &stats.deliveries),
             ("slow_consumer_disconnects", "Sessions disconnected because their outbound queue was full (the client read too slowly).", &stats.slow_consumers),
@@ -119,6 +119,7 @@ impl Collector for Exporter {
             ("persist_retries", "Batch writes retried because the store was unavailable.", &stats.persist_retries),
             ("persist_rejected", "Messages the store refused one by one (failures; the rest of their batch was written).", &stats.persist_rejected),
             ("persist_dropped", "Messages never stored: the write queue was full, or the store stayed unreachable through shutdown.", &stats.persist_dropped),
+            ("persist_timeouts", "Write-ahead messages refused because the store did not commit them within sync_timeout_ms (never delivered, never stored).", &stats.persist_timeouts),
             ("bus_publishes", "Messages and presence changes handed to the bus for the other instances.", &stats.bus_published),
             ("bus_receives", "Messages and presence changes received from other instances.", &stats.bus_received),
             ("bus_reconnects", "Times the bus subscription was lost and established again.", &stats.bus_reconnects),

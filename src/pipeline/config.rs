@@ -306,6 +306,13 @@ pub enum PersistConfig {
         /// Most messages written in one transaction.
         #[serde(default = "default_batch")]
         batch: usize,
+        /// Write-ahead only: how long a sender waits for its message to be stored before it
+        /// is refused ("could not store your message ..., try again") and not delivered.
+        #[serde(
+            default = "default_sync_timeout_ms",
+            skip_serializing_if = "is_default_sync_timeout_ms"
+        )]
+        sync_timeout_ms: u64,
     },
     /// A PostgreSQL server, through a pool of connections.
     Postgres {
@@ -325,6 +332,12 @@ pub enum PersistConfig {
         /// Most messages written in one statement.
         #[serde(default = "default_batch")]
         batch: usize,
+        /// Write-ahead only: see `Sqlite::sync_timeout_ms`.
+        #[serde(
+            default = "default_sync_timeout_ms",
+            skip_serializing_if = "is_default_sync_timeout_ms"
+        )]
+        sync_timeout_ms: u64,
     },
 }
 
@@ -389,6 +402,29 @@ fn default_batch() -> usize {
 }
 fn default_pool_size() -> u32 {
     4
+}
+fn default_sync_timeout_ms() -> u64 {
+    5000
+}
+fn is_default_sync_timeout_ms(ms: &u64) -> bool {
+    *ms == default_sync_timeout_ms()
+}
+
+impl PersistConfig {
+    /// How long a write-ahead sender waits for the store (`sync_timeout_ms`); the default for
+    /// `store = "none"`, which never waits.
+    pub fn sync_timeout(&self) -> std::time::Duration {
+        let ms = match self {
+            PersistConfig::None {} => default_sync_timeout_ms(),
+            PersistConfig::Sqlite {
+                sync_timeout_ms, ..
+            }
+            | PersistConfig::Postgres {
+                sync_timeout_ms, ..
+            } => *sync_timeout_ms,
+        };
+        std::time::Duration::from_millis(ms)
+    }
 }
 
 /// Options of `kind = "fanout"`: the `backend` key selects how messages reach members.

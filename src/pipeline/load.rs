@@ -360,6 +360,7 @@ mod tests {
                 durability: Durability::Async,
                 queue: 10_000,
                 batch: 500,
+                sync_timeout_ms: 5000,
             }),
             LayerConfig::Fanout(FanoutConfig::Local {}),
         ];

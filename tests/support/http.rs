@@ -94,6 +94,21 @@ impl HttpClient {
             .await
     }
 
+    /// Posts a message like [`HttpClient::say`], but returns `None` instead of panicking when the
+    /// server cannot be reached (for tests that kill it mid-request).
+    pub async fn try_say(&self, room: &str, text: &str) -> Option<Answer> {
+        let body = json!({ "room": room, "text": text }).to_string();
+        let mut req = self
+            .client
+            .post(format!("{}/message", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        Some(answer(req.send().await.ok()?).await)
+    }
+
     /// Opens `room`'s event stream, resuming after `last_event_id` if given.
     pub async fn stream(&self, room: &str, last_event_id: Option<u64>) -> SseReader {
         let mut req = self.client.get(format!("{}/messages/{room}", self.base));

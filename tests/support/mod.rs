@@ -82,6 +82,7 @@ pub fn sqlite(path: &Path, durability: Durability) -> PersistConfig {
         durability,
         queue: 10_000,
         batch: 500,
+        sync_timeout_ms: 5000,
     }
 }
 
@@ -93,6 +94,7 @@ pub fn postgres(url: &str, durability: Durability) -> PersistConfig {
         durability,
         queue: 10_000,
         batch: 500,
+        sync_timeout_ms: 5000,
     }
 }
 

@@ -11,9 +11,9 @@ use futures_util::future::BoxFuture;
 use tower::BoxError;
 
 use super::Watched;
-use crate::backends::db_seq;
 use crate::backends::postgres::{PostgresStore, classify};
-use crate::core::{Room, Sequencer};
+use crate::backends::{StoreError, db_seq};
+use crate::core::{ChatError, Room, Sequencer};
 
 /// Takes the next seq, never below `$2`, what this instance has delivered of the room already:
 /// a room whose messages were stored before it had a counter row continues after them.
@@ -38,11 +38,18 @@ impl Sequencer for PostgresSequencer {
     fn next<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<u64, BoxError>> {
         Box::pin(async move {
             let floor = db_seq(room.delivered());
-            let conn = self.store.conn().await?;
+            // The sender is told plainly; the message was not numbered, so nothing is lost.
+            let unreachable = |err: StoreError| match err {
+                StoreError::Unavailable(_) => ChatError::unavailable(format!(
+                    "message not sent: cannot reach the database to number it ({err}); try again"
+                )),
+                other => ChatError::unavailable(format!("message not sent: {other}")),
+            };
+            let conn = self.store.conn().await.map_err(unreachable)?;
             let row = conn
                 .query_one(NEXT_SEQ, &[&room.name.as_str(), &floor])
                 .await
-                .map_err(classify)?;
+                .map_err(|e| unreachable(classify(e)))?;
             let seq = u64::try_from(row.get::<_, i64>(0))?;
             // The poll must not feed it back: it is on its way through the local stack.
             self.watched.numbered(&room.name, seq);

@@ -37,6 +37,10 @@ const PERSIST_QUEUE: RangeInclusive<usize> = 1..=1_000_000;
 /// `persist.batch`: PostgreSQL binds one array per column, so a batch is cheap to grow, but a
 /// huge transaction holds its locks (and SQLite's single writer) for long.
 const PERSIST_BATCH: RangeInclusive<usize> = 1..=10_000;
+/// `persist.sync_timeout_ms`: below 100 ms an ordinary commit under load would be refused;
+/// beyond 20 s, plus the writer's 10 s grace for an attempt under way, an HTTP sender's request
+/// would hit the adapter's 30 s request timeout before its answer.
+const SYNC_TIMEOUT_MS: RangeInclusive<u64> = 100..=20_000;
 /// `persist.pool_size`: at least one connection; more than 64 from one chatd is a mistake.
 const POOL_SIZE: RangeInclusive<usize> = 1..=64;
 /// `fanout.gap_wait_ms` (valkey): below 10 ms an ordinary reordering would send every room to the
@@ -197,6 +201,13 @@ fn persist_problems(problems: &mut ValueProblems, persist: &PersistConfig) {
     };
     out_of_range(problems, "queue", queue, PERSIST_QUEUE);
     out_of_range(problems, "batch", batch, PERSIST_BATCH);
+    let sync_timeout_ms = persist.sync_timeout().as_millis() as u64;
+    out_of_range(
+        problems,
+        "sync_timeout_ms",
+        sync_timeout_ms,
+        SYNC_TIMEOUT_MS,
+    );
 }
 
 /// Checks a Valkey url the way the client will read it.
@@ -372,6 +383,10 @@ mod tests {
             (
                 format!("{sqlite}\nbatch = 10001"),
                 "option `batch` = 10001 is out of range",
+            ),
+            (
+                format!("{sqlite}\nsync_timeout_ms = 0"),
+                "option `sync_timeout_ms` = 0 is out of range",
             ),
             (
                 "store = \"postgres\"\nurl = \"postgres://h/db\"\npool_size = 0".to_string(),
