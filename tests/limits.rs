@@ -109,7 +109,9 @@ async fn the_instance_keeps_at_most_max_rooms_and_frees_rooms_nobody_wrote_in() 
     let a = chatd::core::RoomName::parse("a").unwrap();
     assert!(server.hub().rooms().get(&a).is_some());
     alice.send("/join d").await;
-    alice.expect_prefix("! this server has 2 rooms already").await;
+    alice
+        .expect_prefix("! this server has 2 rooms already")
+        .await;
     // Over HTTP the full server is a 503.
     let carol = HttpClient::connect(server.http_addr(), "carol").await;
     let full = carol.command("/join e").await;
@@ -130,7 +132,9 @@ async fn connections_per_address_count_tcp_and_http_together() {
         read_until_closed(&mut third).await,
         "! too many connections from your address (max 2)\n"
     );
-    let refused = reqwest::get(format!("http://{http}/healthz")).await.unwrap();
+    let refused = reqwest::get(format!("http://{http}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(refused.status().as_u16(), 429);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(
@@ -242,7 +246,10 @@ fn check_names_a_bad_limit_and_its_range() {
     let dir = support::data_dir();
     let file = dir.join("limits.toml");
     let text = chatd::pipeline::load::EMBEDDED_DEFAULT
-        .replace("max_connections_per_ip = 64 ", "max_connections_per_ip = 0 ")
+        .replace(
+            "max_connections_per_ip = 64 ",
+            "max_connections_per_ip = 0 ",
+        )
         .replace("max_rooms_per_session = 50", "max_rooms_per_session = 0");
     std::fs::write(&file, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatd"))
