@@ -14,7 +14,7 @@
 //! appended to the same buffer and sent with one write, so a busy room costs one syscall per
 //! batch rather than per message. A lone event is written straight from its shared rendered
 //! bytes (no copy), and nothing is kept between writes: an idle connection holds no write buffer,
-//! an empty outbound queue (see `core::outbound`) and a small read buffer ([`READ_BUFFER`]).
+//! an empty outbound queue (see `core::outbound`) and a small read buffer (`READ_BUFFER`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -105,8 +105,8 @@ impl State {
 }
 
 /// Serves HTTP until `shutdown`, each connection on its own task on `tracker`. A connection
-/// over the `limits` has its first request answered with the refusal (see
-/// [`refusal_response`]) and is closed.
+/// over the `limits` has its first request answered with the refusal (`429` or `503`) and is
+/// closed.
 pub async fn serve(
     listener: TcpListener,
     stack: ChatService,
