@@ -197,10 +197,12 @@ async fn http_sessions_per_address_are_limited_even_over_one_connection() {
     config.server.max_connections_per_ip = 2;
     let server = start_with(config).await;
     // One client, one kept-alive connection, several sessions.
-    let anon = HttpClient::new(server.http_addr());
+    let mut anon = HttpClient::new(server.http_addr());
+    let mut tokens = Vec::new();
     for nick in ["s1", "s2"] {
         let answer = anon.post("/connect", json!({ "nick": nick })).await;
         assert_eq!(answer.status, 200, "{}", answer.json);
+        tokens.push(answer.json["session"].as_str().unwrap().to_string());
     }
     let third = anon.post("/connect", json!({ "nick": "s3" })).await;
     assert_eq!(third.status, 429);
@@ -208,6 +210,12 @@ async fn http_sessions_per_address_are_limited_even_over_one_connection() {
         third.json["error"],
         "too many sessions from your address (max 2)"
     );
+    // A session that ends gives its slot back.
+    anon.token = Some(tokens[0].clone());
+    assert_eq!(anon.command("/quit").await.json["closed"], true);
+    anon.token = None;
+    let again = anon.post("/connect", json!({ "nick": "s3" })).await;
+    assert_eq!(again.status, 200, "{}", again.json);
     server.shutdown().await;
 }
 
