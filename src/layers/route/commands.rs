@@ -108,7 +108,11 @@ impl<S: Inner> Ctx<'_, S> {
                     max = full.max
                 ))
             })?;
-        self.open(session.id, &room).await?;
+        if let Err(e) = self.open(session.id, &room).await {
+            drop(room); // so that the room, if it is new, does not count against `max_rooms`
+            self.hub().rooms().release_if_unused(name);
+            return Err(e);
+        }
         let joined = room.join(session);
         {
             let mut state = session.state();
