@@ -105,9 +105,21 @@ trap cleanup INT TERM EXIT
 pin_server() { [ "$1" = pinned ] && echo "taskset -c 0" || true; }
 pin_loadgen() { [ "$1" = pinned ] && echo "taskset -c 1" || true; }
 
+# unlimited PIPELINE -> prints the path of a copy with the connection limits raised: the shipped
+# pipelines allow 64 connections per address, and every loadgen client comes from 127.0.0.1.
+unlimited() {
+  local out
+  out="$work/unlimited-$(basename "$1")"
+  sed -e '/^max_connections_per_ip *=/d' -e '/^max_connections *=/d' \
+    -e 's/^\[server\]$/[server]\nmax_connections_per_ip = 1000000\nmax_connections = 1000000/' \
+    "$1" >"$out"
+  echo "$out"
+}
+
 # start_chatd PLACEMENT [PIPELINE] -> sets $addr and $pid
 start_chatd() {
-  local port http pipeline="${2:-$work/pipelines/phase1-single.toml}"
+  local port http pipeline
+  pipeline="$(unlimited "${2:-$work/pipelines/phase1-single.toml}")"
   port="$(free_port)"; http="$(free_port)"
   rm -rf "$work/chatd-data"
   CHATD_DATA_DIR="$work/chatd-data" $(pin_server "$1") "$CHATD" --pipeline "$pipeline" \
@@ -229,6 +241,7 @@ for placement in $PLACEMENTS; do
         for variant in sync async; do
           pipeline="$work/pipelines/phase3-valkey.toml"
           [ "$variant" = async ] && pipeline="$work/phase3-behind.toml"
+          pipeline="$(unlimited "$pipeline")"
           pids=""; addrs=""; started=()
           for name in a b c; do
             port="$(free_port)"; http="$(free_port)"

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::adapters::http::{self, HttpOptions};
+use crate::adapters::limits::ConnectionLimits;
 use crate::adapters::tcp::{self, TcpOptions};
 use crate::backends::Background;
 use crate::core::Hub;
@@ -71,13 +72,26 @@ impl Server {
             outbound_queue: config.server.outbound_queue,
             session_idle: Duration::from_secs(config.server.session_idle_secs),
             max_body_bytes: config.server.max_body_bytes,
+            header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
+            session_limits: ConnectionLimits::new(
+                "sessions",
+                config.server.max_connections_per_ip,
+                config.server.max_connections,
+            ),
             static_dir: static_dir(),
         };
+        // One count for both listeners: the limits are per address, whatever the protocol.
+        let limits = ConnectionLimits::new(
+            "connections",
+            config.server.max_connections_per_ip,
+            config.server.max_connections,
+        );
         tracker.spawn(http::serve(
             http_listener,
             stack.clone(),
             http_options,
             ops,
+            limits.clone(),
             shutdown.clone(),
             tracker.clone(),
         ));
@@ -86,6 +100,7 @@ impl Server {
             stack.clone(),
             options,
             hub.stats_handle(),
+            limits,
             shutdown.clone(),
             tracker.clone(),
         ));

@@ -6,6 +6,7 @@
 //! so netcat and browser users see the same messages and the same errors.
 
 pub mod http;
+pub mod limits;
 pub mod lines;
 pub mod tcp;
 
@@ -38,18 +39,37 @@ impl Drop for Counted {
     }
 }
 
+use limits::{ConnectionLimits, Permit, Refused};
+
+/// A connection the accept loop took, counted against the [`ConnectionLimits`] or refused by
+/// them. A refused one is still open, so its adapter can say why before closing it.
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// The slot it holds until it ends, or the limit it broke.
+    admission: Result<Permit, Refused>,
+}
+
 /// The next connection on `listener`, or `None` once `shutdown` fires. Both adapters accept
-/// through this. A failed accept (usually: out of file descriptors) is logged and retried after
-/// a short pause instead of spinning.
+/// through this, and so share one set of `limits`: a client cannot dodge the per-address limit
+/// by switching protocols. A failed accept (usually: out of file descriptors) is logged and
+/// retried after a short pause instead of spinning.
 async fn accept(
     listener: &TcpListener,
+    limits: &Arc<ConnectionLimits>,
     shutdown: &CancellationToken,
-) -> Option<(TcpStream, SocketAddr)> {
+) -> Option<Accepted> {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return None,
             accepted = listener.accept() => match accepted {
-                Ok(pair) => return Some(pair),
+                Ok((stream, peer)) => {
+                    let admission = limits.admit(peer.ip());
+                    if let Err(refused) = &admission {
+                        tracing::debug!(%peer, %refused, "connection refused");
+                    }
+                    return Some(Accepted { stream, peer, admission });
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;

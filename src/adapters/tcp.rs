@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::FramedRead;
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{BoxError, Service, ServiceExt};
 
+use super::limits::{ConnectionLimits, Refused};
 use super::lines::{ChatLines, Input};
 use crate::core::{
     Action, ChatError, Closer, Connect, Detail, Event, Inbox, Protocol, Reply, Request, SessionId,
@@ -45,6 +46,8 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// front for every connection: once more than everything else an idle connection costs. Chat
 /// lines are short; the buffer grows (doubling) for a longer one, up to the line limit.
 const READ_BUFFER: usize = 256;
+/// How long a refused connection's input is drained before the socket is dropped anyway.
+const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
 
 /// The TCP adapter's settings, from the `[server]` table.
 #[derive(Debug, Clone, Copy)]
@@ -56,16 +59,26 @@ pub struct TcpOptions {
 }
 
 /// Accepts connections until `shutdown`, each served by its own task on `tracker`. Connections
-/// and deliveries are counted in `stats`.
+/// and deliveries are counted in `stats`. A connection over the `limits` gets one `! ` line
+/// saying which, and is closed.
 pub async fn serve(
     listener: TcpListener,
     stack: ChatService,
     options: TcpOptions,
     stats: Arc<Stats>,
+    limits: Arc<ConnectionLimits>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    while let Some((stream, peer)) = super::accept(&listener, &shutdown).await {
+    while let Some(accepted) = super::accept(&listener, &limits, &shutdown).await {
+        let (stream, peer) = (accepted.stream, accepted.peer);
+        let permit = match accepted.admission {
+            Ok(permit) => permit,
+            Err(refused) => {
+                tracker.spawn(refuse(stream, refused));
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let counted = super::Counted::new(stats.clone(), Protocol::Tcp);
         let connection = Connection {
@@ -77,8 +90,23 @@ pub async fn serve(
         tracker.spawn(async move {
             connection.run(stream, peer).await;
             drop(counted);
+            drop(permit); // the slot is free once the session is gone
         });
     }
+}
+
+/// Says why a connection is refused, then closes it. What the client already sent is read and
+/// thrown away until it closes too (for at most [`REFUSAL_DRAIN`]): closing a socket with unread
+/// input makes the kernel send a reset, which can destroy the line before the client reads it.
+async fn refuse(mut stream: TcpStream, refused: Refused) {
+    let line = format!("! {refused}\n");
+    let _ = tokio::time::timeout(FAREWELL_GRACE, stream.write_all(line.as_bytes())).await;
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(REFUSAL_DRAIN, async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// Why a connection's loop ended.

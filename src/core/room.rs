@@ -165,6 +165,15 @@ impl Room {
         self.state().members.contains_key(&id)
     }
 
+    /// No members, and no message ever numbered, held or delivered here.
+    fn is_unused(&self) -> bool {
+        let st = self.state();
+        st.members.is_empty()
+            && st.delivered == 0
+            && st.pending.is_empty()
+            && self.last_seq.load(Ordering::Relaxed) == 0
+    }
+
     /// How many members it has.
     pub fn member_count(&self) -> usize {
         self.state().members.len()
@@ -315,6 +324,13 @@ impl Room {
     }
 }
 
+/// The instance keeps as many rooms as `route.max_rooms` allows and `name` is not one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyRooms {
+    /// The limit.
+    pub max: usize,
+}
+
 /// Every room of this process.
 #[derive(Debug, Default)]
 pub struct Rooms {
@@ -343,19 +359,62 @@ impl Rooms {
             .clone()
     }
 
-    /// The room called `name`, if it exists.
-    pub fn get(&self, name: &RoomName) -> Option<Arc<Room>> {
-        self.map().get(name).cloned()
+    /// The room called `name`, created on first use unless there are `max` rooms already.
+    ///
+    /// # Errors
+    /// [`TooManyRooms`] when `name` does not exist and `max` rooms do.
+    pub fn get_or_create_within(
+        &self,
+        name: &RoomName,
+        max: usize,
+    ) -> Result<Arc<Room>, TooManyRooms> {
+        let mut map = self.map();
+        if let Some(room) = map.get(name) {
+            return Ok(room.clone());
+        }
+        if map.len() >= max {
+            return Err(TooManyRooms { max });
+        }
+        let room = Arc::new(Room::new(name.clone(), self.stats.clone()));
+        map.insert(name.clone(), room.clone());
+        Ok(room)
     }
 
-    /// How many rooms exist on this instance.
+    /// Forgets room `name` if nothing would be lost: it has no members, never had a message
+    /// (so there is no numbering to continue and no history ring to keep), and nobody else
+    /// holds it at this moment (a join in progress does). Returns whether it was freed.
+    ///
+    /// This is what keeps `/join x1`, `/leave`, `/join x2`, ... from filling the registry: a
+    /// room that only ever had visitors costs nothing once they are gone. A room that carried
+    /// messages stays until restart, counted against `route.max_rooms`: freeing it would
+    /// restart its numbering at 1 under the feet of event streams resuming with
+    /// `Last-Event-ID`, and would need the history ring and the fan-out backends' per-room
+    /// state dropped in step.
+    pub fn release_if_unused(&self, name: &RoomName) -> bool {
+        let mut map = self.map();
+        let unused = map.get(name).is_some_and(|room| {
+            // The map's own reference is the only one: nobody is between a lookup and a join.
+            Arc::strong_count(room) == 1 && room.is_unused()
+        });
+        if unused {
+            map.remove(name);
+        }
+        unused
+    }
+
+    /// How many rooms exist.
     pub fn len(&self) -> usize {
         self.map().len()
     }
 
-    /// Whether no room exists yet.
+    /// Whether there are no rooms.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.map().is_empty()
+    }
+
+    /// The room called `name`, if it exists.
+    pub fn get(&self, name: &RoomName) -> Option<Arc<Room>> {
+        self.map().get(name).cloned()
     }
 
     /// Every room with its member count, sorted by name.
@@ -539,6 +598,40 @@ mod tests {
             vec![("alpha".to_string(), 0), ("zeta".to_string(), 1)]
         );
         assert!(rooms.get(&RoomName::parse("nope").unwrap()).is_none());
+    }
+
+    #[test]
+    fn the_registry_is_bounded_and_frees_rooms_that_never_carried_a_message() {
+        let sessions = Sessions::default();
+        let rooms = Rooms::new(Arc::default());
+        let name = |n: &str| RoomName::parse(n).unwrap();
+        let a = rooms.get_or_create_within(&name("a"), 2).unwrap();
+        rooms.get_or_create_within(&name("b"), 2).unwrap();
+        assert_eq!(
+            rooms.get_or_create_within(&name("c"), 2).unwrap_err(),
+            TooManyRooms { max: 2 }
+        );
+        assert!(
+            rooms.get_or_create_within(&name("a"), 2).is_ok(),
+            "an existing room"
+        );
+        let (s, _rx) = member(&sessions, Protocol::Tcp);
+        a.join(&s);
+        assert!(
+            !rooms.release_if_unused(&name("a")),
+            "held here, and a member"
+        );
+        drop(a);
+        assert!(!rooms.release_if_unused(&name("a")), "a member");
+        rooms.get(&name("a")).unwrap().leave(s.id);
+        assert!(rooms.release_if_unused(&name("a")));
+        assert!(rooms.release_if_unused(&name("b")), "never joined at all");
+        assert!(rooms.is_empty());
+        let c = rooms.get_or_create_within(&name("c"), 2).unwrap();
+        c.commit(sample("c", 1, "x", "kept"));
+        drop(c);
+        assert!(!rooms.release_if_unused(&name("c")), "it has a message");
+        assert_eq!(rooms.len(), 1);
     }
 
     #[test]

@@ -91,7 +91,16 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ChatError> {
         ("help", _) => Command::Help,
         ("quit", _) => Command::Quit,
         _ => {
-            let shown: String = name.chars().take(32).collect();
+            // Quoted back, so control characters are shown escaped (`\u{1b}`): an error must
+            // not carry an ANSI sequence that repaints the reader's terminal.
+            let shown: String = name
+                .chars()
+                .take(32)
+                .map(|c| match c.is_control() {
+                    true => c.escape_unicode().to_string(),
+                    false => c.to_string(),
+                })
+                .collect();
             return Err(ChatError::invalid(format!(
                 "unknown command /{shown} (try /help)"
             )));
@@ -241,5 +250,10 @@ mod tests {
         assert_eq!(err("/dance"), "unknown command /dance (try /help)");
         assert_eq!(err("/"), "unknown command / (try /help)");
         assert!(err(&format!("/{}", "x".repeat(5000))).len() < 80);
+        assert_eq!(
+            err("/\x1b[2j"),
+            "unknown command /\\u{1b}[2j (try /help)",
+            "shown escaped, never raw"
+        );
     }
 }

@@ -56,6 +56,16 @@ pub struct ServerConfig {
     /// Largest accepted HTTP request body, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Most open connections (TCP and HTTP together) from one IP address; for HTTP it also
+    /// bounds the live sessions one address may open with `POST /connect`.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Most open connections (TCP and HTTP together) in this process.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long an HTTP client gets to send a request's head (against slowloris), in seconds.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +78,9 @@ impl Default for ServerConfig {
             outbound_queue: default_outbound_queue(),
             session_idle_secs: default_session_idle_secs(),
             max_body_bytes: default_max_body_bytes(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            max_connections: default_max_connections(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
         }
     }
 }
@@ -89,6 +102,15 @@ fn default_session_idle_secs() -> u64 {
 }
 fn default_max_body_bytes() -> usize {
     64 * 1024
+}
+fn default_max_connections_per_ip() -> usize {
+    64
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_header_read_timeout_secs() -> u64 {
+    10
 }
 
 /// One `[[layer]]` table. The `kind` key selects the variant.
@@ -219,12 +241,28 @@ pub struct RouteConfig {
         skip_serializing_if = "is_default_presence_ttl"
     )]
     pub presence_ttl_secs: u64,
+    /// Most rooms one session may be in at once; beyond it `/join` asks to `/leave` one first.
+    /// Like the two below, `chatd --check` shows it only when it is not the default.
+    #[serde(
+        default = "default_max_rooms_per_session",
+        skip_serializing_if = "is_default_max_rooms_per_session"
+    )]
+    pub max_rooms_per_session: usize,
+    /// Most rooms this instance keeps; beyond it `/join` of a new room is refused (existing
+    /// rooms can still be joined). See `core::room` for when a room is freed again.
+    #[serde(
+        default = "default_max_rooms",
+        skip_serializing_if = "is_default_max_rooms"
+    )]
+    pub max_rooms: usize,
 }
 
 impl Default for RouteConfig {
     fn default() -> Self {
         RouteConfig {
             max_message_chars: default_max_message_chars(),
+            max_rooms_per_session: default_max_rooms_per_session(),
+            max_rooms: default_max_rooms(),
             directory: DirectoryMode::default(),
             presence_ttl_secs: default_presence_ttl_secs(),
         }
@@ -263,6 +301,18 @@ impl DirectoryMode {
 
 fn default_max_message_chars() -> usize {
     2000
+}
+fn default_max_rooms_per_session() -> usize {
+    50
+}
+fn default_max_rooms() -> usize {
+    10_000
+}
+fn is_default_max_rooms_per_session(n: &usize) -> bool {
+    *n == default_max_rooms_per_session()
+}
+fn is_default_max_rooms(n: &usize) -> bool {
+    *n == default_max_rooms()
 }
 
 /// Options of `kind = "history"`.

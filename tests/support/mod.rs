@@ -132,6 +132,29 @@ pub async fn start_with(config: PipelineConfig) -> Server {
     Server::start(&config).await.expect("server starts")
 }
 
+/// A raw TCP connection to `addr` from the loopback address `source`, such as `127.0.0.2`.
+pub async fn connect_from(addr: SocketAddr, source: &str) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    let source: std::net::IpAddr = source.parse().expect("a source address");
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .expect("bind the source address");
+    socket.connect(addr).await.expect("connect")
+}
+
+/// Everything the server sends on `stream` until it closes it (bounded by [`PATIENCE`]).
+pub async fn read_until_closed(stream: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    match tokio::time::timeout(PATIENCE, stream.read_to_end(&mut out)).await {
+        Ok(_) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => panic!(
+            "the server did not close the connection; got {:?}",
+            String::from_utf8_lossy(&out)
+        ),
+    }
+}
+
 /// A netcat-like client.
 pub struct Client {
     lines: FramedRead<OwnedReadHalf, LinesCodec>,
@@ -152,6 +175,12 @@ impl Client {
         let socket = TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
         Client::over(socket.connect(addr).await.expect("connect")).await
+    }
+
+    /// Connects from the loopback address `source` (any of 127.0.0.0/8 works on Linux), so that
+    /// one machine can look like several clients to per-address limits.
+    pub async fn connect_from(addr: SocketAddr, source: &str) -> Client {
+        Client::over(connect_from(addr, source).await).await
     }
 
     async fn over(stream: TcpStream) -> Client {

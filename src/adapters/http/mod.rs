@@ -17,6 +17,10 @@
 //! | `GET /metrics` | | Prometheus text (`crate::ops::metrics`) |
 //! | `GET /…` | | the browser client from `static/` |
 //!
+//! Connections beyond `[server] max_connections_per_ip` or `max_connections` (counted with the
+//! TCP adapter's, see `adapters::limits`) get `429` or `503` with a JSON error; so does a
+//! `POST /connect` beyond as many live sessions per address.
+//!
 //! Served with hyper 1 (HTTP/1.1, a header-read timeout against slow-header clients) and
 //! tower-http (request tracing, a timeout on ordinary requests, static files). Graceful shutdown
 //! is the server's one [`CancellationToken`]: streams end, connections drain.
@@ -44,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{BoxError, ServiceExt};
 
+use super::limits::{ConnectionLimits, Refused};
 use crate::core::{Protocol, Reply, Request};
 use crate::ops::Ops;
 use crate::pipeline::ChatService;
@@ -62,8 +67,6 @@ where
         .boxed_unsync()
 }
 
-/// A slow-header client (slowloris) gets this long to send its request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Ordinary requests must be answered within this (event streams are not affected: their
 /// response starts at once and the body streams).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,6 +82,10 @@ pub struct HttpOptions {
     pub session_idle: Duration,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// A slow-header client (slowloris) gets this long to send its request head.
+    pub header_read_timeout: Duration,
+    /// Live sessions per address and in total (`POST /connect` beyond them gets 429 or 503).
+    pub session_limits: Arc<ConnectionLimits>,
     /// Where the browser client's files are.
     pub static_dir: PathBuf,
 }
@@ -103,12 +110,14 @@ impl State {
 }
 
 /// Serves HTTP until `shutdown`, each connection on its own task on `tracker`. `ops` answers
-/// the operator's endpoints.
+/// the operator's endpoints. A connection over the `limits` has its first request answered with
+/// the refusal (`429` or `503`) and is closed.
 pub async fn serve(
     listener: TcpListener,
     stack: ChatService,
     options: HttpOptions,
     ops: Ops,
+    limits: Arc<ConnectionLimits>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -124,17 +133,37 @@ pub async fn serve(
     tracker.spawn(routes::expire_idle_sessions(state.clone()));
     let service = routes::service(state.clone());
     let graceful = GracefulShutdown::new();
-    while let Some((stream, peer)) = super::accept(&listener, &shutdown).await {
+    let header_timeout = state.options.header_read_timeout;
+    while let Some(accepted) = super::accept(&listener, &limits, &shutdown).await {
+        let (stream, peer) = (accepted.stream, accepted.peer);
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        let permit = match accepted.admission {
+            Ok(permit) => permit,
+            Err(refused) => {
+                // Read the one request properly, answer it with the refusal, and close.
+                let refusal = hyper::service::service_fn(move |_req| async move {
+                    Ok::<_, Infallible>(refusal_response(refused))
+                });
+                let connection = builder
+                    .keep_alive(false)
+                    .serve_connection(TokioIo::new(stream), refusal);
+                let connection = graceful.watch(connection);
+                tracker.spawn(async move {
+                    let _ = connection.await;
+                });
+                continue;
+            }
+        };
         let svc = TowerToHyperService::new(service.clone().map_request(
             move |mut req: http::Request<_>| {
                 req.extensions_mut().insert(Peer(peer));
                 req
             },
         ));
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), svc);
+        let connection = builder.serve_connection(TokioIo::new(stream), svc);
         let connection = graceful.watch(connection);
         let counted = super::Counted::new(stats.clone(), Protocol::Http);
         tracker.spawn(async move {
@@ -142,6 +171,7 @@ pub async fn serve(
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, %peer, "http connection ended with an error");
             }
+            drop(permit);
         });
     }
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
@@ -150,6 +180,17 @@ pub async fn serve(
     {
         tracing::warn!("some HTTP connections did not finish in time");
     }
+}
+
+/// A refusal by the connection or session limits: `429 Too Many Requests` when the client's own
+/// address holds too many, `503 Service Unavailable` when the whole server is full; the body is
+/// `{"error": ...}` like every other error.
+fn refusal_response(refused: Refused) -> http::Response<Body> {
+    let status = match refused {
+        Refused::PerIp { .. } => http::StatusCode::TOO_MANY_REQUESTS,
+        Refused::Total { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
+    };
+    json::HttpError::new(status, refused.to_string()).into_response()
 }
 
 /// The client's address, attached to each request.

@@ -71,6 +71,18 @@ struct ConnectBody {
 async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
     let body: ConnectBody = read_json(req, state.options.max_body_bytes).await?;
+    // An HTTP session outlives its connections, so it is counted on its own; the slot is
+    // given back when the session ends (see `sessions`).
+    let permit =
+        match peer {
+            Some(peer) => Some(state.options.session_limits.admit(peer.ip()).map_err(
+                |refused| {
+                    let response = super::refusal_response(refused);
+                    HttpError::new(response.status(), refused.to_string())
+                },
+            )?),
+            None => None,
+        };
     let (outbound, mut events) = outbound::channel(state.options.outbound_queue);
     let closer = Closer::default();
     let connect = Connect {
@@ -89,7 +101,7 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
             "the stack opened no session",
         ));
     };
-    let session = state.sessions.open(id);
+    let session = state.sessions.open(id, permit);
     // The dispatcher: from the core's queue to the open streams, until the session ends.
     let (dispatch_state, dispatch_session) = (state.clone(), session.clone());
     state.tracker.spawn(async move {

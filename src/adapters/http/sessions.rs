@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::adapters::limits::Permit;
 use crate::core::{Event, RoomName, SessionId};
 
 /// Events a stream may have waiting before it is cut as too slow.
@@ -35,6 +36,9 @@ pub struct HttpSession {
     last_seen: Mutex<Instant>,
     taps: Mutex<Vec<Tap>>,
     next_tap: AtomicU64,
+    /// Its slot in the per-address session limit, given back when the session is removed
+    /// (not when the last handle drops: an event stream may hold one a little longer).
+    permit: Mutex<Option<Permit>>,
 }
 
 #[derive(Debug)]
@@ -125,8 +129,9 @@ pub struct HttpSessions {
 }
 
 impl HttpSessions {
-    /// Registers a new session for core session `id` and returns it with its fresh token.
-    pub fn open(&self, id: SessionId) -> Arc<HttpSession> {
+    /// Registers a new session for core session `id`, holding `permit` (its slot in the
+    /// session limits) until it is removed, and returns it with its fresh token.
+    pub fn open(&self, id: SessionId, permit: Option<Permit>) -> Arc<HttpSession> {
         let token = new_token();
         let session = Arc::new(HttpSession {
             id,
@@ -134,6 +139,7 @@ impl HttpSessions {
             last_seen: Mutex::new(Instant::now()),
             taps: Mutex::default(),
             next_tap: AtomicU64::new(0),
+            permit: Mutex::new(permit),
         });
         lock(&self.by_token).insert(token, session.clone());
         session
@@ -146,7 +152,9 @@ impl HttpSessions {
 
     /// Forgets a session; its token stops working at once.
     pub fn remove(&self, token: &str) -> Option<Arc<HttpSession>> {
-        lock(&self.by_token).remove(token)
+        let session = lock(&self.by_token).remove(token)?;
+        lock(&session.permit).take();
+        Some(session)
     }
 
     /// Removes and returns the sessions idle for at least `idle`.
@@ -157,7 +165,11 @@ impl HttpSessions {
             .filter(|(_, s)| s.expired(idle))
             .map(|(t, _)| t.clone())
             .collect();
-        expired.iter().filter_map(|t| map.remove(t)).collect()
+        let expired: Vec<Arc<HttpSession>> = expired.iter().filter_map(|t| map.remove(t)).collect();
+        for session in &expired {
+            lock(&session.permit).take();
+        }
+        expired
     }
 }
 
@@ -182,7 +194,7 @@ mod tests {
     #[test]
     fn events_reach_only_their_rooms_taps_and_full_taps_are_cut() {
         let sessions = HttpSessions::default();
-        let s = sessions.open(SessionId(1));
+        let s = sessions.open(SessionId(1), None);
         let general = RoomName::parse("general").unwrap();
         let (_g, mut general_rx) = s.attach(general.clone());
         let (_r, mut random_rx) = s.attach(RoomName::parse("random").unwrap());
@@ -202,7 +214,7 @@ mod tests {
     #[test]
     fn sessions_expire_only_without_streams() {
         let sessions = HttpSessions::default();
-        let s = sessions.open(SessionId(1));
+        let s = sessions.open(SessionId(1), None);
         let guard = s.attach(RoomName::parse("general").unwrap());
         assert!(
             sessions.take_expired(Duration::ZERO).is_empty(),

@@ -83,12 +83,48 @@ impl<S: Inner> Ctx<'_, S> {
     }
 
     /// Puts `session` in room `name` (announcing it when new) and makes it the current room.
+    ///
+    /// Two limits apply to a room the session is not in yet: `max_rooms_per_session`, and
+    /// `max_rooms` when the room does not exist yet either.
     async fn enter(&mut self, session: &Arc<Session>, name: &RoomName) -> Result<Joined, BoxError> {
-        let room = self.hub().rooms().get_or_create(name);
-        self.open(session.id, &room).await?;
+        let max = self.shared.max_rooms_per_session;
+        let in_rooms = |session: &Session| {
+            let state = session.state();
+            (state.rooms.len(), state.rooms.contains(name))
+        };
+        if let (n, false) = in_rooms(session)
+            && n >= max
+        {
+            return Err(too_many_rooms(n, max).into());
+        }
+        let room = self
+            .hub()
+            .rooms()
+            .get_or_create_within(name, self.shared.max_rooms)
+            .map_err(|full| {
+                ChatError::unavailable(format!(
+                    "this server has {max} rooms already, its limit: join one of them (/rooms \
+                     lists them) or try again later",
+                    max = full.max
+                ))
+            })?;
+        if let Err(e) = self.open(session.id, &room).await {
+            drop(room); // so that the room, if it is new, does not count against `max_rooms`
+            self.hub().rooms().release_if_unused(name);
+            return Err(e);
+        }
         let joined = room.join(session);
         {
             let mut state = session.state();
+            // Checked again where it counts: two joins of one HTTP session can run at once.
+            if joined.new && state.rooms.len() >= max {
+                let n = state.rooms.len();
+                drop(state);
+                room.leave(session.id);
+                drop(room);
+                self.hub().rooms().release_if_unused(name);
+                return Err(too_many_rooms(n, max).into());
+            }
             if joined.new {
                 state.rooms.push(name.clone());
             }
@@ -191,6 +227,8 @@ impl<S: Inner> Ctx<'_, S> {
         }
         self.announce(&room, session, nick, PresenceKind::Left)
             .await?;
+        drop(room);
+        self.hub().rooms().release_if_unused(&name);
         let text = match current {
             Some(current) => format!("you left {name}; your current room is {current}"),
             None => format!("you left {name}; you are in no room now"),
@@ -292,6 +330,13 @@ impl<S: Inner> Ctx<'_, S> {
             _ => Vec::new(),
         })
     }
+}
+
+/// The refusal of a join beyond `route.max_rooms_per_session`.
+fn too_many_rooms(n: usize, max: usize) -> ChatError {
+    ChatError::forbidden(format!(
+        "you are in {n} rooms already (max {max}): /leave one first"
+    ))
 }
 
 fn not_in_a_room() -> ChatError {

@@ -56,6 +56,10 @@ struct Shared {
     sequencer: Arc<dyn Sequencer>,
     directory: Arc<dyn Directory>,
     max_message_chars: usize,
+    /// Most rooms one session may be in.
+    max_rooms_per_session: usize,
+    /// Most rooms this instance keeps (see `Rooms::release_if_unused` for when one goes).
+    max_rooms: usize,
     /// How many messages a joiner is shown: the history layer's capacity.
     join_replay: usize,
 }
@@ -76,6 +80,8 @@ impl RouteLayer {
                 sequencer,
                 directory,
                 max_message_chars: config.max_message_chars,
+                max_rooms_per_session: config.max_rooms_per_session,
+                max_rooms: config.max_rooms,
                 join_replay,
             }),
         }
@@ -203,6 +209,7 @@ impl<S: Inner> Ctx<'_, S> {
                 self.announce(&room, &session, nick.clone(), PresenceKind::Quit)
                     .await?;
             }
+            self.hub().rooms().release_if_unused(&name);
         }
         // Frees the nick and every membership on all instances.
         if let Err(e) = self.directory().release(id).await {

@@ -23,6 +23,17 @@ const OUTBOUND_QUEUE: RangeInclusive<usize> = 1..=65_536;
 const SESSION_IDLE_SECS: RangeInclusive<u64> = 1..=86_400;
 /// `[server] max_body_bytes`: room for a 2000-character message in JSON, and at most 16 MiB.
 const MAX_BODY_BYTES: RangeInclusive<usize> = 1024..=16 * 1024 * 1024;
+/// `[server] max_connections_per_ip` and `max_connections`: 0 would refuse everyone; beyond a
+/// million the process runs out of file descriptors long before the limit means anything.
+const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
+/// `[server] header_read_timeout_secs`: 0 would cut every request; beyond an hour a slowloris
+/// client holds its connection for nothing.
+const HEADER_READ_TIMEOUT_SECS: RangeInclusive<u64> = 1..=3600;
+/// `route.max_rooms_per_session`: at least one room, and a session's room list is scanned on
+/// every rename and quit, so not unbounded.
+const MAX_ROOMS_PER_SESSION: RangeInclusive<usize> = 1..=10_000;
+/// `route.max_rooms`: each room keeps a history ring, so the number of rooms multiplies memory.
+const MAX_ROOMS: RangeInclusive<usize> = 1..=10_000_000;
 /// `history.capacity`: a ring of 0 keeps nothing (remove the layer instead), and the ring is
 /// per room, so its size multiplies.
 const HISTORY_CAPACITY: RangeInclusive<usize> = 1..=10_000;
@@ -95,6 +106,29 @@ pub(super) fn server_problems(server: &ServerConfig) -> ValueProblems {
         server.max_body_bytes,
         MAX_BODY_BYTES,
     );
+    for (key, value) in [
+        ("max_connections_per_ip", server.max_connections_per_ip),
+        ("max_connections", server.max_connections),
+    ] {
+        out_of_range(&mut problems, key, value, MAX_CONNECTIONS);
+    }
+    // Only between two values that are each in range: one problem per mistake.
+    if MAX_CONNECTIONS.contains(&server.max_connections)
+        && server.max_connections_per_ip > server.max_connections
+    {
+        let problem = format!(
+            "option `max_connections_per_ip` = {} is more than `max_connections` = {}; one \
+             address cannot have more connections than the whole server",
+            server.max_connections_per_ip, server.max_connections
+        );
+        problems.push(("max_connections_per_ip", problem));
+    }
+    out_of_range(
+        &mut problems,
+        "header_read_timeout_secs",
+        server.header_read_timeout_secs,
+        HEADER_READ_TIMEOUT_SECS,
+    );
     if let Some(name) = &server.instance
         && !is_instance_name(name)
     {
@@ -117,10 +151,26 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
         LayerConfig::Route(RouteConfig {
             max_message_chars: max,
             presence_ttl_secs: ttl,
+            max_rooms_per_session: per_session,
+            max_rooms,
             directory: _,
         }) => {
             out_of_range(&mut problems, "max_message_chars", *max, MAX_MESSAGE_CHARS);
             out_of_range(&mut problems, "presence_ttl_secs", *ttl, PRESENCE_TTL_SECS);
+            out_of_range(
+                &mut problems,
+                "max_rooms_per_session",
+                *per_session,
+                MAX_ROOMS_PER_SESSION,
+            );
+            out_of_range(&mut problems, "max_rooms", *max_rooms, MAX_ROOMS);
+            if MAX_ROOMS.contains(max_rooms) && per_session > max_rooms {
+                let problem = format!(
+                    "option `max_rooms_per_session` = {per_session} is more than `max_rooms` = \
+                     {max_rooms}; a session cannot be in more rooms than the server keeps"
+                );
+                problems.push(("max_rooms_per_session", problem));
+            }
         }
         LayerConfig::RateLimit(RateLimitConfig { per_second, burst }) => {
             // Zero is the likely attempt to turn limiting off: say what it would really do.
@@ -306,6 +356,31 @@ mod tests {
                 "[server]\nmax_body_bytes = 10",
                 "`max_body_bytes` = 10",
             ),
+            (
+                "[server]",
+                "[server]\nmax_connections_per_ip = 0",
+                "`max_connections_per_ip` = 0",
+            ),
+            (
+                "[server]",
+                "[server]\nmax_connections = 1000001",
+                "`max_connections` = 1000001",
+            ),
+            (
+                "[server]",
+                "[server]\nheader_read_timeout_secs = 0",
+                "`header_read_timeout_secs` = 0",
+            ),
+            (
+                "kind = \"route\"",
+                "kind = \"route\"\nmax_rooms_per_session = 0",
+                "`max_rooms_per_session` = 0",
+            ),
+            (
+                "kind = \"route\"",
+                "kind = \"route\"\nmax_rooms = 0",
+                "`max_rooms` = 0",
+            ),
         ] {
             let error = only_error(&stack(FULL).replacen(from, to, 1));
             assert!(
@@ -366,6 +441,30 @@ mod tests {
             let error = only_error(&text.replacen(from, to, 1));
             assert!(error.contains(expected), "{error}");
         }
+    }
+
+    #[test]
+    fn a_per_address_or_per_session_limit_above_the_total_is_an_error() {
+        let text = stack(FULL).replace(
+            "[server]",
+            "[server]\nmax_connections = 10\nmax_connections_per_ip = 11",
+        );
+        let error = only_error(&text);
+        assert!(
+            error.starts_with("line 3, [server]: option `max_connections_per_ip` = 11 is more than `max_connections` = 10"),
+            "{error}"
+        );
+        let text = stack(FULL).replace(
+            "kind = \"route\"",
+            "kind = \"route\"\nmax_rooms = 5\nmax_rooms_per_session = 6",
+        );
+        let error = only_error(&text);
+        assert!(
+            error.contains(
+                "layer 2 (route): option `max_rooms_per_session` = 6 is more than `max_rooms` = 5"
+            ),
+            "{error}"
+        );
     }
 
     #[test]
