@@ -469,7 +469,10 @@ async fn one_mebibyte_lines_are_refused_and_memory_stays_bounded() {
 #[tokio::test]
 async fn ten_thousand_rapid_joins_meet_the_room_limit_and_memory_stays_bounded() {
     let data = support::data_dir();
-    let chatd = Chatd::start(&[], &data);
+    // Without the rate limit: with it, most of the 10,000 joins would be answered `! slow down`
+    // before they reach the room limit this test is about.
+    let pipeline = support::unthrottled_default_file(&data);
+    let chatd = Chatd::start(&["--pipeline", &pipeline.display().to_string()], &data);
     let mut by = Bystanders::join(chatd.tcp).await;
     let before = settled_rss(&chatd).await;
     let mut mallory = Client::named(chatd.tcp, "mallory").await;
