@@ -2,28 +2,20 @@
 //! and restarted under chat.
 
 use chatd::pipeline::PipelineConfig;
-use chatd::pipeline::config::{Durability, FanoutConfig, LayerConfig};
+use chatd::pipeline::config::Durability;
 use support::postgres::TestPostgres;
 use support::valkey::TestValkey;
-use support::{Client, default_config, start_with, with_store};
+use support::{Client, start_with, with_store};
 
 use crate::{REFUSED, next_chat, pg_store, say_until_accepted, stored_texts, support, texts};
 
 /// The phase 3 pipeline for `instance`, over the shared PostgreSQL and Valkey, with the given
 /// write-ahead timeout.
 fn valkey_config(instance: &str, pg: &str, valkey: &str, sync_timeout_ms: u64) -> PipelineConfig {
+    let phase3 = support::valkey::pipeline(pg, valkey, Durability::Sync);
     let store = pg_store(pg, Durability::Sync, 1000, sync_timeout_ms);
-    let mut config = with_store(default_config(), store);
+    let mut config = with_store(phase3, store);
     config.server.instance = Some(instance.into());
-    for layer in &mut config.layers {
-        if let LayerConfig::Fanout(fanout) = layer {
-            *fanout = FanoutConfig::Valkey {
-                url: valkey.to_string(),
-                pool_size: 4,
-                gap_wait_ms: 200,
-            };
-        }
-    }
     chatd::pipeline::load::revalidate(&config).expect("a valid valkey pipeline");
     config
 }
