@@ -18,13 +18,19 @@ fn msg(seq: u64) -> Arc<ChatMessage> {
     sample("general", seq, "alice", "hi")
 }
 
-#[tokio::test]
-async fn queued_messages_are_written_in_batches_and_flushed_at_stop() {
+/// A store whose writes wait at the returned gate until it is given permits.
+fn gated() -> (Arc<tokio::sync::Semaphore>, Arc<Mock>) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let mock = Arc::new(Mock {
         gate: Some(gate.clone()),
         ..Mock::default()
     });
+    (gate, mock)
+}
+
+#[tokio::test]
+async fn queued_messages_are_written_in_batches_and_flushed_at_stop() {
+    let (gate, mock) = gated();
     let stats = Arc::new(Stats::default());
     let background = Background::default();
     let writer = Writer::spawn(mock.clone(), options(100, 4), stats.clone(), &background);
@@ -71,11 +77,7 @@ async fn an_unavailable_store_is_retried_until_it_is_back() {
 
 #[tokio::test]
 async fn a_full_queue_drops_and_counts_in_write_behind() {
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let mock = Arc::new(Mock {
-        gate: Some(gate.clone()),
-        ..Mock::default()
-    });
+    let (gate, mock) = gated();
     let stats = Arc::new(Stats::default());
     let background = Background::default();
     let writer = Writer::spawn(mock.clone(), options(3, 1), stats.clone(), &background);
@@ -125,11 +127,7 @@ async fn shutdown_gives_up_on_a_store_that_stays_down_and_says_so() {
 
 #[tokio::test]
 async fn the_queue_depth_counts_what_waits_and_a_stopped_writer_says_so() {
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let mock = Arc::new(Mock {
-        gate: Some(gate.clone()),
-        ..Mock::default()
-    });
+    let (gate, mock) = gated();
     let background = Background::default();
     let stats = Arc::new(Stats::default());
     let writer = Writer::spawn(mock.clone(), options(100, 1), stats, &background);
@@ -186,11 +184,7 @@ async fn a_write_ahead_sender_gets_a_timeout_and_its_message_is_never_stored() {
 
 #[tokio::test]
 async fn a_sender_whose_time_is_up_mid_attempt_gets_that_attempts_outcome() {
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let mock = Arc::new(Mock {
-        gate: Some(gate.clone()),
-        ..Mock::default()
-    });
+    let (gate, mock) = gated();
     let stats = Arc::new(Stats::default());
     let background = Background::default();
     let options = WriterOptions {
@@ -257,11 +251,7 @@ async fn messages_queued_behind_a_stuck_batch_are_taken_back_in_time() {
 
 #[tokio::test]
 async fn a_hung_attempt_holds_the_sender_no_longer_than_its_grace() {
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let mock = Arc::new(Mock {
-        gate: Some(gate.clone()),
-        ..Mock::default()
-    });
+    let (gate, mock) = gated();
     let stats = Arc::new(Stats::default());
     let background = Background::default();
     let options = WriterOptions {
