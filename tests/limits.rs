@@ -275,7 +275,7 @@ fn check_names_a_bad_limit_and_its_range() {
     );
     assert!(
         stderr.contains(
-            "layer 2 (route): option `max_rooms_per_session` = 0 is out of range; it must be from 1 to 10000"
+            "(route): option `max_rooms_per_session` = 0 is out of range; it must be from 1 to 10000"
         ),
         "{stderr}"
     );
