@@ -93,7 +93,8 @@ done
 server_pids=()
 cleanup() {
   local rc=$?
-  trap - INT TERM EXIT
+  trap - EXIT
+  trap "" INT TERM # a second Ctrl-C or TERM must not cut the clean-up short (stray servers)
   for pid in "${server_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${server_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   stop_services

@@ -26,7 +26,8 @@ pids=()
 
 cleanup() {
   local rc=$?
-  trap - INT TERM EXIT
+  trap - EXIT
+  trap "" INT TERM # a second Ctrl-C or TERM must not cut the clean-up short (stray servers)
   say "stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
