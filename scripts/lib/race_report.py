@@ -63,70 +63,86 @@ def runs(directory, prefix):
     return out
 
 
+# The columns the tables draw from one run: (header, right-aligned, value).
+COLUMNS = {
+    "p50": ("p50 µs", True, lambda r: r["latency_us"]["p50"]),
+    "p90": ("p90 µs", True, lambda r: r["latency_us"]["p90"]),
+    "p99": ("p99 µs", True, lambda r: r["latency_us"]["p99"]),
+    "max": ("max µs", True, lambda r: r["latency_us"]["max"]),
+    "delivered": ("delivered", False, lambda r: f"{r['deliveries']}/{r['expected_deliveries']}"),
+    "deliveries/s": ("deliveries/s", True, lambda r: f"{r['deliveries_per_s']:.0f}"),
+    "sent/s": ("sent/s", True, lambda r: f"{r['sent_per_s']:.0f}"),
+    "disconnects": ("disconnects", True, lambda r: r["disconnects"]),
+    "joined": ("joined", True, lambda r: r["joined"]),
+    "cpu": ("server CPU", True, lambda r: fmt_pct(server(r, "cpu_percent"))),
+    "cpu of each": ("CPU of a, b, c", False, lambda r: fmt_pct(server(r, "cpu_percent"))),
+    "rss before": ("RSS before", True, lambda r: kib(server(r, "before_kib"))),
+    "rss": ("RSS connected", True, lambda r: kib(server(r, "connected_kib"))),
+    "per connection": ("bytes per connection", True, lambda r: server(r, "per_connection_bytes")),
+    "rows": ("rows in PostgreSQL", True, lambda r: f"{r.get('rows_in_postgres', '-')} of {r['sent']}"),
+}
+
+
+def table(title, labels, columns, rows):
+    """Prints a Markdown table: `labels` name the leading columns, `rows` are (label values, run)."""
+    specs = [COLUMNS[c] for c in columns]
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(list(labels) + [h for h, _, _ in specs]) + " |")
+    print("|" + "---|" * len(labels) + "".join("---:|" if right else "---|" for _, right, _ in specs))
+    for names, r in rows:
+        print("| " + " | ".join([str(n) for n in names] + [str(get(r)) for _, _, get in specs]) + " |")
+
+
+def pairs(group, placements, key):
+    """(placement, chatd run, ngircd run) for each placement both servers ran in."""
+    for p in placements:
+        c, n = group.get(key(p, "chatd")), group.get(key(p, "ngircd"))
+        if c and n:
+            yield p, c, n
+
+
 def summary(directory):
     placements = ["unpinned", "pinned"]
+    servers = ["chatd", "ngircd"]
     every = runs(directory, "")
     if not every:
         print("no results")
         return
+    group = lambda prefix: {k: v for k, v in every.items() if k.startswith(prefix)}
+    each = lambda runs, key: [((p, s), runs[key(p, s)]) for p in placements for s in servers if key(p, s) in runs]
 
-    a = {k: v for k, v in every.items() if k.startswith("A-")}
+    a = group("A-")
     if a:
-        print("\n### A: 50 clients, 1 room, 1,000 msg/s (49,000 deliveries/s)\n")
-        print("| placement | server | p50 µs | p90 µs | p99 µs | max µs | delivered | server CPU | RSS connected |")
-        print("|---|---|---:|---:|---:|---:|---|---:|---:|")
-        for p in placements:
-            for s in ["chatd", "ngircd"]:
-                r = a.get(f"A-{p}-{s}")
-                if r:
-                    lat = r["latency_us"]
-                    print(
-                        f"| {p} | {s} | {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['max']} | "
-                        f"{r['deliveries']}/{r['expected_deliveries']} | {fmt_pct(server(r, 'cpu_percent'))} | "
-                        f"{kib(server(r, 'connected_kib'))} |"
-                    )
-        for p in placements:
-            c, n = a.get(f"A-{p}-chatd"), a.get(f"A-{p}-ngircd")
-            if c and n:
-                print(
-                    f"\nA {p}: p99 ngircd/chatd = {ratio(n['latency_us']['p99'], c['latency_us']['p99'])}, "
-                    f"p50 ngircd/chatd = {ratio(n['latency_us']['p50'], c['latency_us']['p50'])}"
-                )
+        key = lambda p, s: f"A-{p}-{s}"
+        table("A: 50 clients, 1 room, 1,000 msg/s (49,000 deliveries/s)", ["placement", "server"],
+              ["p50", "p90", "p99", "max", "delivered", "cpu", "rss"], each(a, key))
+        for p, c, n in pairs(a, placements, key):
+            print(
+                f"\nA {p}: p99 ngircd/chatd = {ratio(n['latency_us']['p99'], c['latency_us']['p99'])}, "
+                f"p50 ngircd/chatd = {ratio(n['latency_us']['p50'], c['latency_us']['p50'])}"
+            )
 
-    b = {k: v for k, v in every.items() if k.startswith("B-")}
+    b = group("B-")
     if b:
-        print("\n### B: 1,000 clients, 1 room, 20 senders, rate raised until a step is not delivered completely\n")
-        print("| placement | server | msg/s | deliveries/s | delivered | disconnects | p50 µs | p99 µs | server CPU |")
-        print("|---|---|---:|---:|---|---:|---:|---:|---:|")
-        best = {}
-        for p in placements:
-            for s in ["chatd", "ngircd"]:
-                steps = sorted(
-                    ((int(k.rsplit("-", 1)[1]), r) for k, r in b.items() if k.startswith(f"B-{p}-{s}-")),
-                    key=lambda t: t[0],
-                )
-                for rate, r in steps:
-                    lat = r["latency_us"]
-                    print(
-                        f"| {p} | {s} | {rate} | {r['deliveries_per_s']:.0f} | "
-                        f"{r['deliveries']}/{r['expected_deliveries']} | {r['disconnects']} | {lat['p50']} | "
-                        f"{lat['p99']} | {fmt_pct(server(r, 'cpu_percent'))} |"
-                    )
-                    if clean(r):
-                        best[(p, s)] = (rate, r)
+        steps = {}
+        for k, r in b.items():
+            _, p, s, rate = k.split("-")
+            steps.setdefault((p, s), []).append((int(rate), r))
+        rows = [((p, s, rate), r) for p in placements for s in servers for rate, r in sorted(steps.get((p, s), []), key=lambda t: t[0])]
+        table("B: 1,000 clients, 1 room, 20 senders, rate raised until a step is not delivered completely",
+              ["placement", "server", "msg/s"], ["deliveries/s", "delivered", "disconnects", "p50", "p99", "cpu"], rows)
+        best = {ps: max(((rate, r) for rate, r in runs_ if clean(r)), default=None, key=lambda t: t[0])
+                for ps, runs_ in steps.items()}
+        describe = lambda t: "nothing clean" if not t else (
+            f"{t[1]['deliveries_per_s']:.0f} deliveries/s at {t[0]} msg/s, p99 {t[1]['latency_us']['p99']} µs"
+        )
         for p in placements:
             c, n = best.get((p, "chatd")), best.get((p, "ngircd"))
             if not (c or n):
                 continue
-            describe = lambda t: "nothing clean" if not t else (
-                f"{t[1]['deliveries_per_s']:.0f} deliveries/s at {t[0]} msg/s, p99 {t[1]['latency_us']['p99']} µs"
-            )
             print(f"\nB {p}: highest complete step: chatd {describe(c)}; ngircd {describe(n)}")
             if c and n:
-                print(
-                    f"B {p}: deliveries/s chatd/ngircd = "
-                    f"{ratio(c[1]['deliveries_per_s'], n[1]['deliveries_per_s'])}"
-                )
+                print(f"B {p}: deliveries/s chatd/ngircd = {ratio(c[1]['deliveries_per_s'], n[1]['deliveries_per_s'])}")
                 common = min(c[0], n[0])
                 cc, nn = b.get(f"B-{p}-chatd-{common}"), b.get(f"B-{p}-ngircd-{common}")
                 if cc and nn:
@@ -136,59 +152,31 @@ def summary(directory):
                         f"{ratio(nn['latency_us']['p99'], cc['latency_us']['p99'])}"
                     )
 
-    c_runs = {k: v for k, v in every.items() if k.startswith("C-")}
+    c_runs = group("C-")
     if c_runs:
-        print("\n### C: 10,000 clients in 5 rooms of 2,000, 100 senders at 1 msg/s each\n")
-        print("| placement | server | joined | RSS before | RSS connected | bytes per connection | p50 µs | p99 µs | delivered | disconnects |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
-        for p in placements:
-            for s in ["chatd", "ngircd"]:
-                r = c_runs.get(f"C-{p}-{s}")
-                if r:
-                    lat = r["latency_us"]
-                    print(
-                        f"| {p} | {s} | {r['joined']} | {kib(server(r, 'before_kib'))} | "
-                        f"{kib(server(r, 'connected_kib'))} | {server(r, 'per_connection_bytes')} | "
-                        f"{lat['p50']} | {lat['p99']} | {r['deliveries']}/{r['expected_deliveries']} | "
-                        f"{r['disconnects']} |"
-                    )
-        for p in placements:
-            c, n = c_runs.get(f"C-{p}-chatd"), c_runs.get(f"C-{p}-ngircd")
-            if c and n:
-                print(
-                    f"\nC {p}: memory per connection chatd/ngircd = "
-                    f"{ratio(server(c, 'per_connection_bytes'), server(n, 'per_connection_bytes'))}; "
-                    f"p99 ngircd/chatd = {ratio(n['latency_us']['p99'], c['latency_us']['p99'])}"
-                )
+        key = lambda p, s: f"C-{p}-{s}"
+        table("C: 10,000 clients in 5 rooms of 2,000, 100 senders at 1 msg/s each", ["placement", "server"],
+              ["joined", "rss before", "rss", "per connection", "p50", "p99", "delivered", "disconnects"],
+              each(c_runs, key))
+        for p, c, n in pairs(c_runs, placements, key):
+            print(
+                f"\nC {p}: memory per connection chatd/ngircd = "
+                f"{ratio(server(c, 'per_connection_bytes'), server(n, 'per_connection_bytes'))}; "
+                f"p99 ngircd/chatd = {ratio(n['latency_us']['p99'], c['latency_us']['p99'])}"
+            )
 
-    cl = {k: v for k, v in every.items() if k.startswith("cluster-")}
+    cl = group("cluster-")
     if cl:
-        print("\n### Cluster: workload A over 3 chatd instances, phase 3 (Valkey)\n")
-        print("| pipeline | p50 µs | p90 µs | p99 µs | max µs | delivered | CPU of a, b, c |")
-        print("|---|---:|---:|---:|---:|---|---|")
-        for variant, label in [("sync", "phase3-valkey.toml (write-ahead, shipped)"), ("async", "same, write-behind")]:
-            r = cl.get(f"cluster-valkey-{variant}")
-            if r:
-                lat = r["latency_us"]
-                print(
-                    f"| {label} | {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['max']} | "
-                    f"{r['deliveries']}/{r['expected_deliveries']} | {fmt_pct(server(r, 'cpu_percent'))} |"
-                )
+        labels = {"sync": "phase3-valkey.toml (write-ahead, shipped)", "async": "same, write-behind"}
+        rows = [((labels[v],), cl[f"cluster-valkey-{v}"]) for v in labels if f"cluster-valkey-{v}" in cl]
+        table("Cluster: workload A over 3 chatd instances, phase 3 (Valkey)", ["pipeline"],
+              ["p50", "p90", "p99", "max", "delivered", "cpu of each"], rows)
 
-    w = {k: v for k, v in every.items() if k.startswith("W-")}
+    w = group("W-")
     if w:
-        print("\n### W: 50,000 msg/s, 200 clients in 100 rooms of 2, one chatd\n")
-        print("| store | sent/s | p50 µs | p99 µs | max µs | delivered | server CPU | rows in PostgreSQL |")
-        print("|---|---:|---:|---:|---:|---|---:|---:|")
-        for variant in ["none", "postgres"]:
-            r = w.get(f"W-{variant}")
-            if r:
-                lat = r["latency_us"]
-                print(
-                    f"| {variant} | {r['sent_per_s']:.0f} | {lat['p50']} | {lat['p99']} | {lat['max']} | "
-                    f"{r['deliveries']}/{r['expected_deliveries']} | {fmt_pct(server(r, 'cpu_percent'))} | "
-                    f"{r.get('rows_in_postgres', '-')} of {r['sent']} |"
-                )
+        rows = [((v,), w[f"W-{v}"]) for v in ["none", "postgres"] if f"W-{v}" in w]
+        table("W: 50,000 msg/s, 200 clients in 100 rooms of 2, one chatd", ["store"],
+              ["sent/s", "p50", "p99", "max", "delivered", "cpu", "rows"], rows)
 
 
 def main():
