@@ -192,6 +192,40 @@ async fn the_total_connection_limit_refuses_newcomers_with_503_and_a_line() {
 }
 
 #[tokio::test]
+async fn refusals_in_flight_are_bounded_and_the_rest_are_closed_without_a_word() {
+    let mut config = default_config();
+    config.server.max_connections_per_ip = 1;
+    let server = start_with(config).await;
+    let tcp = server.tcp_addr();
+    let _holder = Client::connect_from(tcp, "127.0.0.1").await;
+    // Refused connections that stay open are kept for a moment to be told why, but only so many
+    // at once (64): one address connecting in a loop cannot pile up descriptors.
+    let mut told = Vec::new();
+    for _ in 0..64 {
+        let mut refused = connect_from(tcp, "127.0.0.1").await;
+        let mut line = String::new();
+        let mut reader = tokio::io::BufReader::new(&mut refused);
+        tokio::time::timeout(
+            PATIENCE,
+            tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line),
+        )
+        .await
+        .expect("a refusal line")
+        .unwrap();
+        assert_eq!(line, "! too many connections from your address (max 1)\n");
+        told.push(refused); // kept open: the server holds it while it drains
+    }
+    let mut extra = connect_from(tcp, "127.0.0.1").await;
+    assert_eq!(
+        read_until_closed(&mut extra).await,
+        "",
+        "closed at once, without the line"
+    );
+    drop(told);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn http_sessions_per_address_are_limited_even_over_one_connection() {
     let mut config = default_config();
     config.server.max_connections_per_ip = 2;

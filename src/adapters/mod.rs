@@ -40,6 +40,12 @@ impl Drop for Counted {
 }
 
 use limits::{ConnectionLimits, Permit, Refused};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Refused connections that may be kept open at once to be told why (each for a few seconds).
+/// Beyond this a refused connection is closed at once, without a word: otherwise one address
+/// connecting in a loop could hold a file descriptor per refusal and starve everybody.
+const REFUSALS_IN_FLIGHT: usize = 64;
 
 /// A connection the accept loop took, counted against the [`ConnectionLimits`] or refused by
 /// them. A refused one is still open, so its adapter can say why before closing it.
@@ -47,7 +53,14 @@ struct Accepted {
     stream: TcpStream,
     peer: SocketAddr,
     /// The slot it holds until it ends, or the limit it broke.
-    admission: Result<Permit, Refused>,
+    admission: Result<Permit, Refusal>,
+}
+
+/// A refused connection: the limit it broke, and its place among the refusals in flight (given
+/// back when the adapter has said why and closed it).
+struct Refusal {
+    refused: Refused,
+    _slot: OwnedSemaphorePermit,
 }
 
 /// The next connection on `listener`, or `None` once `shutdown` fires. Both adapters accept
@@ -57,6 +70,7 @@ struct Accepted {
 async fn accept(
     listener: &TcpListener,
     limits: &Arc<ConnectionLimits>,
+    refusals: &Arc<Semaphore>,
     shutdown: &CancellationToken,
 ) -> Option<Accepted> {
     loop {
@@ -64,10 +78,19 @@ async fn accept(
             _ = shutdown.cancelled() => return None,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let admission = limits.admit(peer.ip());
-                    if let Err(refused) = &admission {
-                        tracing::debug!(%peer, %refused, "connection refused");
-                    }
+                    let admission = match limits.admit(peer.ip()) {
+                        Ok(permit) => Ok(permit),
+                        Err(refused) => match refusals.clone().try_acquire_owned() {
+                            Ok(slot) => {
+                                tracing::debug!(%peer, %refused, "connection refused");
+                                Err(Refusal { refused, _slot: slot })
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, %refused, "connection refused and closed at once: too many refusals in flight");
+                                continue;
+                            }
+                        },
+                    };
                     return Some(Accepted { stream, peer, admission });
                 }
                 Err(err) => {

@@ -25,12 +25,13 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{BoxError, Service, ServiceExt};
 
-use super::limits::{ConnectionLimits, Refused};
+use super::limits::ConnectionLimits;
 use super::lines::{ChatLines, Input};
 use crate::core::{
     Action, ChatError, Closer, Connect, Detail, Event, Inbox, Protocol, Reply, Request, SessionId,
@@ -70,12 +71,13 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    while let Some(accepted) = super::accept(&listener, &limits, &shutdown).await {
+    let refusals = Arc::new(Semaphore::new(super::REFUSALS_IN_FLIGHT));
+    while let Some(accepted) = super::accept(&listener, &limits, &refusals, &shutdown).await {
         let (stream, peer) = (accepted.stream, accepted.peer);
         let permit = match accepted.admission {
             Ok(permit) => permit,
-            Err(refused) => {
-                tracker.spawn(refuse(stream, refused));
+            Err(refusal) => {
+                tracker.spawn(refuse(stream, refusal));
                 continue;
             }
         };
@@ -98,8 +100,8 @@ pub async fn serve(
 /// Says why a connection is refused, then closes it. What the client already sent is read and
 /// thrown away until it closes too (for at most [`REFUSAL_DRAIN`]): closing a socket with unread
 /// input makes the kernel send a reset, which can destroy the line before the client reads it.
-async fn refuse(mut stream: TcpStream, refused: Refused) {
-    let line = format!("! {refused}\n");
+async fn refuse(mut stream: TcpStream, refusal: super::Refusal) {
+    let line = format!("! {}\n", refusal.refused);
     let _ = tokio::time::timeout(FAREWELL_GRACE, stream.write_all(line.as_bytes())).await;
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 1024];

@@ -109,6 +109,10 @@ impl Writer {
             Ok(Err(_)) => return Err(stopped()),
             Ok(Ok(())) => {}
         }
+        // A sender that stops waiting early (its HTTP client went away, a `timeout` layer or the
+        // adapter's request timeout dropped this future) takes its message back too: the
+        // request failed, so the message must not be stored behind its back.
+        let _take_back = TakeBackOnDrop(claim.clone());
         tokio::select! {
             outcome = &mut result => return outcome.map_err(|_| stopped())?,
             () = tokio::time::sleep_until(deadline) => {}
@@ -125,14 +129,25 @@ impl Writer {
     }
 }
 
+/// Takes a queued message back when its sender's future is dropped; once an attempt has claimed
+/// it (or it was answered), this does nothing.
+struct TakeBackOnDrop(Arc<Claim>);
+
+impl Drop for TakeBackOnDrop {
+    fn drop(&mut self) {
+        self.0.swap(Claim::QUEUED, Claim::ABANDONED);
+    }
+}
+
 /// After a failed attempt: answers the write-ahead messages whose time is up (they are not
-/// stored, and now never will be) and hands the others back to their senders' claim; returns
-/// what is left to retry.
+/// stored, and now never will be), drops those whose sender is gone, and hands the others back to
+/// their senders' claim; returns what is left to retry.
 pub(super) fn release(batch: Vec<Job>, now: Instant, sync_timeout: Duration) -> Vec<Job> {
     let mut left = Vec::with_capacity(batch.len());
     for job in batch {
         match job.waiter {
-            Some(waiter) if now >= waiter.deadline => {
+            // Time is up, or the sender stopped waiting during the attempt: out for good.
+            Some(waiter) if now >= waiter.deadline || waiter.done.is_closed() => {
                 waiter.claim.set(Claim::ABANDONED);
                 let _ = waiter.done.send(Err(StoreError::Timeout(sync_timeout)));
             }

@@ -153,6 +153,38 @@ async fn the_queue_depth_counts_what_waits_and_a_stopped_writer_says_so() {
 }
 
 #[tokio::test]
+async fn a_write_ahead_sender_that_stops_waiting_takes_its_message_back() {
+    let mock = Arc::new(Mock::default());
+    mock.set_down(true);
+    let stats = Arc::new(Stats::default());
+    let background = Background::default();
+    let options = WriterOptions {
+        sync_timeout: Duration::from_secs(60),
+        ..options(10, 10)
+    };
+    let writer = Writer::spawn(mock.clone(), options, stats.clone(), &background);
+    // The sender gives up long before its timeout (an HTTP client that went away, say) while the
+    // store is down and the writer keeps retrying.
+    let sender = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.write(msg(1)).await }
+    });
+    while stats.persist_retries.get() < 2 {
+        tokio::task::yield_now().await;
+    }
+    sender.abort();
+    let _ = sender.await;
+    mock.set_down(false);
+    writer.enqueue(msg(2));
+    background.finish().await;
+    assert_eq!(
+        mock.stored(),
+        vec![2],
+        "a request that failed stores nothing"
+    );
+}
+
+#[tokio::test]
 async fn a_write_ahead_sender_gets_a_timeout_and_its_message_is_never_stored() {
     let mock = Arc::new(Mock::default());
     mock.set_down(true);

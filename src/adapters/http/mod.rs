@@ -44,6 +44,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{BoxError, ServiceExt};
@@ -134,7 +135,8 @@ pub async fn serve(
     let service = routes::service(state.clone());
     let graceful = GracefulShutdown::new();
     let header_timeout = state.options.header_read_timeout;
-    while let Some(accepted) = super::accept(&listener, &limits, &shutdown).await {
+    let refusals = Arc::new(Semaphore::new(super::REFUSALS_IN_FLIGHT));
+    while let Some(accepted) = super::accept(&listener, &limits, &refusals, &shutdown).await {
         let (stream, peer) = (accepted.stream, accepted.peer);
         let mut builder = http1::Builder::new();
         builder
@@ -142,17 +144,19 @@ pub async fn serve(
             .header_read_timeout(header_timeout);
         let permit = match accepted.admission {
             Ok(permit) => permit,
-            Err(refused) => {
+            Err(refusal) => {
                 // Read the one request properly, answer it with the refusal, and close.
-                let refusal = hyper::service::service_fn(move |_req| async move {
+                let refused = refusal.refused;
+                let answer = hyper::service::service_fn(move |_req| async move {
                     Ok::<_, Infallible>(refusal_response(refused))
                 });
                 let connection = builder
                     .keep_alive(false)
-                    .serve_connection(TokioIo::new(stream), refusal);
+                    .serve_connection(TokioIo::new(stream), answer);
                 let connection = graceful.watch(connection);
                 tracker.spawn(async move {
                     let _ = connection.await;
+                    drop(refusal); // its place among the refusals in flight
                 });
                 continue;
             }
