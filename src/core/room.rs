@@ -17,7 +17,7 @@
 //! it is a non-blocking `try_send` per member (see [`super::session`] for the slow-consumer rule).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -336,6 +336,9 @@ pub struct TooManyRooms {
 pub struct Rooms {
     map: Mutex<HashMap<RoomName, Arc<Room>>>,
     stats: Arc<Stats>,
+    /// Set when a cross-instance bus keeps per-room state (a Valkey subscription, a poll watch)
+    /// for every room opened here: such rooms are never freed (see [`Rooms::release_if_unused`]).
+    keep_opened: AtomicBool,
 }
 
 impl Rooms {
@@ -344,7 +347,15 @@ impl Rooms {
         Rooms {
             map: Mutex::default(),
             stats,
+            keep_opened: AtomicBool::new(false),
         }
+    }
+
+    /// From now on, a room that was opened (`Room::open_once`) is never freed: the pipeline's
+    /// bus holds state for it that freeing the room would leak (`pipeline::build` calls this when
+    /// the fan-out crosses instances). `route.max_rooms` then bounds the rooms and that state.
+    pub fn keep_opened_rooms(&self) {
+        self.keep_opened.store(true, Ordering::Relaxed);
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<RoomName, Arc<Room>>> {
@@ -389,12 +400,16 @@ impl Rooms {
     /// messages stays until restart, counted against `route.max_rooms`: freeing it would
     /// restart its numbering at 1 under the feet of event streams resuming with
     /// `Last-Event-ID`, and would need the history ring and the fan-out backends' per-room
-    /// state dropped in step.
+    /// state dropped in step. For the same reason, with a cross-instance bus
+    /// ([`Rooms::keep_opened_rooms`]) a room that was opened stays too.
     pub fn release_if_unused(&self, name: &RoomName) -> bool {
+        let keep_opened = self.keep_opened.load(Ordering::Relaxed);
         let mut map = self.map();
         let unused = map.get(name).is_some_and(|room| {
             // The map's own reference is the only one: nobody is between a lookup and a join.
-            Arc::strong_count(room) == 1 && room.is_unused()
+            Arc::strong_count(room) == 1
+                && room.is_unused()
+                && !(keep_opened && room.opened.initialized())
         });
         if unused {
             map.remove(name);
@@ -632,6 +647,28 @@ mod tests {
         drop(c);
         assert!(!rooms.release_if_unused(&name("c")), "it has a message");
         assert_eq!(rooms.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn with_a_bus_an_opened_room_is_kept() {
+        let name = |n: &str| RoomName::parse(n).unwrap();
+        let rooms = Rooms::new(Arc::default());
+        rooms.keep_opened_rooms();
+        let opened = rooms.get_or_create(&name("opened"));
+        opened
+            .open_once(|| async { Ok::<(), ()>(()) })
+            .await
+            .unwrap();
+        drop(opened);
+        drop(rooms.get_or_create(&name("visited")));
+        assert!(
+            !rooms.release_if_unused(&name("opened")),
+            "the bus holds state for it"
+        );
+        assert!(
+            rooms.release_if_unused(&name("visited")),
+            "never opened: nothing held"
+        );
     }
 
     #[test]

@@ -139,6 +139,7 @@ pub async fn assemble(
     }
     // Other instances' messages come in through the very stack just built.
     if let Some(bus) = bus {
+        hub.rooms().keep_opened_rooms();
         bus.start(stack.clone(), hub.clone(), background)?;
     }
     Ok(Built { stack, backends })
