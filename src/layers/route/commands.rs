@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tower::BoxError;
 
+use super::guards::ReleaseIfUnused;
 use super::{Ctx, directory_down, with_messages};
 use crate::core::message::check_text;
 use crate::core::room::Joined;
@@ -97,6 +98,12 @@ impl<S: Inner> Ctx<'_, S> {
         {
             return Err(too_many_rooms(n, max).into());
         }
+        // Declared before `room`, so dropped after it: whichever way this ends (an error, or the
+        // request dropped half-way), a room this join created and nobody uses is freed again.
+        let _release = ReleaseIfUnused {
+            hub: self.hub().clone(),
+            name: name.clone(),
+        };
         let room = self
             .hub()
             .rooms()
@@ -108,11 +115,7 @@ impl<S: Inner> Ctx<'_, S> {
                     max = full.max
                 ))
             })?;
-        if let Err(e) = self.open(session.id, &room).await {
-            drop(room); // so that the room, if it is new, does not count against `max_rooms`
-            self.hub().rooms().release_if_unused(name);
-            return Err(e);
-        }
+        self.open(session.id, &room).await?;
         let joined = room.join(session);
         {
             let mut state = session.state();
@@ -121,8 +124,6 @@ impl<S: Inner> Ctx<'_, S> {
                 let n = state.rooms.len();
                 drop(state);
                 room.leave(session.id);
-                drop(room);
-                self.hub().rooms().release_if_unused(name);
                 return Err(too_many_rooms(n, max).into());
             }
             if joined.new {
@@ -209,6 +210,11 @@ impl<S: Inner> Ctx<'_, S> {
         let name = self
             .target(session, named)
             .ok_or_else(|| ChatError::invalid("you are not in any room"))?;
+        // The room may be left unused: freed at the end, however this ends.
+        let _release = ReleaseIfUnused {
+            hub: self.hub().clone(),
+            name: name.clone(),
+        };
         let room = match self.hub().rooms().get(&name) {
             Some(room) if room.leave(session.id) => room,
             _ => return Err(ChatError::invalid(format!("you are not in {name}")).into()),
@@ -227,8 +233,6 @@ impl<S: Inner> Ctx<'_, S> {
         }
         self.announce(&room, session, nick, PresenceKind::Left)
             .await?;
-        drop(room);
-        self.hub().rooms().release_if_unused(&name);
         let text = match current {
             Some(current) => format!("you left {name}; your current room is {current}"),
             None => format!("you left {name}; you are in no room now"),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::core::{Room, SessionId, Sessions};
+use crate::core::{Hub, Room, RoomName, SessionId, Sessions};
 
 /// Marks a numbered message's seq as skipped in its room if the request carrying it fails or is
 /// dropped before the fan-out delivered it, so later messages do not wait for it.
@@ -45,5 +45,20 @@ impl Drop for CloseOnDrop<'_> {
         if self.armed {
             self.sessions.close(self.id);
         }
+    }
+}
+
+/// Frees room `name` when dropped, if nothing would be lost (`Rooms::release_if_unused`): a join
+/// that fails or is dropped half-way must not leave behind a room it created, or clients could
+/// fill `route.max_rooms` by joining and giving up. Declare it before the `Arc<Room>` it covers,
+/// so that the room is dropped first.
+pub(super) struct ReleaseIfUnused {
+    pub(super) hub: Hub,
+    pub(super) name: RoomName,
+}
+
+impl Drop for ReleaseIfUnused {
+    fn drop(&mut self) {
+        self.hub.rooms().release_if_unused(&self.name);
     }
 }

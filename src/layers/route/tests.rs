@@ -223,3 +223,36 @@ async fn renames_joins_leaves_and_quits_reach_the_directory_which_answers_users_
         ]
     );
 }
+
+#[tokio::test]
+async fn a_join_dropped_while_its_room_opens_leaves_no_room_behind() {
+    let hub = Hub::new("test");
+    let directory = Arc::new(Scripted::default());
+    // Opening a room never finishes here (a store or bus that hangs).
+    let inner = service_fn(|req: Request| async move {
+        if matches!(req.action, Action::OpenRoom(_)) {
+            std::future::pending::<()>().await;
+        }
+        Ok::<_, BoxError>(Reply::default())
+    });
+    let layer = RouteLayer::new(
+        &RouteConfig::default(),
+        hub.clone(),
+        Arc::new(LocalSequencer),
+        directory.clone(),
+        10,
+    );
+    let mut svc = layer.layer(ChatService::new(inner));
+    let reply = connect(&mut svc, Some("ann")).await.unwrap();
+    let Some(Detail::Connected { session, .. }) = reply.detail else {
+        panic!("no session")
+    };
+    let join = Request::from(session, Action::Command(Command::Join(room("lost"))));
+    let gave_up =
+        tokio::time::timeout(std::time::Duration::from_millis(50), call(&mut svc, join)).await;
+    assert!(gave_up.is_err(), "the join is still waiting for the room");
+    assert!(
+        hub.rooms().get(&room("lost")).is_none(),
+        "the room the dropped join created is gone"
+    );
+}
