@@ -272,7 +272,7 @@ fn persist_and_fanout() -> impl Strategy<Value = (PersistConfig, FanoutConfig)> 
         durability(),
         1..=1_000_000usize,
         1..=10_000usize,
-        100..=20_000u64,
+        100..=15_000u64,
     )
         .prop_map(|(pool_size, durability, queue, batch, sync_timeout_ms)| {
             PersistConfig::Postgres {
@@ -303,7 +303,7 @@ fn persist_and_fanout() -> impl Strategy<Value = (PersistConfig, FanoutConfig)> 
         durability(),
         1..=1_000_000usize,
         1..=10_000usize,
-        100..=20_000u64,
+        100..=15_000u64,
     )
         .prop_map(
             |(path, durability, queue, batch, sync_timeout_ms)| PersistConfig::Sqlite {

@@ -50,7 +50,8 @@ pub enum StoreError {
     #[error("the store refused the write: {0}")]
     Rejected(String),
     /// A write-ahead message was not stored within the persist layer's `sync_timeout_ms` and was
-    /// taken back: it is not stored and never will be (see `writer.rs`).
+    /// taken back: it is not stored and never will be, except in the one uncertain case of an
+    /// attempt that hangs past its grace and commits later (see `writer_ahead.rs`).
     #[error("the store did not answer within {} ms", .0.as_millis())]
     Timeout(std::time::Duration),
     /// The database was set up by a newer chatd (see [`migrate`]).

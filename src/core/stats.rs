@@ -5,7 +5,6 @@
 //! latency histograms are atomic too (see [`super::latency`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use super::latency::Histogram;
 use super::message::{ChatMessage, Origin};
@@ -114,6 +113,10 @@ impl Stats {
             Origin::Local(_) => &self.latency_local,
             Origin::Remote(_) => &self.latency_remote,
         };
-        histogram.observe(msg.age().unwrap_or(Duration::ZERO));
+        // A message from an instance whose clock is ahead has no age to measure: left out rather
+        // than counted as instantaneous.
+        if let Some(age) = msg.age() {
+            histogram.observe(age);
+        }
     }
 }

@@ -64,8 +64,10 @@ impl Collector for Exporter {
         let stats = self.hub.stats();
         // Clients: connections and sessions, open now and opened since start.
         let open = |p: Protocol| {
-            let (o, c) = (&stats.connections_opened, &stats.connections_closed);
-            o.get(p).get().saturating_sub(c.get(p).get())
+            // Closed first: a connection that opens and closes between the two reads is then
+            // counted in both or neither, never subtracted without being added.
+            let closed = stats.connections_closed.get(p).get();
+            stats.connections_opened.get(p).get().saturating_sub(closed)
         };
         per_protocol(
             &mut out,
@@ -119,7 +121,7 @@ impl Collector for Exporter {
             ("persist_retries", "Batch writes retried because the store was unavailable.", &stats.persist_retries),
             ("persist_rejected", "Messages the store refused one by one (failures; the rest of their batch was written).", &stats.persist_rejected),
             ("persist_dropped", "Messages never stored: the write queue was full, or the store stayed unreachable through shutdown.", &stats.persist_dropped),
-            ("persist_timeouts", "Write-ahead messages refused because the store did not commit them within sync_timeout_ms (never delivered, never stored).", &stats.persist_timeouts),
+            ("persist_timeouts", "Write-ahead messages refused because the store did not commit them within sync_timeout_ms (never delivered; not stored, except an attempt that hung past its grace and committed later, which is logged).", &stats.persist_timeouts),
             ("bus_publishes", "Messages and presence changes handed to the bus for the other instances.", &stats.bus_published),
             ("bus_receives", "Messages and presence changes received from other instances.", &stats.bus_received),
             ("bus_reconnects", "Times the bus subscription was lost and established again.", &stats.bus_reconnects),

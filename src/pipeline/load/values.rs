@@ -49,9 +49,10 @@ const PERSIST_QUEUE: RangeInclusive<usize> = 1..=1_000_000;
 /// huge transaction holds its locks (and SQLite's single writer) for long.
 const PERSIST_BATCH: RangeInclusive<usize> = 1..=10_000;
 /// `persist.sync_timeout_ms`: below 100 ms an ordinary commit under load would be refused;
-/// beyond 20 s, plus the writer's 10 s grace for an attempt under way, an HTTP sender's request
-/// would hit the adapter's 30 s request timeout before its answer.
-const SYNC_TIMEOUT_MS: RangeInclusive<u64> = 100..=20_000;
+/// beyond 15 s, plus the writer's 10 s grace for an attempt under way and the time a request
+/// spends before and after the store, an HTTP sender's request could hit the adapter's 30 s
+/// request timeout before its answer.
+const SYNC_TIMEOUT_MS: RangeInclusive<u64> = 100..=15_000;
 /// `persist.pool_size`: at least one connection; more than 64 from one chatd is a mistake.
 const POOL_SIZE: RangeInclusive<usize> = 1..=64;
 /// `fanout.gap_wait_ms` (valkey): below 10 ms an ordinary reordering would send every room to the
