@@ -30,9 +30,11 @@
 //! room's ordered gate drops a seq it has delivered already.
 //!
 //! **Health.** The receive loop records when and why the subscription went down (the connection
-//! closed, a PING unanswered, a reconnection refused) and clears it once re-subscribed;
-//! [`Bus::health`] reports that, or else whether a pooled connection answers PING. So `/readyz`
-//! turns red the moment the subscription drops and green once it is back.
+//! closed, a PING unanswered, a reconnection refused) and clears it once re-subscribed, and it
+//! notes every sign of life (a message, an answered PING every 2 s); [`Bus::health`] reports the
+//! first, then a loop silent for three PING intervals (stuck feeding the stack, or gone: a loop
+//! that cannot run cannot mark itself down), then whether a pooled connection answers PING. So
+//! `/readyz` turns red when the subscription drops or its loop stops, and green once it is back.
 //!
 //! **Wire format.** JSON, one object per publish, tagged by `type` (see `wire.rs`): a `message`
 //! carries room, seq, nick, text, ts_ms and the sending instance; a `presence` carries room, nick,
@@ -115,6 +117,9 @@ struct Shared {
     /// Since when the subscriber connection has been down, and the latest reason; `None` while
     /// it is up. What the readiness check reports.
     down: Mutex<Option<Down>>,
+    /// When the receive loop last showed it is alive (a message, or an answered PING). A loop
+    /// that hangs or has died never marks itself down; its silence is what gives it away.
+    alive: Mutex<Instant>,
 }
 
 /// Why and since when the subscription is down.
@@ -174,6 +179,7 @@ impl Valkey {
                 first_stream: Mutex::new(Some(stream)),
                 connected: AtomicBool::new(true),
                 down: Mutex::new(None),
+                alive: Mutex::new(Instant::now()),
             }),
         })
     }
@@ -231,6 +237,20 @@ impl Shared {
     fn mark_up(&self) {
         *self.down() = None;
         self.connected.store(true, Ordering::Relaxed);
+        self.mark_alive();
+    }
+
+    /// The receive loop is alive: it just got a message or an answer to its PING.
+    fn mark_alive(&self) {
+        *self.alive.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How long the receive loop has been silent.
+    fn silent_for(&self) -> Duration {
+        self.alive
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 
     /// A backend that has never connected (pools connect lazily), over `store`: enough for the
@@ -251,6 +271,7 @@ impl Shared {
             first_stream: Mutex::new(None),
             connected: AtomicBool::new(false),
             down: Mutex::new(None),
+            alive: Mutex::new(Instant::now()),
         }
     }
 }
@@ -303,7 +324,8 @@ impl Bus for Valkey {
     }
 
     /// Red while the subscriber connection is down (other instances' messages are not arriving),
-    /// or when a pooled connection cannot PING (this instance's messages cannot leave).
+    /// while its receive loop has been silent for three PING intervals (stuck, or gone), or when
+    /// a pooled connection cannot PING (this instance's messages cannot leave).
     fn health(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             if let Some(down) = self.shared.down().clone() {
@@ -311,6 +333,13 @@ impl Bus for Valkey {
                     "valkey subscription down since {} s: {}",
                     down.since.elapsed().as_secs(),
                     down.why
+                ));
+            }
+            let silent = self.shared.silent_for();
+            if silent > 3 * subscriber::PING_EVERY {
+                return Err(format!(
+                    "valkey subscriber silent for {} s: its receive loop is stuck or has stopped",
+                    silent.as_secs()
                 ));
             }
             let ping = async {

@@ -34,7 +34,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the subscriber connection is PINGed. A connection can die without a word (a cable
 /// pulled, a firewall dropping idle flows): without a reply to a PING the backend would look
 /// connected while nothing arrives, which is the failure a health check must not hide.
-const PING_EVERY: Duration = Duration::from_secs(2);
+pub(super) const PING_EVERY: Duration = Duration::from_secs(2);
 /// Messages read from the store per query when filling a room.
 const FILL_PAGE: u64 = 500;
 
@@ -149,10 +149,16 @@ pub(super) async fn receive(feeder: Feeder, mut stream: PubSubStream, stop: Canc
             tokio::select! {
                 () = stop.cancelled() => return,
                 next = stream.next() => match next {
-                    Some(msg) => feeder.received(msg.get_payload_bytes()).await,
+                    Some(msg) => {
+                        feeder.shared.mark_alive();
+                        feeder.received(msg.get_payload_bytes()).await;
+                    }
                     None => break "the connection closed".to_string(),
                 },
-                _ = ping.tick() => if let Err(why) = feeder.alive().await { break why },
+                _ = ping.tick() => match feeder.alive().await {
+                    Ok(()) => feeder.shared.mark_alive(),
+                    Err(why) => break why,
+                },
             }
         };
         feeder.shared.mark_down(why);
@@ -305,5 +311,38 @@ mod tests {
         assert_eq!(hub.stats().gaps_skipped.get(), 1, "only 4 was given up on");
         stop.cancel();
         task.await.unwrap();
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use std::time::Instant;
+
+    use super::super::Valkey;
+    use super::*;
+    use crate::backends::Bus;
+    use crate::backends::mock::Mock;
+
+    #[tokio::test]
+    async fn a_silent_receive_loop_turns_the_bus_red() {
+        let shared = Arc::new(Shared::unconnected(
+            Arc::new(Mock::default()),
+            Duration::from_millis(20),
+        ));
+        shared.mark_up(); // connected, and just heard from
+        let bus = Valkey {
+            shared: shared.clone(),
+        };
+        // Heard from a moment ago: the silence check passes (the PING that follows cannot reach
+        // this unconnected backend, so the answer is red for that reason instead).
+        let fresh = bus.health().await.unwrap_err();
+        assert!(fresh.contains("PING"), "{fresh}");
+        // A receive loop that stopped showing signs of life three PING intervals ago.
+        *shared.alive.lock().unwrap() = Instant::now() - 4 * PING_EVERY;
+        let silent = bus.health().await.unwrap_err();
+        assert!(
+            silent.starts_with("valkey subscriber silent for 8 s"),
+            "{silent}"
+        );
     }
 }
