@@ -10,8 +10,9 @@
 //! * `store`: the persist layer's writer task still runs, and the store answers a `SELECT 1`
 //!   ([`Store::ping`]; PostgreSQL through its pool, SQLite on its read connection);
 //! * `bus`: the cross-instance backend says messages flow ([`Bus::health`]): for Valkey, the
-//!   subscriber connection is up and a pooled connection answers PING; for `poll`, a poll
-//!   succeeded within the last few intervals.
+//!   subscriber connection is up, its receive loop was heard from within three PING intervals,
+//!   and a pooled connection answers PING; for `poll`, a poll succeeded within the last few
+//!   intervals.
 //!
 //! A pipeline without a store or a bus has no such check. The answer is `200` with
 //! `{"status":"ok","checks":{...}}` when every check passes, else `503` with
