@@ -156,9 +156,9 @@ pub struct Presence {
     pub kind: PresenceKind,
     /// The session concerned, so it is not told about itself.
     pub session: Option<SessionId>,
-    /// The line protocol form, rendered once and shared by every recipient (a join to a room of
-    /// 2,000 is 2,000 deliveries of the same line).
-    line: OnceLock<Bytes>,
+    /// Its wire forms, rendered once each and shared by every recipient (a join to a room of
+    /// 2,000 is 2,000 deliveries of the same line or frame).
+    wire: [OnceLock<Bytes>; 2],
 }
 
 impl PartialEq for Presence {
@@ -183,14 +183,20 @@ impl Presence {
             nick,
             kind,
             session,
-            line: OnceLock::new(),
+            wire: Default::default(),
         }
     }
 
     /// The notice line, `* ` and newline included; rendered on first use, then shared.
     pub fn line(&self) -> Bytes {
-        self.line
-            .get_or_init(|| Bytes::from(format!("* {}\n", self.text())))
+        self.wire(Wire::Line, |p| Bytes::from(format!("* {}\n", p.text())))
+    }
+
+    /// The change in `wire` form: rendered by `render` the first time, then shared (as
+    /// [`ChatMessage::wire`]).
+    pub fn wire(&self, wire: Wire, render: impl FnOnce(&Presence) -> Bytes) -> Bytes {
+        self.wire[wire as usize]
+            .get_or_init(|| render(self))
             .clone()
     }
 

@@ -175,11 +175,7 @@ impl Stream {
                 self.stats.handed_over(&msg);
                 out.extend_from_slice(&message_frame(&msg));
             }
-            Event::Presence(presence) => {
-                out.extend_from_slice(
-                    format!("event: presence\ndata: {}\n\n", presence_json(&presence)).as_bytes(),
-                );
-            }
+            Event::Presence(presence) => out.extend_from_slice(&presence_frame(&presence)),
             _ => {} // already sent in the replay, or not for streams
         }
     }
@@ -193,6 +189,13 @@ fn message_frame(msg: &ChatMessage) -> Bytes {
             m.seq,
             message_json(m)
         ))
+    })
+}
+
+/// `event: presence`, rendered once per change.
+fn presence_frame(presence: &Presence) -> Bytes {
+    presence.wire(Wire::Sse, |p| {
+        Bytes::from(format!("event: presence\ndata: {}\n\n", presence_json(p)))
     })
 }
 
