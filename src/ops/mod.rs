@@ -20,6 +20,7 @@ pub mod logs;
 pub mod metrics;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 
@@ -46,11 +47,18 @@ pub struct Ops {
     inner: Arc<Inner>,
 }
 
+/// How long one readiness answer is reused. `/readyz` is on the public HTTP port: without this,
+/// a client polling it in a loop would make the store answer a `SELECT 1` (from the pool the
+/// writer needs) for every request.
+const READINESS_TTL: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct Inner {
     hub: Hub,
     backends: Backends,
     registry: Registry,
+    /// The last readiness answer and when it was found; one check runs at a time.
+    readiness: tokio::sync::Mutex<Option<(Instant, Readiness)>>,
 }
 
 impl Ops {
@@ -62,6 +70,7 @@ impl Ops {
                 hub,
                 backends,
                 registry,
+                readiness: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -76,8 +85,17 @@ impl Ops {
         metrics::render(&self.inner.registry)
     }
 
-    /// Asks the store and the bus whether they work; see [`health`].
+    /// Asks the store and the bus whether they work (see [`health`]), at most once per
+    /// [`READINESS_TTL`]: callers in between get the last answer.
     pub async fn readiness(&self) -> Readiness {
-        health::check(&self.inner.backends).await
+        let mut last = self.inner.readiness.lock().await;
+        if let Some((at, answer)) = last.as_ref()
+            && at.elapsed() < READINESS_TTL
+        {
+            return answer.clone();
+        }
+        let answer = health::check(&self.inner.backends).await;
+        *last = Some((Instant::now(), answer.clone()));
+        answer
     }
 }

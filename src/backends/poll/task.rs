@@ -57,9 +57,8 @@ impl Poller {
                 () = stop.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            match self.poll_once().await {
+            let messages = match self.poll_once().await {
                 Ok(fed) => {
-                    self.last_poll.succeeded();
                     self.hub
                         .stats()
                         .bus_received
@@ -67,17 +66,25 @@ impl Poller {
                     if fed > 0 {
                         tracing::trace!(fed, "poll");
                     }
+                    Ok(())
                 }
                 Err(err) => {
                     self.hub.stats().bus_failures.inc();
-                    self.last_poll.failed(err.to_string());
                     tracing::warn!("poll failed, retrying next interval: {err}");
+                    Err(err.to_string())
                 }
-            }
+            };
             self.give_up_on_old_gaps();
-            if let Err(err) = self.poll_presence().await {
+            let presence = self.poll_presence().await.map_err(|err| {
                 self.hub.stats().bus_failures.inc();
                 tracing::warn!("presence poll failed, retrying next interval: {err}");
+                format!("presence: {err}")
+            });
+            // A poll counts as a success only when both reads did: with no room open the message
+            // read asks nothing, and the presence read is what shows the database answers.
+            match messages.and(presence) {
+                Ok(()) => self.last_poll.succeeded(),
+                Err(why) => self.last_poll.failed(why),
             }
             if cleaned.elapsed() >= CLEAN_EVERY {
                 cleaned = Instant::now();
