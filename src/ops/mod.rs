@@ -85,8 +85,8 @@ impl Ops {
         metrics::render(&self.inner.registry)
     }
 
-    /// Asks the store and the bus whether they work (see [`health`]), at most once per
-    /// [`READINESS_TTL`]: callers in between get the last answer.
+    /// Asks the store and the bus whether they work (see [`health`]), at most once a
+    /// second: callers in between get the last answer.
     pub async fn readiness(&self) -> Readiness {
         let mut last = self.inner.readiness.lock().await;
         if let Some((at, answer)) = last.as_ref()
