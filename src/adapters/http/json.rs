@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tower::BoxError;
 
 use super::Body;
+use crate::adapters::limits::Refused;
 use crate::core::{ChatError, ErrorKind};
 
 /// A refusal, ready to be sent.
@@ -74,6 +75,18 @@ impl From<ChatError> for HttpError {
             error.retry_after = Some(retry_after);
         }
         error
+    }
+}
+
+/// A connection or session over the limits: `429 Too Many Requests` when one address holds too
+/// many, `503 Service Unavailable` when the whole server is full.
+impl From<Refused> for HttpError {
+    fn from(refused: Refused) -> HttpError {
+        let status = match refused {
+            Refused::PerIp { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Refused::Total { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        HttpError::new(status, refused.to_string())
     }
 }
 

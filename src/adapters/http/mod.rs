@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{BoxError, ServiceExt};
 
-use super::limits::{ConnectionLimits, Refused};
+use super::limits::ConnectionLimits;
 use crate::core::{Protocol, Reply, Request};
 use crate::ops::Ops;
 use crate::pipeline::ChatService;
@@ -148,7 +148,7 @@ pub async fn serve(
                 // Read the one request properly, answer it with the refusal, and close.
                 let refused = refusal.refused;
                 let answer = hyper::service::service_fn(move |_req| async move {
-                    Ok::<_, Infallible>(refusal_response(refused))
+                    Ok::<_, Infallible>(json::HttpError::from(refused).into_response())
                 });
                 let connection = builder
                     .keep_alive(false)
@@ -184,17 +184,6 @@ pub async fn serve(
     {
         tracing::warn!("some HTTP connections did not finish in time");
     }
-}
-
-/// A refusal by the connection or session limits: `429 Too Many Requests` when the client's own
-/// address holds too many, `503 Service Unavailable` when the whole server is full; the body is
-/// `{"error": ...}` like every other error.
-fn refusal_response(refused: Refused) -> http::Response<Body> {
-    let status = match refused {
-        Refused::PerIp { .. } => http::StatusCode::TOO_MANY_REQUESTS,
-        Refused::Total { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
-    };
-    json::HttpError::new(status, refused.to_string()).into_response()
 }
 
 /// The client's address, attached to each request.

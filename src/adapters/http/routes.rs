@@ -73,16 +73,16 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
     let body: ConnectBody = read_json(req, state.options.max_body_bytes).await?;
     // An HTTP session outlives its connections, so it is counted on its own; the slot is
     // given back when the session ends (see `sessions`).
-    let permit =
-        match peer {
-            Some(peer) => Some(state.options.session_limits.admit(peer.ip()).map_err(
-                |refused| {
-                    let response = super::refusal_response(refused);
-                    HttpError::new(response.status(), refused.to_string())
-                },
-            )?),
-            None => None,
-        };
+    let permit = match peer {
+        Some(peer) => Some(
+            state
+                .options
+                .session_limits
+                .admit(peer.ip())
+                .map_err(HttpError::from)?,
+        ),
+        None => None,
+    };
     let (outbound, mut events) = outbound::channel(state.options.outbound_queue);
     let closer = Closer::default();
     let connect = Connect {
