@@ -243,6 +243,18 @@ impl Sessions {
         self.len() == 0
     }
 
+    /// How many open sessions each adapter serves: `[tcp, http]` (for the metrics; counted under
+    /// the registry lock, nothing copied).
+    pub fn count_by_protocol(&self) -> [u64; 2] {
+        let registry = self.registry();
+        let tcp = registry
+            .by_id
+            .values()
+            .filter(|s| s.protocol == Protocol::Tcp)
+            .count();
+        [tcp as u64, (registry.by_id.len() - tcp) as u64]
+    }
+
     /// Every open session (for shutdown notices).
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.registry().by_id.values().cloned().collect()

@@ -53,8 +53,6 @@ impl ByProtocol {
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Sessions opened since start.
-    pub sessions_opened: Counter,
     /// Sessions opened since start, by protocol.
     pub sessions_opened_by: ByProtocol,
     /// Connections accepted since start, by protocol (an HTTP connection may carry many

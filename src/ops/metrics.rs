@@ -83,14 +83,12 @@ impl Collector for Exporter {
             MetricType::Counter,
             both(&stats.connections_opened),
         )?;
-        let sessions = self.hub.sessions().all();
-        let sessions_of = |p: Protocol| sessions.iter().filter(|s| s.protocol == p).count() as u64;
         per_protocol(
             &mut out,
             "sessions_open",
             "Chat sessions open now (a TCP connection, or an HTTP session token).",
             MetricType::Gauge,
-            [sessions_of(Protocol::Tcp), sessions_of(Protocol::Http)],
+            self.hub.sessions().count_by_protocol(),
         )?;
         per_protocol(
             &mut out,

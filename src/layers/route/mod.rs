@@ -185,7 +185,6 @@ impl<S: Inner> Ctx<'_, S> {
                 }
             }
         };
-        self.hub().stats().sessions_opened.inc();
         let by_protocol = &self.hub().stats().sessions_opened_by;
         by_protocol.get(session.protocol).inc();
         let nick = session.nick();
