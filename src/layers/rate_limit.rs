@@ -32,8 +32,9 @@
 //! **Bounded memory.** The buckets live in one map by session id. A session's bucket is removed
 //! when its `Disconnect` passes through, and a bucket that has refilled completely is
 //! indistinguishable from a new one, so the map is also swept of full buckets whenever it has
-//! doubled since the last sweep: it never holds more than the sessions that sent something in the
-//! last `burst / per_second` seconds, plus the ones still connected.
+//! doubled since the last sweep (and holds at least 1,024 buckets): it holds the
+//! connected sessions that sent something, plus at most about as many stale ones again (or up to
+//! the floor) between two sweeps.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
