@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-use chatd::core::{HistoryQuery, RoomName};
-use chatd::layers::history::HistoryCache;
+use chatd::backends::Row;
+use chatd::core::{HistoryQuery, Room, RoomName};
 
 const MESSAGES: u64 = 10_000;
 
@@ -30,19 +30,21 @@ fn history(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("join_history_last_10");
 
-    let cache = HistoryCache::new(10);
+    let memory = Room::new(room.clone(), Default::default(), 10);
     for seq in 1..=MESSAGES {
-        cache.insert(support::message("general", seq));
+        memory.commit(support::message("general", seq));
     }
     group.bench_function("ring", |b| {
-        b.iter(|| black_box(cache.read(black_box(&query))))
+        b.iter(|| black_box(memory.recent(0, black_box(MESSAGES), 10)))
     });
 
     let benches = rt.block_on(support::stores(false));
     for bench in &benches {
         rt.block_on(async {
             for room in ["general", "other"] {
-                let all: Vec<_> = (1..=MESSAGES).map(|s| support::message(room, s)).collect();
+                let all: Vec<_> = (1..=MESSAGES)
+                    .map(|s| Row::Message(support::message(room, s)))
+                    .collect();
                 for batch in all.chunks(1000) {
                     bench.store.append(batch).await.expect("fill the store");
                 }
@@ -53,8 +55,8 @@ fn history(c: &mut Criterion) {
                 rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let last = bench.store.last(black_box(&room), 10).await.expect("read");
-                        assert_eq!(last.len(), 10);
+                        let last = bench.store.history(black_box(&query)).await.expect("read");
+                        assert_eq!(last.messages.len(), 10);
                         black_box(last);
                     }
                     start.elapsed()

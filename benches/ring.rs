@@ -8,8 +8,7 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 use chatd::core::message::sample;
-use chatd::core::{ChatMessage, HistoryQuery, Ring, RoomName};
-use chatd::layers::history::HistoryCache;
+use chatd::core::{ChatMessage, Ring, Room, RoomName};
 
 fn ring(c: &mut Criterion) {
     let msg = sample("general", 1, "alice", "hello, world");
@@ -24,26 +23,23 @@ fn ring(c: &mut Criterion) {
             },
         );
     }
-    // A join's read: the last 10 messages of a full ring of 10, through the history cache.
-    let cache = HistoryCache::new(10);
+    // A join's read: the last 10 messages of a room whose memory holds 10.
+    let room = || Room::new(RoomName::parse("general").unwrap(), Arc::default(), 10);
+    let full = room();
     for seq in 1..=100 {
-        cache.insert(sample("general", seq, "alice", "hello, world"));
+        full.commit(sample("general", seq, "alice", "hello, world"));
     }
-    let query = HistoryQuery {
-        room: RoomName::parse("general").unwrap(),
-        upto: 100,
-        after: 0,
-        limit: 10,
-    };
     group.bench_function("join_read_last_10", |b| {
-        b.iter(|| black_box(cache.read(black_box(&query))))
+        b.iter(|| black_box(full.recent(0, black_box(100), 10)))
     });
+    // What remembering a message costs where it now happens: in the room's delivery gate, which
+    // writes the ring as it delivers (a room without members, so only the gate and the ring).
     group.bench_function("insert_in_order", |b| {
-        let cache = HistoryCache::new(10);
+        let room = room();
         let mut seq = 0;
         b.iter(|| {
             seq += 1;
-            cache.insert(sample("general", seq, "alice", "hello, world"));
+            room.commit(sample("general", seq, "alice", "hello, world"));
         })
     });
     group.finish();

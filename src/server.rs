@@ -13,6 +13,7 @@
 //! so the writer drains every message the last sessions sent.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -26,7 +27,7 @@ use crate::adapters::http::{self, HttpOptions};
 use crate::adapters::limits::ConnectionLimits;
 use crate::adapters::tcp::{self, TcpOptions};
 use crate::backends::Background;
-use crate::core::Hub;
+use crate::core::{Hub, Sequencer};
 use crate::ops::Ops;
 use crate::pipeline::{self, ChatService, PipelineConfig};
 
@@ -40,6 +41,7 @@ pub struct Server {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     background: Background,
+    sequencer: Arc<dyn Sequencer>,
 }
 
 impl Server {
@@ -52,7 +54,7 @@ impl Server {
         let hub = Hub::new(config.instance_id());
         let background = Background::default();
         let built = pipeline::assemble(config, &hub, &background).await?;
-        let stack = built.stack;
+        let (stack, sequencer) = (built.stack, built.sequencer);
         let ops = Ops::new(hub.clone(), built.backends);
         let listener = TcpListener::bind(config.server.tcp)
             .await
@@ -113,6 +115,7 @@ impl Server {
             shutdown,
             tracker,
             background,
+            sequencer,
         })
     }
 
@@ -142,6 +145,8 @@ impl Server {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        // Nothing is numbered any more: give back the seqs reserved and not used.
+        self.sequencer.release(self.hub.rooms().all()).await;
         self.background.finish().await;
         tracing::info!(instance = %self.hub.instance(), "chatd stopped");
     }

@@ -45,7 +45,8 @@ async fn a_bad_row_does_not_break_its_batch() {
         sample("nul", 1, "alice", "fine"),
         sample("nul", 2, "alice", "nul\0byte"),
         sample("nul", 3, "alice", "fine too"),
-    ];
+    ]
+    .map(chatd::backends::Row::Message);
     let appended = db.append(&batch).await.expect("the batch goes through");
     assert_eq!(appended.written, 2);
     assert_eq!(appended.rejected.len(), 1);

@@ -14,10 +14,11 @@
 //!   the fan-out layer, which hands it to [`Bus::open_room`]: the backend starts listening to the
 //!   room and raises the room's floor to the seq other instances have already reached;
 //! * **health:** [`Bus::health`] says whether messages flow right now, in words an operator can
-//!   act on; `GET /readyz` asks it (see `crate::ops::health`).
+//!   act on: fine, degraded (they flow, slower: Valkey is down and the store carries them), or
+//!   not at all; `GET /readyz` asks it (see `crate::ops::health`).
 //!
 //! A gap in a room's sequence (a message numbered but not received) is the backend's to fill:
-//! from the store, or given up on loudly after a bounded wait (see `core::room::Gap`).
+//! from the store, or settled with the other instances after a bounded wait (`backends::gaps`).
 
 use std::sync::Arc;
 
@@ -27,6 +28,18 @@ use tower::BoxError;
 use super::Background;
 use crate::core::{ChatMessage, Hub, OpenRoom, Presence};
 use crate::pipeline::ChatService;
+
+/// How well messages flow between instances; see [`Bus::health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusHealth {
+    /// As designed.
+    Ok,
+    /// They flow, by a slower path; why, in words for an operator (e.g. `degraded: valkey
+    /// subscription down since 3 s (connection refused): messages travel through PostgreSQL`).
+    Degraded(String),
+    /// They do not flow; why, e.g. `poll: no successful poll for 5.0 s: connection refused`.
+    Down(String),
+}
 
 /// A way to exchange messages with other instances; see the module docs.
 pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
@@ -47,11 +60,13 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
 
     /// Whether messages flow between this instance and the others right now, for the readiness
     /// check (`GET /readyz`), which bounds the wait itself.
-    ///
-    /// # Errors
-    /// What is wrong, in words for an operator, e.g. `valkey subscription down since 3 s:
-    /// connection refused`.
-    fn health(&self) -> BoxFuture<'_, Result<(), String>>;
+    fn health(&self) -> BoxFuture<'_, BusHealth>;
+
+    /// Whether messages take a slower path than designed right now (cheap: read by `/metrics`
+    /// at every scrape).
+    fn degraded(&self) -> bool {
+        false
+    }
 
     /// Starts the receiving side: what other instances publish is fed into `stack`. Its tasks run
     /// on `background` and stop with it.

@@ -39,6 +39,11 @@ pub const SQLITE: &[Migration] = &[
         name: "room_seq",
         sql: include_str!("../../migrations/sqlite/0002_room_seq.sql"),
     },
+    Migration {
+        version: 5,
+        name: "tombstones",
+        sql: include_str!("../../migrations/sqlite/0005_tombstones.sql"),
+    },
 ];
 
 /// The migrations of the PostgreSQL store: SQLite's steps, and steps of its own for what only a
@@ -64,6 +69,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 4,
         name: "presence_events",
         sql: include_str!("../../migrations/postgres/0004_presence_events.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "tombstones",
+        sql: include_str!("../../migrations/postgres/0005_tombstones.sql"),
     },
 ];
 
@@ -128,24 +138,24 @@ mod tests {
     fn a_step_numbered_below_an_applied_one_is_still_applied() {
         // A database migrated by a build that had step 3 but not step 2 gets step 2 later.
         let versions = |list: Vec<&Migration>| list.iter().map(|m| m.version).collect::<Vec<_>>();
-        assert_eq!(versions(pending(POSTGRES, &[]).unwrap()), [1, 2, 3, 4]);
-        assert_eq!(versions(pending(POSTGRES, &[1]).unwrap()), [2, 3, 4]);
-        assert_eq!(versions(pending(POSTGRES, &[1, 3]).unwrap()), [2, 4]);
-        assert_eq!(versions(pending(POSTGRES, &[1, 2, 3]).unwrap()), [4]);
-        assert!(pending(POSTGRES, &[1, 2, 3, 4]).unwrap().is_empty());
+        assert_eq!(versions(pending(POSTGRES, &[]).unwrap()), [1, 2, 3, 4, 5]);
+        assert_eq!(versions(pending(POSTGRES, &[1]).unwrap()), [2, 3, 4, 5]);
+        assert_eq!(versions(pending(POSTGRES, &[1, 3]).unwrap()), [2, 4, 5]);
+        assert_eq!(versions(pending(POSTGRES, &[1, 2, 3, 5]).unwrap()), [4]);
+        assert!(pending(POSTGRES, &[1, 2, 3, 4, 5]).unwrap().is_empty());
     }
 
     #[test]
     fn pending_is_what_is_newer_and_a_newer_database_is_refused() {
         assert_eq!(pending(SQLITE, &[]).unwrap().len(), SQLITE.len());
         assert_eq!(pending(SQLITE, &[1]).unwrap().len(), SQLITE.len() - 1);
-        assert!(pending(SQLITE, &[1, 2]).unwrap().is_empty());
+        assert!(pending(SQLITE, &[1, 2, 5]).unwrap().is_empty());
         let err = pending(SQLITE, &[1, 2, 99]).unwrap_err();
         assert_eq!(
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                known: SQLITE.len() as i64
+                known: 5
             }
         );
         assert!(err.to_string().contains("version 99"), "{err}");

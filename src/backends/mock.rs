@@ -1,15 +1,16 @@
 //! A store in memory for unit tests of the code above the `Store` seam (the writer, the persist
-//! layer): it records every batch, can be "down", refuses messages whose text is `bad`, and can
-//! hold every write at a gate.
+//! layer, the sequencer): it records every batch, can be "down", refuses messages whose text is
+//! `bad`, and can hold every write at a gate.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
-use super::{Appended, Store, StoreError};
+use super::{Appended, Row, Store, StoreError};
 use crate::core::stats::Counter;
-use crate::core::{ChatMessage, HistoryQuery, RoomName};
+use crate::core::{ChatMessage, HistoryQuery, Page, RoomName, StoredRoom};
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -18,6 +19,10 @@ pub struct Mock {
     pub batches: Mutex<Vec<Vec<u64>>>,
     /// Every message written.
     pub rows: Mutex<Vec<Arc<ChatMessage>>>,
+    /// Every tombstone written.
+    pub skipped: Mutex<Vec<(RoomName, u64)>>,
+    /// Each room's reservation.
+    pub reserved: Mutex<HashMap<RoomName, u64>>,
     /// While set, every call fails as unavailable.
     pub down: AtomicBool,
     /// `append` calls, failed ones included.
@@ -37,30 +42,94 @@ impl Mock {
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
+
+    fn check(&self) -> Result<(), StoreError> {
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(StoreError::Unavailable("mock is down".into())),
+            false => Ok(()),
+        }
+    }
+
+    /// What the slot `room`/`seq` holds: `Some(Some(msg))`, `Some(None)` for a tombstone.
+    fn slot(&self, room: &RoomName, seq: u64) -> Option<Option<Arc<ChatMessage>>> {
+        if let Some(msg) = self
+            .rows
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|m| &m.room == room && m.seq == seq)
+        {
+            return Some(Some(msg.clone()));
+        }
+        let skipped = self.skipped.lock().unwrap();
+        skipped
+            .iter()
+            .any(|(r, s)| r == room && *s == seq)
+            .then_some(None)
+    }
+
+    fn page(&self, room: &RoomName, after: u64, upto: u64, limit: usize) -> Page {
+        let mut slots: Vec<(u64, Option<Arc<ChatMessage>>)> = self
+            .rows
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| &m.room == room)
+            .map(|m| (m.seq, Some(m.clone())))
+            .chain(
+                self.skipped
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(r, _)| r == room)
+                    .map(|(_, s)| (*s, None)),
+            )
+            .filter(|(seq, _)| *seq > after && *seq <= upto)
+            .collect();
+        slots.sort_by_key(|(seq, _)| *seq);
+        let skip = slots.len().saturating_sub(limit);
+        let mut page = Page {
+            more: slots.len() >= limit,
+            ..Page::default()
+        };
+        for (seq, slot) in slots.split_off(skip) {
+            match slot {
+                Some(msg) => page.messages.push(msg),
+                None => page.skipped.push(seq),
+            }
+        }
+        page
+    }
 }
 
 impl Store for Mock {
-    fn append<'a>(
-        &'a self,
-        batch: &'a [Arc<ChatMessage>],
-    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+    fn append<'a>(&'a self, batch: &'a [Row]) -> BoxFuture<'a, Result<Appended, StoreError>> {
         Box::pin(async move {
             if let Some(gate) = &self.gate {
                 let _permit = gate.acquire().await.unwrap();
             }
             self.attempts.inc();
-            if self.down.load(Ordering::SeqCst) {
-                return Err(down());
-            }
+            self.check()?;
             let mut appended = Appended::default();
             let mut seqs = Vec::new();
-            for (i, m) in batch.iter().enumerate() {
-                if m.text == "bad" {
-                    appended.rejected.push((i, "bad row".into()));
-                } else {
-                    seqs.push(m.seq);
-                    self.rows.lock().unwrap().push(m.clone());
-                    appended.written += 1;
+            for (i, row) in batch.iter().enumerate() {
+                let existing = self.slot(row.room(), row.seq());
+                match (row, existing) {
+                    (Row::Message(m), _) if m.text == "bad" => {
+                        appended.rejected.push((i, "bad row".into()));
+                    }
+                    (Row::Message(m), Some(Some(found))) if found.text == m.text => {}
+                    (Row::Skipped { .. }, Some(None)) => {}
+                    (_, Some(_)) => appended.conflicts.push(i),
+                    (Row::Message(m), None) => {
+                        seqs.push(m.seq);
+                        self.rows.lock().unwrap().push(m.clone());
+                        appended.written += 1;
+                    }
+                    (Row::Skipped { room, seq }, None) => {
+                        self.skipped.lock().unwrap().push((room.clone(), *seq));
+                        appended.written += 1;
+                    }
                 }
             }
             self.batches.lock().unwrap().push(seqs);
@@ -68,42 +137,79 @@ impl Store for Mock {
         })
     }
 
-    fn history<'a>(
-        &'a self,
-        query: &'a HistoryQuery,
-    ) -> BoxFuture<'a, Result<Vec<Arc<ChatMessage>>, StoreError>> {
-        if self.down.load(Ordering::SeqCst) {
-            return Box::pin(std::future::ready(Err(down())));
-        }
-        let rows = self.rows.lock().unwrap();
-        let mut found: Vec<Arc<ChatMessage>> = rows
-            .iter()
-            .filter(|m| m.room == query.room && m.seq > query.after && m.seq <= query.upto)
-            .cloned()
-            .collect();
-        found.sort_by_key(|m| m.seq);
-        let skip = found.len().saturating_sub(query.limit);
-        Box::pin(std::future::ready(Ok(found.split_off(skip))))
-    }
-
-    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        let result = match self.down.load(Ordering::SeqCst) {
-            true => Err(down()),
-            false => Ok(()),
-        };
+    fn history<'a>(&'a self, query: &'a HistoryQuery) -> BoxFuture<'a, Result<Page, StoreError>> {
+        let result = self
+            .check()
+            .map(|()| self.page(&query.room, query.after, query.upto, query.limit));
         Box::pin(std::future::ready(result))
     }
 
-    fn max_seq<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<u64, StoreError>> {
-        if self.down.load(Ordering::SeqCst) {
-            return Box::pin(std::future::ready(Err(down())));
-        }
-        let rows = self.rows.lock().unwrap();
-        let max = rows.iter().filter(|m| &m.room == room).map(|m| m.seq).max();
-        Box::pin(std::future::ready(Ok(max.unwrap_or(0))))
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(self.check()))
     }
-}
 
-fn down() -> StoreError {
-    StoreError::Unavailable("mock is down".into())
+    fn open_room<'a>(
+        &'a self,
+        room: &'a RoomName,
+        window: usize,
+    ) -> BoxFuture<'a, Result<StoredRoom, StoreError>> {
+        let result = self.check().map(|()| StoredRoom {
+            newest: self.page(room, 0, u64::MAX, window),
+            numbered: self.reserved.lock().unwrap().get(room).copied().unwrap_or(0),
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: u64,
+        block: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let result = self.check().map(|()| {
+            let mut reserved = self.reserved.lock().unwrap();
+            let ceiling = reserved.entry(room.clone()).or_default();
+            *ceiling = (*ceiling).max(after) + block;
+            *ceiling
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn release<'a>(
+        &'a self,
+        room: &'a RoomName,
+        ceiling: u64,
+        last: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let result = self.check().map(|()| {
+            let mut reserved = self.reserved.lock().unwrap();
+            if let Some(current) = reserved.get_mut(room)
+                && *current == ceiling
+                && last > 0
+            {
+                *current = last;
+            }
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn settle<'a>(
+        &'a self,
+        room: &'a RoomName,
+        from: u64,
+        to: u64,
+    ) -> BoxFuture<'a, Result<Page, StoreError>> {
+        let result = self.check().map(|()| {
+            for seq in from..=to {
+                if self.slot(room, seq).is_none() {
+                    self.skipped.lock().unwrap().push((room.clone(), seq));
+                }
+            }
+            Page {
+                more: false,
+                ..self.page(room, from - 1, to, usize::MAX)
+            }
+        });
+        Box::pin(std::future::ready(result))
+    }
 }

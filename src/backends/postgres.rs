@@ -12,18 +12,18 @@
 //! If PostgreSQL refuses the statement because of one row's data, the batch is written again row
 //! by row so that only that row is left out.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
 use futures_util::future::BoxFuture;
-use tokio_postgres::NoTls;
+use tokio_postgres::{GenericClient, NoTls};
 
 use super::migrate::{self, APPLIED_VERSIONS, CREATE_SCHEMA_TABLE};
-use super::{Appended, Store, StoreError, db_seq, stored_message};
+use super::{Appended, Row, Store, StoreError, StoredRow, db_seq, page};
 use crate::core::message::now_ms;
-use crate::core::{ChatMessage, HistoryQuery, RoomName};
+use crate::core::{HistoryQuery, Page, RoomName, StoredRoom};
 
 /// How long an operation waits for a connection before reporting the store unavailable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -33,9 +33,24 @@ const MIGRATION_LOCK: i64 = 0x0063_6861_7464; // the bytes of "chatd"
 
 const INSERT_ROOMS: &str = "INSERT INTO rooms (name, created_ms) \
      SELECT DISTINCT r, $2::bigint FROM UNNEST($1::text[]) AS r ON CONFLICT DO NOTHING";
-const INSERT_MESSAGES: &str = "INSERT INTO messages (room, seq, nick, body, ts_ms) \
-     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) \
+const INSERT_MESSAGES: &str = "INSERT INTO messages (room, seq, nick, body, ts_ms, skipped) \
+     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
+     $6::bool[]) ON CONFLICT (room, seq) DO NOTHING RETURNING room, seq";
+/// What the slots of rows that were not inserted hold (to tell a retried row from a conflict).
+const EXISTING: &str = "SELECT m.room, m.seq, m.nick, m.body, m.ts_ms, m.skipped \
+     FROM UNNEST($1::text[], $2::bigint[]) AS w(room, seq) \
+     JOIN messages m ON m.room = w.room AND m.seq = w.seq";
+/// A room's newest rows in a span, messages and tombstones.
+const PAGE: &str = "SELECT seq, nick, body, ts_ms, skipped FROM messages \
+     WHERE room = $1 AND seq <= $2 AND seq > $3 ORDER BY seq DESC LIMIT $4";
+/// Tombstones for every empty slot of a span (see `Store::settle`).
+const SETTLE: &str = "INSERT INTO messages (room, seq, nick, body, ts_ms, skipped) \
+     SELECT $1, s, '', '', $4, true FROM generate_series($2::bigint, $3::bigint) AS s \
      ON CONFLICT (room, seq) DO NOTHING";
+/// A block of seqs after `$2` and after every earlier reservation (see `Store::reserve`).
+const RESERVE: &str = "INSERT INTO room_seq (room, last_seq) VALUES ($1, $2::bigint + $3::bigint) \
+     ON CONFLICT (room) DO UPDATE SET last_seq = GREATEST(room_seq.last_seq, $2::bigint) + $3::bigint \
+     RETURNING last_seq";
 
 /// The pool's connection manager.
 pub(crate) type Manager = PostgresConnectionManager<NoTls>;
@@ -116,37 +131,113 @@ impl PostgresStore {
         tx.commit().await.map_err(classify)
     }
 
-    /// The whole batch in one transaction of two statements.
-    async fn append_all(&self, batch: &[Arc<ChatMessage>]) -> Result<usize, StoreError> {
-        let rooms: Vec<&str> = batch.iter().map(|m| m.room.as_str()).collect();
-        let seqs: Vec<i64> = batch.iter().map(|m| db_seq(m.seq)).collect();
-        let nicks: Vec<&str> = batch.iter().map(|m| m.nick.as_str()).collect();
-        let bodies: Vec<&str> = batch.iter().map(|m| m.text.as_str()).collect();
-        let stamps: Vec<i64> = batch.iter().map(|m| m.ts_ms).collect();
+    /// The whole batch in one transaction: the rooms, the rows, and a look at the slots of the
+    /// rows that were not inserted.
+    async fn append_all(&self, batch: &[Row]) -> Result<Appended, StoreError> {
+        let rows: Vec<StoredRow> = batch.iter().map(StoredRow::of).collect();
+        let rooms: Vec<&str> = batch.iter().map(|r| r.room().as_str()).collect();
+        let seqs: Vec<i64> = batch.iter().map(|r| db_seq(r.seq())).collect();
+        let nicks: Vec<&str> = rows.iter().map(|r| r.nick.as_str()).collect();
+        let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+        let stamps: Vec<i64> = rows.iter().map(|r| r.ts_ms).collect();
+        let skipped: Vec<bool> = rows.iter().map(|r| r.skipped).collect();
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(classify)?;
         tx.execute(INSERT_ROOMS, &[&rooms, &now_ms()])
             .await
             .map_err(classify)?;
-        let written = tx
-            .execute(INSERT_MESSAGES, &[&rooms, &seqs, &nicks, &bodies, &stamps])
+        let inserted: HashSet<(String, i64)> = tx
+            .query(
+                INSERT_MESSAGES,
+                &[&rooms, &seqs, &nicks, &bodies, &stamps, &skipped],
+            )
             .await
-            .map_err(classify)?;
+            .map_err(classify)?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let mut appended = Appended {
+            written: inserted.len(),
+            ..Appended::default()
+        };
+        if inserted.len() < batch.len() {
+            let found = tx
+                .query(EXISTING, &[&rooms, &seqs])
+                .await
+                .map_err(classify)?;
+            let found: HashMap<(String, i64), StoredRow> = found
+                .iter()
+                .map(|row| {
+                    let slot = (row.get::<_, String>(0), row.get::<_, i64>(1));
+                    (slot, stored_row(row, 2))
+                })
+                .collect();
+            for (i, (room, seq)) in rooms.iter().zip(&seqs).enumerate() {
+                let slot = ((*room).to_string(), *seq);
+                if inserted.contains(&slot) {
+                    continue;
+                }
+                if !found.get(&slot).is_some_and(|f| f.same_as(&rows[i])) {
+                    appended.conflicts.push(i);
+                }
+            }
+        }
         tx.commit().await.map_err(classify)?;
-        Ok(usize::try_from(written).unwrap_or(usize::MAX))
+        Ok(appended)
     }
 
     /// After the batch statement was refused: each row on its own, to find the bad ones.
-    async fn append_each(&self, batch: &[Arc<ChatMessage>]) -> Result<Appended, StoreError> {
+    async fn append_each(&self, batch: &[Row]) -> Result<Appended, StoreError> {
         let mut appended = Appended::default();
-        for (i, msg) in batch.iter().enumerate() {
-            match self.append_all(std::slice::from_ref(msg)).await {
-                Ok(n) => appended.written += n,
+        for (i, row) in batch.iter().enumerate() {
+            match self.append_all(std::slice::from_ref(row)).await {
+                Ok(one) => {
+                    appended.written += one.written;
+                    if !one.conflicts.is_empty() {
+                        appended.conflicts.push(i);
+                    }
+                }
                 Err(StoreError::Rejected(why)) => appended.rejected.push((i, why)),
                 Err(other) => return Err(other),
             }
         }
         Ok(appended)
+    }
+
+    /// The newest `limit` rows of `room` in `after+1..=upto`.
+    async fn page(
+        &self,
+        conn: &impl GenericClient,
+        room: &RoomName,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = conn
+            .query(
+                PAGE,
+                &[&room.as_str(), &db_seq(upto), &db_seq(after), &limit],
+            )
+            .await
+            .map_err(classify)?;
+        let more = rows.len() as i64 >= limit;
+        let rows = rows
+            .iter()
+            .rev()
+            .map(|row| (row.get::<_, i64>(0), stored_row(row, 1)))
+            .collect();
+        page(room, rows, more)
+    }
+}
+
+/// The `nick, body, ts_ms, skipped` columns of `row`, from column `at` on.
+fn stored_row(row: &tokio_postgres::Row, at: usize) -> StoredRow {
+    StoredRow {
+        nick: row.get(at),
+        body: row.get(at + 1),
+        ts_ms: row.get(at + 2),
+        skipped: row.get(at + 3),
     }
 }
 
@@ -170,23 +261,17 @@ fn is_transient(sqlstate: &str) -> bool {
 }
 
 impl Store for PostgresStore {
-    fn append<'a>(
-        &'a self,
-        batch: &'a [Arc<ChatMessage>],
-    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+    fn append<'a>(&'a self, batch: &'a [Row]) -> BoxFuture<'a, Result<Appended, StoreError>> {
         Box::pin(async move {
             match self.append_all(batch).await {
-                Ok(written) => Ok(Appended {
-                    written,
-                    rejected: Vec::new(),
-                }),
+                Ok(appended) => Ok(appended),
                 Err(StoreError::Rejected(why)) if batch.len() > 1 => {
                     tracing::warn!(batch = batch.len(), %why, "batch refused; writing row by row");
                     self.append_each(batch).await
                 }
                 Err(StoreError::Rejected(why)) => Ok(Appended {
-                    written: 0,
                     rejected: vec![(0, why)],
+                    ..Appended::default()
                 }),
                 Err(other) => Err(other),
             }
@@ -203,54 +288,99 @@ impl Store for PostgresStore {
         })
     }
 
-    fn history<'a>(
-        &'a self,
-        query: &'a HistoryQuery,
-    ) -> BoxFuture<'a, Result<Vec<Arc<ChatMessage>>, StoreError>> {
+    fn history<'a>(&'a self, query: &'a HistoryQuery) -> BoxFuture<'a, Result<Page, StoreError>> {
         Box::pin(async move {
             let conn = self.conn().await?;
-            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-            let rows = conn
-                .query(
-                    "SELECT seq, nick, body, ts_ms FROM messages \
-                     WHERE room = $1 AND seq <= $2 AND seq > $3 ORDER BY seq DESC LIMIT $4",
-                    &[
-                        &query.room.as_str(),
-                        &db_seq(query.upto),
-                        &db_seq(query.after),
-                        &limit,
-                    ],
-                )
+            self.page(&*conn, &query.room, query.after, query.upto, query.limit)
                 .await
-                .map_err(classify)?;
-            let mut messages = rows
-                .into_iter()
-                .map(|row| {
-                    stored_message(
-                        &query.room,
-                        row.get(0),
-                        row.get::<_, &str>(1),
-                        row.get(2),
-                        row.get(3),
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            messages.reverse();
-            Ok(messages)
         })
     }
 
-    fn max_seq<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<u64, StoreError>> {
+    fn open_room<'a>(
+        &'a self,
+        room: &'a RoomName,
+        window: usize,
+    ) -> BoxFuture<'a, Result<StoredRoom, StoreError>> {
         Box::pin(async move {
             let conn = self.conn().await?;
-            let row = conn
-                .query_one(
-                    "SELECT COALESCE(MAX(seq), 0)::bigint FROM messages WHERE room = $1",
+            let newest = self
+                .page(&*conn, room, 0, i64::MAX as u64, window)
+                .await?;
+            let numbered: Option<i64> = conn
+                .query_opt(
+                    "SELECT last_seq FROM room_seq WHERE room = $1",
                     &[&room.as_str()],
                 )
                 .await
+                .map_err(classify)?
+                .map(|row| row.get(0));
+            Ok(StoredRoom {
+                newest,
+                numbered: numbered.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            })
+        })
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: u64,
+        block: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            let row = conn
+                .query_one(RESERVE, &[&room.as_str(), &db_seq(after), &db_seq(block)])
+                .await
                 .map_err(classify)?;
             Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        room: &'a RoomName,
+        ceiling: u64,
+        last: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            conn.execute(
+                "UPDATE room_seq SET last_seq = $3::bigint WHERE room = $1 AND last_seq = $2::bigint \
+                 AND $3::bigint > 0",
+                &[&room.as_str(), &db_seq(ceiling), &db_seq(last)],
+            )
+            .await
+            .map_err(classify)?;
+            Ok(())
+        })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        room: &'a RoomName,
+        from: u64,
+        to: u64,
+    ) -> BoxFuture<'a, Result<Page, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await.map_err(classify)?;
+            tx.execute(INSERT_ROOMS, &[&vec![room.as_str()], &now_ms()])
+                .await
+                .map_err(classify)?;
+            tx.execute(
+                SETTLE,
+                &[&room.as_str(), &db_seq(from), &db_seq(to), &now_ms()],
+            )
+            .await
+            .map_err(classify)?;
+            let span = usize::try_from(to - from + 1).unwrap_or(usize::MAX);
+            let page = self.page(&tx, room, from - 1, to, span).await?;
+            tx.commit().await.map_err(classify)?;
+            Ok(Page {
+                more: false,
+                ..page
+            })
         })
     }
 }

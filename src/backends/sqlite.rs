@@ -19,12 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
 use super::migrate::{self, APPLIED_VERSIONS, CREATE_SCHEMA_TABLE};
-use super::{Appended, Store, StoreError, db_seq, stored_message};
+use super::{Appended, Row, Store, StoreError, StoredRow, db_seq, page};
 use crate::core::message::now_ms;
-use crate::core::{ChatMessage, HistoryQuery, RoomName};
+use crate::core::{HistoryQuery, Page, RoomName, StoredRoom};
 
 /// How long a statement waits for another process's lock before reporting the store busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -156,7 +156,7 @@ fn classify(err: rusqlite::Error) -> StoreError {
     }
 }
 
-fn append_batch(conn: &mut Connection, batch: &[Arc<ChatMessage>]) -> Result<Appended, StoreError> {
+fn append_batch(conn: &mut Connection, batch: &[Row]) -> Result<Appended, StoreError> {
     let tx = conn.transaction().map_err(classify)?;
     let mut appended = Appended::default();
     {
@@ -165,25 +165,46 @@ fn append_batch(conn: &mut Connection, batch: &[Arc<ChatMessage>]) -> Result<App
                 "INSERT INTO rooms (name, created_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             )
             .map_err(classify)?;
-        let mut message = tx
+        let mut insert = tx
             .prepare_cached(
-                "INSERT INTO messages (room, seq, nick, body, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (room, seq) DO NOTHING",
+                "INSERT INTO messages (room, seq, nick, body, ts_ms, skipped) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (room, seq) DO NOTHING",
             )
             .map_err(classify)?;
-        for (i, msg) in batch.iter().enumerate() {
-            let row = room
-                .execute(params![msg.room.as_str(), msg.ts_ms])
+        let mut existing = tx
+            .prepare_cached(
+                "SELECT nick, body, ts_ms, skipped FROM messages WHERE room = ?1 AND seq = ?2",
+            )
+            .map_err(classify)?;
+        for (i, row) in batch.iter().enumerate() {
+            let stored = StoredRow::of(row);
+            let outcome = room
+                .execute(params![row.room().as_str(), stored.ts_ms])
                 .and_then(|_| {
-                    message.execute(params![
-                        msg.room.as_str(),
-                        db_seq(msg.seq),
-                        msg.nick.as_str(),
-                        msg.text,
-                        msg.ts_ms
+                    insert.execute(params![
+                        row.room().as_str(),
+                        db_seq(row.seq()),
+                        stored.nick,
+                        stored.body,
+                        stored.ts_ms,
+                        stored.skipped
                     ])
+                })
+                .and_then(|written| match written {
+                    0 => existing
+                        .query_row(params![row.room().as_str(), db_seq(row.seq())], |r| {
+                            Ok(StoredRow {
+                                nick: r.get(0)?,
+                                body: r.get(1)?,
+                                ts_ms: r.get(2)?,
+                                skipped: r.get(3)?,
+                            })
+                        })
+                        .map(|found| if found.same_as(&stored) { 0 } else { 2 }),
+                    n => Ok(n.min(1)),
                 });
-            match row.map_err(classify) {
+            match outcome.map_err(classify) {
+                Ok(2) => appended.conflicts.push(i),
                 Ok(n) => appended.written += n,
                 Err(StoreError::Rejected(why)) => appended.rejected.push((i, why)),
                 Err(other) => return Err(other), // the transaction rolls back on drop
@@ -194,62 +215,58 @@ fn append_batch(conn: &mut Connection, batch: &[Arc<ChatMessage>]) -> Result<App
     Ok(appended)
 }
 
-fn read_history(
+/// The newest `limit` rows of `room` in `after+1..=upto`, as a page.
+fn read_page(
     conn: &Connection,
-    query: &HistoryQuery,
-) -> Result<Vec<Arc<ChatMessage>>, StoreError> {
+    room: &RoomName,
+    after: u64,
+    upto: u64,
+    limit: usize,
+) -> Result<Page, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT seq, nick, body, ts_ms FROM messages \
+            "SELECT seq, nick, body, ts_ms, skipped FROM messages \
              WHERE room = ?1 AND seq <= ?2 AND seq > ?3 ORDER BY seq DESC LIMIT ?4",
         )
         .map_err(classify)?;
-    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt
         .query_map(
-            params![
-                query.room.as_str(),
-                db_seq(query.upto),
-                db_seq(query.after),
-                limit
-            ],
+            params![room.as_str(), db_seq(upto), db_seq(after), limit],
             |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, i64>(3)?,
+                    StoredRow {
+                        nick: row.get(1)?,
+                        body: row.get(2)?,
+                        ts_ms: row.get(3)?,
+                        skipped: row.get(4)?,
+                    },
                 ))
             },
         )
         .map_err(classify)?;
     let mut newest_first = Vec::new();
     for row in rows {
-        let (seq, nick, body, ts_ms) = row.map_err(classify)?;
-        newest_first.push(stored_message(&query.room, seq, &nick, body, ts_ms)?);
+        newest_first.push(row.map_err(classify)?);
     }
+    let more = newest_first.len() as i64 >= limit;
     newest_first.reverse();
-    Ok(newest_first)
+    page(room, newest_first, more)
 }
 
 impl Store for SqliteStore {
-    fn append<'a>(
-        &'a self,
-        batch: &'a [Arc<ChatMessage>],
-    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+    fn append<'a>(&'a self, batch: &'a [Row]) -> BoxFuture<'a, Result<Appended, StoreError>> {
         let batch = batch.to_vec(); // Arc clones: the blocking task needs owned data
         Box::pin(SqliteStore::with(&self.writer, move |conn| {
             append_batch(conn, &batch)
         }))
     }
 
-    fn history<'a>(
-        &'a self,
-        query: &'a HistoryQuery,
-    ) -> BoxFuture<'a, Result<Vec<Arc<ChatMessage>>, StoreError>> {
+    fn history<'a>(&'a self, query: &'a HistoryQuery) -> BoxFuture<'a, Result<Page, StoreError>> {
         let query = query.clone();
         Box::pin(SqliteStore::with(&self.reader, move |conn| {
-            read_history(conn, &query)
+            read_page(conn, &query.room, query.after, query.upto, query.limit)
         }))
     }
 
@@ -260,17 +277,101 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn max_seq<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<u64, StoreError>> {
+    fn open_room<'a>(
+        &'a self,
+        room: &'a RoomName,
+        window: usize,
+    ) -> BoxFuture<'a, Result<StoredRoom, StoreError>> {
         let room = room.clone();
         Box::pin(SqliteStore::with(&self.reader, move |conn| {
-            let max: i64 = conn
+            let newest = read_page(conn, &room, 0, i64::MAX as u64, window)?;
+            let numbered: Option<i64> = conn
                 .query_row(
-                    "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?1",
+                    "SELECT last_seq FROM room_seq WHERE room = ?1",
                     params![room.as_str()],
                     |row| row.get(0),
                 )
+                .optional()
                 .map_err(classify)?;
-            Ok(u64::try_from(max).unwrap_or(0))
+            Ok(StoredRoom {
+                newest,
+                numbered: numbered.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            })
+        }))
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: u64,
+        block: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let room = room.clone();
+        Box::pin(SqliteStore::with(&self.writer, move |conn| {
+            let ceiling: i64 = conn
+                .query_row(
+                    "INSERT INTO room_seq (room, last_seq) VALUES (?1, ?2 + ?3) \
+                     ON CONFLICT (room) DO UPDATE SET last_seq = MAX(last_seq, ?2) + ?3 \
+                     RETURNING last_seq",
+                    params![room.as_str(), db_seq(after), db_seq(block)],
+                    |row| row.get(0),
+                )
+                .map_err(classify)?;
+            Ok(u64::try_from(ceiling).unwrap_or(0))
+        }))
+    }
+
+    fn release<'a>(
+        &'a self,
+        room: &'a RoomName,
+        ceiling: u64,
+        last: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let room = room.clone();
+        Box::pin(SqliteStore::with(&self.writer, move |conn| {
+            conn.execute(
+                "UPDATE room_seq SET last_seq = ?3 WHERE room = ?1 AND last_seq = ?2 AND ?3 > 0",
+                params![room.as_str(), db_seq(ceiling), db_seq(last)],
+            )
+            .map_err(classify)?;
+            Ok(())
+        }))
+    }
+
+    fn settle<'a>(
+        &'a self,
+        room: &'a RoomName,
+        from: u64,
+        to: u64,
+    ) -> BoxFuture<'a, Result<Page, StoreError>> {
+        let room = room.clone();
+        Box::pin(SqliteStore::with(&self.writer, move |conn| {
+            let tx = conn.transaction().map_err(classify)?;
+            {
+                tx.execute(
+                    "INSERT INTO rooms (name, created_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![room.as_str(), now_ms()],
+                )
+                .map_err(classify)?;
+                let mut tombstone = tx
+                    .prepare_cached(
+                        "INSERT INTO messages (room, seq, nick, body, ts_ms, skipped) \
+                         VALUES (?1, ?2, '', '', ?3, 1) ON CONFLICT (room, seq) DO NOTHING",
+                    )
+                    .map_err(classify)?;
+                for seq in from..=to {
+                    tombstone
+                        .execute(params![room.as_str(), db_seq(seq), now_ms()])
+                        .map_err(classify)?;
+                }
+            }
+            let span = (to - from + 1) as usize;
+            let page = read_page(&tx, &room, from - 1, to, span)?;
+            tx.commit().map_err(classify)?;
+            Ok(Page {
+                more: false,
+                ..page
+            })
         }))
     }
 }

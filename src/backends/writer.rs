@@ -24,21 +24,33 @@
 //! "certainly" is kept while the writer may be in the middle of writing that very message is
 //! `writer_ahead.rs`.
 //!
+//! **Read your writes.** A message written behind is delivered at once and stored a batch later;
+//! until then it is in the queue, in neither the store nor (once evicted) a room's ring. So the
+//! writer keeps an index of what it holds for each room ([`Writer::pending`]), and history reads
+//! consult it before the store: a message the server has shown is never missing from a read.
+//! Write-ahead messages are not in it: they count only once stored. Tombstones ([`Row::Skipped`],
+//! seqs whose senders abandoned them) are written behind, and indexed, like messages.
+//!
+//! **Conflicts.** A row whose slot holds something else (a tombstone written first by instances
+//! that gave up waiting for it, see `backends::gaps`) is not stored: a write-ahead sender is told
+//! so ([`StoreError::Conflict`]); a message written behind is lost, counted and logged.
+//!
 //! **Shutdown.** The task lives on the server's backend [`TaskTracker`](super::Background). When
 //! the server stops, it first stops the adapters (nothing produces messages any more) and then
 //! cancels `stop`: the task closes the queue, writes everything still in it, and ends. If the
 //! store stays unreachable, it gives up `shutdown_grace` after `stop` and logs how many messages
 //! were lost.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Background, Store, StoreError};
-use crate::core::{ChatMessage, Stats};
+use super::{Background, Row, Store, StoreError};
+use crate::core::{ChatMessage, Page, RoomName, Stats};
 use ahead::{Waiter, finish, finish_all, release};
 
 /// How the writer batches, queues and retries.
@@ -78,9 +90,9 @@ impl WriterOptions {
     }
 }
 
-/// A queued message, with someone waiting for it in write-ahead mode.
+/// A queued row, with someone waiting for it in write-ahead mode.
 struct Job {
-    msg: Arc<ChatMessage>,
+    row: Row,
     waiter: Option<Waiter>,
 }
 
@@ -91,11 +103,39 @@ pub struct Writer {
     stats: Arc<Stats>,
     sync_timeout: Duration,
     attempt_grace: Duration,
+    pending: Pending,
 }
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Job({} #{})", self.msg.room, self.msg.seq)
+        write!(f, "Job({} #{})", self.row.room(), self.row.seq())
+    }
+}
+
+/// The rows written behind that the writer holds, by room and seq (see the module docs).
+#[derive(Debug, Clone, Default)]
+struct Pending(Arc<Mutex<HashMap<RoomName, BTreeMap<u64, Row>>>>);
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, HashMap<RoomName, BTreeMap<u64, Row>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, row: &Row) {
+        self.lock()
+            .entry(row.room().clone())
+            .or_default()
+            .insert(row.seq(), row.clone());
+    }
+
+    fn remove(&self, row: &Row) {
+        let mut rooms = self.lock();
+        if let Some(rows) = rooms.get_mut(row.room()) {
+            rows.remove(&row.seq());
+            if rows.is_empty() {
+                rooms.remove(row.room());
+            }
+        }
     }
 }
 
@@ -109,6 +149,7 @@ impl Writer {
     ) -> Writer {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let (sync_timeout, attempt_grace) = (options.sync_timeout, options.attempt_grace);
+        let pending = Pending::default();
         let task = Task {
             store,
             rx,
@@ -116,6 +157,7 @@ impl Writer {
             stats: stats.clone(),
             stop: background.stop.clone(),
             give_up_at: None,
+            pending: pending.clone(),
         };
         background.tracker.spawn(task.run());
         Writer {
@@ -123,13 +165,25 @@ impl Writer {
             stats,
             sync_timeout,
             attempt_grace,
+            pending,
         }
     }
 
     /// Write-behind: queues `msg` and returns at once. Returns false when the message was dropped
     /// (queue full, or the writer has stopped); that is counted and logged here.
     pub fn enqueue(&self, msg: Arc<ChatMessage>) -> bool {
-        let job = Job { msg, waiter: None };
+        self.behind(Row::Message(msg))
+    }
+
+    /// Records that `seq` of `room` carries no message (its sender abandoned it): a tombstone,
+    /// written behind. Returns false when it could not be queued (counted and logged).
+    pub fn enqueue_skip(&self, room: RoomName, seq: u64) -> bool {
+        self.behind(Row::Skipped { room, seq })
+    }
+
+    fn behind(&self, row: Row) -> bool {
+        self.pending.add(&row);
+        let job = Job { row, waiter: None };
         match self.tx.try_send(job) {
             Ok(()) => true,
             Err(err) => {
@@ -137,17 +191,38 @@ impl Writer {
                     mpsc::error::TrySendError::Full(job) => ("the write queue is full", job),
                     mpsc::error::TrySendError::Closed(job) => ("the writer has stopped", job),
                 };
+                self.pending.remove(&job.row);
                 self.stats.persist_dropped.inc();
-                tracing::error!(
-                    room = %job.msg.room,
-                    seq = job.msg.seq,
-                    queue = self.tx.max_capacity(),
-                    dropped_total = self.stats.persist_dropped.get(),
-                    "message NOT stored: {why}; it was delivered, but is lost at restart"
-                );
+                let (room, seq) = (job.row.room(), job.row.seq());
+                let (queue, dropped_total) =
+                    (self.tx.max_capacity(), self.stats.persist_dropped.get());
+                match job.row {
+                    Row::Message(_) => tracing::error!(%room, seq, queue, dropped_total,
+                        "message NOT stored: {why}; it was delivered, but is lost at restart"),
+                    Row::Skipped { .. } => tracing::error!(%room, seq, queue, dropped_total,
+                        "tombstone NOT stored: {why}; readers crossing this seq will be told it is missing"),
+                }
                 false
             }
         }
+    }
+
+    /// The rows of `room` in `after+1..=upto` that are queued to be written behind (or being
+    /// written): what a history read adds to the store's answer. Read it before the store: a row
+    /// leaves this index only once it is stored.
+    pub fn pending(&self, room: &RoomName, after: u64, upto: u64) -> Page {
+        let rooms = self.pending.lock();
+        let mut page = Page::default();
+        let Some(rows) = rooms.get(room) else {
+            return page;
+        };
+        for row in rows.range(after.saturating_add(1)..=upto).map(|(_, row)| row) {
+            match row {
+                Row::Message(msg) => page.messages.push(msg.clone()),
+                Row::Skipped { seq, .. } => page.skipped.push(*seq),
+            }
+        }
+        page
     }
 
     /// Messages waiting in the queue now (the batch being written is no longer counted).
@@ -171,6 +246,8 @@ struct Task {
     stop: CancellationToken,
     /// Set when shutdown starts: retries end there.
     give_up_at: Option<Instant>,
+    /// The index of what is written behind: a row leaves it once its fate is known.
+    pending: Pending,
 }
 
 impl Task {
@@ -223,23 +300,27 @@ impl Task {
             if batch.is_empty() {
                 return;
             }
-            let msgs: Vec<Arc<ChatMessage>> = batch.iter().map(|job| job.msg.clone()).collect();
-            let err = match self.store.append(&msgs).await {
+            let rows: Vec<Row> = batch.iter().map(|job| job.row.clone()).collect();
+            let err = match self.store.append(&rows).await {
                 Ok(appended) => {
                     self.stats.persist_batches.inc();
-                    let rejected = appended.rejected;
-                    let ok = batch.len() - rejected.len();
-                    self.stats
-                        .persisted
-                        .fetch_add(ok as u64, std::sync::atomic::Ordering::Relaxed);
+                    let failed = appended.rejected.len() + appended.conflicts.len();
+                    self.stats.persisted.fetch_add(
+                        (batch.len() - failed) as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     let mut results: Vec<Result<(), StoreError>> = vec![Ok(()); batch.len()];
-                    for (i, why) in rejected {
+                    for (i, why) in appended.rejected {
                         self.stats.persist_rejected.inc();
-                        let msg = &msgs[i];
-                        tracing::error!(room = %msg.room, seq = msg.seq, %why, "the store refused a message; the rest of its batch is stored");
-                        if let Some(slot) = results.get_mut(i) {
-                            *slot = Err(StoreError::Rejected(why));
-                        }
+                        let row = &rows[i];
+                        tracing::error!(room = %row.room(), seq = row.seq(), %why, "the store refused a row; the rest of its batch is stored");
+                        results[i] = Err(StoreError::Rejected(why));
+                    }
+                    for i in appended.conflicts {
+                        results[i] = Err(self.conflict(&batch[i]));
+                    }
+                    for job in &batch {
+                        self.pending.remove(&job.row);
                     }
                     finish(batch, results);
                     return;
@@ -277,8 +358,27 @@ impl Task {
             .persist_dropped
             .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for job in batch {
-            tracing::error!(room = %job.msg.room, seq = job.msg.seq, "message NOT stored: {why}");
+            self.pending.remove(&job.row);
+            tracing::error!(room = %job.row.room(), seq = job.row.seq(), "NOT stored: {why}");
         }
+    }
+
+    /// What a row whose slot was taken becomes (see the module docs).
+    fn conflict(&self, job: &Job) -> StoreError {
+        let (room, seq) = (job.row.room(), job.row.seq());
+        match (&job.row, &job.waiter) {
+            (Row::Skipped { .. }, _) => {
+                tracing::debug!(%room, seq, "a tombstone found its seq taken: the stored row stands");
+            }
+            (Row::Message(_), Some(_)) => {
+                tracing::warn!(%room, seq, "message refused: the other instances gave up waiting for its seq");
+            }
+            (Row::Message(_), None) => {
+                self.stats.persist_dropped.inc();
+                tracing::error!(%room, seq, "message NOT stored: the other instances gave up waiting for its seq; it was delivered here, but is lost");
+            }
+        }
+        StoreError::Conflict(format!("{room} #{seq} is taken"))
     }
 }
 

@@ -33,7 +33,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Job, Writer};
-use crate::backends::StoreError;
+use crate::backends::{Row, StoreError};
 use crate::core::ChatMessage;
 
 /// The write-ahead sender of a queued message: where to send the outcome, and until when.
@@ -97,7 +97,7 @@ impl Writer {
         let claim = Arc::new(Claim::default());
         let (done, mut result) = oneshot::channel();
         let job = Job {
-            msg,
+            row: Row::Message(msg),
             waiter: Some(Waiter {
                 done,
                 claim: claim.clone(),
@@ -169,7 +169,7 @@ pub(super) fn finish(batch: Vec<Job>, results: Vec<Result<(), StoreError>>) {
         {
             // Stored, but its sender stopped waiting (an attempt that hung past the grace, or a
             // sender that disconnected): in the history, never delivered live.
-            tracing::warn!(room = %job.msg.room, seq = job.msg.seq,
+            tracing::warn!(room = %job.row.room(), seq = job.row.seq(),
                 "message stored after its sender stopped waiting: it was not delivered live, but is in the history");
         }
     }

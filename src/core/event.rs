@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use super::error::ChatError;
 use super::message::{ChatMessage, Presence};
+use super::request::{HistoryAnswer, Page};
 use super::names::{Nick, RoomName};
 use super::session::SessionId;
 
@@ -26,6 +27,31 @@ pub enum Event {
     Message(Arc<ChatMessage>),
     /// Someone joined, left, quit or changed nick; shown as a notice.
     Presence(Arc<Presence>),
+    /// Messages of a room that will not be delivered to this session (see
+    /// `core::room::Room::give_up_until`); shown as a notice.
+    Missed(Arc<Missed>),
+}
+
+/// A range of a room's seqs that will not be delivered: the room gave up waiting for them without
+/// knowing whether they exist. Clients are told rather than left with a silent hole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missed {
+    /// The room.
+    pub room: RoomName,
+    /// The first seq missed.
+    pub from: u64,
+    /// The last seq missed.
+    pub to: u64,
+}
+
+impl Missed {
+    /// The notice text, `missed messages #A to #B in ROOM`.
+    pub fn text(&self) -> String {
+        format!(
+            "missed messages #{} to #{} in {}",
+            self.from, self.to, self.room
+        )
+    }
 }
 
 impl Event {
@@ -51,6 +77,7 @@ impl Event {
             Event::Error(text) => format!("! {text}"),
             Event::Message(msg) => format!("[{}] {}: {}", msg.room, msg.nick, msg.text),
             Event::Presence(p) => format!("* {}", p.text()),
+            Event::Missed(m) => format!("* {}", m.text()),
         }
     }
 }
@@ -131,19 +158,27 @@ pub enum Detail {
     Replayed {
         /// The room.
         room: RoomName,
-        /// The last seq covered by `messages`; live delivery to the session starts after it.
+        /// The last seq covered by the replay; live delivery to the session starts after it.
         upto: u64,
-        /// The messages after the requested point, oldest first (possibly fewer than missed:
-        /// compare the first seq with what was asked).
-        messages: Vec<Arc<ChatMessage>>,
+        /// What the client missed after the point it asked for (or, on a first open, the
+        /// recent history), with the span it covers and the holes it could not fill.
+        answer: HistoryAnswer,
+        /// The client asked to resume after a seq this room never reached: the numbering it
+        /// holds is gone (a server without a store restarted, or its store was replaced). The
+        /// value is the room's highest seq; `answer` is then the recent history, as on a first
+        /// open.
+        reset: Option<u64>,
     },
     /// Recent messages of a room, oldest first.
     History {
         /// The room.
         room: RoomName,
-        /// The messages.
-        messages: Vec<Arc<ChatMessage>>,
+        /// The messages, the span they cover and its holes.
+        answer: HistoryAnswer,
     },
+    /// Rows a store (and its write queue) holds for a history read: the persist layer's answer,
+    /// which the history layer merges with the room's memory.
+    Stored(Page),
 }
 
 #[cfg(test)]

@@ -11,24 +11,28 @@ pub mod latency;
 pub mod message;
 pub mod names;
 pub mod outbound;
+pub mod recent;
 pub mod request;
 pub mod ring;
 pub mod room;
+pub mod rooms;
 pub mod sequencer;
 pub mod session;
 pub mod stats;
 
 pub use error::{ChatError, ErrorKind};
-pub use event::{Detail, Event, Reply};
+pub use event::{Detail, Event, Missed, Reply};
 pub use hub::Hub;
 pub use message::{ChatMessage, Origin, Presence, PresenceKind};
 pub use names::{Nick, RoomName};
 pub use outbound::{Inbox, Outbound};
 pub use request::{
-    Action, Command, Connect, HistoryQuery, OpenRoom, Protocol, Request, StoredRoom,
+    Action, Command, Connect, HistoryAnswer, HistoryQuery, OPEN_WINDOW, OpenRoom, Page, Protocol,
+    Request, StoredRoom,
 };
 pub use ring::Ring;
-pub use room::{Room, Rooms};
-pub use sequencer::{LocalSequencer, Sequencer};
+pub use room::{Gap, Room, Start};
+pub use rooms::Rooms;
+pub use sequencer::Sequencer;
 pub use session::{Closer, Session, SessionId, Sessions};
 pub use stats::Stats;

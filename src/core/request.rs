@@ -76,50 +76,40 @@ pub enum Action {
 /// What [`Action::OpenRoom`] asks and, once a store answered, carries back out.
 ///
 /// The answer travels in the request (a slot filled once) rather than in the reply so that the
-/// layers see it whatever their order in the pipeline: a history layer inside the persist layer
-/// sees it on the way in, one outside sees it on the way back.
+/// layers see it whatever their order in the pipeline.
 #[derive(Debug)]
 pub struct OpenRoom {
     /// The room.
     pub room: RoomName,
-    /// How many of its latest messages to load (the ring's capacity).
-    pub limit: usize,
+    /// How many of its newest stored rows to read (see [`OPEN_WINDOW`]).
+    pub window: usize,
     stored: OnceLock<StoredRoom>,
-    /// The highest seq already used for this room anywhere (raised by a shared sequencer, which
-    /// knows about other instances' messages that this store may not have yet).
-    floor: std::sync::atomic::AtomicU64,
 }
+
+/// How many of a room's newest stored rows an instance reads when it opens the room. Besides the
+/// history a joiner sees, they tell where the room's settled prefix ends: with several
+/// instances, a seq may be numbered but not stored yet, and delivery must start below it (see
+/// `layers::route`). Holes further back than this are taken as settled.
+pub const OPEN_WINDOW: usize = 1024;
 
 /// What a store holds about a room.
 #[derive(Debug, Clone, Default)]
 pub struct StoredRoom {
-    /// The highest seq stored (0 for a room never written to).
-    pub max_seq: u64,
-    /// Its latest messages, oldest first, at most the limit asked for.
-    pub last: Vec<Arc<ChatMessage>>,
+    /// Its newest rows (messages and tombstones), at most the window asked for.
+    pub newest: Page,
+    /// The highest seq its shared counter or reservation has reached (0 if none): every seq
+    /// handed out so far, anywhere, is at or below it.
+    pub numbered: u64,
 }
 
 impl OpenRoom {
-    /// A request to open `room`, loading at most `limit` of its latest messages.
-    pub fn new(room: RoomName, limit: usize) -> OpenRoom {
+    /// A request to open `room`, reading its `window` newest stored rows.
+    pub fn new(room: RoomName, window: usize) -> OpenRoom {
         OpenRoom {
             room,
-            limit,
+            window,
             stored: OnceLock::new(),
-            floor: std::sync::atomic::AtomicU64::new(0),
         }
-    }
-
-    /// Raises the seq the room's numbering and live delivery continue after.
-    pub fn raise_floor(&self, seq: u64) {
-        self.floor
-            .fetch_max(seq, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Where the room's numbering continues: after the store's maximum or a raised floor.
-    pub fn start_after(&self) -> u64 {
-        let floor = self.floor.load(std::sync::atomic::Ordering::Relaxed);
-        self.stored().map_or(floor, |s| s.max_seq.max(floor))
     }
 
     /// Records the store's answer (the first answer wins).
@@ -130,6 +120,68 @@ impl OpenRoom {
     /// The store's answer, if a store answered.
     pub fn stored(&self) -> Option<&StoredRoom> {
         self.stored.get()
+    }
+}
+
+/// What a store (or its write queue) holds of a span of one room's seqs, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// The messages.
+    pub messages: Vec<Arc<ChatMessage>>,
+    /// Seqs known to carry no message (tombstones: their senders abandoned them, or the
+    /// instances agreed to give them up).
+    pub skipped: Vec<u64>,
+    /// Whether the read stopped at its limit: older rows than the ones returned may exist.
+    pub more: bool,
+}
+
+impl Page {
+    /// The lowest seq of the page, message or tombstone.
+    pub fn lowest(&self) -> Option<u64> {
+        let message = self.messages.first().map(|m| m.seq);
+        let skipped = self.skipped.first().copied();
+        message.into_iter().chain(skipped).min()
+    }
+
+    /// The highest seq of the page, message or tombstone.
+    pub fn highest(&self) -> Option<u64> {
+        let message = self.messages.last().map(|m| m.seq);
+        let skipped = self.skipped.last().copied();
+        message.into_iter().chain(skipped).max()
+    }
+
+    /// Adds `other`'s rows (a write queue's rows to a store's, say): every seq once, in order.
+    pub fn merge(&mut self, other: Page) {
+        self.messages.extend(other.messages);
+        self.messages.sort_by_key(|m| m.seq);
+        self.messages.dedup_by_key(|m| m.seq);
+        self.skipped.extend(other.skipped);
+        self.skipped.sort_unstable();
+        self.skipped.dedup();
+        let messages: std::collections::BTreeSet<u64> =
+            self.messages.iter().map(|m| m.seq).collect();
+        self.skipped.retain(|s| !messages.contains(s));
+        self.more |= other.more;
+    }
+
+    /// The lowest seq after which the page holds every row up to its highest: where its
+    /// settled prefix ends (every seq up to the returned one is a message or a tombstone here,
+    /// counting from the page's lowest row).
+    pub fn settled_until(&self) -> u64 {
+        let mut seqs: Vec<u64> = self.messages.iter().map(|m| m.seq).collect();
+        seqs.extend(&self.skipped);
+        seqs.sort_unstable();
+        let Some(&first) = seqs.first() else {
+            return 0;
+        };
+        let mut until = first;
+        for seq in seqs.into_iter().skip(1) {
+            if seq != until + 1 {
+                break;
+            }
+            until = seq;
+        }
+        until
     }
 }
 
@@ -217,25 +269,70 @@ pub struct HistoryQuery {
 }
 
 impl HistoryQuery {
-    /// Merges two answers to this query (the ring's and the store's, say): every message once,
-    /// in seq order, cut to the query's bounds and its newest `limit`. A store written behind
-    /// may not have the newest messages yet and a ring has only the latest ones, so neither
-    /// answer alone is always the whole truth.
-    pub fn merge(
-        &self,
-        a: Vec<Arc<ChatMessage>>,
-        b: Vec<Arc<ChatMessage>>,
-    ) -> Vec<Arc<ChatMessage>> {
-        let mut all: Vec<Arc<ChatMessage>> = a
+    /// The answer made of what a room's memory (`ring`, which may be empty) and a store (`page`,
+    /// its rows in the query's span) hold: every message once, in seq order, cut to the query's
+    /// bounds and its newest `limit`, and every seq of the span that neither explains.
+    ///
+    /// The span the answer vouches for starts after `after`, unless the limit cut older messages
+    /// off (then it starts at the oldest message returned) or the store's read stopped at its own
+    /// limit. A seq of the span that is not a message and not a tombstone is missing: a message
+    /// not stored (lost in a crash before its write, or still on its way from another instance)
+    /// or a seq nobody can vouch for. It is reported so that the reader is told, never skipped
+    /// in silence.
+    pub fn answer(&self, ring: Vec<Arc<ChatMessage>>, page: Page) -> HistoryAnswer {
+        let mut all: Vec<Arc<ChatMessage>> = ring
             .into_iter()
-            .chain(b)
+            .chain(page.messages)
             .filter(|m| m.seq > self.after && m.seq <= self.upto)
             .collect();
         all.sort_by_key(|m| m.seq);
         all.dedup_by_key(|m| m.seq);
         let skip = all.len().saturating_sub(self.limit);
-        all.split_off(skip)
+        let messages = all.split_off(skip);
+        let mut from = self.after + 1;
+        if skip > 0 || messages.len() >= self.limit {
+            from = messages.first().map_or(from, |m| m.seq);
+        }
+        if page.more {
+            let oldest_row = page.skipped.first().copied().into_iter();
+            let oldest = messages.first().map(|m| m.seq).into_iter().chain(oldest_row).min();
+            from = from.max(oldest.unwrap_or(from));
+        }
+        let missing = missing(from, self.upto, &messages, &page.skipped);
+        HistoryAnswer {
+            messages,
+            from,
+            missing,
+        }
     }
+}
+
+/// The seqs of `from..=upto` that are neither in `messages` nor in `skipped`, as ranges.
+fn missing(from: u64, upto: u64, messages: &[Arc<ChatMessage>], skipped: &[u64]) -> Vec<(u64, u64)> {
+    let mut known: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+    known.extend(skipped.iter().copied().filter(|s| (from..=upto).contains(s)));
+    known.sort_unstable();
+    let mut ranges = Vec::new();
+    let mut next = from;
+    for seq in known.into_iter().chain(std::iter::once(upto + 1)) {
+        if seq > next {
+            ranges.push((next, seq - 1));
+        }
+        next = next.max(seq + 1);
+    }
+    ranges
+}
+
+/// A history read's answer: see [`HistoryQuery::answer`].
+#[derive(Debug, Clone, Default)]
+pub struct HistoryAnswer {
+    /// The messages, oldest first.
+    pub messages: Vec<Arc<ChatMessage>>,
+    /// The answer covers the seqs from this one to the query's `upto`: with `after + 1` it is
+    /// everything asked; a higher value means older messages were left out (the limit).
+    pub from: u64,
+    /// Ranges within the covered span that are missing (see [`HistoryQuery::answer`]).
+    pub missing: Vec<(u64, u64)>,
 }
 
 #[cfg(test)]
@@ -243,17 +340,71 @@ mod tests {
     use super::*;
     use crate::core::message::sample;
 
-    #[test]
-    fn merge_keeps_each_seq_once_in_order_within_bounds() {
-        let query = HistoryQuery {
+    fn query(after: u64, upto: u64, limit: usize) -> HistoryQuery {
+        HistoryQuery {
             room: RoomName::parse("general").unwrap(),
-            upto: 6,
-            after: 1,
-            limit: 4,
+            upto,
+            after,
+            limit,
+        }
+    }
+
+    fn m(seq: u64) -> Arc<ChatMessage> {
+        sample("general", seq, "a", "x")
+    }
+
+    fn seqs(answer: &HistoryAnswer) -> Vec<u64> {
+        answer.messages.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn an_answer_keeps_each_seq_once_in_order_within_bounds() {
+        let page = Page {
+            messages: vec![m(1), m(2), m(3), m(4), m(5)],
+            ..Page::default()
         };
-        let m = |seq| sample("general", seq, "a", "x");
-        let merged = query.merge(vec![m(5), m(6), m(7)], vec![m(1), m(2), m(3), m(4), m(5)]);
-        let seqs: Vec<u64> = merged.iter().map(|m| m.seq).collect();
-        assert_eq!(seqs, vec![3, 4, 5, 6]);
+        let answer = query(1, 6, 4).answer(vec![m(5), m(6), m(7)], page);
+        assert_eq!(seqs(&answer), vec![3, 4, 5, 6]);
+        assert_eq!(answer.from, 3, "the limit cut 2 off");
+        assert!(answer.missing.is_empty());
+    }
+
+    #[test]
+    fn holes_are_missing_unless_a_tombstone_explains_them() {
+        // The store is behind the ring (a write queue draining): 11 to 19 are nowhere.
+        let page = Page {
+            messages: (6..=10).map(m).collect(),
+            skipped: vec![21],
+            more: false,
+        };
+        let ring: Vec<_> = (20..=25).filter(|s| *s != 21).map(m).collect();
+        let answer = query(5, 25, 1000).answer(ring, page);
+        assert_eq!(answer.from, 6);
+        assert_eq!(answer.missing, vec![(11, 19)]);
+        assert_eq!(seqs(&answer).len(), 5 + 5);
+    }
+
+    #[test]
+    fn a_store_read_cut_at_its_limit_vouches_only_for_what_it_returned() {
+        let page = Page {
+            messages: vec![m(40), m(41)],
+            skipped: vec![39],
+            more: true,
+        };
+        let answer = query(0, 41, 1000).answer(Vec::new(), page);
+        assert_eq!(answer.from, 39);
+        assert!(answer.missing.is_empty());
+    }
+
+    #[test]
+    fn a_page_knows_where_its_settled_prefix_ends() {
+        let page = Page {
+            messages: vec![m(5), m(6), m(9)],
+            skipped: vec![7],
+            more: false,
+        };
+        assert_eq!(page.settled_until(), 7, "8 is not there");
+        assert_eq!((page.lowest(), page.highest()), (Some(5), Some(9)));
+        assert_eq!(Page::default().settled_until(), 0);
     }
 }

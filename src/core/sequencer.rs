@@ -1,31 +1,56 @@
 //! Who numbers a room's messages.
 //!
 //! Every message gets its room's next sequence number before it is stored or delivered. One
-//! process can count by itself ([`LocalSequencer`]); several instances sharing a room must share
-//! one counter per room (an atomic `INCR` in Valkey, or a counter row in PostgreSQL), which is why
-//! the route layer asks a `Sequencer` rather than counting itself. The call is async for those
-//! remote counters; the local one answers at once.
+//! process can count by itself; several instances sharing a room must share one counter per room,
+//! which is why the route layer asks a `Sequencer` rather than counting itself. The two kinds live
+//! in `backends::sequencer`.
+//!
+//! **The promise: a seq is handed out once, ever.** Not once per process run: a browser that
+//! stayed open across a crash resumes with the last seq it saw, and a seq handed out again would
+//! be a message it silently skips. So numbering that lives in memory reserves its seqs in the
+//! store, in blocks, before handing them out; a shared counter is durable in itself.
 
-use futures_util::future::{BoxFuture, FutureExt, ready};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 use tower::BoxError;
 
 use super::room::Room;
 
-/// Hands out a room's sequence numbers: 1, 2, 3, ... with no gaps and no repeats.
+/// Hands out a room's sequence numbers: increasing, never twice; see the module docs.
 pub trait Sequencer: Send + Sync + std::fmt::Debug + 'static {
     /// The next seq for `room`.
     ///
     /// # Errors
-    /// When a shared counter cannot be reached; the message is then refused.
-    fn next<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<u64, BoxError>>;
-}
+    /// When the counter (or the store holding its reservation) cannot be reached; the message is
+    /// then refused.
+    fn next<'a>(&'a self, room: &'a Arc<Room>) -> BoxFuture<'a, Result<u64, BoxError>>;
 
-/// Counts in this process's memory: right for one instance (phase 1).
-#[derive(Debug, Default)]
-pub struct LocalSequencer;
+    /// Whether other processes number this room's messages too. Then a room opened here may have
+    /// seqs in flight that it must wait for (see the route layer's `open`); alone, this process
+    /// knows everything up to the last seq it reserved is settled.
+    fn shared(&self) -> bool;
 
-impl Sequencer for LocalSequencer {
-    fn next<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<u64, BoxError>> {
-        ready(Ok(room.next_local_seq())).boxed()
+    /// Gets `room` ready to number after `at`, where it was just opened: a sequencer counting in
+    /// memory reserves its first block of seqs there, so that the room can go on chatting for a
+    /// while even if the store goes down right after.
+    ///
+    /// # Errors
+    /// When the reservation cannot be made; the room is then not opened (the user tries again).
+    fn prepare<'a>(&'a self, _room: &'a Room, _at: u64) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The highest seq handed out for `room` so far, anywhere: a client claiming to have seen
+    /// more holds a numbering the server lost.
+    ///
+    /// # Errors
+    /// When the counter cannot be read.
+    fn high_water<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<u64, BoxError>>;
+
+    /// Gives back what this process reserved but did not use, at a clean stop, so that the
+    /// numbering continues without a jump after the restart.
+    fn release<'a>(&'a self, _rooms: Vec<Arc<Room>>) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
     }
 }

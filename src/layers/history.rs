@@ -1,142 +1,45 @@
-//! The history layer: a ring buffer of each room's recent messages, in front of the store.
+//! The history layer: recent history from memory, in front of the store.
 //!
-//! **Where it sits.** After `route`, before `persist` and `fanout`. On the way in it remembers
-//! every `Publish` in its room's ring (messages from other instances too); `History` reads it
-//! answers from the ring when the ring holds enough, and passes inward to the store otherwise.
+//! **Where it sits.** After `route`, before `persist` and `fanout`. It answers `History` reads
+//! (a joiner's last messages, `/history N`, an event stream resuming with `Last-Event-ID`) from
+//! the room's memory of its newest delivered messages when that is enough, and asks the store
+//! (through the persist layer) for the rest otherwise.
 //!
 //! **What it teaches.** The seed's approach B, a cache: a join's "last 10 messages" come from
 //! memory in well under a microsecond instead of a database round trip (`docs/BENCHMARKS.md`
-//! measures the difference). The price is bounded memory per room and a cache that must never
-//! show what the room has not delivered: reads are cut at the `upto` the room gives (see
-//! `core::room`), and a message whose request fails further in is taken back out of the ring.
+//! measures the difference). The price is bounded memory per room (`capacity` messages) and one
+//! hard rule: the cache must show exactly what the room delivered, no more and no less. That is
+//! why the ring itself lives in the room (`core::recent`) and is written by the room's delivery
+//! gate, under the lock that decides what members see, rather than by this layer as messages go
+//! by: a message still in flight, or one whose request fails, is never in it, and one delivered is
+//! never missing from it.
 //!
-//! A read is answered here when the ring has at least `limit` matching messages, or when nothing
-//! older than the ring's oldest message can exist (`floor`): otherwise the store is asked, and if
-//! there is no store, the ring's partial answer is the best there is. A store's answer is merged
-//! with the ring's (a store written behind may lack the newest messages the ring has).
-//!
-//! After a restart the ring starts full: the first use of a room (`Action::OpenRoom`) brings its
-//! last `capacity` messages back from the store, and `floor` records that older ones exist there.
+//! **Reads beyond the ring.** When the memory does not reach back far enough, the persist layer
+//! answers with what the store holds, and what its write queue holds that the store does not have
+//! yet. The answer is merged with the ring's, and any seq of the span that neither explains is
+//! reported as missing (`HistoryQuery::answer`), so the client is told instead of skipping it in
+//! silence. Without a store, the ring is all there is: older messages are gone, which the answer
+//! says by covering only what the ring holds.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
-use crate::core::{
-    Action, ChatMessage, Detail, HistoryQuery, Reply, Request, Ring, RoomName, StoredRoom,
-};
+use crate::core::{Action, Detail, HistoryAnswer, HistoryQuery, Hub, Reply, Request, Room};
 use crate::pipeline::config::HistoryConfig;
-
-/// Every room's ring. Shared by all clones of the layer.
-#[derive(Debug)]
-pub struct HistoryCache {
-    capacity: usize,
-    rooms: Mutex<HashMap<RoomName, RoomRing>>,
-}
-
-#[derive(Debug)]
-struct RoomRing {
-    ring: Ring<Arc<ChatMessage>>,
-    /// Messages with a seq at or below this may exist but are not in the ring (evicted, or from
-    /// before it was filled). 0: the ring has every message the room ever had.
-    floor: u64,
-}
-
-impl HistoryCache {
-    /// Rings of `capacity` messages per room.
-    pub fn new(capacity: usize) -> HistoryCache {
-        HistoryCache {
-            capacity,
-            rooms: Mutex::default(),
-        }
-    }
-
-    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomName, RoomRing>> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Remembers `msg` in its room's ring.
-    pub fn insert(&self, msg: Arc<ChatMessage>) {
-        let mut rooms = self.rooms();
-        let entry = rooms.entry(msg.room.clone()).or_insert_with(|| RoomRing {
-            ring: Ring::new(self.capacity),
-            floor: 0,
-        });
-        let evicted = if entry.ring.len() == entry.ring.capacity() {
-            entry.ring.get(0).map(|m| m.seq)
-        } else {
-            None
-        };
-        let seq = msg.seq;
-        if !entry.ring.insert_by_key(msg, |m| m.seq) {
-            entry.floor = entry.floor.max(seq); // older than the whole ring: dropped
-        } else if let Some(evicted) = evicted {
-            entry.floor = entry.floor.max(evicted);
-        }
-    }
-
-    /// Fills a ring from a store's answer to [`Action::OpenRoom`]: `stored.last` are the room's
-    /// newest messages, at most `limit`. When the store gave fewer than `limit`, the ring now
-    /// holds everything the room ever had; otherwise older messages stay in the store only.
-    pub fn warm(&self, room: &RoomName, stored: &StoredRoom, limit: usize) {
-        for msg in &stored.last {
-            self.insert(msg.clone());
-        }
-        let floor = match stored.last.first() {
-            Some(oldest) if stored.last.len() >= limit => oldest.seq.saturating_sub(1),
-            _ => 0,
-        };
-        if let Some(entry) = self.rooms().get_mut(room) {
-            entry.floor = entry.floor.max(floor);
-        }
-    }
-
-    /// Forgets `msg` again (its request failed further in).
-    pub fn remove(&self, msg: &ChatMessage) {
-        if let Some(entry) = self.rooms().get_mut(&msg.room) {
-            let mut kept = Ring::new(self.capacity);
-            for m in entry.ring.iter().filter(|m| m.seq != msg.seq) {
-                kept.push(m.clone());
-            }
-            entry.ring = kept;
-        }
-    }
-
-    /// The ring's answer to `query`, and whether it is complete (nothing older could be missing).
-    pub fn read(&self, query: &HistoryQuery) -> (Vec<Arc<ChatMessage>>, bool) {
-        let rooms = self.rooms();
-        let Some(entry) = rooms.get(&query.room) else {
-            return (Vec::new(), true);
-        };
-        let mut newest_first: Vec<Arc<ChatMessage>> = entry
-            .ring
-            .iter()
-            .rev()
-            .filter(|m| m.seq <= query.upto && m.seq > query.after)
-            .take(query.limit)
-            .cloned()
-            .collect();
-        let complete = newest_first.len() >= query.limit || entry.floor <= query.after;
-        newest_first.reverse();
-        (newest_first, complete)
-    }
-}
 
 /// Builds [`History`] services.
 #[derive(Debug, Clone)]
 pub struct HistoryLayer {
-    cache: Arc<HistoryCache>,
+    hub: Hub,
 }
 
 impl HistoryLayer {
-    /// A history layer with rings of the configured capacity.
-    pub fn new(config: &HistoryConfig) -> HistoryLayer {
-        HistoryLayer {
-            cache: Arc::new(HistoryCache::new(config.capacity)),
-        }
+    /// A history layer over the rooms of `hub`, which keep `config.capacity` messages each.
+    pub fn new(config: &HistoryConfig, hub: Hub) -> HistoryLayer {
+        hub.rooms().keep_recent(config.capacity);
+        HistoryLayer { hub }
     }
 }
 
@@ -146,16 +49,16 @@ impl<S> Layer<S> for HistoryLayer {
     fn layer(&self, inner: S) -> History<S> {
         History {
             inner,
-            cache: self.cache.clone(),
+            hub: self.hub.clone(),
         }
     }
 }
 
-/// Keeps and serves recent history; see the module docs.
+/// Serves recent history; see the module docs.
 #[derive(Debug, Clone)]
 pub struct History<S> {
     inner: S,
-    cache: Arc<HistoryCache>,
+    hub: Hub,
 }
 
 impl<S: Inner> Service<Request> for History<S> {
@@ -169,134 +72,169 @@ impl<S: Inner> Service<Request> for History<S> {
 
     fn call(&mut self, req: Request) -> LayerFuture {
         let mut inner = take(&mut self.inner);
-        let cache = self.cache.clone();
+        let hub = self.hub.clone();
         Box::pin(async move {
-            match &req.action {
-                Action::Publish(msg) => {
-                    let msg = msg.clone();
-                    cache.insert(msg.clone());
-                    let result = call_inner(&mut inner, req).await;
-                    if result.is_err() {
-                        cache.remove(&msg);
-                    }
-                    result
+            let Action::History(query) = &req.action else {
+                return call_inner(&mut inner, req).await;
+            };
+            let Some(room) = hub.rooms().get(&query.room) else {
+                return call_inner(&mut inner, req).await;
+            };
+            let query = query.clone();
+            let ring = room.recent(query.after, query.upto, query.limit);
+            let answer = if ring.complete {
+                from_memory(&room, &query, ring.messages, true)
+            } else {
+                match call_inner(&mut inner, req).await?.detail {
+                    Some(Detail::Stored(page)) => query.answer(ring.messages, page),
+                    _ => from_memory(&room, &query, ring.messages, false), // no store
                 }
-                Action::History(query) => {
-                    let (cached, complete) = cache.read(query);
-                    let room = query.room.clone();
-                    let query = query.clone();
-                    let mut messages = cached;
-                    if !complete {
-                        let reply = call_inner(&mut inner, req).await?;
-                        if let Some(Detail::History {
-                            messages: stored, ..
-                        }) = reply.detail
-                        {
-                            messages = query.merge(messages, stored);
-                        }
-                    }
-                    Ok(Reply::default().with(Detail::History { room, messages }))
-                }
-                Action::OpenRoom(open) => {
-                    // Inside the persist layer the answer arrives during the call; outside it,
-                    // it was there before. Either way it is in the request's slot afterwards.
-                    let open = open.clone();
-                    let reply = call_inner(&mut inner, req).await?;
-                    if let Some(stored) = open.stored() {
-                        cache.warm(&open.room, stored, open.limit);
-                    }
-                    Ok(reply)
-                }
-                _ => call_inner(&mut inner, req).await,
-            }
+            };
+            Ok(Reply::default().with(Detail::History {
+                room: query.room,
+                answer,
+            }))
         })
+    }
+}
+
+/// An answer from the room's memory alone: it covers the span from its oldest message (or all
+/// of it, when the memory reaches back far enough), and its holes are the seqs the room gave up
+/// on. The seqs it skipped because they carry no message are not holes.
+fn from_memory(
+    room: &Room,
+    query: &HistoryQuery,
+    messages: Vec<std::sync::Arc<crate::core::ChatMessage>>,
+    complete: bool,
+) -> HistoryAnswer {
+    let from = match messages.first() {
+        Some(first) if !complete || messages.len() >= query.limit => first.seq,
+        Some(_) => query.after + 1,
+        None if complete => query.after + 1,
+        None => query.upto + 1,
+    };
+    HistoryAnswer {
+        missing: room.lost_within(from, query.upto),
+        messages,
+        from,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use tower::{ServiceExt, service_fn};
+
     use super::*;
     use crate::core::message::sample;
+    use crate::core::{ChatMessage, Page, RoomName};
+    use crate::pipeline::build::end_of_pipeline;
 
-    fn query(upto: u64, limit: usize) -> HistoryQuery {
-        HistoryQuery {
-            room: RoomName::parse("general").unwrap(),
+    fn general() -> RoomName {
+        RoomName::parse("general").unwrap()
+    }
+
+    fn query(after: u64, upto: u64, limit: usize) -> Request {
+        Request::anonymous(Action::History(HistoryQuery {
+            room: general(),
             upto,
-            after: 0,
+            after,
             limit,
+        }))
+    }
+
+    fn hub_with(capacity: usize, delivered: impl IntoIterator<Item = u64>) -> Hub {
+        let hub = Hub::new("test");
+        hub.rooms().keep_recent(capacity);
+        let room = hub.rooms().get_or_create(&general());
+        for seq in delivered {
+            room.commit(sample("general", seq, "a", "x"));
+        }
+        hub
+    }
+
+    async fn ask<S: Inner>(service: S, req: Request) -> HistoryAnswer {
+        match service.oneshot(req).await.unwrap().detail {
+            Some(Detail::History { answer, .. }) => answer,
+            other => panic!("no history: {other:?}"),
         }
     }
 
-    fn seqs(messages: &[Arc<ChatMessage>]) -> Vec<u64> {
-        messages.iter().map(|m| m.seq).collect()
+    fn seqs(answer: &HistoryAnswer) -> Vec<u64> {
+        answer.messages.iter().map(|m| m.seq).collect()
     }
 
-    #[test]
-    fn reads_are_cut_at_upto_and_limit() {
-        let cache = HistoryCache::new(10);
-        for seq in 1..=5 {
-            cache.insert(sample("general", seq, "alice", "hi"));
-        }
-        let (msgs, complete) = cache.read(&query(4, 10));
-        assert_eq!(seqs(&msgs), vec![1, 2, 3, 4]);
-        assert!(complete, "the ring has everything since seq 1");
-        let (msgs, complete) = cache.read(&query(5, 2));
-        assert_eq!(seqs(&msgs), vec![4, 5]);
-        assert!(complete);
+    /// A stand-in for the persist layer holding `rows` (a unit test of the layer above it).
+    fn store(rows: Vec<Arc<ChatMessage>>) -> impl Inner {
+        service_fn(move |req: Request| {
+            let rows = rows.clone();
+            async move {
+                let Action::History(query) = req.action else {
+                    return end_of_pipeline(req).await;
+                };
+                let messages: Vec<_> = rows
+                    .into_iter()
+                    .filter(|m| m.seq > query.after && m.seq <= query.upto)
+                    .collect();
+                Ok(Reply::default().with(Detail::Stored(Page {
+                    messages,
+                    ..Page::default()
+                })))
+            }
+        })
     }
 
-    #[test]
-    fn eviction_makes_longer_reads_incomplete() {
-        let cache = HistoryCache::new(3);
-        for seq in 1..=5 {
-            cache.insert(sample("general", seq, "alice", "hi"));
-        }
-        let (msgs, complete) = cache.read(&query(5, 10));
-        assert_eq!(seqs(&msgs), vec![3, 4, 5]);
-        assert!(!complete, "1 and 2 were evicted: a store might have them");
-        assert!(cache.read(&query(5, 3)).1);
+    #[tokio::test]
+    async fn a_read_the_ring_can_answer_never_reaches_the_store() {
+        let hub = hub_with(10, 1..=5);
+        let layer = HistoryLayer { hub };
+        let unreachable = service_fn(|_: Request| async { panic!("the store was asked") });
+        let answer = ask(layer.layer(unreachable), query(0, 4, 10)).await;
+        assert_eq!(seqs(&answer), vec![1, 2, 3, 4]);
+        assert_eq!((answer.from, answer.missing.clone()), (1, vec![]));
     }
 
-    #[test]
-    fn failed_messages_are_removed() {
-        let cache = HistoryCache::new(3);
-        let failed = sample("general", 2, "alice", "lost");
-        for msg in [
-            sample("general", 1, "a", "x"),
-            failed.clone(),
-            sample("general", 3, "a", "y"),
-        ] {
-            cache.insert(msg);
-        }
-        cache.remove(&failed);
-        assert_eq!(seqs(&cache.read(&query(3, 10)).0), vec![1, 3]);
+    #[tokio::test]
+    async fn an_evicted_span_is_read_from_the_store_and_merged() {
+        let hub = hub_with(3, 1..=6);
+        let layer = HistoryLayer { hub };
+        let stored = (1..=4).map(|s| sample("general", s, "a", "x")).collect();
+        let answer = ask(layer.layer(store(stored)), query(0, 6, 10)).await;
+        assert_eq!(seqs(&answer), vec![1, 2, 3, 4, 5, 6]);
+        assert!(answer.missing.is_empty());
     }
 
-    #[test]
-    fn a_warmed_ring_knows_whether_older_messages_exist() {
-        let room = RoomName::parse("general").unwrap();
-        let cache = HistoryCache::new(3);
-        let stored = StoredRoom {
-            max_seq: 9,
-            last: (7..=9).map(|s| sample("general", s, "a", "x")).collect(),
-        };
-        cache.warm(&room, &stored, 3);
-        let (msgs, complete) = cache.read(&query(9, 5));
-        assert_eq!(seqs(&msgs), vec![7, 8, 9]);
-        assert!(!complete, "1 to 6 are in the store only");
-        let small = HistoryCache::new(3);
-        let stored = StoredRoom {
-            max_seq: 2,
-            last: (1..=2).map(|s| sample("general", s, "a", "x")).collect(),
-        };
-        small.warm(&room, &stored, 3);
-        assert!(small.read(&query(2, 5)).1, "the store had only these two");
+    #[tokio::test]
+    async fn what_neither_the_ring_nor_the_store_holds_is_reported_missing() {
+        // The store is behind the ring: 3 and 4 are in neither.
+        let hub = hub_with(2, 1..=6);
+        let layer = HistoryLayer { hub };
+        let stored = (1..=2).map(|s| sample("general", s, "a", "x")).collect();
+        let answer = ask(layer.layer(store(stored)), query(0, 6, 10)).await;
+        assert_eq!(seqs(&answer), vec![1, 2, 5, 6]);
+        assert_eq!(answer.missing, vec![(3, 4)]);
     }
 
-    #[test]
-    fn unknown_rooms_are_empty_and_complete() {
-        let cache = HistoryCache::new(3);
-        let (msgs, complete) = cache.read(&query(0, 10));
-        assert!(msgs.is_empty() && complete);
+    #[tokio::test]
+    async fn without_a_store_an_evicted_span_is_simply_not_covered() {
+        let hub = hub_with(3, 1..=6);
+        let layer = HistoryLayer { hub };
+        let answer = ask(layer.layer(service_fn(end_of_pipeline)), query(0, 6, 10)).await;
+        assert_eq!(seqs(&answer), vec![4, 5, 6]);
+        assert_eq!(answer.from, 4, "1 to 3 are gone: older than the answer");
+        assert!(answer.missing.is_empty());
+    }
+
+    #[tokio::test]
+    async fn seqs_the_room_gave_up_on_are_reported_from_memory_too() {
+        let hub = hub_with(10, [1, 2]);
+        let room = hub.rooms().get(&general()).unwrap();
+        room.commit(sample("general", 5, "a", "x"));
+        room.give_up_until(4);
+        let layer = HistoryLayer { hub };
+        let answer = ask(layer.layer(service_fn(end_of_pipeline)), query(0, 5, 10)).await;
+        assert_eq!(seqs(&answer), vec![1, 2, 5]);
+        assert_eq!(answer.missing, vec![(3, 4)]);
     }
 }

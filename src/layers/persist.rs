@@ -7,11 +7,13 @@
 //! With a store (`sqlite`, `postgres`, behind the [`Store`] seam of `src/backends/`):
 //! * `Publish` hands the message to the store's [`Writer`]. Messages from other instances
 //!   (`Origin::Remote`) are theirs to store and pass straight through.
-//! * `History` reads that the layers inside cannot fill are answered from the store, merged with
-//!   what the ring has (`HistoryQuery::merge`). If the store cannot be read, the partial answer
-//!   stands and chat goes on.
-//! * `OpenRoom` (a room's first use since start) is answered from the store: where its numbering
-//!   stands and its latest messages, for the history layer's ring.
+//! * `History` reads the room's memory cannot answer are answered with what the write queue holds
+//!   that the store does not have yet (the writer's index, read first), and what the store holds
+//!   (`Detail::Stored`); the history layer merges that with the memory's answer. If the store
+//!   cannot be read, the queue's rows are the answer, and the reader is told what is missing.
+//! * `OpenRoom` (a room's first use since start) is answered from the store, after the layers
+//!   inside (the fan-out's bus) have started listening to the room: its newest rows and how far
+//!   its numbering went, from which the route layer decides where the room starts.
 //!
 //! **What it teaches.** The seed's third lesson, speed against durability, as one line of config:
 //! * `durability = "async"`, write-behind (approach B): the message is queued and delivered at
@@ -217,30 +219,22 @@ impl<S: Inner> Service<Request> for Persist<S> {
                     call_inner(&mut inner, req).await
                 }
                 Action::History(query) => {
-                    let query = query.clone();
-                    let reply = call_inner(&mut inner, req).await?;
-                    let inside = match &reply.detail {
-                        Some(Detail::History { messages, .. }) => messages.clone(),
-                        _ => Vec::new(),
-                    };
-                    if inside.len() >= query.limit {
-                        return Ok(reply);
-                    }
-                    match backend.store.history(&query).await {
-                        Ok(stored) => Ok(Reply::default().with(Detail::History {
-                            room: query.room.clone(),
-                            messages: query.merge(inside, stored),
-                        })),
+                    // The queue first: a row leaves it only once it is in the store.
+                    let mut page = backend.writer.pending(&query.room, query.after, query.upto);
+                    match backend.store.history(query).await {
+                        Ok(stored) => page.merge(stored),
                         Err(err) => {
-                            tracing::warn!(room = %query.room, "history read from the store failed, answering from memory: {err}");
-                            Ok(reply)
+                            tracing::warn!(room = %query.room, "history read from the store failed, answering from the write queue: {err}");
                         }
                     }
+                    Ok(Reply::default().with(Detail::Stored(page)))
                 }
                 Action::OpenRoom(open) => {
+                    let open = open.clone();
+                    let reply = call_inner(&mut inner, req).await?;
                     let stored = backend
                         .store
-                        .open_room(&open.room, open.limit)
+                        .open_room(&open.room, open.window)
                         .await
                         .map_err(|e| {
                             ChatError::unavailable(format!(
@@ -249,7 +243,7 @@ impl<S: Inner> Service<Request> for Persist<S> {
                             ))
                         })?;
                     open.answer(stored);
-                    call_inner(&mut inner, req).await
+                    Ok(reply)
                 }
                 _ => call_inner(&mut inner, req).await,
             }

@@ -15,8 +15,10 @@
 //!   intervals.
 //!
 //! A pipeline without a store or a bus has no such check. The answer is `200` with
-//! `{"status":"ok","checks":{...}}` when every check passes, else `503` with
-//! `{"status":"unavailable",...}` and, for each failing check, what is wrong.
+//! `{"status":"ok","checks":{...}}` when every check passes; `200` with `"status":"degraded"`
+//! when the bus works by its slower path (Valkey down, messages between instances through
+//! PostgreSQL: the instance still serves its users, so a load balancer should keep it); else
+//! `503` with `{"status":"unavailable",...}` and, for each failing check, what is wrong.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::Backends;
-use crate::backends::{Bus, Store, Writer};
+use crate::backends::{Bus, BusHealth, Store, Writer};
 
 /// The longest a check may take before it counts as failed: a load balancer's probe must get an
 /// answer even when a backend hangs.
@@ -33,9 +35,10 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The outcome of the checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Readiness {
-    /// Whether every check passed.
+    /// Whether the instance can do its job (every check passed, or the bus is degraded).
     pub ready: bool,
-    /// `{"status": "ok" | "unavailable", "checks": {"store": "ok" | what is wrong, ...}}`.
+    /// `{"status": "ok" | "degraded" | "unavailable", "checks": {"store": "ok" | what is
+    /// wrong, ...}}`.
     pub body: Value,
 }
 
@@ -54,18 +57,32 @@ pub async fn check(backends: &Backends) -> Readiness {
         }
     };
     let (store, bus) = tokio::join!(store, bus);
+    let store = store.map(|result| match result {
+        Ok(()) => BusHealth::Ok,
+        Err(why) => BusHealth::Down(why),
+    });
     let mut checks = Map::new();
-    let mut ready = true;
-    for (name, result) in [("store", store), ("bus", bus)] {
-        let Some(result) = result else { continue };
-        ready &= result.is_ok();
-        let value = match result {
-            Ok(()) => "ok".to_string(),
-            Err(why) => why,
+    let (mut ready, mut degraded) = (true, false);
+    for (name, health) in [("store", store), ("bus", bus)] {
+        let Some(health) = health else { continue };
+        let value = match health {
+            BusHealth::Ok => "ok".to_string(),
+            BusHealth::Degraded(why) => {
+                degraded = true;
+                why
+            }
+            BusHealth::Down(why) => {
+                ready = false;
+                why
+            }
         };
         checks.insert(name.to_string(), Value::String(value));
     }
-    let status = if ready { "ok" } else { "unavailable" };
+    let status = match (ready, degraded) {
+        (false, _) => "unavailable",
+        (true, true) => "degraded",
+        (true, false) => "ok",
+    };
     Readiness {
         ready,
         body: json!({ "status": status, "checks": checks }),
@@ -86,10 +103,10 @@ async fn store_check(store: &Arc<dyn Store>, writer: Option<&Writer>) -> Result<
     }
 }
 
-async fn bus_check(bus: &Arc<dyn Bus>) -> Result<(), String> {
+async fn bus_check(bus: &Arc<dyn Bus>) -> BusHealth {
     match tokio::time::timeout(CHECK_TIMEOUT, bus.health()).await {
-        Ok(result) => result,
-        Err(_) => Err(format!(
+        Ok(health) => health,
+        Err(_) => BusHealth::Down(format!(
             "the bus did not answer within {} s",
             CHECK_TIMEOUT.as_secs()
         )),
@@ -111,11 +128,11 @@ mod tests {
 
     /// A bus whose health is whatever the test says (healthy at first).
     #[derive(Debug)]
-    struct Scripted(Mutex<Result<(), String>>);
+    struct Scripted(Mutex<BusHealth>);
 
     impl Default for Scripted {
         fn default() -> Scripted {
-            Scripted(Mutex::new(Ok(())))
+            Scripted(Mutex::new(BusHealth::Ok))
         }
     }
 
@@ -129,7 +146,7 @@ mod tests {
         fn open_room<'a>(&'a self, _: &'a OpenRoom) -> BoxFuture<'a, Result<(), BoxError>> {
             Box::pin(async { Ok(()) })
         }
-        fn health(&self) -> BoxFuture<'_, Result<(), String>> {
+        fn health(&self) -> BoxFuture<'_, BusHealth> {
             let result = self.0.lock().unwrap().clone();
             Box::pin(async move { result })
         }
@@ -160,15 +177,20 @@ mod tests {
             json!({ "status": "ok", "checks": { "store": "ok", "bus": "ok" } })
         );
 
-        *bus.0.lock().unwrap() = Err("valkey subscription down since 3 s: refused".into());
+        *bus.0.lock().unwrap() = BusHealth::Degraded("degraded: valkey down".into());
+        let degraded = check(&backends).await;
+        assert!(degraded.ready, "a degraded bus still serves");
+        assert_eq!(
+            degraded.body,
+            json!({ "status": "degraded", "checks": { "store": "ok", "bus": "degraded: valkey down" } })
+        );
+
+        *bus.0.lock().unwrap() = BusHealth::Down("poll: no successful poll for 5 s".into());
         store.set_down(true);
         let red = check(&backends).await;
         assert!(!red.ready);
         assert_eq!(red.body["status"], "unavailable");
-        assert_eq!(
-            red.body["checks"]["bus"],
-            "valkey subscription down since 3 s: refused"
-        );
+        assert_eq!(red.body["checks"]["bus"], "poll: no successful poll for 5 s");
         assert_eq!(
             red.body["checks"]["store"],
             "the store is unavailable: mock is down"

@@ -22,15 +22,18 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::backends::Writer;
+use std::sync::Arc;
+
+use crate::backends::{Bus, Writer};
 use crate::core::latency::Histogram;
 use crate::core::stats::{ByProtocol, Counter};
 use crate::core::{Hub, Protocol};
 
-/// A registry whose one collector reads `hub` (and the persist layer's `writer`, if any).
-pub fn registry(hub: Hub, writer: Option<Writer>) -> Registry {
+/// A registry whose one collector reads `hub` (and the persist layer's `writer` and the fan-out's
+/// `bus`, if any).
+pub fn registry(hub: Hub, writer: Option<Writer>, bus: Option<Arc<dyn Bus>>) -> Registry {
     let mut registry = Registry::with_prefix("chatd");
-    registry.register_collector(Box::new(Exporter { hub, writer }));
+    registry.register_collector(Box::new(Exporter { hub, writer, bus }));
     registry
 }
 
@@ -52,6 +55,7 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 struct Exporter {
     hub: Hub,
     writer: Option<Writer>,
+    bus: Option<Arc<dyn Bus>>,
 }
 
 type Fmt = Result<(), std::fmt::Error>;
@@ -106,6 +110,10 @@ impl Collector for Exporter {
                 QUEUE_HELP,
                 writer.queued() as u64,
             )?;
+        }
+        if let Some(bus) = &self.bus {
+            let help = "1 while messages between instances take the slow path (Valkey unreachable: they travel through PostgreSQL), else 0.";
+            gauge(&mut out, "bus_degraded", help, u64::from(bus.degraded()))?;
         }
         // Everything else is a plain counter of `Stats`.
         #[rustfmt::skip]
@@ -197,7 +205,7 @@ mod tests {
     #[test]
     fn the_text_has_help_types_labels_and_moving_counters() {
         let hub = Hub::new("test");
-        let registry = registry(hub.clone(), None);
+        let registry = registry(hub.clone(), None, None);
         let before = render(&registry);
         assert!(
             before.contains("# HELP chatd_messages_in_total "),

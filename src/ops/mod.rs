@@ -64,7 +64,8 @@ struct Inner {
 impl Ops {
     /// The endpoints of the instance whose state is `hub` and whose backends are `backends`.
     pub fn new(hub: Hub, backends: Backends) -> Ops {
-        let registry = metrics::registry(hub.clone(), backends.writer.clone());
+        let registry =
+            metrics::registry(hub.clone(), backends.writer.clone(), backends.bus.clone());
         Ops {
             inner: Arc::new(Inner {
                 hub,

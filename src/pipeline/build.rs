@@ -22,11 +22,13 @@ use super::ChatService;
 use super::config::{
     DirectoryMode, FanoutConfig, LayerConfig, PersistConfig, PipelineConfig, RouteConfig,
 };
+use crate::backends::gaps::Settler;
 use crate::backends::poll::{self, PollOptions};
 use crate::backends::postgres_directory::PostgresDirectory;
-use crate::backends::valkey::{Valkey, ValkeyOptions};
+use crate::backends::sequencer::LocalSequencer;
+use crate::backends::valkey::{self, Valkey, ValkeyOptions};
 use crate::backends::{Background, Bus, Directory, LocalDirectory};
-use crate::core::{Hub, LocalSequencer, Reply, Request, Sequencer};
+use crate::core::{Hub, Reply, Request, Sequencer};
 use crate::layers::fanout::FanoutLayer;
 use crate::layers::guard::UsersOnlyLayer;
 use crate::layers::history::HistoryLayer;
@@ -59,6 +61,8 @@ pub struct Built {
     pub stack: ChatService,
     /// Its store, writer and bus, for the operator's endpoints (`crate::ops`).
     pub backends: Backends,
+    /// Who numbers messages: at a clean stop it gives back what it reserved and did not use.
+    pub sequencer: Arc<dyn Sequencer>,
 }
 
 /// [`build`], also handing back the backends the stack uses, so that `/metrics` and `/readyz`
@@ -80,7 +84,7 @@ pub async fn assemble(
         None => None,
     };
     // Who numbers messages and who carries them to other instances: the fan-out backend decides.
-    let (sequencer, bus) = fanout_backend(config, hub, store.as_ref(), background).await?;
+    let (sequencer, bus) = fanout_backend(config, hub, store.as_ref()).await?;
     let join_replay = config
         .layers
         .iter()
@@ -114,7 +118,8 @@ pub async fn assemble(
                 stack,
             ),
             LayerConfig::LoadShed(_) => wrap(UsersOnlyLayer::new(LoadShedLayer::new()), stack),
-            // Sessions, nicks, rooms; numbers each message.
+            // Sessions, nicks, rooms; numbers each message (tombstones go to the persist layer's
+            // writer, built already: persist is always inside route).
             LayerConfig::Route(c) => wrap(
                 RouteLayer::new(
                     c,
@@ -122,11 +127,12 @@ pub async fn assemble(
                     sequencer.clone(),
                     directory.clone(),
                     join_replay,
+                    backends.writer.clone(),
                 ),
                 stack,
             ),
-            // The per-room ring of recent messages.
-            LayerConfig::History(c) => wrap(HistoryLayer::new(c), stack),
+            // Recent history from each room's memory, the store for the rest.
+            LayerConfig::History(c) => wrap(HistoryLayer::new(c, hub.clone()), stack),
             // Durable storage: none, SQLite or PostgreSQL, written behind or ahead.
             LayerConfig::Persist(_) => {
                 let persist = PersistLayer::new(store.as_ref(), hub.stats_handle(), background);
@@ -142,58 +148,78 @@ pub async fn assemble(
         hub.rooms().keep_opened_rooms();
         bus.start(stack.clone(), hub.clone(), background)?;
     }
-    Ok(Built { stack, backends })
+    Ok(Built {
+        stack,
+        backends,
+        sequencer,
+    })
 }
 
-/// The sequencer and bus of the pipeline's fan-out backend: `local` numbers in memory and has no
-/// bus; the cross-instance backends share one counter per room and carry messages between
-/// instances.
+/// The sequencer and bus of the pipeline's fan-out backend: `local` numbers in memory
+/// (reserving its seqs in the store, if any) and has no bus; the cross-instance backends number
+/// with PostgreSQL's counter rows and carry messages between instances: `poll` through the store,
+/// `valkey` through pub/sub with the same poll underneath as its safety net and fallback.
 async fn fanout_backend(
     config: &PipelineConfig,
     hub: &Hub,
     store: Option<&OpenedStore>,
-    _background: &Background,
 ) -> anyhow::Result<(Arc<dyn Sequencer>, Option<Arc<dyn Bus>>)> {
     let fanout = config.layers.iter().find_map(|layer| match layer {
         LayerConfig::Fanout(fanout) => Some(fanout),
         _ => None,
     });
-    match fanout {
-        Some(FanoutConfig::Local {}) | None => Ok((Arc::new(LocalSequencer), None)),
-        // Valkey pub/sub between instances, Valkey counters for the seqs, holes filled from the
-        // (PostgreSQL) store.
+    let (interval_ms, gap_wait_ms, valkey) = match fanout {
+        Some(FanoutConfig::Local {}) | None => {
+            let store = store.map(|opened| opened.store.clone());
+            return Ok((Arc::new(LocalSequencer::new(store)), None));
+        }
+        Some(FanoutConfig::Poll {
+            interval_ms,
+            gap_wait_ms,
+        }) => (*interval_ms, *gap_wait_ms, None),
         Some(FanoutConfig::Valkey {
             url,
             pool_size,
             gap_wait_ms,
-        }) => {
-            let options = ValkeyOptions {
+        }) => (
+            valkey::POLL_WHILE_DEGRADED.as_millis() as u64,
+            *gap_wait_ms,
+            Some(ValkeyOptions {
                 url: url.clone(),
                 pool_size: *pool_size,
-                gap_wait: Duration::from_millis(*gap_wait_ms),
-            };
-            let store = store.map(|opened| opened.store.clone());
-            let valkey = Valkey::connect(&options, hub.instance().clone(), store).await?;
-            Ok((Arc::new(valkey.sequencer()), Some(Arc::new(valkey))))
+            }),
+        ),
+    };
+    // Both cross-instance backends: the counter, the messages and the referee of holes are in
+    // the PostgreSQL store the persist layer opened (same pool).
+    let opened = store.context(
+        "fanout layer: a cross-instance backend needs the persist layer's PostgreSQL store",
+    )?;
+    let postgres = opened.postgres.clone().context(
+        "fanout layer: a cross-instance backend needs the persist layer's PostgreSQL store",
+    )?;
+    let gap_wait = Duration::from_millis(gap_wait_ms);
+    let degraded = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let options = PollOptions {
+        interval: Duration::from_millis(interval_ms),
+        gap_wait,
+        idle: valkey.as_ref().map(|_| (gap_wait, degraded.clone())),
+    };
+    let settler = Settler {
+        store: opened.store.clone(),
+        durability: opened.durability,
+        wait: gap_wait,
+    };
+    let (sequencer, poll) = poll::backend(postgres, options, settler, hub.instance().clone())
+        .await
+        .context("fanout layer: cannot read the presence events")?;
+    let bus: Arc<dyn Bus> = match valkey {
+        None => poll,
+        Some(options) => {
+            Arc::new(Valkey::connect(&options, hub.instance().clone(), poll, degraded).await?)
         }
-        // Counter and messages in the PostgreSQL store the persist layer opened (same pool).
-        Some(FanoutConfig::Poll {
-            interval_ms,
-            gap_wait_ms,
-        }) => {
-            let postgres = store.and_then(|opened| opened.postgres.clone()).context(
-                "fanout layer: `backend = \"poll\"` needs the persist layer's PostgreSQL store",
-            )?;
-            let options = PollOptions {
-                interval: Duration::from_millis(*interval_ms),
-                gap_wait: Duration::from_millis(*gap_wait_ms),
-            };
-            let (sequencer, bus) = poll::backend(postgres, options, hub.instance().clone())
-                .await
-                .context("fanout layer: cannot read the presence events")?;
-            Ok((sequencer, Some(bus)))
-        }
-    }
+    };
+    Ok((sequencer, Some(bus)))
 }
 
 /// Whether the pipeline runs as one of several instances, so that nicks and members must be

@@ -205,8 +205,18 @@ fn reply_json(reply: &Reply) -> Value {
                 .collect();
             json!({ "rooms": rooms })
         }
-        Some(Detail::History { room, messages }) => {
-            json!({ "room": room, "messages": messages.iter().map(|m| sse::message_json(m)).collect::<Vec<_>>() })
+        Some(Detail::History { room, answer }) => {
+            let messages: Vec<Value> = answer.messages.iter().map(|m| sse::message_json(m)).collect();
+            let mut value = json!({ "room": room, "messages": messages });
+            if !answer.missing.is_empty() {
+                let missing: Vec<Value> = answer
+                    .missing
+                    .iter()
+                    .map(|(from, to)| json!({ "from": from, "to": to }))
+                    .collect();
+                value["missing"] = json!(missing);
+            }
+            value
         }
         Some(Detail::Sent { room, seq }) => json!({ "room": room, "seq": seq }),
         _ => json!({}),

@@ -99,6 +99,7 @@ impl HttpSession {
         let room = match &event {
             Event::Message(msg) => &msg.room,
             Event::Presence(presence) => &presence.room,
+            Event::Missed(missed) => &missed.room,
             Event::Notice(_) | Event::Error(_) => return, // replies travel in HTTP responses
         };
         self.taps().retain(|tap| {

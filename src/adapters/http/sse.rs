@@ -10,8 +10,13 @@
 //! 3. sends the replay, then live events, dropping any live message with a seq at or below what
 //!    was already sent: messages that arrived during the replay are in both, and go out once.
 //!
-//! When the missed range is older than anything the server still holds, the stream says so with
-//! `event: truncated` (and the first seq it can deliver) instead of skipping silently.
+//! Nothing is ever skipped in silence. When the missed range is longer than a replay holds (or
+//! older than anything the server still keeps), the stream says so with `event: truncated` (and
+//! the first seq it replays). A seq inside the replay, or later live, that the server cannot
+//! deliver (a message lost in a crash before it was stored, one it gave up waiting for) is
+//! announced with `event: gap` (`{"room","from","to"}`). And a client resuming after a seq the
+//! room never reached (the server lost its numbering: no store, and a restart) gets
+//! `event: reset` (`{"room","last_seq"}`): what follows is the room afresh, history then live.
 //!
 //! Each message's frame is rendered once and shared by every stream (`Wire::Sse`); the server
 //! never compresses the stream, and pings every 15 s keep proxies from closing it.
@@ -33,8 +38,8 @@ use super::sessions::TapGuard;
 use super::{Body, State};
 use crate::core::message::Wire;
 use crate::core::{
-    Action, ChatMessage, Command, Detail, Event, Presence, PresenceKind, Request as ChatRequest,
-    RoomName, Stats,
+    Action, ChatMessage, Command, Detail, Event, HistoryAnswer, Presence, PresenceKind,
+    Request as ChatRequest, RoomName, Stats,
 };
 
 /// A comment line this often keeps idle streams open through proxies.
@@ -75,21 +80,30 @@ pub(super) async fn open(
     let reply = state
         .call(ChatRequest::from(session.id, Action::Command(replay_room)))
         .await?;
-    let Some(Detail::Replayed { upto, messages, .. }) = reply.detail else {
+    let Some(Detail::Replayed {
+        upto,
+        answer,
+        reset,
+        ..
+    }) = reply.detail
+    else {
         return Err(HttpError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the stack gave no replay",
         ));
     };
     let (frames, body) = mpsc::channel::<Bytes>(BODY_QUEUE);
+    // A client ahead of this instance (it saw the newest messages elsewhere) is not sent them
+    // again when they arrive here.
+    let resumed_at = after.filter(|_| reset.is_none()).unwrap_or(0);
     let stream = Stream {
         frames,
         live,
         tap,
-        last_sent: upto,
+        last_sent: upto.max(resumed_at),
         stats: state.ops.hub().stats_handle(),
     };
-    let opening = replay(&room, after, upto, &messages);
+    let opening = replay(&room, after, upto, &answer, reset);
     state
         .tracker
         .spawn(stream.run(state.shutdown.clone(), opening));
@@ -106,26 +120,46 @@ pub(super) async fn open(
     Ok(response)
 }
 
-/// The opening of a stream: the retry hint, a `truncated` notice if needed, the replayed messages.
+/// The opening of a stream: the retry hint, a `reset` or `truncated` notice if needed, then the
+/// replayed messages with a `gap` where the answer has a hole.
 fn replay(
     room: &RoomName,
     after: Option<u64>,
     upto: u64,
-    messages: &[Arc<ChatMessage>],
+    answer: &HistoryAnswer,
+    reset: Option<u64>,
 ) -> BytesMut {
     let mut out = BytesMut::new();
     out.extend_from_slice(format!("retry: {RETRY_MS}\n\n").as_bytes());
-    if let Some(after) = after {
-        let first = messages.first().map_or(upto + 1, |m| m.seq);
-        if upto > after && first > after + 1 {
-            let data = json!({ "room": room, "first_seq": first });
+    match (reset, after) {
+        (Some(last_seq), _) => {
+            let data = json!({ "room": room, "last_seq": last_seq });
+            out.extend_from_slice(format!("event: reset\ndata: {data}\n\n").as_bytes());
+        }
+        (None, Some(after)) if upto > after && answer.from > after + 1 => {
+            let data = json!({ "room": room, "first_seq": answer.from });
             out.extend_from_slice(format!("event: truncated\ndata: {data}\n\n").as_bytes());
         }
+        _ => {}
     }
-    for msg in messages {
+    let mut missing = answer.missing.iter().peekable();
+    for msg in &answer.messages {
+        while let Some(&&(from, to)) = missing.peek().filter(|(from, _)| *from < msg.seq) {
+            out.extend_from_slice(&gap_frame(room, from, to));
+            missing.next();
+        }
         out.extend_from_slice(&message_frame(msg));
     }
+    for &(from, to) in missing {
+        out.extend_from_slice(&gap_frame(room, from, to));
+    }
     out
+}
+
+/// `event: gap`: seqs `from..=to` of `room` will not be delivered on this stream.
+fn gap_frame(room: &RoomName, from: u64, to: u64) -> Bytes {
+    let data = json!({ "room": room, "from": from, "to": to });
+    Bytes::from(format!("event: gap\ndata: {data}\n\n"))
 }
 
 /// One open stream.
@@ -176,6 +210,11 @@ impl Stream {
                 out.extend_from_slice(&message_frame(&msg));
             }
             Event::Presence(presence) => out.extend_from_slice(&presence_frame(&presence)),
+            Event::Missed(missed) if missed.to > self.last_sent => {
+                let from = missed.from.max(self.last_sent + 1);
+                self.last_sent = missed.to;
+                out.extend_from_slice(&gap_frame(&missed.room, from, missed.to));
+            }
             _ => {} // already sent in the replay, or not for streams
         }
     }
@@ -239,21 +278,53 @@ mod tests {
         assert_eq!(frame.as_ptr(), message_frame(&msg).as_ptr());
     }
 
+    fn answer(seqs: impl IntoIterator<Item = u64>, from: u64, missing: Vec<(u64, u64)>) -> HistoryAnswer {
+        HistoryAnswer {
+            messages: seqs.into_iter().map(|s| sample("general", s, "a", "x")).collect(),
+            from,
+            missing,
+        }
+    }
+
+    fn text(out: &BytesMut) -> &str {
+        std::str::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn a_resume_from_too_far_back_is_truncated() {
-        let kept: Vec<_> = (41..=50).map(|s| sample("general", s, "a", "x")).collect();
-        let out = replay(&general(), Some(3), 50, &kept);
-        let text = std::str::from_utf8(&out).unwrap();
+        let out = replay(&general(), Some(3), 50, &answer(41..=50, 41, vec![]), None);
         assert!(
-            text.contains("event: truncated\ndata: {\"first_seq\":41,\"room\":\"general\"}"),
+            text(&out).contains("event: truncated\ndata: {\"first_seq\":41,\"room\":\"general\"}"),
+            "{}",
+            text(&out)
+        );
+        let out = replay(&general(), Some(40), 50, &answer(41..=50, 41, vec![]), None);
+        assert!(!text(&out).contains("truncated"));
+        let out = replay(&general(), Some(50), 50, &answer([], 51, vec![]), None);
+        assert!(!text(&out).contains("truncated"), "up to date");
+    }
+
+    #[test]
+    fn a_hole_in_a_replay_is_announced_where_it_is() {
+        let out = replay(&general(), Some(5), 12, &answer([6, 7, 11, 12], 6, vec![(8, 10)]), None);
+        let text = text(&out);
+        let seven = text.find("id: 7\n").unwrap();
+        let gap = text
+            .find("event: gap\ndata: {\"from\":8,\"room\":\"general\",\"to\":10}")
+            .unwrap();
+        let eleven = text.find("id: 11\n").unwrap();
+        assert!(seven < gap && gap < eleven, "{text}");
+        assert!(!text.contains("truncated"));
+    }
+
+    #[test]
+    fn a_numbering_the_server_lost_is_a_reset_then_the_room_afresh() {
+        let out = replay(&general(), Some(500), 3, &answer(1..=3, 1, vec![]), Some(3));
+        let text = text(&out);
+        assert!(
+            text.contains("event: reset\ndata: {\"last_seq\":3,\"room\":\"general\"}"),
             "{text}"
         );
-        let out = replay(&general(), Some(40), 50, &kept);
-        assert!(!std::str::from_utf8(&out).unwrap().contains("truncated"));
-        let out = replay(&general(), Some(50), 50, &[]);
-        assert!(
-            !std::str::from_utf8(&out).unwrap().contains("truncated"),
-            "up to date"
-        );
+        assert!(text.find("event: reset").unwrap() < text.find("id: 1\n").unwrap());
     }
 }

@@ -20,18 +20,25 @@
 //! ([`Room::commit`](crate::core::Room::commit)) has delivered everything up to that point and
 //! nothing after, so a message that commits late is still above it and is read by the next poll;
 //! 42 waits in the gate until 41 arrives. If 41 never comes (its instance crashed after numbering
-//! it, or its write was dropped), the room waits `gap_wait_ms` and then gives up on it loudly
-//! ([`Room::give_up_until`](crate::core::Room::give_up_until), counted in
-//! `Stats::gaps_skipped`), so one lost message cannot stall a room forever.
+//! it, or its write was dropped), the room waits `gap_wait_ms` and then settles it with the other
+//! instances through the store (`backends::gaps`), so one lost message cannot stall a room
+//! forever, nor be skipped here while another instance still delivers it.
 //!
 //! **Own messages.** This instance's messages are in the table too. The ones already delivered
 //! are below the read point; the ones numbered here and still on their way through the local
 //! stack are remembered by the sequencer and not fed again, so a TCP sender never
 //! sees its own line echoed back by the database, and no message enters the ring twice.
 //!
-//! **Opening a room** raises its floor to the highest seq stored, and polling reads from there:
-//! a message numbered elsewhere but not committed yet is then read when it commits. (Raising it
-//! to the counter instead would mark such a message delivered before anybody here had seen it.)
+//! **Opening a room**: the route layer starts the room after the store's settled prefix (see
+//! `layers::route`), and polling reads from there once the room is open: a message numbered
+//! elsewhere but not committed yet is read when it commits. (Starting after the counter instead
+//! would mark such a message delivered before anybody here had seen it.)
+//!
+//! **Under pub/sub.** The `valkey` backend runs this same poll task beside its subscription, as
+//! a safety net: every `idle` interval while Valkey is healthy (a message whose publish was lost
+//! is read from the store, as is the newest message of a room that no later message reveals as
+//! missing), and every `interval` while it is degraded, so that chat between instances goes on
+//! through the database, slower, while Valkey is down.
 //!
 //! **Durability.** With `durability = "async"` a message is delivered here at once and stored a
 //! batch later, so the other instances see it one writer delay plus one poll later; with
@@ -71,6 +78,7 @@ mod sequencer;
 mod task;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -79,18 +87,22 @@ use tower::BoxError;
 
 pub use sequencer::PostgresSequencer;
 
+use super::gaps::Settler;
 use super::postgres::{PostgresStore, classify};
-use super::{Background, Bus, Store, StoreError};
+use super::{Background, Bus, BusHealth, StoreError};
 use crate::core::{ChatMessage, Hub, OpenRoom, Presence, RoomName};
 use crate::pipeline::ChatService;
 
-/// The options of `backend = "poll"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The options of `backend = "poll"` (and of the poll under `valkey`).
+#[derive(Debug, Clone)]
 pub struct PollOptions {
     /// How often the database is asked for new messages.
     pub interval: Duration,
-    /// How long a missing seq is waited for before it is given up on.
+    /// How long a missing seq is waited for before it is settled (see `backends::gaps`).
     pub gap_wait: Duration,
+    /// Under pub/sub: how often to poll while `degraded` is not set (the safety net); `None`
+    /// for the plain `poll` backend, which always polls every `interval`.
+    pub idle: Option<(Duration, Arc<AtomicBool>)>,
 }
 
 /// The sequencer and bus of `backend = "poll"`, sharing one view of the rooms open here.
@@ -102,6 +114,7 @@ pub struct PollOptions {
 pub async fn backend(
     store: PostgresStore,
     options: PollOptions,
+    settler: Settler,
     instance: Arc<str>,
 ) -> Result<(Arc<PostgresSequencer>, Arc<PollBus>), StoreError> {
     let presence_from = {
@@ -116,6 +129,7 @@ pub async fn backend(
     let bus = PollBus {
         store,
         options,
+        settler,
         watched,
         instance,
         presence_from,
@@ -132,8 +146,6 @@ pub(crate) struct Watched {
 
 #[derive(Debug, Default)]
 pub(crate) struct Watch {
-    /// Reading starts here while the room has delivered less (set when the room is opened).
-    floor: u64,
     /// Seqs above the room's delivery point that need no feeding: numbered here (they reach the
     /// room through the local stack, or are skipped by it) or fed by an earlier poll and held
     /// by the room's gate.
@@ -147,12 +159,11 @@ impl Watched {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts polling `room` after seq `floor`, and its presence events after id
+    /// Starts polling `room` (once it is open) and its presence events after id
     /// `presence_floor`.
-    fn open(&self, room: &RoomName, floor: u64, presence_floor: i64) {
+    fn open(&self, room: &RoomName, presence_floor: i64) {
         let mut rooms = self.lock();
         let watch = rooms.entry(room.clone()).or_default();
-        watch.floor = watch.floor.max(floor);
         watch.presence_floor = watch.presence_floor.max(presence_floor);
     }
 
@@ -192,7 +203,7 @@ impl LastPoll {
     }
 
     /// Healthy while the last success is less than `stale` ago.
-    fn health(&self, stale: Duration) -> Result<(), String> {
+    pub(crate) fn health(&self, stale: Duration) -> Result<(), String> {
         let (at, why) = self.lock().clone();
         let age = at.elapsed();
         if age < stale {
@@ -217,6 +228,8 @@ const MIN_STALE: Duration = Duration::from_secs(2);
 pub struct PollBus {
     store: PostgresStore,
     options: PollOptions,
+    /// How holes that last are settled with the other instances.
+    settler: Settler,
     watched: Arc<Watched>,
     /// This instance's name, written with its presence events and skipped when reading them.
     instance: Arc<str>,
@@ -224,6 +237,18 @@ pub struct PollBus {
     presence_from: i64,
     /// When the poll task last read the database: see [`Bus::health`].
     last_poll: Arc<LastPoll>,
+}
+
+impl PollBus {
+    /// Whether polls succeed: see [`LastPoll::health`]. Under pub/sub a healthy bus polls only
+    /// every `idle`, so staleness is judged against that.
+    pub(crate) fn poll_health(&self) -> Result<(), String> {
+        let every = match &self.options.idle {
+            Some((idle, _)) => *idle,
+            None => self.options.interval,
+        };
+        self.last_poll.health((every * STALE_INTERVALS).max(MIN_STALE))
+    }
 }
 
 impl Bus for PollBus {
@@ -243,7 +268,6 @@ impl Bus for PollBus {
 
     fn open_room<'a>(&'a self, open: &'a OpenRoom) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            let stored = self.store.max_seq(&open.room).await?;
             let presence_floor = self
                 .store
                 .conn()
@@ -252,17 +276,19 @@ impl Bus for PollBus {
                 .await
                 .map_err(classify)?
                 .get::<_, i64>(0);
-            open.raise_floor(stored);
-            self.watched.open(&open.room, stored, presence_floor);
+            self.watched.open(&open.room, presence_floor);
             Ok(())
         })
     }
 
     /// Red when no poll has succeeded for a few intervals: other instances' messages are not
     /// arriving.
-    fn health(&self) -> BoxFuture<'_, Result<(), String>> {
-        let stale = (self.options.interval * STALE_INTERVALS).max(MIN_STALE);
-        ready(self.last_poll.health(stale)).boxed()
+    fn health(&self) -> BoxFuture<'_, BusHealth> {
+        ready(match self.poll_health() {
+            Ok(()) => BusHealth::Ok,
+            Err(why) => BusHealth::Down(why),
+        })
+        .boxed()
     }
 
     fn start(&self, stack: ChatService, hub: Hub, background: &Background) -> anyhow::Result<()> {
@@ -270,7 +296,8 @@ impl Bus for PollBus {
             last_poll: self.last_poll.clone(),
             store: self.store.clone(),
             watched: self.watched.clone(),
-            options: self.options,
+            options: self.options.clone(),
+            settler: self.settler.clone(),
             stack,
             hub,
             instance: self.instance.clone(),
@@ -291,15 +318,15 @@ mod tests {
     }
 
     #[test]
-    fn a_room_is_read_from_its_highest_floor_and_remembers_its_own_seqs() {
+    fn a_watch_keeps_its_highest_presence_floor_and_remembers_its_own_seqs() {
         let watched = Watched::default();
-        watched.open(&general(), 7, 5);
-        watched.open(&general(), 3, 2); // a second open never moves the floors back
+        watched.open(&general(), 5);
+        watched.open(&general(), 2); // a second open never moves the floor back
         watched.numbered(&general(), 8);
         watched.numbered(&general(), 10);
         let rooms = watched.lock();
         let watch = &rooms[&general()];
-        assert_eq!((watch.floor, watch.presence_floor), (7, 5));
+        assert_eq!(watch.presence_floor, 5);
         assert_eq!(
             watch.in_hand.iter().copied().collect::<Vec<_>>(),
             vec![8, 10]

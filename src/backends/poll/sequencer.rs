@@ -3,7 +3,14 @@
 //! `INSERT .. ON CONFLICT DO UPDATE .. RETURNING` is one atomic statement: PostgreSQL locks the
 //! room's row for the update, so two instances asking at once get consecutive numbers, and the
 //! first message of a room creates its row. It costs a round trip per message, which is the price
-//! of a counter that every instance agrees on (phase 3 pays it to Valkey's `INCR` instead).
+//! of a counter that every instance agrees on.
+//!
+//! **Phase 3 numbers here too, not in Valkey.** A Valkey `INCR` is faster, but Valkey forgets: a
+//! restart without persistence, or from an older snapshot, hands out seqs again; and while Valkey
+//! is unreachable for one instance, that instance cannot number at all, or (numbering elsewhere)
+//! would have to agree with the instances still counting in Valkey, which it cannot reach. The
+//! counter row is durable, and it is in the database every instance must reach anyway to store
+//! its messages: one authority for "which seq is next", whatever happens to the broker.
 
 use std::sync::Arc;
 
@@ -35,7 +42,25 @@ impl PostgresSequencer {
 }
 
 impl Sequencer for PostgresSequencer {
-    fn next<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<u64, BoxError>> {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn high_water<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<u64, BoxError>> {
+        Box::pin(async move {
+            let conn = self.store.conn().await?;
+            let row = conn
+                .query_opt(
+                    "SELECT last_seq FROM room_seq WHERE room = $1",
+                    &[&room.name.as_str()],
+                )
+                .await
+                .map_err(classify)?;
+            Ok(row.map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
+        })
+    }
+
+    fn next<'a>(&'a self, room: &'a Arc<Room>) -> BoxFuture<'a, Result<u64, BoxError>> {
         Box::pin(async move {
             let floor = db_seq(room.delivered());
             // The sender is told plainly; the message was not numbered, so nothing is lost.

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::{LastPoll, PollOptions, Watched, presence};
+use crate::backends::gaps::Settler;
 use crate::backends::postgres::{PostgresStore, classify};
 use crate::backends::{StoreError, stored_message};
 use crate::core::{Action, ChatMessage, Hub, Presence, Request, RoomName};
@@ -35,6 +36,8 @@ pub(super) struct Poller {
     pub(super) store: PostgresStore,
     pub(super) watched: Arc<Watched>,
     pub(super) options: PollOptions,
+    /// How holes that last are settled.
+    pub(super) settler: Settler,
     pub(super) stack: ChatService,
     pub(super) hub: Hub,
     /// This instance's name: its own presence events are not read back.
@@ -52,11 +55,20 @@ impl Poller {
         let mut ticker = tokio::time::interval(self.options.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut cleaned = Instant::now();
+        let mut polled = Instant::now();
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
                 _ = ticker.tick() => {}
             }
+            // Under pub/sub, a healthy bus needs the safety net only every `idle`.
+            if let Some((idle, degraded)) = &self.options.idle
+                && !degraded.load(std::sync::atomic::Ordering::Relaxed)
+                && polled.elapsed() < *idle
+            {
+                continue;
+            }
+            polled = Instant::now();
             let messages = match self.poll_once().await {
                 Ok(fed) => {
                     self.hub
@@ -74,7 +86,7 @@ impl Poller {
                     Err(err.to_string())
                 }
             };
-            self.give_up_on_old_gaps();
+            self.settle_gaps().await;
             let presence = self.poll_presence().await.map_err(|err| {
                 self.hub.stats().bus_failures.inc();
                 tracing::warn!("presence poll failed, retrying next interval: {err}");
@@ -220,17 +232,18 @@ impl Poller {
         Ok(fed)
     }
 
-    /// Each open room with the seq to read after: what it has delivered, or its floor. Forgets
-    /// the seqs in hand that the room has delivered since.
+    /// Each open room with the seq to read after: what it has settled. Forgets the seqs in hand
+    /// that the room has settled since. A room still opening is left for the next poll: where it
+    /// starts is not decided yet.
     fn read_points(&self) -> Vec<(RoomName, u64)> {
         let mut watched = self.watched.lock();
         watched
             .iter_mut()
-            .map(|(name, watch)| {
-                let delivered = self.hub.rooms().get(name).map_or(0, |r| r.delivered());
-                let after = delivered.max(watch.floor);
+            .filter_map(|(name, watch)| {
+                let room = self.hub.rooms().get(name).filter(|r| r.is_open())?;
+                let after = room.delivered();
                 watch.in_hand = watch.in_hand.split_off(&(after + 1));
-                (name.clone(), after)
+                Some((name.clone(), after))
             })
             .collect()
     }
@@ -261,20 +274,31 @@ impl Poller {
         }
     }
 
-    /// Gives up, loudly, on every seq a room has awaited longer than `gap_wait`, so that the
-    /// messages held behind it are delivered. A missing seq that was numbered here is waited for:
-    /// the local stack always either delivers it or skips it.
-    fn give_up_on_old_gaps(&self) {
-        let watched = self.watched.lock();
-        for (name, watch) in watched.iter() {
-            let Some(room) = self.hub.rooms().get(name) else {
-                continue;
-            };
-            if let Some(gap) = room.gap()
-                && gap.since.elapsed() >= self.options.gap_wait
-                && watch.in_hand.range(gap.from..=gap.to).next().is_none()
-            {
-                room.give_up_until(gap.to);
+    /// Settles, with the other instances, every hole a room has had for longer than
+    /// `gap_wait` (see `backends::gaps`), and feeds what that finds. A hole holding a seq that was
+    /// numbered here is left alone: the local stack always either delivers that seq or abandons
+    /// it.
+    async fn settle_gaps(&self) {
+        let gaps: Vec<_> = {
+            let watched = self.watched.lock();
+            watched
+                .iter()
+                .filter_map(|(name, watch)| {
+                    let room = self.hub.rooms().get(name).filter(|r| r.is_open())?;
+                    let gap = room.gap()?;
+                    watch
+                        .in_hand
+                        .range(gap.from..=gap.to)
+                        .next()
+                        .is_none()
+                        .then_some((room, gap))
+                })
+                .collect()
+        };
+        for (room, gap) in gaps {
+            for msg in self.settler.settle(&room, &gap).await {
+                self.hub.stats().gap_fills.inc();
+                self.feed(msg).await;
             }
         }
     }

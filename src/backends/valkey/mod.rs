@@ -1,47 +1,50 @@
-//! The `valkey` fan-out backend (phase 3): rooms shared between instances through Valkey pub/sub.
+//! The `valkey` fan-out backend (phase 3): rooms shared between instances through Valkey pub/sub,
+//! with PostgreSQL as the truth and the fallback.
 //!
-//! **What it does.** Three jobs, one file each:
+//! **What it does.**
 //!
-//! * **Numbering** (`sequencer.rs`): every room has one counter, `chatd:seq:{room}`, that all
-//!   instances increment (`INCR` is atomic in Valkey), so the per-room seq stays 1, 2, 3, ...
-//!   across instances and a receiver can see a hole. A small Lua script first raises the counter to
-//!   what the room already knows, so a Valkey restarted empty never hands out an old seq again.
 //! * **Sending** ([`Valkey::publish`], [`Valkey::announce`]): a local message or presence change
 //!   is `PUBLISH`ed as JSON on its room's channel, `chatd:room:{room}`, through a `deadpool-redis`
-//!   pool. Pub/sub pushes to subscribers the moment a message is published: about a millisecond
-//!   from one instance to another, where polling a database costs half its interval on average.
+//!   pool, by a publisher task fed from a bounded queue, so that a sender never waits for Valkey.
+//!   Pub/sub pushes to subscribers the moment a message is published: about a millisecond from one
+//!   instance to another, where polling a database costs half its interval on average.
 //! * **Receiving** (`subscriber.rs`): one dedicated pub/sub connection per instance (a connection
 //!   in subscribe mode can do nothing else, so it is not pooled) feeds what other instances said
-//!   into this instance's stack, marked remote. A background task fills the holes pub/sub leaves.
+//!   into this instance's stack, marked remote.
+//! * **The safety net** (`backends::poll`, the phase-2 backend, run underneath): every `gap_wait`
+//!   it reads from PostgreSQL what each open room has not received yet. Pub/sub is fire and
+//!   forget: Valkey keeps nothing for a subscriber that is not connected, and a publish can be
+//!   lost while Valkey restarts. The store, which every instance writes its messages to anyway,
+//!   has them; holes that last are settled through it (`backends::gaps`).
+//! * **Numbering** is not Valkey's: seqs come from PostgreSQL's counter rows
+//!   (`backends::poll::PostgresSequencer`), so that neither a Valkey restart (empty, or from an
+//!   older snapshot) nor an outage can ever make two messages share a seq.
+//!
+//! **Degraded, not down.** When Valkey cannot be reached (the subscription is lost, or publishes
+//! fail), the bus says it is degraded (`GET /readyz`, `chatd_bus_degraded` in `/metrics`), the
+//! poll switches from every `gap_wait` to every `POLL_WHILE_DEGRADED`, presence changes are
+//! written to PostgreSQL for the other instances' polls, and chat goes on, between instances too,
+//! at the speed of polling. When Valkey is back, the subscriber re-subscribes every room and the
+//! poll slows down again; what was said meanwhile is in the store, so nothing is lost.
 //!
 //! **One channel per room, not a pattern.** The instance subscribes to a room's channel when the
 //! room is first used here ([`Valkey::open_room`]). A pattern subscription (`chatd:room:*`) would
 //! be simpler, but every instance would then receive, decode and throw away every message of every
 //! room, its own included; with per-room channels Valkey only sends an instance the rooms it has.
 //! The price is bookkeeping: the set of opened rooms, re-subscribed after every reconnection.
-//! (Rooms are never unsubscribed: a room once used here stays subscribed until the process ends,
-//! which keeps the ring warm and costs one channel per room.)
-//!
-//! **Pub/sub is fire and forget.** Valkey keeps nothing for a subscriber that is not connected: a
-//! message published while an instance's subscription is down is simply not delivered to it. So
-//! the stored history (PostgreSQL, which every instance shares) is the truth and pub/sub the fast
-//! path: after a reconnection, and whenever a room's sequence has a hole for longer than
-//! `gap_wait_ms`, the missing messages are read from the store. Duplicates cost nothing: the
-//! room's ordered gate drops a seq it has delivered already.
+//! (Rooms are never unsubscribed: a room once used here stays subscribed until the process ends.)
 //!
 //! **Health.** The receive loop records when and why the subscription went down (the connection
 //! closed, a PING unanswered, a reconnection refused) and clears it once re-subscribed, and it
-//! notes every sign of life (a message, an answered PING every 2 s); [`Bus::health`] reports the
-//! first, then a loop silent for three PING intervals (stuck feeding the stack, or gone: a loop
-//! that cannot run cannot mark itself down), then whether a pooled connection answers PING. So
-//! `/readyz` turns red when the subscription drops or its loop stops, and green once it is back.
+//! notes every sign of life (a message, an answered PING every 2 s); [`Bus::health`] reports
+//! Valkey trouble as degraded, and only a failing poll (PostgreSQL gone too) as down.
 //!
 //! **Wire format.** JSON, one object per publish, tagged by `type` (see `wire.rs`): a `message`
 //! carries room, seq, nick, text, ts_ms and the sending instance; a `presence` carries room, nick,
 //! kind (`joined`, `left`, `quit`, `renamed` with `new_nick`) and instance. An instance skips what
 //! it published itself: it delivered that locally already.
 
-mod sequencer;
+mod publisher;
 mod subscriber;
 mod wire;
 
@@ -54,26 +57,28 @@ use anyhow::Context as _;
 use deadpool_redis::redis::aio::{PubSubSink, PubSubStream};
 use deadpool_redis::{Pool, Runtime, Timeouts, redis};
 use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
 use tower::BoxError;
 
-use super::{Background, Bus, Store};
+use super::poll::PollBus;
+use super::{Background, Bus, BusHealth};
 use crate::core::{ChatMessage, Hub, OpenRoom, Presence, RoomName};
 use crate::pipeline::ChatService;
-
-pub use sequencer::ValkeySequencer;
 
 /// How long one Valkey operation (a pooled command, a SUBSCRIBE) may take before it counts as
 /// failed: a Valkey that is down must not hold a user's message or join for long.
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often the poll underneath reads the store while Valkey is unreachable.
+pub const POLL_WHILE_DEGRADED: Duration = Duration::from_millis(100);
+
+/// Publishes that may wait for the publisher task; beyond that they are dropped (the poll brings
+/// those messages to the other instances, a little later).
+const OUTBOX: usize = 4096;
+
 /// The channel a room's messages and presence changes are published on.
 fn channel(room: &RoomName) -> String {
     format!("chatd:room:{room}")
-}
-
-/// The key of a room's shared seq counter.
-fn counter(room: &RoomName) -> String {
-    format!("chatd:seq:{room}")
 }
 
 /// What the `valkey` backend needs to start.
@@ -83,8 +88,6 @@ pub struct ValkeyOptions {
     pub url: String,
     /// Most pooled connections.
     pub pool_size: usize,
-    /// How long a hole in a room's sequence may last before it is read from the store.
-    pub gap_wait: Duration,
 }
 
 /// The `valkey` bus: see the module docs. Cheap to clone.
@@ -94,15 +97,17 @@ pub struct Valkey {
 }
 
 struct Shared {
-    /// Pooled connections for PUBLISH, GET and the sequencer's script.
+    /// Pooled connections for PUBLISH and PING.
     pool: Pool,
     /// Opens the dedicated subscriber connection (again after each drop).
     client: redis::Client,
     /// This instance's name: what it publishes carries it, and it skips what carries it.
     instance: Arc<str>,
-    /// The shared store, read to fill holes (the config check guarantees one).
-    store: Option<Arc<dyn Store>>,
-    gap_wait: Duration,
+    /// The store underneath: the safety net, and the way between instances while degraded.
+    poll: Arc<PollBus>,
+    /// Set while Valkey cannot be reached: the poll reads the store often, presence changes go
+    /// through the store. Shared with the poll task.
+    degraded: Arc<AtomicBool>,
     /// Rooms opened (and so subscribed) here; re-subscribed after each reconnection.
     rooms: Mutex<BTreeSet<RoomName>>,
     /// The subscriber connection's command half, `None` while it is down. Held (briefly, across
@@ -111,15 +116,17 @@ struct Shared {
     sink: tokio::sync::Mutex<Option<PubSubSink>>,
     /// The message half of the first connection, until [`Bus::start`] takes it.
     first_stream: Mutex<Option<PubSubStream>>,
-    /// Whether the subscriber connection is up: false means other instances' messages are not
-    /// arriving live (they are filled from the store once it is back).
-    connected: AtomicBool,
     /// Since when the subscriber connection has been down, and the latest reason; `None` while
-    /// it is up. What the readiness check reports.
+    /// it is up.
     down: Mutex<Option<Down>>,
+    /// Why publishing failed last, while it fails.
+    publish_failing: Mutex<Option<String>>,
     /// When the receive loop last showed it is alive (a message, or an answered PING). A loop
     /// that hangs or has died never marks itself down; its silence is what gives it away.
     alive: Mutex<Instant>,
+    /// The publisher task's queue, and its receiving end until [`Bus::start`] takes it.
+    outbox: mpsc::Sender<publisher::Outgoing>,
+    outbox_rx: Mutex<Option<mpsc::Receiver<publisher::Outgoing>>>,
 }
 
 /// Why and since when the subscription is down.
@@ -133,21 +140,23 @@ impl std::fmt::Debug for Valkey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Valkey")
             .field("instance", &self.shared.instance)
-            .field("connected", &self.is_connected())
+            .field("degraded", &self.is_degraded())
             .finish_non_exhaustive()
     }
 }
 
 impl Valkey {
-    /// Connects to Valkey: a pool for commands and the subscriber connection. `store` is the
-    /// shared store holes are filled from.
+    /// Connects to Valkey: a pool for commands and the subscriber connection, over `poll`, the
+    /// PostgreSQL bus underneath, whose pace follows `degraded` (built with it). When Valkey
+    /// cannot be reached at start, the bus starts degraded and keeps trying.
     ///
     /// # Errors
-    /// When the url is invalid or Valkey cannot be reached at start.
+    /// When the url is invalid.
     pub async fn connect(
         options: &ValkeyOptions,
         instance: Arc<str>,
-        store: Option<Arc<dyn Store>>,
+        poll: Arc<PollBus>,
+        degraded: Arc<AtomicBool>,
     ) -> anyhow::Result<Valkey> {
         let masked = crate::pipeline::config::mask_password(&options.url);
         let mut config = deadpool_redis::Config::from_url(options.url.clone());
@@ -163,115 +172,143 @@ impl Valkey {
             .with_context(|| format!("cannot set up a Valkey pool for {masked}"))?;
         let client = redis::Client::open(options.url.as_str())
             .with_context(|| format!("invalid Valkey url {masked}"))?;
-        let (sink, stream) = subscribe_connection(&client)
-            .await
-            .map_err(|err| anyhow::anyhow!("cannot reach Valkey at {masked}: {err}"))?
-            .split();
-        Ok(Valkey {
-            shared: Arc::new(Shared {
-                pool,
-                client,
-                instance,
-                store,
-                gap_wait: options.gap_wait,
-                rooms: Mutex::default(),
-                sink: tokio::sync::Mutex::new(Some(sink)),
-                first_stream: Mutex::new(Some(stream)),
-                connected: AtomicBool::new(true),
-                down: Mutex::new(None),
-                alive: Mutex::new(Instant::now()),
-            }),
-        })
+        let (outbox, outbox_rx) = mpsc::channel(OUTBOX);
+        let shared = Arc::new(Shared {
+            pool,
+            client,
+            instance,
+            poll,
+            degraded,
+            rooms: Mutex::default(),
+            sink: tokio::sync::Mutex::new(None),
+            first_stream: Mutex::new(None),
+            down: Mutex::new(None),
+            publish_failing: Mutex::new(None),
+            alive: Mutex::new(Instant::now()),
+            outbox,
+            outbox_rx: Mutex::new(Some(outbox_rx)),
+        });
+        match subscribe_connection(&shared.client).await {
+            Ok(pubsub) => {
+                let (sink, stream) = pubsub.split();
+                *shared.sink.lock().await = Some(sink);
+                *lock(&shared.first_stream) = Some(stream);
+            }
+            Err(err) => {
+                tracing::warn!("cannot reach Valkey at {masked} ({err}): starting degraded, messages travel through PostgreSQL until it is back");
+                shared.mark_down(format!("cannot connect: {err}"));
+            }
+        }
+        Ok(Valkey { shared })
     }
 
-    /// The sequencer that numbers messages through this backend's counters.
-    pub fn sequencer(&self) -> ValkeySequencer {
-        ValkeySequencer::new(self.shared.pool.clone(), self.shared.store.clone())
+    /// Whether messages between instances take the slow path (see the module docs).
+    pub fn is_degraded(&self) -> bool {
+        self.shared.degraded.load(Ordering::Relaxed)
     }
 
-    /// Whether the subscriber connection is up. While it is down, messages from other instances
-    /// do not arrive live: a health check must not report this instance as fine.
-    pub fn is_connected(&self) -> bool {
-        self.shared.connected.load(Ordering::Relaxed)
+    /// Queues `payload` for `room`'s channel; false when the queue is full (dropped).
+    fn queue(&self, room: &RoomName, payload: String) -> bool {
+        let outgoing = publisher::Outgoing {
+            channel: channel(room),
+            payload,
+        };
+        self.shared.outbox.try_send(outgoing).is_ok()
     }
+}
 
-    /// Publishes `payload` on `room`'s channel through the pool.
-    async fn publish_json(&self, room: &RoomName, payload: String) -> Result<(), BoxError> {
-        let mut conn = timeout(self.shared.pool.get()).await??;
-        let cmd = redis::cmd("PUBLISH")
-            .arg(channel(room))
-            .arg(payload)
-            .to_owned();
-        let _receivers: i64 = timeout(cmd.query_async(&mut conn)).await??;
-        Ok(())
-    }
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {
     fn rooms(&self) -> MutexGuard<'_, BTreeSet<RoomName>> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.rooms)
     }
 
     fn down(&self) -> MutexGuard<'_, Option<Down>> {
-        self.down.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.down)
+    }
+
+    /// Recomputes the degraded flag from the subscription and the publisher.
+    fn update_degraded(&self) {
+        let degraded = self.down().is_some() || lock(&self.publish_failing).is_some();
+        self.degraded.store(degraded, Ordering::Relaxed);
     }
 
     /// Marks the subscription lost (or still lost) because of `why`; the first call of an outage
     /// starts its clock.
     fn mark_down(&self, why: impl Into<String>) {
-        self.connected.store(false, Ordering::Relaxed);
         let why = why.into();
-        let mut down = self.down();
-        match down.as_mut() {
-            Some(down) => down.why = why,
-            None => {
-                *down = Some(Down {
-                    since: Instant::now(),
-                    why,
-                })
+        {
+            let mut down = self.down();
+            match down.as_mut() {
+                Some(down) => down.why = why,
+                None => {
+                    *down = Some(Down {
+                        since: Instant::now(),
+                        why,
+                    })
+                }
             }
         }
+        self.update_degraded();
     }
 
-    /// Marks the subscription up again.
+    /// Marks the subscription up again: Valkey answers, so publishing is given another chance
+    /// too (the next batch says otherwise if it still fails).
     fn mark_up(&self) {
         *self.down() = None;
-        self.connected.store(true, Ordering::Relaxed);
+        *lock(&self.publish_failing) = None;
+        self.update_degraded();
         self.mark_alive();
+    }
+
+    /// Records the outcome of a publish.
+    fn published(&self, outcome: Result<(), String>) {
+        *lock(&self.publish_failing) = outcome.err();
+        self.update_degraded();
     }
 
     /// The receive loop is alive: it just got a message or an answer to its PING.
     fn mark_alive(&self) {
-        *self.alive.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *lock(&self.alive) = Instant::now();
     }
 
     /// How long the receive loop has been silent.
     fn silent_for(&self) -> Duration {
-        self.alive
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
+        lock(&self.alive).elapsed()
     }
 
-    /// A backend that has never connected (pools connect lazily), over `store`: enough for the
-    /// gap task's unit tests.
-    #[cfg(test)]
-    fn unconnected(store: Arc<dyn Store>, gap_wait: Duration) -> Shared {
-        let url = "redis://127.0.0.1:1";
-        Shared {
-            pool: deadpool_redis::Config::from_url(url)
-                .create_pool(Some(Runtime::Tokio1))
-                .expect("a lazy pool"),
-            client: redis::Client::open(url).expect("a valid url"),
-            instance: Arc::from("test"),
-            store: Some(store),
-            gap_wait,
-            rooms: Mutex::default(),
-            sink: tokio::sync::Mutex::new(None),
-            first_stream: Mutex::new(None),
-            connected: AtomicBool::new(false),
-            down: Mutex::new(None),
-            alive: Mutex::new(Instant::now()),
+    /// Whether a pooled connection answers PING; if it does, publishing is given another chance.
+    async fn pings(&self) -> bool {
+        let ping = async {
+            let mut conn = timeout(self.pool.get()).await??;
+            let cmd = redis::cmd("PING").to_owned();
+            let _pong: String = timeout(cmd.query_async(&mut conn)).await??;
+            Ok::<(), BoxError>(())
+        };
+        let ok = ping.await.is_ok();
+        if ok {
+            self.published(Ok(()));
+        }
+        ok
+    }
+
+    /// Subscribes to `room`'s channel if the subscriber connection is up. A failure marks the
+    /// subscription down: the receive loop reconnects and subscribes every room again.
+    async fn subscribe(&self, room: &RoomName) {
+        let mut sink = self.sink.lock().await;
+        self.rooms().insert(room.clone());
+        let Some(connection) = sink.as_mut() else {
+            return; // down: the reconnection subscribes it
+        };
+        if let Err(err) = timeout(connection.subscribe(channel(room)))
+            .await
+            .and_then(|r| r.map_err(Into::into))
+        {
+            tracing::warn!(%room, "cannot subscribe: {err}");
+            self.mark_down(format!("cannot subscribe to {room}: {err}"));
         }
     }
 }
@@ -289,88 +326,101 @@ async fn timeout<F: Future>(fut: F) -> Result<F::Output, BoxError> {
 }
 
 impl Bus for Valkey {
+    /// Queued for the publisher task: the sender does not wait for Valkey. A full queue drops the
+    /// publish (counted as a bus failure); the poll brings the message to the others.
     fn publish<'a>(&'a self, msg: &'a Arc<ChatMessage>) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
             let payload = wire::Wire::message(msg, &self.shared.instance).encode()?;
-            self.publish_json(&msg.room, payload).await
+            match self.queue(&msg.room, payload) {
+                true => Ok(()),
+                false => Err("the publish queue is full; the others will read it from PostgreSQL".into()),
+            }
         })
     }
 
+    /// On Valkey when it is reachable, else in PostgreSQL for the other instances' polls.
     fn announce<'a>(&'a self, presence: &'a Arc<Presence>) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
+            if self.is_degraded() {
+                return self.shared.poll.announce(presence).await;
+            }
             let payload = wire::Wire::presence(presence, &self.shared.instance).encode()?;
-            self.publish_json(&presence.room, payload).await
+            match self.queue(&presence.room, payload) {
+                true => Ok(()),
+                false => self.shared.poll.announce(presence).await,
+            }
         })
     }
 
+    /// Subscribes first (when Valkey is reachable), then starts the poll's watch: a message
+    /// published after the subscription arrives live; one published before it is in the store.
     fn open_room<'a>(&'a self, open: &'a OpenRoom) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            // Subscribe first, then read the counter: a message numbered after the read is
-            // received live, one numbered before it is covered by the floor and the store.
-            {
-                let mut sink = self.shared.sink.lock().await;
-                let sink = sink
-                    .as_mut()
-                    .ok_or("the connection to Valkey is down, reconnecting")?;
-                timeout(sink.subscribe(channel(&open.room))).await??;
-                self.shared.rooms().insert(open.room.clone());
-            }
-            let mut conn = timeout(self.shared.pool.get()).await??;
-            let cmd = redis::cmd("GET").arg(counter(&open.room)).to_owned();
-            let seq: Option<u64> = timeout(cmd.query_async(&mut conn)).await??;
-            open.raise_floor(seq.unwrap_or(0));
-            Ok(())
+            self.shared.subscribe(&open.room).await;
+            self.shared.poll.open_room(open).await
         })
     }
 
-    /// Red while the subscriber connection is down (other instances' messages are not arriving),
-    /// while its receive loop has been silent for three PING intervals (stuck, or gone), or when
-    /// a pooled connection cannot PING (this instance's messages cannot leave).
-    fn health(&self) -> BoxFuture<'_, Result<(), String>> {
+    /// Down when the store underneath cannot be polled (then nothing flows); degraded while
+    /// Valkey cannot be reached (messages flow through the store); else ok.
+    fn health(&self) -> BoxFuture<'_, BusHealth> {
         Box::pin(async move {
+            if let Err(why) = self.shared.poll.poll_health() {
+                return BusHealth::Down(why);
+            }
             if let Some(down) = self.shared.down().clone() {
-                return Err(format!(
-                    "valkey subscription down since {} s: {}",
+                return BusHealth::Degraded(format!(
+                    "degraded: valkey subscription down since {} s ({}); messages between \
+                     instances travel through PostgreSQL",
                     down.since.elapsed().as_secs(),
                     down.why
                 ));
             }
+            let failing = lock(&self.shared.publish_failing).clone();
+            if let Some(why) = failing
+                && !self.shared.pings().await
+            {
+                return BusHealth::Degraded(format!(
+                    "degraded: cannot publish to valkey ({why}); messages between instances \
+                     travel through PostgreSQL"
+                ));
+            }
             let silent = self.shared.silent_for();
             if silent > 3 * subscriber::PING_EVERY {
-                return Err(format!(
-                    "valkey subscriber silent for {} s: its receive loop is stuck or has stopped",
+                return BusHealth::Degraded(format!(
+                    "degraded: valkey subscriber silent for {} s (its receive loop is stuck or \
+                     has stopped); messages between instances travel through PostgreSQL",
                     silent.as_secs()
                 ));
             }
-            let ping = async {
-                let mut conn = timeout(self.shared.pool.get()).await??;
-                let cmd = redis::cmd("PING").to_owned();
-                let _pong: String = timeout(cmd.query_async(&mut conn)).await??;
-                Ok::<(), BoxError>(())
-            };
-            ping.await
-                .map_err(|err| format!("valkey does not answer a PING: {err}"))
+            BusHealth::Ok
         })
     }
 
+    fn degraded(&self) -> bool {
+        self.is_degraded()
+    }
+
     fn start(&self, stack: ChatService, hub: Hub, background: &Background) -> anyhow::Result<()> {
-        let stream = self
-            .shared
-            .first_stream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let stream = lock(&self.shared.first_stream).take();
+        let outbox = lock(&self.shared.outbox_rx)
             .take()
             .context("the valkey backend was started twice")?;
         let feeder = subscriber::Feeder {
             shared: self.shared.clone(),
-            stack,
-            hub,
+            stack: stack.clone(),
+            hub: hub.clone(),
         };
         let stop = background.stop.clone();
         background
             .tracker
-            .spawn(subscriber::receive(feeder.clone(), stream, stop.clone()));
-        background.tracker.spawn(subscriber::gaps(feeder, stop));
-        Ok(())
+            .spawn(subscriber::receive(feeder, stream, stop.clone()));
+        background.tracker.spawn(publisher::run(
+            self.shared.clone(),
+            outbox,
+            hub.stats_handle(),
+            stop,
+        ));
+        self.shared.poll.start(stack, hub, background)
     }
 }

@@ -10,7 +10,7 @@ use super::{Ctx, directory_down, with_messages};
 use crate::core::message::check_text;
 use crate::core::room::Joined;
 use crate::core::{
-    Action, ChatError, ChatMessage, Command, Detail, Event, HistoryQuery, Nick, PresenceKind,
+    Action, ChatError, Command, Detail, Event, HistoryAnswer, HistoryQuery, Nick, PresenceKind,
     Reply, Request, RoomName, Session,
 };
 use crate::layers::parse::HELP;
@@ -158,25 +158,28 @@ impl<S: Inner> Ctx<'_, S> {
             after: 0,
             limit: self.shared.join_replay,
         };
-        let messages = self.read_history(session, query).await?;
+        let answer = self.read_history(session, query).await?;
         let members = match joined.members {
             1 => "1 member".to_string(),
             n => format!("{n} members"),
         };
-        let header = match messages.len() {
+        let header = match answer.messages.len() {
             0 => format!("you joined {name} ({members}); no messages yet"),
             1 => format!("you joined {name} ({members}); its last message follows"),
             n => format!("you joined {name} ({members}); its last {n} messages follow"),
         };
         Ok(Reply {
-            events: with_messages(header, messages),
+            events: with_messages(header, &name, &answer),
             detail: Some(detail),
             close: false,
         })
     }
 
     /// Starts a room's event stream: enters the room if needed, then reads what the client
-    /// missed after `after` (up to [`MAX_REPLAY`] messages) or, on a first open, the recent history.
+    /// missed after `after` (up to [`MAX_REPLAY`] messages) or, on a first open, the recent
+    /// history. A client resuming after a seq this room never reached is told its numbering is
+    /// gone (`reset`) and gets the recent history instead; one that is merely ahead of this
+    /// instance (it saw the newest messages on another one) gets nothing now and the rest live.
     async fn replay(
         &mut self,
         session: &Arc<Session>,
@@ -184,21 +187,30 @@ impl<S: Inner> Ctx<'_, S> {
         after: Option<u64>,
     ) -> Result<Reply, BoxError> {
         let joined = self.enter(session, &name).await?;
+        let mut reset = None;
+        if let Some(after) = after.filter(|after| *after > joined.upto) {
+            let room = self.hub().rooms().get_or_create(&name);
+            let high = self.shared.sequencer.high_water(&room).await?;
+            if after > high {
+                reset = Some(high);
+            }
+        }
+        let resume = after.filter(|_| reset.is_none());
         let query = HistoryQuery {
             room: name.clone(),
             upto: joined.upto,
-            after: after.unwrap_or(0),
-            limit: if after.is_some() {
-                MAX_REPLAY
-            } else {
-                self.shared.join_replay
+            after: resume.unwrap_or(0),
+            limit: match resume {
+                Some(_) => MAX_REPLAY,
+                None => self.shared.join_replay,
             },
         };
-        let messages = self.read_history(session, query).await?;
+        let answer = self.read_history(session, query).await?;
         Ok(Reply::default().with(Detail::Replayed {
             room: name,
             upto: joined.upto,
-            messages,
+            answer,
+            reset,
         }))
     }
 
@@ -281,18 +293,15 @@ impl<S: Inner> Ctx<'_, S> {
             after: 0,
             limit: n,
         };
-        let messages = self.read_history(session, query).await?;
-        let header = match messages.len() {
+        let answer = self.read_history(session, query).await?;
+        let header = match answer.messages.len() {
             0 => format!("no messages in {name} yet"),
             1 => format!("the last message in {name}:"),
             k => format!("the last {k} messages in {name}:"),
         };
         Ok(Reply {
-            events: with_messages(header, messages.clone()),
-            detail: Some(Detail::History {
-                room: name,
-                messages,
-            }),
+            events: with_messages(header, &name, &answer),
+            detail: Some(Detail::History { room: name, answer }),
             close: false,
         })
     }
@@ -318,20 +327,25 @@ impl<S: Inner> Ctx<'_, S> {
         self.publish(session, room, text).await
     }
 
-    /// Asks the layers below for history; an empty answer means nobody keeps any.
+    /// Asks the layers below for history: the history layer's answer, or the persist layer's
+    /// rows when there is no history layer; nothing at all means nobody keeps any.
     async fn read_history(
         &mut self,
         session: &Session,
         query: HistoryQuery,
-    ) -> Result<Vec<Arc<ChatMessage>>, BoxError> {
+    ) -> Result<HistoryAnswer, BoxError> {
         let reply = call_inner(
             &mut self.inner,
-            Request::from(session.id, Action::History(query)),
+            Request::from(session.id, Action::History(query.clone())),
         )
         .await?;
         Ok(match reply.detail {
-            Some(Detail::History { messages, .. }) => messages,
-            _ => Vec::new(),
+            Some(Detail::History { answer, .. }) => answer,
+            Some(Detail::Stored(page)) => query.answer(Vec::new(), page),
+            _ => HistoryAnswer {
+                from: query.upto + 1, // vouches for nothing: nothing is kept
+                ..HistoryAnswer::default()
+            },
         })
     }
 }

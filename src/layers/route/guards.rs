@@ -2,27 +2,34 @@
 
 use std::sync::Arc;
 
+use crate::backends::Writer;
 use crate::core::{Hub, Room, RoomName, SessionId, Sessions};
 
-/// Marks a numbered message's seq as skipped in its room if the request carrying it fails or is
-/// dropped before the fan-out delivered it, so later messages do not wait for it.
-pub(super) struct SkipOnDrop {
+/// Abandons a numbered message's seq if the request carrying it fails or is dropped before the
+/// fan-out committed it: the room stops waiting for it (`Room::abandon`), and the store gets a
+/// tombstone for it, so that every instance and every later reader knows the hole is settled
+/// rather than lost. A message the fan-out committed stands (the room refuses to abandon it).
+pub(super) struct AbandonOnDrop {
     pub(super) room: Arc<Room>,
     pub(super) seq: u64,
+    /// Where tombstones are written (the persist layer's writer), if there is a store.
+    pub(super) tombstones: Option<Writer>,
     pub(super) armed: bool,
 }
 
-impl SkipOnDrop {
+impl AbandonOnDrop {
     pub(super) fn disarm(mut self) {
         self.armed = false;
     }
 }
 
-impl Drop for SkipOnDrop {
+impl Drop for AbandonOnDrop {
     fn drop(&mut self) {
-        if self.armed {
-            tracing::warn!(room = %self.room.name, seq = self.seq, "message failed after numbering; skipping its seq");
-            self.room.skip(self.seq);
+        if self.armed && self.room.abandon(self.seq) {
+            tracing::warn!(room = %self.room.name, seq = self.seq, "message failed after numbering; its seq is abandoned");
+            if let Some(writer) = &self.tombstones {
+                writer.enqueue_skip(self.room.name.clone(), self.seq);
+            }
         }
     }
 }

@@ -19,10 +19,20 @@
 //! by a heartbeat (see `src/backends/directory.rs`).
 //!
 //! **What it teaches.** Numbering happens here, once, through a [`Sequencer`], before the message
-//! is stored or delivered: with one process that is a counter in memory; with several it is a
-//! shared counter (Valkey or PostgreSQL), and nothing else in this file changes. If a numbered
-//! message then fails further in (a store refusing it), a `SkipOnDrop` guard tells the room to stop
-//! waiting for that number, so one failure cannot stall the room's ordered delivery.
+//! is stored or delivered: with one process that is a counter in memory (its seqs reserved in the
+//! store); with several it is a shared counter in PostgreSQL, and nothing else in this file
+//! changes. If a numbered message then fails further in (a store refusing it), an
+//! `AbandonOnDrop` guard tells the room to stop waiting for that number and writes a tombstone for
+//! it, so one failure cannot stall the room's ordered delivery nor leave a hole nobody can explain.
+//!
+//! **Opening a room** (its first use since start) decides where its delivery starts, which is
+//! subtler than it looks with several instances: another instance may be sending in the room right
+//! now, so seqs may be numbered that are not stored yet. Starting after the counter would drop
+//! them; starting after the highest stored seq would drop the ones stored out of order below it.
+//! So the room starts after the store's *settled prefix* (every seq up to it is a message or a
+//! tombstone), and holds what is stored above it; the bus brings the rest, and the ordered gate
+//! waits for the holes (see `Page::settled_until`, `backends::gaps`). Alone, a process knows
+//! nothing is in flight: it starts after the last seq it ever reserved.
 
 mod commands;
 mod guards;
@@ -35,14 +45,15 @@ use std::task::{Context, Poll};
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
-use crate::backends::{Directory, StoreError};
+use crate::backends::{Directory, StoreError, Writer};
 use crate::core::session::unknown_session;
 use crate::core::{
-    Action, ChatError, ChatMessage, Connect, Detail, Event, Hub, Nick, OpenRoom, Presence,
-    PresenceKind, Reply, Request, Room, RoomName, Sequencer, Session, SessionId,
+    Action, ChatError, ChatMessage, Connect, Detail, Event, HistoryAnswer, Hub, Missed, Nick,
+    OPEN_WINDOW, OpenRoom, Presence, PresenceKind, Reply, Request, Room, RoomName, Sequencer,
+    Session, SessionId, Start, StoredRoom,
 };
 use crate::pipeline::config::RouteConfig;
-use guards::{CloseOnDrop, SkipOnDrop};
+use guards::{AbandonOnDrop, CloseOnDrop};
 
 /// Builds [`Route`] services.
 #[derive(Debug, Clone)]
@@ -62,17 +73,21 @@ struct Shared {
     max_rooms: usize,
     /// How many messages a joiner is shown: the history layer's capacity.
     join_replay: usize,
+    /// Where tombstones of abandoned seqs go: the persist layer's writer, if there is a store.
+    tombstones: Option<Writer>,
 }
 
 impl RouteLayer {
     /// A route layer over `hub`, numbering messages with `sequencer`, checking nicks and
-    /// listing members with `directory`, and replaying `join_replay` messages to each joiner.
+    /// listing members with `directory`, replaying `join_replay` messages to each joiner, and
+    /// writing the tombstones of abandoned seqs with `tombstones`.
     pub fn new(
         config: &RouteConfig,
         hub: Hub,
         sequencer: Arc<dyn Sequencer>,
         directory: Arc<dyn Directory>,
         join_replay: usize,
+        tombstones: Option<Writer>,
     ) -> RouteLayer {
         RouteLayer {
             shared: Arc::new(Shared {
@@ -83,6 +98,7 @@ impl RouteLayer {
                 max_rooms_per_session: config.max_rooms_per_session,
                 max_rooms: config.max_rooms,
                 join_replay,
+                tombstones,
             }),
         }
     }
@@ -236,24 +252,31 @@ impl<S: Inner> Ctx<'_, S> {
         named.or_else(|| session.state().current.clone())
     }
 
-    /// Loads `room`'s stored history the first time it is used since start: sends
-    /// [`Action::OpenRoom`] inward (the persist layer answers from its store, the history layer
-    /// warms its ring) and continues the room's numbering after the stored maximum, so no seq is
-    /// handed out twice across a restart. Later calls return at once.
+    /// Opens `room` the first time it is used since start: sends [`Action::OpenRoom`] inward
+    /// (the fan-out's bus starts listening to the room, then the persist layer reads where the
+    /// store stands) and starts the room's delivery and numbering from there (see the module
+    /// docs). Later calls return at once.
     async fn open(&mut self, session: SessionId, room: &Room) -> Result<(), BoxError> {
-        let limit = self.shared.join_replay;
+        let (window, recent) = (OPEN_WINDOW.max(self.shared.join_replay), self.shared.join_replay);
+        let sequencer = &self.shared.sequencer;
+        let shared = sequencer.shared();
         let inner = &mut self.inner;
         room.open_once(|| async move {
-            let open = Arc::new(OpenRoom::new(room.name.clone(), limit));
+            let open = Arc::new(OpenRoom::new(room.name.clone(), window));
             let req = Request::from(session, Action::OpenRoom(open.clone()));
             call_inner(inner, req).await?;
-            room.settle_at(open.start_after());
+            let Some(stored) = open.stored() else {
+                return Ok(()); // no store: the room starts empty, numbering from 1
+            };
+            let start = starting_point(stored, shared, recent);
+            sequencer.prepare(room, start.at).await?;
+            room.start(start);
             Ok::<(), BoxError>(())
         })
         .await
     }
 
-    /// Sends a numbered message inward; see [`SkipOnDrop`] for what happens if that fails.
+    /// Sends a numbered message inward; see [`AbandonOnDrop`] for what happens if that fails.
     async fn publish(
         &mut self,
         session: &Session,
@@ -261,9 +284,10 @@ impl<S: Inner> Ctx<'_, S> {
         text: String,
     ) -> Result<Reply, BoxError> {
         let seq = self.shared.sequencer.next(&room).await?;
-        let guard = SkipOnDrop {
+        let guard = AbandonOnDrop {
             room,
             seq,
+            tombstones: self.shared.tombstones.clone(),
             armed: true,
         };
         let name = guard.room.name.clone();
@@ -289,6 +313,37 @@ impl<S: Inner> Ctx<'_, S> {
     }
 }
 
+/// Where a room opened from `stored` starts (see the module docs): alone, after everything this
+/// process or an earlier run of it numbered or stored; with other instances, after the store's
+/// settled prefix, holding what is stored above it. The room's memory is warmed with the newest
+/// `recent` messages at or below that point.
+fn starting_point(stored: &StoredRoom, shared: bool, recent: usize) -> Start {
+    let page = &stored.newest;
+    let at = match shared {
+        false => stored.numbered.max(page.highest().unwrap_or(0)),
+        true => page.settled_until(),
+    };
+    let pending = page
+        .messages
+        .iter()
+        .filter(|m| m.seq > at)
+        .map(|m| (m.seq, Some(m.clone())))
+        .chain(page.skipped.iter().filter(|s| **s > at).map(|s| (*s, None)))
+        .collect();
+    let below: Vec<&Arc<ChatMessage>> = page.messages.iter().filter(|m| m.seq <= at).collect();
+    let history: Vec<Arc<ChatMessage>> = below
+        .iter()
+        .skip(below.len().saturating_sub(recent))
+        .map(|m| (*m).clone())
+        .collect();
+    Start {
+        at,
+        pending,
+        history_complete: !page.more && history.len() == below.len(),
+        history,
+    }
+}
+
 /// How many random guest nicks a connect draws before giving up, when the directory finds each
 /// taken on another instance (with 9000 four-digit nicks this takes a crowded cluster).
 const GUEST_DRAWS: usize = 8;
@@ -300,9 +355,26 @@ fn directory_down(e: StoreError) -> ChatError {
     ChatError::unavailable("the presence directory is unavailable; try again shortly")
 }
 
-/// Renders `messages` as chat lines after a header notice.
-fn with_messages(header: String, messages: Vec<Arc<ChatMessage>>) -> Vec<Event> {
-    std::iter::once(Event::notice(header))
-        .chain(messages.into_iter().map(Event::Message))
-        .collect()
+/// Renders a history answer as chat lines after a header notice, with a `missed` notice where
+/// the answer has a hole (see [`crate::core::HistoryQuery::answer`]).
+fn with_messages(header: String, room: &RoomName, answer: &HistoryAnswer) -> Vec<Event> {
+    let mut events = vec![Event::notice(header)];
+    let mut missing = answer.missing.iter().peekable();
+    for msg in &answer.messages {
+        while let Some(&&(from, to)) = missing.peek().filter(|(from, _)| *from < msg.seq) {
+            events.push(missed(room, from, to));
+            missing.next();
+        }
+        events.push(Event::Message(msg.clone()));
+    }
+    events.extend(missing.map(|&(from, to)| missed(room, from, to)));
+    events
+}
+
+fn missed(room: &RoomName, from: u64, to: u64) -> Event {
+    Event::Missed(Arc::new(Missed {
+        room: room.clone(),
+        from,
+        to,
+    }))
 }

@@ -7,9 +7,10 @@ use futures_util::future::BoxFuture;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 
 use super::{Route, RouteLayer};
+use crate::backends::sequencer::LocalSequencer;
 use crate::backends::{Directory, StoreError};
 use crate::core::{
-    Action, ChatError, Closer, Command, Connect, Detail, ErrorKind, Hub, LocalSequencer, Nick,
+    Action, ChatError, Closer, Command, Connect, Detail, ErrorKind, Hub, Nick,
     Protocol, Reply, Request, RoomName, SessionId,
 };
 use crate::pipeline::ChatService;
@@ -108,9 +109,10 @@ fn stack(hub: &Hub, directory: &Arc<Scripted>) -> Route<ChatService> {
     let layer = RouteLayer::new(
         &RouteConfig::default(),
         hub.clone(),
-        Arc::new(LocalSequencer),
+        Arc::new(LocalSequencer::default()),
         directory.clone(),
         10,
+        None,
     );
     layer.layer(ChatService::new(inner))
 }
@@ -238,9 +240,10 @@ async fn a_join_dropped_while_its_room_opens_leaves_no_room_behind() {
     let layer = RouteLayer::new(
         &RouteConfig::default(),
         hub.clone(),
-        Arc::new(LocalSequencer),
+        Arc::new(LocalSequencer::default()),
         directory.clone(),
         10,
+        None,
     );
     let mut svc = layer.layer(ChatService::new(inner));
     let reply = connect(&mut svc, Some("ann")).await.unwrap();

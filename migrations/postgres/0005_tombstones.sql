@@ -1,0 +1,10 @@
+-- chatd schema step 5 (PostgreSQL): tombstones.
+--
+-- A seq that will never carry a message (its sender's request failed after it was numbered, or
+-- the instances agreed to give it up) is stored as a row with `skipped = true`, an empty nick and
+-- body. The row takes the (room, seq) slot, so the unique index decides, once and for all, whether
+-- a seq carries a message or nothing: an instance giving up on a missing seq inserts a tombstone
+-- with ON CONFLICT DO NOTHING, and a late write of the real message then finds the slot taken and
+-- its sender is refused (see src/backends/gaps.rs). History reads leave tombstones out; opening a
+-- room reads them to know which holes are settled.
+ALTER TABLE messages ADD COLUMN skipped BOOLEAN NOT NULL DEFAULT false;

@@ -1,0 +1,253 @@
+use super::*;
+use crate::core::message::sample;
+use crate::core::outbound::{self, Inbox};
+use crate::core::request::Protocol;
+use crate::core::session::{Closer, Sessions};
+
+fn member(sessions: &Sessions, protocol: Protocol) -> (Arc<Session>, Inbox) {
+    let (tx, rx) = outbound::channel(64);
+    (
+        sessions
+            .open(protocol, None, None, tx, Closer::default())
+            .unwrap(),
+        rx,
+    )
+}
+
+/// The seqs of the messages a member was handed.
+fn received(rx: &mut Inbox) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    while let Some(event) = rx.try_recv() {
+        if let Event::Message(m) = event {
+            seqs.push(m.seq);
+        }
+    }
+    seqs
+}
+
+fn missed(rx: &mut Inbox) -> Vec<(u64, u64)> {
+    let mut ranges = Vec::new();
+    while let Some(event) = rx.try_recv() {
+        if let Event::Missed(m) = event {
+            ranges.push((m.from, m.to));
+        }
+    }
+    ranges
+}
+
+fn room() -> Room {
+    Room::new(RoomName::parse("general").unwrap(), Arc::default(), 10)
+}
+
+#[test]
+fn delivery_waits_for_the_missing_seq() {
+    let sessions = Sessions::default();
+    let room = room();
+    let (a, mut rx) = member(&sessions, Protocol::Tcp);
+    room.join(&a);
+    assert_eq!(
+        room.commit(sample("general", 2, "x", "second")),
+        0,
+        "2 waits for 1"
+    );
+    assert_eq!(room.commit(sample("general", 3, "x", "third")), 0);
+    assert!(received(&mut rx).is_empty());
+    assert_eq!(room.commit(sample("general", 1, "x", "first")), 3);
+    assert_eq!(received(&mut rx), vec![1, 2, 3]);
+    assert_eq!(room.delivered(), 3);
+}
+
+#[test]
+fn duplicates_are_dropped() {
+    let sessions = Sessions::default();
+    let room = room();
+    let (a, mut rx) = member(&sessions, Protocol::Tcp);
+    room.join(&a);
+    room.commit(sample("general", 1, "x", "once"));
+    assert_eq!(room.commit(sample("general", 1, "x", "once")), 0);
+    assert_eq!(received(&mut rx), vec![1]);
+}
+
+#[test]
+fn an_abandoned_seq_releases_the_ones_behind_it() {
+    let sessions = Sessions::default();
+    let room = room();
+    let (a, mut rx) = member(&sessions, Protocol::Tcp);
+    room.join(&a);
+    room.commit(sample("general", 2, "x", "waits"));
+    assert!(room.abandon(1));
+    assert_eq!(received(&mut rx), vec![2]);
+    assert!(!room.abandon(1), "settled already");
+}
+
+#[test]
+fn a_committed_message_cannot_be_abandoned_behind_its_back() {
+    // Committed while 1 is missing, then its request is dropped: it is held for delivery and
+    // must be delivered when 1 arrives, not turned into a hole.
+    let sessions = Sessions::default();
+    let room = room();
+    let (a, mut rx) = member(&sessions, Protocol::Tcp);
+    room.join(&a);
+    room.commit(sample("general", 2, "x", "stored and committed"));
+    assert!(!room.abandon(2));
+    room.commit(sample("general", 1, "x", "first"));
+    assert_eq!(received(&mut rx), vec![1, 2]);
+}
+
+#[test]
+fn a_joiner_gets_live_only_what_is_after_its_history() {
+    let sessions = Sessions::default();
+    let room = room();
+    room.commit(sample("general", 1, "x", "before"));
+    room.commit(sample("general", 3, "x", "in flight"));
+    let (a, mut rx) = member(&sessions, Protocol::Tcp);
+    let joined = room.join(&a);
+    assert_eq!(
+        joined,
+        Joined {
+            new: true,
+            members: 1,
+            upto: 1
+        }
+    );
+    room.commit(sample("general", 2, "x", "late"));
+    assert_eq!(
+        received(&mut rx),
+        vec![2, 3],
+        "history covers 1; 2 and 3 arrive live"
+    );
+    assert!(!room.join(&a).new);
+}
+
+#[test]
+fn the_memory_holds_what_was_delivered_and_nothing_in_flight() {
+    let room = room();
+    room.commit(sample("general", 1, "x", "delivered"));
+    room.commit(sample("general", 3, "x", "held"));
+    let read = room.recent(0, 3, 10);
+    assert_eq!(
+        read.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![1],
+        "3 waits for 2: not delivered, not in memory"
+    );
+    assert!(room.abandon(2));
+    let read = room.recent(0, 3, 10);
+    assert_eq!(
+        read.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+}
+
+#[test]
+fn senders_get_their_own_message_only_over_http() {
+    let sessions = Sessions::default();
+    let room = room();
+    let (tcp, mut tcp_rx) = member(&sessions, Protocol::Tcp);
+    let (http, mut http_rx) = member(&sessions, Protocol::Http);
+    room.join(&tcp);
+    room.join(&http);
+    let own = |id| {
+        Arc::new(ChatMessage::new(
+            RoomName::parse("general").unwrap(),
+            room.next_local_seq().unwrap(),
+            Nick::parse("me").unwrap(),
+            "mine".into(),
+            crate::core::Origin::Local(id),
+        ))
+    };
+    room.commit(own(tcp.id));
+    room.commit(own(http.id));
+    assert_eq!(received(&mut tcp_rx), vec![2]);
+    assert_eq!(received(&mut http_rx), vec![1, 2]);
+}
+
+#[test]
+fn too_many_pending_gives_up_on_the_gap_and_says_so() {
+    let sessions = Sessions::default();
+    let room = room();
+    let (a, mut rx) = member(&sessions, Protocol::Tcp);
+    room.join(&a);
+    for seq in 2..=(MAX_PENDING as u64 + 2) {
+        room.commit(sample("general", seq, "x", "y"));
+    }
+    assert_eq!(room.delivered(), MAX_PENDING as u64 + 2);
+    assert_eq!(room.stats.gaps_skipped.get(), 1);
+    assert_eq!(missed(&mut rx), vec![(1, 1)]);
+}
+
+#[test]
+fn start_holds_what_is_known_above_the_starting_point() {
+    let sessions = Sessions::default();
+    let room = room();
+    let (a, mut rx) = member(&sessions, Protocol::Tcp);
+    room.commit(sample("general", 45, "x", "arrived live while opening"));
+    room.start(Start {
+        at: 41,
+        pending: vec![
+            (42, Some(sample("general", 42, "x", "stored"))),
+            (44, None),
+        ],
+        history: (39..=41).map(|s| sample("general", s, "x", "old")).collect(),
+        history_complete: false,
+    });
+    assert_eq!(room.delivered(), 42, "43 is missing");
+    room.join(&a);
+    room.commit(sample("general", 43, "x", "late"));
+    assert_eq!(received(&mut rx), vec![43, 45], "44 carries nothing");
+    assert_eq!(room.next_local_seq(), Some(42), "numbering continues after the start");
+    let read = room.recent(0, 45, 3);
+    assert_eq!(
+        read.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![42, 43, 45]
+    );
+}
+
+#[test]
+fn local_numbering_stops_at_its_ceiling() {
+    let room = room();
+    room.start(Start {
+        at: 10,
+        ..Start::default()
+    });
+    room.reserve_up_to(12);
+    assert_eq!(room.next_local_seq(), Some(11));
+    assert_eq!(room.next_local_seq(), Some(12));
+    assert_eq!(room.next_local_seq(), None, "the reserved block is used up");
+    room.reserve_up_to(20);
+    assert_eq!(room.next_local_seq(), Some(13));
+    assert_eq!(room.last_local_seq(), 13);
+}
+
+#[test]
+fn a_gap_is_reported_resolved_or_given_up_on_with_a_notice() {
+    let sessions = Sessions::default();
+    let room = room();
+    let (a, mut rx) = member(&sessions, Protocol::Tcp);
+    room.join(&a);
+    assert_eq!(room.gap(), None);
+    room.commit(sample("general", 1, "x", "one"));
+    room.commit(sample("general", 4, "x", "four"));
+    room.commit(sample("general", 7, "x", "seven"));
+    let gap = room.gap().unwrap();
+    assert_eq!((gap.from, gap.to), (2, 3));
+    room.commit(sample("general", 2, "x", "two")); // a late arrival still counts
+    assert_eq!(room.gap().map(|g| (g.from, g.to)), Some((3, 3)));
+    room.skip(3); // the store says 3 carries nothing
+    assert_eq!(room.gap().map(|g| (g.from, g.to)), Some((5, 6)));
+    assert_eq!(received(&mut rx), vec![1, 2, 4]);
+    assert_eq!(room.give_up_until(6), 1, "7 is delivered once 5 and 6 are given up");
+    assert_eq!(room.gap(), None);
+    assert_eq!(room.stats.gaps_skipped.get(), 2);
+    let mut events = Vec::new();
+    while let Some(event) = rx.try_recv() {
+        events.push(event.text());
+    }
+    assert_eq!(
+        events,
+        vec![
+            "* missed messages #5 to #6 in general".to_string(),
+            "[general] x: seven".to_string()
+        ]
+    );
+    assert_eq!(room.lost_within(1, 7), vec![(5, 6)]);
+}
