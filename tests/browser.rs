@@ -5,21 +5,36 @@
 //! conversation. Browser to browser, browser to TCP and TCP to browser each carry a message; a
 //! message made of HTML shows as text; the member list, a slash command, unread markers and room
 //! switching work in a real browser. Screenshots land in `target/browser-e2e.png` (a laptop
-//! window) and `target/browser-e2e-phone.png` (a phone-width window) for a person to look at.
+//! window, 1280x800) and `target/browser-e2e-phone.png` (a phone, 390x844) for a person to look
+//! at; `docs/screenshot-laptop.png` and `docs/screenshot-phone.png` are copies of them.
+//!
+//! The other tests here are what a newcomer met: the page comes back by itself after a server
+//! restart (same nick, same rooms, nothing lost or shown twice), a closed tab's nick is free
+//! again within seconds, old history is split by date, and the stream's rarer events (`gap`,
+//! `reset`) are shown, against a scripted server (`support/scripted.rs`) that sends them on cue.
 //!
 //! It needs Chromium and ChromeDriver (`scripts/install-browser.sh`, which `scripts/test.sh` runs
 //! first). Without them it fails and says so; it is never skipped.
 
 #[path = "support/browser.rs"]
 mod browser;
+#[path = "support/scripted.rs"]
+mod scripted;
 mod support;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use browser::{Browser, Driver, testid};
+use browser::{BROWSER_PATIENCE, Browser, Driver, testid};
+use chatd::adapters::http::sessions::STREAM_GRACE;
+use chatd::backends::Store;
+use chatd::backends::sqlite::SqliteStore;
+use chatd::core::{ChatMessage, Nick, Origin, RoomName};
+use chatd::pipeline::config::{LayerConfig, PersistConfig};
 use support::Client;
 
 /// The whole scenario's limit: a hung browser fails the test instead of hanging CI.
@@ -105,6 +120,21 @@ async fn scenario(alice: &Browser, bob: &Browser, base: &str, tcp: std::net::Soc
         next_chat_line(&mut carol).await,
         format!("[general] alice: {XSS}")
     );
+    // Links are clickable, open in a new tab without handing the page over, and only http(s)
+    // ones are links: `javascript:` stays text.
+    alice.say(LINKS).await;
+    bob.wait_for_message("alice", LINKS).await;
+    assert_eq!(
+        bob.links().await,
+        [[
+            "https://example.org/docs?a=1&b=2".to_string(),
+            "_blank".to_string(),
+            "noopener noreferrer".to_string(),
+            "https://example.org/docs?a=1&b=2".to_string(),
+        ]],
+        "one link, the https one, without the sentence's comma"
+    );
+
     let in_bob = bob.messages().await;
     assert_eq!(
         in_bob,
@@ -113,9 +143,22 @@ async fn scenario(alice: &Browser, bob: &Browser, base: &str, tcp: std::net::Soc
             "bob: hi alice, bob here",
             "carol: carol on netcat",
             &format!("alice: {XSS}"),
+            &format!("alice: {LINKS}"),
         ],
         "bob's page shows each message once, in order"
     );
+    assert_eq!(bob.day_separators().await, ["Today"]);
+
+    // The page has its own help, not the netcat command list.
+    bob.say("/help").await;
+    bob.wait_until(
+        "the page's help",
+        "const h = document.querySelector('[data-testid=help]'); \
+         return !!h && h.textContent.includes('Sign out') && !h.textContent.includes('/quit');",
+        vec![],
+        "return [...document.querySelectorAll('[data-testid=notice]')].map(n => n.textContent);",
+    )
+    .await;
 
     // A slash command typed in the send box goes to POST /command; its reply is shown.
     bob.say("/users").await;
@@ -128,6 +171,7 @@ async fn scenario(alice: &Browser, bob: &Browser, base: &str, tcp: std::net::Soc
     .await;
 
     alice.wait_for_connected().await;
+    alice.resize_viewport(1280, 800).await;
     alice
         .screenshot(&target_dir().join("browser-e2e.png"))
         .await;
@@ -148,8 +192,8 @@ async fn scenario(alice: &Browser, bob: &Browser, base: &str, tcp: std::net::Soc
         "read once shown"
     );
 
-    // The same page at a phone's width.
-    bob.resize(390, 844).await;
+    // The same page at a phone's size.
+    bob.resize_viewport(390, 844).await;
     bob.wait_until(
         "the room list to slide away at phone width",
         "return document.getElementById('sidebar').getBoundingClientRect().right <= 0 \
@@ -158,9 +202,38 @@ async fn scenario(alice: &Browser, bob: &Browser, base: &str, tcp: std::net::Soc
         "return [document.getElementById('sidebar').getBoundingClientRect(), window.innerWidth];",
     )
     .await;
+    bob.js(
+        "const list = document.querySelector('[data-testid=message-list]'); list.scrollTop = list.scrollHeight; return true;",
+        vec![],
+    )
+    .await;
     bob.screenshot(&target_dir().join("browser-e2e-phone.png"))
         .await;
+
+    // On a phone the rooms drawer has its own close button, and Sign out in plain sight.
+    bob.click("toggle-rooms").await;
+    bob.wait_until(
+        "the rooms drawer to open with Sign out and a close button",
+        "const visible = (id) => { const r = document.querySelector(`[data-testid=${id}]`).getBoundingClientRect(); \
+           return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth; }; \
+         return document.getElementById('sidebar').getBoundingClientRect().left >= 0 \
+           && visible('drawer-quit-button') && visible('close-rooms');",
+        vec![],
+        "return document.getElementById('sidebar').getBoundingClientRect();",
+    )
+    .await;
+    bob.click("close-rooms").await;
+    bob.wait_until(
+        "the rooms drawer to close",
+        "return document.getElementById('sidebar').getBoundingClientRect().right <= 0;",
+        vec![],
+        "return document.getElementById('sidebar').getBoundingClientRect();",
+    )
+    .await;
 }
+
+/// A message with a link among other text, and a `javascript:` URL that must stay text.
+const LINKS: &str = "docs at https://example.org/docs?a=1&b=2, not javascript:alert(1)";
 
 /// Replaces `window.alert`, so that a script smuggled in through a message would leave a trace
 /// in `window.__alerts` instead of blocking the page.
@@ -222,4 +295,232 @@ async fn many_rooms_stay_within_the_browsers_connection_limit() {
     })
     .await
     .unwrap_or_else(|_| panic!("the many-rooms scenario took over {SCENARIO_LIMIT:?}"));
+}
+
+/// The server stops and starts again on the same ports (its SQLite file kept): the page shows
+/// that it is offline and refuses to send meanwhile, then comes back by itself with the same nick
+/// and rooms, every room resumed after the last message it showed: nothing lost, nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_comes_back_by_itself_after_a_server_restart() {
+    let driver = Driver::start();
+    let config = support::default_config();
+    let server = support::start_with(config.clone()).await;
+    let (tcp, http) = (server.tcp_addr(), server.http_addr());
+    let mut again = config;
+    again.server.tcp = tcp;
+    again.server.http = http;
+    let base = format!("http://{http}/");
+    tokio::time::timeout(SCENARIO_LIMIT, async {
+        let alice = driver.open().await;
+        alice.sign_in(&base, "alice").await;
+        alice.join("random").await;
+        alice.join("general").await;
+        let mut carol = Client::named(tcp, "carol").await;
+        carol.join("general").await;
+        carol.send("before the restart").await;
+        alice.wait_for_message("carol", "before the restart").await;
+        alice.say("alice before").await;
+        assert_eq!(
+            next_chat_line(&mut carol).await,
+            "[general] alice: alice before"
+        );
+
+        server.shutdown().await;
+        alice.wait_for_offline(true).await;
+        alice
+            .wait_for_attr(&testid("connection-state"), "data-state", "offline")
+            .await;
+
+        let server = support::start_with(again).await;
+        // Said before the page is back: it must arrive through the resumed stream.
+        let mut carol = Client::named(tcp, "carol").await;
+        carol.join("general").await;
+        carol.send("right after the restart").await;
+
+        alice.wait_for_offline(false).await;
+        alice
+            .wait_for_message("carol", "right after the restart")
+            .await;
+        alice.wait_for_connected().await;
+        alice.wait_for_text(&testid("my-nick"), "alice").await;
+        alice.wait_for_text(&testid("room-title"), "general").await;
+        assert_eq!(alice.joined_rooms().await, ["random", "general"]);
+        alice.say("alice after").await;
+        assert_eq!(
+            next_chat_line(&mut carol).await,
+            "[general] alice: alice after"
+        );
+        alice.wait_for_message("alice", "alice after").await;
+        assert_eq!(
+            alice.messages().await,
+            [
+                "carol: before the restart",
+                "alice: alice before",
+                "carol: right after the restart",
+                "alice: alice after",
+            ],
+            "each message once, in order, across the restart"
+        );
+        alice.close().await;
+        server.shutdown().await;
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the restart scenario took over {SCENARIO_LIMIT:?}"));
+}
+
+/// A tab that is closed releases its session within the grace after its last stream closed
+/// (`STREAM_GRACE`), not after the idle time of minutes: the room sees it quit, and the nick can
+/// be taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_tabs_nick_is_free_again_within_the_grace() {
+    let driver = Driver::start();
+    let server = support::start().await;
+    let base = format!("http://{}/", server.http_addr());
+    let mut bob = Client::named(server.tcp_addr(), "bob").await;
+    bob.join("general").await;
+    tokio::time::timeout(SCENARIO_LIMIT, async {
+        let alice = driver.open().await;
+        alice.sign_in(&base, "alice").await;
+        alice.join("general").await;
+        bob.expect("* alice joined general").await;
+        alice.close().await;
+
+        // Nothing is asserted about how fast, only that it happens within the grace and a
+        // generous margin.
+        let deadline = Instant::now() + STREAM_GRACE + BROWSER_PATIENCE;
+        loop {
+            bob.send("/users general").await;
+            let reply = loop {
+                let line = bob.line().await; // "* alice quit" may come first
+                if line.starts_with("* users in general") {
+                    break line;
+                }
+            };
+            if reply == "* users in general (1): bob" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "alice is still listed: {reply}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let again = Client::named(server.tcp_addr(), "alice").await;
+        assert!(again.welcome.starts_with("* welcome"));
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the closed-tab scenario took over {SCENARIO_LIMIT:?}"));
+}
+
+/// Old history is split by day: a separator before the first message of each calendar day,
+/// "Yesterday" and "Today" by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_history_is_separated_by_date() {
+    let driver = Driver::start();
+    let config = support::default_config();
+    let path = config
+        .layers
+        .iter()
+        .find_map(|layer| match layer {
+            LayerConfig::Persist(PersistConfig::Sqlite { path, .. }) => Some(path.clone()),
+            _ => None,
+        })
+        .expect("the default pipeline stores in SQLite");
+    // Two messages stored on earlier days, as a previous run of chatd would have left them.
+    let day_ms = 24 * 60 * 60 * 1000;
+    let now_ms = chatd::core::message::now_ms();
+    let store = SqliteStore::open(std::path::Path::new(&path), false)
+        .await
+        .expect("open the store");
+    let old = |seq, text: &str, ts_ms| {
+        Arc::new(ChatMessage::at(
+            RoomName::parse("history").unwrap(),
+            seq,
+            Nick::parse("carol").unwrap(),
+            text.to_string(),
+            Origin::Remote(Arc::from("earlier")),
+            ts_ms,
+        ))
+    };
+    let batch = [
+        old(1, "three days ago", now_ms - 3 * day_ms),
+        old(2, "a day ago", now_ms - day_ms),
+    ];
+    store.append(&batch).await.expect("store the old messages");
+    drop(store);
+
+    let server = support::start_with(config).await;
+    let base = format!("http://{}/", server.http_addr());
+    tokio::time::timeout(SCENARIO_LIMIT, async {
+        let alice = driver.open().await;
+        alice.sign_in(&base, "alice").await;
+        alice.join("history").await;
+        alice.wait_for_message("carol", "a day ago").await;
+        alice.say("today").await;
+        alice.wait_for_message("alice", "today").await;
+        let days = alice.day_separators().await;
+        assert_eq!(days.len(), 3, "{days:?}");
+        assert_eq!(days[1..], ["Yesterday", "Today"]);
+        assert!(
+            days[0].split(", ").count() == 3,
+            "the full date, e.g. \"Monday, March 2, 2026\": {days:?}"
+        );
+        alice.close().await;
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the history scenario took over {SCENARIO_LIMIT:?}"));
+}
+
+/// `event: gap` (messages that will never come on this stream) is shown as a quiet notice and
+/// skipped; `event: reset` (the server lost the numbering) empties the room's timeline, so that
+/// the history sent afresh after it, with seqs the page has seen before, is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gap_and_reset_events_are_shown() {
+    use scripted::{ScriptedServer, frame, message};
+    let ts = "2026-01-01T12:00:00Z";
+    let mut streams = HashMap::new();
+    streams.insert(
+        "gappy".to_string(),
+        [
+            message("gappy", 1, "bob", "one", ts),
+            message("gappy", 2, "bob", "two", ts),
+            frame("gap", None, json!({ "room": "gappy", "from": 3, "to": 4 })),
+            message("gappy", 5, "bob", "five", ts),
+        ]
+        .concat(),
+    );
+    streams.insert(
+        "lost".to_string(),
+        [
+            message("lost", 1, "bob", "old one", ts),
+            message("lost", 2, "bob", "old two", ts),
+            frame("reset", None, json!({ "room": "lost", "last_seq": 2 })),
+            message("lost", 1, "bob", "new one", ts),
+            message("lost", 2, "bob", "new two", ts),
+        ]
+        .concat(),
+    );
+    let server = ScriptedServer::start("alice", streams).await;
+    let driver = Driver::start();
+    let base = format!("http://{}/", server.addr);
+    tokio::time::timeout(SCENARIO_LIMIT, async {
+        let alice = driver.open().await;
+        alice.sign_in(&base, "alice").await;
+        alice.join("gappy").await;
+        alice.wait_for_message("bob", "five").await;
+        assert_eq!(
+            alice.messages().await,
+            ["bob: one", "bob: two", "bob: five"]
+        );
+        alice
+            .wait_for_text(
+                "[data-testid=notice] .note-text",
+                "some messages could not be delivered (#3 to #4)",
+            )
+            .await;
+
+        alice.join("lost").await;
+        alice.wait_for_message("bob", "new two").await;
+        assert_eq!(alice.messages().await, ["bob: new one", "bob: new two"]);
+        alice.close().await;
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the scripted scenario took over {SCENARIO_LIMIT:?}"));
 }

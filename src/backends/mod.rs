@@ -132,6 +132,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         })
     }
 
+    /// The names of the rooms that have stored messages, sorted, at most `limit` of them: what
+    /// `/rooms` lists after a restart, before anybody has joined them. Stores that cannot tell
+    /// list none.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn rooms(&self, limit: usize) -> BoxFuture<'_, Result<Vec<RoomName>, StoreError>> {
+        let _ = limit;
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
     /// Where `room`'s history stands: what [`crate::core::OpenRoom`] asks after a restart.
     ///
     /// # Errors

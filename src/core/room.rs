@@ -339,6 +339,9 @@ pub struct Rooms {
     /// Set when a cross-instance bus keeps per-room state (a Valkey subscription, a poll watch)
     /// for every room opened here: such rooms are never freed (see [`Rooms::release_if_unused`]).
     keep_opened: AtomicBool,
+    /// Rooms the store holds messages of, read once at start ([`Rooms::remember_stored`]): listed
+    /// by `/rooms` with no members until they are used, without costing a `Room` each.
+    stored: Mutex<Vec<RoomName>>,
 }
 
 impl Rooms {
@@ -348,7 +351,14 @@ impl Rooms {
             map: Mutex::default(),
             stats,
             keep_opened: AtomicBool::new(false),
+            stored: Mutex::default(),
         }
+    }
+
+    /// Remembers the names of rooms with stored history, so that [`Rooms::list`] (and `/rooms`)
+    /// shows them after a restart, with 0 members, before anybody joins them.
+    pub fn remember_stored(&self, names: Vec<RoomName>) {
+        *self.stored.lock().unwrap_or_else(|p| p.into_inner()) = names;
     }
 
     /// From now on, a room that was opened (`Room::open_once`) is never freed: the pipeline's
@@ -432,13 +442,24 @@ impl Rooms {
         self.map().get(name).cloned()
     }
 
-    /// Every room with its member count, sorted by name.
+    /// Every room with its member count, sorted by name; the rooms of the store not opened since
+    /// start (see [`Rooms::remember_stored`]) with 0.
     pub fn list(&self) -> Vec<(RoomName, usize)> {
         let rooms: Vec<Arc<Room>> = self.map().values().cloned().collect();
         let mut list: Vec<(RoomName, usize)> = rooms
             .iter()
             .map(|r| (r.name.clone(), r.member_count()))
             .collect();
+        let stored = self
+            .stored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for name in stored {
+            if !list.iter().any(|(listed, _)| *listed == name) {
+                list.push((name, 0));
+            }
+        }
         list.sort();
         list
     }

@@ -7,7 +7,9 @@
 //   api.js       one function per HTTP endpoint
 //   room.js      a joined room: its timeline, seq dedupe and event stream
 //   commands.js  what a typed line does
-//   page.js      the page's parts, drawn from the state; view.js the pieces (always textContent)
+//   recovery.js  coming back by itself after an outage or a server restart
+//   page.js      the page's parts, drawn from the state; view.js and sidebar.js the pieces
+//                (always textContent)
 //   store.js     what survives a reload
 
 import * as api from './api.js';
@@ -15,6 +17,7 @@ import { Room } from './room.js';
 import * as view from './view.js';
 import * as page from './page.js';
 import { commandRunner } from './commands.js';
+import { recovery } from './recovery.js';
 import * as store from './store.js';
 
 const { ui } = page;
@@ -50,10 +53,14 @@ const roomHooks = {
     later('directory', refreshDirectory, 250);
   },
   onStatus(room) {
-    if (room.status === 'live') room.backoff = 0;
-    if (room.status === 'closed') recover(room);
+    // A stream the browser retries (`reconnecting`) or gave up on (`closed`, an HTTP error such
+    // as 401 after a restart): is the server there, and is the session?
+    if (room.status === 'reconnecting' || room.status === 'closed') link.suspect();
     page.renderConnection(state);
     page.renderSidebar(state);
+  },
+  onReset(room) {
+    if (room.name === state.current) page.renderAll(state);
   },
 };
 
@@ -69,7 +76,14 @@ async function boot() {
       const reply = await api.command(`/nick ${saved.nick}`);
       return enterChat(reply.nick || saved.nick, saved.rooms, saved.current);
     } catch {
-      // Expired or never there: connect again.
+      // Expired, or the server restarted: connect again as the same nick, into the same rooms.
+    }
+    try {
+      const reply = await api.connect(saved.nick);
+      return enterChat(reply.nick, saved.rooms, saved.current);
+    } catch (err) {
+      const taken = err.status === 409 ? `${err.message}: pick another one, or wait a few seconds if it was yours` : '';
+      return page.showLogin(taken, saved.nick);
     }
   }
   page.showLogin('', saved.nick || '');
@@ -92,7 +106,7 @@ async function onLogin(event) {
 async function enterChat(nick, rooms = [], current = null) {
   teardown();
   state.nick = nick;
-  const welcome = `welcome, ${nick}! Join a room on the left, or type /join ROOM. /help lists the commands.`;
+  const welcome = `welcome, ${nick}! Join a room on the left, or type /join ROOM. /help shows what you can do.`;
   state.lobby = [{ kind: 'notice', text: welcome }];
   page.showChat();
   store.save(state);
@@ -113,11 +127,13 @@ function teardown() {
   clearInterval(state.timer);
 }
 
+/** The session cannot come back (its nick is taken now): back to the nick form, saying why. */
 function sessionLost(message) {
   const nick = state.nick;
   teardown();
   state.nick = null;
-  page.showLogin(`${message}. Connect again to go on.`, nick);
+  page.setLinkUp(true);
+  page.showLogin(message, nick);
 }
 
 async function quit() {
@@ -179,9 +195,8 @@ async function joinRoom(name, { select = true, quiet = false } = {}) {
   if (!room) {
     room = new Room(canonical, roomHooks);
     state.rooms.set(canonical, room);
-    // Only the header line: the history lines that follow it come on the stream, with seqs.
-    const header = (reply.lines || []).find((line) => line.startsWith('* '));
-    if (header && !quiet) room.items.push({ kind: 'notice', text: header.slice(2) });
+    // The page's own words, not the netcat header: the history follows on the stream, with seqs.
+    if (!quiet) room.items.push({ kind: 'notice', text: joinedText(canonical, reply.members) });
     room.shownAt = Date.now();
     room.open();
   }
@@ -191,6 +206,13 @@ async function joinRoom(name, { select = true, quiet = false } = {}) {
   page.renderSidebar(state);
   later('directory', refreshDirectory, 100);
   return true;
+}
+
+/** "You joined #general · 3 members here" (the members of every instance). */
+function joinedText(name, members) {
+  const n = Number(members);
+  if (!Number.isSafeInteger(n) || n < 1) return `You joined #${name}`;
+  return n === 1 ? `You joined #${name} · nobody else is here yet` : `You joined #${name} · ${n} members here`;
 }
 
 /** Shows `name`. The server is told too, so that `/users` and `/history` mean this room. */
@@ -213,11 +235,11 @@ function selectRoom(name, { tellServer = true } = {}) {
 async function leaveRoom(name) {
   const room = state.rooms.get(name);
   room?.close();
-  let lines = [];
+  let lines = [`* You left #${name}`];
   try {
-    lines = (await api.command(`/leave ${name}`)).lines || [];
+    await api.command(`/leave ${name}`);
   } catch (err) {
-    if (err.sessionLost) return sessionLost(err.message);
+    if (err.sessionLost || err.unreachable) return handleError(err);
     lines = [`! ${err.message}`];
   }
   state.rooms.delete(name);
@@ -230,26 +252,6 @@ async function leaveRoom(name) {
   page.renderAll(state);
   showLines(lines);
   later('directory', refreshDirectory, 100);
-}
-
-/** Asks the server again if the browser gave up on a stream (it does on an HTTP error). */
-async function recover(room) {
-  if (room.recovering) return;
-  room.recovering = true;
-  room.backoff = Math.min((room.backoff || 1000) * 2, 30_000);
-  await new Promise((resolve) => setTimeout(resolve, room.backoff));
-  room.recovering = false;
-  if (state.rooms.get(room.name) !== room) return;
-  try {
-    await api.command('/rooms');
-  } catch (err) {
-    if (err.sessionLost) return sessionLost(err.message);
-    return recover(room);
-  }
-  if (state.rooms.get(room.name) === room && room.status !== 'paused') {
-    room.open();
-    capStreams();
-  }
 }
 
 async function refreshDirectory() {
@@ -303,19 +305,37 @@ function showLines(lines) {
   }
 }
 
+/** A failed request: shown, and if the server or the session is gone, recovered from. */
 function handleError(err) {
-  if (err.sessionLost) sessionLost(err.message);
+  if (err.unreachable) link.suspect();
+  else if (err.sessionLost) link.resume();
   else note('error', err.message);
 }
 
+/** As `handleError`, for requests the person did not make (refreshes): nothing is shown. */
 function handleQuietError(err) {
-  if (err.sessionLost) sessionLost(err.message);
+  if (err.unreachable) link.suspect();
+  else if (err.sessionLost) link.resume();
 }
+
+/** The server answers again (true) or not (false): the banner, the send box. */
+function setLinkUp(up) {
+  page.setLinkUp(up);
+  page.renderConnection(state);
+}
+
+const link = recovery({
+  state, setLinkUp, setNick, capStreams, selectRoom, note, sessionLost,
+  refresh() {
+    refreshDirectory();
+    refreshMembers();
+  },
+});
 
 /** Typed lines: `/commands` and messages (commands.js decides which is which). */
 const runLine = commandRunner({
   state, say: api.say, command: api.command, joinRoom, leaveRoom, quit, setNick, note, showLines,
-  handleError, applyRooms, applyUsers,
+  handleError, applyRooms, applyUsers, showHelp: () => note('help', ''),
 });
 
 const pending = new Map();
@@ -357,6 +377,7 @@ function wire() {
     else if (action === 'join') joinRoom(room);
   });
   ui.quitButton.addEventListener('click', quit);
+  ui.drawerQuitButton.addEventListener('click', quit);
   page.wireDrawers();
 }
 
