@@ -13,12 +13,13 @@
 //   store.js     what survives a reload
 
 import * as api from './api.js';
-import { Room } from './room.js';
+import { Room, pauseStreams } from './room.js';
 import * as view from './view.js';
 import * as page from './page.js';
 import { commandRunner } from './commands.js';
 import { recovery } from './recovery.js';
 import * as store from './store.js';
+import { directory, later } from './directory.js';
 
 const { ui } = page;
 
@@ -35,6 +36,12 @@ const state = {
   counts: new Map(),
   timer: null,
 };
+
+/** The room list and the current room's members, asked again when they may have changed. */
+const dir = directory(state, (err) => handleQuietError(err));
+const { applyRooms, applyUsers } = dir;
+const refreshDirectory = () => dir.refreshRooms();
+const refreshMembers = () => dir.refreshMembers();
 
 const roomHooks = {
   onItem(room, item) {
@@ -157,23 +164,9 @@ function setNick(nick) {
 
 // ---- rooms --------------------------------------------------------------------------------
 
-/**
- * Browsers allow six HTTP/1.1 connections per origin, and event streams hold theirs open: a page
- * with a stream for every joined room would stall its own requests from the sixth room on. So at
- * most this many rooms stream at once; the least recently shown ones are paused (their stream
- * closed) and resume without gaps (`last_event_id`) the moment they are shown again. Their unread
- * counts wait until then.
- */
-const MAX_LIVE_STREAMS = 4;
-
+/** At most `MAX_LIVE_STREAMS` rooms stream at once (see room.js); the current one always does. */
 function capStreams() {
-  const live = [...state.rooms.values()].filter((room) => room.stream && room.name !== state.current);
-  live.sort((a, b) => (a.shownAt || 0) - (b.shownAt || 0));
-  const allowed = MAX_LIVE_STREAMS - (state.rooms.get(state.current)?.stream ? 1 : 0);
-  for (const room of live.slice(0, Math.max(0, live.length - allowed))) {
-    room.close();
-    room.setStatus('paused');
-  }
+  pauseStreams(state.rooms.values(), state.current);
 }
 
 /**
@@ -254,38 +247,6 @@ async function leaveRoom(name) {
   later('directory', refreshDirectory, 100);
 }
 
-async function refreshDirectory() {
-  try {
-    const reply = await api.command('/rooms');
-    applyRooms(reply.rooms || []);
-  } catch (err) {
-    handleQuietError(err);
-  }
-}
-
-function applyRooms(list) {
-  state.counts = new Map(list.map((room) => [room.name, room.members]));
-  page.renderSidebar(state);
-  page.renderHeader(state);
-}
-
-async function refreshMembers() {
-  const name = state.current;
-  if (!name) return page.renderMembers(state);
-  try {
-    applyUsers(await api.command(`/users ${name}`));
-  } catch (err) {
-    handleQuietError(err);
-  }
-}
-
-function applyUsers(reply) {
-  const room = state.rooms.get(reply.room);
-  if (!room || !Array.isArray(reply.users)) return;
-  room.members = reply.users;
-  if (room.name === state.current) page.renderMembers(state);
-}
-
 // ---- the timeline -------------------------------------------------------------------------
 
 /** Adds a notice (`kind`: notice, reply, command or error) to what the person is looking at. */
@@ -337,16 +298,6 @@ const runLine = commandRunner({
   state, say: api.say, command: api.command, joinRoom, leaveRoom, quit, setNick, note, showLines,
   handleError, applyRooms, applyUsers, showHelp: () => note('help', ''),
 });
-
-const pending = new Map();
-/** Runs `task` once, `ms` from now, however often it is asked for in between. */
-function later(key, task, ms) {
-  if (pending.has(key)) return;
-  pending.set(key, setTimeout(() => {
-    pending.delete(key);
-    task();
-  }, ms));
-}
 
 // ---- wiring -------------------------------------------------------------------------------
 

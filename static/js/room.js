@@ -154,3 +154,25 @@ function parse(data) {
     return null;
   }
 }
+
+/**
+ * Browsers allow six HTTP/1.1 connections per origin, and event streams hold theirs open: a page
+ * with a stream for every joined room would stall its own requests from the sixth room on. So at
+ * most this many rooms stream at once; the least recently shown ones are paused (their stream
+ * closed) and resume without gaps (`last_event_id`) the moment they are shown again. Their unread
+ * counts wait until then.
+ */
+export const MAX_LIVE_STREAMS = 4;
+
+/** Pauses the streams of the least recently shown `rooms` beyond the limit, never `current`'s. */
+export function pauseStreams(rooms, current) {
+  const all = [...rooms];
+  const live = all.filter((room) => room.stream && room.name !== current);
+  live.sort((a, b) => (a.shownAt || 0) - (b.shownAt || 0));
+  const currentLive = all.some((room) => room.name === current && room.stream);
+  const allowed = MAX_LIVE_STREAMS - (currentLive ? 1 : 0);
+  for (const room of live.slice(0, Math.max(0, live.length - allowed))) {
+    room.close();
+    room.setStatus('paused');
+  }
+}

@@ -341,22 +341,18 @@ impl Browser {
     }
 
     /// Resizes the window so that the page itself (the viewport) is `width` x `height`, as a
-    /// screenshot of that size needs: the window's own frame is measured and added.
+    /// screenshot of that size needs: what the window's frame takes is measured and added.
     pub async fn resize_viewport(&self, width: u32, height: u32) {
         self.resize(width, height).await;
-        let frame = self
-            .js(
-                "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];",
-                vec![],
-            )
+        let inner = self
+            .js("return [window.innerWidth, window.innerHeight];", vec![])
             .await;
-        let extra = |i: usize| {
-            frame[i]
-                .as_u64()
-                .and_then(|v| u32::try_from(v).ok())
-                .unwrap_or(0)
+        let short = |i: usize, want: u32| {
+            let got = inner[i].as_u64().and_then(|v| u32::try_from(v).ok());
+            want.saturating_sub(got.unwrap_or(want))
         };
-        self.resize(width + extra(0), height + extra(1)).await;
+        self.resize(width + short(0, width), height + short(1, height))
+            .await;
     }
 
     /// Saves a PNG of the visible page at `path`, creating its directory.

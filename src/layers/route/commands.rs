@@ -1,5 +1,5 @@
 //! The route layer's commands, one method each. The reply texts here are the line protocol's
-//! (documented in the README); HTTP shows the same lines.
+//! (documented in docs/PROTOCOL.md); HTTP shows the same lines.
 
 use std::sync::Arc;
 
