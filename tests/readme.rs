@@ -4,8 +4,8 @@
 //! `checked by tests/readme.rs: NAME` in an HTML comment above it. This test replays each
 //! transcript on a TCP connection to the real `chatd` binary (lines starting with `* `, `! ` or
 //! `[` are what the server must answer, the others are typed), runs the curl block with bash and a
-//! real `curl` against the binary's port, and feeds docs/PROTOCOL.md's piped example to a real
-//! `nc`. The instance name and a guest's number differ per run: `myhost-9001` and `guest-4821` in
+//! real `curl` against the binary's port (docs/HTTP.md's longer curl block too), and feeds
+//! docs/PROTOCOL.md's piped example to a real `nc`. The instance name and a guest's number differ per run: `myhost-9001` and `guest-4821` in
 //! the README stand for them. `localhost:3001` and `localhost 9001` become the ephemeral ports.
 //!
 //! `nc` and `curl` must be installed (`scripts/test.sh` installs them on Debian and Ubuntu); a
@@ -20,6 +20,7 @@ use support::binary::Chatd;
 
 const README: &str = include_str!("../README.md");
 const PROTOCOL: &str = include_str!("../docs/PROTOCOL.md");
+const HTTP: &str = include_str!("../docs/HTTP.md");
 
 /// Stand-ins in the README for what differs per run.
 const WILDCARDS: [&str; 2] = ["myhost-9001", "guest-4821"];
@@ -103,9 +104,25 @@ async fn the_first_chat_goes_as_the_readme_shows() {
 
 #[tokio::test]
 async fn the_readme_curl_commands_work() {
+    let out = run_curl_block(README).await;
+    assert!(
+        !out.contains("{\"status\":\"ok\"}"),
+        "the README's block has no health check"
+    );
+}
+
+#[tokio::test]
+async fn the_http_pages_curl_commands_work() {
+    let out = run_curl_block(HTTP).await;
+    assert!(out.contains("{\"status\":\"ok\"}"), "GET /healthz: {out}");
+}
+
+/// Runs the curl block of `page` against a fresh chatd, checks what every such block shows (a
+/// join, a message, the stream), and returns the output.
+async fn run_curl_block(page: &str) -> String {
     installed("curl");
     let chatd = Chatd::start(&[], &support::data_dir());
-    let script = block(README, "curl")
+    let script = block(page, "curl")
         .replace("localhost:3001", &chatd.http.to_string())
         // The stream never ends by itself: two seconds of it show the history.
         .replace("curl -N ", "curl -N --max-time 2 ");
@@ -127,6 +144,7 @@ async fn the_readme_curl_commands_work() {
         );
     }
     chatd.terminate().await;
+    stdout.into_owned()
 }
 
 #[tokio::test]

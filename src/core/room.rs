@@ -637,6 +637,22 @@ mod tests {
     }
 
     #[test]
+    fn stored_rooms_are_listed_once_with_no_members_until_used() {
+        let sessions = Sessions::default();
+        let rooms = Rooms::new(Arc::default());
+        let name = |n: &str| RoomName::parse(n).unwrap();
+        rooms.remember_stored(vec![name("general"), name("old")]);
+        let (a, _rx) = member(&sessions, Protocol::Tcp);
+        rooms.get_or_create(&name("general")).join(&a);
+        assert_eq!(rooms.list(), vec![(name("general"), 1), (name("old"), 0)]);
+        assert_eq!(
+            rooms.len(),
+            1,
+            "a stored room costs no Room until it is used"
+        );
+    }
+
+    #[test]
     fn the_registry_is_bounded_and_frees_rooms_that_never_carried_a_message() {
         let sessions = Sessions::default();
         let rooms = Rooms::new(Arc::default());

@@ -6,6 +6,7 @@
 //
 //   api.js       one function per HTTP endpoint
 //   room.js      a joined room: its timeline, seq dedupe and event stream
+//   directory.js the room list and the current room's members, asked again when needed
 //   commands.js  what a typed line does
 //   recovery.js  coming back by itself after an outage or a server restart
 //   page.js      the page's parts, drawn from the state; view.js and sidebar.js the pieces
