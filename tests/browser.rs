@@ -5,14 +5,28 @@
 //! conversation. Browser to browser, browser to TCP and TCP to browser each carry a message; a
 //! message made of HTML shows as text; the member list, a slash command, unread markers and room
 //! switching work in a real browser. Screenshots land in `target/browser-e2e.png` (a laptop
-//! window) and `target/browser-e2e-phone.png` (a phone-width window) for a person to look at.
+//! window, 1280x800) and `target/browser-e2e-phone.png` (a phone, 390x844) for a person to look
+//! at; `docs/screenshot-laptop.png` and `docs/screenshot-phone.png` are copies of them.
+//!
+//! The other tests here are what a newcomer met: the page comes back by itself after a server
+//! restart (same nick, same rooms, nothing lost or shown twice), a closed tab's nick is free
+//! again within seconds, old history is split by date, and the stream's rarer events (`gap`,
+//! `reset`) are shown, against a scripted server (`support/scripted.rs`) that sends them on cue.
 //!
 //! It needs Chromium and ChromeDriver (`scripts/install-browser.sh`, which `scripts/test.sh` runs
 //! first). Without them it fails and says so; it is never skipped.
 
 #[path = "support/browser.rs"]
 mod browser;
+#[path = "support/scripted.rs"]
+mod scripted;
 mod support;
+
+// The newer scenarios, in the same test crate: coming back by itself, and the timeline.
+#[path = "browser/comeback.rs"]
+mod comeback;
+#[path = "browser/timeline.rs"]
+mod timeline;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,6 +119,21 @@ async fn scenario(alice: &Browser, bob: &Browser, base: &str, tcp: std::net::Soc
         next_chat_line(&mut carol).await,
         format!("[general] alice: {XSS}")
     );
+    // Links are clickable, open in a new tab without handing the page over, and only http(s)
+    // ones are links: `javascript:` stays text.
+    alice.say(LINKS).await;
+    bob.wait_for_message("alice", LINKS).await;
+    assert_eq!(
+        bob.links().await,
+        [[
+            "https://example.org/docs?a=1&b=2".to_string(),
+            "_blank".to_string(),
+            "noopener noreferrer".to_string(),
+            "https://example.org/docs?a=1&b=2".to_string(),
+        ]],
+        "one link, the https one, without the sentence's comma"
+    );
+
     let in_bob = bob.messages().await;
     assert_eq!(
         in_bob,
@@ -113,9 +142,22 @@ async fn scenario(alice: &Browser, bob: &Browser, base: &str, tcp: std::net::Soc
             "bob: hi alice, bob here",
             "carol: carol on netcat",
             &format!("alice: {XSS}"),
+            &format!("alice: {LINKS}"),
         ],
         "bob's page shows each message once, in order"
     );
+    assert_eq!(bob.day_separators().await, ["Today"]);
+
+    // The page has its own help, not the netcat command list.
+    bob.say("/help").await;
+    bob.wait_until(
+        "the page's help",
+        "const h = document.querySelector('[data-testid=help]'); \
+         return !!h && h.textContent.includes('Sign out') && !h.textContent.includes('/quit');",
+        vec![],
+        "return [...document.querySelectorAll('[data-testid=notice]')].map(n => n.textContent);",
+    )
+    .await;
 
     // A slash command typed in the send box goes to POST /command; its reply is shown.
     bob.say("/users").await;
@@ -128,6 +170,7 @@ async fn scenario(alice: &Browser, bob: &Browser, base: &str, tcp: std::net::Soc
     .await;
 
     alice.wait_for_connected().await;
+    alice.resize_viewport(1280, 800).await;
     alice
         .screenshot(&target_dir().join("browser-e2e.png"))
         .await;
@@ -148,8 +191,8 @@ async fn scenario(alice: &Browser, bob: &Browser, base: &str, tcp: std::net::Soc
         "read once shown"
     );
 
-    // The same page at a phone's width.
-    bob.resize(390, 844).await;
+    // The same page at a phone's size.
+    bob.resize_viewport(390, 844).await;
     bob.wait_until(
         "the room list to slide away at phone width",
         "return document.getElementById('sidebar').getBoundingClientRect().right <= 0 \
@@ -158,9 +201,38 @@ async fn scenario(alice: &Browser, bob: &Browser, base: &str, tcp: std::net::Soc
         "return [document.getElementById('sidebar').getBoundingClientRect(), window.innerWidth];",
     )
     .await;
+    bob.js(
+        "const list = document.querySelector('[data-testid=message-list]'); list.scrollTop = list.scrollHeight; return true;",
+        vec![],
+    )
+    .await;
     bob.screenshot(&target_dir().join("browser-e2e-phone.png"))
         .await;
+
+    // On a phone the rooms drawer has its own close button, and Sign out in plain sight.
+    bob.click("toggle-rooms").await;
+    bob.wait_until(
+        "the rooms drawer to open with Sign out and a close button",
+        "const visible = (id) => { const r = document.querySelector(`[data-testid=${id}]`).getBoundingClientRect(); \
+           return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth; }; \
+         return document.getElementById('sidebar').getBoundingClientRect().left >= 0 \
+           && visible('drawer-quit-button') && visible('close-rooms');",
+        vec![],
+        "return document.getElementById('sidebar').getBoundingClientRect();",
+    )
+    .await;
+    bob.click("close-rooms").await;
+    bob.wait_until(
+        "the rooms drawer to close",
+        "return document.getElementById('sidebar').getBoundingClientRect().right <= 0;",
+        vec![],
+        "return document.getElementById('sidebar').getBoundingClientRect();",
+    )
+    .await;
 }
+
+/// A message with a link among other text, and a `javascript:` URL that must stay text.
+const LINKS: &str = "docs at https://example.org/docs?a=1&b=2, not javascript:alert(1)";
 
 /// Replaces `window.alert`, so that a script smuggled in through a message would leave a trace
 /// in `window.__alerts` instead of blocking the page.

@@ -53,6 +53,111 @@ fn help_explains_every_flag() {
 }
 
 #[test]
+fn help_names_the_environment_the_pipelines_read() {
+    let help = text(&chatd(&["--help"]).stdout);
+    for variable in ["DATABASE_URL", "VALKEY_URL", "CHATD_DATA_DIR", "RUST_LOG"] {
+        assert!(help.contains(variable), "--help lacks {variable}:\n{help}");
+    }
+}
+
+#[test]
+fn a_port_alone_or_a_host_name_is_an_address() {
+    let out = chatd(&["--tcp", "9005", "--http", "localhost:3005", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("tcp = \"127.0.0.1:9005\""), "{stdout}");
+    assert!(stdout.contains("http = \"127.0.0.1:3005\""), "{stdout}");
+    let out = chatd(&["--tcp", "ninety", "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("\"ninety\" is not an address: write IP:PORT"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_prints_every_effective_option() {
+    let stdout = text(&chatd(&["--check"]).stdout);
+    for option in [
+        "session_idle_secs = 300",
+        "max_connections = 10000",
+        "header_read_timeout_secs = 10",
+        "max_rooms = 10000",
+        "max_rooms_per_session = 50",
+        "sync_timeout_ms = 5000",
+        "presence_ttl_secs = 15",
+    ] {
+        assert!(stdout.contains(option), "--check lacks {option}:\n{stdout}");
+    }
+}
+
+#[test]
+fn a_negative_number_is_out_of_range_with_its_range() {
+    let path = pipeline_file(
+        "negative",
+        &chatd::pipeline::load::EMBEDDED_DEFAULT.replace("capacity = 10", "capacity = -1"),
+    );
+    let out = chatd(&["--pipeline", path.to_str().unwrap(), "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "(history): option `capacity` = -1 is out of range; it must be from 1 to 10000"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_postgres_is_named_with_what_to_do() {
+    // Port 1 on the loopback address: nothing listens there.
+    let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["--pipeline", "pipelines/phase1-postgres.toml"])
+        .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/chatd")
+        .output()
+        .expect("run chatd");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach PostgreSQL at 127.0.0.1:1, database \"chatd\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("createdb -h 127.0.0.1 -p 1 chatd"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .env("CHATD_DATA_DIR", support::data_dir())
+        .env("RUST_LOG", "debug")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start chatd");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut logs = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("a line of stderr");
+        logs.push_str(&line);
+        logs.push('\n');
+        if line.contains(" is up: ") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(logs.contains("chatd is listening"), "a log line: {logs}");
+    assert!(!logs.contains('\u{1b}'), "no escape codes: {logs:?}");
+}
+
+#[test]
 fn check_prints_the_embedded_stack_in_call_order() {
     let out = chatd(&["--check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

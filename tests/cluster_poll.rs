@@ -232,7 +232,8 @@ async fn a_late_joiner_on_any_instance_gets_the_same_last_10_in_order() {
 }
 
 #[tokio::test]
-async fn out_of_order_commits_are_delivered_in_order_once_and_a_lost_seq_is_settled_with_a_tombstone() {
+async fn out_of_order_commits_are_delivered_in_order_once_and_a_lost_seq_is_settled_with_a_tombstone()
+ {
     let Some(cl) = cluster().await else { return };
     let db = sql(&cl.pg).await;
     let mut alice = Client::named(cl.a.tcp_addr(), "alice").await;

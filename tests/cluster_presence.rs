@@ -74,7 +74,10 @@ async fn users_and_rooms_span_instances() {
     bob.expect("* users in rust (2): alice, carol").await;
     bob.send("/rooms").await;
     bob.expect("* rooms: go (1), rust (2)").await;
-    bob.join("rust").await;
+    // The join counts the members of every instance, as `/users` does.
+    bob.send("/join rust").await;
+    bob.expect("* you joined rust (3 members); no messages yet")
+        .await;
     alice.send("/users").await;
     alice.expect("* users in rust (3): alice, bob, carol").await;
 

@@ -6,7 +6,6 @@
 
 mod support;
 
-
 use chatd::pipeline::PipelineConfig;
 use chatd::pipeline::config::Durability;
 use chatd::server::Server;
@@ -84,7 +83,6 @@ async fn history(client: &mut Client, expected: usize) -> Vec<String> {
         assert!(line.starts_with("* "), "unexpected line {line:?}");
     }
 }
-
 
 #[tokio::test]
 async fn a_tcp_user_on_a_and_an_sse_user_on_c_chat_and_a_late_joiner_on_b_sees_the_same_last_10() {

@@ -31,6 +31,16 @@ async fn connect_gives_a_token_and_a_cookie() {
     assert_eq!(guest.status, 200);
     assert!(guest.json["nick"].as_str().unwrap().starts_with("guest-"));
     assert_ne!(guest.json["session"], answer.json["session"]);
+
+    // The body is optional: no body at all is a guest too (`curl -X POST .../connect`).
+    let bodiless = anon.post_raw("/connect", "text/plain", String::new()).await;
+    assert_eq!(bodiless.status, 200, "{:?}", bodiless.json);
+    assert!(
+        bodiless.json["nick"]
+            .as_str()
+            .unwrap()
+            .starts_with("guest-")
+    );
     server.shutdown().await;
 }
 

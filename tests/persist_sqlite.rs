@@ -84,6 +84,27 @@ async fn the_binary_keeps_history_across_a_sigterm_restart() {
 }
 
 #[tokio::test]
+async fn rooms_with_stored_history_are_listed_after_a_restart() {
+    let config = scenarios::config_for(&store());
+    let server = support::start_with(config.clone()).await;
+    let mut alice = Client::named(server.tcp_addr(), "alice").await;
+    alice.join("general").await;
+    alice.send("kept").await;
+    alice.join("empty").await; // never carries a message: nothing to list after a restart
+    alice.sync().await;
+    server.shutdown().await;
+
+    let server = support::start_with(config).await;
+    let mut bob = Client::named(server.tcp_addr(), "bob").await;
+    bob.send("/rooms").await;
+    bob.expect("* rooms: general (0)").await;
+    bob.join("general").await;
+    bob.send("/rooms").await;
+    bob.expect("* rooms: general (1)").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_database_from_a_newer_chatd_is_refused() {
     let data = data_dir();
     let path = data.join("chatd.db");

@@ -94,17 +94,24 @@ mod tests {
     #[tokio::test]
     async fn with_write_ahead_the_store_decides_what_a_hole_is() {
         let store = Arc::new(Mock::default());
-        store.append(&[Row::Message(sample("general", 2, "x", "stored late"))]).await.unwrap();
+        store
+            .append(&[Row::Message(sample("general", 2, "x", "stored late"))])
+            .await
+            .unwrap();
         let hub = Hub::new("test");
         let room = hub.rooms().get_or_create(&general());
         room.commit(sample("general", 1, "x", "one"));
         room.commit(sample("general", 4, "x", "four")); // 2 is in the store, 3 nowhere
         let gap = room.gap().unwrap();
-        let found = settler(store.clone(), Durability::Sync).settle(&room, &gap).await;
+        let found = settler(store.clone(), Durability::Sync)
+            .settle(&room, &gap)
+            .await;
         assert_eq!(found.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![2]);
         assert_eq!(*store.skipped.lock().unwrap(), vec![(general(), 3)]);
         // The late write of 3 now finds its slot taken.
-        let late = store.append(&[Row::Message(sample("general", 3, "x", "too late"))]).await;
+        let late = store
+            .append(&[Row::Message(sample("general", 3, "x", "too late"))])
+            .await;
         assert_eq!(late.unwrap().conflicts, vec![0]);
         room.commit(found[0].clone());
         assert_eq!(room.delivered(), 4);
@@ -118,10 +125,18 @@ mod tests {
         let room = hub.rooms().get_or_create(&general());
         room.commit(sample("general", 2, "x", "two"));
         let gap = room.gap().unwrap();
-        assert!(settler(store.clone(), Durability::Async).settle(&room, &gap).await.is_empty());
+        assert!(
+            settler(store.clone(), Durability::Async)
+                .settle(&room, &gap)
+                .await
+                .is_empty()
+        );
         assert_eq!(room.delivered(), 2);
         assert_eq!(room.lost_within(1, 2), vec![(1, 1)]);
-        assert!(store.skipped.lock().unwrap().is_empty(), "no tombstone: the store cannot veto");
+        assert!(
+            store.skipped.lock().unwrap().is_empty(),
+            "no tombstone: the store cannot veto"
+        );
     }
 
     #[tokio::test]

@@ -155,7 +155,13 @@ impl Store for Mock {
     ) -> BoxFuture<'a, Result<StoredRoom, StoreError>> {
         let result = self.check().map(|()| StoredRoom {
             newest: self.page(room, 0, u64::MAX, window),
-            numbered: self.reserved.lock().unwrap().get(room).copied().unwrap_or(0),
+            numbered: self
+                .reserved
+                .lock()
+                .unwrap()
+                .get(room)
+                .copied()
+                .unwrap_or(0),
         });
         Box::pin(std::future::ready(result))
     }

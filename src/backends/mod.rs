@@ -147,6 +147,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Why the store did not answer.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// The names of the rooms that have stored messages, sorted, at most `limit` of them: what
+    /// `/rooms` lists after a restart, before anybody has joined them. Stores that cannot tell
+    /// list none.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn rooms(&self, limit: usize) -> BoxFuture<'_, Result<Vec<RoomName>, StoreError>> {
+        let _ = limit;
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
     /// Where `room` stands: its newest `window` rows and how far its numbering went (what
     /// [`crate::core::OpenRoom`] asks when a room is first used).
     ///

@@ -52,6 +52,46 @@ const RESERVE: &str = "INSERT INTO room_seq (room, last_seq) VALUES ($1, $2::big
      ON CONFLICT (room) DO UPDATE SET last_seq = GREATEST(room_seq.last_seq, $2::bigint) + $3::bigint \
      RETURNING last_seq";
 
+/// Why PostgreSQL at `url` cannot be used at start, for a person: where chatd looked (host, port,
+/// database), what the server said when asked once more directly (the pool only says that no
+/// connection came in time), and what usually helps.
+async fn unreachable(url: &str) -> String {
+    let config = url.parse::<tokio_postgres::Config>().ok();
+    let host = config
+        .as_ref()
+        .and_then(|c| c.get_hosts().first().cloned())
+        .map(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => name,
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".to_string());
+    let port = config
+        .as_ref()
+        .and_then(|c| c.get_ports().first().copied())
+        .unwrap_or(5432);
+    let db = config
+        .as_ref()
+        .and_then(|c| c.get_dbname().map(str::to_string))
+        .unwrap_or_else(|| "chatd".to_string());
+    let said =
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(url, NoTls)).await {
+            // tokio-postgres's message is "error connecting to server"; its source says why.
+            Ok(Err(e)) => match std::error::Error::source(&e) {
+                Some(why) => format!("{e}: {why}"),
+                None => e.to_string(),
+            },
+            Ok(Ok(_)) => "it answered only now; try again".to_string(),
+            Err(_) => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+        };
+    format!(
+        "cannot reach PostgreSQL at {host}:{port}, database {db:?} ({said}). Is the server \
+         running there (`pg_isready -h {host} -p {port}` tells)? Create the database once with \
+         `createdb -h {host} -p {port} {db}`, or point DATABASE_URL (or the pipeline's `url`) at \
+         another one"
+    )
+}
+
 /// The pool's connection manager.
 pub(crate) type Manager = PostgresConnectionManager<NoTls>;
 
@@ -78,8 +118,11 @@ impl PostgresStore {
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let store = PostgresStore { pool };
-        store.migrate().await?;
-        Ok(store)
+        match store.migrate().await {
+            Ok(()) => Ok(store),
+            Err(StoreError::Unavailable(_)) => Err(StoreError::Unavailable(unreachable(url).await)),
+            Err(other) => Err(other),
+        }
     }
 
     /// A connection from the pool, for the cross-instance pieces that share it (`poll`).
@@ -296,6 +339,21 @@ impl Store for PostgresStore {
         })
     }
 
+    fn rooms(&self, limit: usize) -> BoxFuture<'_, Result<Vec<RoomName>, StoreError>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            let rows = conn
+                .query("SELECT name FROM rooms ORDER BY name LIMIT $1", &[&limit])
+                .await
+                .map_err(classify)?;
+            Ok(rows
+                .iter()
+                .filter_map(|row| RoomName::parse(row.get::<_, &str>(0)).ok())
+                .collect())
+        })
+    }
+
     fn open_room<'a>(
         &'a self,
         room: &'a RoomName,
@@ -303,9 +361,7 @@ impl Store for PostgresStore {
     ) -> BoxFuture<'a, Result<StoredRoom, StoreError>> {
         Box::pin(async move {
             let conn = self.conn().await?;
-            let newest = self
-                .page(&*conn, room, 0, i64::MAX as u64, window)
-                .await?;
+            let newest = self.page(&*conn, room, 0, i64::MAX as u64, window).await?;
             let numbered: Option<i64> = conn
                 .query_opt(
                     "SELECT last_seq FROM room_seq WHERE room = $1",

@@ -46,7 +46,9 @@ impl LocalSequencer {
 
     /// Reserves the block after the current one in the background, once per block.
     fn reserve_ahead(&self, room: &Arc<Room>) {
-        let Some(store) = self.store.clone() else { return };
+        let Some(store) = self.store.clone() else {
+            return;
+        };
         let room = room.clone();
         tokio::spawn(async move {
             let Ok(_reserving) = room.reserving.try_lock() else {
@@ -55,7 +57,9 @@ impl LocalSequencer {
             let ceiling = room.local_ceiling();
             match store.reserve(&room.name, ceiling, BLOCK).await {
                 Ok(next) => room.reserve_up_to(next.max(room.local_ceiling())),
-                Err(err) => tracing::warn!(room = %room.name, "cannot reserve the next seqs ahead (the next message will try again): {err}"),
+                Err(err) => {
+                    tracing::warn!(room = %room.name, "cannot reserve the next seqs ahead (the next message will try again): {err}")
+                }
             }
         });
     }
@@ -74,13 +78,16 @@ impl LocalSequencer {
             if last < room.local_ceiling() {
                 continue;
             }
-            let ceiling = store.reserve(&room.name, last, BLOCK).await.map_err(|err| {
-                ChatError::unavailable(format!(
-                    "message not sent: cannot reserve numbers for {} in the store ({err}); \
+            let ceiling = store
+                .reserve(&room.name, last, BLOCK)
+                .await
+                .map_err(|err| {
+                    ChatError::unavailable(format!(
+                        "message not sent: cannot reserve numbers for {} in the store ({err}); \
                      try again",
-                    room.name
-                ))
-            })?;
+                        room.name
+                    ))
+                })?;
             room.reserve_up_to(ceiling);
         }
     }
@@ -147,7 +154,11 @@ mod tests {
     use crate::core::{RoomName, Start};
 
     fn room() -> Arc<Room> {
-        Arc::new(Room::new(RoomName::parse("general").unwrap(), Arc::default(), 0))
+        Arc::new(Room::new(
+            RoomName::parse("general").unwrap(),
+            Arc::default(),
+            0,
+        ))
     }
 
     #[tokio::test]
@@ -163,7 +174,11 @@ mod tests {
         for expected in 2..=BLOCK + 1 {
             assert_eq!(sequencer.next(&room).await.unwrap(), expected);
         }
-        assert_eq!(reserved(&store), 2 * BLOCK, "a second block once the first ran out");
+        assert_eq!(
+            reserved(&store),
+            2 * BLOCK,
+            "a second block once the first ran out"
+        );
     }
 
     #[tokio::test]
@@ -220,7 +235,10 @@ mod tests {
         // Half the block is used: the next one is reserved in the background.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         while room.local_ceiling() != 40 + 2 * BLOCK {
-            assert!(tokio::time::Instant::now() < deadline, "no reservation ahead");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no reservation ahead"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }

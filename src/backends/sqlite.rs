@@ -270,6 +270,21 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn rooms(&self, limit: usize) -> BoxFuture<'_, Result<Vec<RoomName>, StoreError>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(SqliteStore::with(&self.reader, move |conn| {
+            let mut statement = conn
+                .prepare("SELECT name FROM rooms ORDER BY name LIMIT ?1")
+                .map_err(classify)?;
+            let names = statement
+                .query_map(params![limit], |row| row.get::<_, String>(0))
+                .map_err(classify)?
+                .filter_map(|name| RoomName::parse(&name.ok()?).ok())
+                .collect();
+            Ok(names)
+        }))
+    }
+
     /// On the read connection: the writer's may be busy with a batch, which is not a failure.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(SqliteStore::with(&self.reader, |conn| {

@@ -216,7 +216,10 @@ impl Writer {
         let Some(rows) = rooms.get(room) else {
             return page;
         };
-        for row in rows.range(after.saturating_add(1)..=upto).map(|(_, row)| row) {
+        for row in rows
+            .range(after.saturating_add(1)..=upto)
+            .map(|(_, row)| row)
+        {
             match row {
                 Row::Message(msg) => page.messages.push(msg.clone()),
                 Row::Skipped { seq, .. } => page.skipped.push(*seq),

@@ -12,8 +12,8 @@ use bytes::Bytes;
 
 use super::error::ChatError;
 use super::message::{ChatMessage, Presence};
-use super::request::{HistoryAnswer, Page};
 use super::names::{Nick, RoomName};
+use super::request::{HistoryAnswer, Page};
 use super::session::SessionId;
 
 /// One thing to show a session.

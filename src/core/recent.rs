@@ -156,9 +156,15 @@ mod tests {
         let recent = memory(3, 1..=5);
         let read = recent.read(0, 5, 10);
         assert_eq!(seqs(&read), vec![3, 4, 5]);
-        assert!(!read.complete, "1 and 2 were evicted: a store might have them");
+        assert!(
+            !read.complete,
+            "1 and 2 were evicted: a store might have them"
+        );
         assert!(recent.read(0, 5, 3).complete);
-        assert!(recent.read(2, 5, 10).complete, "nothing after 2 was evicted");
+        assert!(
+            recent.read(2, 5, 10).complete,
+            "nothing after 2 was evicted"
+        );
     }
 
     #[test]
@@ -191,7 +197,11 @@ mod tests {
         let read = recent.read(0, 5, 10);
         assert_eq!(seqs(&read), vec![1, 2, 5]);
         assert_eq!(read.lost, vec![(3, 4)]);
-        assert_eq!(recent.read(3, 5, 10).lost, vec![(4, 4)], "clipped to the read");
+        assert_eq!(
+            recent.read(3, 5, 10).lost,
+            vec![(4, 4)],
+            "clipped to the read"
+        );
         assert!(recent.read(0, 2, 10).lost.is_empty());
     }
 

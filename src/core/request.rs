@@ -295,7 +295,12 @@ impl HistoryQuery {
         }
         if page.more {
             let oldest_row = page.skipped.first().copied().into_iter();
-            let oldest = messages.first().map(|m| m.seq).into_iter().chain(oldest_row).min();
+            let oldest = messages
+                .first()
+                .map(|m| m.seq)
+                .into_iter()
+                .chain(oldest_row)
+                .min();
             from = from.max(oldest.unwrap_or(from));
         }
         let missing = missing(from, self.upto, &messages, &page.skipped);
@@ -308,9 +313,19 @@ impl HistoryQuery {
 }
 
 /// The seqs of `from..=upto` that are neither in `messages` nor in `skipped`, as ranges.
-fn missing(from: u64, upto: u64, messages: &[Arc<ChatMessage>], skipped: &[u64]) -> Vec<(u64, u64)> {
+fn missing(
+    from: u64,
+    upto: u64,
+    messages: &[Arc<ChatMessage>],
+    skipped: &[u64],
+) -> Vec<(u64, u64)> {
     let mut known: Vec<u64> = messages.iter().map(|m| m.seq).collect();
-    known.extend(skipped.iter().copied().filter(|s| (from..=upto).contains(s)));
+    known.extend(
+        skipped
+            .iter()
+            .copied()
+            .filter(|s| (from..=upto).contains(s)),
+    );
     known.sort_unstable();
     let mut ranges = Vec::new();
     let mut next = from;

@@ -22,8 +22,8 @@
 //! The lock is a plain mutex held for microseconds and never across an `.await`; delivery inside
 //! it is a non-blocking push per member (see [`super::session`] for the slow-consumer rule).
 
-use std::collections::{BTreeMap, HashMap};
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -332,7 +332,9 @@ impl Room {
                 .last()
                 .unwrap_or(from);
             tracing::warn!(room = %self.name, from, to, "gave up waiting for missing messages");
-            self.stats.gaps_skipped.fetch_add(to - from + 1, Ordering::Relaxed);
+            self.stats
+                .gaps_skipped
+                .fetch_add(to - from + 1, Ordering::Relaxed);
             for s in from..=to {
                 st.pending.insert(s, None);
             }

@@ -183,18 +183,21 @@ fn start_holds_what_is_known_above_the_starting_point() {
     room.commit(sample("general", 45, "x", "arrived live while opening"));
     room.start(Start {
         at: 41,
-        pending: vec![
-            (42, Some(sample("general", 42, "x", "stored"))),
-            (44, None),
-        ],
-        history: (39..=41).map(|s| sample("general", s, "x", "old")).collect(),
+        pending: vec![(42, Some(sample("general", 42, "x", "stored"))), (44, None)],
+        history: (39..=41)
+            .map(|s| sample("general", s, "x", "old"))
+            .collect(),
         history_complete: false,
     });
     assert_eq!(room.delivered(), 42, "43 is missing");
     room.join(&a);
     room.commit(sample("general", 43, "x", "late"));
     assert_eq!(received(&mut rx), vec![43, 45], "44 carries nothing");
-    assert_eq!(room.next_local_seq(), Some(42), "numbering continues after the start");
+    assert_eq!(
+        room.next_local_seq(),
+        Some(42),
+        "numbering continues after the start"
+    );
     let read = room.recent(0, 45, 3);
     assert_eq!(
         read.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
@@ -235,7 +238,11 @@ fn a_gap_is_reported_resolved_or_given_up_on_with_a_notice() {
     room.skip(3); // the store says 3 carries nothing
     assert_eq!(room.gap().map(|g| (g.from, g.to)), Some((5, 6)));
     assert_eq!(received(&mut rx), vec![1, 2, 4]);
-    assert_eq!(room.give_up_until(6), 1, "7 is delivered once 5 and 6 are given up");
+    assert_eq!(
+        room.give_up_until(6),
+        1,
+        "7 is delivered once 5 and 6 are given up"
+    );
     assert_eq!(room.gap(), None);
     assert_eq!(room.stats.gaps_skipped.get(), 2);
     let mut events = Vec::new();

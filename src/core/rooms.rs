@@ -25,6 +25,9 @@ pub struct Rooms {
     /// Set when a cross-instance bus keeps per-room state (a Valkey subscription, a poll watch)
     /// for every room opened here: such rooms are never freed (see [`Rooms::release_if_unused`]).
     keep_opened: AtomicBool,
+    /// Rooms the store holds messages of, read once at start ([`Rooms::remember_stored`]): listed
+    /// by `/rooms` with no members until they are used, without costing a `Room` each.
+    stored: Mutex<Vec<RoomName>>,
 }
 
 impl Rooms {
@@ -35,6 +38,12 @@ impl Rooms {
             stats,
             ..Rooms::default()
         }
+    }
+
+    /// Remembers the names of rooms with stored history, so that [`Rooms::list`] (and `/rooms`)
+    /// shows them after a restart, with 0 members, before anybody joins them.
+    pub fn remember_stored(&self, names: Vec<RoomName>) {
+        *self.stored.lock().unwrap_or_else(|p| p.into_inner()) = names;
     }
 
     /// Rooms created from now on keep their `capacity` newest delivered messages in memory: the
@@ -139,13 +148,24 @@ impl Rooms {
         self.map().values().cloned().collect()
     }
 
-    /// Every room with its member count, sorted by name.
+    /// Every room with its member count, sorted by name; the rooms of the store not opened since
+    /// start (see [`Rooms::remember_stored`]) with 0.
     pub fn list(&self) -> Vec<(RoomName, usize)> {
         let rooms: Vec<Arc<Room>> = self.map().values().cloned().collect();
         let mut list: Vec<(RoomName, usize)> = rooms
             .iter()
             .map(|r| (r.name.clone(), r.member_count()))
             .collect();
+        let stored = self
+            .stored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for name in stored {
+            if !list.iter().any(|(listed, _)| *listed == name) {
+                list.push((name, 0));
+            }
+        }
         list.sort();
         list
     }
@@ -183,6 +203,24 @@ mod tests {
             vec![("alpha".to_string(), 0), ("zeta".to_string(), 1)]
         );
         assert!(rooms.get(&name("nope")).is_none());
+    }
+
+    #[test]
+    fn stored_rooms_are_listed_once_with_no_members_until_used() {
+        let sessions = Sessions::default();
+        let rooms = Rooms::new(Arc::default());
+        rooms.remember_stored(vec![name("general"), name("old")]);
+        let (tx, _rx) = outbound::channel(8);
+        let a = sessions
+            .open(Protocol::Tcp, None, None, tx, Closer::default())
+            .unwrap();
+        rooms.get_or_create(&name("general")).join(&a);
+        assert_eq!(rooms.list(), vec![(name("general"), 1), (name("old"), 0)]);
+        assert_eq!(
+            rooms.len(),
+            1,
+            "a stored room costs no Room until it is used"
+        );
     }
 
     #[test]

@@ -190,7 +190,10 @@ mod tests {
         let red = check(&backends).await;
         assert!(!red.ready);
         assert_eq!(red.body["status"], "unavailable");
-        assert_eq!(red.body["checks"]["bus"], "poll: no successful poll for 5 s");
+        assert_eq!(
+            red.body["checks"]["bus"],
+            "poll: no successful poll for 5 s"
+        );
         assert_eq!(
             red.body["checks"]["store"],
             "the store is unavailable: mock is down"

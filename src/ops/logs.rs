@@ -4,6 +4,11 @@
 //! `RUST_LOG=warn`; `info` when unset). Text is for a terminal; JSON (`--log-format json`) is for
 //! a log shipper: every line is one object with `timestamp`, `level`, `target` and `fields`
 //! (whose `message` is the text), so fields such as `room` or `seq` stay searchable.
+//!
+//! Text is coloured only when stderr is a terminal (and `NO_COLOR` is unset): a log file or a
+//! pipe gets plain text, without escape codes to strip.
+
+use std::io::IsTerminal;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -20,8 +25,10 @@ pub enum LogFormat {
 pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),

@@ -38,6 +38,18 @@ use crate::layers::rate_limit::RateLimitLayer;
 use crate::layers::route::RouteLayer;
 use crate::ops::Backends;
 
+/// The route layer's `max_rooms`: the most stored rooms worth listing.
+fn max_rooms(config: &PipelineConfig) -> usize {
+    config
+        .layers
+        .iter()
+        .find_map(|layer| match layer {
+            LayerConfig::Route(route) => Some(route.max_rooms),
+            _ => None,
+        })
+        .unwrap_or_else(|| RouteConfig::default().max_rooms)
+}
+
 /// How many messages a joiner sees when the pipeline has no history layer.
 const DEFAULT_JOIN_REPLAY: usize = 10;
 
@@ -83,6 +95,15 @@ pub async fn assemble(
         Some(persist) => open_store(persist).await?,
         None => None,
     };
+    // The rooms with stored history, so that `/rooms` lists them after a restart too.
+    if let Some(opened) = &store {
+        match opened.store.rooms(max_rooms(config)).await {
+            Ok(names) => hub.rooms().remember_stored(names),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the stored rooms; /rooms shows the rooms in use only")
+            }
+        }
+    }
     // Who numbers messages and who carries them to other instances: the fan-out backend decides.
     let (sequencer, bus) = fanout_backend(config, hub, store.as_ref()).await?;
     let join_replay = config

@@ -229,31 +229,20 @@ pub struct RouteConfig {
     /// Longest accepted chat message, in characters (Discord's limit is 2000).
     #[serde(default = "default_max_message_chars")]
     pub max_message_chars: usize,
-    /// Where nicks and memberships are looked up; see [`DirectoryMode`]. Like the TTL below,
-    /// `chatd --check` shows it only when it is not the default.
-    #[serde(default, skip_serializing_if = "DirectoryMode::is_auto")]
+    /// Where nicks and memberships are looked up; see [`DirectoryMode`].
+    #[serde(default)]
     pub directory: DirectoryMode,
     /// With a shared directory: how long an instance's members stay listed after its last
     /// heartbeat (it beats every third of this). An instance that dies vanishes from `/users`
     /// elsewhere within this time. See `src/backends/directory.rs`.
-    #[serde(
-        default = "default_presence_ttl_secs",
-        skip_serializing_if = "is_default_presence_ttl"
-    )]
+    #[serde(default = "default_presence_ttl_secs")]
     pub presence_ttl_secs: u64,
     /// Most rooms one session may be in at once; beyond it `/join` asks to `/leave` one first.
-    /// Like the two below, `chatd --check` shows it only when it is not the default.
-    #[serde(
-        default = "default_max_rooms_per_session",
-        skip_serializing_if = "is_default_max_rooms_per_session"
-    )]
+    #[serde(default = "default_max_rooms_per_session")]
     pub max_rooms_per_session: usize,
     /// Most rooms this instance keeps; beyond it `/join` of a new room is refused (existing
     /// rooms can still be joined). See `core::room` for when a room is freed again.
-    #[serde(
-        default = "default_max_rooms",
-        skip_serializing_if = "is_default_max_rooms"
-    )]
+    #[serde(default = "default_max_rooms")]
     pub max_rooms: usize,
 }
 
@@ -273,10 +262,6 @@ fn default_presence_ttl_secs() -> u64 {
     15
 }
 
-fn is_default_presence_ttl(secs: &u64) -> bool {
-    *secs == default_presence_ttl_secs()
-}
-
 /// Which presence directory the route layer asks "is this nick free?" and "who is in this room?".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -293,12 +278,6 @@ pub enum DirectoryMode {
     Shared,
 }
 
-impl DirectoryMode {
-    fn is_auto(&self) -> bool {
-        *self == DirectoryMode::Auto
-    }
-}
-
 fn default_max_message_chars() -> usize {
     2000
 }
@@ -307,12 +286,6 @@ fn default_max_rooms_per_session() -> usize {
 }
 fn default_max_rooms() -> usize {
     10_000
-}
-fn is_default_max_rooms_per_session(n: &usize) -> bool {
-    *n == default_max_rooms_per_session()
-}
-fn is_default_max_rooms(n: &usize) -> bool {
-    *n == default_max_rooms()
 }
 
 /// Options of `kind = "history"`.
@@ -358,10 +331,7 @@ pub enum PersistConfig {
         batch: usize,
         /// Write-ahead only: how long a sender waits for its message to be stored before it
         /// is refused ("could not store your message ..., try again") and not delivered.
-        #[serde(
-            default = "default_sync_timeout_ms",
-            skip_serializing_if = "is_default_sync_timeout_ms"
-        )]
+        #[serde(default = "default_sync_timeout_ms")]
         sync_timeout_ms: u64,
     },
     /// A PostgreSQL server, through a pool of connections.
@@ -383,10 +353,7 @@ pub enum PersistConfig {
         #[serde(default = "default_batch")]
         batch: usize,
         /// Write-ahead only: see `Sqlite::sync_timeout_ms`.
-        #[serde(
-            default = "default_sync_timeout_ms",
-            skip_serializing_if = "is_default_sync_timeout_ms"
-        )]
+        #[serde(default = "default_sync_timeout_ms")]
         sync_timeout_ms: u64,
     },
 }
@@ -455,9 +422,6 @@ fn default_pool_size() -> u32 {
 }
 fn default_sync_timeout_ms() -> u64 {
     5000
-}
-fn is_default_sync_timeout_ms(ms: &u64) -> bool {
-    *ms == default_sync_timeout_ms()
 }
 
 impl PersistConfig {

@@ -1,9 +1,10 @@
 //! What `chatd --check` prints about a valid pipeline, and this instance's name.
 //!
-//! The summary shows the stack the way requests meet it, first layer first, so a reader can see
-//! what a reordering in the file did. Each layer's options are printed by serializing its config
-//! through `toml::Value`, not by a hand-written line per kind: a new kind or option shows up
-//! without touching this file.
+//! The summary shows every option in effect, defaults included, so that a reader sees what the
+//! running server would do without looking anything up: the `[server]` table first, then the
+//! stack the way requests meet it, first layer first, so a reader can see what a reordering in
+//! the file did. Options are printed by serializing each config through `toml::Value`, not by a
+//! hand-written line per kind: a new kind or option shows up without touching this file.
 
 use std::fmt::Write as _;
 
@@ -12,37 +13,37 @@ use super::config::{LayerConfig, PipelineConfig, ServerConfig};
 /// Where Linux keeps the host name; read directly so no extra crate is needed.
 const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 
+/// Lines of options are wrapped before this many characters.
+const WIDTH: usize = 100;
+/// Where a layer's options start: after `  1. ` and a kind padded to 9 characters and a space.
+const OPTIONS_COLUMN: usize = 15;
+
 impl PipelineConfig {
-    /// A human-readable summary: the source, the `[server]` table and the stack in call order.
+    /// A human-readable summary: the source, every `[server]` option and the stack in call
+    /// order, each layer with every option in effect.
     ///
     /// ```text
     /// pipeline <embedded default: pipelines/phase1-single.toml> is valid
-    /// server: tcp 127.0.0.1:9001, http 127.0.0.1:3001, instance myhost-9001 (derived), ...
+    /// server:        header_read_timeout_secs = 10, http = "127.0.0.1:3001",
+    ///                instance = "myhost-9001" (derived), max_body_bytes = 65536, ...
     /// stack, in call order (a request meets layer 1 first):
     ///   1. parse
-    ///   2. route     max_message_chars = 2000
+    ///   2. route     directory = "auto", max_message_chars = 2000, ...
     /// ```
     pub fn describe(&self) -> String {
-        let server = &self.server;
-        let instance = match &server.instance {
-            Some(name) => name.clone(),
-            None => format!("{} (derived)", server.instance_id()),
-        };
         let mut out = format!("pipeline {} is valid\n", self.source);
-        // Writing to a String cannot fail, so the `fmt::Result`s below are safely ignored.
-        let _ = writeln!(
-            out,
-            "server: tcp {}, http {}, instance {instance}, max_line_bytes {}, outbound_queue {}",
-            server.tcp, server.http, server.max_line_bytes, server.outbound_queue
-        );
+        let mut server = options_of(&self.server);
+        if self.server.instance.is_none() {
+            // Shown in key order, marked: the name this process would take.
+            let derived = format!("{:?} (derived)", self.server.instance_id());
+            server.push(("instance".to_string(), derived));
+            server.sort();
+        }
+        out.push_str(&wrapped("server:", &server));
         out.push_str("stack, in call order (a request meets layer 1 first):\n");
         for (i, layer) in self.layers.iter().enumerate() {
-            let options: Vec<String> = layer_options(layer)
-                .iter()
-                .map(|(key, value)| format!("{key} = {value}"))
-                .collect();
-            let line = format!("  {}. {:<9} {}", i + 1, layer.kind(), options.join(", "));
-            let _ = writeln!(out, "{}", line.trim_end());
+            let head = format!("  {}. {}", i + 1, layer.kind());
+            out.push_str(&wrapped(&head, &layer_options(layer)));
         }
         out
     }
@@ -51,6 +52,28 @@ impl PipelineConfig {
     pub fn instance_id(&self) -> String {
         self.server.instance_id()
     }
+}
+
+/// `head`, then `key = value` pairs separated by commas from [`OPTIONS_COLUMN`] on, wrapped
+/// before [`WIDTH`] onto lines indented to that column; one line with its newline per line.
+fn wrapped(head: &str, options: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut line = format!("{head:<width$}", width = OPTIONS_COLUMN - 1);
+    for (i, (key, value)) in options.iter().enumerate() {
+        let item = format!(
+            "{key} = {value}{}",
+            if i + 1 < options.len() { "," } else { "" }
+        );
+        if line.len() + 1 + item.len() > WIDTH && line.len() > OPTIONS_COLUMN {
+            // Writing to a String cannot fail, so the `fmt::Result` is safely ignored.
+            let _ = writeln!(out, "{}", line.trim_end());
+            line = " ".repeat(OPTIONS_COLUMN - 1);
+        }
+        line.push(' ');
+        line.push_str(&item);
+    }
+    let _ = writeln!(out, "{}", line.trim_end());
+    out
 }
 
 impl ServerConfig {
@@ -67,10 +90,16 @@ impl ServerConfig {
 /// A layer's options as `key` and TOML-rendered `value` (strings quoted), without its `kind`,
 /// in alphabetical order of the keys (the order of a `toml::Table`).
 pub fn layer_options(layer: &LayerConfig) -> Vec<(String, String)> {
-    match toml::Value::try_from(layer) {
+    let mut options = options_of(layer);
+    options.retain(|(key, _)| key != "kind");
+    options
+}
+
+/// The options of any config table, as [`layer_options`] renders them.
+fn options_of<T: serde::Serialize>(config: &T) -> Vec<(String, String)> {
+    match toml::Value::try_from(config) {
         Ok(toml::Value::Table(table)) => table
             .into_iter()
-            .filter(|(key, _)| key != "kind")
             .map(|(key, value)| (key, value.to_string()))
             .collect(),
         // Config types always serialize to a table; say so rather than hide the options.
@@ -119,7 +148,7 @@ mod tests {
     use crate::pipeline::load::{EMBEDDED_DEFAULT, EMBEDDED_SOURCE};
 
     #[test]
-    fn describe_lists_the_layers_in_call_order() {
+    fn describe_lists_the_layers_in_call_order_with_every_option() {
         let config = crate::pipeline::load::parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &|_| None);
         let text = config.unwrap().describe();
         let lines: Vec<&str> = text.lines().collect();
@@ -127,25 +156,37 @@ mod tests {
             lines[0],
             "pipeline <embedded default: pipelines/phase1-single.toml> is valid"
         );
-        assert!(lines[1].starts_with("server: tcp 127.0.0.1:9001, http 127.0.0.1:3001, instance "));
-        assert!(
-            lines[1].ends_with("(derived), max_line_bytes 4096, outbound_queue 256"),
-            "{}",
-            lines[1]
-        );
+        let start = lines.iter().position(|l| l.starts_with("stack, ")).unwrap();
+        let server = lines[1..start].join(" ");
+        for option in [
+            "header_read_timeout_secs = 10,",
+            "http = \"127.0.0.1:3001\",",
+            "max_body_bytes = 65536,",
+            "max_connections = 10000,",
+            "max_connections_per_ip = 64,",
+            "max_line_bytes = 4096,",
+            "outbound_queue = 256,",
+            "session_idle_secs = 300,",
+            "tcp = \"127.0.0.1:9001\"",
+        ] {
+            assert!(server.contains(option), "{option} missing: {server}");
+        }
+        assert!(server.contains("(derived), max_body_bytes"), "{server}");
         assert_eq!(
-            lines[2..],
+            lines[start..],
             [
                 "stack, in call order (a request meets layer 1 first):",
                 "  1. parse",
                 "  2. rate_limit burst = 20, per_second = 10",
-                "  3. route     max_message_chars = 2000",
+                "  3. route     directory = \"auto\", max_message_chars = 2000, max_rooms = 10000,",
+                "               max_rooms_per_session = 50, presence_ttl_secs = 15",
                 "  4. history   capacity = 10",
-                "  5. persist   batch = 500, durability = \"async\", path = \"data/chatd.db\", \
-                 queue = 10000, store = \"sqlite\"",
+                "  5. persist   batch = 500, durability = \"async\", path = \"data/chatd.db\", queue = 10000,",
+                "               store = \"sqlite\", sync_timeout_ms = 5000",
                 "  6. fanout    backend = \"local\"",
             ]
         );
+        assert!(lines.iter().all(|l| l.len() < WIDTH), "{text}");
     }
 
     #[test]
@@ -157,7 +198,7 @@ mod tests {
                     [[layer]]\nkind = \"fanout\"\nbackend = \"local\"\n";
         let config = crate::pipeline::load::parse("t.toml", text, &|_| None).unwrap();
         let described = config.describe();
-        assert!(described.contains(", instance a, "), "{described}");
+        assert!(described.contains(" instance = \"a\","), "{described}");
         let persist = described.find("3. persist").unwrap();
         let history = described.find("4. history   capacity = 3").unwrap();
         assert!(persist < history, "{described}");

@@ -202,8 +202,6 @@ impl Checker<'_> {
         }
         let server = self.server(server);
         let layers = self.layers(layers);
-        // The problems of single tables read best in file order; the whole-stack ones follow.
-        self.errors.sort_by_key(|e| e.line);
         let layers = match layers {
             Some((found, layers)) => {
                 self.errors.extend(graph::check(&found, !layers.is_empty()));
@@ -213,6 +211,10 @@ impl Checker<'_> {
             // `layer` is not a list of tables: that one problem says it all.
             None => vec![None],
         };
+        // Problems read best in file order, whichever phase found them, so that fixing them top
+        // to bottom works; those of the whole file (no line) come last. The sort is stable: two
+        // problems of one line keep the order they were found in.
+        self.errors.sort_by_key(|e| (e.line.is_none(), e.line));
         Some(PipelineConfig {
             source: source.to_string(),
             server: server?,
@@ -462,10 +464,10 @@ mod tests {
                     [[layer]]\nkind = \"history\"\ncapcity = 10\n";
         let errors = parse("pipelines/bad.toml", text, &fake_env).unwrap_err();
         let expected = "pipelines/bad.toml: 3 problems
-  - line 8, layer 3 (fanot): unknown layer kind `fanot`; expected one of: parse, rate_limit, timeout, concurrency_limit, load_shed, route, history, persist, fanout
-  - line 13, layer 5 (history): unknown option `capcity`; `history` takes: capacity
   - line 2, layer 1 (fanout): `fanout` must come after `parse` (layer 2), `route` (layer 4) and `history` (layer 5), \
-because fanout delivers what every other layer has accepted, so it is the last layer";
+because fanout delivers what every other layer has accepted, so it is the last layer
+  - line 8, layer 3 (fanot): unknown layer kind `fanot`; expected one of: parse, rate_limit, timeout, concurrency_limit, load_shed, route, history, persist, fanout
+  - line 13, layer 5 (history): unknown option `capcity`; `history` takes: capacity";
         assert_eq!(errors.to_string(), expected);
     }
 

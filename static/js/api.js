@@ -12,9 +12,14 @@ export class ApiError extends Error {
     this.status = status;
   }
 
-  /** The session is unknown or expired: the person has to connect again. */
+  /** The session is unknown or expired (a server restart forgets them all): connect again. */
   get sessionLost() {
     return this.status === 401;
+  }
+
+  /** No HTTP answer at all: the server is down or the network is. */
+  get unreachable() {
+    return this.status === 0;
   }
 }
 
@@ -70,4 +75,14 @@ export function say(room, text) {
 export function openStream(room, lastSeq) {
   const path = `/messages/${encodeURIComponent(room)}`;
   return new EventSource(lastSeq > 0 ? `${path}?last_event_id=${lastSeq}` : path);
+}
+
+/** GET /healthz: whether the server answers at all (liveness, no session needed). */
+export async function healthy() {
+  try {
+    const response = await fetch('/healthz', { cache: 'no-store' });
+    return response.ok;
+  } catch {
+    return false;
+  }
 }

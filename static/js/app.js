@@ -6,16 +6,21 @@
 //
 //   api.js       one function per HTTP endpoint
 //   room.js      a joined room: its timeline, seq dedupe and event stream
+//   directory.js the room list and the current room's members, asked again when needed
 //   commands.js  what a typed line does
-//   page.js      the page's parts, drawn from the state; view.js the pieces (always textContent)
+//   recovery.js  coming back by itself after an outage or a server restart
+//   page.js      the page's parts, drawn from the state; view.js and sidebar.js the pieces
+//                (always textContent)
 //   store.js     what survives a reload
 
 import * as api from './api.js';
-import { Room } from './room.js';
+import { Room, pauseStreams } from './room.js';
 import * as view from './view.js';
 import * as page from './page.js';
 import { commandRunner } from './commands.js';
+import { recovery } from './recovery.js';
 import * as store from './store.js';
+import { directory, later } from './directory.js';
 
 const { ui } = page;
 
@@ -32,6 +37,12 @@ const state = {
   counts: new Map(),
   timer: null,
 };
+
+/** The room list and the current room's members, asked again when they may have changed. */
+const dir = directory(state, (err) => handleQuietError(err));
+const { applyRooms, applyUsers } = dir;
+const refreshDirectory = () => dir.refreshRooms();
+const refreshMembers = () => dir.refreshMembers();
 
 const roomHooks = {
   onItem(room, item) {
@@ -50,10 +61,14 @@ const roomHooks = {
     later('directory', refreshDirectory, 250);
   },
   onStatus(room) {
-    if (room.status === 'live') room.backoff = 0;
-    if (room.status === 'closed') recover(room);
+    // A stream the browser retries (`reconnecting`) or gave up on (`closed`, an HTTP error such
+    // as 401 after a restart): is the server there, and is the session?
+    if (room.status === 'reconnecting' || room.status === 'closed') link.suspect();
     page.renderConnection(state);
     page.renderSidebar(state);
+  },
+  onReset(room) {
+    if (room.name === state.current) page.renderAll(state);
   },
 };
 
@@ -69,7 +84,14 @@ async function boot() {
       const reply = await api.command(`/nick ${saved.nick}`);
       return enterChat(reply.nick || saved.nick, saved.rooms, saved.current);
     } catch {
-      // Expired or never there: connect again.
+      // Expired, or the server restarted: connect again as the same nick, into the same rooms.
+    }
+    try {
+      const reply = await api.connect(saved.nick);
+      return enterChat(reply.nick, saved.rooms, saved.current);
+    } catch (err) {
+      const taken = err.status === 409 ? `${err.message}: pick another one, or wait a few seconds if it was yours` : '';
+      return page.showLogin(taken, saved.nick);
     }
   }
   page.showLogin('', saved.nick || '');
@@ -92,7 +114,7 @@ async function onLogin(event) {
 async function enterChat(nick, rooms = [], current = null) {
   teardown();
   state.nick = nick;
-  const welcome = `welcome, ${nick}! Join a room on the left, or type /join ROOM. /help lists the commands.`;
+  const welcome = `welcome, ${nick}! Join a room on the left, or type /join ROOM. /help shows what you can do.`;
   state.lobby = [{ kind: 'notice', text: welcome }];
   page.showChat();
   store.save(state);
@@ -113,11 +135,13 @@ function teardown() {
   clearInterval(state.timer);
 }
 
+/** The session cannot come back (its nick is taken now): back to the nick form, saying why. */
 function sessionLost(message) {
   const nick = state.nick;
   teardown();
   state.nick = null;
-  page.showLogin(`${message}. Connect again to go on.`, nick);
+  page.setLinkUp(true);
+  page.showLogin(message, nick);
 }
 
 async function quit() {
@@ -141,23 +165,9 @@ function setNick(nick) {
 
 // ---- rooms --------------------------------------------------------------------------------
 
-/**
- * Browsers allow six HTTP/1.1 connections per origin, and event streams hold theirs open: a page
- * with a stream for every joined room would stall its own requests from the sixth room on. So at
- * most this many rooms stream at once; the least recently shown ones are paused (their stream
- * closed) and resume without gaps (`last_event_id`) the moment they are shown again. Their unread
- * counts wait until then.
- */
-const MAX_LIVE_STREAMS = 4;
-
+/** At most `MAX_LIVE_STREAMS` rooms stream at once (see room.js); the current one always does. */
 function capStreams() {
-  const live = [...state.rooms.values()].filter((room) => room.stream && room.name !== state.current);
-  live.sort((a, b) => (a.shownAt || 0) - (b.shownAt || 0));
-  const allowed = MAX_LIVE_STREAMS - (state.rooms.get(state.current)?.stream ? 1 : 0);
-  for (const room of live.slice(0, Math.max(0, live.length - allowed))) {
-    room.close();
-    room.setStatus('paused');
-  }
+  pauseStreams(state.rooms.values(), state.current);
 }
 
 /**
@@ -179,9 +189,8 @@ async function joinRoom(name, { select = true, quiet = false } = {}) {
   if (!room) {
     room = new Room(canonical, roomHooks);
     state.rooms.set(canonical, room);
-    // Only the header line: the history lines that follow it come on the stream, with seqs.
-    const header = (reply.lines || []).find((line) => line.startsWith('* '));
-    if (header && !quiet) room.items.push({ kind: 'notice', text: header.slice(2) });
+    // The page's own words, not the netcat header: the history follows on the stream, with seqs.
+    if (!quiet) room.items.push({ kind: 'notice', text: joinedText(canonical, reply.members) });
     room.shownAt = Date.now();
     room.open();
   }
@@ -191,6 +200,13 @@ async function joinRoom(name, { select = true, quiet = false } = {}) {
   page.renderSidebar(state);
   later('directory', refreshDirectory, 100);
   return true;
+}
+
+/** "You joined #general · 3 members here" (the members of every instance). */
+function joinedText(name, members) {
+  const n = Number(members);
+  if (!Number.isSafeInteger(n) || n < 1) return `You joined #${name}`;
+  return n === 1 ? `You joined #${name} · nobody else is here yet` : `You joined #${name} · ${n} members here`;
 }
 
 /** Shows `name`. The server is told too, so that `/users` and `/history` mean this room. */
@@ -213,11 +229,11 @@ function selectRoom(name, { tellServer = true } = {}) {
 async function leaveRoom(name) {
   const room = state.rooms.get(name);
   room?.close();
-  let lines = [];
+  let lines = [`* You left #${name}`];
   try {
-    lines = (await api.command(`/leave ${name}`)).lines || [];
+    await api.command(`/leave ${name}`);
   } catch (err) {
-    if (err.sessionLost) return sessionLost(err.message);
+    if (err.sessionLost || err.unreachable) return handleError(err);
     lines = [`! ${err.message}`];
   }
   state.rooms.delete(name);
@@ -230,58 +246,6 @@ async function leaveRoom(name) {
   page.renderAll(state);
   showLines(lines);
   later('directory', refreshDirectory, 100);
-}
-
-/** Asks the server again if the browser gave up on a stream (it does on an HTTP error). */
-async function recover(room) {
-  if (room.recovering) return;
-  room.recovering = true;
-  room.backoff = Math.min((room.backoff || 1000) * 2, 30_000);
-  await new Promise((resolve) => setTimeout(resolve, room.backoff));
-  room.recovering = false;
-  if (state.rooms.get(room.name) !== room) return;
-  try {
-    await api.command('/rooms');
-  } catch (err) {
-    if (err.sessionLost) return sessionLost(err.message);
-    return recover(room);
-  }
-  if (state.rooms.get(room.name) === room && room.status !== 'paused') {
-    room.open();
-    capStreams();
-  }
-}
-
-async function refreshDirectory() {
-  try {
-    const reply = await api.command('/rooms');
-    applyRooms(reply.rooms || []);
-  } catch (err) {
-    handleQuietError(err);
-  }
-}
-
-function applyRooms(list) {
-  state.counts = new Map(list.map((room) => [room.name, room.members]));
-  page.renderSidebar(state);
-  page.renderHeader(state);
-}
-
-async function refreshMembers() {
-  const name = state.current;
-  if (!name) return page.renderMembers(state);
-  try {
-    applyUsers(await api.command(`/users ${name}`));
-  } catch (err) {
-    handleQuietError(err);
-  }
-}
-
-function applyUsers(reply) {
-  const room = state.rooms.get(reply.room);
-  if (!room || !Array.isArray(reply.users)) return;
-  room.members = reply.users;
-  if (room.name === state.current) page.renderMembers(state);
 }
 
 // ---- the timeline -------------------------------------------------------------------------
@@ -303,30 +267,38 @@ function showLines(lines) {
   }
 }
 
+/** A failed request: shown, and if the server or the session is gone, recovered from. */
 function handleError(err) {
-  if (err.sessionLost) sessionLost(err.message);
+  if (err.unreachable) link.suspect();
+  else if (err.sessionLost) link.resume();
   else note('error', err.message);
 }
 
+/** As `handleError`, for requests the person did not make (refreshes): nothing is shown. */
 function handleQuietError(err) {
-  if (err.sessionLost) sessionLost(err.message);
+  if (err.unreachable) link.suspect();
+  else if (err.sessionLost) link.resume();
 }
+
+/** The server answers again (true) or not (false): the banner, the send box. */
+function setLinkUp(up) {
+  page.setLinkUp(up);
+  page.renderConnection(state);
+}
+
+const link = recovery({
+  state, setLinkUp, setNick, capStreams, selectRoom, note, sessionLost,
+  refresh() {
+    refreshDirectory();
+    refreshMembers();
+  },
+});
 
 /** Typed lines: `/commands` and messages (commands.js decides which is which). */
 const runLine = commandRunner({
   state, say: api.say, command: api.command, joinRoom, leaveRoom, quit, setNick, note, showLines,
-  handleError, applyRooms, applyUsers,
+  handleError, applyRooms, applyUsers, showHelp: () => note('help', ''),
 });
-
-const pending = new Map();
-/** Runs `task` once, `ms` from now, however often it is asked for in between. */
-function later(key, task, ms) {
-  if (pending.has(key)) return;
-  pending.set(key, setTimeout(() => {
-    pending.delete(key);
-    task();
-  }, ms));
-}
 
 // ---- wiring -------------------------------------------------------------------------------
 
@@ -357,6 +329,7 @@ function wire() {
     else if (action === 'join') joinRoom(room);
   });
   ui.quitButton.addEventListener('click', quit);
+  ui.drawerQuitButton.addEventListener('click', quit);
   page.wireDrawers();
 }
 

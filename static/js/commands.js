@@ -7,6 +7,7 @@
 //   /join ROOM            the app opens the room's event stream and shows it
 //   /leave [ROOM], /part  the app closes the stream first (an open stream would join again)
 //   /quit                 the app signs out
+//   /help                 the page shows its own help (the netcat list talks about netcat)
 // and the structured fields of a reply (`nick`, `rooms`, `users`, `closed`) update the page.
 
 /**
@@ -43,6 +44,10 @@ export function commandRunner(app) {
         await app.leaveRoom(target);
         return true;
       }
+    }
+    if (verb === '/help' && args.length === 0) {
+      app.showHelp();
+      return true;
     }
     if (verb === '/quit' && args.length === 0) {
       await app.quit();

@@ -1,15 +1,17 @@
 // The page's parts, found once by id, and how the app's state is drawn onto them. Drawing is
 // always "from the state": each function redraws its part completely, so no part can drift from
-// what the app knows. The pieces (a message, a room entry, a member) come from view.js.
+// what the app knows. The pieces come from view.js (the timeline) and sidebar.js (rooms, members).
 
 import * as view from './view.js';
+import * as sidebar from './sidebar.js';
 
 const IDS = [
   'login', 'login-form', 'nick-input', 'connect-button', 'login-error', 'chat', 'room-title',
   'room-subtitle', 'connection-state', 'connection-label', 'my-nick', 'sidebar', 'join-form',
   'room-input', 'joined-rooms', 'other-rooms', 'no-joined', 'no-others', 'messages', 'send-form',
-  'send-input', 'members-panel', 'members', 'member-count', 'no-members', 'quit-button',
-  'toggle-rooms', 'toggle-members', 'scrim',
+  'send-input', 'send-button', 'members-panel', 'members', 'member-count', 'no-members',
+  'quit-button', 'drawer-quit-button', 'toggle-rooms', 'toggle-members', 'scrim', 'offline-banner',
+  'close-rooms', 'close-members', 'drawer-nick',
 ];
 
 /** Every element the scripts touch, by camel-cased id: `ui.sendInput` is `#send-input`. */
@@ -32,6 +34,7 @@ export function renderAll(state) {
 export function renderHeader(state) {
   const room = state.rooms.get(state.current);
   ui.myNick.textContent = state.nick || '';
+  ui.drawerNick.textContent = state.nick || '';
   ui.roomTitle.textContent = room ? room.name : 'welcome';
   ui.roomTitle.classList.toggle('is-room', Boolean(room));
   const count = room && (state.counts.get(room.name) ?? room.members?.length);
@@ -42,7 +45,7 @@ export function renderHeader(state) {
 
 export function renderSidebar(state) {
   const joined = [...state.rooms.values()];
-  const shown = view.renderRooms(ui.joinedRooms, ui.otherRooms, {
+  const shown = sidebar.renderRooms(ui.joinedRooms, ui.otherRooms, {
     joined, current: state.current, counts: state.counts,
   });
   ui.noJoined.hidden = shown.joined > 0;
@@ -56,19 +59,32 @@ export function renderSidebar(state) {
 export function renderMembers(state) {
   const room = state.rooms.get(state.current);
   const nicks = room?.members || null;
-  view.renderMembers(ui.members, nicks, state.nick);
+  sidebar.renderMembers(ui.members, nicks, state.nick);
   ui.memberCount.textContent = nicks ? String(nicks.length) : '';
   ui.noMembers.hidden = Boolean(room);
 }
 
-/** Connected when every room's stream is open; reconnecting while any is not. */
+/**
+ * Whether the server answers: while it does not, a banner says so and the send box is off (what
+ * was typed stays in it). The rest of the page stays usable to read.
+ */
+export function setLinkUp(up) {
+  ui.offlineBanner.hidden = up;
+  ui.chat.classList.toggle('offline', !up);
+  ui.sendInput.disabled = !up;
+  ui.sendButton.disabled = !up;
+}
+
+/** Offline while the server does not answer; else connected when every room's stream is open,
+ * reconnecting while any is not. */
 export function renderConnection(state) {
   const statuses = [...state.rooms.values()].map((room) => room.status);
   let status = 'connected';
-  if (statuses.some((s) => s === 'reconnecting' || s === 'closed')) status = 'reconnecting';
+  if (!ui.offlineBanner.hidden) status = 'offline';
+  else if (statuses.some((s) => s === 'reconnecting' || s === 'closed')) status = 'reconnecting';
   else if (statuses.includes('connecting')) status = 'connecting';
   ui.connectionState.dataset.state = status;
-  ui.connectionLabel.textContent = status === 'connected' ? 'connected' : `${status}…`;
+  ui.connectionLabel.textContent = status === 'connected' || status === 'offline' ? status : `${status}…`;
 }
 
 /** The nick form, with `message` (an error or a farewell) under it. */
@@ -87,7 +103,8 @@ export function showChat() {
   ui.chat.hidden = false;
 }
 
-/** The rooms and members drawers of narrow screens: a button each, the scrim and Escape close. */
+/** The rooms and members drawers of narrow screens: a button each opens one; its × button, the
+ * scrim and Escape close it. */
 export function wireDrawers() {
   const close = () => toggle(null);
   const toggle = (name) => {
@@ -100,6 +117,8 @@ export function wireDrawers() {
   ui.toggleRooms.addEventListener('click', () => toggle('show-rooms'));
   ui.toggleMembers.addEventListener('click', () => toggle('show-members'));
   ui.scrim.addEventListener('click', close);
+  ui.closeRooms.addEventListener('click', close);
+  ui.closeMembers.addEventListener('click', close);
   document.addEventListener('keydown', (event) => {
     if (event.key === 'Escape') close();
   });

@@ -48,12 +48,19 @@ async fn valkey_down_keeps_chat_going_between_instances_through_postgres_and_bac
     for i in 1..=5 {
         alice.send(&format!("during {i}, from a")).await;
         said.push(format!("[general] alice: during {i}, from a"));
-        assert_eq!(&next_chat(&mut bob).await, said.last().unwrap(), "through PostgreSQL");
+        assert_eq!(
+            &next_chat(&mut bob).await,
+            said.last().unwrap(),
+            "through PostgreSQL"
+        );
     }
     bob.send("during, from b").await;
     said.push("[general] bob: during, from b".into());
     assert_eq!(&next_chat(&mut alice).await, said.last().unwrap());
-    assert!(b.hub().stats().bus_failures.get() >= 1, "the lost subscription is counted");
+    assert!(
+        b.hub().stats().bus_failures.get() >= 1,
+        "the lost subscription is counted"
+    );
     let mut carol = Client::named(a.tcp_addr(), "carol").await;
     carol.join("general").await;
     alice.expect("* carol joined general").await;

@@ -340,6 +340,21 @@ impl Browser {
             .expect("resize the window");
     }
 
+    /// Resizes the window so that the page itself (the viewport) is `width` x `height`, as a
+    /// screenshot of that size needs: what the window's frame takes is measured and added.
+    pub async fn resize_viewport(&self, width: u32, height: u32) {
+        self.resize(width, height).await;
+        let inner = self
+            .js("return [window.innerWidth, window.innerHeight];", vec![])
+            .await;
+        let short = |i: usize, want: u32| {
+            let got = inner[i].as_u64().and_then(|v| u32::try_from(v).ok());
+            want.saturating_sub(got.unwrap_or(want))
+        };
+        self.resize(width + short(0, width), height + short(1, height))
+            .await;
+    }
+
     /// Saves a PNG of the visible page at `path`, creating its directory.
     pub async fn screenshot(&self, path: &Path) {
         let png = self.client.screenshot().await.expect("take a screenshot");
@@ -415,6 +430,55 @@ impl Browser {
             "return [...document.querySelectorAll('[data-testid=member]')].map(m => m.dataset.nick);",
         )
         .await;
+    }
+}
+
+/// What the newer parts of the page show: the offline banner, links, date separators, help.
+impl Browser {
+    /// Waits until the offline banner is shown (`true`) or hidden (`false`), and the send box is
+    /// disabled or enabled with it.
+    pub async fn wait_for_offline(&self, offline: bool) {
+        self.wait_until(
+            &format!(
+                "the offline banner to be {}",
+                if offline { "shown" } else { "hidden" }
+            ),
+            "const b = document.querySelector('[data-testid=offline-banner]'); \
+             const input = document.querySelector('[data-testid=send-input]'); \
+             return !!b && b.hidden === !arguments[0] && input.disabled === arguments[0];",
+            vec![json!(offline)],
+            "const b = document.querySelector('[data-testid=offline-banner]'); \
+             return [b && b.hidden, document.querySelector('[data-testid=send-input]').disabled];",
+        )
+        .await;
+    }
+
+    /// The names of the rooms in the "Your rooms" list, in order.
+    pub async fn joined_rooms(&self) -> Vec<String> {
+        let value = self
+            .js(
+                "return [...document.querySelectorAll('[data-testid=room]')].map(r => r.dataset.room);",
+                vec![],
+            )
+            .await;
+        serde_json::from_value(value).expect("a list of room names")
+    }
+
+    /// Every link in the message list as `[href, target, rel, text]`.
+    pub async fn links(&self) -> Vec<[String; 4]> {
+        let value = self
+            .js(
+                "return [...document.querySelectorAll('[data-testid=message-link]')].map(a => \
+                   [a.getAttribute('href'), a.getAttribute('target'), a.getAttribute('rel'), a.textContent]);",
+                vec![],
+            )
+            .await;
+        serde_json::from_value(value).expect("a list of links")
+    }
+
+    /// The labels of the date separators in the message list, in order.
+    pub async fn day_separators(&self) -> Vec<String> {
+        self.texts(&testid("day-separator")).await
     }
 }
 

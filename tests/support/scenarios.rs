@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use chatd::backends::{Row, Store};
 use chatd::backends::postgres::PostgresStore;
 use chatd::backends::sqlite::SqliteStore;
+use chatd::backends::{Row, Store};
 use chatd::core::message::sample;
 use chatd::core::{ChatMessage, HistoryQuery, RoomName};
 use chatd::pipeline::PipelineConfig;
@@ -44,7 +44,11 @@ pub async fn stored(store: &dyn Store, room: &str) -> Vec<Arc<ChatMessage>> {
         after: 0,
         limit: usize::MAX,
     };
-    store.history(&query).await.expect("read the store").messages
+    store
+        .history(&query)
+        .await
+        .expect("read the store")
+        .messages
 }
 
 /// `(seq, text)` of each message.
@@ -227,12 +231,19 @@ pub async fn a_bad_row_does_not_break_its_batch(store: PersistConfig) {
     assert_eq!(rejected, [1], "{appended:?}");
     let again = db.append(&batch[..1]).await.expect("a retried batch");
     assert_eq!(again.written, 0, "already stored: not written twice");
-    assert!(again.conflicts.is_empty(), "the same row again is no conflict");
+    assert!(
+        again.conflicts.is_empty(),
+        "the same row again is no conflict"
+    );
     let other = db
         .append(&[Row::Message(sample("rows", 1, "alice", "another text"))])
         .await
         .expect("a row for a taken seq");
-    assert_eq!((other.written, other.conflicts), (0, vec![0]), "a taken seq is a conflict");
+    assert_eq!(
+        (other.written, other.conflicts),
+        (0, vec![0]),
+        "a taken seq is a conflict"
+    );
     assert_eq!(
         seq_text(&stored(&*db, "rows").await),
         [(1, "one".to_string()), (2, "two".to_string())]

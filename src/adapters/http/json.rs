@@ -106,6 +106,24 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     response
 }
 
+/// Reads an optional JSON body: a request with no body at all (`curl -X POST URL`, a `fetch`
+/// without `body`) is `T::default()`, whatever its content type; any other body is read as
+/// [`read_json`] reads it.
+///
+/// # Errors
+/// As [`read_json`], for a request that has a body.
+pub async fn read_optional_json<T: DeserializeOwned + Default>(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<T, HttpError> {
+    // hyper knows an empty body from the head alone: `Content-Length: 0`, or neither a length
+    // nor chunked encoding.
+    if hyper::body::Body::size_hint(req.body()).exact() == Some(0) {
+        return Ok(T::default());
+    }
+    read_json(req, limit).await
+}
+
 /// Reads a JSON body of at most `limit` bytes into `T`.
 ///
 /// # Errors

@@ -15,8 +15,8 @@ use tower_http::services::ServeDir;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use super::json::{HttpError, json_response, read_json};
-use super::sessions::HttpSession;
+use super::json::{HttpError, json_response, read_json, read_optional_json};
+use super::sessions::{HttpSession, STREAM_GRACE};
 use super::{Body, HttpResult, Peer, REQUEST_TIMEOUT, State, full, sse};
 use crate::core::{
     Action, Closer, Command, Connect, Detail, Protocol, Reply, Request as ChatRequest, RoomName,
@@ -62,7 +62,8 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> HttpResult {
     Ok(result.unwrap_or_else(HttpError::into_response))
 }
 
-#[derive(Deserialize)]
+/// `POST /connect`'s body, which is optional: no body at all asks for a guest nick, as `{}` does.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ConnectBody {
     nick: Option<String>,
@@ -70,7 +71,7 @@ struct ConnectBody {
 
 async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
-    let body: ConnectBody = read_json(req, state.options.max_body_bytes).await?;
+    let body: ConnectBody = read_optional_json(req, state.options.max_body_bytes).await?;
     // An HTTP session outlives its connections, so it is counted on its own; the slot is
     // given back when the session ends (see `sessions`).
     let permit = match peer {
@@ -206,7 +207,11 @@ fn reply_json(reply: &Reply) -> Value {
             json!({ "rooms": rooms })
         }
         Some(Detail::History { room, answer }) => {
-            let messages: Vec<Value> = answer.messages.iter().map(|m| sse::message_json(m)).collect();
+            let messages: Vec<Value> = answer
+                .messages
+                .iter()
+                .map(|m| sse::message_json(m))
+                .collect();
             let mut value = json!({ "room": room, "messages": messages });
             if !answer.missing.is_empty() {
                 let missing: Vec<Value> = answer
@@ -310,17 +315,18 @@ async fn end_session(state: &State, token: &str) {
     }
 }
 
-/// Expires idle sessions (see `sessions`), checking a few times per idle period.
+/// Expires idle sessions and closed pages (see `sessions`), checking a few times per grace.
 pub(super) async fn expire_idle_sessions(state: Arc<State>) {
     let idle = state.options.session_idle;
-    let period = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let grace = STREAM_GRACE.min(idle);
+    let period = (grace / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
     let mut ticks = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        for session in state.sessions.take_expired(idle) {
+        for session in state.sessions.take_expired(idle, grace) {
             tracing::debug!(session = %session.id, "http session expired");
             let _ = state
                 .call(ChatRequest::from(session.id, Action::Disconnect))

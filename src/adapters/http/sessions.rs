@@ -12,6 +12,11 @@
 //!   `EventSource` reconnects with `Last-Event-ID`, and the resume replays what it missed.
 //! * A session with no open stream and no request for `session_idle_secs` expires: it leaves its
 //!   rooms like a disconnecting netcat user, and its nick is free again.
+//! * A session that had a stream and has none left expires sooner, [`STREAM_GRACE`] after its
+//!   last stream closed and its last request: that is a browser tab that was closed. Its nick and
+//!   its place in member lists are free within seconds, not minutes; the grace is long enough for
+//!   an `EventSource` to reconnect (after `retry: 2000` ms) or for a page to switch rooms. A
+//!   client that never opened a stream (curl, a script) keeps the longer idle time.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +31,10 @@ use crate::core::{Event, RoomName, SessionId};
 /// Events a stream may have waiting before it is cut as too slow.
 pub const TAP_QUEUE: usize = 256;
 
+/// How long a session that had event streams survives its last one, without requests (a closed
+/// tab); see the module docs. Never longer than `session_idle_secs`.
+pub const STREAM_GRACE: Duration = Duration::from_secs(10);
+
 /// One logged-in HTTP client.
 #[derive(Debug)]
 pub struct HttpSession {
@@ -35,6 +44,8 @@ pub struct HttpSession {
     pub token: String,
     last_seen: Mutex<Instant>,
     taps: Mutex<Vec<Tap>>,
+    /// Counts the streams ever attached: a session that had one is a page, gone once its last
+    /// stream has been closed for [`STREAM_GRACE`].
     next_tap: AtomicU64,
     /// Its slot in the per-address session limit, given back when the session is removed
     /// (not when the last handle drops: an event stream may hold one a little longer).
@@ -117,9 +128,12 @@ impl HttpSession {
         });
     }
 
-    /// Whether the session has had no open stream and no request for `idle`.
-    fn expired(&self, idle: Duration) -> bool {
-        self.taps().is_empty() && lock(&self.last_seen).elapsed() >= idle
+    /// Whether the session has had no open stream and no request for `idle`, or for `grace` when
+    /// it had streams before (see the module docs).
+    fn expired(&self, idle: Duration, grace: Duration) -> bool {
+        let had_streams = self.next_tap.load(Ordering::Relaxed) > 0;
+        let quiet = lock(&self.last_seen).elapsed();
+        self.taps().is_empty() && (quiet >= idle || (had_streams && quiet >= grace.min(idle)))
     }
 }
 
@@ -158,12 +172,13 @@ impl HttpSessions {
         Some(session)
     }
 
-    /// Removes and returns the sessions idle for at least `idle`.
-    pub fn take_expired(&self, idle: Duration) -> Vec<Arc<HttpSession>> {
+    /// Removes and returns the sessions without streams idle for at least `idle`, or for `grace`
+    /// after their last stream closed.
+    pub fn take_expired(&self, idle: Duration, grace: Duration) -> Vec<Arc<HttpSession>> {
         let mut map = lock(&self.by_token);
         let expired: Vec<String> = map
             .iter()
-            .filter(|(_, s)| s.expired(idle))
+            .filter(|(_, s)| s.expired(idle, grace))
             .map(|(t, _)| t.clone())
             .collect();
         let expired: Vec<Arc<HttpSession>> = expired.iter().filter_map(|t| map.remove(t)).collect();
@@ -218,12 +233,34 @@ mod tests {
         let s = sessions.open(SessionId(1), None);
         let guard = s.attach(RoomName::parse("general").unwrap());
         assert!(
-            sessions.take_expired(Duration::ZERO).is_empty(),
+            sessions
+                .take_expired(Duration::ZERO, Duration::ZERO)
+                .is_empty(),
             "an open stream keeps it alive"
         );
         drop(guard);
-        let expired = sessions.take_expired(Duration::ZERO);
+        let expired = sessions.take_expired(Duration::ZERO, Duration::ZERO);
         assert_eq!(expired.len(), 1);
         assert!(sessions.get(&s.token).is_none());
+    }
+
+    #[test]
+    fn a_session_whose_streams_closed_expires_after_the_grace_not_the_idle_time() {
+        let sessions = HttpSessions::default();
+        let page = sessions.open(SessionId(1), None);
+        let script = sessions.open(SessionId(2), None);
+        drop(page.attach(RoomName::parse("general").unwrap()));
+        let hour = Duration::from_secs(3600);
+        let expired = sessions.take_expired(hour, Duration::ZERO);
+        assert_eq!(
+            expired.iter().map(|s| s.id).collect::<Vec<_>>(),
+            [SessionId(1)],
+            "the closed page goes, the client that never streamed stays"
+        );
+        assert!(sessions.get(&script.token).is_some());
+        assert!(
+            sessions.take_expired(hour, hour).is_empty(),
+            "within the grace nothing expires"
+        );
     }
 }

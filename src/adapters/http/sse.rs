@@ -278,9 +278,16 @@ mod tests {
         assert_eq!(frame.as_ptr(), message_frame(&msg).as_ptr());
     }
 
-    fn answer(seqs: impl IntoIterator<Item = u64>, from: u64, missing: Vec<(u64, u64)>) -> HistoryAnswer {
+    fn answer(
+        seqs: impl IntoIterator<Item = u64>,
+        from: u64,
+        missing: Vec<(u64, u64)>,
+    ) -> HistoryAnswer {
         HistoryAnswer {
-            messages: seqs.into_iter().map(|s| sample("general", s, "a", "x")).collect(),
+            messages: seqs
+                .into_iter()
+                .map(|s| sample("general", s, "a", "x"))
+                .collect(),
             from,
             missing,
         }
@@ -306,7 +313,13 @@ mod tests {
 
     #[test]
     fn a_hole_in_a_replay_is_announced_where_it_is() {
-        let out = replay(&general(), Some(5), 12, &answer([6, 7, 11, 12], 6, vec![(8, 10)]), None);
+        let out = replay(
+            &general(),
+            Some(5),
+            12,
+            &answer([6, 7, 11, 12], 6, vec![(8, 10)]),
+            None,
+        );
         let text = text(&out);
         let seven = text.find("id: 7\n").unwrap();
         let gap = text

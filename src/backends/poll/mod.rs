@@ -247,7 +247,8 @@ impl PollBus {
             Some((idle, _)) => *idle,
             None => self.options.interval,
         };
-        self.last_poll.health((every * STALE_INTERVALS).max(MIN_STALE))
+        self.last_poll
+            .health((every * STALE_INTERVALS).max(MIN_STALE))
     }
 }
 

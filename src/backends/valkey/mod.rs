@@ -195,7 +195,9 @@ impl Valkey {
                 *lock(&shared.first_stream) = Some(stream);
             }
             Err(err) => {
-                tracing::warn!("cannot reach Valkey at {masked} ({err}): starting degraded, messages travel through PostgreSQL until it is back");
+                tracing::warn!(
+                    "cannot reach Valkey at {masked} ({err}): starting degraded, messages travel through PostgreSQL until it is back"
+                );
                 shared.mark_down(format!("cannot connect: {err}"));
             }
         }
@@ -333,7 +335,9 @@ impl Bus for Valkey {
             let payload = wire::Wire::message(msg, &self.shared.instance).encode()?;
             match self.queue(&msg.room, payload) {
                 true => Ok(()),
-                false => Err("the publish queue is full; the others will read it from PostgreSQL".into()),
+                false => {
+                    Err("the publish queue is full; the others will read it from PostgreSQL".into())
+                }
             }
         })
     }

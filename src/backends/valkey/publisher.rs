@@ -52,7 +52,10 @@ pub(super) async fn run(
             stats
                 .bus_failures
                 .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(publishes = batch.len(), "cannot publish to Valkey: {why}; the other instances will read these from PostgreSQL");
+            tracing::warn!(
+                publishes = batch.len(),
+                "cannot publish to Valkey: {why}; the other instances will read these from PostgreSQL"
+            );
         }
         shared.published(outcome);
     }

@@ -81,11 +81,7 @@ impl Feeder {
 
 /// The receive loop; see the module docs. Starts by connecting when Valkey could not be reached
 /// at start (`stream` is `None`). Ends when `stop` is cancelled.
-pub(super) async fn receive(
-    feeder: Feeder,
-    stream: Option<PubSubStream>,
-    stop: CancellationToken,
-) {
+pub(super) async fn receive(feeder: Feeder, stream: Option<PubSubStream>, stop: CancellationToken) {
     let mut stream = match stream {
         Some(stream) => stream,
         None => match reconnect(&feeder, &stop).await {

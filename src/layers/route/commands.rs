@@ -1,5 +1,5 @@
 //! The route layer's commands, one method each. The reply texts here are the line protocol's
-//! (documented in the README); HTTP shows the same lines.
+//! (documented in docs/PROTOCOL.md); HTTP shows the same lines.
 
 use std::sync::Arc;
 
@@ -159,7 +159,18 @@ impl<S: Inner> Ctx<'_, S> {
             limit: self.shared.join_replay,
         };
         let answer = self.read_history(session, query).await?;
-        let members = match joined.members {
+        // The members on every instance, as `/users` counts them: the room's count here is only
+        // this instance's. The directory knows of this join already (`enter` told it).
+        let everywhere = match self.directory().members(&name).await {
+            Ok(Some(nicks)) => nicks.len().max(1),
+            Ok(None) | Err(_) => joined.members,
+        };
+        let detail = Detail::Joined {
+            room: name.clone(),
+            members: everywhere,
+            upto: joined.upto,
+        };
+        let members = match everywhere {
             1 => "1 member".to_string(),
             n => format!("{n} members"),
         };

@@ -257,7 +257,10 @@ impl<S: Inner> Ctx<'_, S> {
     /// store stands) and starts the room's delivery and numbering from there (see the module
     /// docs). Later calls return at once.
     async fn open(&mut self, session: SessionId, room: &Room) -> Result<(), BoxError> {
-        let (window, recent) = (OPEN_WINDOW.max(self.shared.join_replay), self.shared.join_replay);
+        let (window, recent) = (
+            OPEN_WINDOW.max(self.shared.join_replay),
+            self.shared.join_replay,
+        );
         let sequencer = &self.shared.sequencer;
         let shared = sequencer.shared();
         let inner = &mut self.inner;

@@ -10,8 +10,8 @@ use super::{Route, RouteLayer};
 use crate::backends::sequencer::LocalSequencer;
 use crate::backends::{Directory, StoreError};
 use crate::core::{
-    Action, ChatError, Closer, Command, Connect, Detail, ErrorKind, Hub, Nick,
-    Protocol, Reply, Request, RoomName, SessionId,
+    Action, ChatError, Closer, Command, Connect, Detail, ErrorKind, Hub, Nick, Protocol, Reply,
+    Request, RoomName, SessionId,
 };
 use crate::pipeline::ChatService;
 use crate::pipeline::config::RouteConfig;

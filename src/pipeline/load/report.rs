@@ -44,7 +44,7 @@ pub struct ConfigError {
 pub struct ConfigErrors {
     /// The file (or `<embedded default: ...>`) the problems are in.
     pub source: String,
-    /// The problems, in file order, the whole-stack ones last.
+    /// The problems, in file order; those that belong to no line last.
     pub errors: Vec<ConfigError>,
 }
 
@@ -123,17 +123,37 @@ pub(super) fn explain(message: &str, key: Option<&str>, subject: &str) -> String
     if let Some(field) = missing_field(message) {
         return format!("missing option `{field}`, which {subject} requires");
     }
+    if let (Some(key), Some(value)) = (key, bad_integer(message)) {
+        // `capacity = -1`: serde's "expected usize" says nothing a pipeline author can use.
+        return match super::values::range_of(subject, key) {
+            Some(range) => format!("option `{key}` = {value} is out of range; it must be {range}"),
+            None => format!("option `{key}` = {value} is out of range; it must be 0 or more"),
+        };
+    }
     let detail = match message {
         // What `SocketAddr` says for "localhost:9001" as much as for "nonsense".
         "invalid socket address syntax" => {
             "not an address; write an IP address and a port, such as \"127.0.0.1:9001\"".to_string()
         }
-        _ => message.replace("expected usize", "expected a whole number"),
+        _ => message
+            .replace("expected usize", "expected a whole number")
+            .replace("expected u64", "expected a whole number")
+            .replace("expected u32", "expected a whole number"),
     };
     match key {
         Some(key) => format!("option `{key}`: {detail}"),
         None => detail,
     }
+}
+
+/// The number in serde's "invalid value: integer `-1`, expected usize": an integer that does not
+/// fit the option's unsigned type (negative, or too large).
+fn bad_integer(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("invalid value: integer `")?;
+    let (value, expected) = rest.split_once('`')?;
+    [", expected usize", ", expected u64", ", expected u32"]
+        .contains(&expected)
+        .then_some(value)
 }
 
 /// The field and the rest of serde's "unknown field `x`, expected ..." message.
@@ -160,12 +180,30 @@ mod tests {
         assert_eq!(reworded, "missing option `url`, which `x` requires");
         let reworded = explain(
             "invalid value: integer `-1`, expected usize",
+            Some("capacity"),
+            "`history`",
+        );
+        assert_eq!(
+            reworded,
+            "option `capacity` = -1 is out of range; it must be from 1 to 10000"
+        );
+        let reworded = explain(
+            "invalid value: integer `-5`, expected u64",
+            Some("gap_wait_ms"),
+            "`fanout` with `backend = \"valkey\"`",
+        );
+        assert_eq!(
+            reworded,
+            "option `gap_wait_ms` = -5 is out of range; it must be from 10 to 60000"
+        );
+        let reworded = explain(
+            "invalid value: integer `-1`, expected usize",
             Some("n"),
             "`x`",
         );
         assert_eq!(
             reworded,
-            "option `n`: invalid value: integer `-1`, expected a whole number"
+            "option `n` = -1 is out of range; it must be 0 or more"
         );
         assert_eq!(explain("something new", None, "`x`"), "something new");
     }

@@ -280,6 +280,42 @@ fn is_instance_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
+/// The range of option `key` in the table `subject` names (`` `[server]` ``, `` `history` ``,
+/// `` `fanout` with `backend = "poll"` ``), as "from LOW to HIGH": for a value serde could not even
+/// read into the option's type (`capacity = -1`, a number beyond 2^64), which never reaches the
+/// checks above. `None` for an option without a range.
+pub(super) fn range_of(subject: &str, key: &str) -> Option<String> {
+    fn text<T: std::fmt::Display>(range: RangeInclusive<T>) -> Option<String> {
+        Some(format!("from {} to {}", range.start(), range.end()))
+    }
+    let valkey = subject.contains("\"valkey\"");
+    match key {
+        "max_line_bytes" => text(MAX_LINE_BYTES),
+        "outbound_queue" => text(OUTBOUND_QUEUE),
+        "session_idle_secs" => text(SESSION_IDLE_SECS),
+        "max_body_bytes" => text(MAX_BODY_BYTES),
+        "max_connections_per_ip" | "max_connections" => text(MAX_CONNECTIONS),
+        "header_read_timeout_secs" => text(HEADER_READ_TIMEOUT_SECS),
+        "max_rooms_per_session" => text(MAX_ROOMS_PER_SESSION),
+        "max_rooms" => text(MAX_ROOMS),
+        "capacity" => text(HISTORY_CAPACITY),
+        "max_message_chars" => text(MAX_MESSAGE_CHARS),
+        "presence_ttl_secs" => text(PRESENCE_TTL_SECS),
+        "queue" => text(PERSIST_QUEUE),
+        "batch" => text(PERSIST_BATCH),
+        "sync_timeout_ms" => text(SYNC_TIMEOUT_MS),
+        "pool_size" => text(POOL_SIZE),
+        "gap_wait_ms" if valkey => text(VALKEY_GAP_WAIT_MS),
+        "gap_wait_ms" => text(POLL_GAP_WAIT_MS),
+        "interval_ms" => text(POLL_INTERVAL_MS),
+        "per_second" => text(RATE_PER_SECOND),
+        "burst" => text(RATE_BURST),
+        "ms" => text(TIMEOUT_MS),
+        "max" => text(CONCURRENCY_MAX),
+        _ => None,
+    }
+}
+
 fn out_of_range<T: PartialOrd + std::fmt::Display>(
     problems: &mut ValueProblems,
     key: &'static str,
