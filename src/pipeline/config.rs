@@ -453,22 +453,24 @@ pub enum FanoutConfig {
         /// How often the database is asked for new messages, in milliseconds.
         #[serde(default = "default_poll_interval_ms")]
         interval_ms: u64,
-        /// How long a missing seq is waited for before it is given up on, in milliseconds.
+        /// How long a missing seq is waited for before it is settled with the other instances
+        /// (see `backends::gaps`), in milliseconds.
         #[serde(default = "default_poll_gap_wait_ms")]
         gap_wait_ms: u64,
     },
     /// Share rooms with other instances through Valkey (or Redis) pub/sub: one channel per room,
-    /// one counter per room (`INCR`), gaps filled from the PostgreSQL store.
+    /// with the PostgreSQL store polled underneath as a safety net (and as the way between
+    /// instances while Valkey is down). Seqs come from PostgreSQL's counter rows.
     Valkey {
         /// The server, `redis://host:port` (or `rediss://` for TLS, `redis://:password@host`).
         /// Shown by `--check` with its password masked.
         #[serde(serialize_with = "serialize_masked_url")]
         url: String,
-        /// Most pooled connections (for PUBLISH and the sequencer); the subscriber has its own.
+        /// Most pooled connections (for PUBLISH); the subscriber has its own.
         #[serde(default = "default_valkey_pool_size")]
         pool_size: usize,
-        /// How long a room waits for a missing seq before reading it from the store; after a
-        /// second such wait it gives up on it (loudly).
+        /// How often the store is read for what pub/sub did not bring, and how long a missing seq
+        /// is waited for before it is settled with the other instances.
         #[serde(default = "default_valkey_gap_wait_ms")]
         gap_wait_ms: u64,
     },

@@ -317,7 +317,8 @@ impl<S: Inner> Ctx<'_, S> {
 }
 
 /// Where a room opened from `stored` starts (see the module docs): alone, after everything this
-/// process or an earlier run of it numbered or stored; with other instances, after the store's
+/// process or an earlier run of it numbered or stored (a jump left by a crash is remembered as
+/// unknown, so that readers crossing it are told); with other instances, after the store's
 /// settled prefix, holding what is stored above it. The room's memory is warmed with the newest
 /// `recent` messages at or below that point.
 fn starting_point(stored: &StoredRoom, shared: bool, recent: usize) -> Start {
@@ -333,6 +334,10 @@ fn starting_point(stored: &StoredRoom, shared: bool, recent: usize) -> Start {
         .map(|m| (m.seq, Some(m.clone())))
         .chain(page.skipped.iter().filter(|s| **s > at).map(|s| (*s, None)))
         .collect();
+    // Alone, seqs above everything stored and up to `at` were numbered by an earlier run that
+    // crashed: some may have been shown and lost with its write queue. Nobody can say which.
+    let stored = page.highest().unwrap_or(0);
+    let unknown = (!shared && at > stored).then_some((stored + 1, at));
     let below: Vec<&Arc<ChatMessage>> = page.messages.iter().filter(|m| m.seq <= at).collect();
     let history: Vec<Arc<ChatMessage>> = below
         .iter()
@@ -344,6 +349,7 @@ fn starting_point(stored: &StoredRoom, shared: bool, recent: usize) -> Start {
         pending,
         history_complete: !page.more && history.len() == below.len(),
         history,
+        unknown,
     }
 }
 

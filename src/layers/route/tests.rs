@@ -259,3 +259,55 @@ async fn a_join_dropped_while_its_room_opens_leaves_no_room_behind() {
         "the room the dropped join created is gone"
     );
 }
+
+mod opening {
+    use super::super::starting_point;
+    use crate::core::message::sample;
+    use crate::core::{Page, StoredRoom};
+
+    fn stored(messages: &[u64], skipped: &[u64], numbered: u64) -> StoredRoom {
+        StoredRoom {
+            newest: Page {
+                messages: messages
+                    .iter()
+                    .map(|s| sample("general", *s, "a", "x"))
+                    .collect(),
+                skipped: skipped.to_vec(),
+                more: false,
+            },
+            numbered,
+        }
+    }
+
+    #[test]
+    fn with_other_instances_a_room_starts_after_the_settled_prefix() {
+        // 8 is numbered elsewhere and not stored yet; 9 and 10 are (10 a tombstone).
+        let start = starting_point(&stored(&[5, 6, 7, 9], &[10], 12), true, 2);
+        assert_eq!(start.at, 7, "not after 9, nor after the counter");
+        let held: Vec<(u64, bool)> = start
+            .pending
+            .iter()
+            .map(|(s, m)| (*s, m.is_some()))
+            .collect();
+        assert_eq!(held, vec![(9, true), (10, false)]);
+        let history: Vec<u64> = start.history.iter().map(|m| m.seq).collect();
+        assert_eq!(history, vec![6, 7]);
+        assert!(!start.history_complete, "5 is older than the memory");
+        assert_eq!(start.unknown, None);
+    }
+
+    #[test]
+    fn alone_a_room_starts_after_everything_numbered_and_a_crash_jump_is_unknown() {
+        let start = starting_point(&stored(&[1, 2, 3], &[], 1000), false, 10);
+        assert_eq!(start.at, 1000);
+        assert!(start.pending.is_empty());
+        assert!(start.history_complete);
+        assert_eq!(start.unknown, Some((4, 1000)), "3 was the last stored");
+        let clean = starting_point(&stored(&[1, 2, 3], &[], 3), false, 10);
+        assert_eq!(
+            (clean.at, clean.unknown),
+            (3, None),
+            "a clean stop gave the rest back"
+        );
+    }
+}
