@@ -162,6 +162,7 @@ impl Store for Mock {
                 .get(room)
                 .copied()
                 .unwrap_or(0),
+            written_ahead: false,
         });
         Box::pin(std::future::ready(result))
     }

@@ -373,6 +373,7 @@ impl Store for PostgresStore {
             Ok(StoredRoom {
                 newest,
                 numbered: numbered.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                written_ahead: false, // the persist layer knows; see `OpenRoom`
             })
         })
     }

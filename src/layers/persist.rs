@@ -38,7 +38,7 @@ use super::{Inner, LayerFuture, call_inner, take};
 use crate::backends::postgres::PostgresStore;
 use crate::backends::sqlite::SqliteStore;
 use crate::backends::{Background, Store, StoreError, Writer, WriterOptions};
-use crate::core::{Action, ChatError, Detail, Origin, Reply, Request, Stats};
+use crate::core::{Action, ChatError, Detail, Origin, Reply, Request, Stats, StoredRoom};
 use crate::pipeline::config::{Durability, PersistConfig};
 
 /// A store opened from the pipeline's `persist` options, shared by the persist layer and (for
@@ -242,7 +242,10 @@ impl<S: Inner> Service<Request> for Persist<S> {
                                 open.room
                             ))
                         })?;
-                    open.answer(stored);
+                    open.answer(StoredRoom {
+                        written_ahead: backend.durability == Durability::Sync,
+                        ..stored
+                    });
                     Ok(reply)
                 }
                 _ => call_inner(&mut inner, req).await,

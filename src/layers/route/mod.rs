@@ -321,10 +321,10 @@ impl<S: Inner> Ctx<'_, S> {
 /// unknown, so that readers crossing it are told); with other instances, after the store's
 /// settled prefix, holding what is stored above it. The room's memory is warmed with the newest
 /// `recent` messages at or below that point.
-fn starting_point(stored: &StoredRoom, shared: bool, recent: usize) -> Start {
-    let page = &stored.newest;
+fn starting_point(stored_room: &StoredRoom, shared: bool, recent: usize) -> Start {
+    let page = &stored_room.newest;
     let at = match shared {
-        false => stored.numbered.max(page.highest().unwrap_or(0)),
+        false => stored_room.numbered.max(page.highest().unwrap_or(0)),
         true => page.settled_until(),
     };
     let pending = page
@@ -335,9 +335,11 @@ fn starting_point(stored: &StoredRoom, shared: bool, recent: usize) -> Start {
         .chain(page.skipped.iter().filter(|s| **s > at).map(|s| (*s, None)))
         .collect();
     // Alone, seqs above everything stored and up to `at` were numbered by an earlier run that
-    // crashed: some may have been shown and lost with its write queue. Nobody can say which.
+    // crashed: written behind, some may have been shown and lost with its write queue, and nobody
+    // can say which. (Written ahead, whatever was shown is stored: the jump is only unused seqs.)
     let stored = page.highest().unwrap_or(0);
-    let unknown = (!shared && at > stored).then_some((stored + 1, at));
+    let unknown =
+        (!shared && !stored_room.written_ahead && at > stored).then_some((stored + 1, at));
     let below: Vec<&Arc<ChatMessage>> = page.messages.iter().filter(|m| m.seq <= at).collect();
     let history: Vec<Arc<ChatMessage>> = below
         .iter()
@@ -364,20 +366,20 @@ fn directory_down(e: StoreError) -> ChatError {
     ChatError::unavailable("the presence directory is unavailable; try again shortly")
 }
 
-/// Renders a history answer as chat lines after a header notice, with a `missed` notice where
-/// the answer has a hole (see [`crate::core::HistoryQuery::answer`]).
+/// Renders a history answer as chat lines after a header notice, then a `missed` notice for each
+/// hole the answer has (see [`crate::core::HistoryQuery::answer`]). The notices come after the
+/// messages so that the header's count ("its last 10 messages follow") is the count of the lines
+/// that follow it.
 fn with_messages(header: String, room: &RoomName, answer: &HistoryAnswer) -> Vec<Event> {
-    let mut events = vec![Event::notice(header)];
-    let mut missing = answer.missing.iter().peekable();
-    for msg in &answer.messages {
-        while let Some(&&(from, to)) = missing.peek().filter(|(from, _)| *from < msg.seq) {
-            events.push(missed(room, from, to));
-            missing.next();
-        }
-        events.push(Event::Message(msg.clone()));
-    }
-    events.extend(missing.map(|&(from, to)| missed(room, from, to)));
-    events
+    std::iter::once(Event::notice(header))
+        .chain(answer.messages.iter().cloned().map(Event::Message))
+        .chain(
+            answer
+                .missing
+                .iter()
+                .map(|&(from, to)| missed(room, from, to)),
+        )
+        .collect()
 }
 
 fn missed(room: &RoomName, from: u64, to: u64) -> Event {

@@ -276,6 +276,7 @@ mod opening {
                 more: false,
             },
             numbered,
+            written_ahead: false,
         }
     }
 
