@@ -7,9 +7,15 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod binary;
+pub mod check;
+pub mod cluster;
 pub mod http;
 pub mod postgres;
+pub mod proxy;
+pub mod readers;
+pub mod record;
 pub mod scenarios;
+pub mod senders;
 pub mod valkey;
 
 use std::net::SocketAddr;
