@@ -11,7 +11,7 @@ use crate::plan::{Phase, Plan};
 use crate::support::check::{Findings, check};
 use crate::support::cluster::{Cluster, shipped, unthrottled, with_durability};
 use crate::support::readers::{SseReader, TcpReader};
-use crate::support::record::Recorder;
+use crate::support::record::{Recorder, dump};
 use crate::support::senders::Sender;
 
 /// How long clients keep reading after the senders stop: long enough for a poll interval, a
@@ -196,6 +196,9 @@ pub async fn run(plan: &Plan) -> Outcome {
     let stored = cluster.stored(&rooms).await;
     let (sent, views) = log.snapshot();
     let findings = check(&sent, &views, &stored, plan.ahead, CAPACITY);
+    if !findings.anomalies.is_empty() {
+        let _ = dump(&cluster.dir.join("record.txt"), &sent, &views);
+    }
     // The run's directory holds every instance's log, for a look at an anomaly.
     eprintln!(
         "  {} acked, {} deliveries, {} anomalies; logs in {}",

@@ -145,6 +145,23 @@ impl Recorder {
     }
 }
 
+/// Writes everything recorded, one line per event, to `path`: the evidence behind a run's
+/// anomalies (which views saw what, in which order).
+pub fn dump(path: &std::path::Path, sent: &[Sent], views: &[View]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for s in sent {
+        writeln!(out, "sent {} {} by {} on {}: {:?}", s.room, s.text, s.client, s.instance, s.outcome)?;
+    }
+    for view in views {
+        writeln!(out, "view {} of {} ({:?}):", view.reader, view.room, view.protocol)?;
+        for item in &view.items {
+            writeln!(out, "  {item:?}")?;
+        }
+    }
+    out.flush()
+}
+
 /// Appends `seen` to `view`.
 pub fn push(view: &SharedView, seen: Seen) {
     view.lock().unwrap_or_else(|e| e.into_inner()).items.push(seen);
