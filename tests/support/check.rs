@@ -391,3 +391,31 @@ fn span(from: u64, to: u64) -> String {
     }
 }
 
+
+/// What is wrong with one stream's seqs (`seqs`, in the order shown) against the store's `rows`
+/// from the stream's first seq to the store's last: holes, duplicates, steps back, and seqs the
+/// store does not hold. Empty when the stream is exactly the store's tail.
+pub fn against_store(seqs: &[u64], rows: &[(u64, String)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(&first) = seqs.first() else {
+        return problems;
+    };
+    let stored: BTreeSet<u64> = rows.iter().map(|(s, _)| *s).collect();
+    let shown: BTreeSet<u64> = seqs.iter().copied().collect();
+    let holes: Vec<u64> = stored.range(first..).filter(|s| !shown.contains(s)).copied().collect();
+    for (from, to) in ranges(&holes) {
+        problems.push(format!("skipped {} (stored)", span(from, to)));
+    }
+    for pair in seqs.windows(2) {
+        if pair[1] == pair[0] {
+            problems.push(format!("seq {} shown twice", pair[0]));
+        } else if pair[1] < pair[0] {
+            problems.push(format!("seq {} shown after {}", pair[1], pair[0]));
+        }
+    }
+    let unstored: Vec<u64> = shown.iter().filter(|s| !stored.contains(s)).copied().collect();
+    if !unstored.is_empty() {
+        problems.push(format!("shown but not stored: {unstored:?}"));
+    }
+    problems
+}

@@ -127,6 +127,21 @@ impl SseReader {
     }
 }
 
+/// Records an already opened stream (`response`) into `view`, from an `Open` on `instance`
+/// (resuming after `after`), until it ends or `stop`.
+pub async fn record_stream(
+    response: reqwest::Response,
+    view: &SharedView,
+    after: Option<u64>,
+    instance: &str,
+    stop: &CancellationToken,
+) {
+    let instance = instance.to_string();
+    push(view, Seen::Open { instance, after });
+    let mut last = after;
+    read_stream(response, view, &mut last, None, stop).await;
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum StreamEnd {
     Stopped,

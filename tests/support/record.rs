@@ -26,7 +26,8 @@ pub struct Sent {
     pub room: String,
     /// Its text, unique in the run.
     pub text: String,
-    /// The sending client.
+    /// The sending client's session: its nick (`NAME-gN` for a sender's Nth session, so that
+    /// a sender's messages to a restarted instance can be told from those before).
     pub client: String,
     /// The instance it was sent to.
     pub instance: String,

@@ -74,6 +74,7 @@ impl Sender {
         let mut pace = pacer(self.per_second);
         let (mut token, mut generation, mut n) = (None::<String>, 0, 0);
         while !stop.is_cancelled() {
+            let nick = format!("{}-g{generation}", self.name);
             let Some(session) = token.clone() else {
                 generation += 1;
                 let nick = format!("{}-g{generation}", self.name);
@@ -97,7 +98,7 @@ impl Sender {
             log.sent(Sent {
                 room,
                 text,
-                client: self.name.clone(),
+                client: nick,
                 instance: self.target.name.clone(),
                 outcome,
             });
@@ -129,7 +130,7 @@ impl Sender {
                 log.sent(Sent {
                     room: room.clone(),
                     text,
-                    client: self.name.clone(),
+                    client: nick.clone(),
                     instance: self.target.name.clone(),
                     outcome,
                 });
