@@ -108,7 +108,11 @@ fn list(text: &str) -> Vec<String> {
 fn parse_seeds(text: &str) -> Vec<u64> {
     let mut seeds = Vec::new();
     for part in list(text) {
-        let number = |s: &str| -> u64 { s.trim().parse().unwrap_or_else(|_| panic!("CHAOS_SEEDS: {s:?}")) };
+        let number = |s: &str| -> u64 {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("CHAOS_SEEDS: {s:?}"))
+        };
         match part.split_once('-') {
             Some((from, to)) => seeds.extend(number(from)..=number(to)),
             None => seeds.push(number(&part)),

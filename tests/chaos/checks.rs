@@ -57,7 +57,11 @@ fn a_silent_hole_in_a_stream_is_an_anomaly() {
     let findings = run(&[], &[seen], &rows, true);
     assert_eq!(findings.anomalies.len(), 1, "{:?}", findings.anomalies);
     assert_eq!(findings.anomalies[0].seq, Some(2));
-    assert!(findings.anomalies[0].what.contains("skipped seq 2 silently"));
+    assert!(
+        findings.anomalies[0]
+            .what
+            .contains("skipped seq 2 silently")
+    );
     assert_eq!(findings.deliveries, 2);
 }
 
@@ -66,7 +70,12 @@ fn a_hole_covered_by_a_signal_is_not_an_anomaly() {
     let rows = store(&[(1, "one"), (2, "two"), (3, "three"), (4, "four")]);
     let gap = view(
         Protocol::Sse,
-        vec![open(), msg(1, "one"), Seen::Gap { from: 2, to: 2 }, msg(3, "three")],
+        vec![
+            open(),
+            msg(1, "one"),
+            Seen::Gap { from: 2, to: 2 },
+            msg(3, "three"),
+        ],
     );
     let resumed = Seen::Open {
         instance: "b".into(),
@@ -110,7 +119,10 @@ fn an_acked_message_not_stored_is_a_loss_behind_and_an_anomaly_ahead() {
         sent("two", Outcome::Acked(None)),
     ];
     let behind = run(&acks, &[], &rows, false);
-    assert_eq!((behind.acked, behind.losses, behind.anomalies.len()), (2, 1, 0));
+    assert_eq!(
+        (behind.acked, behind.losses, behind.anomalies.len()),
+        (2, 1, 0)
+    );
     let ahead = run(&acks, &[], &rows, true);
     assert_eq!((ahead.losses, ahead.anomalies.len()), (0, 1));
 }
@@ -120,7 +132,13 @@ fn a_duplicate_or_a_step_back_is_an_anomaly() {
     let rows = store(&[(1, "one"), (2, "two")]);
     let seen = view(
         Protocol::Sse,
-        vec![open(), msg(1, "one"), msg(2, "two"), msg(2, "two"), msg(1, "one")],
+        vec![
+            open(),
+            msg(1, "one"),
+            msg(2, "two"),
+            msg(2, "two"),
+            msg(1, "one"),
+        ],
     );
     let findings = run(&[], &[seen], &rows, true);
     assert_eq!(findings.anomalies.len(), 2, "{:?}", findings.anomalies);
@@ -132,7 +150,13 @@ fn a_reset_starts_the_view_afresh() {
     let rows = store(&[(1, "x"), (2, "y")]);
     let seen = view(
         Protocol::Sse,
-        vec![open(), msg(1, "x"), msg(2, "y"), Seen::Reset { last: 2 }, msg(1, "x")],
+        vec![
+            open(),
+            msg(1, "x"),
+            msg(2, "y"),
+            Seen::Reset { last: 2 },
+            msg(1, "x"),
+        ],
     );
     let findings = run(&[], &[seen], &rows, true);
     assert!(findings.anomalies.is_empty(), "{:?}", findings.anomalies);
@@ -156,7 +180,13 @@ fn a_tcp_join_history_must_be_the_stores_last_messages() {
     };
     let good = view(
         Protocol::Tcp,
-        vec![open(), text("one"), text("two"), Seen::HistoryEnd, text("three")],
+        vec![
+            open(),
+            text("one"),
+            text("two"),
+            Seen::HistoryEnd,
+            text("three"),
+        ],
     );
     assert!(run(&[], &[good], &rows, true).anomalies.is_empty());
     let short = view(

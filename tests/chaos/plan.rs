@@ -220,7 +220,9 @@ impl Plan {
                 Fault {
                     kind,
                     at: Duration::from_secs_f64(1.0 + slot * i as f64 + rng.random_range(0.0..0.2)),
-                    hold: Duration::from_secs_f64(rng.random_range(0.5..(slot * 0.6).clamp(0.6, 2.0))),
+                    hold: Duration::from_secs_f64(
+                        rng.random_range(0.5..(slot * 0.6).clamp(0.6, 2.0)),
+                    ),
                     instance,
                     other: (instance + rng.random_range(1..n.max(2))) % n,
                     valkey_link: phase == Phase::Three && rng.random_bool(0.5),

@@ -173,7 +173,11 @@ pub async fn run(plan: &Plan) -> Outcome {
         };
         for fault in &plan.faults {
             tokio::time::sleep_until(traffic + fault.at).await;
-            eprintln!("  {:.1}s: {}", traffic.elapsed().as_secs_f64(), fault.kind.name());
+            eprintln!(
+                "  {:.1}s: {}",
+                traffic.elapsed().as_secs_f64(),
+                fault.kind.name()
+            );
             if let Err(e) = strike(fault, &mut cx).await {
                 trouble = Some(format!("{} not healed: {e}", fault.kind.name()));
             }

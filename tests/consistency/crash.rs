@@ -21,7 +21,9 @@ const CRASHES: usize = 5;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_never_gives_a_seq_to_two_messages() {
     let text = pipeline("phase1-single.toml", Durability::Async);
-    let cluster = Cluster::start(&text, &["a"]).await.expect("no service needed");
+    let cluster = Cluster::start(&text, &["a"])
+        .await
+        .expect("no service needed");
     let endpoints = cluster.endpoints();
     let node = cluster.nodes[0].clone();
     let mut problems = Vec::new();
@@ -71,7 +73,9 @@ async fn a_crash_never_gives_a_seq_to_two_messages() {
             }
         }
         for (seq, texts) in texts_of_seq.iter().filter(|(_, t)| t.len() > 1) {
-            problems.push(format!("crash {crash}: seq {seq} acknowledged for {texts:?}"));
+            problems.push(format!(
+                "crash {crash}: seq {seq} acknowledged for {texts:?}"
+            ));
         }
         let shown: Vec<&str> = views
             .iter()
@@ -95,7 +99,10 @@ async fn a_crash_never_gives_a_seq_to_two_messages() {
             .collect();
         eprintln!(
             "crash {crash}: last seq acknowledged before the kill {last_acked}; {} acknowledged after the restart",
-            after_restart.iter().filter(|s| matches!(s.outcome, Outcome::Acked(_))).count()
+            after_restart
+                .iter()
+                .filter(|s| matches!(s.outcome, Outcome::Acked(_)))
+                .count()
         );
         if !missed.is_empty() {
             problems.push(format!(

@@ -30,12 +30,19 @@ async fn stored_count(cluster: &Cluster, room: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_beyond_the_ring_never_skips_silently() {
     // Small batches through a slow link: the queue drains over seconds, not in one statement.
-    let text = pipeline("phase1-postgres.toml", Durability::Async).replace("batch = 500", "batch = 20");
+    let text =
+        pipeline("phase1-postgres.toml", Durability::Async).replace("batch = 500", "batch = 20");
     let Some(cluster) = Cluster::start(&text, &["a"]).await else {
         return;
     };
-    let (pg, endpoint) = (cluster.pg.clone().expect("PostgreSQL"), cluster.endpoints()[0].clone());
-    let proxy = cluster.nodes[0].pg_proxy.as_ref().expect("a link to PostgreSQL");
+    let (pg, endpoint) = (
+        cluster.pg.clone().expect("PostgreSQL"),
+        cluster.endpoints()[0].clone(),
+    );
+    let proxy = cluster.nodes[0]
+        .pg_proxy
+        .as_ref()
+        .expect("a link to PostgreSQL");
     let (client, room) = (reqwest::Client::new(), "resume".to_string());
     let token = http_session(&client, &endpoint, "alice", std::slice::from_ref(&room))
         .await
@@ -48,7 +55,13 @@ async fn a_resume_beyond_the_ring_never_skips_silently() {
             let outcome = post_message(client, endpoint, token, room, &text).await;
             let client = "alice".into();
             let instance = endpoint.name.clone();
-            log.sent(Sent { room: room.clone(), text, client, instance, outcome });
+            log.sent(Sent {
+                room: room.clone(),
+                text,
+                client,
+                instance,
+                outcome,
+            });
         }
     };
     for n in 1..=5 {
@@ -61,7 +74,10 @@ async fn a_resume_beyond_the_ring_never_skips_silently() {
     for n in 6..=305 {
         say(n).await; // queued: write-behind acknowledges at once
     }
-    proxy.set(Mode::Latency { up: Duration::from_millis(100), down: Duration::from_millis(100) });
+    proxy.set(Mode::Latency {
+        up: Duration::from_millis(100),
+        down: Duration::from_millis(100),
+    });
     with(&pg, |pg| pg.restart()).await;
     // Resume while the queue drains: some of it stored, the rest not yet.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -70,7 +86,9 @@ async fn a_resume_beyond_the_ring_never_skips_silently() {
     }
     let stored_at_resume = stored_count(&cluster, &room).await;
     let stop = CancellationToken::new();
-    let resumer = http_session(&client, &endpoint, "bob", &[]).await.expect("a session");
+    let resumer = http_session(&client, &endpoint, "bob", &[])
+        .await
+        .expect("a session");
     let response = client
         .get(format!("{}/messages/{room}", endpoint.base()))
         .bearer_auth(&resumer)
@@ -84,7 +102,9 @@ async fn a_resume_beyond_the_ring_never_skips_silently() {
         async move { record_stream(response, &view, Some(5), &name, &stop).await }
     });
     proxy.heal();
-    while stored_count(&cluster, &room).await < 305 && Instant::now() < deadline + Duration::from_secs(30) {
+    while stored_count(&cluster, &room).await < 305
+        && Instant::now() < deadline + Duration::from_secs(30)
+    {
         pause(100).await;
     }
     pause(1000).await;
@@ -106,7 +126,10 @@ async fn a_cancelled_request_leaves_nothing_in_the_ring() {
     let Some(cluster) = Cluster::start(&text, &["a"]).await else {
         return;
     };
-    let (pg, endpoint) = (cluster.pg.clone().expect("PostgreSQL"), cluster.endpoints()[0].clone());
+    let (pg, endpoint) = (
+        cluster.pg.clone().expect("PostgreSQL"),
+        cluster.endpoints()[0].clone(),
+    );
     let (client, room) = (reqwest::Client::new(), "cancel".to_string());
     let rooms = [room.clone()];
     let mut tokens = Vec::new();
@@ -115,17 +138,36 @@ async fn a_cancelled_request_leaves_nothing_in_the_ring() {
         tokens.push(token.expect("a session"));
     }
     for n in 1..=3 {
-        let outcome = post_message(&client, &endpoint, &tokens[0], &room, &format!("before {n}")).await;
-        assert_eq!(outcome, Outcome::Acked(Some(n)), "stored while PostgreSQL answers");
+        let outcome = post_message(
+            &client,
+            &endpoint,
+            &tokens[0],
+            &room,
+            &format!("before {n}"),
+        )
+        .await;
+        assert_eq!(
+            outcome,
+            Outcome::Acked(Some(n)),
+            "stored while PostgreSQL answers"
+        );
     }
     // PostgreSQL frozen: five senders at once, each given up on by the timeout layer.
     with(&pg, |pg| pg.pause()).await;
     let mut timed_out = Vec::new();
     for (i, token) in tokens.iter().enumerate() {
-        let (client, endpoint, token, room) = (client.clone(), endpoint.clone(), token.clone(), room.clone());
+        let (client, endpoint, token, room) = (
+            client.clone(),
+            endpoint.clone(),
+            token.clone(),
+            room.clone(),
+        );
         timed_out.push(tokio::spawn(async move {
             let text = format!("cancelled {i}");
-            (post_message(&client, &endpoint, &token, &room, &text).await, text)
+            (
+                post_message(&client, &endpoint, &token, &room, &text).await,
+                text,
+            )
         }));
     }
     let mut outcomes = Vec::new();
@@ -136,22 +178,40 @@ async fn a_cancelled_request_leaves_nothing_in_the_ring() {
     let mut problems = Vec::new();
     for (outcome, text) in &outcomes {
         if !matches!(outcome, Outcome::Refused(why) if why.starts_with("503")) {
-            problems.push(format!("{text:?} was not refused by the timeout: {outcome:?}"));
+            problems.push(format!(
+                "{text:?} was not refused by the timeout: {outcome:?}"
+            ));
         }
     }
     pause(1000).await;
     let after = post_message(&client, &endpoint, &tokens[0], &room, "after").await;
-    assert!(matches!(after, Outcome::Acked(_)), "chat goes on: {after:?}");
+    assert!(
+        matches!(after, Outcome::Acked(_)),
+        "chat goes on: {after:?}"
+    );
 
     // A later joiner's history is the store's last 10.
-    let (_conn, history) = LineConn::join(&endpoint, "joiner", &room).await.expect("join");
+    let (_conn, history) = LineConn::join(&endpoint, "joiner", &room)
+        .await
+        .expect("join");
     let history: Vec<String> = history.iter().filter_map(|l| chat_text(l, &room)).collect();
     let stored = cluster.stored(&rooms).await;
     let rows = &stored[&room];
-    let last10: Vec<String> = rows[rows.len().saturating_sub(10)..].iter().map(|(_, t)| t.clone()).collect();
-    eprintln!("timeouts: {:?}", outcomes.iter().map(|(o, _)| format!("{o:?}")).collect::<Vec<_>>());
+    let last10: Vec<String> = rows[rows.len().saturating_sub(10)..]
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    eprintln!(
+        "timeouts: {:?}",
+        outcomes
+            .iter()
+            .map(|(o, _)| format!("{o:?}"))
+            .collect::<Vec<_>>()
+    );
     if history != last10 {
-        problems.push(format!("a joiner's history {history:?} is not the store's last 10 {last10:?}"));
+        problems.push(format!(
+            "a joiner's history {history:?} is not the store's last 10 {last10:?}"
+        ));
     }
     let seqs: Vec<u64> = rows.iter().map(|(s, _)| *s).collect();
     eprintln!("stored seqs: {seqs:?}; {}", json!(history));

@@ -17,7 +17,8 @@ const ROOMS: usize = 12;
 const PER_ROOM: f64 = 250.0;
 
 async fn busy_rooms_opened_on_b(pipeline_file: &str) {
-    let Some(cluster) = Cluster::start(&pipeline(pipeline_file, Durability::Sync), &["a", "b"]).await
+    let Some(cluster) =
+        Cluster::start(&pipeline(pipeline_file, Durability::Sync), &["a", "b"]).await
     else {
         return;
     };
@@ -33,7 +34,15 @@ async fn busy_rooms_opened_on_b(pipeline_file: &str) {
         let mut senders = Vec::new();
         for room in &rooms {
             let one = std::slice::from_ref(room);
-            senders.extend(http_senders(&log, &sending, &endpoints[0], room, one, 2, PER_ROOM / 2.0));
+            senders.extend(http_senders(
+                &log,
+                &sending,
+                &endpoints[0],
+                room,
+                one,
+                2,
+                PER_ROOM / 2.0,
+            ));
         }
         pause(1000).await;
         let mut readers = Vec::new();
@@ -58,7 +67,10 @@ async fn busy_rooms_opened_on_b(pipeline_file: &str) {
         }
         let stored = cluster.stored(&rooms).await;
         let (sent, views) = log.snapshot();
-        let acked = sent.iter().filter(|s| matches!(s.outcome, crate::support::record::Outcome::Acked(_))).count();
+        let acked = sent
+            .iter()
+            .filter(|s| matches!(s.outcome, crate::support::record::Outcome::Acked(_)))
+            .count();
         eprintln!("repetition {rep}: {acked} messages acknowledged in {ROOMS} rooms");
         for view in &views {
             let shown = seqs(view);

@@ -19,11 +19,19 @@ use crate::{assert_none, http_senders, pause, pipeline, stop_all};
 /// `/readyz` as (status, body) and whether `/metrics` says `chatd_bus_degraded 1`.
 async fn health(endpoint: &Endpoint) -> (u16, Value, Option<bool>) {
     let client = reqwest::Client::new();
-    let (status, body) = match client.get(format!("{}/readyz", endpoint.base())).send().await {
+    let (status, body) = match client
+        .get(format!("{}/readyz", endpoint.base()))
+        .send()
+        .await
+    {
         Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or(Value::Null)),
         Err(_) => (0, Value::Null),
     };
-    let metrics = match client.get(format!("{}/metrics", endpoint.base())).send().await {
+    let metrics = match client
+        .get(format!("{}/metrics", endpoint.base()))
+        .send()
+        .await
+    {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     };
@@ -62,7 +70,11 @@ async fn a_valkey_outage_does_not_stop_chat() {
     let valkey = cluster.valkey.clone().expect("phase 3 has Valkey");
     let endpoints = cluster.endpoints();
     let rooms = vec!["outage".to_string()];
-    let (log, sending, reading) = (Recorder::default(), CancellationToken::new(), CancellationToken::new());
+    let (log, sending, reading) = (
+        Recorder::default(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
     let mut readers = Vec::new();
     for home in 0..2 {
         let reader = SseReader {
@@ -77,7 +89,15 @@ async fn a_valkey_outage_does_not_stop_chat() {
     }
     pause(500).await;
     let mut senders = http_senders(&log, &sending, &endpoints[0], "on-a", &rooms, 1, 20.0);
-    senders.extend(http_senders(&log, &sending, &endpoints[1], "on-b", &rooms, 1, 20.0));
+    senders.extend(http_senders(
+        &log,
+        &sending,
+        &endpoints[1],
+        "on-b",
+        &rooms,
+        1,
+        20.0,
+    ));
     pause(1000).await;
 
     let mut problems = Vec::new();
@@ -124,7 +144,12 @@ async fn a_valkey_outage_does_not_stop_chat() {
             "{} of {} messages sent during the outage were not acknowledged, e.g. {}",
             refused.len(),
             outage.len(),
-            refused.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            refused
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     let stored = cluster.stored(&rooms).await;
@@ -145,7 +170,10 @@ async fn a_valkey_outage_does_not_stop_chat() {
             .filter(|s| matches!(s.outcome, Outcome::Acked(_)) && !shown.contains(s.text.as_str()))
             .count();
         if missing > 0 {
-            problems.push(format!("{}: {missing} message(s) acknowledged during the outage never shown", view.reader));
+            problems.push(format!(
+                "{}: {missing} message(s) acknowledged during the outage never shown",
+                view.reader
+            ));
         }
     }
     cluster.stop_all().await;

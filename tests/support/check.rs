@@ -65,7 +65,13 @@ pub type Stored = BTreeMap<String, Vec<(u64, String)>>;
 
 /// Runs every check; `ahead` is write-ahead (`durability = "sync"`), `capacity` the ring's size
 /// (how many messages a join replays).
-pub fn check(sent: &[Sent], views: &[View], stored: &Stored, ahead: bool, capacity: usize) -> Findings {
+pub fn check(
+    sent: &[Sent],
+    views: &[View],
+    stored: &Stored,
+    ahead: bool,
+    capacity: usize,
+) -> Findings {
     let mut rooms: BTreeSet<&str> = stored.keys().map(String::as_str).collect();
     rooms.extend(sent.iter().map(|s| s.room.as_str()));
     rooms.extend(views.iter().map(|v| v.room.as_str()));
@@ -110,7 +116,11 @@ impl<'a> RoomCheck<'a> {
         }
         for s in sent {
             if let Outcome::Acked(Some(seq)) = s.outcome {
-                note(seq, &s.text, format!("the 202 to {} on {}", s.client, s.instance));
+                note(
+                    seq,
+                    &s.text,
+                    format!("the 202 to {} on {}", s.client, s.instance),
+                );
             }
         }
         for view in views {
@@ -126,7 +136,10 @@ impl<'a> RoomCheck<'a> {
                 }
             }
         }
-        let stored = rows.iter().map(|(seq, text)| (text.as_str(), *seq)).collect();
+        let stored = rows
+            .iter()
+            .map(|(seq, text)| (text.as_str(), *seq))
+            .collect();
         RoomCheck {
             room,
             rows,
@@ -183,7 +196,10 @@ impl<'a> RoomCheck<'a> {
                 seqs_of_text.entry(text).or_default().push(*seq);
             }
             if texts.len() > 1 {
-                let list: Vec<String> = texts.iter().map(|(t, src)| format!("{t:?} ({src})")).collect();
+                let list: Vec<String> = texts
+                    .iter()
+                    .map(|(t, src)| format!("{t:?} ({src})"))
+                    .collect();
                 let what = format!("one seq, {} texts: {}", texts.len(), list.join(", "));
                 self.anomaly(findings, Some(*seq), "-", what);
             }
@@ -206,8 +222,16 @@ impl<'a> RoomCheck<'a> {
             }
             if self.ahead {
                 let how = seq.map_or("over TCP".to_string(), |n| format!("with seq {n}"));
-                let what = format!("{:?} acknowledged {how} (write-ahead) but not stored", s.text);
-                self.anomaly(findings, seq, &format!("{} on {}", s.client, s.instance), what);
+                let what = format!(
+                    "{:?} acknowledged {how} (write-ahead) but not stored",
+                    s.text
+                );
+                self.anomaly(
+                    findings,
+                    seq,
+                    &format!("{} on {}", s.client, s.instance),
+                    what,
+                );
             } else {
                 lost.insert(&s.text);
             }
@@ -230,7 +254,8 @@ impl<'a> RoomCheck<'a> {
                         if !self.ahead {
                             lost.insert(text);
                         } else if reported.insert(text) {
-                            let what = format!("{text:?} was shown (write-ahead) but is not stored");
+                            let what =
+                                format!("{text:?} was shown (write-ahead) but is not stored");
                             let who = format!("{} on {instance}", view.reader);
                             self.anomaly(findings, seq.or_else(|| self.seq_of(text)), &who, what);
                         }
@@ -347,14 +372,22 @@ impl<'a> RoomCheck<'a> {
                 _ => {}
             }
         }
-        let Some(seqs) = history.iter().map(|t| self.stored.get(t).copied()).collect::<Option<Vec<u64>>>()
+        let Some(seqs) = history
+            .iter()
+            .map(|t| self.stored.get(t).copied())
+            .collect::<Option<Vec<u64>>>()
         else {
             return; // a message not stored: (d) reported it, or it is a write-behind loss
         };
         let Some(&upto) = seqs.last() else {
             return;
         };
-        let before: Vec<u64> = self.rows.iter().map(|(s, _)| *s).filter(|s| *s <= upto).collect();
+        let before: Vec<u64> = self
+            .rows
+            .iter()
+            .map(|(s, _)| *s)
+            .filter(|s| *s <= upto)
+            .collect();
         let want = &before[before.len().saturating_sub(self.capacity)..];
         if want != seqs.as_slice() {
             let missing: Vec<u64> = want.iter().filter(|s| !seqs.contains(s)).copied().collect();
@@ -391,7 +424,6 @@ fn span(from: u64, to: u64) -> String {
     }
 }
 
-
 /// What is wrong with one stream's seqs (`seqs`, in the order shown) against the store's `rows`
 /// from the stream's first seq to the store's last: holes, duplicates, steps back, and seqs the
 /// store does not hold. Empty when the stream is exactly the store's tail.
@@ -402,7 +434,11 @@ pub fn against_store(seqs: &[u64], rows: &[(u64, String)]) -> Vec<String> {
     };
     let stored: BTreeSet<u64> = rows.iter().map(|(s, _)| *s).collect();
     let shown: BTreeSet<u64> = seqs.iter().copied().collect();
-    let holes: Vec<u64> = stored.range(first..).filter(|s| !shown.contains(s)).copied().collect();
+    let holes: Vec<u64> = stored
+        .range(first..)
+        .filter(|s| !shown.contains(s))
+        .copied()
+        .collect();
     for (from, to) in ranges(&holes) {
         problems.push(format!("skipped {} (stored)", span(from, to)));
     }
@@ -413,7 +449,11 @@ pub fn against_store(seqs: &[u64], rows: &[(u64, String)]) -> Vec<String> {
             problems.push(format!("seq {} shown after {}", pair[1], pair[0]));
         }
     }
-    let unstored: Vec<u64> = shown.iter().filter(|s| !stored.contains(s)).copied().collect();
+    let unstored: Vec<u64> = shown
+        .iter()
+        .filter(|s| !stored.contains(s))
+        .copied()
+        .collect();
     if !unstored.is_empty() {
         problems.push(format!("shown but not stored: {unstored:?}"));
     }

@@ -174,21 +174,23 @@ impl Cluster {
             ))),
             false => None,
         };
+        let pg_addr = pg.as_ref().map(|pg| lock(pg).addr());
+        let valkey_addr = valkey.as_ref().map(|valkey| lock(valkey).addr());
         let dir = data_dir();
         let path = dir.join("pipeline.toml");
         std::fs::write(&path, pipeline).expect("write the pipeline");
         let mut nodes = Vec::new();
         for name in names {
             let mut env = vec![("CHATD_DATA_DIR".to_string(), dir.display().to_string())];
-            let pg_proxy = match &pg {
-                Some(pg) => Some(FaultProxy::start(lock(pg).addr()).await),
+            let pg_proxy = match pg_addr {
+                Some(addr) => Some(FaultProxy::start(addr).await),
                 None => None,
             };
             if let Some(proxy) = &pg_proxy {
                 env.push(("DATABASE_URL".into(), TestPostgres::url_via(proxy.addr())));
             }
-            let valkey_proxy = match &valkey {
-                Some(valkey) => Some(FaultProxy::start(lock(valkey).addr()).await),
+            let valkey_proxy = match valkey_addr {
+                Some(addr) => Some(FaultProxy::start(addr).await),
                 None => None,
             };
             if let Some(proxy) = &valkey_proxy {
@@ -196,8 +198,12 @@ impl Cluster {
             }
             let endpoint = Endpoint {
                 name: name.to_string(),
-                tcp: format!("127.0.0.1:{}", free_port()).parse().expect("an address"),
-                http: format!("127.0.0.1:{}", free_port()).parse().expect("an address"),
+                tcp: format!("127.0.0.1:{}", free_port())
+                    .parse()
+                    .expect("an address"),
+                http: format!("127.0.0.1:{}", free_port())
+                    .parse()
+                    .expect("an address"),
             };
             let launch = Launch {
                 pipeline: path.clone(),

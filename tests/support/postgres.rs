@@ -167,7 +167,11 @@ impl TestPostgres {
             .expect("a pid on the first line of postmaster.pid");
         let mut pids = vec![postmaster];
         for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
                 continue;
             };
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {

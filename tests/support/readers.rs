@@ -59,18 +59,19 @@ impl SseReader {
                 _ => self.home,
             };
             let target = &self.endpoints[at];
-            if !sessions.contains_key(&at) {
-                generation += 1;
-                let nick = format!("{}-g{generation}", self.name);
-                match http_session(&client, target, &nick, &[]).await {
-                    Some(token) => sessions.insert(at, token),
-                    None => {
+            let token = match sessions.get(&at) {
+                Some(token) => token.clone(),
+                None => {
+                    generation += 1;
+                    let nick = format!("{}-g{generation}", self.name);
+                    let Some(token) = http_session(&client, target, &nick, &[]).await else {
                         nap(&stop, RECONNECT).await;
                         continue;
-                    }
-                };
-            }
-            let token = sessions[&at].clone();
+                    };
+                    sessions.insert(at, token.clone());
+                    token
+                }
+            };
             let after = if self.resume_every_ms.is_some() {
                 last
             } else {

@@ -152,10 +152,18 @@ pub fn dump(path: &std::path::Path, sent: &[Sent], views: &[View]) -> std::io::R
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     for s in sent {
-        writeln!(out, "sent {} {} by {} on {}: {:?}", s.room, s.text, s.client, s.instance, s.outcome)?;
+        writeln!(
+            out,
+            "sent {} {} by {} on {}: {:?}",
+            s.room, s.text, s.client, s.instance, s.outcome
+        )?;
     }
     for view in views {
-        writeln!(out, "view {} of {} ({:?}):", view.reader, view.room, view.protocol)?;
+        writeln!(
+            out,
+            "view {} of {} ({:?}):",
+            view.reader, view.room, view.protocol
+        )?;
         for item in &view.items {
             writeln!(out, "  {item:?}")?;
         }
@@ -165,7 +173,10 @@ pub fn dump(path: &std::path::Path, sent: &[Sent], views: &[View]) -> std::io::R
 
 /// Appends `seen` to `view`.
 pub fn push(view: &SharedView, seen: Seen) {
-    view.lock().unwrap_or_else(|e| e.into_inner()).items.push(seen);
+    view.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .items
+        .push(seen);
 }
 
 /// The seqs of `view`'s SSE messages, in order (for tests that look at one stream).

@@ -244,7 +244,11 @@ impl LineConn {
 
     /// Connects, takes `nick` and joins `room`; returns the connection and the join's history
     /// lines, or `None` if any step failed (the instance is down, or refused the join).
-    pub async fn join(target: &Endpoint, nick: &str, room: &str) -> Option<(LineConn, Vec<String>)> {
+    pub async fn join(
+        target: &Endpoint,
+        nick: &str,
+        room: &str,
+    ) -> Option<(LineConn, Vec<String>)> {
         let stream = tokio::time::timeout(ANSWER_PATIENCE, TcpStream::connect(target.tcp))
             .await
             .ok()?

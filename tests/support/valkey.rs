@@ -101,7 +101,10 @@ impl TestValkey {
         let reply = self.command(&["SAVE"]);
         assert_eq!(reply, "+OK", "SAVE answered {reply:?}");
         self.snapshots += 1;
-        let path = self.dir.path().join(format!("snapshot-{}.rdb", self.snapshots));
+        let path = self
+            .dir
+            .path()
+            .join(format!("snapshot-{}.rdb", self.snapshots));
         std::fs::copy(self.dump(), &path).expect("copy dump.rdb");
         ValkeySnapshot { path }
     }
@@ -157,7 +160,14 @@ impl TestValkey {
         let log = std::fs::File::create(self.dir.path().join("valkey.log")).expect("log file");
         let child = Command::new(&self.bin)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dbfilename", "dump.rdb"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dbfilename",
+                "dump.rdb",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::from(log.try_clone().expect("log file")))
