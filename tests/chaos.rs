@@ -120,3 +120,21 @@ fn parse_seeds(text: &str) -> Vec<u64> {
     }
     seeds
 }
+
+#[test]
+fn twenty_seeds_strike_every_fault_kind_at_least_ten_times() {
+    let mut struck = std::collections::BTreeMap::new();
+    for phase in [Phase::One, Phase::Two, Phase::Three] {
+        for ahead in [true, false] {
+            for seed in 1..=20 {
+                for fault in Plan::draw(seed, phase, ahead, 10, 300.0).faults {
+                    *struck.entry(fault.kind).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    for kind in plan::FaultKind::ALL {
+        let n = struck.get(&kind).copied().unwrap_or(0);
+        assert!(n >= 10, "{} struck {n} times", kind.name());
+    }
+}

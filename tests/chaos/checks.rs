@@ -197,3 +197,27 @@ fn a_tcp_join_history_must_be_the_stores_last_messages() {
     assert_eq!(findings.anomalies.len(), 1, "{:?}", findings.anomalies);
     assert!(findings.anomalies[0].what.contains("join history"));
 }
+
+#[test]
+fn a_resume_that_repeats_a_run_of_seqs_is_one_anomaly() {
+    let rows = store(&[(1, "a"), (2, "b"), (3, "c")]);
+    let resumed = Seen::Open {
+        instance: "b".into(),
+        after: Some(3),
+    };
+    let seen = view(
+        Protocol::Sse,
+        vec![
+            open(),
+            msg(1, "a"),
+            msg(2, "b"),
+            msg(3, "c"),
+            resumed,
+            msg(2, "b"),
+            msg(3, "c"),
+        ],
+    );
+    let findings = run(&[], &[seen], &rows, true);
+    assert_eq!(findings.anomalies.len(), 1, "{:?}", findings.anomalies);
+    assert_eq!(findings.anomalies[0].what, "seqs 2..=3 shown twice");
+}

@@ -200,8 +200,8 @@ impl Plan {
             })
             .collect();
         let kinds = phase.faults();
-        // Every kind comes round in turn (so that a few seeds cover them all), and a random one
-        // joins now and then.
+        // Every kind comes round in turn (so that 20 seeds strike each kind at least ten times
+        // over the phases and durabilities), and a random one joins now and then.
         let count = match phase {
             Phase::One => 1 + usize::from(rng.random_bool(0.5)),
             Phase::Two => 2 + usize::from(rng.random_bool(0.5)),
@@ -214,6 +214,8 @@ impl Plan {
             .map(|i| {
                 let kind = match i {
                     0 | 1 => kinds[(turn + i) % kinds.len()],
+                    // Phase 3 has the most kinds, three of them its own: all three in turn.
+                    2 if phase == Phase::Three => kinds[(turn + i) % kinds.len()],
                     _ => kinds[rng.random_range(0..kinds.len())],
                 };
                 let instance = rng.random_range(0..n);

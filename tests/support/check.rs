@@ -298,6 +298,8 @@ impl<'a> RoomCheck<'a> {
         let (mut last, mut instance) = (None::<u64>, "");
         let mut covered: Vec<(u64, u64)> = Vec::new();
         let mut seen: HashSet<u64> = HashSet::new();
+        // Seqs shown again, reported as runs (one resume can repeat many).
+        let mut twice: Vec<(u64, String)> = Vec::new();
         for item in &view.items {
             match item {
                 Seen::Open { instance: i, after } => {
@@ -324,12 +326,12 @@ impl<'a> RoomCheck<'a> {
                     };
                     let who = format!("{} on {instance}", view.reader);
                     if let Some(l) = last {
+                        if seq <= l && seen.contains(&seq) {
+                            twice.push((seq, who));
+                            continue;
+                        }
                         if seq <= l {
-                            let what = if seen.contains(&seq) {
-                                format!("shown twice ({text:?})")
-                            } else {
-                                format!("out of order: {seq} after {l}")
-                            };
+                            let what = format!("out of order: {seq} after {l} ({text:?})");
                             self.anomaly(findings, Some(seq), &who, what);
                             continue;
                         }
@@ -350,6 +352,18 @@ impl<'a> RoomCheck<'a> {
                     last = Some(seq);
                 }
             }
+        }
+        let mut at = 0;
+        while at < twice.len() {
+            let (from, who) = &twice[at];
+            let mut to = *from;
+            while at + 1 < twice.len() && twice[at + 1].0 == to + 1 && twice[at + 1].1 == *who {
+                at += 1;
+                to += 1;
+            }
+            let what = format!("{} shown twice", span(*from, to));
+            self.anomaly(findings, Some(*from), who, what);
+            at += 1;
         }
     }
 
