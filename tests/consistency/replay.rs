@@ -15,10 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::check::check;
 use crate::support::cluster::{Cluster, with, with_layer_before};
+use crate::support::line_conn::{LineConn, chat_text};
 use crate::support::proxy::Mode;
 use crate::support::readers::record_stream;
 use crate::support::record::{Outcome, Protocol, Recorder, Sent};
-use crate::support::senders::{LineConn, chat_text, http_session, post_message};
+use crate::support::senders::{http_session, post_message};
 use crate::{assert_none, pause, pipeline};
 
 /// How many messages of `room` the store holds now.

@@ -17,8 +17,9 @@ use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::line_conn::{LineConn, chat_text};
 use super::record::{Protocol, Recorder, Seen, SharedView, push};
-use super::senders::{Endpoint, LineConn, chat_text, http_session, nap};
+use super::senders::{Endpoint, http_session, nap};
 
 /// A stream silent this long is dead (the server pings every 15 s).
 const SILENCE: Duration = Duration::from_secs(20);
