@@ -109,6 +109,7 @@ async fn a_valkey_outage_does_not_stop_chat() {
         problems.extend(health_problems(endpoint, true).await);
     }
     let up = log.snapshot().0.len();
+    let outage_took = went_down.elapsed();
     with(&valkey, |v| v.restart()).await;
     // Healthy again within a generous bound (chatd reconnects every 5 s at most).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -136,7 +137,7 @@ async fn a_valkey_outage_does_not_stop_chat() {
     eprintln!(
         "{} messages sent in the {:.1} s outage, {} not acknowledged",
         outage.len(),
-        went_down.elapsed().as_secs_f64(),
+        outage_took.as_secs_f64(),
         refused.len()
     );
     if !refused.is_empty() {
