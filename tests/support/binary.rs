@@ -1,10 +1,37 @@
 //! The real `chatd` binary as a child process: started on ephemeral ports, stopped with SIGTERM
 //! (a clean stop) or SIGKILL (a crash: nothing runs after it).
+//!
+//! [`Chatd::start`] is the simple form (ephemeral ports, asserts it comes up). [`Chatd::launch`]
+//! takes a full [`Launch`]: fixed ports (so that a restarted instance is found where its clients
+//! expect it), environment variables such as `DATABASE_URL`, and a log file that collects stderr
+//! across restarts; it returns an error instead of panicking, for schedules that restart an
+//! instance while its database may still be recovering.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+/// How long a launched instance may take to print its banner.
+const LAUNCH_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Everything [`Chatd::launch`] needs.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// `--instance`.
+    pub instance: String,
+    /// The line protocol's fixed address.
+    pub tcp: SocketAddr,
+    /// The HTTP fixed address.
+    pub http: SocketAddr,
+    /// Extra environment (`CHATD_DATA_DIR`, `DATABASE_URL`, `VALKEY_URL`, ...).
+    pub env: Vec<(String, String)>,
+    /// Where stderr is appended.
+    pub log: PathBuf,
+}
 
 /// A running `chatd` process and the addresses it announced.
 pub struct Chatd {
@@ -52,6 +79,84 @@ impl Chatd {
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
         Chatd { child, tcp, http }
+    }
+
+    /// Starts `chatd` as `launch` says and waits for its banner; an error says why it did not
+    /// come up (it exited, or said nothing in time: then it is killed).
+    pub fn launch(launch: &Launch) -> Result<Chatd, String> {
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&launch.log)
+            .map_err(|e| format!("open {}: {e}", launch.log.display()))?;
+        let _ = writeln!(log, "=== launching {}", launch.instance);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
+            .arg("--pipeline")
+            .arg(&launch.pipeline)
+            .args(["--instance", &launch.instance])
+            .args(["--tcp", &launch.tcp.to_string()])
+            .args(["--http", &launch.http.to_string()])
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn chatd: {e}"))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let (up, banner) = std::sync::mpsc::channel();
+        // One thread reads stderr for the life of the process: the banner, then the log.
+        std::thread::spawn(move || {
+            let mut up = Some(up);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "{line}");
+                if line.contains(" is up: nc ")
+                    && let Some(up) = up.take()
+                {
+                    let _ = up.send(line);
+                }
+            }
+        });
+        match banner.recv_timeout(LAUNCH_PATIENCE) {
+            Ok(_) => Ok(Chatd {
+                child,
+                tcp: launch.tcp,
+                http: launch.http,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                Err(format!(
+                    "chatd {} did not come up ({status}); see {}",
+                    launch.instance,
+                    launch.log.display()
+                ))
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `patience` for the exit, then SIGKILL; asserts nothing.
+    /// Returns the exit status of a process that stopped by itself.
+    pub async fn stop(self, patience: Duration) -> Option<ExitStatus> {
+        let pid = i32::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill(2) with our own child's pid.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let mut child = self.child;
+        tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + patience;
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(status);
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .await
+        .expect("the wait does not panic")
     }
 
     /// The process id.

@@ -3,13 +3,28 @@
 //!
 //! Every read has a generous timeout so a broken server fails a test instead of hanging it;
 //! no test asserts how fast anything happens.
+//!
+//! Real services and processes: `postgres` and `valkey` (throwaway servers, which can also be
+//! stopped, paused and, for Valkey, restored from a snapshot), `binary` (the real `chatd`),
+//! `proxy` (a fault-injecting TCP proxy in front of a service) and `cluster` (all of them wired
+//! together for one pipeline). The consistency checker's parts, shared by `tests/chaos.rs` and
+//! `tests/consistency.rs`: `senders` and `readers` (clients that record what they sent and saw,
+//! through `line_conn` for the line protocol), `record` (what they recorded) and `check` (the
+//! checks of what was recorded against what the store holds).
 
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod binary;
+pub mod check;
+pub mod cluster;
 pub mod http;
+pub mod line_conn;
 pub mod postgres;
+pub mod proxy;
+pub mod readers;
+pub mod record;
 pub mod scenarios;
+pub mod senders;
 pub mod valkey;
 
 use std::net::SocketAddr;

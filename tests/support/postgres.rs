@@ -1,6 +1,10 @@
 //! A throwaway PostgreSQL server for tests and benches: `initdb` into a temp dir, `pg_ctl start`
 //! on a free loopback port with its unix socket inside the temp dir, torn down on drop.
 //!
+//! [`TestPostgres::stop`] and [`TestPostgres::restart`] stop it (fast: connections are cut) and
+//! start it again with its data; [`TestPostgres::pause`] and [`TestPostgres::resume`] freeze and
+//! thaw the postmaster and every backend (SIGSTOP, SIGCONT): connections stay open, queries hang.
+//!
 //! It never touches a system instance or port 5432. The server binaries are looked up as
 //! `initdb` on `PATH`, then in `/usr/lib/postgresql/*/bin` (Debian and Ubuntu keep them there).
 //! `initdb` refuses to run as root, so when the tests run as root the cluster belongs to the
@@ -125,6 +129,71 @@ impl TestPostgres {
         }
     }
 
+    /// The address chatd (or a proxy in front of it) dials.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The connection URL for `addr` instead of the server's own port (a proxy in front of it).
+    pub fn url_via(addr: std::net::SocketAddr) -> String {
+        format!("postgres://chatd@{addr}/postgres")
+    }
+
+    /// Freezes the postmaster and all its backends (SIGSTOP): connections stay open and every
+    /// query hangs until [`TestPostgres::resume`].
+    pub fn pause(&self) {
+        let pids = self.pids();
+        for pid in &pids {
+            signal(*pid, libc::SIGSTOP);
+        }
+    }
+
+    /// Thaws what [`TestPostgres::pause`] froze (SIGCONT), backends first.
+    pub fn resume(&self) {
+        let pids = self.pids();
+        for pid in pids.iter().rev() {
+            signal(*pid, libc::SIGCONT);
+        }
+    }
+
+    /// The postmaster (first, from `postmaster.pid`) and its children (from `/proc`); none
+    /// while the server is stopped.
+    fn pids(&self) -> Vec<i32> {
+        // No file (the server is stopped): nothing to signal.
+        let Ok(file) = std::fs::read_to_string(self.data_dir().join("postmaster.pid")) else {
+            return Vec::new();
+        };
+        let Some(postmaster) = file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok())
+        else {
+            return Vec::new();
+        };
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // "PID (comm) STATE PPID ...": the command may hold spaces and parentheses.
+            let ppid = stat
+                .rfind(')')
+                .and_then(|end| stat[end + 1..].split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<i32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -161,6 +230,8 @@ impl TestPostgres {
 impl Drop for TestPostgres {
     fn drop(&mut self) {
         if self.running {
+            // A test that failed while the server was paused must not leave it frozen.
+            self.resume();
             let data = self.data_dir();
             // Immediate: the data is thrown away anyway. Errors are ignored: this is cleanup.
             let _ = self
@@ -172,6 +243,12 @@ impl Drop for TestPostgres {
         }
         // The TempDir removes the directory when it drops, right after this.
     }
+}
+
+fn signal(pid: i32, signal: i32) {
+    // SAFETY: kill(2) with a pid read from the server's own files and a plain signal number.
+    // A backend that exited meanwhile is no error: ESRCH is ignored.
+    unsafe { libc::kill(pid, signal) };
 }
 
 fn run(cmd: &mut Command) -> Output {

