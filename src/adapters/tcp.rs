@@ -214,9 +214,10 @@ impl Connection {
             )),
             End::Idle => {
                 tracing::debug!(%peer, "closing a connection that chose no nick and joined no room");
+                let secs = self.options.join_timeout.as_secs();
+                let unit = if secs == 1 { "second" } else { "seconds" };
                 Some(format!(
-                    "* closing the connection: no /nick or /join within {} seconds of connecting\n",
-                    self.options.join_timeout.as_secs()
+                    "* closing the connection: no /nick or /join within {secs} {unit} of connecting\n"
                 ))
             }
         };

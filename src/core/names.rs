@@ -43,7 +43,7 @@ impl Nick {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok {
             Ok(Nick(raw.into()))
-        } else if let Some(refused) = text::find_refused(raw) {
+        } else if let Some(refused) = hidden(raw) {
             Err(ChatError::invalid(format!(
                 "invalid nick: {} are not allowed in nicks (found {})",
                 refused.kind(),
@@ -92,7 +92,7 @@ impl RoomName {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if ok {
             Ok(RoomName(folded.into()))
-        } else if let Some(refused) = text::find_refused(raw) {
+        } else if let Some(refused) = hidden(raw) {
             Err(ChatError::invalid(format!(
                 "invalid room name: {} are not allowed in room names (found {})",
                 refused.kind(),
@@ -110,6 +110,16 @@ impl RoomName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The first direction-changing or invisible character of `raw`, named in the error rather than
+/// quoted: the reader could not see it in a quote. Input with a control character keeps the
+/// quoted error, which shows every character escaped (`\u{1b}`).
+fn hidden(raw: &str) -> Option<text::Refusal> {
+    if raw.chars().any(char::is_control) {
+        return None;
+    }
+    text::find_refused(raw)
 }
 
 /// The look-alike folding of [`Nick::key`], on a string that follows the nick rules.

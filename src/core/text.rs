@@ -101,6 +101,13 @@ pub fn find_refused(text: &str) -> Option<Refusal> {
     None
 }
 
+/// Whether `c` must be shown escaped (`\u{202e}`) when a server message quotes what a client
+/// sent: a control, direction-changing or invisible character would act on the reader's screen
+/// (or hide) instead of being read.
+pub fn quoted_escaped(c: char) -> bool {
+    c.is_control() || is_bidi_control(c) || is_invisible(c)
+}
+
 /// The bidi controls: embeddings, overrides, isolates and the implicit marks.
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
