@@ -98,7 +98,7 @@ impl LoggedChatd {
         if let Some(filter) = rust_log {
             command.env("RUST_LOG", filter);
         }
-        let child = command.spawn().expect("start chatd");
+        let mut child = command.spawn().expect("start chatd");
         let deadline = std::time::Instant::now() + PATIENCE;
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -110,10 +110,12 @@ impl LoggedChatd {
                     http,
                 };
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "chatd did not start:\n{text}"
-            );
+            if std::time::Instant::now() >= deadline || child.try_wait().is_ok_and(|s| s.is_some())
+            {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chatd did not start:\n{text}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -197,7 +197,15 @@ impl Connection {
                 .await
             }
             None => {
+                // Refused (a full server, a connect over its address's rate): as in `refuse`,
+                // what the client already sent is read away, so closing does not reset the
+                // refusal's line away before the client reads it.
                 let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;
+                let _ = write.shutdown().await;
+                let _ = tokio::time::timeout(REFUSAL_DRAIN, async {
+                    while let Some(Ok(_)) = lines.next().await {}
+                })
+                .await;
                 End::Done
             }
         };
