@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::bucket::SWEEP_FLOOR;
 use super::*;
 use crate::core::{Closer, Command, Connect, ErrorKind, Nick, Protocol, RoomName, outbound};
 use tower::{ServiceExt, service_fn};
