@@ -69,6 +69,7 @@ impl Server {
         let options = TcpOptions {
             max_line_bytes: config.server.max_line_bytes,
             outbound_queue: config.server.outbound_queue,
+            join_timeout: Duration::from_secs(config.server.join_timeout_secs),
         };
         let http_options = HttpOptions {
             outbound_queue: config.server.outbound_queue,
@@ -79,6 +80,7 @@ impl Server {
                 "sessions",
                 config.server.max_connections_per_ip,
                 config.server.max_connections,
+                config.server.ipv6_prefix,
             ),
             static_dir: static_dir(),
         };
@@ -87,6 +89,7 @@ impl Server {
             "connections",
             config.server.max_connections_per_ip,
             config.server.max_connections,
+            config.server.ipv6_prefix,
         );
         tracker.spawn(http::serve(
             http_listener,

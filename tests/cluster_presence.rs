@@ -117,6 +117,11 @@ async fn a_nick_taken_on_one_instance_is_refused_on_another_until_freed() {
     other.expect("! nick alice is taken").await;
     other.send("/nick ALICE").await;
     other.expect("! nick ALICE is taken").await;
+    // Look-alikes too: the directory keys nicks by their skeleton, as one instance does.
+    other.send("/nick a1ice").await;
+    other.expect("! nick a1ice is taken").await;
+    other.send("/nick aIice").await;
+    other.expect("! nick aIice is taken").await;
     let anon = HttpClient::new(b.http_addr());
     let taken = anon.post("/connect", json!({ "nick": "Alice" })).await;
     assert_eq!(
@@ -250,4 +255,76 @@ async fn an_instance_whose_rows_expired_while_cut_off_restores_them() {
     other.expect("! nick alice is taken").await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_directory_folds_look_alikes_as_chatd_does_and_step_6_rewrites_old_keys() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let server = start_with(cluster_config(&pg.url(), "a", 15)).await; // migrates
+    let (db, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    for nick in [
+        "alice",
+        "aIice",
+        "A1ICE",
+        "b0b",
+        "BOB",
+        "rnodern",
+        "vvill",
+        "rrnn",
+        "guest-1010",
+        "x_-9",
+    ] {
+        let row = db
+            .query_one("SELECT chatd_nick_key($1)", &[&nick])
+            .await
+            .unwrap();
+        let sql: String = row.get(0);
+        assert_eq!(sql, chatd::core::Nick::parse(nick).unwrap().key(), "{nick}");
+    }
+    // Rows written before step 6 were keyed by the lowercase nick. Two look-alikes among them
+    // cannot both keep a row under one key: the one seen last does, and memberships follow.
+    db.batch_execute(
+        "INSERT INTO presence_nicks (nick_key, nick, instance, owner, session, seen_at) VALUES \
+           ('a1ice', 'a1ice', 'old', 'old#1', 1, now() - interval '1 second'), \
+           ('aiice', 'aIice', 'old', 'old#1', 2, now()), \
+           ('bob', 'bob', 'old', 'old#1', 3, now()); \
+         INSERT INTO presence_members (room, nick_key) VALUES ('r', 'a1ice'), ('r', 'aiice');",
+    )
+    .await
+    .unwrap();
+    db.batch_execute(include_str!(
+        "../migrations/postgres/0006_nick_skeleton.sql"
+    ))
+    .await
+    .unwrap();
+    let rows = db
+        .query(
+            "SELECT nick_key, nick FROM presence_nicks WHERE owner = 'old#1' ORDER BY nick_key",
+            &[],
+        )
+        .await
+        .unwrap();
+    let rows: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        rows,
+        [
+            ("allce".to_string(), "aIice".to_string()),
+            ("bob".to_string(), "bob".to_string())
+        ]
+    );
+    let members = db
+        .query(
+            "SELECT nick_key FROM presence_members WHERE room = 'r'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let members: Vec<String> = members.iter().map(|r| r.get(0)).collect();
+    assert_eq!(members, ["allce"]);
+    server.shutdown().await;
 }

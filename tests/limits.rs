@@ -132,9 +132,7 @@ async fn connections_per_address_count_tcp_and_http_together() {
         read_until_closed(&mut third).await,
         "! too many connections from your address (max 2)\n"
     );
-    let refused = reqwest::get(format!("http://{http}/healthz"))
-        .await
-        .unwrap();
+    let refused = reqwest::get(format!("http://{http}/")).await.unwrap();
     assert_eq!(refused.status().as_u16(), 429);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(
@@ -177,11 +175,7 @@ async fn the_total_connection_limit_refuses_newcomers_with_503_and_a_line() {
         .local_address("127.0.0.4".parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap();
-    let refused = client
-        .get(format!("http://{http}/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let refused = client.get(format!("http://{http}/")).send().await.unwrap();
     assert_eq!(refused.status().as_u16(), 503);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(

@@ -225,8 +225,9 @@ fn server() -> impl Strategy<Value = ServerConfig> {
         (addr(), addr(), proptest::option::of("[A-Za-z0-9_.-]{1,32}")),
         (64..=1_048_576usize, 1..=65_536usize, 1..=86_400u64),
         (1024..=16_777_216usize, 1..=1_000_000usize, 1..=3600u64),
+        (32..=128u8, 1..=86_400u64),
     )
-        .prop_flat_map(|(ids, sizes, rest)| {
+        .prop_flat_map(|(ids, sizes, rest, edge)| {
             let (max_body, total, header) = rest;
             (1..=total).prop_map(move |per_ip| ServerConfig {
                 tcp: ids.0,
@@ -239,6 +240,8 @@ fn server() -> impl Strategy<Value = ServerConfig> {
                 max_connections_per_ip: per_ip,
                 max_connections: total,
                 header_read_timeout_secs: header,
+                ipv6_prefix: edge.0,
+                join_timeout_secs: edge.1,
             })
         })
 }

@@ -31,9 +31,11 @@ fn one_per_second() -> PipelineConfig {
         *limit,
         RateLimitConfig {
             per_second: 10,
-            burst: 20
+            burst: 20,
+            per_address_per_second: 50,
+            per_address_burst: 200,
         },
-        "the shipped default limits to 10 a second, 20 at once"
+        "the shipped default limits to 10 a second, 20 at once (50 and 200 per address)"
     );
     limit.per_second = 1;
     config

@@ -42,6 +42,26 @@ impl Drop for Counted {
 use limits::{ConnectionLimits, Permit, Refused};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// TCP keepalive on every accepted connection: after this long without traffic either way, the
+/// kernel starts probing the peer, every [`KEEPALIVE_INTERVAL`]; when its probes go unanswered
+/// (Linux gives up after 9) it resets the connection, and the session ends as on a close. A peer
+/// that vanished without a word (a laptop shut, a network gone) frees its slot within about
+/// 60 + 9 x 10 seconds, instead of never.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Time between two keepalive probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Turns TCP keepalive on for `stream` (see [`KEEPALIVE_IDLE`]). A socket that refuses the option
+/// is served without it: that costs a dead peer's slot, not the connection.
+fn keep_alive(stream: &TcpStream) {
+    let params = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    if let Err(err) = socket2::SockRef::from(stream).set_tcp_keepalive(&params) {
+        tracing::debug!(error = %err, "cannot turn TCP keepalive on");
+    }
+}
+
 /// Refused connections that may be kept open at once to be told why (each for a few seconds).
 /// Beyond this a refused connection is closed at once, without a word: otherwise one address
 /// connecting in a loop could hold a file descriptor per refusal and starve everybody.
@@ -78,6 +98,7 @@ async fn accept(
             _ = shutdown.cancelled() => return None,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    keep_alive(&stream);
                     let admission = match limits.admit(peer.ip()) {
                         Ok(permit) => Ok(permit),
                         Err(refused) => match refusals.clone().try_acquire_owned() {

@@ -5,10 +5,15 @@
 //! reply's lines and whatever the core pushes into the session's outbound queue. It knows nothing
 //! about rooms or commands: every word it prints comes from the core's [`Event::line`].
 //!
-//! Three things end a connection besides the client leaving: `/quit` (the reply says close),
-//! the server kicking a slow reader (the [`Closer`]; its reason is the last line), and server
-//! shutdown (a notice, then close). Writes race against the last two, so a client that stops
-//! reading cannot keep its task stuck in a write forever.
+//! Four things end a connection besides the client leaving: `/quit` (the reply says close),
+//! the server kicking a slow reader (the [`Closer`]; its reason is the last line), server
+//! shutdown (a notice, then close), and the join timeout: a connection that has neither chosen
+//! a nick nor joined a room `[server] join_timeout_secs` after connecting is closed with a
+//! notice, so that silent sockets cannot hold connection slots for ever (a person who has
+//! joined may stay quiet as long as they like). Writes race against the kick and the shutdown,
+//! so a client that stops reading cannot keep its task stuck in a write forever. A peer that
+//! vanished without a word (a laptop closed, a network gone) is found by TCP keepalive, which
+//! the accept loop turns on for every connection (`adapters::accept`).
 //!
 //! Outbound events are written in batches: after one event, whatever else is already queued is
 //! appended to the same buffer and sent with one write, so a busy room costs one syscall per
@@ -57,6 +62,9 @@ pub struct TcpOptions {
     pub max_line_bytes: usize,
     /// Capacity of each session's outbound queue.
     pub outbound_queue: usize,
+    /// A connection that has neither chosen a nick nor joined a room this long after it
+    /// connected is closed (see the module docs).
+    pub join_timeout: Duration,
 }
 
 /// Accepts connections until `shutdown`, each served by its own task on `tracker`. Connections
@@ -126,6 +134,8 @@ enum End {
         /// As for `Kicked`.
         mid_line: bool,
     },
+    /// No `/nick` and no `/join` within the join timeout.
+    Idle,
 }
 
 /// Whether `sent` (what reached the socket of the current batch) stops inside a line.
@@ -187,7 +197,15 @@ impl Connection {
                 .await
             }
             None => {
+                // Refused (a full server, a connect over its address's rate): as in `refuse`,
+                // what the client already sent is read away, so closing does not reset the
+                // refusal's line away before the client reads it.
                 let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;
+                let _ = write.shutdown().await;
+                let _ = tokio::time::timeout(REFUSAL_DRAIN, async {
+                    while let Some(Ok(_)) = lines.next().await {}
+                })
+                .await;
                 End::Done
             }
         };
@@ -202,6 +220,14 @@ impl Connection {
                 "{}* server shutting down, goodbye\n",
                 if mid_line { "\n" } else { "" }
             )),
+            End::Idle => {
+                tracing::debug!(%peer, "closing a connection that chose no nick and joined no room");
+                let secs = self.options.join_timeout.as_secs();
+                let unit = if secs == 1 { "second" } else { "seconds" };
+                Some(format!(
+                    "* closing the connection: no /nick or /join within {secs} {unit} of connecting\n"
+                ))
+            }
         };
         if let Some(line) = farewell {
             let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(line.as_bytes())).await;
@@ -225,7 +251,10 @@ impl Connection {
         // take the token's lock (and register a waiter) once per delivery.
         let shutdown = self.shutdown.clone().cancelled_owned();
         let kicked = closer.closed();
-        tokio::pin!(shutdown, kicked);
+        // The join timeout, disarmed by the first `/nick` or `/join` that succeeds.
+        let unsettled = tokio::time::sleep(self.options.join_timeout);
+        let mut settled = false;
+        tokio::pin!(shutdown, kicked, unsettled);
         loop {
             // Flush with `write` rather than `write_all`: it is cancel-safe, so when a kick or
             // shutdown interrupts a stuck write we know whether a line was cut in half.
@@ -246,6 +275,7 @@ impl Connection {
                 biased;
                 _ = &mut shutdown => return End::Shutdown { mid_line: false },
                 _ = &mut kicked => return End::Kicked { mid_line: false },
+                _ = &mut unsettled, if !settled => return End::Idle,
                 Some(event) = queue.recv() => out = batch(event, queue, &self.stats),
                 input = lines.next() => {
                     let line = match input {
@@ -264,6 +294,7 @@ impl Connection {
                     let mut buf = BytesMut::new();
                     match self.call(Request::from(session, Action::Line(line))).await {
                         Ok(reply) => {
+                            settled |= matches!(reply.detail, Some(Detail::Nick(_) | Detail::Joined { .. }));
                             render(&reply, &mut buf);
                             if reply.close {
                                 let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;

@@ -75,6 +75,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "tombstones",
         sql: include_str!("../../migrations/postgres/0005_tombstones.sql"),
     },
+    Migration {
+        version: 6,
+        name: "nick_skeleton",
+        sql: include_str!("../../migrations/postgres/0006_nick_skeleton.sql"),
+    },
 ];
 
 /// The table that records applied migrations; the same SQL works in both dialects.
@@ -138,11 +143,14 @@ mod tests {
     fn a_step_numbered_below_an_applied_one_is_still_applied() {
         // A database migrated by a build that had step 3 but not step 2 gets step 2 later.
         let versions = |list: Vec<&Migration>| list.iter().map(|m| m.version).collect::<Vec<_>>();
-        assert_eq!(versions(pending(POSTGRES, &[]).unwrap()), [1, 2, 3, 4, 5]);
-        assert_eq!(versions(pending(POSTGRES, &[1]).unwrap()), [2, 3, 4, 5]);
-        assert_eq!(versions(pending(POSTGRES, &[1, 3]).unwrap()), [2, 4, 5]);
-        assert_eq!(versions(pending(POSTGRES, &[1, 2, 3, 5]).unwrap()), [4]);
-        assert!(pending(POSTGRES, &[1, 2, 3, 4, 5]).unwrap().is_empty());
+        assert_eq!(
+            versions(pending(POSTGRES, &[]).unwrap()),
+            [1, 2, 3, 4, 5, 6]
+        );
+        assert_eq!(versions(pending(POSTGRES, &[1]).unwrap()), [2, 3, 4, 5, 6]);
+        assert_eq!(versions(pending(POSTGRES, &[1, 3]).unwrap()), [2, 4, 5, 6]);
+        assert_eq!(versions(pending(POSTGRES, &[1, 2, 3, 5, 6]).unwrap()), [4]);
+        assert!(pending(POSTGRES, &[1, 2, 3, 4, 5, 6]).unwrap().is_empty());
     }
 
     #[test]

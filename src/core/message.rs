@@ -212,13 +212,14 @@ impl Presence {
     }
 }
 
-/// Checks a chat message body: not empty, at most `max_chars` characters, and no control
-/// characters (tab excepted). Control characters are refused rather than stripped so that the
-/// sender learns why: an ANSI escape in a message could repaint other users' terminals, and a NUL
-/// cannot be stored in PostgreSQL text.
+/// Checks a chat message body: not empty, at most `max_chars` characters, and none of the
+/// characters [`super::text`] refuses: controls (tab excepted), direction-changing and invisible
+/// ones. They are refused rather than stripped so that the sender learns why: an ANSI escape
+/// could repaint other users' terminals, a NUL cannot be stored in PostgreSQL text, and a
+/// right-to-left override makes `x`, U+202E, `gnp.exe` read `xexe.png`.
 ///
 /// # Errors
-/// An `Invalid` error naming the broken rule.
+/// An `Invalid` error naming the broken rule (and the refused character's code point).
 pub fn check_text(text: &str, max_chars: usize) -> Result<(), super::ChatError> {
     use super::ChatError;
     if text.trim().is_empty() {
@@ -229,10 +230,11 @@ pub fn check_text(text: &str, max_chars: usize) -> Result<(), super::ChatError> 
             "message too long (max {max_chars} characters)"
         )));
     }
-    if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
+    if let Some(refused) = super::text::find_refused(text) {
         return Err(ChatError::invalid(format!(
-            "control characters are not allowed in messages (found U+{:04X})",
-            c as u32
+            "{} are not allowed in messages (found {})",
+            refused.kind(),
+            refused.code_point()
         )));
     }
     Ok(())
@@ -316,11 +318,14 @@ mod tests {
                 .message
                 .contains("max 10 characters")
         );
-        assert!(
-            check_text("a\u{1b}[2Jb", 10)
-                .unwrap_err()
-                .message
-                .contains("U+001B")
+        assert_eq!(
+            check_text("a\u{1b}[2Jb", 10).unwrap_err().message,
+            "control characters are not allowed in messages (found U+001B)"
+        );
+        assert_eq!(
+            check_text("x\u{202e}gnp.exe", 20).unwrap_err().message,
+            "direction-changing characters are not allowed in messages (found U+202E \
+             RIGHT-TO-LEFT OVERRIDE)"
         );
         assert!(
             check_text("nul\0", 10)

@@ -4,6 +4,7 @@
 //! sockets"). Adapters turn bytes into [`Request`]s and render [`Reply`]s and [`Event`]s; layers
 //! (in `src/layers/`) implement the chat behaviour on top of this state.
 
+pub mod address;
 pub mod error;
 pub mod event;
 pub mod hub;
@@ -19,7 +20,9 @@ pub mod rooms;
 pub mod sequencer;
 pub mod session;
 pub mod stats;
+pub mod text;
 
+pub use address::AddressGroup;
 pub use error::{ChatError, ErrorKind};
 pub use event::{Detail, Event, Missed, Reply};
 pub use hub::Hub;

@@ -3,6 +3,16 @@
 //! Both are `Arc<str>` newtypes. A message carries its room and nick to every recipient, so a
 //! clone must not copy the string; and because a `Nick` or `RoomName` can only be built by
 //! `parse`, every layer behind the parser can trust that the value obeys the rules.
+//!
+//! **Look-alike nicks.** Both are plain ASCII, so no invisible or direction-changing character can
+//! hide in them (a name that tries gets an error naming the character, see `core::text`). What
+//! ASCII still allows is look-alikes: `aIice` (capital i) or `a1ice` beside `alice`, `b0b` beside
+//! `bob`. A nick is therefore unique by its *skeleton* ([`Nick::key`]), the spelling in which
+//! every look-alike is folded into one: the second of two look-alikes is refused as taken, on
+//! this instance and, through the shared directory's `nick_key`, on every other. The table is
+//! our own and small (the confusables of Unicode's UTS #39 that ASCII letters and digits have
+//! among themselves), because nicks are ASCII: a crate of all of Unicode's would be a lot of
+//! data to fold 36 characters.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,12 +20,14 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::error::ChatError;
+use super::text;
 
 /// The longest nick or room name, in characters.
 pub const MAX_NAME_LEN: usize = 32;
 
 /// A user's display name: 1 to 32 of `A-Z a-z 0-9 _ -`. Uniqueness is case-insensitive
-/// (`Alice` and `alice` cannot both be connected), as on IRC; the chosen spelling is kept.
+/// (`Alice` and `alice` cannot both be connected), as on IRC, and blind to look-alikes (`aIice`,
+/// `a1ice` and `alice` neither: see [`Nick::key`]); the chosen spelling is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Nick(Arc<str>);
 
@@ -31,6 +43,12 @@ impl Nick {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok {
             Ok(Nick(raw.into()))
+        } else if let Some(refused) = hidden(raw) {
+            Err(ChatError::invalid(format!(
+                "invalid nick: {} are not allowed in nicks (found {})",
+                refused.kind(),
+                refused.code_point()
+            )))
         } else {
             Err(ChatError::invalid(format!(
                 "invalid nick {:?}: use 1 to {MAX_NAME_LEN} of A-Z a-z 0-9 _ -",
@@ -39,9 +57,14 @@ impl Nick {
         }
     }
 
-    /// The key under which the nick is unique: its lowercase form.
+    /// The key under which the nick is unique: its skeleton, in which case and look-alikes are
+    /// folded away. Lowercase first (so `I` is `i`), then `0` is `o`; `1`, `i` and `l` are `l`
+    /// (capital I and small l look the same in most fonts, and case folding already made I and
+    /// i one); then `rn` is `m` and `vv` is `w`. So `alice`, `ALICE`, `aIice` and `a1ice` share
+    /// the key `allce`. Migration 6 (`migrations/postgres/0006_nick_skeleton.sql`) writes the same
+    /// folding in SQL as `chatd_nick_key`, for the rows of a shared directory.
     pub fn key(&self) -> String {
-        self.0.to_ascii_lowercase()
+        skeleton(&self.0)
     }
 
     /// The nick as written.
@@ -69,6 +92,12 @@ impl RoomName {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if ok {
             Ok(RoomName(folded.into()))
+        } else if let Some(refused) = hidden(raw) {
+            Err(ChatError::invalid(format!(
+                "invalid room name: {} are not allowed in room names (found {})",
+                refused.kind(),
+                refused.code_point()
+            )))
         } else {
             Err(ChatError::invalid(format!(
                 "invalid room name {:?}: use 1 to {MAX_NAME_LEN} of a-z 0-9 _ - (an optional leading # is fine)",
@@ -81,6 +110,30 @@ impl RoomName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The first direction-changing or invisible character of `raw`, named in the error rather than
+/// quoted: the reader could not see it in a quote. Input with a control character keeps the
+/// quoted error, which shows every character escaped (`\u{1b}`).
+fn hidden(raw: &str) -> Option<text::Refusal> {
+    if raw.chars().any(char::is_control) {
+        return None;
+    }
+    text::find_refused(raw)
+}
+
+/// The look-alike folding of [`Nick::key`], on a string that follows the nick rules.
+fn skeleton(nick: &str) -> String {
+    let folded: String = nick
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            '0' => 'o',
+            '1' | 'i' => 'l',
+            lower => lower,
+        })
+        .collect();
+    // After the characters, the pairs: left to right and without overlaps, as SQL's `replace`.
+    folded.replace("rn", "m").replace("vv", "w")
 }
 
 /// Echoing a 1 MiB argument back in an error would be its own problem: quote at most 40 chars.
@@ -119,12 +172,53 @@ mod tests {
         assert!(err.message.contains("1 to 32 of A-Z a-z 0-9 _ -"), "{err}");
     }
 
+    fn key(nick: &str) -> String {
+        Nick::parse(nick).unwrap().key()
+    }
+
     #[test]
     fn nick_keys_are_case_insensitive() {
+        assert_eq!(key("Alice"), key("aLICE"));
+    }
+
+    #[test]
+    fn look_alike_nicks_share_a_key() {
+        for (a, b) in [
+            ("alice", "aIice"),
+            ("alice", "a1ice"),
+            ("alice", "ALICE"),
+            ("bob", "b0b"),
+            ("BOB", "B0B"),
+            ("modern", "rnodern"),
+            ("will", "vvi11"),
+            ("guest-1010", "guest-IOlo"),
+        ] {
+            assert_eq!(key(a), key(b), "{a} and {b}");
+        }
+        for (a, b) in [("alice", "alicia"), ("bob", "bobby"), ("a_b", "a-b")] {
+            assert_ne!(key(a), key(b), "{a} and {b}");
+        }
+        assert_eq!(key("Alice"), "allce");
+        assert_eq!(key("rrnn"), "rmn", "left to right, no overlaps");
+    }
+
+    #[test]
+    fn invisible_or_direction_changing_characters_in_names_are_named() {
+        let err = Nick::parse("x\u{202e}gnp").unwrap_err();
         assert_eq!(
-            Nick::parse("Alice").unwrap().key(),
-            Nick::parse("aLICE").unwrap().key()
+            err.message,
+            "invalid nick: direction-changing characters are not allowed in nicks (found U+202E \
+             RIGHT-TO-LEFT OVERRIDE)"
         );
+        let err = RoomName::parse("gen\u{200b}eral").unwrap_err();
+        assert_eq!(
+            err.message,
+            "invalid room name: invisible characters are not allowed in room names (found \
+             U+200B ZERO WIDTH SPACE)"
+        );
+        // Other bad input is quoted with its escapes, never raw.
+        let err = Nick::parse("a\u{1b}[2J").unwrap_err();
+        assert!(!err.message.contains('\u{1b}'), "{err}");
     }
 
     #[test]

@@ -260,7 +260,7 @@ impl Room {
             .map(|m| m.session.clone())
             .collect();
         let mut nicks: Vec<Nick> = sessions.iter().map(|s| s.nick()).collect();
-        nicks.sort_by_key(|n| n.key());
+        nicks.sort_by_key(|n| n.as_str().to_ascii_lowercase());
         nicks
     }
 

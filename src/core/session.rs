@@ -153,7 +153,7 @@ pub struct Sessions {
 #[derive(Debug, Default)]
 struct Registry {
     by_id: HashMap<SessionId, Arc<Session>>,
-    /// Lowercased nick -> owner: the case-insensitive uniqueness rule.
+    /// Nick key (`Nick::key`: case and look-alikes folded) -> owner: the uniqueness rule.
     by_nick: HashMap<String, SessionId>,
 }
 
@@ -275,9 +275,10 @@ fn guest_nick(taken: &HashMap<String, SessionId>) -> Nick {
     loop {
         for _ in 0..16 {
             let n = rand::random_range(10u64.pow(width - 1)..10u64.pow(width));
-            let candidate = format!("guest-{n}");
-            if !taken.contains_key(&candidate) {
-                return Nick::parse(&candidate).expect("guest nicks follow the nick rules");
+            let candidate =
+                Nick::parse(&format!("guest-{n}")).expect("guest nicks follow the nick rules");
+            if !taken.contains_key(&candidate.key()) {
+                return candidate;
             }
         }
         width += 1;

@@ -92,11 +92,12 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ChatError> {
         ("quit", _) => Command::Quit,
         _ => {
             // Quoted back, so control characters are shown escaped (`\u{1b}`): an error must
-            // not carry an ANSI sequence that repaints the reader's terminal.
+            // not carry an ANSI sequence that repaints the reader's terminal (nor a bidi
+            // override that reorders it, see `core::text`).
             let shown: String = name
                 .chars()
                 .take(32)
-                .map(|c| match c.is_control() {
+                .map(|c| match crate::core::text::quoted_escaped(c) {
                     true => c.escape_unicode().to_string(),
                     false => c.to_string(),
                 })

@@ -1,14 +1,19 @@
-//! The rate-limit layer: a token bucket per session, so that no client can send faster than the
-//! pipeline file allows.
+//! The rate-limit layer: a token bucket per session and one per address, so that no client can
+//! send faster than the pipeline file allows, however many sessions it opens.
 //!
 //! **What it does.** Every line or command a session sends (see `layers::sent_by_a_user`)
-//! costs one token from that session's bucket. The bucket holds at most `burst` tokens and refills
-//! at `per_second` tokens a second. A request that finds the bucket empty is refused with a
-//! [`ErrorKind::RateLimited`](crate::core::ErrorKind::RateLimited) error that says how long to
-//! wait: the TCP user reads `! slow down: ... (try again in N ms)`, an HTTP client gets `429` with
-//! `Retry-After`. The connection stays open and nothing else happens to the session: it can talk
-//! again as soon as a token is back. Connects, disconnects, the opening of an HTTP event stream
-//! and messages from other instances cost nothing, as they are not something a client typed.
+//! costs one token from that session's bucket *and* one from its address's bucket. A session's
+//! bucket holds at most `burst` tokens and refills at `per_second` tokens a second; an address's
+//! (an IPv4 address, or an IPv6 prefix: see `core::address`) holds `per_address_burst` and
+//! refills at `per_address_per_second`, shared by all the sessions of that address, and a new
+//! session's connect costs a token from it too. A request that finds either bucket empty is
+//! refused with a [`ErrorKind::RateLimited`](crate::core::ErrorKind::RateLimited) error that says
+//! which rule and how long to wait: the TCP user reads `! slow down: ... (try again in N ms)`, an
+//! HTTP client gets `429` with `Retry-After`. The connection stays open and nothing else happens
+//! to the session: it can talk again as soon as a token is back (a refused connect is refused,
+//! and the TCP adapter closes that connection after the line). Disconnects, the opening of an
+//! HTTP event stream and messages from other instances cost nothing, as they are not something
+//! a client typed.
 //!
 //! **Where it sits.** Above route (the pipeline check insists), usually right after parse, so
 //! that a refused line never reaches the layers that take locks, number messages or write to a
@@ -22,21 +27,27 @@
 //!   again, rather than as a token count and a last-refill time: the tokens at any moment follow
 //!   from it, and integer `Duration` arithmetic has none of a floating count's rounding (this is
 //!   the "generic cell rate algorithm" that ATM switches and many rate limiters use).
-//! * *Why per session.* A limit shared by everyone lets one flooder use up everyone's allowance;
-//!   a limit per address punishes everybody behind one NAT. The session is the unit that sends,
-//!   so it is the unit that is limited.
+//! * *Why per session and per address.* A limit shared by everyone lets one flooder use up
+//!   everyone's allowance. The session is the unit that sends, so it has a bucket; but a session
+//!   is free to make, and a bucket per session alone is bypassed by reconnecting (eight clients
+//!   reconnecting in a loop from one address once got 262 messages a second through a limit of
+//!   10). The address is what a client cannot change at will, so it has a bucket too, sized for
+//!   the honest case of a whole office behind one NAT address (docs/CONFIG.md says why 50 a
+//!   second and 200 at once): a long-run average of five busy sessions, never 26.
 //! * *Why a layer, not adapter code.* Both adapters would otherwise need the same bucket, and an
 //!   operator could not move, tune or remove it from the pipeline file. As a layer it sees the
 //!   one protocol-neutral request type, and the adapters only render its error.
 //!
-//! **Bounded memory.** The buckets live in one map by session id. A session's bucket is removed
-//! when its `Disconnect` passes through, and a bucket that has refilled completely is
-//! indistinguishable from a new one, so the map is also swept of full buckets whenever it has
-//! doubled since the last sweep (and holds at least 1,024 buckets): it holds the
-//! connected sessions that sent something, plus at most about as many stale ones again (or up to
-//! the floor) between two sweeps.
+//! **Bounded memory.** The buckets live in two maps, by session id and by address, and a third
+//! map remembers each session's address (from its connect, until its disconnect). A session's
+//! bucket is removed when its `Disconnect` passes through, and a bucket that has refilled
+//! completely is indistinguishable from a new one, so each bucket map is also swept of full
+//! buckets whenever it has doubled since its last sweep (and holds at least 1,024 buckets): it
+//! holds the sessions (addresses) that sent something recently, plus at most about as many
+//! stale ones again (or up to the floor) between two sweeps.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -46,112 +57,93 @@ use tokio::time::Instant;
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, sent_by_a_user, take};
-use crate::core::{Action, ChatError, Reply, Request, SessionId, Stats};
+
+#[path = "rate_limit_bucket.rs"]
+mod bucket;
+use crate::core::{Action, AddressGroup, ChatError, Detail, Reply, Request, SessionId, Stats};
+use crate::ops::logs::Throttle;
 use crate::pipeline::config::RateLimitConfig;
+use bucket::BucketMap;
+pub use bucket::{Bucket, Rate};
 
-/// Below this many buckets the map is never swept: sweeping a small map saves nothing.
-const SWEEP_FLOOR: usize = 1024;
+/// How many requests the rate limit refused, for the warning it logs at most once a minute.
+static REFUSED: Throttle = Throttle::new();
 
-/// A bucket's size and refill rate.
+/// Which bucket refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    /// Time for one token to come back: a second divided by `per_second`.
-    interval: Duration,
-    /// The most tokens the bucket holds.
-    burst: u32,
+enum Empty {
+    /// The session's.
+    Session(Duration),
+    /// The address's, shared by its sessions.
+    Address(Duration),
 }
 
-impl Rate {
-    /// `per_second` tokens a second, at most `burst` at once. Both are at least 1 (the pipeline
-    /// check makes sure; a 0 here is treated as 1).
-    pub fn new(per_second: u32, burst: u32) -> Rate {
-        Rate {
-            interval: Duration::from_secs(1) / per_second.max(1),
-            burst: burst.max(1),
-        }
-    }
-
-    /// How long an empty bucket takes to fill up.
-    fn fill_time(&self) -> Duration {
-        self.interval * self.burst
-    }
-}
-
-/// One session's token bucket, kept as the instant it will be full again (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bucket {
-    full_at: Instant,
-}
-
-impl Bucket {
-    /// A full bucket.
-    pub fn full(now: Instant) -> Bucket {
-        Bucket { full_at: now }
-    }
-
-    /// Takes one token at `now`.
-    ///
-    /// # Errors
-    /// When the bucket is empty: how long until it holds a token again.
-    pub fn take(&mut self, rate: &Rate, now: Instant) -> Result<(), Duration> {
-        // Taking a token pushes the moment the bucket is full again one interval further. The
-        // bucket is short of `burst` tokens exactly when that moment is a fill time away, so a
-        // take is allowed while it stays within one fill time of now.
-        let full_at = self.full_at.max(now) + rate.interval;
-        let deficit = full_at - now;
-        if deficit <= rate.fill_time() {
-            self.full_at = full_at;
-            Ok(())
-        } else {
-            Err(deficit - rate.fill_time())
-        }
-    }
-
-    /// Whether the bucket has refilled completely by `now` (and so carries no information).
-    pub fn is_full(&self, now: Instant) -> bool {
-        self.full_at <= now
-    }
-}
-
-/// The buckets of all sessions, shared by every clone of the layer's service.
+/// The buckets of all sessions and addresses, shared by every clone of the layer's service.
 #[derive(Debug)]
 struct Buckets {
-    rate: Rate,
-    map: Mutex<Map>,
+    /// How IPv6 addresses are grouped into one "address".
+    ipv6_prefix: u8,
+    map: Mutex<Maps>,
 }
 
-#[derive(Debug, Default)]
-struct Map {
-    buckets: HashMap<SessionId, Bucket>,
-    /// The map's size after its last sweep: the next sweep waits until it has doubled.
-    swept_at: usize,
+#[derive(Debug)]
+struct Maps {
+    sessions: BucketMap<SessionId>,
+    addresses: BucketMap<AddressGroup>,
+    /// Each session's address, from its connect until its disconnect.
+    address_of: HashMap<SessionId, AddressGroup>,
 }
 
 impl Buckets {
-    /// Takes a token from `session`'s bucket at `now`, creating the bucket full on first use.
-    fn take(&self, session: SessionId, now: Instant) -> Result<(), Duration> {
-        let mut map = self.map();
-        if map.buckets.len() >= (2 * map.swept_at).max(SWEEP_FLOOR) {
-            map.buckets.retain(|_, bucket| !bucket.is_full(now));
-            map.swept_at = map.buckets.len();
+    /// Takes a token from `session`'s bucket (if any) and from its address's (if it is known),
+    /// at `now`: both or neither.
+    fn take(
+        &self,
+        session: Option<SessionId>,
+        address: Option<AddressGroup>,
+        now: Instant,
+    ) -> Result<(), Empty> {
+        let mut maps = self.maps();
+        let address = address.or_else(|| maps.address_of.get(&session?).copied());
+        let by_session = match session {
+            Some(id) => Some((id, maps.sessions.check(id, now).map_err(Empty::Session)?)),
+            None => None,
+        };
+        let by_address = match address {
+            Some(group) => Some((
+                group,
+                maps.addresses.check(group, now).map_err(Empty::Address)?,
+            )),
+            None => None,
+        };
+        if let Some((id, bucket)) = by_session {
+            maps.sessions.put(id, bucket);
         }
-        map.buckets
-            .entry(session)
-            .or_insert_with(|| Bucket::full(now))
-            .take(&self.rate, now)
+        if let Some((group, bucket)) = by_address {
+            maps.addresses.put(group, bucket);
+        }
+        Ok(())
     }
 
-    /// Drops `session`'s bucket: the session is going away.
+    /// The address group of a client at `peer`.
+    fn group(&self, peer: Option<SocketAddr>) -> Option<AddressGroup> {
+        peer.map(|peer| AddressGroup::of(peer.ip(), self.ipv6_prefix))
+    }
+
+    /// Remembers that `session` comes from `address`.
+    fn remember(&self, session: SessionId, address: AddressGroup) {
+        self.maps().address_of.insert(session, address);
+    }
+
+    /// Drops `session`'s bucket and address: the session is going away.
     fn forget(&self, session: SessionId) {
-        self.map().buckets.remove(&session);
+        let mut maps = self.maps();
+        maps.sessions.buckets.remove(&session);
+        maps.address_of.remove(&session);
     }
 
-    fn len(&self) -> usize {
-        self.map().buckets.len()
-    }
-
-    /// The map, locked; held only for a lookup, never across an `.await`.
-    fn map(&self) -> MutexGuard<'_, Map> {
+    /// The maps, locked; held only for a lookup, never across an `.await`.
+    fn maps(&self) -> MutexGuard<'_, Maps> {
         // A panic cannot leave a bucket half-updated in a way that matters: use it as is.
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -162,35 +154,74 @@ impl Buckets {
 pub struct RateLimitLayer {
     buckets: Arc<Buckets>,
     stats: Arc<Stats>,
-    /// The rule in words, for the error: `at most 10 lines a second, 20 at once`.
+    /// The session's rule in words, for the error: `at most 10 lines a second, 20 at once`.
     rule: Arc<str>,
+    /// The address's rule in words.
+    address_rule: Arc<str>,
 }
 
 impl RateLimitLayer {
-    /// A rate-limit layer with the pipeline's options, counting refusals in `stats`.
-    pub fn new(config: &RateLimitConfig, stats: Arc<Stats>) -> RateLimitLayer {
-        let lines = if config.per_second == 1 {
-            "line"
-        } else {
-            "lines"
-        };
+    /// A rate-limit layer with the pipeline's options, IPv6 addresses grouped by their first
+    /// `ipv6_prefix` bits (`[server] ipv6_prefix`), counting refusals in `stats`.
+    pub fn new(config: &RateLimitConfig, ipv6_prefix: u8, stats: Arc<Stats>) -> RateLimitLayer {
+        let lines = |n: u32| if n == 1 { "line" } else { "lines" };
         let rule = format!(
-            "at most {} {lines} a second, {} at once",
-            config.per_second, config.burst
+            "at most {} {} a second, {} at once",
+            config.per_second,
+            lines(config.per_second),
+            config.burst
         );
+        let address_rule = format!(
+            "at most {} {} a second from your address (all its sessions together), {} at once",
+            config.per_address_per_second,
+            lines(config.per_address_per_second),
+            config.per_address_burst
+        );
+        let maps = Maps {
+            sessions: BucketMap::new(Rate::new(config.per_second, config.burst)),
+            addresses: BucketMap::new(Rate::new(
+                config.per_address_per_second,
+                config.per_address_burst,
+            )),
+            address_of: HashMap::new(),
+        };
         RateLimitLayer {
             buckets: Arc::new(Buckets {
-                rate: Rate::new(config.per_second, config.burst),
-                map: Mutex::new(Map::default()),
+                ipv6_prefix,
+                map: Mutex::new(maps),
             }),
             stats,
             rule: rule.into(),
+            address_rule: address_rule.into(),
         }
     }
 
-    /// How many buckets exist (one per session that sent something recently).
+    /// How many session buckets exist (one per session that sent something recently).
     pub fn buckets(&self) -> usize {
-        self.buckets.len()
+        self.buckets.maps().sessions.buckets.len()
+    }
+
+    /// How many address buckets exist (one per address that sent something recently).
+    pub fn address_buckets(&self) -> usize {
+        self.buckets.maps().addresses.buckets.len()
+    }
+
+    /// The refusal for an empty bucket, counted and logged (see `ops::logs` for the levels).
+    fn refuse(&self, empty: Empty, session: Option<SessionId>) -> BoxError {
+        self.stats.rate_limited.inc();
+        let (rule, wait) = match empty {
+            Empty::Session(wait) => (&self.rule, wait),
+            Empty::Address(wait) => (&self.address_rule, wait),
+        };
+        tracing::debug!(session = ?session, ?empty, "rate limited");
+        if let Some(refused) = REFUSED.hit() {
+            tracing::warn!(
+                refused,
+                "requests refused by the rate limit (since the last such warning, at most a \
+                 minute ago); some client sends faster than the pipeline allows"
+            );
+        }
+        ChatError::rate_limited(rule, wait).into()
     }
 }
 
@@ -205,7 +236,8 @@ impl<S> Layer<S> for RateLimitLayer {
     }
 }
 
-/// Refuses a session's lines and commands beyond its rate; see the module docs.
+/// Refuses a session's lines and commands, and an address's connects, beyond their rates; see
+/// the module docs.
 #[derive(Debug, Clone)]
 pub struct RateLimit<S> {
     inner: S,
@@ -225,151 +257,41 @@ impl<S: Inner> Service<Request> for RateLimit<S> {
         // The readied inner service: called below, or dropped with a refusal so that whatever
         // it reserved in `poll_ready` (a `concurrency_limit` permit, say) is released at once.
         let mut inner = take(&mut self.inner);
+        let buckets = self.limits.buckets.clone();
+        let mut connecting_from = None;
         match (&req.action, req.session) {
             (_, Some(session)) if sent_by_a_user(&req) => {
-                if let Err(wait) = self.limits.buckets.take(session, Instant::now()) {
-                    self.limits.stats.rate_limited.inc();
-                    let refusal = ChatError::rate_limited(&self.limits.rule, wait);
-                    return Box::pin(ready(Err(refusal.into())));
+                if let Err(empty) = buckets.take(Some(session), None, Instant::now()) {
+                    let refusal = self.limits.refuse(empty, Some(session));
+                    return Box::pin(ready(Err(refusal)));
+                }
+            }
+            // A new session costs its address a token: reconnecting is not free.
+            (Action::Connect(connect), None) => {
+                connecting_from = buckets.group(connect.peer);
+                if let Some(group) = connecting_from
+                    && let Err(empty) = buckets.take(None, Some(group), Instant::now())
+                {
+                    return Box::pin(ready(Err(self.limits.refuse(empty, None))));
                 }
             }
             // Forgotten before the request goes on, so that even a disconnect that fails below
             // leaves no bucket behind.
-            (Action::Disconnect, Some(session)) => self.limits.buckets.forget(session),
+            (Action::Disconnect, Some(session)) => buckets.forget(session),
             _ => {}
         }
-        Box::pin(async move { call_inner(&mut inner, req).await })
+        Box::pin(async move {
+            let reply = call_inner(&mut inner, req).await?;
+            if let (Some(group), Some(Detail::Connected { session, .. })) =
+                (connecting_from, &reply.detail)
+            {
+                buckets.remember(*session, group);
+            }
+            Ok(reply)
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::{Command, ErrorKind, RoomName};
-    use tower::{ServiceExt, service_fn};
-
-    const MS: Duration = Duration::from_millis(1);
-
-    #[tokio::test(start_paused = true)]
-    async fn a_full_bucket_allows_a_burst_then_one_token_per_interval() {
-        let rate = Rate::new(10, 20);
-        let mut bucket = Bucket::full(Instant::now());
-        for i in 0..20 {
-            assert_eq!(bucket.take(&rate, Instant::now()), Ok(()), "token {i}");
-        }
-        assert_eq!(bucket.take(&rate, Instant::now()), Err(100 * MS));
-        tokio::time::advance(40 * MS).await;
-        assert_eq!(bucket.take(&rate, Instant::now()), Err(60 * MS));
-        tokio::time::advance(60 * MS).await;
-        assert_eq!(bucket.take(&rate, Instant::now()), Ok(()));
-        assert_eq!(bucket.take(&rate, Instant::now()), Err(100 * MS));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_bucket_refills_to_its_burst_and_no_further() {
-        let rate = Rate::new(10, 20);
-        let mut bucket = Bucket::full(Instant::now());
-        for _ in 0..20 {
-            bucket.take(&rate, Instant::now()).unwrap();
-        }
-        assert!(!bucket.is_full(Instant::now()));
-        tokio::time::advance(Duration::from_secs(60)).await;
-        assert!(bucket.is_full(Instant::now()));
-        let allowed = (0..100)
-            .filter(|_| bucket.take(&rate, Instant::now()).is_ok())
-            .count();
-        assert_eq!(
-            allowed, 20,
-            "a long quiet spell saves up one burst, not more"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_steady_sender_at_the_rate_is_never_refused() {
-        let rate = Rate::new(4, 1);
-        let mut bucket = Bucket::full(Instant::now());
-        for i in 0..50 {
-            assert_eq!(bucket.take(&rate, Instant::now()), Ok(()), "send {i}");
-            tokio::time::advance(250 * MS).await;
-        }
-    }
-
-    /// A stack of the rate-limit layer over a service that answers everything.
-    fn limited(per_second: u32, burst: u32) -> (RateLimitLayer, Arc<Stats>) {
-        let stats = Arc::new(Stats::default());
-        let config = RateLimitConfig { per_second, burst };
-        (RateLimitLayer::new(&config, stats.clone()), stats)
-    }
-
-    async fn send(layer: &RateLimitLayer, session: u64, action: Action) -> Result<Reply, BoxError> {
-        let stack = layer.layer(service_fn(|_req: Request| async { Ok(Reply::default()) }));
-        stack
-            .oneshot(Request::from(SessionId(session), action))
-            .await
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn only_lines_and_commands_cost_tokens_and_each_session_has_its_own_bucket() {
-        let (layer, stats) = limited(1, 2);
-        for _ in 0..2 {
-            send(&layer, 1, Action::Line("hi".into())).await.unwrap();
-        }
-        let err = send(&layer, 1, Action::Command(Command::Rooms))
-            .await
-            .unwrap_err();
-        let err = ChatError::from_box(&err);
-        assert_eq!(
-            err.kind,
-            ErrorKind::RateLimited {
-                retry_after: Duration::from_secs(1)
-            }
-        );
-        assert_eq!(
-            err.message,
-            "slow down: at most 1 line a second, 2 at once (try again in 1000 ms)"
-        );
-        assert_eq!(stats.rate_limited.get(), 1);
-        // Opening an event stream costs nothing.
-        let replay = Command::Replay {
-            room: RoomName::parse("general").unwrap(),
-            after: None,
-        };
-        send(&layer, 1, Action::Command(replay)).await.unwrap();
-        // Another session is not affected; a remote message (no session) costs nothing.
-        send(&layer, 2, Action::Line("hi".into())).await.unwrap();
-        for _ in 0..5 {
-            let anonymous = Request::anonymous(Action::Line("x".into()));
-            let stack = layer.layer(service_fn(|_req: Request| async { Ok(Reply::default()) }));
-            stack.oneshot(anonymous).await.unwrap();
-        }
-        assert_eq!(stats.rate_limited.get(), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_disconnect_drops_the_sessions_bucket() {
-        let (layer, _) = limited(10, 20);
-        send(&layer, 7, Action::Line("hi".into())).await.unwrap();
-        send(&layer, 8, Action::Line("hi".into())).await.unwrap();
-        assert_eq!(layer.buckets(), 2);
-        send(&layer, 7, Action::Disconnect).await.unwrap();
-        assert_eq!(layer.buckets(), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn full_buckets_are_swept_once_the_map_grows() {
-        let (layer, _) = limited(10, 20);
-        // Sessions that each sent one line and went quiet without a disconnect.
-        for session in 0..SWEEP_FLOOR as u64 {
-            send(&layer, session, Action::Line("hi".into()))
-                .await
-                .unwrap();
-        }
-        assert_eq!(layer.buckets(), SWEEP_FLOOR);
-        tokio::time::advance(Duration::from_secs(3)).await;
-        // The next new session finds a map at the floor, all of it refilled: swept.
-        send(&layer, 1_000_000, Action::Line("hi".into()))
-            .await
-            .unwrap();
-        assert_eq!(layer.buckets(), 1);
-    }
-}
+#[path = "rate_limit_tests.rs"]
+mod tests;

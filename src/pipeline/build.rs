@@ -127,8 +127,11 @@ pub async fn assemble(
         stack = match layer {
             // Lines -> commands.
             LayerConfig::Parse(c) => wrap(ParseLayer::new(c), stack),
-            // A token bucket per session over what it sends.
-            LayerConfig::RateLimit(c) => wrap(RateLimitLayer::new(c, hub.stats_handle()), stack),
+            // A token bucket per session and one per address over what they send.
+            LayerConfig::RateLimit(c) => wrap(
+                RateLimitLayer::new(c, config.server.ipv6_prefix, hub.stats_handle()),
+                stack,
+            ),
             // tower's middleware, over users' lines and commands only (see `layers/guard.rs`).
             LayerConfig::Timeout(c) => wrap(
                 UsersOnlyLayer::new(TimeoutLayer::new(Duration::from_millis(c.ms))),

@@ -66,6 +66,16 @@ pub struct ServerConfig {
     /// How long an HTTP client gets to send a request's head (against slowloris), in seconds.
     #[serde(default = "default_header_read_timeout_secs")]
     pub header_read_timeout_secs: u64,
+    // Against clients that hold slots without chatting (issue 13): per-address grouping and idle
+    // TCP connections.
+    /// How many leading bits of an IPv6 address make "one address" for every per-address limit
+    /// (`max_connections_per_ip`, the rate limit's per-address bucket); IPv4 counts per address.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// A TCP connection that has neither chosen a nick (`/nick`) nor joined a room (`/join`)
+    /// this long after connecting is closed with a notice, in seconds.
+    #[serde(default = "default_join_timeout_secs")]
+    pub join_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +91,8 @@ impl Default for ServerConfig {
             max_connections_per_ip: default_max_connections_per_ip(),
             max_connections: default_max_connections(),
             header_read_timeout_secs: default_header_read_timeout_secs(),
+            ipv6_prefix: default_ipv6_prefix(),
+            join_timeout_secs: default_join_timeout_secs(),
         }
     }
 }
@@ -111,6 +123,12 @@ fn default_max_connections() -> usize {
 }
 fn default_header_read_timeout_secs() -> u64 {
     10
+}
+fn default_ipv6_prefix() -> u8 {
+    crate::core::address::DEFAULT_IPV6_PREFIX
+}
+fn default_join_timeout_secs() -> u64 {
+    60
 }
 
 /// One `[[layer]]` table. The `kind` key selects the variant.
@@ -182,6 +200,14 @@ pub struct RateLimitConfig {
     /// How many it may send at once after a quiet spell: the bucket's size.
     #[serde(default = "default_burst")]
     pub burst: u32,
+    /// Lines, commands and connects all the sessions of one address (an IPv6 prefix, see
+    /// `[server] ipv6_prefix`) may send per second together: a second bucket, per address, so
+    /// that reconnecting (a fresh session, a fresh bucket) does not multiply the rate.
+    #[serde(default = "default_per_address_per_second")]
+    pub per_address_per_second: u32,
+    /// The per-address bucket's size.
+    #[serde(default = "default_per_address_burst")]
+    pub per_address_burst: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -189,6 +215,8 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             per_second: default_per_second(),
             burst: default_burst(),
+            per_address_per_second: default_per_address_per_second(),
+            per_address_burst: default_per_address_burst(),
         }
     }
 }
@@ -198,6 +226,16 @@ fn default_per_second() -> u32 {
 }
 fn default_burst() -> u32 {
     20
+}
+/// Five sessions' worth: an office of people behind one NAT address, of whom a few talk at once
+/// (see docs/CONFIG.md for the reasoning).
+fn default_per_address_per_second() -> u32 {
+    50
+}
+/// Room for everybody behind one address reconnecting at once (after a restart of chatd, each
+/// page or netcat user spends a connect, a `/nick` and a few `/join`s).
+fn default_per_address_burst() -> u32 {
+    200
 }
 
 /// Options of `kind = "timeout"` (tower's `Timeout`).

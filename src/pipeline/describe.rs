@@ -161,6 +161,8 @@ mod tests {
         for option in [
             "header_read_timeout_secs = 10,",
             "http = \"127.0.0.1:3001\",",
+            "ipv6_prefix = 64,",
+            "join_timeout_secs = 60,",
             "max_body_bytes = 65536,",
             "max_connections = 10000,",
             "max_connections_per_ip = 64,",
@@ -171,13 +173,13 @@ mod tests {
         ] {
             assert!(server.contains(option), "{option} missing: {server}");
         }
-        assert!(server.contains("(derived), max_body_bytes"), "{server}");
+        assert!(server.contains("(derived), ipv6_prefix"), "{server}");
         assert_eq!(
             lines[start..],
             [
                 "stack, in call order (a request meets layer 1 first):",
                 "  1. parse",
-                "  2. rate_limit burst = 20, per_second = 10",
+                "  2. rate_limit burst = 20, per_address_burst = 200, per_address_per_second = 50, per_second = 10",
                 "  3. route     directory = \"auto\", max_message_chars = 2000, max_rooms = 10000,",
                 "               max_rooms_per_session = 50, presence_ttl_secs = 15",
                 "  4. history   capacity = 10",

@@ -19,12 +19,19 @@
 //!
 //! Connections beyond `[server] max_connections_per_ip` or `max_connections` (counted with the
 //! TCP adapter's, see `adapters::limits`) get `429` or `503` with a JSON error; so does a
-//! `POST /connect` beyond as many live sessions per address.
+//! `POST /connect` beyond as many live sessions per address. `GET /healthz` is the exception: it
+//! answers `200` even on a refused connection, so that a full server (or an address at its
+//! limit) does not look dead to its monitoring and get restarted for nothing.
+//!
+//! Every response carries security headers (a Content-Security-Policy, no framing, no sniffing,
+//! no referrer), state-changing requests from another origin's page are refused, and request
+//! logs never show a session token: see [`hardening`].
 //!
 //! Served with hyper 1 (HTTP/1.1, a header-read timeout against slow-header clients) and
 //! tower-http (request tracing, a timeout on ordinary requests, static files). Graceful shutdown
 //! is the server's one [`CancellationToken`]: streams end, connections drain.
 
+mod hardening;
 mod json;
 mod routes;
 pub mod sessions;
@@ -73,6 +80,9 @@ where
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connections get to finish after shutdown before they are dropped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a refused connection gets to send its one request: refusals in flight are bounded
+/// (`adapters::REFUSALS_IN_FLIGHT`), and a silent one should not keep its place for long.
+const REFUSED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The HTTP adapter's settings, from the `[server]` table.
 #[derive(Debug, Clone)]
@@ -145,13 +155,20 @@ pub async fn serve(
         let permit = match accepted.admission {
             Ok(permit) => permit,
             Err(refusal) => {
-                // Read the one request properly, answer it with the refusal, and close.
+                // Read the one request properly, answer it with the refusal (or, for a health
+                // check, with "alive"), and close. A refused client gets less time to send it.
                 let refused = refusal.refused;
-                let answer = hyper::service::service_fn(move |_req| async move {
-                    Ok::<_, Infallible>(json::HttpError::from(refused).into_response())
+                let answer = hyper::service::service_fn(move |req: http::Request<_>| async move {
+                    let mut response = match (req.method(), req.uri().path()) {
+                        (&http::Method::GET, "/healthz") => routes::healthz(),
+                        _ => json::HttpError::from(refused).into_response(),
+                    };
+                    hardening::harden(response.headers_mut());
+                    Ok::<_, Infallible>(response)
                 });
                 let connection = builder
                     .keep_alive(false)
+                    .header_read_timeout(header_timeout.min(REFUSED_HEADER_TIMEOUT))
                     .serve_connection(TokioIo::new(stream), answer);
                 let connection = graceful.watch(connection);
                 tracker.spawn(async move {

@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 
 use super::json::{HttpError, json_response, read_json, read_optional_json};
 use super::sessions::{HttpSession, STREAM_GRACE};
-use super::{Body, HttpResult, Peer, REQUEST_TIMEOUT, State, full, sse};
+use super::{Body, HttpResult, Peer, REQUEST_TIMEOUT, State, full, hardening, sse};
 use crate::core::{
     Action, Closer, Command, Connect, Detail, Protocol, Reply, Request as ChatRequest, RoomName,
     outbound,
@@ -26,30 +26,45 @@ use crate::core::{
 /// The cookie that carries the session token for browsers.
 const COOKIE_NAME: &str = "chatd_session";
 
-/// The HTTP service: tracing and a timeout around the router.
+/// The HTTP service: tracing (its token redacted, see `hardening`) and a timeout around the
+/// router, and the security headers on every response.
 pub(super) fn service(
     state: Arc<State>,
 ) -> BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible> {
     let router = tower::service_fn(move |req| route(state.clone(), req));
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(hardening::request_span::<Incoming>)
+        .on_failure(hardening::on_failure);
     BoxCloneSyncService::new(
         ServiceBuilder::new()
-            .layer(TraceLayer::new_for_http())
+            .layer(trace)
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 REQUEST_TIMEOUT,
             ))
             .service(router)
-            .map_response(|res| res.map(full)),
+            .map_response(|mut res| {
+                hardening::harden(res.headers_mut());
+                res.map(full)
+            }),
     )
 }
 
 async fn route(state: Arc<State>, req: Request<Incoming>) -> HttpResult {
     let path = req.uri().path().to_string();
+    // What changes state (a session, a membership, a message) answers only its own page.
+    let changes_state = matches!(
+        (req.method(), path.as_str()),
+        (&Method::POST, "/connect" | "/command" | "/message")
+    ) || (req.method() == Method::GET && path.starts_with("/messages/"));
+    if changes_state && let Err(refused) = hardening::same_origin_only(&req) {
+        return Ok(refused.into_response());
+    }
     let result = match (req.method().clone(), path.as_str()) {
         (Method::POST, "/connect") => connect(&state, req).await,
         (Method::POST, "/command") => command(&state, req).await,
         (Method::POST, "/message") => message(&state, req).await,
-        (Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        (Method::GET, "/healthz") => Ok(healthz()),
         (Method::GET, "/readyz") => Ok(readyz(&state).await),
         (Method::GET, "/metrics") => Ok(metrics(&state)),
         (Method::GET, p) if p.starts_with("/messages/") => sse::open(&state, req).await,
@@ -333,6 +348,11 @@ pub(super) async fn expire_idle_sessions(state: Arc<State>) {
                 .await;
         }
     }
+}
+
+/// `GET /healthz`: `200`, the process answers (also on a connection over the limits).
+pub(super) fn healthz() -> Response<Body> {
+    json_response(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
 /// `GET /readyz`: `200` when the store and bus work, else `503`; the body names each check.

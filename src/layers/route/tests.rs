@@ -31,6 +31,12 @@ impl Scripted {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    /// Whether another instance holds `nick` (or a look-alike: they share its key).
+    fn holds(&self, nick: &Nick) -> bool {
+        let held = |n: &&str| Nick::parse(n).is_ok_and(|n| n.key() == nick.key());
+        self.elsewhere.iter().any(held)
+    }
+
     fn told(&self) -> Vec<String> {
         self.told.lock().unwrap().clone()
     }
@@ -44,7 +50,7 @@ impl Directory for Scripted {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let answer = if self.down {
             Err(StoreError::Unavailable("down".into()))
-        } else if self.elsewhere.contains(&nick.key().as_str()) {
+        } else if self.holds(nick) {
             Ok(false)
         } else if nick.as_str().starts_with("guest-") && *self.refuse_guests.lock().unwrap() > 0 {
             *self.refuse_guests.lock().unwrap() -= 1;
@@ -62,7 +68,7 @@ impl Directory for Scripted {
         old: &'a Nick,
         new: &'a Nick,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let free = !self.elsewhere.contains(&new.key().as_str());
+        let free = !self.holds(new);
         if free {
             self.told
                 .lock()

@@ -29,6 +29,11 @@ const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
 /// `[server] header_read_timeout_secs`: 0 would cut every request; beyond an hour a slowloris
 /// client holds its connection for nothing.
 const HEADER_READ_TIMEOUT_SECS: RangeInclusive<u64> = 1..=3600;
+/// `[server] ipv6_prefix`: a prefix shorter than /32 would count a whole provider's customers as
+/// one client; /128 counts every address apart (what IPv4 does).
+const IPV6_PREFIX: RangeInclusive<u8> = 32..=128;
+/// `[server] join_timeout_secs`: at least a second, at most a day.
+const JOIN_TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
 /// `route.max_rooms_per_session`: at least one room, and a session's room list is scanned on
 /// every rename and quit, so not unbounded.
 const MAX_ROOMS_PER_SESSION: RangeInclusive<usize> = 1..=10_000;
@@ -70,6 +75,10 @@ const RATE_PER_SECOND: RangeInclusive<u32> = 1..=10_000;
 /// `rate_limit.burst`: 0 would refuse every line; the bucket is per session, so its size is what
 /// one client may send at once, and 100,000 is already far past any person's paste.
 const RATE_BURST: RangeInclusive<u32> = 1..=100_000;
+/// `rate_limit.per_address_per_second` and `per_address_burst`: as the per-session ones, ten
+/// times over (an address may stand for a whole office).
+const RATE_PER_ADDRESS_PER_SECOND: RangeInclusive<u32> = 1..=100_000;
+const RATE_PER_ADDRESS_BURST: RangeInclusive<u32> = 1..=1_000_000;
 /// `timeout.ms`: at least a millisecond; beyond 10 minutes it no longer protects anyone.
 const TIMEOUT_MS: RangeInclusive<u64> = 1..=600_000;
 /// `concurrency_limit.max`: 0 would let no request through, ever.
@@ -130,6 +139,18 @@ pub(super) fn server_problems(server: &ServerConfig) -> ValueProblems {
         server.header_read_timeout_secs,
         HEADER_READ_TIMEOUT_SECS,
     );
+    out_of_range(
+        &mut problems,
+        "ipv6_prefix",
+        server.ipv6_prefix,
+        IPV6_PREFIX,
+    );
+    out_of_range(
+        &mut problems,
+        "join_timeout_secs",
+        server.join_timeout_secs,
+        JOIN_TIMEOUT_SECS,
+    );
     if let Some(name) = &server.instance
         && !is_instance_name(name)
     {
@@ -173,18 +194,7 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
                 problems.push(("max_rooms_per_session", problem));
             }
         }
-        LayerConfig::RateLimit(RateLimitConfig { per_second, burst }) => {
-            // Zero is the likely attempt to turn limiting off: say what it would really do.
-            if *per_second == 0 {
-                let problem = "option `per_second` = 0 would refuse every line after the first \
-                               burst, for good; write at least 1 (or remove the `rate_limit` \
-                               layer to turn rate limiting off)";
-                problems.push(("per_second", problem.to_string()));
-            } else {
-                out_of_range(&mut problems, "per_second", *per_second, RATE_PER_SECOND);
-            }
-            out_of_range(&mut problems, "burst", *burst, RATE_BURST);
-        }
+        LayerConfig::RateLimit(limit) => rate_limit_problems(&mut problems, limit),
         LayerConfig::Timeout(TimeoutConfig { ms }) => {
             out_of_range(&mut problems, "ms", *ms, TIMEOUT_MS);
         }
@@ -220,6 +230,62 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
         | LayerConfig::Fanout(FanoutConfig::Local {}) => {}
     }
     problems
+}
+
+fn rate_limit_problems(problems: &mut ValueProblems, limit: &RateLimitConfig) {
+    let RateLimitConfig {
+        per_second,
+        burst,
+        per_address_per_second: address_rate,
+        per_address_burst: address_burst,
+    } = limit;
+    // Zero is the likely attempt to turn limiting off: say what it would really do.
+    if *per_second == 0 {
+        let problem = "option `per_second` = 0 would refuse every line after the first burst, \
+                       for good; write at least 1 (or remove the `rate_limit` layer to turn rate \
+                       limiting off)";
+        problems.push(("per_second", problem.to_string()));
+    } else {
+        out_of_range(problems, "per_second", *per_second, RATE_PER_SECOND);
+    }
+    out_of_range(problems, "burst", *burst, RATE_BURST);
+    out_of_range(
+        problems,
+        "per_address_per_second",
+        *address_rate,
+        RATE_PER_ADDRESS_PER_SECOND,
+    );
+    out_of_range(
+        problems,
+        "per_address_burst",
+        *address_burst,
+        RATE_PER_ADDRESS_BURST,
+    );
+    // Only between values that are each in range: one problem per mistake.
+    for (key, address, session, session_key, ok) in [
+        (
+            "per_address_per_second",
+            address_rate,
+            per_second,
+            "per_second",
+            RATE_PER_SECOND.contains(per_second),
+        ),
+        (
+            "per_address_burst",
+            address_burst,
+            burst,
+            "burst",
+            RATE_BURST.contains(burst),
+        ),
+    ] {
+        if ok && *address != 0 && address < session {
+            let problem = format!(
+                "option `{key}` = {address} is less than `{session_key}` = {session}; all the \
+                 sessions of one address together cannot have less than one session alone"
+            );
+            problems.push((key, problem));
+        }
+    }
 }
 
 fn persist_problems(problems: &mut ValueProblems, persist: &PersistConfig) {
@@ -296,6 +362,10 @@ pub(super) fn range_of(subject: &str, key: &str) -> Option<String> {
         "max_body_bytes" => text(MAX_BODY_BYTES),
         "max_connections_per_ip" | "max_connections" => text(MAX_CONNECTIONS),
         "header_read_timeout_secs" => text(HEADER_READ_TIMEOUT_SECS),
+        "ipv6_prefix" => text(IPV6_PREFIX),
+        "join_timeout_secs" => text(JOIN_TIMEOUT_SECS),
+        "per_address_per_second" => text(RATE_PER_ADDRESS_PER_SECOND),
+        "per_address_burst" => text(RATE_PER_ADDRESS_BURST),
         "max_rooms_per_session" => text(MAX_ROOMS_PER_SESSION),
         "max_rooms" => text(MAX_ROOMS),
         "capacity" => text(HISTORY_CAPACITY),
@@ -418,6 +488,16 @@ mod tests {
                 "kind = \"route\"\nmax_rooms = 0",
                 "`max_rooms` = 0",
             ),
+            (
+                "[server]",
+                "[server]\nipv6_prefix = 31",
+                "`ipv6_prefix` = 31",
+            ),
+            (
+                "[server]",
+                "[server]\njoin_timeout_secs = 0",
+                "`join_timeout_secs` = 0",
+            ),
         ] {
             let error = only_error(&stack(FULL).replacen(from, to, 1));
             assert!(
@@ -465,7 +545,19 @@ mod tests {
             (
                 "\"rate_limit\"",
                 "\"rate_limit\"\nper_minute = 10",
-                "unknown option `per_minute`; `rate_limit` takes: per_second, burst",
+                "unknown option `per_minute`; `rate_limit` takes: per_second, burst, \
+                 per_address_per_second, per_address_burst",
+            ),
+            (
+                "\"rate_limit\"",
+                "\"rate_limit\"\nper_address_burst = 0",
+                "option `per_address_burst` = 0 is out of range; it must be from 1 to 1000000",
+            ),
+            (
+                "\"rate_limit\"",
+                "\"rate_limit\"\nper_second = 20\nper_address_per_second = 19",
+                "option `per_address_per_second` = 19 is less than `per_second` = 20; all the \
+                 sessions of one address together cannot have less than one session alone",
             ),
             ("ms = 1000", "ms = 0", "option `ms` = 0 is out of range"),
             ("max = 64", "max = 0", "option `max` = 0 is out of range"),
