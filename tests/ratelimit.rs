@@ -200,7 +200,9 @@ async fn a_timeout_layer_answers_a_stuck_message_and_the_room_goes_on() {
 
     pg.stop();
     alice.send("held up").await;
-    alice.expect("! the server took too long, try again").await;
+    alice
+        .expect(&format!("! {}", chatd::core::error::TIMED_OUT))
+        .await;
     // Still connected, and commands that need no store still work.
     alice.send("/users").await;
     alice.expect("* users in slow (2): alice, bob").await;

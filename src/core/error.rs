@@ -31,6 +31,10 @@ pub enum ErrorKind {
     Unavailable,
     /// The request names no open session (an unknown, forged or expired token).
     Unauthenticated,
+    /// The server gave up waiting for its own answer (a `timeout` layer): what was asked may
+    /// still happen (a message being stored is delivered if it is stored), so this is not a
+    /// refusal; the client should look before trying again.
+    TimedOut,
     /// The session sends faster than the `rate_limit` layer allows; it may try again after
     /// `retry_after`. The connection stays open.
     RateLimited {
@@ -38,6 +42,9 @@ pub enum ErrorKind {
         retry_after: Duration,
     },
 }
+
+/// What a client is told when a `timeout` layer gave up on its request.
+pub const TIMED_OUT: &str = "the server took too long to answer: what you sent may still arrive (look before sending it again)";
 
 /// A refusal with a message meant for the person who caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +107,10 @@ impl ChatError {
         if let Some(chat) = err.downcast_ref::<ChatError>() {
             chat.clone()
         } else if err.is::<Elapsed>() {
-            ChatError::unavailable("the server took too long, try again")
+            ChatError {
+                kind: ErrorKind::TimedOut,
+                message: TIMED_OUT.to_string(),
+            }
         } else if err.is::<Overloaded>() {
             ChatError::unavailable("server busy, try again")
         } else {
@@ -133,8 +143,8 @@ mod tests {
     fn towers_errors_get_clear_words() {
         let elapsed: BoxError = Box::new(Elapsed::new());
         let back = ChatError::from_box(&elapsed);
-        assert_eq!(back.kind, ErrorKind::Unavailable);
-        assert_eq!(back.message, "the server took too long, try again");
+        assert_eq!(back.message, TIMED_OUT);
+        assert_eq!(back.kind, ErrorKind::TimedOut);
         let overloaded: BoxError = Box::new(Overloaded::new());
         let back = ChatError::from_box(&overloaded);
         assert_eq!(back.kind, ErrorKind::Unavailable);

@@ -10,6 +10,7 @@
 //! It is what lets a client say exactly what it has seen ("everything up to 41") and what lets
 //! the fan-out deliver in order even when two senders race.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,10 @@ pub struct ChatMessage {
     /// When this process numbered it, on the monotonic clock; `None` for a message numbered
     /// elsewhere (another instance, a store). The delivery latency metric starts here.
     numbered_at: Option<Instant>,
+    /// Set once the persist layer has started writing it ahead: from then on the write decides
+    /// its fate (delivered if stored, abandoned if not), whatever becomes of the request that
+    /// carried it (see `layers::persist`).
+    claimed: AtomicBool,
     /// Each wire form, rendered on first use and shared by every recipient of that protocol.
     wire: [OnceLock<Bytes>; 2],
 }
@@ -85,6 +90,7 @@ impl ChatMessage {
             ts_ms,
             origin,
             numbered_at: None,
+            claimed: AtomicBool::new(false),
             wire: Default::default(),
         }
     }
@@ -116,6 +122,16 @@ impl ChatMessage {
         self.wire[wire as usize]
             .get_or_init(|| render(self))
             .clone()
+    }
+
+    /// Marks the message as the persist layer's to deliver or abandon (see the field's docs).
+    pub fn claim(&self) {
+        self.claimed.store(true, Ordering::Release);
+    }
+
+    /// Whether the persist layer decides the message's fate.
+    pub fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
     }
 
     /// The session that sent it, if it was sent on this instance.

@@ -25,13 +25,15 @@
 //! **What it teaches.** tower's middleware composes with ours because every layer speaks the same
 //! `Service<Request>` and returns errors as `BoxError`: tower's typed errors (`Elapsed`,
 //! `Overloaded`) travel up unchanged and the adapters turn them into words with
-//! [`ChatError::from_box`](crate::core::ChatError::from_box): `! the server took too long, try
-//! again`, `! server busy, try again` (HTTP `503`). It also shows the two answers to overload:
+//! [`ChatError::from_box`](crate::core::ChatError::from_box): `! the server took too long to
+//! answer: what you sent may still arrive ...` (HTTP `504`: not a refusal, the outcome is open),
+//! `! server busy, try again` (HTTP `503`). It also shows the two answers to overload:
 //! a `concurrency_limit` alone *queues* (a request waits in `poll_ready` for a permit, which is
 //! backpressure), while a `load_shed` above it *refuses* at once whatever would have to wait. A
 //! chat server usually wants the refusal: a message delivered ten seconds late is worse than an
 //! error the user can see. And a `timeout` cancels the request's future, which is safe here
-//! because the route layer undoes what a dropped request leaves half done (see
+//! because the route layer undoes what a dropped request leaves half done, and a message whose
+//! write-ahead is under way is finished by the persist layer whatever happens to the request (see
 //! `src/layers/route/guards.rs`); a timed-out message may still have been stored or delivered,
 //! exactly as with any timeout: the client cannot know. tower's `Timeout` times the call, not the
 //! wait for readiness before it, so a `timeout` does not bound the wait at a `concurrency_limit`;
@@ -151,14 +153,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_timeout_refuses_a_slow_line_but_not_a_disconnect() {
+    async fn a_timeout_gives_up_on_a_slow_line_but_not_on_a_disconnect() {
         let (entered, _) = mpsc::unbounded_channel();
         let stack = UsersOnlyLayer::new(TimeoutLayer::new(Duration::from_millis(50)))
             .layer(stuck(Arc::new(Notify::new()), entered));
         let err = stack.clone().oneshot(line(1)).await.unwrap_err();
         let err = ChatError::from_box(&err);
-        assert_eq!(err.kind, ErrorKind::Unavailable);
-        assert_eq!(err.message, "the server took too long, try again");
+        assert_eq!(err.kind, ErrorKind::TimedOut);
+        assert_eq!(err.message, crate::core::error::TIMED_OUT);
         stack.oneshot(disconnect(1)).await.unwrap();
     }
 

@@ -28,7 +28,8 @@ pub mod route;
 use futures_util::future::BoxFuture;
 use tower::{BoxError, Service, ServiceExt};
 
-use crate::core::{Action, Command, Reply, Request};
+use crate::backends::Writer;
+use crate::core::{Action, Command, Reply, Request, Room};
 
 /// The future every layer returns.
 pub type LayerFuture = BoxFuture<'static, Result<Reply, BoxError>>;
@@ -71,6 +72,18 @@ pub(crate) fn sent_by_a_user(req: &Request) -> bool {
 pub(crate) fn take<S: Clone>(inner: &mut S) -> S {
     let clone = inner.clone();
     std::mem::replace(inner, clone)
+}
+
+/// Settles `seq` of `room` as carrying nothing, here and (with a store) for everybody: the room
+/// stops waiting for it and a tombstone is written. Nothing happens if the room delivered it or
+/// holds it for delivery already.
+pub(crate) fn abandon(room: &Room, seq: u64, tombstones: Option<&Writer>) {
+    if room.abandon(seq) {
+        tracing::warn!(room = %room.name, seq, "message failed after numbering; its seq is abandoned");
+        if let Some(writer) = tombstones {
+            writer.enqueue_skip(room.name.clone(), seq);
+        }
+    }
 }
 
 /// Calls the next layer with `req`, waiting for it to be ready first.

@@ -38,7 +38,9 @@ use super::{Inner, LayerFuture, call_inner, take};
 use crate::backends::postgres::PostgresStore;
 use crate::backends::sqlite::SqliteStore;
 use crate::backends::{Background, Store, StoreError, Writer, WriterOptions};
-use crate::core::{Action, ChatError, Detail, Origin, Reply, Request, Stats, StoredRoom};
+use crate::core::{
+    Action, ChatError, ChatMessage, Detail, Hub, Origin, Reply, Request, StoredRoom,
+};
 use crate::pipeline::config::{Durability, PersistConfig};
 
 /// A store opened from the pipeline's `persist` options, shared by the persist layer and (for
@@ -114,22 +116,19 @@ pub struct PersistLayer {
     backend: Option<Backend>,
 }
 
-/// A store, its writer and the durability mode.
+/// A store, its writer and the durability mode, and the rooms whose seqs it abandons.
 #[derive(Debug, Clone)]
 struct Backend {
     store: Arc<dyn Store>,
     writer: Writer,
     durability: Durability,
+    hub: Hub,
 }
 
 impl PersistLayer {
     /// A persist layer for the configured store, opened by [`open_store`] (`None`: no store),
-    /// with its writer started on `background`.
-    pub fn new(
-        store: Option<&OpenedStore>,
-        stats: Arc<Stats>,
-        background: &Background,
-    ) -> PersistLayer {
+    /// over the rooms of `hub`, with its writer started on `background`.
+    pub fn new(store: Option<&OpenedStore>, hub: &Hub, background: &Background) -> PersistLayer {
         let Some(opened) = store else {
             return PersistLayer { backend: None };
         };
@@ -139,10 +138,10 @@ impl PersistLayer {
                 sync_timeout: opened.sync_timeout,
                 ..WriterOptions::new(opened.queue, opened.batch)
             },
-            stats,
+            hub.stats_handle(),
             background,
         );
-        PersistLayer::with_store(opened.store.clone(), writer, opened.durability)
+        PersistLayer::with_store(opened.store.clone(), writer, opened.durability, hub)
     }
 
     /// The writer this layer queues to, if it has a store (for the queue-depth metric and the
@@ -156,12 +155,14 @@ impl PersistLayer {
         store: Arc<dyn Store>,
         writer: Writer,
         durability: Durability,
+        hub: &Hub,
     ) -> PersistLayer {
         PersistLayer {
             backend: Some(Backend {
                 store,
                 writer,
                 durability,
+                hub: hub.clone(),
             }),
         }
     }
@@ -204,19 +205,14 @@ impl<S: Inner> Service<Request> for Persist<S> {
                 Action::Publish(msg) if !matches!(msg.origin, Origin::Remote(_)) => {
                     match backend.durability {
                         Durability::Async => {
+                            // Queued, then delivered by the layers inside without a pause in
+                            // between (no await point): the message is stored and delivered, or
+                            // dropped from a full queue (counted) and still delivered.
                             backend.writer.enqueue(msg.clone());
+                            call_inner(&mut inner, req).await
                         }
-                        Durability::Sync => {
-                            // On an error the message goes no further: not stored, so not
-                            // delivered (the route layer's guard frees its seq).
-                            backend
-                                .writer
-                                .write(msg.clone())
-                                .await
-                                .map_err(not_stored)?;
-                        }
+                        Durability::Sync => write_ahead(backend, msg.clone(), inner, req).await,
                     }
-                    call_inner(&mut inner, req).await
                 }
                 Action::History(query) => {
                     // The queue first: a row leaves it only once it is in the store.
@@ -252,6 +248,35 @@ impl<S: Inner> Service<Request> for Persist<S> {
             }
         })
     }
+}
+
+/// Stores `msg` and then passes `req` inward (to be delivered), or abandons its seq if it cannot
+/// be stored.
+///
+/// Once the write starts, the message's fate is this layer's alone ([`ChatMessage::claim`]): the
+/// write and what follows run in a task of their own, so that a request dropped meanwhile (its
+/// client gone, a `timeout` layer firing) can leave neither a stored message undelivered here nor
+/// an unstored one waited for. Its sender is answered if it is still there.
+async fn write_ahead<S: Inner>(
+    backend: Backend,
+    msg: Arc<ChatMessage>,
+    mut inner: S,
+    req: Request,
+) -> Result<Reply, BoxError> {
+    msg.claim();
+    let task = tokio::spawn(async move {
+        match backend.writer.write(msg.clone()).await {
+            Ok(()) => call_inner(&mut inner, req).await,
+            Err(err) => {
+                // Not stored, so delivered to nobody: the room stops waiting for its seq.
+                if let Some(room) = backend.hub.rooms().get(&msg.room) {
+                    crate::layers::abandon(&room, msg.seq, Some(&backend.writer));
+                }
+                Err(not_stored(err).into())
+            }
+        }
+    });
+    task.await?
 }
 
 /// What a write-ahead sender is told when its message could not be stored.

@@ -29,12 +29,8 @@ fn stack_with(
     background: &Background,
     options: WriterOptions,
 ) -> (Persist<crate::pipeline::ChatService>, Seen) {
-    let writer = Writer::spawn(
-        mock.clone(),
-        options,
-        Arc::new(Stats::default()),
-        background,
-    );
+    let hub = Hub::new("test");
+    let writer = Writer::spawn(mock.clone(), options, hub.stats_handle(), background);
     let seen: Seen = Arc::default();
     let (inner_mock, inner_seen) = (mock.clone(), seen.clone());
     let inner = service_fn(move |req: Request| {
@@ -44,7 +40,7 @@ fn stack_with(
         }
         std::future::ready(Ok::<Reply, BoxError>(Reply::default()))
     });
-    let layer = PersistLayer::with_store(mock.clone(), writer, durability);
+    let layer = PersistLayer::with_store(mock.clone(), writer, durability, &hub);
     (layer.layer(crate::pipeline::ChatService::new(inner)), seen)
 }
 

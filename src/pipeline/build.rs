@@ -159,7 +159,7 @@ pub async fn assemble(
             LayerConfig::History(c) => wrap(HistoryLayer::new(c, hub.clone()), stack),
             // Durable storage: none, SQLite or PostgreSQL, written behind or ahead.
             LayerConfig::Persist(_) => {
-                let persist = PersistLayer::new(store.as_ref(), hub.stats_handle(), background);
+                let persist = PersistLayer::new(store.as_ref(), hub, background);
                 backends.writer = persist.writer().cloned();
                 wrap(persist, stack)
             }

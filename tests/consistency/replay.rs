@@ -3,9 +3,11 @@
 //! * A resume beyond the ring merges the ring with the store. While the store is behind (a
 //!   write-behind queue draining after an outage), the merge has a hole in the middle: the
 //!   stream must deliver it or signal it (`gap`, `truncated`), never skip it silently.
-//! * A request cancelled by a `timeout` layer takes its seq and its write back; the ring must
-//!   not keep the message either, or later joiners see a message that nobody was delivered and
-//!   that is not stored.
+//! * A request cancelled by a `timeout` layer: the ring must agree with the store afterwards. (It
+//!   did not: the ring kept a message whose seq and write were taken back, so later joiners saw a
+//!   message nobody was delivered and that is not stored. Now a message whose write-ahead is under
+//!   way is finished by the persist layer: stored and delivered, or abandoned, whatever becomes of
+//!   the request; its sender is told the outcome is open, HTTP 504.)
 
 use std::time::{Duration, Instant};
 
@@ -177,10 +179,12 @@ async fn a_cancelled_request_leaves_nothing_in_the_ring() {
     }
     with(&pg, |pg| pg.resume()).await;
     let mut problems = Vec::new();
+    // A timeout is not a refusal: the server says the outcome is open (504), and a message
+    // whose write was under way is still stored and delivered if the write succeeds.
     for (outcome, text) in &outcomes {
-        if !matches!(outcome, Outcome::Refused(why) if why.starts_with("503")) {
+        if outcome != &Outcome::Unknown {
             problems.push(format!(
-                "{text:?} was not refused by the timeout: {outcome:?}"
+                "{text:?} was not answered as timed out (outcome open): {outcome:?}"
             ));
         }
     }

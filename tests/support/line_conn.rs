@@ -109,6 +109,13 @@ impl LineConn {
             if line.starts_with("! ") && refusal.is_none() {
                 refusal = Some(line);
             }
+            // Not a refusal: the server gave up waiting for its own answer (`ErrorKind::TimedOut`).
+            if refusal
+                .as_deref()
+                .is_some_and(|r| r.starts_with("! the server took too long to answer"))
+            {
+                return None;
+            }
         }
     }
 }

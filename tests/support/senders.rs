@@ -214,6 +214,9 @@ pub async fn post_message(
     let Ok(body) = response.text().await else {
         return Outcome::Unknown;
     };
+    if status == 504 {
+        return Outcome::Unknown; // the server gave up waiting for its own answer: not a refusal
+    }
     if status == 202 {
         let seq = serde_json::from_str::<Value>(&body)
             .ok()

@@ -136,18 +136,27 @@ pub(super) fn redacted(uri: &Uri) -> String {
     format!("{}?{}", uri.path(), query.join("&"))
 }
 
+fn class_status(class: &ServerErrorsFailureClass) -> String {
+    match class {
+        ServerErrorsFailureClass::StatusCode(status) => status.to_string(),
+        ServerErrorsFailureClass::Error(error) => error.clone(),
+    }
+}
+
 /// Logs a failed request (a `5xx`, or an error inside a response body) at the level of whose
 /// fault it is; see the module docs. Runs inside the request's span, which names the request.
 pub(super) fn on_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &Span) {
     let latency_ms = latency.as_millis();
     match class {
-        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
-            tracing::info!(latency_ms, "answered 503 Service Unavailable");
+        ServerErrorsFailureClass::StatusCode(
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT,
+        ) => {
+            tracing::info!(latency_ms, status = %class_status(&class), "answered a temporary failure");
             if let Some(answered) = UNAVAILABLE.hit() {
                 tracing::warn!(
                     answered,
-                    "HTTP requests answered 503 (since the last such warning, at most a minute \
-                     ago): the server is full or a backend is slow or down; /readyz and \
+                    "HTTP requests answered 503 or 504 (since the last such warning, at most a \
+                     minute ago): the server is full or a backend is slow or down; /readyz and \
                      /metrics say which"
                 );
             }

@@ -67,6 +67,7 @@ impl From<ChatError> for HttpError {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::TimedOut => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         };

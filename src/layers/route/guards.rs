@@ -3,15 +3,17 @@
 use std::sync::Arc;
 
 use crate::backends::Writer;
-use crate::core::{Hub, Room, RoomName, SessionId, Sessions};
+use crate::core::{ChatMessage, Hub, Room, RoomName, SessionId, Sessions};
 
 /// Abandons a numbered message's seq if the request carrying it fails or is dropped before the
 /// fan-out committed it: the room stops waiting for it (`Room::abandon`), and the store gets a
 /// tombstone for it, so that every instance and every later reader knows the hole is settled
-/// rather than lost. A message the fan-out committed stands (the room refuses to abandon it).
+/// rather than lost. A message the fan-out committed stands (the room refuses to abandon it), and
+/// so does one the persist layer has claimed (its write under way decides: see
+/// `layers::persist`).
 pub(super) struct AbandonOnDrop {
     pub(super) room: Arc<Room>,
-    pub(super) seq: u64,
+    pub(super) msg: Arc<ChatMessage>,
     /// Where tombstones are written (the persist layer's writer), if there is a store.
     pub(super) tombstones: Option<Writer>,
     pub(super) armed: bool,
@@ -25,11 +27,8 @@ impl AbandonOnDrop {
 
 impl Drop for AbandonOnDrop {
     fn drop(&mut self) {
-        if self.armed && self.room.abandon(self.seq) {
-            tracing::warn!(room = %self.room.name, seq = self.seq, "message failed after numbering; its seq is abandoned");
-            if let Some(writer) = &self.tombstones {
-                writer.enqueue_skip(self.room.name.clone(), self.seq);
-            }
+        if self.armed && !self.msg.is_claimed() {
+            crate::layers::abandon(&self.room, self.msg.seq, self.tombstones.as_ref());
         }
     }
 }

@@ -287,23 +287,23 @@ impl<S: Inner> Ctx<'_, S> {
         text: String,
     ) -> Result<Reply, BoxError> {
         let seq = self.shared.sequencer.next(&room).await?;
-        let guard = AbandonOnDrop {
-            room,
-            seq,
-            tombstones: self.shared.tombstones.clone(),
-            armed: true,
-        };
-        let name = guard.room.name.clone();
-        let msg = ChatMessage::new(
+        let name = room.name.clone();
+        let msg = Arc::new(ChatMessage::new(
             name.clone(),
             seq,
             session.nick(),
             text,
             crate::core::Origin::Local(session.id),
-        );
+        ));
+        let guard = AbandonOnDrop {
+            room,
+            msg: msg.clone(),
+            tombstones: self.shared.tombstones.clone(),
+            armed: true,
+        };
         call_inner(
             &mut self.inner,
-            Request::from(session.id, Action::Publish(Arc::new(msg))),
+            Request::from(session.id, Action::Publish(msg)),
         )
         .await?;
         guard.disarm();
