@@ -8,3 +8,9 @@
 -- its sender is refused (see src/backends/gaps.rs). History reads leave tombstones out; opening a
 -- room reads them to know which holes are settled.
 ALTER TABLE messages ADD COLUMN skipped BOOLEAN NOT NULL DEFAULT false;
+
+-- Who made a room's last reservation of seqs (an instance numbering in memory reserves them in
+-- blocks, src/backends/sequencer.rs): after a crash, that instance knows the jump in its own
+-- numbering may hide messages it showed and lost, and tells its readers; another instance does
+-- not mistake it for one of its own. NULL for a counter advanced by the cluster sequencers.
+ALTER TABLE room_seq ADD COLUMN owner TEXT NULL;

@@ -11,5 +11,6 @@ ALTER TABLE messages ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
 
 CREATE TABLE room_seq (
     room     TEXT PRIMARY KEY,
-    last_seq INTEGER NOT NULL CHECK (last_seq > 0)
+    last_seq INTEGER NOT NULL CHECK (last_seq > 0),
+    owner    TEXT NULL                 -- the instance that made the last reservation
 );

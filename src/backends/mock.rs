@@ -23,6 +23,8 @@ pub struct Mock {
     pub skipped: Mutex<Vec<(RoomName, u64)>>,
     /// Each room's reservation.
     pub reserved: Mutex<HashMap<RoomName, u64>>,
+    /// Who made each room's last reservation.
+    pub owners: Mutex<HashMap<RoomName, String>>,
     /// While set, every call fails as unavailable.
     pub down: AtomicBool,
     /// `append` calls, failed ones included.
@@ -163,6 +165,7 @@ impl Store for Mock {
                 .copied()
                 .unwrap_or(0),
             written_ahead: false,
+            reserved_by: self.owners.lock().unwrap().get(room).cloned(),
         });
         Box::pin(std::future::ready(result))
     }
@@ -172,8 +175,14 @@ impl Store for Mock {
         room: &'a RoomName,
         after: u64,
         block: u64,
+        owner: &'a str,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         let result = self.check().map(|()| {
+            let _ = self
+                .owners
+                .lock()
+                .unwrap()
+                .insert(room.clone(), owner.to_string());
             let mut reserved = self.reserved.lock().unwrap();
             let ceiling = reserved.entry(room.clone()).or_default();
             *ceiling = (*ceiling).max(after) + block;

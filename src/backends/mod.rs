@@ -169,10 +169,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         window: usize,
     ) -> BoxFuture<'a, Result<StoredRoom, StoreError>>;
 
-    /// Reserves the next `block` seqs of `room` for this process, after `after` and after every
-    /// earlier reservation; returns the highest seq reserved. Durable before it returns, so that
-    /// a process numbering in memory never hands a seq out twice across a crash (see
-    /// `core::sequencer`).
+    /// Reserves the next `block` seqs of `room` for the instance called `owner`, after `after`
+    /// and after every earlier reservation; returns the highest seq reserved. Durable before it
+    /// returns, so that a process numbering in memory never hands a seq out twice across a crash
+    /// (see `backends::sequencer`).
     ///
     /// # Errors
     /// When the store cannot be written.
@@ -181,6 +181,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         room: &'a RoomName,
         after: u64,
         block: u64,
+        owner: &'a str,
     ) -> BoxFuture<'a, Result<u64, StoreError>>;
 
     /// Gives back what is left of a reservation: if `room`'s reservation still ends at

@@ -48,8 +48,9 @@ const SETTLE: &str = "INSERT INTO messages (room, seq, nick, body, ts_ms, skippe
      SELECT $1, s, '', '', $4, true FROM generate_series($2::bigint, $3::bigint) AS s \
      ON CONFLICT (room, seq) DO NOTHING";
 /// A block of seqs after `$2` and after every earlier reservation (see `Store::reserve`).
-const RESERVE: &str = "INSERT INTO room_seq (room, last_seq) VALUES ($1, $2::bigint + $3::bigint) \
-     ON CONFLICT (room) DO UPDATE SET last_seq = GREATEST(room_seq.last_seq, $2::bigint) + $3::bigint \
+const RESERVE: &str = "INSERT INTO room_seq (room, last_seq, owner) \
+     VALUES ($1, $2::bigint + $3::bigint, $4) ON CONFLICT (room) DO UPDATE \
+     SET last_seq = GREATEST(room_seq.last_seq, $2::bigint) + $3::bigint, owner = $4 \
      RETURNING last_seq";
 
 /// Why PostgreSQL at `url` cannot be used at start, for a person: where chatd looked (host, port,
@@ -362,17 +363,19 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let conn = self.conn().await?;
             let newest = self.page(&*conn, room, 0, i64::MAX as u64, window).await?;
-            let numbered: Option<i64> = conn
+            let counter: Option<(i64, Option<String>)> = conn
                 .query_opt(
-                    "SELECT last_seq FROM room_seq WHERE room = $1",
+                    "SELECT last_seq, owner FROM room_seq WHERE room = $1",
                     &[&room.as_str()],
                 )
                 .await
                 .map_err(classify)?
-                .map(|row| row.get(0));
+                .map(|row| (row.get(0), row.get(1)));
+            let (numbered, reserved_by) = counter.unzip();
             Ok(StoredRoom {
                 newest,
                 numbered: numbered.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                reserved_by: reserved_by.flatten(),
                 written_ahead: false, // the persist layer knows; see `OpenRoom`
             })
         })
@@ -383,11 +386,15 @@ impl Store for PostgresStore {
         room: &'a RoomName,
         after: u64,
         block: u64,
+        owner: &'a str,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             let conn = self.conn().await?;
             let row = conn
-                .query_one(RESERVE, &[&room.as_str(), &db_seq(after), &db_seq(block)])
+                .query_one(
+                    RESERVE,
+                    &[&room.as_str(), &db_seq(after), &db_seq(block), &owner],
+                )
                 .await
                 .map_err(classify)?;
             Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))

@@ -36,12 +36,16 @@ pub const BLOCK: u64 = 1000;
 #[derive(Debug, Default)]
 pub struct LocalSequencer {
     store: Option<Arc<dyn Store>>,
+    /// This instance's name, recorded with each reservation: after a crash, the jump in the
+    /// numbering is this instance's own only if it made the last reservation.
+    instance: Arc<str>,
 }
 
 impl LocalSequencer {
-    /// A sequencer reserving its seqs in `store` (`None`: counting only, nothing to reserve in).
-    pub fn new(store: Option<Arc<dyn Store>>) -> LocalSequencer {
-        LocalSequencer { store }
+    /// A sequencer reserving its seqs in `store` (`None`: counting only, nothing to reserve in)
+    /// under the name `instance`.
+    pub fn new(store: Option<Arc<dyn Store>>, instance: Arc<str>) -> LocalSequencer {
+        LocalSequencer { store, instance }
     }
 
     /// Reserves the block after the current one in the background, once per block.
@@ -49,13 +53,13 @@ impl LocalSequencer {
         let Some(store) = self.store.clone() else {
             return;
         };
-        let room = room.clone();
+        let (room, instance) = (room.clone(), self.instance.clone());
         tokio::spawn(async move {
             let Ok(_reserving) = room.reserving.try_lock() else {
                 return; // a reservation is under way
             };
             let ceiling = room.local_ceiling();
-            match store.reserve(&room.name, ceiling, BLOCK).await {
+            match store.reserve(&room.name, ceiling, BLOCK, &instance).await {
                 Ok(next) => room.reserve_up_to(next.max(room.local_ceiling())),
                 Err(err) => {
                     tracing::warn!(room = %room.name, "cannot reserve the next seqs ahead (the next message will try again): {err}")
@@ -78,16 +82,14 @@ impl LocalSequencer {
             if last < room.local_ceiling() {
                 continue;
             }
-            let ceiling = store
-                .reserve(&room.name, last, BLOCK)
-                .await
-                .map_err(|err| {
-                    ChatError::unavailable(format!(
-                        "message not sent: cannot reserve numbers for {} in the store ({err}); \
+            let reserved = store.reserve(&room.name, last, BLOCK, &self.instance);
+            let ceiling = reserved.await.map_err(|err| {
+                ChatError::unavailable(format!(
+                    "message not sent: cannot reserve numbers for {} in the store ({err}); \
                      try again",
-                        room.name
-                    ))
-                })?;
+                    room.name
+                ))
+            })?;
             room.reserve_up_to(ceiling);
         }
     }
@@ -112,7 +114,8 @@ impl Sequencer for LocalSequencer {
                 return Ok(());
             };
             room.reserve_up_to(at); // nothing may be handed out before the reservation
-            let ceiling = store.reserve(&room.name, at, BLOCK).await.map_err(|err| {
+            let reserved = store.reserve(&room.name, at, BLOCK, &self.instance);
+            let ceiling = reserved.await.map_err(|err| {
                 ChatError::unavailable(format!(
                     "cannot open {}: cannot reserve its numbers in the store ({err}); try again",
                     room.name
@@ -125,6 +128,10 @@ impl Sequencer for LocalSequencer {
 
     fn shared(&self) -> bool {
         false
+    }
+
+    fn reserves_as(&self) -> Option<&str> {
+        self.store.as_ref().map(|_| &*self.instance)
     }
 
     fn high_water<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<u64, BoxError>> {
@@ -164,7 +171,7 @@ mod tests {
     #[tokio::test]
     async fn seqs_are_reserved_in_blocks_before_they_are_handed_out() {
         let store = Arc::new(Mock::default());
-        let sequencer = LocalSequencer::new(Some(store.clone()));
+        let sequencer = LocalSequencer::new(Some(store.clone()), Arc::from("a"));
         let room = room();
         room.start(Start::default());
         room.reserve_up_to(0); // opened with a store: nothing reserved yet
@@ -187,7 +194,7 @@ mod tests {
         let first = room();
         first.start(Start::default());
         first.reserve_up_to(0);
-        let sequencer = LocalSequencer::new(Some(store.clone()));
+        let sequencer = LocalSequencer::new(Some(store.clone()), Arc::from("a"));
         for _ in 0..5 {
             sequencer.next(&first).await.unwrap();
         }
@@ -205,7 +212,7 @@ mod tests {
     #[tokio::test]
     async fn a_clean_stop_gives_the_unused_seqs_back() {
         let store = Arc::new(Mock::default());
-        let sequencer = LocalSequencer::new(Some(store.clone()));
+        let sequencer = LocalSequencer::new(Some(store.clone()), Arc::from("a"));
         let room = room();
         room.start(Start::default());
         room.reserve_up_to(0);
@@ -219,7 +226,7 @@ mod tests {
     #[tokio::test]
     async fn a_room_opens_with_a_block_in_hand_and_reserves_the_next_ahead() {
         let store = Arc::new(Mock::default());
-        let sequencer = LocalSequencer::new(Some(store.clone()));
+        let sequencer = LocalSequencer::new(Some(store.clone()), Arc::from("a"));
         let room = room();
         sequencer.prepare(&room, 40).await.unwrap();
         room.start(Start {
@@ -247,7 +254,7 @@ mod tests {
     async fn a_store_that_is_down_refuses_the_message_plainly() {
         let store = Arc::new(Mock::default());
         store.set_down(true);
-        let sequencer = LocalSequencer::new(Some(store));
+        let sequencer = LocalSequencer::new(Some(store), Arc::from("a"));
         let room = room();
         room.start(Start::default());
         room.reserve_up_to(0);
@@ -258,7 +265,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_store_it_just_counts() {
-        let sequencer = LocalSequencer::new(None);
+        let sequencer = LocalSequencer::new(None, Arc::from("a"));
         let room = room();
         assert_eq!(sequencer.next(&room).await.unwrap(), 1);
         assert_eq!(sequencer.next(&room).await.unwrap(), 2);

@@ -300,17 +300,19 @@ impl Store for SqliteStore {
         let room = room.clone();
         Box::pin(SqliteStore::with(&self.reader, move |conn| {
             let newest = read_page(conn, &room, 0, i64::MAX as u64, window)?;
-            let numbered: Option<i64> = conn
+            let counter: Option<(i64, Option<String>)> = conn
                 .query_row(
-                    "SELECT last_seq FROM room_seq WHERE room = ?1",
+                    "SELECT last_seq, owner FROM room_seq WHERE room = ?1",
                     params![room.as_str()],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
                 .map_err(classify)?;
+            let (numbered, reserved_by) = counter.unzip();
             Ok(StoredRoom {
                 newest,
                 numbered: numbered.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                reserved_by: reserved_by.flatten(),
                 written_ahead: false, // the persist layer knows; see `OpenRoom`
             })
         }))
@@ -321,15 +323,16 @@ impl Store for SqliteStore {
         room: &'a RoomName,
         after: u64,
         block: u64,
+        owner: &'a str,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let room = room.clone();
+        let (room, owner) = (room.clone(), owner.to_string());
         Box::pin(SqliteStore::with(&self.writer, move |conn| {
             let ceiling: i64 = conn
                 .query_row(
-                    "INSERT INTO room_seq (room, last_seq) VALUES (?1, ?2 + ?3) \
-                     ON CONFLICT (room) DO UPDATE SET last_seq = MAX(last_seq, ?2) + ?3 \
-                     RETURNING last_seq",
-                    params![room.as_str(), db_seq(after), db_seq(block)],
+                    "INSERT INTO room_seq (room, last_seq, owner) VALUES (?1, ?2 + ?3, ?4) \
+                     ON CONFLICT (room) DO UPDATE SET last_seq = MAX(last_seq, ?2) + ?3, \
+                     owner = ?4 RETURNING last_seq",
+                    params![room.as_str(), db_seq(after), db_seq(block), owner],
                     |row| row.get(0),
                 )
                 .map_err(classify)?;

@@ -100,6 +100,9 @@ pub struct StoredRoom {
     /// The highest seq its shared counter or reservation has reached (0 if none): every seq
     /// handed out so far, anywhere, is at or below it.
     pub numbered: u64,
+    /// The instance that made the last reservation of seqs, if one did (see
+    /// `backends::sequencer`).
+    pub reserved_by: Option<String>,
     /// Whether messages are stored before anybody sees them (write-ahead): then every message
     /// ever shown is in the store, and a seq missing from it carried nothing anybody saw.
     pub written_ahead: bool,

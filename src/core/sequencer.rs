@@ -26,6 +26,12 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug + 'static {
     /// then refused.
     fn next<'a>(&'a self, room: &'a Arc<Room>) -> BoxFuture<'a, Result<u64, BoxError>>;
 
+    /// The name this sequencer records with its reservations (see `backends::sequencer`), if it
+    /// makes any.
+    fn reserves_as(&self) -> Option<&str> {
+        None
+    }
+
     /// Whether other processes number this room's messages too. Then a room opened here may have
     /// seqs in flight that it must wait for (see the route layer's `open`); alone, this process
     /// knows everything up to the last seq it reserved is settled.

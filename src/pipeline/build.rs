@@ -195,7 +195,8 @@ async fn fanout_backend(
     let (interval_ms, gap_wait_ms, valkey) = match fanout {
         Some(FanoutConfig::Local {}) | None => {
             let store = store.map(|opened| opened.store.clone());
-            return Ok((Arc::new(LocalSequencer::new(store)), None));
+            let sequencer = LocalSequencer::new(store, hub.instance().clone());
+            return Ok((Arc::new(sequencer), None));
         }
         Some(FanoutConfig::Poll {
             interval_ms,

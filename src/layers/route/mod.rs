@@ -262,7 +262,10 @@ impl<S: Inner> Ctx<'_, S> {
             self.shared.join_replay,
         );
         let sequencer = &self.shared.sequencer;
-        let shared = sequencer.shared();
+        let own = match sequencer.shared() {
+            true => None,
+            false => Some(sequencer.reserves_as()),
+        };
         let inner = &mut self.inner;
         room.open_once(|| async move {
             let open = Arc::new(OpenRoom::new(room.name.clone(), window));
@@ -271,7 +274,7 @@ impl<S: Inner> Ctx<'_, S> {
             let Some(stored) = open.stored() else {
                 return Ok(()); // no store: the room starts empty, numbering from 1
             };
-            let start = starting_point(stored, shared, recent);
+            let start = starting_point(stored, own, recent);
             sequencer.prepare(room, start.at).await?;
             room.start(start);
             Ok::<(), BoxError>(())
@@ -316,13 +319,15 @@ impl<S: Inner> Ctx<'_, S> {
     }
 }
 
-/// Where a room opened from `stored` starts (see the module docs): alone, after everything this
-/// process or an earlier run of it numbered or stored (a jump left by a crash is remembered as
-/// unknown, so that readers crossing it are told); with other instances, after the store's
-/// settled prefix, holding what is stored above it. The room's memory is warmed with the newest
+/// Where a room opened from `stored` starts (see the module docs): alone (`own` is `Some`, with
+/// the name this instance reserves seqs under, if it does), after everything numbered or stored
+/// (a jump left by a crash of this instance is remembered as unknown, so that readers crossing it
+/// are told); with other instances (`own` is `None`), after the store's settled prefix, holding
+/// what is stored above it. The room's memory is warmed with the newest
 /// `recent` messages at or below that point.
-fn starting_point(stored_room: &StoredRoom, shared: bool, recent: usize) -> Start {
+fn starting_point(stored_room: &StoredRoom, own: Option<Option<&str>>, recent: usize) -> Start {
     let page = &stored_room.newest;
+    let shared = own.is_none();
     let at = match shared {
         false => stored_room.numbered.max(page.highest().unwrap_or(0)),
         true => page.settled_until(),
@@ -334,12 +339,15 @@ fn starting_point(stored_room: &StoredRoom, shared: bool, recent: usize) -> Star
         .map(|m| (m.seq, Some(m.clone())))
         .chain(page.skipped.iter().filter(|s| **s > at).map(|s| (*s, None)))
         .collect();
-    // Alone, seqs above everything stored and up to `at` were numbered by an earlier run that
-    // crashed: written behind, some may have been shown and lost with its write queue, and nobody
-    // can say which. (Written ahead, whatever was shown is stored: the jump is only unused seqs.)
+    // Alone, seqs above everything stored and up to `at` were reserved by an earlier run of this
+    // instance that crashed: written behind, some may have been shown and lost with its write
+    // queue, and nobody can say which. (Written ahead, whatever was shown is stored: the jump is
+    // only unused seqs. Reserved by another instance, they are that one's.)
     let stored = page.highest().unwrap_or(0);
-    let unknown =
-        (!shared && !stored_room.written_ahead && at > stored).then_some((stored + 1, at));
+    let mine = own
+        .flatten()
+        .is_some_and(|me| stored_room.reserved_by.as_deref() == Some(me));
+    let unknown = (mine && !stored_room.written_ahead && at > stored).then_some((stored + 1, at));
     let below: Vec<&Arc<ChatMessage>> = page.messages.iter().filter(|m| m.seq <= at).collect();
     let history: Vec<Arc<ChatMessage>> = below
         .iter()

@@ -283,13 +283,14 @@ mod opening {
             },
             numbered,
             written_ahead: false,
+            reserved_by: Some("a".into()),
         }
     }
 
     #[test]
     fn with_other_instances_a_room_starts_after_the_settled_prefix() {
         // 8 is numbered elsewhere and not stored yet; 9 and 10 are (10 a tombstone).
-        let start = starting_point(&stored(&[5, 6, 7, 9], &[10], 12), true, 2);
+        let start = starting_point(&stored(&[5, 6, 7, 9], &[10], 12), None, 2);
         assert_eq!(start.at, 7, "not after 9, nor after the counter");
         let held: Vec<(u64, bool)> = start
             .pending
@@ -305,12 +306,12 @@ mod opening {
 
     #[test]
     fn alone_a_room_starts_after_everything_numbered_and_a_crash_jump_is_unknown() {
-        let start = starting_point(&stored(&[1, 2, 3], &[], 1000), false, 10);
+        let start = starting_point(&stored(&[1, 2, 3], &[], 1000), Some(Some("a")), 10);
         assert_eq!(start.at, 1000);
         assert!(start.pending.is_empty());
         assert!(start.history_complete);
         assert_eq!(start.unknown, Some((4, 1000)), "3 was the last stored");
-        let clean = starting_point(&stored(&[1, 2, 3], &[], 3), false, 10);
+        let clean = starting_point(&stored(&[1, 2, 3], &[], 3), Some(Some("a")), 10);
         assert_eq!(
             (clean.at, clean.unknown),
             (3, None),
