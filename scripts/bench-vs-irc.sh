@@ -3,6 +3,10 @@
 # same load generator (examples/loadgen, `--protocol irc` for ngircd). Prints one table per
 # workload and the chatd/ngircd ratios. See docs/BENCHMARKS.md for the figures and their reading.
 #
+# Workloads A, B and C run three servers: `chatd` (its line protocol), `chatd_irc` (chatd's IRC
+# listener, driven by loadgen's IRC client: the very same client code as for ngircd, so that pair
+# is apples to apples) and `ngircd`. SERVERS="chatd_irc ngircd" runs a subset.
+#
 #   scripts/bench-vs-irc.sh                 # everything, ~15 min on 2 cores
 #   scripts/bench-vs-irc.sh --quick         # short runs (a smoke check of the script, ~4 min)
 #   WORKLOADS="A B" PLACEMENTS=pinned scripts/bench-vs-irc.sh
@@ -37,11 +41,12 @@ quick=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "usage: scripts/bench-vs-irc.sh [--quick]" >&2; exit 2 ;;
   esac
 done
 WORKLOADS="${WORKLOADS:-A B C cluster W}"
+SERVERS="${SERVERS:-chatd chatd_irc ngircd}"
 PLACEMENTS="${PLACEMENTS:-unpinned pinned}"
 RESULTS="${RESULTS:-target/bench-vs-irc}"
 if [ "$quick" = 1 ]; then
@@ -107,14 +112,14 @@ trap cleanup INT TERM EXIT
 pin_server() { [ "$1" = pinned ] && echo "taskset -c 0" || true; }
 pin_loadgen() { [ "$1" = pinned ] && echo "taskset -c 1" || true; }
 
-# start_chatd PLACEMENT [PIPELINE] -> sets $addr and $pid
+# start_chatd PLACEMENT [PIPELINE] -> sets $addr (line protocol), $irc_addr and $pid
 start_chatd() {
-  local port http pipeline="${2:-$work/pipelines/phase1-single.toml}"
-  port="$(free_port)"; http="$(free_port)"
+  local port http irc pipeline="${2:-$work/pipelines/phase1-single.toml}"
+  port="$(free_port)"; http="$(free_port)"; irc="$(free_port)"
   rm -rf "$work/chatd-data"
   CHATD_DATA_DIR="$work/chatd-data" $(pin_server "$1") "$CHATD" --pipeline "$pipeline" \
-    --tcp "127.0.0.1:$port" --http "127.0.0.1:$http" >"$work/chatd.log" 2>&1 &
-  pid=$!; server_pids+=("$pid"); addr="127.0.0.1:$port"
+    --tcp "127.0.0.1:$port" --http "127.0.0.1:$http" --irc "127.0.0.1:$irc" >"$work/chatd.log" 2>&1 &
+  pid=$!; server_pids+=("$pid"); addr="127.0.0.1:$port"; irc_addr="127.0.0.1:$irc"
   wait_port "$port" || { echo "$0: chatd did not start:" >&2; cat "$work/chatd.log" >&2; exit 1; }
 }
 
@@ -186,10 +191,15 @@ PY
   printf '    %-34s %s\n' "$name" "$(python3 scripts/lib/race_report.py line "$RESULTS/$name.json")"
 }
 
-# one SERVER PLACEMENT NAME -- LOADGEN-ARGS: a fresh server for one run.
+# one SERVER PLACEMENT NAME -- LOADGEN-ARGS: a fresh server for one run. SERVER is chatd (line
+# protocol), chatd_irc (chatd's IRC listener, loadgen's IRC client) or ngircd (the same client).
 one() {
   local server="$1" placement="$2" name="$3"; shift 4
-  if [ "$server" = chatd ]; then start_chatd "$placement"; proto=chatd; else start_ngircd "$placement"; proto=irc; fi
+  case "$server" in
+    chatd) start_chatd "$placement"; proto=chatd ;;
+    chatd_irc) start_chatd "$placement"; proto=irc; addr="$irc_addr" ;;
+    *) start_ngircd "$placement"; proto=irc ;;
+  esac
   run "$name" "$placement" "$proto" "$pid" "$addr" -- "$@" || true
   stop_server "$pid"
 }
@@ -201,13 +211,13 @@ for placement in $PLACEMENTS; do
     case "$workload" in
       A)
         say "workload A ($placement): 50 clients, 1 room, 1,000 msg/s for $dur_a s"
-        for server in chatd ngircd; do
+        for server in $SERVERS; do
           one "$server" "$placement" "A-$placement-$server" -- \
             --clients 50 --senders 50 --rate 1000 --duration "$dur_a"
         done ;;
       B)
         say "workload B ($placement): 1,000 clients, 1 room, 20 senders; rates $b_rates msg/s, $dur_b s each"
-        for server in chatd ngircd; do
+        for server in $SERVERS; do
           for rate in $b_rates; do
             one "$server" "$placement" "B-$placement-$server-$rate" -- \
               --clients 1000 --senders 20 --rate "$rate" --duration "$dur_b" --ramp-per-sec 1000
@@ -217,7 +227,7 @@ for placement in $PLACEMENTS; do
         done ;;
       C)
         say "workload C ($placement): 10,000 clients in 5 rooms, 100 senders at 1 msg/s each, $dur_c s"
-        for server in chatd ngircd; do
+        for server in $SERVERS; do
           one "$server" "$placement" "C-$placement-$server" -- \
             --clients 10000 --rooms 5 --senders 100 --rate 100 --duration "$dur_c" \
             --ramp-per-sec 1000 --drain 2
@@ -235,7 +245,8 @@ for placement in $PLACEMENTS; do
           for name in a b c; do
             port="$(free_port)"; http="$(free_port)"
             CHATD_DATA_DIR="$work/$name" "$CHATD" --pipeline "$pipeline" --instance "$name-$variant" \
-              --tcp "127.0.0.1:$port" --http "127.0.0.1:$http" >"$work/$name.log" 2>&1 &
+              --tcp "127.0.0.1:$port" --http "127.0.0.1:$http" --irc "127.0.0.1:$(free_port)" \
+              >"$work/$name.log" 2>&1 &
             started+=($!); server_pids+=($!); pids="$pids $!"; addrs="$addrs 127.0.0.1:$port"
             wait_port "$port" || { echo "$0: instance $name did not start:" >&2; cat "$work/$name.log" >&2; exit 1; }
           done

@@ -239,6 +239,8 @@ fn server() -> impl Strategy<Value = ServerConfig> {
                 max_connections_per_ip: per_ip,
                 max_connections: total,
                 header_read_timeout_secs: header,
+                irc: None,
+                irc_ping_secs: 120,
             })
         })
 }

@@ -25,7 +25,8 @@ pub use message::{ChatMessage, Origin, Presence, PresenceKind};
 pub use names::{Nick, RoomName};
 pub use outbound::{Inbox, Outbound};
 pub use request::{
-    Action, Command, Connect, HistoryQuery, OpenRoom, Protocol, Request, StoredRoom,
+    Action, Bound, Command, Connect, HistoryQuery, HistoryWindow, OpenRoom, Protocol, Request,
+    StoredRoom,
 };
 pub use ring::Ring;
 pub use room::{Room, Rooms};

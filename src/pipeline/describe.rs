@@ -17,7 +17,7 @@ impl PipelineConfig {
     ///
     /// ```text
     /// pipeline <embedded default: pipelines/phase1-single.toml> is valid
-    /// server: tcp 127.0.0.1:9001, http 127.0.0.1:3001, instance myhost-9001 (derived), ...
+    /// server: tcp 127.0.0.1:9001, http 127.0.0.1:3001, irc 127.0.0.1:6667 (ping after 120 s), ...
     /// stack, in call order (a request meets layer 1 first):
     ///   1. parse
     ///   2. route     max_message_chars = 2000
@@ -30,9 +30,13 @@ impl PipelineConfig {
         };
         let mut out = format!("pipeline {} is valid\n", self.source);
         // Writing to a String cannot fail, so the `fmt::Result`s below are safely ignored.
+        let irc = match server.irc {
+            Some(addr) => format!("irc {addr} (ping after {} s)", server.irc_ping_secs),
+            None => "irc off".to_string(),
+        };
         let _ = writeln!(
             out,
-            "server: tcp {}, http {}, instance {instance}, max_line_bytes {}, outbound_queue {}",
+            "server: tcp {}, http {}, {irc}, instance {instance}, max_line_bytes {}, outbound_queue {}",
             server.tcp, server.http, server.max_line_bytes, server.outbound_queue
         );
         out.push_str("stack, in call order (a request meets layer 1 first):\n");
@@ -127,7 +131,10 @@ mod tests {
             lines[0],
             "pipeline <embedded default: pipelines/phase1-single.toml> is valid"
         );
-        assert!(lines[1].starts_with("server: tcp 127.0.0.1:9001, http 127.0.0.1:3001, instance "));
+        assert!(lines[1].starts_with(
+            "server: tcp 127.0.0.1:9001, http 127.0.0.1:3001, irc 127.0.0.1:6667 (ping after 120 \
+             s), instance "
+        ));
         assert!(
             lines[1].ends_with("(derived), max_line_bytes 4096, outbound_queue 256"),
             "{}",

@@ -13,14 +13,17 @@ pub struct Chatd {
     pub tcp: SocketAddr,
     /// The HTTP listener.
     pub http: SocketAddr,
+    /// The IRC listener.
+    pub irc: SocketAddr,
 }
 
 impl Chatd {
-    /// Starts `chatd` with `args` plus ephemeral `--tcp`/`--http` ports and `CHATD_DATA_DIR=data`,
-    /// and waits until it says it is up.
+    /// Starts `chatd` with `args` plus ephemeral `--tcp`/`--http`/`--irc` ports and
+    /// `CHATD_DATA_DIR=data`, and waits until it says it is up.
     pub fn start(args: &[&str], data: &Path) -> Chatd {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
             .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--irc", "127.0.0.1:0"])
             .args(args)
             .env("CHATD_DATA_DIR", data)
             .stderr(Stdio::piped())
@@ -28,8 +31,9 @@ impl Chatd {
             .spawn()
             .expect("start chatd");
         let mut reader = BufReader::new(child.stderr.take().expect("piped stderr"));
-        // The banner: "chatd NAME is up: nc IP PORT  or  http://IP:PORT/  (Ctrl-C stops it)".
-        let (tcp, http) = loop {
+        // The banner: "chatd NAME is up: nc IP PORT  or  http://IP:PORT/  or  irc IP:PORT
+        // (Ctrl-C stops it)".
+        let (tcp, http, irc) = loop {
             let mut line = String::new();
             assert!(
                 reader.read_line(&mut line).unwrap() > 0,
@@ -43,15 +47,26 @@ impl Chatd {
                     .nth(1)
                     .and_then(|r| r.split('/').next())
                     .unwrap();
+                let irc = rest
+                    .split("  or  irc ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .expect("an IRC address in the banner");
                 break (
                     format!("{ip}:{port}").parse().unwrap(),
                     http.parse().unwrap(),
+                    irc.parse().unwrap(),
                 );
             }
         };
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
-        Chatd { child, tcp, http }
+        Chatd {
+            child,
+            tcp,
+            http,
+            irc,
+        }
     }
 
     /// The process id.

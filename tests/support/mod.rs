@@ -8,6 +8,7 @@
 
 pub mod binary;
 pub mod http;
+pub mod irc;
 pub mod postgres;
 pub mod scenarios;
 pub mod valkey;
@@ -42,6 +43,7 @@ pub fn shipped_config() -> PipelineConfig {
     let mut config = load::embedded_default().expect("the embedded default pipeline is valid");
     config.server.tcp = "127.0.0.1:0".parse().unwrap();
     config.server.http = "127.0.0.1:0".parse().unwrap();
+    config.server.irc = Some("127.0.0.1:0".parse().unwrap());
     config.server.instance = Some("test".into());
     let db = data_dir().join("chatd.db");
     with_store(config, sqlite(&db, Durability::Async))

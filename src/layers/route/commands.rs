@@ -42,6 +42,11 @@ impl<S: Inner> Ctx<'_, S> {
             }),
             Command::Replay { room, after } => self.replay(session, room, after).await,
             Command::Say { room, text } => self.say(session, room, text).await,
+            Command::Window(window) => {
+                let room = window.room.clone();
+                let messages = self.window(session, window).await?;
+                Ok(Reply::default().with(Detail::History { room, messages }))
+            }
         }
     }
 
@@ -319,7 +324,7 @@ impl<S: Inner> Ctx<'_, S> {
     }
 
     /// Asks the layers below for history; an empty answer means nobody keeps any.
-    async fn read_history(
+    pub(super) async fn read_history(
         &mut self,
         session: &Session,
         query: HistoryQuery,

@@ -1,0 +1,416 @@
+//! One IRC client: framing, registration, the main loop, pings, fakelag and writes.
+//!
+//! The loop is the TCP adapter's (`adapters/tcp.rs`) with IRC's additions. Each turn it writes
+//! what is pending with a cancel-safe `write` (a kick or shutdown interrupts a write to a client
+//! that stopped reading), then waits for the first of: shutdown, a kick, an event from the
+//! session's outbound queue (the slow-reader rule of `core::session` applies unchanged), the
+//! ping timer, or a line from the client. Queued events go before the next line is read, so
+//! what the rooms said before a command is written before its answer.
+//!
+//! **Pings.** Any line from the client resets the timer. A client silent for `ping` gets a
+//! `PING`; silent as long again, it is told `ERROR :Closing link: ... (Ping timeout)` and cut
+//! off: IRC's idle timeout, which also ends connections that never finish registering.
+//!
+//! **Fakelag.** When the stack's `rate_limit` layer refuses a command (the client sends faster
+//! than `per_second`), netcat users read `! slow down` and HTTP clients get a 429. IRC clients
+//! expect something else: servers have always *delayed* a flooding client's commands rather than
+//! refused them ("fakelag"), and clients pace themselves on that assumption, so an error would
+//! surprise them and lose what they typed. Here the command waits out the `retry_after` the
+//! layer gives and is sent again; lines behind it wait in the socket (TCP pushes back on the
+//! client), and the client's queued events keep flowing meanwhile. The limit is the same for
+//! every protocol, only its face differs.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tower::{Service, ServiceExt};
+
+use super::caps::{Cap, Caps};
+use super::message::{Line, MAX_LINE, Message, tag_pair, with_tags};
+use super::render::{self, Presences};
+use super::response::{self, Batches};
+use super::{FAREWELL_GRACE, IrcOptions};
+use crate::adapters::lines::{ChatLines, Input};
+use crate::core::{
+    Action, ChatError, Closer, Command, ErrorKind, Event, Inbox, Reply, Request, RoomName,
+    SessionId, Stats,
+};
+use crate::pipeline::ChatService;
+
+/// Outbound bytes gathered into one write at most.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Initial capacity of the read buffer; it grows for a longer line, up to the line limit.
+const READ_BUFFER: usize = 512;
+
+/// Why a client's loop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The client closed the connection, or the socket failed.
+    Closed,
+    /// `QUIT`, with the client's reason.
+    Quit(String),
+    /// The server kicked the session (a slow reader); `mid_line` when a line was cut in half.
+    Kicked {
+        /// A line was cut in half by the kick.
+        mid_line: bool,
+    },
+    /// The server is shutting down.
+    Shutdown {
+        /// As for `Kicked`.
+        mid_line: bool,
+    },
+    /// No answer to a `PING`.
+    PingTimeout,
+}
+
+/// A client connection before its task starts.
+pub struct Connection {
+    stack: ChatService,
+    options: Arc<IrcOptions>,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+}
+
+impl Connection {
+    /// A connection served with `stack`.
+    pub fn new(
+        stack: ChatService,
+        options: Arc<IrcOptions>,
+        stats: Arc<Stats>,
+        shutdown: CancellationToken,
+    ) -> Connection {
+        Connection {
+            stack,
+            options,
+            stats,
+            shutdown,
+        }
+    }
+
+    /// Serves the client on `stream` until it leaves, is cut off, or the server stops.
+    pub async fn run(self, stream: TcpStream, peer: SocketAddr) {
+        let (read, write) = stream.into_split();
+        let closer = Closer::default();
+        let mut client = Client {
+            lines: FramedRead::with_capacity(read, ChatLines::new(MAX_LINE), READ_BUFFER),
+            write,
+            queue: None,
+            shutdown: Box::pin(self.shutdown.cancelled_owned()),
+            kicked: Box::pin(closer.closed_owned()),
+            closer,
+            deadline: Instant::now() + self.options.ping,
+            pinged: false,
+            stack: self.stack,
+            options: self.options,
+            stats: self.stats,
+            peer,
+            session: None,
+            nick: "*".to_string(),
+            user: None,
+            caps: Caps::default(),
+            negotiating: false,
+            rooms: Vec::new(),
+            presences: Presences::default(),
+            batches: Batches::default(),
+            echo_label: None,
+            label_deferred: false,
+        };
+        let end = client.serve().await;
+        client.farewell(&end).await;
+        if let Some(id) = client.session {
+            // The rooms see the quit, and the nick is free again.
+            let _ = client.call_raw(Request::from(id, Action::Disconnect)).await;
+        }
+    }
+}
+
+/// One client's state; the commands are in `commands.rs`.
+pub struct Client {
+    lines: FramedRead<OwnedReadHalf, ChatLines>,
+    write: OwnedWriteHalf,
+    /// The session's outbound queue, once registered.
+    queue: Option<Inbox>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    kicked: Pin<Box<WaitForCancellationFutureOwned>>,
+    pub(super) closer: Closer,
+    /// When the client is pinged (or, once pinged, cut off) if it stays silent.
+    deadline: Instant,
+    pinged: bool,
+    pub(super) stack: ChatService,
+    pub(super) options: Arc<IrcOptions>,
+    pub(super) stats: Arc<Stats>,
+    pub(super) peer: SocketAddr,
+    /// The core's session, once registered.
+    pub(super) session: Option<SessionId>,
+    /// The nick (`*` until one is chosen).
+    pub(super) nick: String,
+    /// `USER`'s username and realname.
+    pub(super) user: Option<(String, String)>,
+    pub(super) caps: Caps,
+    /// Between `CAP LS`/`REQ` and `CAP END`: registration waits.
+    pub(super) negotiating: bool,
+    /// The rooms the session is in, in join order, as the replies said (for `JOIN 0`, `WHOIS`).
+    pub(super) rooms: Vec<RoomName>,
+    presences: Presences,
+    pub(super) batches: Batches,
+    /// A labeled `PRIVMSG` whose echo is still to come: its room, seq and label.
+    pub(super) echo_label: Option<(RoomName, u64, String)>,
+    /// The command being handled answers with that echo rather than now.
+    pub(super) label_deferred: bool,
+}
+
+impl Client {
+    /// The server's name, the source of its own lines.
+    pub(super) fn server(&self) -> &str {
+        &self.options.server_name
+    }
+
+    /// A numeric reply to this client: `:server CODE nick`.
+    pub(super) fn numeric(&self, code: &str) -> Line {
+        Line::new(self.server(), code).param(&self.nick)
+    }
+
+    async fn serve(&mut self) -> End {
+        let mut out = Bytes::new();
+        loop {
+            if let Err(end) = self.flush(&out).await {
+                return end;
+            }
+            out = tokio::select! {
+                biased;
+                _ = &mut self.shutdown => return End::Shutdown { mid_line: false },
+                _ = &mut self.kicked => return End::Kicked { mid_line: false },
+                Some(event) = next_event(&mut self.queue) => self.events(event),
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    if self.pinged {
+                        return End::PingTimeout;
+                    }
+                    self.pinged = true;
+                    self.deadline = Instant::now() + self.options.ping;
+                    let server = self.server();
+                    Line::new(server, "PING").trailing(server).bytes()
+                }
+                input = self.lines.next() => {
+                    self.pinged = false;
+                    self.deadline = Instant::now() + self.options.ping;
+                    match input {
+                        None | Some(Err(_)) => return End::Closed,
+                        Some(Ok(Input::Line(line))) => match self.line(&line).await {
+                            Ok(out) => out,
+                            Err(end) => return end,
+                        },
+                        Some(Ok(Input::TooLong)) => self.numeric("417").trailing("Input line was too long").bytes(),
+                        Some(Ok(Input::NotUtf8)) => Line::new(self.server(), "FAIL")
+                            .param("*")
+                            .param("INVALID_UTF8")
+                            .trailing("Message rejected: lines must be UTF-8 text")
+                            .bytes(),
+                    }
+                }
+            };
+        }
+    }
+
+    /// Handles one line: the bytes to write in answer.
+    async fn line(&mut self, raw: &str) -> Result<Bytes, End> {
+        let msg = match Message::parse(raw) {
+            Ok(msg) => msg,
+            Err(_) => {
+                return Ok(self
+                    .numeric("417")
+                    .trailing("Input line was too long")
+                    .bytes());
+            }
+        };
+        if msg.command.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let label = msg.tag("label").filter(|_| self.caps.has(Cap::LABELED));
+        let command = msg.command.to_ascii_uppercase();
+        self.label_deferred = false;
+        let lines = match self.session {
+            None => self.unregistered(&command, &msg).await?,
+            Some(_) => self.registered(&command, &msg, label.as_deref()).await?,
+        };
+        if self.label_deferred {
+            // The echo, still to come from the room, is the answer and carries the label.
+            return Ok(response::concat(&lines));
+        }
+        let caps = self.caps;
+        let server = self.options.server_name.clone();
+        // Fairness: a client pasting thousands of lines must not starve its room's readers.
+        tokio::task::yield_now().await;
+        Ok(response::finish(
+            &server,
+            caps,
+            &mut self.batches,
+            label.as_deref(),
+            lines,
+        ))
+    }
+
+    /// Calls the stack with `command` for the session, waiting out rate limits (fakelag, see
+    /// the module docs). The outer error ends the connection; the inner one is the refusal.
+    pub(super) async fn call(&mut self, command: Command) -> Result<Result<Reply, ChatError>, End> {
+        let Some(id) = self.session else {
+            return Ok(Err(crate::core::session::unknown_session()));
+        };
+        loop {
+            let request = Request::from(id, Action::Command(command.clone()));
+            let result = match self.stack.ready().await {
+                Ok(stack) => stack.call(request).await,
+                Err(err) => Err(err),
+            };
+            let err = match result {
+                Ok(reply) => return Ok(Ok(reply)),
+                Err(err) => ChatError::from_box(&err),
+            };
+            match err.kind {
+                ErrorKind::RateLimited { retry_after } => self.lag(retry_after).await?,
+                _ => return Ok(Err(err)),
+            }
+        }
+    }
+
+    /// Calls the stack with a request that is not a command (a connect).
+    pub(super) async fn call_raw(&mut self, request: Request) -> Result<Reply, ChatError> {
+        match self.stack.ready().await {
+            Ok(stack) => stack.call(request).await,
+            Err(err) => Err(err),
+        }
+        .map_err(|err| ChatError::from_box(&err))
+    }
+
+    /// Waits `wait` before a refused command is sent again, writing queued events meanwhile.
+    async fn lag(&mut self, wait: Duration) -> Result<(), End> {
+        let until = Instant::now() + wait;
+        loop {
+            let out = tokio::select! {
+                biased;
+                _ = &mut self.shutdown => return Err(End::Shutdown { mid_line: false }),
+                _ = &mut self.kicked => return Err(End::Kicked { mid_line: false }),
+                _ = tokio::time::sleep_until(until) => return Ok(()),
+                Some(event) = next_event(&mut self.queue) => self.events(event),
+            };
+            self.flush(&out).await?;
+        }
+    }
+
+    /// Registration succeeded: the session and its queue.
+    pub(super) fn registered_as(&mut self, session: SessionId, queue: Inbox) {
+        self.session = Some(session);
+        self.queue = Some(queue);
+    }
+
+    /// Writes `out`, stopping early for a kick or shutdown. `write`, not `write_all`: it is
+    /// cancel-safe, so an interrupted write tells how much of the line went out.
+    pub(super) async fn flush(&mut self, out: &[u8]) -> Result<(), End> {
+        let mut sent = 0;
+        while sent < out.len() {
+            let mid_line = out[..sent].last().is_some_and(|b| *b != b'\n');
+            let written = tokio::select! {
+                biased;
+                _ = &mut self.shutdown => return Err(End::Shutdown { mid_line }),
+                _ = &mut self.kicked => return Err(End::Kicked { mid_line }),
+                result = self.write.write(&out[sent..]) => result,
+            };
+            match written {
+                Ok(0) | Err(_) => return Err(End::Closed),
+                Ok(n) => sent += n,
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes for `first` and whatever else is queued (up to [`MAX_BATCH_BYTES`]); a lone
+    /// chat message is its shared rendered line, not a copy.
+    fn events(&mut self, first: Event) -> Bytes {
+        let first = self.event(first);
+        let Some(next) = self.queue.as_mut().and_then(Inbox::try_recv) else {
+            return first.unwrap_or_default();
+        };
+        let mut buf = BytesMut::with_capacity(4 * first.as_ref().map_or(256, Bytes::len));
+        buf.extend_from_slice(first.as_deref().unwrap_or_default());
+        let mut next = Some(next);
+        while let Some(event) = next {
+            if let Some(line) = self.event(event) {
+                buf.extend_from_slice(&line);
+            }
+            if buf.len() >= MAX_BATCH_BYTES {
+                break;
+            }
+            next = self.queue.as_mut().and_then(Inbox::try_recv);
+        }
+        buf.freeze()
+    }
+
+    /// One event as this client reads it, if it reads it at all.
+    fn event(&mut self, event: Event) -> Option<Bytes> {
+        match event {
+            Event::Message(msg) => {
+                let own = self.session.is_some() && msg.sender() == self.session;
+                if own && !self.caps.has(Cap::ECHO) {
+                    return None; // the core echoes to IRC sessions; this client did not ask
+                }
+                self.stats.handed_over(&msg);
+                let line = render::message(&msg, render::form(self.caps));
+                match &self.echo_label {
+                    Some((room, seq, label)) if own && *room == msg.room && *seq == msg.seq => {
+                        let line = with_tags(&line, &tag_pair("label", label));
+                        self.echo_label = None;
+                        Some(line)
+                    }
+                    _ => Some(line),
+                }
+            }
+            Event::Presence(presence) => self.presences.line(&presence),
+            Event::Notice(text) | Event::Error(text) => Some(
+                Line::new(self.server(), "NOTICE")
+                    .param(&self.nick)
+                    .trailing(&text)
+                    .bytes(),
+            ),
+        }
+    }
+
+    /// The last words before the connection closes, by why it ends.
+    async fn farewell(&mut self, end: &End) {
+        let server = self.options.server_name.clone();
+        let nick = self.nick.clone();
+        let cut = |mid: bool| if mid { "\r\n" } else { "" };
+        let line = match end {
+            End::Closed => return,
+            End::Quit(reason) => format!("ERROR :Closing link: {nick} (Quit: {reason})\r\n"),
+            End::Kicked { mid_line } => format!(
+                "{}ERROR :Closing link: {nick} ({})\r\n",
+                cut(*mid_line),
+                self.closer.reason().unwrap_or("disconnected by the server")
+            ),
+            End::Shutdown { mid_line } => format!(
+                "{}:{server} NOTICE {nick} :server shutting down, goodbye\r\nERROR :Closing link: {nick} (server shutting down)\r\n",
+                cut(*mid_line)
+            ),
+            End::PingTimeout => format!("ERROR :Closing link: {nick} (Ping timeout)\r\n"),
+        };
+        let _ = tokio::time::timeout(FAREWELL_GRACE, self.write.write_all(line.as_bytes())).await;
+        let _ = self.write.shutdown().await;
+    }
+}
+
+/// The next event of `queue`; never, while there is no queue yet.
+async fn next_event(queue: &mut Option<Inbox>) -> Option<Event> {
+    match queue {
+        Some(queue) => queue.recv().await,
+        None => std::future::pending().await,
+    }
+}
