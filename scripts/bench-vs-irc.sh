@@ -56,21 +56,8 @@ else
 fi
 
 # --- tools -------------------------------------------------------------------------------------
-ngircd_bin() { command -v ngircd 2>/dev/null || { [ -x /usr/sbin/ngircd ] && echo /usr/sbin/ngircd; } || true; }
-if [ -z "$(ngircd_bin)" ]; then
-  say "installing ngircd (apt-get)"
-  [ "$(id -u)" = 0 ] || { echo "$0: ngircd is missing; install it (apt-get install ngircd) or run as root" >&2; exit 1; }
-  # Keep the package's own service from starting on the standard port.
-  policy_added=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; policy_added=1
-  fi
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd >/dev/null
-  [ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d
-  command -v systemctl >/dev/null 2>&1 && systemctl stop ngircd >/dev/null 2>&1 || true
-fi
-NGIRCD="$(ngircd_bin)"
-[ -x "$NGIRCD" ] || { echo "$0: ngircd did not install" >&2; exit 1; }
+. scripts/lib/ngircd.sh
+ensure_ngircd || exit 1
 command -v taskset >/dev/null || { echo "$0: taskset (util-linux) is missing" >&2; exit 1; }
 
 say "building chatd and loadgen (release)"

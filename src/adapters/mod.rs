@@ -85,8 +85,8 @@ struct Refusal {
     _slot: OwnedSemaphorePermit,
 }
 
-/// The next connection on `listener`, or `None` once `shutdown` fires. Both adapters accept
-/// through this, and so share one set of `limits`: a client cannot dodge the per-address limit
+/// The next connection on `listener`, or `None` once `shutdown` fires. Every adapter accepts
+/// through this, and so shares one set of `limits`: a client cannot dodge the per-address limit
 /// by switching protocols. A failed accept (usually: out of file descriptors) is logged and
 /// retried after a short pause instead of spinning.
 async fn accept(

@@ -83,6 +83,14 @@ impl Client {
                 let now = crate::core::message::rfc3339(crate::core::message::now_ms());
                 vec![self.numeric("391").param(self.server()).trailing(&now).bytes()]
             }
+            // chatd keeps no record of nicks that are gone.
+            "WHOWAS" => match p(0) {
+                None => vec![self.numeric("431").trailing("No nickname given").bytes()],
+                Some(nick) => vec![
+                    self.numeric("406").param(nick).trailing("There was no such nickname").bytes(),
+                    self.numeric("369").param(nick).trailing("End of WHOWAS").bytes(),
+                ],
+            },
             // chatd's instances share rooms without being linked IRC servers: none to list.
             "LINKS" => vec![self.numeric("365").param("*").trailing("End of /LINKS list").bytes()],
             "USERHOST" => {
@@ -170,11 +178,14 @@ impl Client {
         };
         Ok(match self.call(say).await? {
             Ok(reply) => {
-                if let (Some(label), Some(Detail::Sent { room, seq })) = (label, reply.detail) {
-                    if self.caps.has(caps::Cap::ECHO) && self.caps.has(caps::Cap::LABELED) {
-                        self.echo_label = Some((room, seq, label.to_string()));
-                        self.label_deferred = true;
-                    }
+                // With echo-message, the echo is the answer to a labeled message: it is sent
+                // with the label when it comes back from the room.
+                if let (Some(label), Some(Detail::Sent { room, seq })) = (label, reply.detail)
+                    && self.caps.has(caps::Cap::ECHO)
+                    && self.caps.has(caps::Cap::LABELED)
+                {
+                    self.echo_label = Some((room, seq, label.to_string()));
+                    self.label_deferred = true;
                 }
                 Vec::new()
             }

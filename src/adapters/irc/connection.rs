@@ -11,44 +11,30 @@
 //! `PING`; silent as long again, it is told `ERROR :Closing link: ... (Ping timeout)` and cut
 //! off: IRC's idle timeout, which also ends connections that never finish registering.
 //!
-//! **Fakelag.** When the stack's `rate_limit` layer refuses a command (the client sends faster
-//! than `per_second`), netcat users read `! slow down` and HTTP clients get a 429. IRC clients
-//! expect something else: servers have always *delayed* a flooding client's commands rather than
-//! refused them ("fakelag"), and clients pace themselves on that assumption, so an error would
-//! surprise them and lose what they typed. Here the command waits out the `retry_after` the
-//! layer gives and is sent again; lines behind it wait in the socket (TCP pushes back on the
-//! client), and the client's queued events keep flowing meanwhile. The limit is the same for
-//! every protocol, only its face differs.
+//! Calls to the stack (and IRC's "fakelag" when the rate limit refuses one) are in `fakelag.rs`;
+//! what the session's queue holds becomes lines in `events.rs`.
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
-
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use tower::{Service, ServiceExt};
 
 use super::caps::{Cap, Caps};
-use super::message::{Line, MAX_LINE, Message, tag_pair, with_tags};
-use super::render::{self, Presences};
+use super::message::{Line, MAX_LINE, Message};
+use super::render::Presences;
 use super::response::{self, Batches};
 use super::{FAREWELL_GRACE, IrcOptions};
 use crate::adapters::lines::{ChatLines, Input};
-use crate::core::{
-    Action, ChatError, Closer, Command, ErrorKind, Event, Inbox, Reply, Request, RoomName,
-    SessionId, Stats,
-};
+use crate::core::{Action, Closer, Event, Inbox, Request, RoomName, SessionId, Stats};
 use crate::pipeline::ChatService;
 
-/// Outbound bytes gathered into one write at most.
-const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Initial capacity of the read buffer; it grows for a longer line, up to the line limit.
 const READ_BUFFER: usize = 512;
 
@@ -139,9 +125,11 @@ pub struct Client {
     lines: FramedRead<OwnedReadHalf, ChatLines>,
     write: OwnedWriteHalf,
     /// The session's outbound queue, once registered.
-    queue: Option<Inbox>,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    kicked: Pin<Box<WaitForCancellationFutureOwned>>,
+    pub(super) queue: Option<Inbox>,
+    /// Resolves when the server shuts down.
+    pub(super) shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Resolves when the core kicks the session (a slow reader).
+    pub(super) kicked: Pin<Box<WaitForCancellationFutureOwned>>,
     pub(super) closer: Closer,
     /// When the client is pinged (or, once pinged, cut off) if it stays silent.
     deadline: Instant,
@@ -161,7 +149,7 @@ pub struct Client {
     pub(super) negotiating: bool,
     /// The rooms the session is in, in join order, as the replies said (for `JOIN 0`, `WHOIS`).
     pub(super) rooms: Vec<RoomName>,
-    presences: Presences,
+    pub(super) presences: Presences,
     pub(super) batches: Batches,
     /// A labeled `PRIVMSG` whose echo is still to come: its room, seq and label.
     pub(super) echo_label: Option<(RoomName, u64, String)>,
@@ -259,53 +247,6 @@ impl Client {
         ))
     }
 
-    /// Calls the stack with `command` for the session, waiting out rate limits (fakelag, see
-    /// the module docs). The outer error ends the connection; the inner one is the refusal.
-    pub(super) async fn call(&mut self, command: Command) -> Result<Result<Reply, ChatError>, End> {
-        let Some(id) = self.session else {
-            return Ok(Err(crate::core::session::unknown_session()));
-        };
-        loop {
-            let request = Request::from(id, Action::Command(command.clone()));
-            let result = match self.stack.ready().await {
-                Ok(stack) => stack.call(request).await,
-                Err(err) => Err(err),
-            };
-            let err = match result {
-                Ok(reply) => return Ok(Ok(reply)),
-                Err(err) => ChatError::from_box(&err),
-            };
-            match err.kind {
-                ErrorKind::RateLimited { retry_after } => self.lag(retry_after).await?,
-                _ => return Ok(Err(err)),
-            }
-        }
-    }
-
-    /// Calls the stack with a request that is not a command (a connect).
-    pub(super) async fn call_raw(&mut self, request: Request) -> Result<Reply, ChatError> {
-        match self.stack.ready().await {
-            Ok(stack) => stack.call(request).await,
-            Err(err) => Err(err),
-        }
-        .map_err(|err| ChatError::from_box(&err))
-    }
-
-    /// Waits `wait` before a refused command is sent again, writing queued events meanwhile.
-    async fn lag(&mut self, wait: Duration) -> Result<(), End> {
-        let until = Instant::now() + wait;
-        loop {
-            let out = tokio::select! {
-                biased;
-                _ = &mut self.shutdown => return Err(End::Shutdown { mid_line: false }),
-                _ = &mut self.kicked => return Err(End::Kicked { mid_line: false }),
-                _ = tokio::time::sleep_until(until) => return Ok(()),
-                Some(event) = next_event(&mut self.queue) => self.events(event),
-            };
-            self.flush(&out).await?;
-        }
-    }
-
     /// Registration succeeded: the session and its queue.
     pub(super) fn registered_as(&mut self, session: SessionId, queue: Inbox) {
         self.session = Some(session);
@@ -330,57 +271,6 @@ impl Client {
             }
         }
         Ok(())
-    }
-
-    /// The bytes for `first` and whatever else is queued (up to [`MAX_BATCH_BYTES`]); a lone
-    /// chat message is its shared rendered line, not a copy.
-    fn events(&mut self, first: Event) -> Bytes {
-        let first = self.event(first);
-        let Some(next) = self.queue.as_mut().and_then(Inbox::try_recv) else {
-            return first.unwrap_or_default();
-        };
-        let mut buf = BytesMut::with_capacity(4 * first.as_ref().map_or(256, Bytes::len));
-        buf.extend_from_slice(first.as_deref().unwrap_or_default());
-        let mut next = Some(next);
-        while let Some(event) = next {
-            if let Some(line) = self.event(event) {
-                buf.extend_from_slice(&line);
-            }
-            if buf.len() >= MAX_BATCH_BYTES {
-                break;
-            }
-            next = self.queue.as_mut().and_then(Inbox::try_recv);
-        }
-        buf.freeze()
-    }
-
-    /// One event as this client reads it, if it reads it at all.
-    fn event(&mut self, event: Event) -> Option<Bytes> {
-        match event {
-            Event::Message(msg) => {
-                let own = self.session.is_some() && msg.sender() == self.session;
-                if own && !self.caps.has(Cap::ECHO) {
-                    return None; // the core echoes to IRC sessions; this client did not ask
-                }
-                self.stats.handed_over(&msg);
-                let line = render::message(&msg, render::form(self.caps));
-                match &self.echo_label {
-                    Some((room, seq, label)) if own && *room == msg.room && *seq == msg.seq => {
-                        let line = with_tags(&line, &tag_pair("label", label));
-                        self.echo_label = None;
-                        Some(line)
-                    }
-                    _ => Some(line),
-                }
-            }
-            Event::Presence(presence) => self.presences.line(&presence),
-            Event::Notice(text) | Event::Error(text) => Some(
-                Line::new(self.server(), "NOTICE")
-                    .param(&self.nick)
-                    .trailing(&text)
-                    .bytes(),
-            ),
-        }
     }
 
     /// The last words before the connection closes, by why it ends.
@@ -408,7 +298,7 @@ impl Client {
 }
 
 /// The next event of `queue`; never, while there is no queue yet.
-async fn next_event(queue: &mut Option<Inbox>) -> Option<Event> {
+pub(super) async fn next_event(queue: &mut Option<Inbox>) -> Option<Event> {
     match queue {
         Some(queue) => queue.recv().await,
         None => std::future::pending().await,

@@ -13,22 +13,24 @@
 //! protocol can use (a history window, an IRC wire slot per message, a protocol label). The
 //! translation is explicit where the two worlds differ: IRC's per-client `echo-message` is a
 //! filter here over the core's per-protocol echo; the core's refusal of a too-fast client
-//! becomes IRC's "fakelag" (the command waits instead of failing, see [`connection`]); a
+//! becomes IRC's "fakelag" (the command waits instead of failing, see `fakelag.rs`); a
 //! message's `msgid` is its room seq, the same on every instance; a room's history is served by
 //! `CHATHISTORY` ([`chathistory`]) from the ring and the store like `/history`.
 //!
 //! **Layout.** [`message`] parses and builds lines; [`caps`] negotiates capabilities;
 //! `registration` opens the session and [`welcome`] is what it sends; [`connection`] is the
-//! per-client loop (framing, pings, fakelag, writes that a kick or shutdown can interrupt);
-//! `commands` and `channels` map IRC commands onto the stack; [`render`] turns the core's
-//! events into lines; [`chathistory`] serves `CHATHISTORY` and the join replay as batches;
-//! [`response`] applies `labeled-response`.
+//! per-client loop (framing, pings, writes that a kick or shutdown can interrupt); `fakelag`
+//! calls the stack; `commands` and `channels` map IRC commands onto it; `events` and
+//! [`render`] turn the core's events into lines; [`chathistory`] serves `CHATHISTORY` and the
+//! join replay as batches; [`response`] applies `labeled-response`.
 
 pub mod caps;
 mod channels;
 pub mod chathistory;
 mod commands;
 pub mod connection;
+mod events;
+mod fakelag;
 pub mod message;
 mod registration;
 pub mod render;

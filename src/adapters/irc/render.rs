@@ -156,7 +156,7 @@ impl Presences {
         };
         if let Some(fresh) = fresh {
             self.recent
-                .retain(|k| !k.strip_prefix("Q ").is_some_and(|n| n == fresh));
+                .retain(|k| k.strip_prefix("Q ").is_none_or(|n| n != fresh));
         }
         Some(presence_line(presence))
     }

@@ -132,3 +132,186 @@ impl<S: Inner> Ctx<'_, S> {
         Ok(low)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Over a scripted history below the route layer: seqs 1 to 300 stamped 10 ms apart, with
+    //! seqs 50 to 59 given up on (never stored), answered as the ring and store would.
+
+    use std::sync::Arc;
+
+    use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
+
+    use super::super::RouteLayer;
+    use crate::backends::directory::LocalDirectory;
+    use crate::core::{
+        Action, Bound, ChatError, ChatMessage, Closer, Command, Connect, Detail, ErrorKind,
+        HistoryWindow, Hub, LocalSequencer, Nick, Origin, Protocol, Reply, Request, RoomName,
+        SessionId,
+    };
+    use crate::pipeline::ChatService;
+    use crate::pipeline::config::RouteConfig;
+
+    fn stamped(seq: u64) -> i64 {
+        1_000 + 10 * seq as i64
+    }
+
+    fn history() -> Vec<Arc<ChatMessage>> {
+        (1..=300)
+            .filter(|seq| !(50..60).contains(seq))
+            .map(|seq| {
+                let room = RoomName::parse("hist").unwrap();
+                let nick = Nick::parse("alice").unwrap();
+                let origin = Origin::Remote("a".into());
+                Arc::new(ChatMessage::at(
+                    room,
+                    seq,
+                    nick,
+                    format!("m{seq}"),
+                    origin,
+                    stamped(seq),
+                ))
+            })
+            .collect()
+    }
+
+    /// A route layer over the scripted history, with session `s1` a member of `hist`, whose
+    /// messages are delivered up to 300.
+    async fn member() -> (Hub, ChatService) {
+        let hub = Hub::new("test");
+        let all = history();
+        let inner = service_fn(move |req: Request| {
+            let reply = match req.action {
+                Action::History(query) => Reply::default().with(Detail::History {
+                    room: query.room.clone(),
+                    messages: query.merge(all.clone(), Vec::new()),
+                }),
+                _ => Reply::default(),
+            };
+            std::future::ready(Ok::<_, BoxError>(reply))
+        });
+        let layer = RouteLayer::new(
+            &RouteConfig::default(),
+            hub.clone(),
+            Arc::new(LocalSequencer),
+            Arc::new(LocalDirectory::new(hub.clone())),
+            10,
+        );
+        let svc = ChatService::new(layer.layer(ChatService::new(inner)));
+        let (outbound, _) = crate::core::outbound::channel(16);
+        let connect = Connect {
+            protocol: Protocol::Irc,
+            nick: Some("gina".into()),
+            peer: None,
+            outbound,
+            closer: Closer::default(),
+        };
+        svc.clone()
+            .oneshot(Request::anonymous(Action::Connect(connect)))
+            .await
+            .unwrap();
+        let join = Command::Join(RoomName::parse("hist").unwrap());
+        svc.clone()
+            .oneshot(Request::from(SessionId(1), Action::Command(join)))
+            .await
+            .unwrap();
+        let room = hub.rooms().get(&RoomName::parse("hist").unwrap()).unwrap();
+        room.settle_at(300);
+        (hub, svc)
+    }
+
+    async fn window(
+        svc: &ChatService,
+        session: u64,
+        (after, before): (Bound, Bound),
+        limit: usize,
+        oldest_first: bool,
+    ) -> Result<Vec<u64>, ChatError> {
+        let window = HistoryWindow {
+            room: RoomName::parse("hist").unwrap(),
+            after,
+            before,
+            limit,
+            oldest_first,
+        };
+        let req = Request::from(SessionId(session), Action::Command(Command::Window(window)));
+        match svc.clone().oneshot(req).await {
+            Ok(reply) => match reply.detail {
+                Some(Detail::History { messages, .. }) => {
+                    Ok(messages.iter().map(|m| m.seq).collect())
+                }
+                other => panic!("not a history: {other:?}"),
+            },
+            Err(e) => Err(ChatError::from_box(&e)),
+        }
+    }
+
+    #[tokio::test]
+    async fn seq_bounds_count_from_either_end_and_step_over_seqs_given_up_on() {
+        let (_hub, svc) = member().await;
+        let (open, seq) = (Bound::Open, Bound::Seq);
+        assert_eq!(
+            window(&svc, 1, (open, open), 3, false).await.unwrap(),
+            [298, 299, 300]
+        );
+        assert_eq!(
+            window(&svc, 1, (open, seq(100)), 2, false).await.unwrap(),
+            [98, 99]
+        );
+        let across = window(&svc, 1, (seq(45), open), 8, true).await.unwrap();
+        assert_eq!(across, [46, 47, 48, 49, 60, 61, 62, 63]);
+        assert_eq!(
+            window(&svc, 1, (seq(2), seq(6)), 10, true).await.unwrap(),
+            [3, 4, 5]
+        );
+        assert!(
+            window(&svc, 1, (seq(6), seq(2)), 10, true)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let capped = window(&svc, 1, (open, open), 1000, false).await.unwrap();
+        assert_eq!(capped.len(), 100, "at most 100, as /history");
+    }
+
+    #[tokio::test]
+    async fn time_bounds_are_found_in_the_recent_messages_or_by_a_search() {
+        let (_hub, svc) = member().await;
+        let (open, time) = (Bound::Open, Bound::Time);
+        // Recent: within the last 100 messages.
+        let after = window(&svc, 1, (time(stamped(250)), open), 2, true).await;
+        assert_eq!(after.unwrap(), [251, 252]);
+        let before = window(&svc, 1, (open, time(stamped(250))), 2, false).await;
+        assert_eq!(before.unwrap(), [248, 249]);
+        // Older: found by the binary search, also between two stamps and inside the gap.
+        let after = window(&svc, 1, (time(stamped(20) + 5), open), 2, true).await;
+        assert_eq!(after.unwrap(), [21, 22]);
+        let in_gap = window(&svc, 1, (time(stamped(55)), open), 2, true).await;
+        assert_eq!(in_gap.unwrap(), [60, 61]);
+        let first = window(&svc, 1, (time(0), open), 2, true).await;
+        assert_eq!(first.unwrap(), [1, 2]);
+        let none = window(&svc, 1, (open, time(0)), 2, false).await;
+        assert!(none.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_members_read_a_room() {
+        let (_hub, svc) = member().await;
+        let err = window(&svc, 7, (Bound::Open, Bound::Open), 5, false).await;
+        assert_eq!(err.unwrap_err().kind, ErrorKind::Unauthenticated);
+        let (outbound, _) = crate::core::outbound::channel(16);
+        let connect = Connect {
+            protocol: Protocol::Tcp,
+            nick: Some("outsider".into()),
+            peer: None,
+            outbound,
+            closer: Closer::default(),
+        };
+        svc.clone()
+            .oneshot(Request::anonymous(Action::Connect(connect)))
+            .await
+            .unwrap();
+        let err = window(&svc, 2, (Bound::Open, Bound::Open), 5, false).await;
+        assert_eq!(err.unwrap_err().kind, ErrorKind::Forbidden);
+    }
+}
