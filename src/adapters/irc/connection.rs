@@ -94,7 +94,7 @@ impl Connection {
             shutdown: Box::pin(self.shutdown.cancelled_owned()),
             kicked: Box::pin(closer.closed_owned()),
             closer,
-            deadline: Instant::now() + self.options.ping,
+            silence: Box::pin(tokio::time::sleep(self.options.ping)),
             pinged: false,
             stack: self.stack,
             options: self.options,
@@ -131,8 +131,9 @@ pub struct Client {
     /// Resolves when the core kicks the session (a slow reader).
     pub(super) kicked: Pin<Box<WaitForCancellationFutureOwned>>,
     pub(super) closer: Closer,
-    /// When the client is pinged (or, once pinged, cut off) if it stays silent.
-    deadline: Instant,
+    /// Fires when the client has been silent for `ping`: it is pinged, or, once pinged, cut
+    /// off. One timer, moved on by each line, rather than a new one per turn of the loop.
+    silence: Pin<Box<tokio::time::Sleep>>,
     pinged: bool,
     pub(super) stack: ChatService,
     pub(super) options: Arc<IrcOptions>,
@@ -179,18 +180,20 @@ impl Client {
                 _ = &mut self.shutdown => return End::Shutdown { mid_line: false },
                 _ = &mut self.kicked => return End::Kicked { mid_line: false },
                 Some(event) = next_event(&mut self.queue) => self.events(event),
-                _ = tokio::time::sleep_until(self.deadline) => {
+                _ = &mut self.silence => {
                     if self.pinged {
                         return End::PingTimeout;
                     }
                     self.pinged = true;
-                    self.deadline = Instant::now() + self.options.ping;
+                    let next = Instant::now() + self.options.ping;
+                    self.silence.as_mut().reset(next);
                     let server = self.server();
                     Line::new(server, "PING").trailing(server).bytes()
                 }
                 input = self.lines.next() => {
                     self.pinged = false;
-                    self.deadline = Instant::now() + self.options.ping;
+                    let next = Instant::now() + self.options.ping;
+                    self.silence.as_mut().reset(next);
                     match input {
                         None | Some(Err(_)) => return End::Closed,
                         Some(Ok(Input::Line(line))) => match self.line(&line).await {

@@ -140,7 +140,7 @@ mod tests {
 
     use std::sync::Arc;
 
-    use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
+    use tower::{BoxError, Layer, ServiceExt, service_fn};
 
     use super::super::RouteLayer;
     use crate::backends::directory::LocalDirectory;
