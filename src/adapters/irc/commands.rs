@@ -245,17 +245,21 @@ impl Client {
 
     /// `WHOIS nick`: the client itself, or someone in one of its rooms (chatd answers who is
     /// in a room, not where a nick is, so a user sharing no room with the client is not found).
+    /// Each room looked into is one `Users` command, so a `WHOIS` of someone else costs a rate
+    /// limit token per channel the client is in; one of itself costs none.
     async fn whois(&mut self, nick: &str) -> Result<Vec<Bytes>, End> {
         let mut shared = Vec::new();
         let mut found = nick.eq_ignore_ascii_case(&self.nick);
         let (mut name, mut real) = (nick.to_string(), "chatd user".to_string());
+        let mut look_in = self.rooms.clone();
         if found {
             name = self.nick.clone();
             if let Some((_, realname)) = &self.user {
                 real = realname.clone();
             }
+            shared = look_in.drain(..).map(|room| format!("#{room}")).collect();
         }
-        for room in self.rooms.clone() {
+        for room in look_in {
             if let Ok(reply) = self.call(Command::Users(Some(room.clone()))).await?
                 && let Some(Detail::Users { nicks, .. }) = reply.detail
                 && let Some(member) = nicks.iter().find(|n| n.as_str().eq_ignore_ascii_case(nick))
