@@ -82,7 +82,7 @@ irctest --controller irctest.controllers.external_server --collect-only irctest/
 
 # irctest's ngircd controller leaves a few servers running (tests whose teardown never runs);
 # they are stopped at the end, by pid: the ngircd processes that were not there before.
-ngircd_before=" $(pgrep -x ngircd | tr '\n' ' ') "
+ngircd_before=" $( (pgrep -x ngircd || true) | tr '\n' ' ') "
 stop_leaked_ngircd() {
   local pid
   for pid in $(pgrep -x ngircd || true); do
