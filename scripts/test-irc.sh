@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # irctest, the IRC conformance suite, against chatd's IRC listener and against ngircd, in one run,
-# with both counts printed side by side: `scripts/test-irc.sh` (about 10 minutes on 2 cores).
+# with both counts printed side by side: `scripts/test-irc.sh` (about 12 minutes on 2 cores,
+# release build included).
 #
 # irctest (MIT) is expected, unmodified, in ../shared/irctest (IRCTEST_DIR overrides). This
 # script installs its Python dependencies from PyPI into a venv (target/irctest-venv, plus

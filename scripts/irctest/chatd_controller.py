@@ -12,15 +12,31 @@ skipped rather than failed: a server password (PASS), TLS, websockets, and servi
 account registration some tests start with).
 """
 
+import atexit
 import os
 import shutil
-import subprocess
+import signal
 import tempfile
 from pathlib import Path
 from typing import Optional, Set, Type
 
 from irctest.basecontrollers import BaseServerController
 from irctest.runner import NotImplementedByController
+
+
+# The chatd processes started and not stopped yet. irctest stops a server in its tests'
+# teardown, which pytest skips when a test's setUp fails after the server started (bot_mode.py
+# skips that way): those are stopped when the pytest worker exits.
+_running = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for proc in list(_running):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            pass
 
 
 class ChatdController(BaseServerController):
@@ -65,11 +81,13 @@ class ChatdController(BaseServerController):
             ],
             env=env,
         )
+        _running.add(self.proc)
 
     def wait_for_services(self) -> None:
         """chatd has no services (NickServ...): nothing to wait for."""
 
     def kill(self) -> None:
+        _running.discard(self.proc)
         super().kill()
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)

@@ -238,8 +238,9 @@ pub struct HistoryWindow {
     pub oldest_first: bool,
 }
 
-/// One end of a [`HistoryWindow`]. Both kinds are exclusive: `After(Seq(5))` starts at seq 6,
-/// `After(Time(t))` at the first message stamped later than `t`.
+/// One end of a [`HistoryWindow`], exclusive: as `after`, `Seq(5)` starts the window at seq 6
+/// and `Time(t)` at the first message stamped later than `t`; as `before`, they end it at seq 4
+/// and at the last message stamped earlier than `t`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
     /// No bound: the room's first message, or the last one delivered.
