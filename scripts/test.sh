@@ -107,7 +107,7 @@ say "doc tests and API docs (cargo doc, warnings are errors)"
 cargo test --doc --locked
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 
-# irctest, the IRC conformance suite, against chatd and ngircd (about 10 minutes on 2 cores; it
+# irctest, the IRC conformance suite, against chatd and ngircd (about 12 minutes on 2 cores; it
 # installs its Python dependencies in a venv and ngircd when missing). CHATD_SKIP_IRCTEST=1 skips it.
 if [ -z "${CHATD_SKIP_IRCTEST:-}" ]; then
   say "irctest against chatd's IRC listener and ngircd (scripts/test-irc.sh)"
