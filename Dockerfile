@@ -37,6 +37,6 @@ COPY static ./static
 COPY pipelines ./pipelines
 USER chatd
 ENV CHATD_DATA_DIR=/var/lib/chatd
-EXPOSE 9001 3001
+EXPOSE 9001 3001 6667
 ENTRYPOINT ["chatd"]
-CMD ["--tcp", "0.0.0.0:9001", "--http", "0.0.0.0:3001"]
+CMD ["--tcp", "0.0.0.0:9001", "--http", "0.0.0.0:3001", "--irc", "0.0.0.0:6667"]

@@ -64,6 +64,7 @@ async fn measure(url: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
         let mut config = support::without_rate_limit(config);
         config.server.tcp = "127.0.0.1:0".parse().unwrap();
         config.server.http = "127.0.0.1:0".parse().unwrap();
+        config.server.irc = None;
         config.server.instance = Some(name.to_string());
         servers.push(Server::start(&config).await.expect("instance starts"));
     }

@@ -3,6 +3,10 @@
 # same load generator (examples/loadgen, `--protocol irc` for ngircd). Prints one table per
 # workload and the chatd/ngircd ratios. See docs/BENCHMARKS.md for the figures and their reading.
 #
+# Workloads A, B and C run three servers: `chatd` (its line protocol), `chatd_irc` (chatd's IRC
+# listener, driven by loadgen's IRC client: the very same client code as for ngircd, so that pair
+# is apples to apples) and `ngircd`. SERVERS="chatd_irc ngircd" runs a subset.
+#
 #   scripts/bench-vs-irc.sh                 # everything, ~15 min on 2 cores
 #   scripts/bench-vs-irc.sh --quick         # short runs (a smoke check of the script, ~4 min)
 #   WORKLOADS="A B" PLACEMENTS=pinned scripts/bench-vs-irc.sh
@@ -37,11 +41,12 @@ quick=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "usage: scripts/bench-vs-irc.sh [--quick]" >&2; exit 2 ;;
   esac
 done
 WORKLOADS="${WORKLOADS:-A B C cluster W}"
+SERVERS="${SERVERS:-chatd chatd_irc ngircd}"
 PLACEMENTS="${PLACEMENTS:-unpinned pinned}"
 RESULTS="${RESULTS:-target/bench-vs-irc}"
 if [ "$quick" = 1 ]; then
@@ -51,21 +56,8 @@ else
 fi
 
 # --- tools -------------------------------------------------------------------------------------
-ngircd_bin() { command -v ngircd 2>/dev/null || { [ -x /usr/sbin/ngircd ] && echo /usr/sbin/ngircd; } || true; }
-if [ -z "$(ngircd_bin)" ]; then
-  say "installing ngircd (apt-get)"
-  [ "$(id -u)" = 0 ] || { echo "$0: ngircd is missing; install it (apt-get install ngircd) or run as root" >&2; exit 1; }
-  # Keep the package's own service from starting on the standard port.
-  policy_added=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; policy_added=1
-  fi
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd >/dev/null
-  [ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d
-  command -v systemctl >/dev/null 2>&1 && systemctl stop ngircd >/dev/null 2>&1 || true
-fi
-NGIRCD="$(ngircd_bin)"
-[ -x "$NGIRCD" ] || { echo "$0: ngircd did not install" >&2; exit 1; }
+. scripts/lib/ngircd.sh
+ensure_ngircd || exit 1
 command -v taskset >/dev/null || { echo "$0: taskset (util-linux) is missing" >&2; exit 1; }
 
 say "building chatd and loadgen (release)"
@@ -107,14 +99,14 @@ trap cleanup INT TERM EXIT
 pin_server() { [ "$1" = pinned ] && echo "taskset -c 0" || true; }
 pin_loadgen() { [ "$1" = pinned ] && echo "taskset -c 1" || true; }
 
-# start_chatd PLACEMENT [PIPELINE] -> sets $addr and $pid
+# start_chatd PLACEMENT [PIPELINE] -> sets $addr (line protocol), $irc_addr and $pid
 start_chatd() {
-  local port http pipeline="${2:-$work/pipelines/phase1-single.toml}"
-  port="$(free_port)"; http="$(free_port)"
+  local port http irc pipeline="${2:-$work/pipelines/phase1-single.toml}"
+  port="$(free_port)"; http="$(free_port)"; irc="$(free_port)"
   rm -rf "$work/chatd-data"
   CHATD_DATA_DIR="$work/chatd-data" $(pin_server "$1") "$CHATD" --pipeline "$pipeline" \
-    --tcp "127.0.0.1:$port" --http "127.0.0.1:$http" >"$work/chatd.log" 2>&1 &
-  pid=$!; server_pids+=("$pid"); addr="127.0.0.1:$port"
+    --tcp "127.0.0.1:$port" --http "127.0.0.1:$http" --irc "127.0.0.1:$irc" >"$work/chatd.log" 2>&1 &
+  pid=$!; server_pids+=("$pid"); addr="127.0.0.1:$port"; irc_addr="127.0.0.1:$irc"
   wait_port "$port" || { echo "$0: chatd did not start:" >&2; cat "$work/chatd.log" >&2; exit 1; }
 }
 
@@ -186,10 +178,15 @@ PY
   printf '    %-34s %s\n' "$name" "$(python3 scripts/lib/race_report.py line "$RESULTS/$name.json")"
 }
 
-# one SERVER PLACEMENT NAME -- LOADGEN-ARGS: a fresh server for one run.
+# one SERVER PLACEMENT NAME -- LOADGEN-ARGS: a fresh server for one run. SERVER is chatd (line
+# protocol), chatd_irc (chatd's IRC listener, loadgen's IRC client) or ngircd (the same client).
 one() {
   local server="$1" placement="$2" name="$3"; shift 4
-  if [ "$server" = chatd ]; then start_chatd "$placement"; proto=chatd; else start_ngircd "$placement"; proto=irc; fi
+  case "$server" in
+    chatd) start_chatd "$placement"; proto=chatd ;;
+    chatd_irc) start_chatd "$placement"; proto=irc; addr="$irc_addr" ;;
+    *) start_ngircd "$placement"; proto=irc ;;
+  esac
   run "$name" "$placement" "$proto" "$pid" "$addr" -- "$@" || true
   stop_server "$pid"
 }
@@ -201,13 +198,13 @@ for placement in $PLACEMENTS; do
     case "$workload" in
       A)
         say "workload A ($placement): 50 clients, 1 room, 1,000 msg/s for $dur_a s"
-        for server in chatd ngircd; do
+        for server in $SERVERS; do
           one "$server" "$placement" "A-$placement-$server" -- \
             --clients 50 --senders 50 --rate 1000 --duration "$dur_a"
         done ;;
       B)
         say "workload B ($placement): 1,000 clients, 1 room, 20 senders; rates $b_rates msg/s, $dur_b s each"
-        for server in chatd ngircd; do
+        for server in $SERVERS; do
           for rate in $b_rates; do
             one "$server" "$placement" "B-$placement-$server-$rate" -- \
               --clients 1000 --senders 20 --rate "$rate" --duration "$dur_b" --ramp-per-sec 1000
@@ -217,7 +214,7 @@ for placement in $PLACEMENTS; do
         done ;;
       C)
         say "workload C ($placement): 10,000 clients in 5 rooms, 100 senders at 1 msg/s each, $dur_c s"
-        for server in chatd ngircd; do
+        for server in $SERVERS; do
           one "$server" "$placement" "C-$placement-$server" -- \
             --clients 10000 --rooms 5 --senders 100 --rate 100 --duration "$dur_c" \
             --ramp-per-sec 1000 --drain 2
@@ -235,7 +232,8 @@ for placement in $PLACEMENTS; do
           for name in a b c; do
             port="$(free_port)"; http="$(free_port)"
             CHATD_DATA_DIR="$work/$name" "$CHATD" --pipeline "$pipeline" --instance "$name-$variant" \
-              --tcp "127.0.0.1:$port" --http "127.0.0.1:$http" >"$work/$name.log" 2>&1 &
+              --tcp "127.0.0.1:$port" --http "127.0.0.1:$http" --irc "127.0.0.1:$(free_port)" \
+              >"$work/$name.log" 2>&1 &
             started+=($!); server_pids+=($!); pids="$pids $!"; addrs="$addrs 127.0.0.1:$port"
             wait_port "$port" || { echo "$0: instance $name did not start:" >&2; cat "$work/$name.log" >&2; exit 1; }
           done

@@ -5,9 +5,10 @@
 #   scripts/cluster.sh            # phase 3: Valkey pub/sub (pipelines/phase3-valkey.toml)
 #   scripts/cluster.sh phase2     # phase 2: database polling (pipelines/phase2-poll.toml)
 #
-# Instances a, b, c listen on 9001/3001, 9002/3002 and 9003/3003. They use DATABASE_URL and
-# VALKEY_URL when set; otherwise this script starts throwaway PostgreSQL and Valkey servers of its
-# own (in a temp dir, on free loopback ports) and removes them again. Ctrl-C stops everything.
+# Instances a, b, c listen on 9001/3001/6667, 9002/3002/6668 and 9003/3003/6669 (line protocol,
+# HTTP, IRC). They use DATABASE_URL and VALKEY_URL when set; otherwise this script starts
+# throwaway PostgreSQL and Valkey servers of its own (in a temp dir, on free loopback ports) and
+# removes them again. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,9 +46,10 @@ if [ "$phase" = phase3 ] && [ -z "${VALKEY_URL:-}" ]; then start_valkey; fi
 
 for n in 1 2 3; do
   name="$(printf '%s' abc | cut -c"$n")"
-  say "starting instance $name: nc localhost 900$n, http://localhost:300$n"
+  irc=$((6666 + n))
+  say "starting instance $name: nc localhost 900$n, http://localhost:300$n, IRC localhost:$irc"
   CHATD_DATA_DIR="$work/$name" target/release/chatd --pipeline "$pipeline" --instance "$name" \
-    --tcp "127.0.0.1:900$n" --http "127.0.0.1:300$n" >"$work/$name.log" 2>&1 &
+    --tcp "127.0.0.1:900$n" --http "127.0.0.1:300$n" --irc "127.0.0.1:$irc" >"$work/$name.log" 2>&1 &
   pids+=($!)
 done
 

@@ -2,9 +2,10 @@
 # Runs every test chatd has, on a fresh machine or yours: `scripts/test.sh`.
 #
 # It checks formatting and lints, then runs the unit tests, the integration tests (which start
-# chatd on ephemeral loopback ports, and a real headless Chromium for the browser client) and each
-# criterion bench once in test mode. It installs what the tests need when it is missing, and exits
-# non-zero on the first failure.
+# chatd on ephemeral loopback ports, a real headless Chromium for the browser client and a real
+# WeeChat for IRC), each criterion bench once in test mode, and irctest against chatd and ngircd
+# (scripts/test-irc.sh). It installs what the tests need when it is missing, and exits non-zero
+# on the first failure.
 #
 # PostgreSQL: the persistence tests start throwaway servers of their own (tests/support/postgres.rs:
 # initdb into a temp dir, a free loopback port; never a system instance or port 5432). They need
@@ -90,6 +91,23 @@ if ! command -v nc >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
   fi
 fi
 
+# WeeChat: the real-client test (tests/irc/client.rs) drives `weechat-headless`. On Debian and
+# Ubuntu this script installs the package when it is missing; set CHATD_SKIP_WEECHAT=1 to skip
+# that test elsewhere.
+if [ -z "${CHATD_SKIP_WEECHAT:-}" ] && ! command -v weechat-headless >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing WeeChat for the real IRC client test (apt-get install weechat-headless)"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends weechat-headless
+  else
+    echo "scripts/test.sh: the real IRC client test needs weechat-headless; install WeeChat's" >&2
+    echo "  headless package, or set CHATD_SKIP_WEECHAT=1 to skip that test." >&2
+    exit 1
+  fi
+fi
+
 # compose.yaml cannot run here (no container engine), but it can be checked: a compose tool's
 # `config` parses it, resolves the anchors and ${PIPELINE}, and refuses unknown keys. The docker
 # compose plugin is used when present, else docker-compose (Debian: apt-get install docker-compose,
@@ -133,5 +151,12 @@ cargo test --all-targets --locked
 say "doc tests and API docs (cargo doc, warnings are errors)"
 cargo test --doc --locked
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
+
+# irctest, the IRC conformance suite, against chatd and ngircd (about 12 minutes on 2 cores; it
+# installs its Python dependencies in a venv and ngircd when missing). CHATD_SKIP_IRCTEST=1 skips it.
+if [ -z "${CHATD_SKIP_IRCTEST:-}" ]; then
+  say "irctest against chatd's IRC listener and ngircd (scripts/test-irc.sh)"
+  scripts/test-irc.sh
+fi
 
 say "all tests passed"

@@ -14,7 +14,7 @@ use chatd::ops::logs::{self, LogFormat};
 use chatd::pipeline::{PipelineConfig, load};
 use chatd::server::Server;
 
-/// chatd: a small, fast chat server for netcat and browsers.
+/// chatd: a small, fast chat server for netcat, browsers and IRC clients.
 ///
 /// The layer stack (parse, route, history, persist, fanout) and its backends come from a TOML
 /// pipeline file. Without --pipeline, chatd runs its embedded copy of
@@ -23,6 +23,7 @@ use chatd::server::Server;
 ///
 /// Chat with: nc localhost 9001   (then /help)
 ///        or: a browser at http://localhost:3001
+///        or: an IRC client on localhost:6667 (irssi -c localhost -p 6667)
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment, after_help = ENVIRONMENT)]
 struct Cli {
@@ -44,6 +45,10 @@ struct Cli {
     /// Listen for HTTP (browsers, curl) here, overriding [server] http; written as for --tcp.
     #[arg(long, value_name = "ADDR", value_parser = listen_address)]
     http: Option<SocketAddr>,
+
+    /// Listen for IRC clients here, overriding [server] irc (absent from both: no IRC listener).
+    #[arg(long, value_name = "ADDR")]
+    irc: Option<SocketAddr>,
 
     /// This instance's name, overriding [server] instance (default: host name and TCP port).
     #[arg(long, value_name = "ID")]
@@ -144,6 +149,9 @@ fn apply_overrides(config: &mut PipelineConfig, cli: &Cli) {
     if let Some(http) = cli.http {
         config.server.http = http;
     }
+    if let Some(irc) = cli.irc {
+        config.server.irc = Some(irc);
+    }
     if let Some(instance) = &cli.instance {
         config.server.instance = Some(instance.clone());
     }
@@ -153,8 +161,12 @@ fn apply_overrides(config: &mut PipelineConfig, cli: &Cli) {
 /// with JSON logs they are log events too, so that every line on stderr parses.
 async fn run(config: PipelineConfig, format: LogFormat) -> anyhow::Result<()> {
     let server = Server::start(&config).await?;
+    let irc = match server.irc_addr() {
+        Some(addr) => format!("  or  irc {addr}"),
+        None => String::new(),
+    };
     let banner = format!(
-        "chatd {} is up: nc {} {}  or  http://{}/  (Ctrl-C stops it)",
+        "chatd {} is up: nc {} {}  or  http://{}/{irc}  (Ctrl-C stops it)",
         server.hub().instance(),
         server.tcp_addr().ip(),
         server.tcp_addr().port(),

@@ -24,11 +24,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::adapters::http::{self, HttpOptions};
+use crate::adapters::irc::{self, IrcOptions};
 use crate::adapters::limits::ConnectionLimits;
 use crate::adapters::tcp::{self, TcpOptions};
 use crate::backends::Background;
 use crate::core::{Hub, Sequencer};
 use crate::ops::Ops;
+use crate::pipeline::config::LayerConfig;
 use crate::pipeline::{self, ChatService, PipelineConfig};
 
 /// A running instance.
@@ -36,6 +38,7 @@ use crate::pipeline::{self, ChatService, PipelineConfig};
 pub struct Server {
     tcp_addr: SocketAddr,
     http_addr: SocketAddr,
+    irc_addr: Option<SocketAddr>,
     hub: Hub,
     stack: ChatService,
     shutdown: CancellationToken,
@@ -64,6 +67,18 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.server.http))?;
         let http_addr = http_listener.local_addr()?;
+        let irc_listener = match config.server.irc {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for IRC on {addr}"))?,
+            ),
+            None => None,
+        };
+        let irc_addr = irc_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let options = TcpOptions {
@@ -84,7 +99,7 @@ impl Server {
             ),
             static_dir: static_dir(),
         };
-        // One count for both listeners: the limits are per address, whatever the protocol.
+        // One count for every listener: the limits are per address, whatever the protocol.
         let limits = ConnectionLimits::new(
             "connections",
             config.server.max_connections_per_ip,
@@ -100,6 +115,17 @@ impl Server {
             shutdown.clone(),
             tracker.clone(),
         ));
+        if let Some(listener) = irc_listener {
+            tracker.spawn(irc::serve(
+                listener,
+                stack.clone(),
+                irc_options(config, &hub),
+                hub.stats_handle(),
+                limits.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
         tracker.spawn(tcp::serve(
             listener,
             stack.clone(),
@@ -109,10 +135,12 @@ impl Server {
             shutdown.clone(),
             tracker.clone(),
         ));
-        tracing::info!(instance = %hub.instance(), tcp = %tcp_addr, http = %http_addr, "chatd is listening");
+        let irc = irc_addr.map_or_else(|| "off".to_string(), |addr| addr.to_string());
+        tracing::info!(instance = %hub.instance(), tcp = %tcp_addr, http = %http_addr, %irc, "chatd is listening");
         Ok(Server {
             tcp_addr,
             http_addr,
+            irc_addr,
             hub,
             stack,
             shutdown,
@@ -130,6 +158,11 @@ impl Server {
     /// The address the HTTP adapter listens on.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The address the IRC adapter listens on, if it runs.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.irc_addr
     }
 
     /// The shared state (for tests and diagnostics).
@@ -164,4 +197,27 @@ fn static_dir() -> PathBuf {
     } else {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
     }
+}
+
+/// The IRC adapter's options: the `[server]` table's, and what it announces of the pipeline
+/// (the route layer's room limit, the history layer's replay on join).
+fn irc_options(config: &PipelineConfig, hub: &Hub) -> IrcOptions {
+    let mut options = IrcOptions {
+        server_name: hub.instance().clone(),
+        ping: Duration::from_secs(config.server.irc_ping_secs),
+        outbound_queue: config.server.outbound_queue,
+        max_rooms_per_session: crate::pipeline::config::RouteConfig::default()
+            .max_rooms_per_session,
+        join_replay: 0,
+    };
+    for layer in &config.layers {
+        match layer {
+            LayerConfig::Route(route) => {
+                options.max_rooms_per_session = route.max_rooms_per_session
+            }
+            LayerConfig::History(history) => options.join_replay = history.capacity,
+            _ => {}
+        }
+    }
+    options
 }

@@ -44,6 +44,7 @@ fn help_explains_every_flag() {
         "--pipeline",
         "--check",
         "--tcp",
+        "--irc",
         "--instance",
         "phase1-single.toml",
         "nc localhost 9001",

@@ -26,6 +26,7 @@ fn phase2(url: &str, instance: &str) -> PipelineConfig {
     .expect("the phase 2 pipeline is valid");
     config.server.tcp = "127.0.0.1:0".parse().unwrap();
     config.server.http = "127.0.0.1:0".parse().unwrap();
+    config.server.irc = None;
     config.server.instance = Some(instance.to_string());
     support::without_rate_limit(config)
 }

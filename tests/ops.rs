@@ -507,6 +507,8 @@ fn json_logs_are_one_object_per_line() {
             "127.0.0.1:0",
             "--http",
             "127.0.0.1:0",
+            "--irc",
+            "127.0.0.1:0",
         ])
         .env("CHATD_DATA_DIR", &data)
         .env("RUST_LOG", "info")

@@ -124,7 +124,14 @@ async fn a_database_from_a_newer_chatd_is_refused() {
     );
 
     let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args([
+            "--tcp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--irc",
+            "127.0.0.1:0",
+        ])
         .env("CHATD_DATA_DIR", &data)
         .output()
         .unwrap();

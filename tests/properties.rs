@@ -242,6 +242,8 @@ fn server() -> impl Strategy<Value = ServerConfig> {
                 header_read_timeout_secs: header,
                 ipv6_prefix: edge.0,
                 join_timeout_secs: edge.1,
+                irc: None,
+                irc_ping_secs: 120,
             })
         })
 }

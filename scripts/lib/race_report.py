@@ -93,17 +93,18 @@ def table(title, labels, columns, rows):
         print("| " + " | ".join([str(n) for n in names] + [str(get(r)) for _, _, get in specs]) + " |")
 
 
-def pairs(group, placements, key):
-    """(placement, chatd run, ngircd run) for each placement both servers ran in."""
+def pairs(group, placements, key, chatd="chatd"):
+    """(placement, chatd run, ngircd run) for each placement both servers ran in; `chatd` is
+    which chatd: "chatd" (its line protocol) or "chatd_irc" (its IRC listener)."""
     for p in placements:
-        c, n = group.get(key(p, "chatd")), group.get(key(p, "ngircd"))
+        c, n = group.get(key(p, chatd)), group.get(key(p, "ngircd"))
         if c and n:
             yield p, c, n
 
 
 def summary(directory):
     placements = ["unpinned", "pinned"]
-    servers = ["chatd", "ngircd"]
+    servers = ["chatd", "chatd_irc", "ngircd"]
     every = runs(directory, "")
     if not every:
         print("no results")
@@ -116,11 +117,12 @@ def summary(directory):
         key = lambda p, s: f"A-{p}-{s}"
         table("A: 50 clients, 1 room, 1,000 msg/s (49,000 deliveries/s)", ["placement", "server"],
               ["p50", "p90", "p99", "max", "delivered", "cpu", "rss"], each(a, key))
-        for p, c, n in pairs(a, placements, key):
-            print(
-                f"\nA {p}: p99 ngircd/chatd = {ratio(n['latency_us']['p99'], c['latency_us']['p99'])}, "
-                f"p50 ngircd/chatd = {ratio(n['latency_us']['p50'], c['latency_us']['p50'])}"
-            )
+        for which in ["chatd", "chatd_irc"]:
+            for p, c, n in pairs(a, placements, key, which):
+                print(
+                    f"\nA {p}: p99 ngircd/{which} = {ratio(n['latency_us']['p99'], c['latency_us']['p99'])}, "
+                    f"p50 ngircd/{which} = {ratio(n['latency_us']['p50'], c['latency_us']['p50'])}"
+                )
 
     b = group("B-")
     if b:
@@ -137,20 +139,21 @@ def summary(directory):
             f"{t[1]['deliveries_per_s']:.0f} deliveries/s at {t[0]} msg/s, p99 {t[1]['latency_us']['p99']} µs"
         )
         for p in placements:
-            c, n = best.get((p, "chatd")), best.get((p, "ngircd"))
-            if not (c or n):
-                continue
-            print(f"\nB {p}: highest complete step: chatd {describe(c)}; ngircd {describe(n)}")
-            if c and n:
-                print(f"B {p}: deliveries/s chatd/ngircd = {ratio(c[1]['deliveries_per_s'], n[1]['deliveries_per_s'])}")
-                common = min(c[0], n[0])
-                cc, nn = b.get(f"B-{p}-chatd-{common}"), b.get(f"B-{p}-ngircd-{common}")
-                if cc and nn:
-                    print(
-                        f"B {p}: at {common} msg/s (both complete) p99 chatd {cc['latency_us']['p99']} µs, "
-                        f"ngircd {nn['latency_us']['p99']} µs: ngircd/chatd = "
-                        f"{ratio(nn['latency_us']['p99'], cc['latency_us']['p99'])}"
-                    )
+            for which in ["chatd", "chatd_irc"]:
+                c, n = best.get((p, which)), best.get((p, "ngircd"))
+                if not (c or n):
+                    continue
+                print(f"\nB {p}: highest complete step: {which} {describe(c)}; ngircd {describe(n)}")
+                if c and n:
+                    print(f"B {p}: deliveries/s {which}/ngircd = {ratio(c[1]['deliveries_per_s'], n[1]['deliveries_per_s'])}")
+                    common = min(c[0], n[0])
+                    cc, nn = b.get(f"B-{p}-{which}-{common}"), b.get(f"B-{p}-ngircd-{common}")
+                    if cc and nn:
+                        print(
+                            f"B {p}: at {common} msg/s (both complete) p99 {which} {cc['latency_us']['p99']} µs, "
+                            f"ngircd {nn['latency_us']['p99']} µs: ngircd/{which} = "
+                            f"{ratio(nn['latency_us']['p99'], cc['latency_us']['p99'])}"
+                        )
 
     c_runs = group("C-")
     if c_runs:
@@ -158,12 +161,13 @@ def summary(directory):
         table("C: 10,000 clients in 5 rooms of 2,000, 100 senders at 1 msg/s each", ["placement", "server"],
               ["joined", "rss before", "rss", "per connection", "p50", "p99", "delivered", "disconnects"],
               each(c_runs, key))
-        for p, c, n in pairs(c_runs, placements, key):
-            print(
-                f"\nC {p}: memory per connection chatd/ngircd = "
-                f"{ratio(server(c, 'per_connection_bytes'), server(n, 'per_connection_bytes'))}; "
-                f"p99 ngircd/chatd = {ratio(n['latency_us']['p99'], c['latency_us']['p99'])}"
-            )
+        for which in ["chatd", "chatd_irc"]:
+            for p, c, n in pairs(c_runs, placements, key, which):
+                print(
+                    f"\nC {p}: memory per connection {which}/ngircd = "
+                    f"{ratio(server(c, 'per_connection_bytes'), server(n, 'per_connection_bytes'))}; "
+                    f"p99 ngircd/{which} = {ratio(n['latency_us']['p99'], c['latency_us']['p99'])}"
+                )
 
     cl = group("cluster-")
     if cl:

@@ -3,9 +3,11 @@
 //! Each adapter turns what its clients send into [`Request`](crate::core::Request)s for the one
 //! shared stack, and renders the [`Reply`](crate::core::Reply)s and
 //! [`Event`](crate::core::Event)s that come back. The words users read are decided by the core,
-//! so netcat and browser users see the same messages and the same errors.
+//! so netcat and browser users see the same messages and the same errors; the IRC adapter
+//! speaks in IRC's numerics instead, about the same refusals.
 
 pub mod http;
+pub mod irc;
 pub mod limits;
 pub mod lines;
 pub mod tcp;
@@ -14,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -62,6 +65,25 @@ fn keep_alive(stream: &TcpStream) {
     }
 }
 
+/// How long a refused client gets to read why before its socket closes.
+const REFUSAL_GRACE: Duration = Duration::from_secs(5);
+/// How long a refused connection's input is drained before the socket is dropped anyway.
+const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
+
+/// Writes `line` (why a connection is refused, in its protocol's words), then closes it. What the
+/// client already sent is read and thrown away until it closes too (for at most
+/// [`REFUSAL_DRAIN`]): closing a socket with unread input makes the kernel send a reset, which
+/// can destroy the line before the client reads it.
+async fn refuse_with(mut stream: TcpStream, line: String) {
+    let _ = tokio::time::timeout(REFUSAL_GRACE, stream.write_all(line.as_bytes())).await;
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(REFUSAL_DRAIN, async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
 /// Refused connections that may be kept open at once to be told why (each for a few seconds).
 /// Beyond this a refused connection is closed at once, without a word: otherwise one address
 /// connecting in a loop could hold a file descriptor per refusal and starve everybody.
@@ -83,8 +105,8 @@ struct Refusal {
     _slot: OwnedSemaphorePermit,
 }
 
-/// The next connection on `listener`, or `None` once `shutdown` fires. Both adapters accept
-/// through this, and so share one set of `limits`: a client cannot dodge the per-address limit
+/// The next connection on `listener`, or `None` once `shutdown` fires. Every adapter accepts
+/// through this, and so shares one set of `limits`: a client cannot dodge the per-address limit
 /// by switching protocols. A failed accept (usually: out of file descriptors) is logged and
 /// retried after a short pause instead of spinning.
 async fn accept(

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -52,8 +52,6 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// front for every connection: once more than everything else an idle connection costs. Chat
 /// lines are short; the buffer grows (doubling) for a longer one, up to the line limit.
 const READ_BUFFER: usize = 256;
-/// How long a refused connection's input is drained before the socket is dropped anyway.
-const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
 
 /// The TCP adapter's settings, from the `[server]` table.
 #[derive(Debug, Clone, Copy)]
@@ -105,18 +103,9 @@ pub async fn serve(
     }
 }
 
-/// Says why a connection is refused, then closes it. What the client already sent is read and
-/// thrown away until it closes too (for at most [`REFUSAL_DRAIN`]): closing a socket with unread
-/// input makes the kernel send a reset, which can destroy the line before the client reads it.
-async fn refuse(mut stream: TcpStream, refusal: super::Refusal) {
-    let line = format!("! {}\n", refusal.refused);
-    let _ = tokio::time::timeout(FAREWELL_GRACE, stream.write_all(line.as_bytes())).await;
-    let _ = stream.shutdown().await;
-    let mut sink = [0u8; 1024];
-    let _ = tokio::time::timeout(REFUSAL_DRAIN, async {
-        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-    })
-    .await;
+/// Says why a connection is refused (a `! ` line), then closes it.
+async fn refuse(stream: TcpStream, refusal: super::Refusal) {
+    super::refuse_with(stream, format!("! {}\n", refusal.refused)).await;
 }
 
 /// Why a connection's loop ended.
@@ -202,7 +191,7 @@ impl Connection {
                 // refusal's line away before the client reads it.
                 let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;
                 let _ = write.shutdown().await;
-                let _ = tokio::time::timeout(REFUSAL_DRAIN, async {
+                let _ = tokio::time::timeout(super::REFUSAL_DRAIN, async {
                     while let Some(Ok(_)) = lines.next().await {}
                 })
                 .await;

@@ -52,7 +52,7 @@ pub struct ChatMessage {
     /// carried it (see `layers::persist`).
     claimed: AtomicBool,
     /// Each wire form, rendered on first use and shared by every recipient of that protocol.
-    wire: [OnceLock<Bytes>; 2],
+    wire: [OnceLock<Bytes>; WIRE_FORMS],
 }
 
 /// The wire forms a message is rendered into, one cache slot each.
@@ -62,7 +62,16 @@ pub enum Wire {
     Line = 0,
     /// A Server-Sent Events frame (rendered by the HTTP adapter).
     Sse = 1,
+    /// An IRC line without tags (rendered by the IRC adapter).
+    Irc = 2,
+    /// An IRC line with the `time` tag only (a client with `server-time` and not `message-tags`).
+    IrcTime = 3,
+    /// An IRC line with every server tag (`time` and `msgid`: a client with `message-tags`).
+    IrcTags = 4,
 }
+
+/// How many [`Wire`] forms there are.
+const WIRE_FORMS: usize = 5;
 
 impl ChatMessage {
     /// A message numbered now, by this process.
@@ -174,7 +183,7 @@ pub struct Presence {
     pub session: Option<SessionId>,
     /// Its wire forms, rendered once each and shared by every recipient (a join to a room of
     /// 2,000 is 2,000 deliveries of the same line or frame).
-    wire: [OnceLock<Bytes>; 2],
+    wire: [OnceLock<Bytes>; WIRE_FORMS],
 }
 
 impl PartialEq for Presence {

@@ -30,8 +30,8 @@ pub use message::{ChatMessage, Origin, Presence, PresenceKind};
 pub use names::{Nick, RoomName};
 pub use outbound::{Inbox, Outbound};
 pub use request::{
-    Action, Command, Connect, HistoryAnswer, HistoryQuery, OPEN_WINDOW, OpenRoom, Page, Protocol,
-    Request, StoredRoom,
+    Action, Bound, Command, Connect, HistoryAnswer, HistoryQuery, HistoryWindow, OPEN_WINDOW,
+    OpenRoom, Page, Protocol, Request, StoredRoom,
 };
 pub use ring::Ring;
 pub use room::{Gap, Room, Start};

@@ -213,13 +213,29 @@ pub enum Protocol {
     Tcp,
     /// REST + Server-Sent Events (browsers).
     Http,
+    /// IRC (irssi, WeeChat, bots).
+    Irc,
 }
 
 impl Protocol {
+    /// Every protocol, in the order the metrics list them.
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Http, Protocol::Irc];
+
+    /// The protocol's name in metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Http => "http",
+            Protocol::Irc => "irc",
+        }
+    }
+
     /// Whether a sender sees its own chat messages come back. A terminal already shows what was
     /// typed, so TCP does not echo; a browser renders the room from its event stream, so HTTP does.
+    /// IRC leaves it to each client (the IRCv3 `echo-message` capability): its sessions get their
+    /// own messages, in room order, and the IRC adapter drops them for a client that did not ask.
     pub fn echoes_own_messages(self) -> bool {
-        matches!(self, Protocol::Http)
+        matches!(self, Protocol::Http | Protocol::Irc)
     }
 }
 
@@ -258,6 +274,39 @@ pub enum Command {
         /// The text, checked by the route layer.
         text: String,
     },
+    /// A window of a member's room history (IRC's `CHATHISTORY`), answered with
+    /// [`Detail::History`](super::Detail::History).
+    Window(HistoryWindow),
+}
+
+/// The messages of `room` strictly between two bounds, at most `limit` of them (the route layer
+/// caps it at 100, as `/history`), counted from the oldest or the newest end of the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryWindow {
+    /// The room; the session must be a member.
+    pub room: RoomName,
+    /// Only messages after this (exclusive).
+    pub after: Bound,
+    /// Only messages before this (exclusive).
+    pub before: Bound,
+    /// At most this many.
+    pub limit: usize,
+    /// Which end `limit` counts from: `true` for the oldest messages of the window, `false` for
+    /// the newest.
+    pub oldest_first: bool,
+}
+
+/// One end of a [`HistoryWindow`], exclusive: as `after`, `Seq(5)` starts the window at seq 6
+/// and `Time(t)` at the first message stamped later than `t`; as `before`, they end it at seq 4
+/// and at the last message stamped earlier than `t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// No bound: the room's first message, or the last one delivered.
+    Open,
+    /// A message's seq (IRC's `msgid`).
+    Seq(u64),
+    /// A time, in milliseconds since the Unix epoch (IRC's `timestamp=`).
+    Time(i64),
 }
 
 /// A read of recent history: the last `limit` messages of `room` with seq at most `upto`.

@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::{
+    CancellationToken, WaitForCancellationFuture, WaitForCancellationFutureOwned,
+};
 
 use super::error::ChatError;
 use super::event::Event;
@@ -73,6 +75,12 @@ impl Closer {
     /// Resolves once [`Closer::close`] has been called.
     pub fn closed(&self) -> WaitForCancellationFuture<'_> {
         self.inner.token.cancelled()
+    }
+
+    /// [`Closer::closed`] as a future that owns what it waits on, for a connection that keeps it
+    /// between calls.
+    pub fn closed_owned(&self) -> WaitForCancellationFutureOwned {
+        self.inner.token.clone().cancelled_owned()
     }
 
     /// Why the session was closed, once it has been.
@@ -243,16 +251,17 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// How many open sessions each adapter serves: `[tcp, http]` (for the metrics; counted under
-    /// the registry lock, nothing copied).
-    pub fn count_by_protocol(&self) -> [u64; 2] {
+    /// How many open sessions each adapter serves, in [`Protocol::ALL`]'s order (for the
+    /// metrics; counted under the registry lock, nothing copied).
+    pub fn count_by_protocol(&self) -> [u64; 3] {
         let registry = self.registry();
-        let tcp = registry
-            .by_id
-            .values()
-            .filter(|s| s.protocol == Protocol::Tcp)
-            .count();
-        [tcp as u64, (registry.by_id.len() - tcp) as u64]
+        let mut counts = [0; 3];
+        for session in registry.by_id.values() {
+            if let Some(i) = Protocol::ALL.iter().position(|p| *p == session.protocol) {
+                counts[i] += 1;
+            }
+        }
+        counts
     }
 
     /// Every open session (for shutdown notices).

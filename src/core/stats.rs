@@ -38,6 +38,8 @@ pub struct ByProtocol {
     pub tcp: Counter,
     /// HTTP (REST and Server-Sent Events).
     pub http: Counter,
+    /// IRC.
+    pub irc: Counter,
 }
 
 impl ByProtocol {
@@ -46,6 +48,7 @@ impl ByProtocol {
         match protocol {
             Protocol::Tcp => &self.tcp,
             Protocol::Http => &self.http,
+            Protocol::Irc => &self.irc,
         }
     }
 }

@@ -76,16 +76,16 @@ impl Collector for Exporter {
         per_protocol(
             &mut out,
             "connections_open",
-            "Client connections open now (TCP: one per netcat user; HTTP: keep-alive and event-stream connections).",
+            "Client connections open now (TCP: one per netcat user; HTTP: keep-alive and event-stream connections; IRC: one per IRC client).",
             MetricType::Gauge,
-            [open(Protocol::Tcp), open(Protocol::Http)],
+            Protocol::ALL.map(open),
         )?;
         per_protocol(
             &mut out,
             "connections_opened",
             "Client connections accepted since start.",
             MetricType::Counter,
-            both(&stats.connections_opened),
+            each_protocol(&stats.connections_opened),
         )?;
         per_protocol(
             &mut out,
@@ -99,7 +99,7 @@ impl Collector for Exporter {
             "sessions_opened",
             "Chat sessions opened since start.",
             MetricType::Counter,
-            both(&stats.sessions_opened_by),
+            each_protocol(&stats.sessions_opened_by),
         )?;
         gauge(&mut out, "rooms", ROOMS_HELP, self.hub.rooms().len() as u64)?;
         latency(&mut out, &stats.latency_local, &stats.latency_remote)?;
@@ -143,8 +143,8 @@ impl Collector for Exporter {
     }
 }
 
-fn both(counters: &ByProtocol) -> [u64; 2] {
-    [counters.tcp.get(), counters.http.get()]
+fn each_protocol(counters: &ByProtocol) -> [u64; 3] {
+    Protocol::ALL.map(|p| counters.get(p).get())
 }
 
 fn gauge(out: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Fmt {
@@ -152,17 +152,17 @@ fn gauge(out: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Fmt
         .encode_gauge(&value)
 }
 
-/// One metric with a `protocol` label: `[tcp, http]`.
+/// One metric with a `protocol` label, the values in [`Protocol::ALL`]'s order.
 fn per_protocol(
     out: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     kind: MetricType,
-    [tcp, http]: [u64; 2],
+    values: [u64; 3],
 ) -> Fmt {
     let mut metric = out.encode_descriptor(name, help, None, kind)?;
-    for (protocol, value) in [("tcp", tcp), ("http", http)] {
-        let labels = [("protocol", protocol)];
+    for (protocol, value) in Protocol::ALL.into_iter().zip(values) {
+        let labels = [("protocol", protocol.label())];
         let mut family = metric.encode_family(&labels)?;
         match kind {
             MetricType::Counter => family.encode_counter::<NoLabelSet, _, u64>(&value, None)?,

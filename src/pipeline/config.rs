@@ -39,6 +39,13 @@ pub struct ServerConfig {
     /// Address of the HTTP listener (REST + Server-Sent Events).
     #[serde(default = "default_http")]
     pub http: SocketAddr,
+    /// Address of the IRC listener; when absent there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub irc: Option<SocketAddr>,
+    /// An IRC client silent for this many seconds is sent a `PING`; one still silent as long
+    /// again is disconnected (IRC's idle timeout).
+    #[serde(default = "default_irc_ping_secs")]
+    pub irc_ping_secs: u64,
     /// Name of this instance, shown in the welcome notice and used to tell instances apart.
     /// When absent it is derived from the host name and the TCP port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +90,8 @@ impl Default for ServerConfig {
         ServerConfig {
             tcp: default_tcp(),
             http: default_http(),
+            irc: None,
+            irc_ping_secs: default_irc_ping_secs(),
             instance: None,
             max_line_bytes: default_max_line_bytes(),
             outbound_queue: default_outbound_queue(),
@@ -102,6 +111,9 @@ fn default_tcp() -> SocketAddr {
 }
 fn default_http() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 3001))
+}
+fn default_irc_ping_secs() -> u64 {
+    120
 }
 fn default_max_line_bytes() -> usize {
     4096

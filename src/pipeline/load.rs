@@ -351,7 +351,12 @@ mod tests {
     fn the_embedded_default_is_valid_and_equals_the_defaults() {
         let config = parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &|_| None).unwrap();
         assert_eq!(config.source, EMBEDDED_SOURCE);
-        assert_eq!(config.server, ServerConfig::default());
+        // The defaults, with the IRC listener on (without an `irc` line there is none).
+        let irc_on = ServerConfig {
+            irc: Some("127.0.0.1:6667".parse().unwrap()),
+            ..ServerConfig::default()
+        };
+        assert_eq!(config.server, irc_on);
         let expected = vec![
             LayerConfig::Parse(ParseConfig::default()),
             LayerConfig::RateLimit(RateLimitConfig::default()),

@@ -169,6 +169,7 @@ fn phase2(url: &str, instance: &str) -> chatd::pipeline::PipelineConfig {
     .expect("the phase 2 pipeline is valid");
     config.server.tcp = "127.0.0.1:0".parse().unwrap();
     config.server.http = "127.0.0.1:0".parse().unwrap();
+    config.server.irc = None;
     config.server.instance = Some(instance.to_string());
     config
 }

@@ -40,14 +40,17 @@ pub struct Chatd {
     pub tcp: SocketAddr,
     /// The HTTP listener.
     pub http: SocketAddr,
+    /// The IRC listener.
+    pub irc: SocketAddr,
 }
 
 impl Chatd {
-    /// Starts `chatd` with `args` plus ephemeral `--tcp`/`--http` ports and `CHATD_DATA_DIR=data`,
-    /// and waits until it says it is up.
+    /// Starts `chatd` with `args` plus ephemeral `--tcp`/`--http`/`--irc` ports and
+    /// `CHATD_DATA_DIR=data`, and waits until it says it is up.
     pub fn start(args: &[&str], data: &Path) -> Chatd {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
             .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--irc", "127.0.0.1:0"])
             .args(args)
             .env("CHATD_DATA_DIR", data)
             .stderr(Stdio::piped())
@@ -55,8 +58,9 @@ impl Chatd {
             .spawn()
             .expect("start chatd");
         let mut reader = BufReader::new(child.stderr.take().expect("piped stderr"));
-        // The banner: "chatd NAME is up: nc IP PORT  or  http://IP:PORT/  (Ctrl-C stops it)".
-        let (tcp, http) = loop {
+        // The banner: "chatd NAME is up: nc IP PORT  or  http://IP:PORT/  or  irc IP:PORT
+        // (Ctrl-C stops it)".
+        let (tcp, http, irc) = loop {
             let mut line = String::new();
             assert!(
                 reader.read_line(&mut line).unwrap() > 0,
@@ -70,15 +74,26 @@ impl Chatd {
                     .nth(1)
                     .and_then(|r| r.split('/').next())
                     .unwrap();
+                let irc = rest
+                    .split("  or  irc ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .expect("an IRC address in the banner");
                 break (
                     format!("{ip}:{port}").parse().unwrap(),
                     http.parse().unwrap(),
+                    irc.parse().unwrap(),
                 );
             }
         };
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
-        Chatd { child, tcp, http }
+        Chatd {
+            child,
+            tcp,
+            http,
+            irc,
+        }
     }
 
     /// Starts `chatd` as `launch` says and waits for its banner; an error says why it did not
@@ -96,6 +111,7 @@ impl Chatd {
             .args(["--instance", &launch.instance])
             .args(["--tcp", &launch.tcp.to_string()])
             .args(["--http", &launch.http.to_string()])
+            .args(["--irc", "127.0.0.1:0"]) // not used here; the shipped 6667 could clash
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -117,10 +133,16 @@ impl Chatd {
             }
         });
         match banner.recv_timeout(LAUNCH_PATIENCE) {
-            Ok(_) => Ok(Chatd {
+            Ok(line) => Ok(Chatd {
                 child,
                 tcp: launch.tcp,
                 http: launch.http,
+                irc: line
+                    .split("  or  irc ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|addr| addr.parse().ok())
+                    .ok_or_else(|| format!("no IRC address in the banner: {line}"))?,
             }),
             Err(_) => {
                 let _ = child.kill();

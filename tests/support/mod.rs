@@ -18,6 +18,7 @@ pub mod binary;
 pub mod check;
 pub mod cluster;
 pub mod http;
+pub mod irc;
 pub mod line_conn;
 pub mod postgres;
 pub mod proxy;
@@ -57,6 +58,7 @@ pub fn shipped_config() -> PipelineConfig {
     let mut config = load::embedded_default().expect("the embedded default pipeline is valid");
     config.server.tcp = "127.0.0.1:0".parse().unwrap();
     config.server.http = "127.0.0.1:0".parse().unwrap();
+    config.server.irc = Some("127.0.0.1:0".parse().unwrap());
     config.server.instance = Some("test".into());
     let db = data_dir().join("chatd.db");
     with_store(config, sqlite(&db, Durability::Async))

@@ -42,6 +42,15 @@ impl<S: Inner> Ctx<'_, S> {
             }),
             Command::Replay { room, after } => self.replay(session, room, after).await,
             Command::Say { room, text } => self.say(session, room, text).await,
+            Command::Window(window) => {
+                let room = window.room.clone();
+                let messages = self.window(session, window).await?;
+                let answer = HistoryAnswer {
+                    messages,
+                    ..HistoryAnswer::default()
+                };
+                Ok(Reply::default().with(Detail::History { room, answer }))
+            }
         }
     }
 
@@ -340,7 +349,7 @@ impl<S: Inner> Ctx<'_, S> {
 
     /// Asks the layers below for history: the history layer's answer, or the persist layer's
     /// rows when there is no history layer; nothing at all means nobody keeps any.
-    async fn read_history(
+    pub(super) async fn read_history(
         &mut self,
         session: &Session,
         query: HistoryQuery,

@@ -38,6 +38,7 @@ mod commands;
 mod guards;
 #[cfg(test)]
 mod tests;
+mod window;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};

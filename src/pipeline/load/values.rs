@@ -83,6 +83,8 @@ const RATE_PER_ADDRESS_BURST: RangeInclusive<u32> = 1..=1_000_000;
 const TIMEOUT_MS: RangeInclusive<u64> = 1..=600_000;
 /// `concurrency_limit.max`: 0 would let no request through, ever.
 const CONCURRENCY_MAX: RangeInclusive<usize> = 1..=1_000_000;
+/// `[server] irc_ping_secs`: at least a second; beyond an hour a dead IRC connection lingers.
+const IRC_PING_SECS: RangeInclusive<u64> = 1..=3600;
 /// `[server] instance`, in characters: it is shown to every client that connects.
 const INSTANCE_CHARS: RangeInclusive<usize> = 1..=32;
 
@@ -150,6 +152,12 @@ pub(super) fn server_problems(server: &ServerConfig) -> ValueProblems {
         "join_timeout_secs",
         server.join_timeout_secs,
         JOIN_TIMEOUT_SECS,
+    );
+    out_of_range(
+        &mut problems,
+        "irc_ping_secs",
+        server.irc_ping_secs,
+        IRC_PING_SECS,
     );
     if let Some(name) = &server.instance
         && !is_instance_name(name)

@@ -1,0 +1,98 @@
+"""An irctest controller for chatd: irctest starts a fresh chatd for every test, as it does
+for the servers it ships controllers for (see irctest/controllers/ngircd.py).
+
+Used by scripts/test-irc.sh, which puts this directory on PYTHONPATH and passes
+`--controller chatd_controller`. chatd runs its embedded default pipeline (the shipped
+phase 1 pipeline: SQLite, the rate limit on), with its files in a temp dir, the IRC listener
+on the address irctest picked, and the line protocol and HTTP on ports the kernel picks.
+`CHATD_BIN` names the binary (default: target/release/chatd, built by the script).
+
+What chatd does not have is reported to irctest as not implemented, so those tests are
+skipped rather than failed: a server password (PASS), TLS, websockets, and services (the
+account registration some tests start with).
+"""
+
+import atexit
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from typing import Optional, Set, Type
+
+from irctest.basecontrollers import BaseServerController
+from irctest.runner import NotImplementedByController
+
+
+# The chatd processes started and not stopped yet. irctest stops a server in its tests'
+# teardown, which pytest skips when a test's setUp fails after the server started (bot_mode.py
+# skips that way): those are stopped when the pytest worker exits.
+_running = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for proc in list(_running):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+
+class ChatdController(BaseServerController):
+    software_name = "chatd"
+    supported_sasl_mechanisms: Set[str] = set()
+    supports_sts = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.directory: Optional[Path] = None
+
+    def run(
+        self,
+        hostname: str,
+        port: int,
+        *,
+        password: Optional[str],
+        ssl: bool,
+        run_services: bool,
+        faketime: Optional[str],
+        websocket_hostname: Optional[str],
+        websocket_port: Optional[int],
+    ) -> None:
+        if password is not None:
+            raise NotImplementedByController("PASS (chatd has no server password)")
+        if ssl:
+            raise NotImplementedByController("TLS")
+        if websocket_hostname is not None or websocket_port is not None:
+            raise NotImplementedByController("Websocket")
+        assert self.proc is None
+        self.hostname, self.port = hostname, port
+        self.directory = Path(tempfile.mkdtemp(prefix="chatd-irctest-"))
+        binary = os.environ.get("CHATD_BIN", "target/release/chatd")
+        env = dict(os.environ, CHATD_DATA_DIR=str(self.directory))
+        self.proc = self.execute(
+            [
+                binary,
+                "--instance", "My.Little.Server",
+                "--tcp", "127.0.0.1:0",
+                "--http", "127.0.0.1:0",
+                "--irc", f"{hostname}:{port}",
+            ],
+            env=env,
+        )
+        _running.add(self.proc)
+
+    def wait_for_services(self) -> None:
+        """chatd has no services (NickServ...): nothing to wait for."""
+
+    def kill(self) -> None:
+        _running.discard(self.proc)
+        super().kill()
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+
+def get_irctest_controller_class() -> Type[ChatdController]:
+    return ChatdController

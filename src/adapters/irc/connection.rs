@@ -1,0 +1,309 @@
+//! One IRC client: framing, registration, the main loop, pings, fakelag and writes.
+//!
+//! The loop is the TCP adapter's (`adapters/tcp.rs`) with IRC's additions. Each turn it writes
+//! what is pending with a cancel-safe `write` (a kick or shutdown interrupts a write to a client
+//! that stopped reading), then waits for the first of: shutdown, a kick, an event from the
+//! session's outbound queue (the slow-reader rule of `core::session` applies unchanged), the
+//! ping timer, or a line from the client. Queued events go before the next line is read, so
+//! what the rooms said before a command is written before its answer.
+//!
+//! **Pings.** Any line from the client resets the timer. A client silent for `ping` gets a
+//! `PING`; silent as long again, it is told `ERROR :Closing link: ... (Ping timeout)` and cut
+//! off: IRC's idle timeout, which also ends connections that never finish registering.
+//!
+//! Calls to the stack (and IRC's "fakelag" when the rate limit refuses one) are in `fakelag.rs`;
+//! what the session's queue holds becomes lines in `events.rs`.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::caps::{Cap, Caps};
+use super::message::{Line, MAX_LINE, Message};
+use super::render::Presences;
+use super::response::{self, Batches};
+use super::{FAREWELL_GRACE, IrcOptions};
+use crate::adapters::lines::{ChatLines, Input};
+use crate::core::{Action, Closer, Event, Inbox, Request, RoomName, SessionId, Stats};
+use crate::pipeline::ChatService;
+
+/// Initial capacity of the read buffer; it grows for a longer line, up to the line limit.
+const READ_BUFFER: usize = 512;
+
+/// Why a client's loop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The client closed the connection, or the socket failed.
+    Closed,
+    /// `QUIT`, with the client's reason.
+    Quit(String),
+    /// The server kicked the session (a slow reader); `mid_line` when a line was cut in half.
+    Kicked {
+        /// A line was cut in half by the kick.
+        mid_line: bool,
+    },
+    /// The server is shutting down.
+    Shutdown {
+        /// As for `Kicked`.
+        mid_line: bool,
+    },
+    /// No answer to a `PING`.
+    PingTimeout,
+}
+
+/// A client connection before its task starts.
+pub struct Connection {
+    stack: ChatService,
+    options: Arc<IrcOptions>,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+}
+
+impl Connection {
+    /// A connection served with `stack`.
+    pub fn new(
+        stack: ChatService,
+        options: Arc<IrcOptions>,
+        stats: Arc<Stats>,
+        shutdown: CancellationToken,
+    ) -> Connection {
+        Connection {
+            stack,
+            options,
+            stats,
+            shutdown,
+        }
+    }
+
+    /// Serves the client on `stream` until it leaves, is cut off, or the server stops.
+    pub async fn run(self, stream: TcpStream, peer: SocketAddr) {
+        let (read, write) = stream.into_split();
+        let closer = Closer::default();
+        let mut client = Client {
+            lines: FramedRead::with_capacity(read, ChatLines::new(MAX_LINE), READ_BUFFER),
+            write,
+            queue: None,
+            shutdown: Box::pin(self.shutdown.cancelled_owned()),
+            kicked: Box::pin(closer.closed_owned()),
+            closer,
+            silence: Box::pin(tokio::time::sleep(self.options.ping)),
+            pinged: false,
+            stack: self.stack,
+            options: self.options,
+            stats: self.stats,
+            peer,
+            session: None,
+            nick: "*".to_string(),
+            user: None,
+            caps: Caps::default(),
+            negotiating: false,
+            rooms: Vec::new(),
+            presences: Presences::default(),
+            batches: Batches::default(),
+            echo_label: None,
+            label_deferred: false,
+        };
+        let end = client.serve().await;
+        client.farewell(&end).await;
+        if let Some(id) = client.session {
+            // The rooms see the quit, and the nick is free again.
+            let _ = client.call_raw(Request::from(id, Action::Disconnect)).await;
+        }
+    }
+}
+
+/// One client's state; the commands are in `commands.rs`.
+pub struct Client {
+    lines: FramedRead<OwnedReadHalf, ChatLines>,
+    write: OwnedWriteHalf,
+    /// The session's outbound queue, once registered.
+    pub(super) queue: Option<Inbox>,
+    /// Resolves when the server shuts down.
+    pub(super) shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Resolves when the core kicks the session (a slow reader).
+    pub(super) kicked: Pin<Box<WaitForCancellationFutureOwned>>,
+    pub(super) closer: Closer,
+    /// Fires when the client has been silent for `ping`: it is pinged, or, once pinged, cut
+    /// off. One timer, moved on by each line, rather than a new one per turn of the loop.
+    silence: Pin<Box<tokio::time::Sleep>>,
+    pinged: bool,
+    pub(super) stack: ChatService,
+    pub(super) options: Arc<IrcOptions>,
+    pub(super) stats: Arc<Stats>,
+    pub(super) peer: SocketAddr,
+    /// The core's session, once registered.
+    pub(super) session: Option<SessionId>,
+    /// The nick (`*` until one is chosen).
+    pub(super) nick: String,
+    /// `USER`'s username and realname.
+    pub(super) user: Option<(String, String)>,
+    pub(super) caps: Caps,
+    /// Between `CAP LS`/`REQ` and `CAP END`: registration waits.
+    pub(super) negotiating: bool,
+    /// The rooms the session is in, in join order, as the replies said (for `JOIN 0`, `WHOIS`).
+    pub(super) rooms: Vec<RoomName>,
+    pub(super) presences: Presences,
+    pub(super) batches: Batches,
+    /// A labeled `PRIVMSG` whose echo is still to come: its room, seq and label.
+    pub(super) echo_label: Option<(RoomName, u64, String)>,
+    /// The command being handled answers with that echo rather than now.
+    pub(super) label_deferred: bool,
+}
+
+impl Client {
+    /// The server's name, the source of its own lines.
+    pub(super) fn server(&self) -> &str {
+        &self.options.server_name
+    }
+
+    /// A numeric reply to this client: `:server CODE nick`.
+    pub(super) fn numeric(&self, code: &str) -> Line {
+        Line::new(self.server(), code).param(&self.nick)
+    }
+
+    async fn serve(&mut self) -> End {
+        let mut out = Bytes::new();
+        loop {
+            if let Err(end) = self.flush(&out).await {
+                return end;
+            }
+            out = tokio::select! {
+                biased;
+                _ = &mut self.shutdown => return End::Shutdown { mid_line: false },
+                _ = &mut self.kicked => return End::Kicked { mid_line: false },
+                Some(event) = next_event(&mut self.queue) => self.events(event),
+                _ = &mut self.silence => {
+                    if self.pinged {
+                        return End::PingTimeout;
+                    }
+                    self.pinged = true;
+                    let next = Instant::now() + self.options.ping;
+                    self.silence.as_mut().reset(next);
+                    let server = self.server();
+                    Line::new(server, "PING").trailing(server).bytes()
+                }
+                input = self.lines.next() => {
+                    self.pinged = false;
+                    let next = Instant::now() + self.options.ping;
+                    self.silence.as_mut().reset(next);
+                    match input {
+                        None | Some(Err(_)) => return End::Closed,
+                        Some(Ok(Input::Line(line))) => match self.line(&line).await {
+                            Ok(out) => out,
+                            Err(end) => return end,
+                        },
+                        Some(Ok(Input::TooLong)) => self.numeric("417").trailing("Input line was too long").bytes(),
+                        Some(Ok(Input::NotUtf8)) => Line::new(self.server(), "FAIL")
+                            .param("*")
+                            .param("INVALID_UTF8")
+                            .trailing("Message rejected: lines must be UTF-8 text")
+                            .bytes(),
+                    }
+                }
+            };
+        }
+    }
+
+    /// Handles one line: the bytes to write in answer.
+    async fn line(&mut self, raw: &str) -> Result<Bytes, End> {
+        let msg = match Message::parse(raw) {
+            Ok(msg) => msg,
+            Err(_) => {
+                return Ok(self
+                    .numeric("417")
+                    .trailing("Input line was too long")
+                    .bytes());
+            }
+        };
+        if msg.command.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let label = msg.tag("label").filter(|_| self.caps.has(Cap::LABELED));
+        let command = msg.command.to_ascii_uppercase();
+        self.label_deferred = false;
+        let lines = match self.session {
+            None => self.unregistered(&command, &msg).await?,
+            Some(_) => self.registered(&command, &msg, label.as_deref()).await?,
+        };
+        if self.label_deferred {
+            // The echo, still to come from the room, is the answer and carries the label.
+            return Ok(response::concat(&lines));
+        }
+        let caps = self.caps;
+        let server = self.options.server_name.clone();
+        // Fairness: a client pasting thousands of lines must not starve its room's readers.
+        tokio::task::yield_now().await;
+        Ok(response::finish(
+            &server,
+            caps,
+            &mut self.batches,
+            label.as_deref(),
+            lines,
+        ))
+    }
+
+    /// Registration succeeded: the session and its queue.
+    pub(super) fn registered_as(&mut self, session: SessionId, queue: Inbox) {
+        self.session = Some(session);
+        self.queue = Some(queue);
+    }
+
+    /// Writes `out`, stopping early for a kick or shutdown. `write`, not `write_all`: it is
+    /// cancel-safe, so an interrupted write tells how much of the line went out.
+    pub(super) async fn flush(&mut self, out: &[u8]) -> Result<(), End> {
+        let mut sent = 0;
+        while sent < out.len() {
+            let mid_line = out[..sent].last().is_some_and(|b| *b != b'\n');
+            let written = tokio::select! {
+                biased;
+                _ = &mut self.shutdown => return Err(End::Shutdown { mid_line }),
+                _ = &mut self.kicked => return Err(End::Kicked { mid_line }),
+                result = self.write.write(&out[sent..]) => result,
+            };
+            match written {
+                Ok(0) | Err(_) => return Err(End::Closed),
+                Ok(n) => sent += n,
+            }
+        }
+        Ok(())
+    }
+
+    /// The last words before the connection closes, by why it ends.
+    async fn farewell(&mut self, end: &End) {
+        let server = self.options.server_name.clone();
+        let nick = self.nick.clone();
+        let cut = |mid: bool| if mid { "\r\n" } else { "" };
+        let line = match end {
+            End::Closed => return,
+            End::Quit(reason) => format!("ERROR :Closing link: {nick} (Quit: {reason})\r\n"),
+            End::Kicked { mid_line } => format!(
+                "{}ERROR :Closing link: {nick} ({})\r\n",
+                cut(*mid_line),
+                self.closer.reason().unwrap_or("disconnected by the server")
+            ),
+            End::Shutdown { mid_line } => format!(
+                "{}:{server} NOTICE {nick} :server shutting down, goodbye\r\nERROR :Closing link: {nick} (server shutting down)\r\n",
+                cut(*mid_line)
+            ),
+            End::PingTimeout => format!("ERROR :Closing link: {nick} (Ping timeout)\r\n"),
+        };
+        let _ = tokio::time::timeout(FAREWELL_GRACE, self.write.write_all(line.as_bytes())).await;
+        let _ = self.write.shutdown().await;
+    }
+}
+
+/// The next event of `queue`; never, while there is no queue yet.
+pub(super) async fn next_event(queue: &mut Option<Inbox>) -> Option<Event> {
+    match queue {
+        Some(queue) => queue.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,78 @@
+//! What the core pushes into a session's queue, as lines for this client.
+//!
+//! Chat messages are their shared rendered line in the client's form (`render::message`); the
+//! client's own messages come back from the room only when it asked for `echo-message` (the
+//! core echoes to every IRC session, in room order, and this is where the choice is made), and
+//! the echo of a labeled `PRIVMSG` carries its label. Presence goes through `Presences`, which
+//! shows a quit or rename once however many rooms announce it.
+
+use bytes::{Bytes, BytesMut};
+
+use super::caps::Cap;
+use super::connection::Client;
+use super::message::{Line, tag_pair, with_tags};
+use super::render;
+use crate::core::{Event, Inbox};
+
+/// Outbound bytes gathered into one write at most.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+impl Client {
+    /// The bytes for `first` and whatever else is queued (up to [`MAX_BATCH_BYTES`]); a lone
+    /// chat message is its shared rendered line, not a copy.
+    pub(super) fn events(&mut self, first: Event) -> Bytes {
+        let first = self.event(first);
+        let Some(next) = self.queue.as_mut().and_then(Inbox::try_recv) else {
+            return first.unwrap_or_default();
+        };
+        let mut buf = BytesMut::with_capacity(4 * first.as_ref().map_or(256, Bytes::len));
+        buf.extend_from_slice(first.as_deref().unwrap_or_default());
+        let mut next = Some(next);
+        while let Some(event) = next {
+            if let Some(line) = self.event(event) {
+                buf.extend_from_slice(&line);
+            }
+            if buf.len() >= MAX_BATCH_BYTES {
+                break;
+            }
+            next = self.queue.as_mut().and_then(Inbox::try_recv);
+        }
+        buf.freeze()
+    }
+
+    /// One event as this client reads it, if it reads it at all.
+    fn event(&mut self, event: Event) -> Option<Bytes> {
+        match event {
+            Event::Message(msg) => {
+                let own = self.session.is_some() && msg.sender() == self.session;
+                if own && !self.caps.has(Cap::ECHO) {
+                    return None; // the core echoes to IRC sessions; this client did not ask
+                }
+                self.stats.handed_over(&msg);
+                let line = render::message(&msg, render::form(self.caps));
+                match &self.echo_label {
+                    Some((room, seq, label)) if own && *room == msg.room && *seq == msg.seq => {
+                        let line = with_tags(&line, &tag_pair("label", label));
+                        self.echo_label = None;
+                        Some(line)
+                    }
+                    _ => Some(line),
+                }
+            }
+            Event::Presence(presence) => self.presences.line(&presence),
+            // Seqs the room gave up on: told to the channel, as the other protocols tell theirs.
+            Event::Missed(missed) => Some(
+                Line::new(self.server(), "NOTICE")
+                    .param(&format!("#{}", missed.room))
+                    .trailing(&missed.text())
+                    .bytes(),
+            ),
+            Event::Notice(text) | Event::Error(text) => Some(
+                Line::new(self.server(), "NOTICE")
+                    .param(&self.nick)
+                    .trailing(&text)
+                    .bytes(),
+            ),
+        }
+    }
+}

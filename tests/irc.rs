@@ -1,0 +1,40 @@
+//! The IRC adapter, over real sockets: one test crate, four files.
+//!
+//! * `irc/protocol.rs`: registration, numerics, errors, limits, pings, fakelag, slow readers.
+//! * `irc/rooms.rs`: one room shared by netcat, a browser's SSE stream and IRC clients;
+//!   presence as JOIN/PART/QUIT/NICK; echo-message, labels, history on join, CHATHISTORY.
+//! * `irc/cluster.rs`: IRC users on different instances, phases 2 (poll) and 3 (Valkey).
+//! * `irc/client.rs`: a real client, `weechat-headless`, against the real binary.
+//!
+//! No test asserts how fast anything happens; every read has a generous timeout.
+
+mod support;
+
+#[path = "irc/client.rs"]
+mod client;
+#[path = "irc/cluster.rs"]
+mod cluster;
+#[path = "irc/protocol.rs"]
+mod protocol;
+#[path = "irc/rooms.rs"]
+mod rooms;
+
+use chatd::pipeline::PipelineConfig;
+use chatd::server::Server;
+
+/// The default pipeline (no rate limit) with an IRC listener on an ephemeral port.
+pub fn irc_config() -> PipelineConfig {
+    let mut config = support::default_config();
+    config.server.irc = Some("127.0.0.1:0".parse().unwrap());
+    config
+}
+
+/// A server with [`irc_config`].
+pub async fn start() -> Server {
+    support::start_with(irc_config()).await
+}
+
+/// The IRC address of `server`.
+pub fn irc(server: &Server) -> std::net::SocketAddr {
+    server.irc_addr().expect("an IRC listener")
+}
