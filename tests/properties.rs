@@ -239,6 +239,7 @@ fn server() -> impl Strategy<Value = ServerConfig> {
                 max_connections_per_ip: per_ip,
                 max_connections: total,
                 header_read_timeout_secs: header,
+                ..ServerConfig::default()
             })
         })
 }
@@ -257,6 +258,8 @@ fn route() -> impl Strategy<Value = RouteConfig> {
                 presence_ttl_secs: ttl,
                 max_rooms_per_session: per_session,
                 max_rooms,
+                max_rooms_per_ip: max_rooms.min(500),
+                ..RouteConfig::default()
             })
         })
 }

@@ -33,6 +33,7 @@ use tower::{BoxError, Service, ServiceExt};
 
 use super::limits::ConnectionLimits;
 use super::lines::{ChatLines, Input};
+use crate::core::outbound::QueueLimits;
 use crate::core::{
     Action, ChatError, Closer, Connect, Detail, Event, Inbox, Protocol, Reply, Request, SessionId,
     Stats, outbound,
@@ -51,12 +52,12 @@ const READ_BUFFER: usize = 256;
 const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
 
 /// The TCP adapter's settings, from the `[server]` table.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TcpOptions {
     /// Longest accepted line, in bytes.
     pub max_line_bytes: usize,
-    /// Capacity of each session's outbound queue.
-    pub outbound_queue: usize,
+    /// The bounds of each session's outbound queue.
+    pub queue: QueueLimits,
 }
 
 /// Accepts connections until `shutdown`, each served by its own task on `tracker`. Connections
@@ -85,7 +86,7 @@ pub async fn serve(
         let counted = super::Counted::new(stats.clone(), Protocol::Tcp);
         let connection = Connection {
             stack: stack.clone(),
-            options,
+            options: options.clone(),
             shutdown: shutdown.clone(),
             stats: stats.clone(),
         };
@@ -148,7 +149,7 @@ impl Connection {
             ChatLines::new(self.options.max_line_bytes),
             READ_BUFFER,
         );
-        let (outbound, mut queue) = outbound::channel(self.options.outbound_queue);
+        let (outbound, mut queue) = outbound::bounded(&self.options.queue);
         let closer = Closer::default();
         let connect = Connect {
             protocol: Protocol::Tcp,

@@ -28,11 +28,11 @@ pub use names::{Nick, RoomName};
 pub use outbound::{Inbox, Outbound};
 pub use request::{
     Action, Command, Connect, HistoryAnswer, HistoryQuery, OPEN_WINDOW, OpenRoom, Page, Protocol,
-    Request, StoredRoom,
+    ReplayPage, Request, StoredRoom,
 };
 pub use ring::Ring;
 pub use room::{Gap, Room, Start};
-pub use rooms::Rooms;
+pub use rooms::{Creation, Rooms, TooManyRooms};
 pub use sequencer::Sequencer;
 pub use session::{Closer, Session, SessionId, Sessions};
 pub use stats::Stats;

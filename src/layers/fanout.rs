@@ -117,6 +117,12 @@ impl<S: Inner> Service<Request> for Fanout<S> {
                     )
                     .await
                 }
+                Action::CloseRoom(room) => {
+                    if let Some(bus) = &bus {
+                        bus.close_room(&room).await;
+                    }
+                    Ok(Reply::default())
+                }
                 action => call_inner(&mut inner, Request::from_parts(req.session, action)).await,
             }
         })

@@ -7,8 +7,9 @@
 //! [`ErrorKind::RateLimited`](crate::core::ErrorKind::RateLimited) error that says how long to
 //! wait: the TCP user reads `! slow down: ... (try again in N ms)`, an HTTP client gets `429` with
 //! `Retry-After`. The connection stays open and nothing else happens to the session: it can talk
-//! again as soon as a token is back. Connects, disconnects, the opening of an HTTP event stream
-//! and messages from other instances cost nothing, as they are not something a client typed.
+//! again as soon as a token is back. The opening of an HTTP event stream and each page of its
+//! replay cost a token too (reading history is work a client causes). Connects, disconnects and
+//! messages from other instances cost nothing, as they are not something a client did.
 //!
 //! **Where it sits.** Above route (the pipeline check insists), usually right after parse, so
 //! that a refused line never reaches the layers that take locks, number messages or write to a
@@ -329,12 +330,13 @@ mod tests {
             "slow down: at most 1 line a second, 2 at once (try again in 1000 ms)"
         );
         assert_eq!(stats.rate_limited.get(), 1);
-        // Opening an event stream costs nothing.
+        // Opening an event stream costs a token like any command.
         let replay = Command::Replay {
             room: RoomName::parse("general").unwrap(),
             after: None,
         };
-        send(&layer, 1, Action::Command(replay)).await.unwrap();
+        assert!(send(&layer, 1, Action::Command(replay)).await.is_err());
+        assert_eq!(stats.rate_limited.get(), 2);
         // Another session is not affected; a remote message (no session) costs nothing.
         send(&layer, 2, Action::Line("hi".into())).await.unwrap();
         for _ in 0..5 {
@@ -342,7 +344,7 @@ mod tests {
             let stack = layer.layer(service_fn(|_req: Request| async { Ok(Reply::default()) }));
             stack.oneshot(anonymous).await.unwrap();
         }
-        assert_eq!(stats.rate_limited.get(), 1);
+        assert_eq!(stats.rate_limited.get(), 2);
     }
 
     #[tokio::test(start_paused = true)]

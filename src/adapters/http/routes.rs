@@ -84,7 +84,7 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
         ),
         None => None,
     };
-    let (outbound, mut events) = outbound::channel(state.options.outbound_queue);
+    let (outbound, mut events) = outbound::bounded(&state.options.queue);
     let closer = Closer::default();
     let connect = Connect {
         protocol: Protocol::Http,
@@ -109,7 +109,7 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
         loop {
             tokio::select! {
                 event = events.recv() => match event {
-                    Some(event) => dispatch_session.dispatch(event),
+                    Some(event) => dispatch_session.dispatch(event, dispatch_state.ops.hub().stats()),
                     None => break, // the core closed the session
                 },
                 _ = closer.closed() => {
