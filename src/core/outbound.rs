@@ -12,9 +12,15 @@
 //! queue that holds it, so the charge is what the queue keeps alive, counted once per queue: an
 //! upper bound, never an underestimate. A push that would break a bound is refused
 //! ([`Refused::Full`], saying which bound), and the session layer turns that into the
-//! slow-consumer rule (`super::session`). When the instance is over its budget, a queue that is
-//! empty still takes its event (a reader that keeps up is never cut for others' backlog); a queue
-//! that holds something is refused: under memory pressure the readers who are behind go first.
+//! slow-consumer rule (`super::session`).
+//!
+//! **Who is cut when the instance's budget is used up.** Not whoever happens to receive the next
+//! event: a reader that keeps up holds an event or two for a moment, and must not pay for others'
+//! backlog. Over budget, a queue may still grow up to its *share*, the budget divided by the
+//! queues that hold anything; a queue beyond its share is refused, so the readers furthest behind
+//! are cut first, and an empty queue always takes its event. Queues below their share can only
+//! fill up to it, and those above it cannot grow, so all of them together hold at most about
+//! twice the budget.
 //!
 //! **Why not `tokio::sync::mpsc`?** It would work, and did, but a bounded tokio channel allocates
 //! a block of 32 slots when it is created and keeps up to four such blocks after a burst, about
@@ -72,6 +78,8 @@ pub struct QueueBudget {
 struct BudgetInner {
     used: AtomicUsize,
     max: AtomicUsize,
+    /// Queues holding at least one event: the budget's share per queue divides by this.
+    holding: AtomicUsize,
 }
 
 impl Default for QueueBudget {
@@ -88,6 +96,7 @@ impl QueueBudget {
             inner: Arc::new(BudgetInner {
                 used: AtomicUsize::new(0),
                 max: AtomicUsize::new(max),
+                holding: AtomicUsize::new(0),
             }),
         }
     }
@@ -107,16 +116,28 @@ impl QueueBudget {
         self.inner.used.load(Ordering::Relaxed)
     }
 
-    /// Takes `n` bytes if they fit under the maximum; with `always`, takes them regardless.
-    fn take(&self, n: usize, always: bool) -> bool {
+    /// Takes `n` bytes for a queue that holds `held` bytes already, unless the budget is used
+    /// up and that would take the queue beyond its share (see the module docs).
+    fn take(&self, n: usize, held: usize) -> bool {
         let max = self.max();
-        self.inner
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                let after = used.saturating_add(n);
-                (always || after <= max).then_some(after)
-            })
-            .is_ok()
+        let over = self.used().saturating_add(n) > max;
+        if over && held > 0 {
+            let share = max / self.inner.holding.load(Ordering::Relaxed).max(1);
+            if held.saturating_add(n) > share {
+                return false;
+            }
+        }
+        self.inner.used.fetch_add(n, Ordering::AcqRel);
+        true
+    }
+
+    /// A queue went from empty to holding something (`true`), or back.
+    fn holding(&self, now: bool) {
+        let holding = &self.inner.holding;
+        match now {
+            true => holding.fetch_add(1, Ordering::Relaxed),
+            false => holding.fetch_sub(1, Ordering::Relaxed),
+        };
     }
 
     fn give_back(&self, n: usize) {
@@ -212,7 +233,8 @@ pub enum Overflow {
     Events(usize),
     /// The event would take the queue over this many bytes.
     Bytes(usize),
-    /// All queues of the instance hold this many bytes (their budget) and this one is behind.
+    /// All queues of the instance hold this many bytes (their budget) and this one holds more
+    /// than its share.
     Instance(usize),
 }
 
@@ -273,8 +295,11 @@ impl Outbound {
         if !empty && state.bytes.saturating_add(cost) > limits.bytes {
             return Err(Refused::Full(Overflow::Bytes(limits.bytes)));
         }
-        if !limits.budget.take(cost, empty) {
+        if !limits.budget.take(cost, state.bytes) {
             return Err(Refused::Full(Overflow::Instance(limits.budget.max())));
+        }
+        if empty {
+            limits.budget.holding(true);
         }
         state.bytes += cost;
         state.events.push_back((event, cost));
@@ -362,9 +387,13 @@ impl Inbox {
     fn pop(&self, state: &mut State) -> Option<Event> {
         let (event, cost) = state.events.pop_front()?;
         state.bytes -= cost;
-        self.shared.limits.budget.give_back(cost);
-        if state.events.is_empty() && state.events.capacity() > KEEP_WHEN_EMPTY {
-            state.events = VecDeque::new();
+        let budget = &self.shared.limits.budget;
+        budget.give_back(cost);
+        if state.events.is_empty() {
+            budget.holding(false);
+            if state.events.capacity() > KEEP_WHEN_EMPTY {
+                state.events = VecDeque::new();
+            }
         }
         Some(event)
     }
@@ -374,7 +403,11 @@ impl Drop for Inbox {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.inbox_gone = true;
-        self.shared.limits.budget.give_back(state.bytes);
+        let budget = &self.shared.limits.budget;
+        budget.give_back(state.bytes);
+        if !state.events.is_empty() {
+            budget.holding(false);
+        }
         state.bytes = 0;
         state.events = VecDeque::new();
     }

@@ -144,22 +144,46 @@ fn an_empty_queue_takes_one_event_larger_than_its_byte_bound() {
 }
 
 #[test]
-fn over_the_instance_budget_only_the_readers_who_are_behind_are_refused() {
+fn over_the_instance_budget_only_the_readers_beyond_their_share_are_refused() {
     let budget = QueueBudget::new(1000);
     let (behind, _keep) = bounded(&limits(100, 10_000, &budget));
     let (keeping_up, _rx) = bounded(&limits(100, 10_000, &budget));
     behind.try_send(sized(600)).unwrap();
     behind.try_send(sized(300)).unwrap();
+    keeping_up.try_send(sized(200)).unwrap(); // an empty queue always takes its event
+    assert_eq!(budget.used(), 1100, "over budget now");
+    // Two queues hold something: a share is 500 bytes.
     assert_eq!(
-        behind.try_send(sized(300)),
+        behind.try_send(sized(200)),
         Err(Refused::Full(Overflow::Instance(1000)))
     );
     assert_eq!(
-        keeping_up.try_send(sized(300)),
+        keeping_up.try_send(sized(200)),
         Ok(()),
-        "an empty queue always takes its event"
+        "within its share: a moment's backlog of a reader that keeps up"
     );
-    assert_eq!(budget.used(), 1200, "over by that one event");
+    assert_eq!(
+        keeping_up.try_send(sized(200)),
+        Err(Refused::Full(Overflow::Instance(1000))),
+        "beyond its share"
+    );
+}
+
+#[test]
+fn the_budget_counts_the_queues_that_hold_something() {
+    let budget = QueueBudget::new(1000);
+    let (a, mut a_rx) = bounded(&limits(100, 10_000, &budget));
+    let (b, b_rx) = bounded(&limits(100, 10_000, &budget));
+    a.try_send(sized(200)).unwrap();
+    a.try_send(sized(200)).unwrap();
+    b.try_send(sized(200)).unwrap();
+    assert_eq!(budget.inner.holding.load(Ordering::Relaxed), 2);
+    a_rx.try_recv().unwrap();
+    assert_eq!(budget.inner.holding.load(Ordering::Relaxed), 2);
+    a_rx.try_recv().unwrap();
+    assert_eq!(budget.inner.holding.load(Ordering::Relaxed), 1);
+    drop(b_rx);
+    assert_eq!(budget.inner.holding.load(Ordering::Relaxed), 0);
 }
 
 #[test]

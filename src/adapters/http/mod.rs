@@ -79,7 +79,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// hyper's buffer per connection (`max_buf_size`): a request head must fit in it, and hyper stops
 /// taking a response's frames once this much waits for a socket that does not drain. Its default
 /// (about 400 KiB) would let every event stream of a client that does not read hold that much.
-const HTTP_BUFFER: usize = 64 * 1024;
+pub const HTTP_BUFFER: usize = 64 * 1024;
 
 /// The HTTP adapter's settings, from the `[server]` table.
 #[derive(Debug, Clone)]

@@ -84,7 +84,9 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
         ),
         None => None,
     };
-    let (outbound, mut events) = outbound::bounded(&state.options.queue);
+    // Bounded in events only: the dispatcher below moves each event on to a stream's tap at
+    // once, and the taps are what is bounded in bytes (see `sessions`).
+    let (outbound, mut events) = outbound::channel(state.options.queue.events);
     let closer = Closer::default();
     let connect = Connect {
         protocol: Protocol::Http,

@@ -50,12 +50,14 @@ pub(super) struct Replay {
 }
 
 impl Replay {
-    /// What is left after a first page that ended at `until` holding `held` messages.
+    /// What is left after a first page that ended at `until` holding `held` messages: the next
+    /// page asks for twice as many (the first may have been cut by bytes; if so, the one after
+    /// adapts).
     pub(super) fn after_first(until: u64, upto: u64, held: usize) -> Option<Replay> {
         (until < upto).then(|| Replay {
             cursor: until,
             upto,
-            span: (held as u64).clamp(1, REPLAY_PAGE),
+            span: (2 * held as u64).clamp(1, REPLAY_PAGE),
         })
     }
 
@@ -107,9 +109,13 @@ impl Stream {
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING, PING);
         loop {
             if !out.is_empty() {
+                // A copy of exactly the bytes: `out` grew by doubling, and a frame frozen from it
+                // would keep its spare capacity alive for as long as the client takes to read it.
+                let frame = Bytes::copy_from_slice(&out);
+                out = BytesMut::new();
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    sent = self.frames.send(out.split().freeze()) => if sent.is_err() { return },
+                    sent = self.frames.send(frame) => if sent.is_err() { return },
                 }
             }
             if let Some(mut replay) = self.replay.take() {
@@ -238,7 +244,7 @@ mod tests {
 
     #[test]
     fn pages_follow_each_other_until_the_end_of_the_replay() {
-        let mut replay = Replay::after_first(10, 25, 10).unwrap();
+        let mut replay = Replay::after_first(10, 25, 5).unwrap();
         let mut out = BytesMut::new();
         replay.sent(&general(), page(11..=20, 11, 20), &mut out);
         assert!(!replay.done());
@@ -264,7 +270,7 @@ mod tests {
     #[test]
     fn a_page_cut_by_bytes_makes_the_next_one_smaller_and_a_full_one_larger() {
         let mut replay = Replay::after_first(0, 1000, 100).unwrap();
-        assert_eq!(replay.span, 100);
+        assert_eq!(replay.span, 100, "at most a full page");
         let mut out = BytesMut::new();
         replay.sent(&general(), page(1..=8, 1, 8), &mut out);
         assert_eq!(replay.span, 8, "the page held 8: ask for 8");

@@ -62,7 +62,7 @@ impl<S: Inner> Ctx<'_, S> {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use tower::{Layer, Service, ServiceExt, service_fn};
+    use tower::{Layer, ServiceExt, service_fn};
 
     use super::super::RouteLayer;
     use crate::backends::mock::Mock;

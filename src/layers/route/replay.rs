@@ -13,7 +13,7 @@
 //! **What a page is.** The replay covers `(after, upto]`, where `upto` is the room's watermark
 //! when the stream joined (`Room::join`): everything after it arrives live on the stream's tap,
 //! attached before the join, so pages and live events meet exactly. A page is a span of at most
-//! [`REPLAY_PAGE`] seqs, `(cursor, cursor + span]`, read oldest first (a span of that many seqs
+//! [`REPLAY_PAGE`] seqs (the first one [`FIRST_SPAN`]), `(cursor, cursor + span]`, read oldest first (a span of that many seqs
 //! holds at most that many rows, so the history layer's "newest `limit`" read returns all of
 //! it), and cut at [`REPLAY_PAGE_BYTES`] of messages: the page then ends at its last message
 //! (`until`), and the next page starts right after it. A span the server holds nothing of
@@ -40,6 +40,10 @@ use crate::layers::Inner;
 pub const MAX_REPLAY: u64 = 1000;
 /// The most seqs one page of a replay reads.
 pub const REPLAY_PAGE: u64 = 100;
+/// The seqs the first page of a resume reads: the stream learns from it how long the messages
+/// are before it asks for more (see `adapters::http::stream`), so a room of the longest messages
+/// is never read 100 at a time only to keep 8.
+pub const FIRST_SPAN: u64 = 16;
 /// The most bytes of messages (by `core::outbound::message_bytes`) one page holds; a page holds
 /// at least one message, however long.
 pub const REPLAY_PAGE_BYTES: usize = 64 * 1024;
@@ -85,7 +89,7 @@ impl<S: Inner> Ctx<'_, S> {
             },
             Some(after) => {
                 let start = after.max(upto.saturating_sub(MAX_REPLAY));
-                self.page(session, &name, start, upto, REPLAY_PAGE).await?
+                self.page(session, &name, start, upto, FIRST_SPAN).await?
             }
         };
         self.hub().stats().replay_pages.inc();
