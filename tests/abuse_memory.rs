@@ -259,10 +259,12 @@ async fn held_replay_streams_stay_within_the_formula_and_the_rest_are_refused() 
 /// The embedded default pipeline with `room_idle_secs = secs` in its route layer, as a file in
 /// `dir`.
 fn idle_rooms_pipeline(dir: &std::path::Path, secs: u64) -> std::path::PathBuf {
-    let text = EMBEDDED_DEFAULT;
-    let route = text.find("kind = \"route\"").expect("a route layer");
-    let end = route + text[route..].find('\n').expect("a line end") + 1;
-    let text = format!("{}room_idle_secs = {secs}\n{}", &text[..end], &text[end..]);
+    let text = EMBEDDED_DEFAULT.replacen(
+        "room_idle_secs = 300",
+        &format!("room_idle_secs = {secs}"),
+        1,
+    );
+    assert_ne!(text, EMBEDDED_DEFAULT, "the default sets room_idle_secs");
     let path = dir.join("idle-rooms.toml");
     std::fs::write(&path, text).expect("write the pipeline");
     path

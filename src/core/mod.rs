@@ -4,6 +4,7 @@
 //! sockets"). Adapters turn bytes into [`Request`]s and render [`Reply`]s and [`Event`]s; layers
 //! (in `src/layers/`) implement the chat behaviour on top of this state.
 
+pub mod budget;
 pub mod error;
 pub mod event;
 pub mod hub;

@@ -177,13 +177,13 @@ fn the_budget_counts_the_queues_that_hold_something() {
     a.try_send(sized(200)).unwrap();
     a.try_send(sized(200)).unwrap();
     b.try_send(sized(200)).unwrap();
-    assert_eq!(budget.inner.holding.load(Ordering::Relaxed), 2);
+    assert_eq!(budget.queues_holding(), 2);
     a_rx.try_recv().unwrap();
-    assert_eq!(budget.inner.holding.load(Ordering::Relaxed), 2);
+    assert_eq!(budget.queues_holding(), 2);
     a_rx.try_recv().unwrap();
-    assert_eq!(budget.inner.holding.load(Ordering::Relaxed), 1);
+    assert_eq!(budget.queues_holding(), 1);
     drop(b_rx);
-    assert_eq!(budget.inner.holding.load(Ordering::Relaxed), 0);
+    assert_eq!(budget.queues_holding(), 0);
 }
 
 #[test]

@@ -60,7 +60,7 @@ struct Exporter {
 
 type Fmt = Result<(), std::fmt::Error>;
 
-const ROOMS_HELP: &str = "Rooms that exist on this instance.";
+const ROOMS_HELP: &str = "Rooms in memory on this instance (rooms idle for room_idle_secs leave it; those with stored history are still listed by /rooms).";
 const QUEUE_HELP: &str = "Messages waiting in the store writer's queue.";
 
 impl Collector for Exporter {
