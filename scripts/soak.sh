@@ -8,6 +8,7 @@
 #
 #   scripts/soak.sh                 # 10 minutes
 #   scripts/soak.sh --minutes 2     # shorter
+#   CHATD=/path/to/other/chatd scripts/soak.sh --minutes 3   # the same mix against another build
 #
 # It builds chatd and the soak in release mode, starts chatd on free loopback ports with its data
 # in a temp dir, and removes everything afterwards. Linux only (it reads /proc/PID/status, and
@@ -20,7 +21,7 @@ minutes=10
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="${2:?--minutes needs a number}"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "usage: scripts/soak.sh [--minutes N]" >&2; exit 2 ;;
   esac
 done
@@ -41,7 +42,7 @@ trap cleanup INT TERM EXIT
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 tcp="$(free_port)"; http="$(free_port)"
-CHATD_DATA_DIR="$work/data" target/release/chatd --tcp "127.0.0.1:$tcp" --http "127.0.0.1:$http" \
+CHATD_DATA_DIR="$work/data" "${CHATD:-target/release/chatd}" --tcp "127.0.0.1:$tcp" --http "127.0.0.1:$http" \
   >"$work/chatd.log" 2>&1 &
 pid=$!
 wait_port "$tcp" || { echo "$0: chatd did not start:" >&2; cat "$work/chatd.log" >&2; exit 1; }

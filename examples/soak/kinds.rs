@@ -41,8 +41,9 @@ pub enum Kind {
     StreamChurn,
     /// Connects, creates nine rooms with one message each, quits; again and again.
     RoomFiller,
-    /// Joins the flooded room with a tiny receive buffer and never reads; after a minute reads
-    /// what it got (to see whether it was cut, and why) and comes back.
+    /// Joins the flooded room with a tiny receive buffer and never reads; after 150 s reads what
+    /// it got (to see whether it was cut, and why) and comes back. (The kernel's buffers between
+    /// the server and it take a few MB first: those are not the server's memory.)
     SlowReader,
     /// Says the longest lines into the flooded room at nine a second (under the rate limit).
     Flooder,
@@ -332,7 +333,7 @@ async fn slow_reader(stage: &Stage, from: &str) -> Result {
     let mut lines = session(stage, from, true).await?;
     send(&mut lines, format!("/join {FLOOD}")).await?;
     next_line(&mut lines).await?;
-    let wait = Duration::from_secs(60).min(stage.until.saturating_duration_since(Instant::now()));
+    let wait = Duration::from_secs(150).min(stage.until.saturating_duration_since(Instant::now()));
     tokio::time::sleep(wait).await;
     // Now read what came, to see whether (and why) the server cut this reader off.
     let mut last = String::new();
@@ -341,9 +342,7 @@ async fn slow_reader(stage: &Stage, from: &str) -> Result {
     }
     match last.starts_with("! ") {
         true => stage.tally.refused("slow reader", &last),
-        false => stage
-            .tally
-            .count("slow reader", "kept (read a minute late)"),
+        false => stage.tally.count("slow reader", "kept (read 150 s late)"),
     }
     Ok(())
 }
