@@ -86,6 +86,9 @@ impl Kind {
 }
 
 type Lines = Framed<TcpStream, LinesCodec>;
+
+/// What [`next_line`] says when the server closed the connection.
+const CLOSED: &str = "closed by the server";
 type Result<T = ()> = std::result::Result<T, String>;
 
 /// A TCP connection from `from`, optionally with a tiny receive buffer.
@@ -121,7 +124,7 @@ async fn next_line(lines: &mut Lines) -> Result<String> {
     match tokio::time::timeout(PATIENCE, lines.next()).await {
         Ok(Some(Ok(line))) => Ok(line),
         Ok(Some(Err(e))) => Err(e.to_string()),
-        Ok(None) => Err("closed by the server".into()),
+        Ok(None) => Err(CLOSED.into()),
         Err(_) => Err("no answer".into()),
     }
 }
@@ -337,12 +340,19 @@ async fn slow_reader(stage: &Stage, from: &str) -> Result {
     tokio::time::sleep(wait).await;
     // Now read what came, to see whether (and why) the server cut this reader off.
     let mut last = String::new();
-    while let Ok(line) = next_line(&mut lines).await {
-        last = line;
-    }
-    match last.starts_with("! ") {
-        true => stage.tally.refused("slow reader", &last),
-        false => stage.tally.count("slow reader", "kept (read 150 s late)"),
+    let closed = loop {
+        match next_line(&mut lines).await {
+            Ok(line) => last = line,
+            Err(why) => break why == CLOSED,
+        }
+    };
+    match (closed, last.starts_with("! ")) {
+        (true, true) => stage.tally.refused("slow reader", &last),
+        // Its farewell could not be written: the kernel's buffer towards it was full.
+        (true, false) => stage
+            .tally
+            .count("slow reader", "cut off (no room for its farewell)"),
+        (false, _) => stage.tally.count("slow reader", "kept (read 150 s late)"),
     }
     Ok(())
 }
