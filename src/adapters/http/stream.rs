@@ -7,7 +7,8 @@
 //! leaves one page in the channel and at most hyper's write buffer (`HTTP_BUFFER`) plus one frame
 //! in hyper, and the stream waits without reading further. Live events meanwhile wait in the
 //! stream's tap, which is bounded like every outbound queue (`sessions`); a tap that overflows
-//! is cut, the stream ends after what it holds, and the browser resumes from there.
+//! is cut, the stream ends after what it holds, and the browser resumes from there. Live, a frame
+//! gathers at most [`FRAME_BYTES`] of events, so the channel holds at most a few of those.
 //!
 //! **Rate limits.** Each page is a request through the stack and costs a token from the
 //! session's bucket. A page refused for lack of one is asked again after the wait the refusal
@@ -33,8 +34,13 @@ use crate::core::{
 };
 use crate::layers::route::REPLAY_PAGE;
 
-/// Frames in the channel between the stream and the response body.
-pub(super) const BODY_QUEUE: usize = 16;
+/// Frames in the channel between the stream and the response body. hyper takes them as fast as
+/// the socket does, so a few are enough to keep it busy; each is at most a page of a replay or
+/// [`FRAME_BYTES`] of live events (plus one).
+pub(super) const BODY_QUEUE: usize = 4;
+/// Live events gathered into one frame at most; the rest wait in the tap, where they count
+/// against its bounds.
+const FRAME_BYTES: usize = 64 * 1024;
 /// A comment line this often keeps idle streams open through proxies.
 const PING: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -145,7 +151,7 @@ impl Stream {
                     None => return, // cut as too slow, or the session ended: the browser resumes
                     Some(event) => {
                         self.push(event, &mut out);
-                        while let Some(event) = self.live.try_recv() {
+                        while out.len() < FRAME_BYTES && let Some(event) = self.live.try_recv() {
                             self.push(event, &mut out);
                         }
                     }
