@@ -35,10 +35,14 @@
 //! nothing is in flight: it starts after the last seq it ever reserved.
 
 mod commands;
+mod evict;
 mod guards;
+mod replay;
 #[cfg(test)]
 mod tests;
 mod window;
+
+pub use replay::{MAX_REPLAY, REPLAY_PAGE, REPLAY_PAGE_BYTES};
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -70,8 +74,12 @@ struct Shared {
     max_message_chars: usize,
     /// Most rooms one session may be in.
     max_rooms_per_session: usize,
-    /// Most rooms this instance keeps (see `Rooms::release_if_unused` for when one goes).
+    /// Most rooms this instance keeps (see `core::rooms` for when one goes).
     max_rooms: usize,
+    /// Most rooms in memory that one address created.
+    max_rooms_per_ip: usize,
+    /// How long a room without members stays in memory (see `core::rooms`).
+    room_idle: std::time::Duration,
     /// How many messages a joiner is shown: the history layer's capacity.
     join_replay: usize,
     /// Where tombstones of abandoned seqs go: the persist layer's writer, if there is a store.
@@ -98,6 +106,8 @@ impl RouteLayer {
                 max_message_chars: config.max_message_chars,
                 max_rooms_per_session: config.max_rooms_per_session,
                 max_rooms: config.max_rooms,
+                max_rooms_per_ip: config.max_rooms_per_ip,
+                room_idle: std::time::Duration::from_secs(config.room_idle_secs),
                 join_replay,
                 tombstones,
             }),
@@ -148,6 +158,7 @@ impl<S: Inner> Service<Request> for Route<S> {
                     ctx.command(&session, command).await
                 }
                 (None, Action::Disconnect | Action::Command(_)) => Err(unknown_session().into()),
+                (_, Action::EvictIdleRooms) => ctx.evict_idle_rooms().await,
                 (session, action) => call_inner(&mut ctx.inner, Request { session, action }).await,
             }
         })
@@ -253,10 +264,11 @@ impl<S: Inner> Ctx<'_, S> {
         named.or_else(|| session.state().current.clone())
     }
 
-    /// Opens `room` the first time it is used since start: sends [`Action::OpenRoom`] inward
-    /// (the fan-out's bus starts listening to the room, then the persist layer reads where the
-    /// store stands) and starts the room's delivery and numbering from there (see the module
-    /// docs). Later calls return at once.
+    /// Opens `room` the first time it is used since start (or since it was evicted): waits
+    /// until an evicted room of that name has given back what it held (see `core::rooms`), sends
+    /// [`Action::OpenRoom`] inward (the fan-out's bus starts listening to the room, then the
+    /// persist layer reads where the store stands) and starts the room's delivery and numbering
+    /// from there (see the module docs). Later calls return at once.
     async fn open(&mut self, session: SessionId, room: &Room) -> Result<(), BoxError> {
         let (window, recent) = (
             OPEN_WINDOW.max(self.shared.join_replay),
@@ -268,7 +280,11 @@ impl<S: Inner> Ctx<'_, S> {
             false => Some(sequencer.reserves_as()),
         };
         let inner = &mut self.inner;
+        let closing = self.shared.hub.rooms().closing(&room.name);
         room.open_once(|| async move {
+            if let Some(closing) = closing {
+                closing.cancelled().await;
+            }
             let open = Arc::new(OpenRoom::new(room.name.clone(), window));
             let req = Request::from(session, Action::OpenRoom(open.clone()));
             call_inner(inner, req).await?;
