@@ -193,6 +193,17 @@ impl Page {
         self.more = true;
     }
 
+    /// The seqs between its lowest and its highest row that it holds nothing for, as ranges.
+    pub fn holes(&self) -> Vec<(u64, u64)> {
+        let mut seqs: Vec<u64> = self.messages.iter().map(|m| m.seq).collect();
+        seqs.extend(&self.skipped);
+        seqs.sort_unstable();
+        seqs.windows(2)
+            .filter(|pair| pair[1] > pair[0] + 1)
+            .map(|pair| (pair[0] + 1, pair[1] - 1))
+            .collect()
+    }
+
     /// The lowest seq after which the page holds every row up to its highest: where its
     /// settled prefix ends (every seq up to the returned one is a message or a tombstone here,
     /// counting from the page's lowest row).
@@ -538,6 +549,7 @@ mod tests {
             more: false,
         };
         assert_eq!(page.settled_until(), 7, "8 is not there");
+        assert_eq!(page.holes(), vec![(8, 8)]);
         assert_eq!((page.lowest(), page.highest()), (Some(5), Some(9)));
         assert_eq!(Page::default().settled_until(), 0);
     }

@@ -356,15 +356,22 @@ fn starting_point(stored_room: &StoredRoom, own: Option<Option<&str>>, recent: u
         .map(|m| (m.seq, Some(m.clone())))
         .chain(page.skipped.iter().filter(|s| **s > at).map(|s| (*s, None)))
         .collect();
-    // Alone, seqs above everything stored and up to `at` were reserved by an earlier run of this
-    // instance that crashed: written behind, some may have been shown and lost with its write
-    // queue, and nobody can say which. (Written ahead, whatever was shown is stored: the jump is
-    // only unused seqs. Reserved by another instance, they are that one's.)
+    // Alone and written behind, a hole in the stored history is a seq whose message may have
+    // been shown and lost with a write queue in a crash (or that a crash made the numbering jump
+    // over): nobody can say, so readers crossing it are told. So is the jump above everything
+    // stored up to `at`, when this instance made the reservation (another instance's block is
+    // that one's). Written ahead, whatever was shown is stored: holes carried nothing anybody saw.
     let stored = page.highest().unwrap_or(0);
     let mine = own
         .flatten()
         .is_some_and(|me| stored_room.reserved_by.as_deref() == Some(me));
-    let unknown = (mine && !stored_room.written_ahead && at > stored).then_some((stored + 1, at));
+    let mut unknown = Vec::new();
+    if !shared && !stored_room.written_ahead {
+        unknown = page.holes();
+        if mine && at > stored {
+            unknown.push((stored + 1, at));
+        }
+    }
     let below: Vec<&Arc<ChatMessage>> = page.messages.iter().filter(|m| m.seq <= at).collect();
     let history: Vec<Arc<ChatMessage>> = below
         .iter()
