@@ -201,7 +201,8 @@ async fn normal_users_chat(addr: SocketAddr, rounds: usize) {
 #[tokio::test]
 async fn held_replay_streams_stay_within_the_formula_and_the_rest_are_refused() {
     let data = support::data_dir();
-    let chatd = Chatd::start(&[], &data);
+    let pipeline = pipeline_for_one_address(&data, 300);
+    let chatd = Chatd::start(&["--pipeline", &pipeline.display().to_string()], &data);
     fill(chatd.http, "127.0.0.3", "big", 1000).await;
     let before = settled_rss(&chatd).await;
 
@@ -256,17 +257,32 @@ async fn held_replay_streams_stay_within_the_formula_and_the_rest_are_refused() 
     chatd.terminate().await;
 }
 
-/// The embedded default pipeline with `room_idle_secs = secs` in its route layer, as a file in
-/// `dir`.
-fn idle_rooms_pipeline(dir: &std::path::Path, secs: u64) -> std::path::PathBuf {
+/// The embedded default pipeline with `room_idle_secs = secs` in its route layer and the rate
+/// limit's per-address bucket out of the way, as a file in `dir`. The per-address bucket (the
+/// other half of issue 13) would stop these outsiders before any memory or room bound is reached
+/// (one address gets 50 lines a second); raised here, so that what is measured is the bound under
+/// test, as if the outsider had many addresses.
+fn pipeline_for_one_address(dir: &std::path::Path, secs: u64) -> std::path::PathBuf {
     let text = EMBEDDED_DEFAULT.replacen(
         "room_idle_secs = 300",
         &format!("room_idle_secs = {secs}"),
         1,
     );
-    assert_ne!(text, EMBEDDED_DEFAULT, "the default sets room_idle_secs");
-    let path = dir.join("idle-rooms.toml");
-    std::fs::write(&path, text).expect("write the pipeline");
+    assert!(
+        EMBEDDED_DEFAULT.contains("room_idle_secs = 300"),
+        "the default sets room_idle_secs"
+    );
+    let raised = text.replacen(
+        "burst = 20",
+        "burst = 20\nper_address_per_second = 100000\nper_address_burst = 1000000",
+        1,
+    );
+    assert_ne!(
+        raised, text,
+        "the default has a rate_limit layer with burst = 20"
+    );
+    let path = dir.join("one-address.toml");
+    std::fs::write(&path, raised).expect("write the pipeline");
     path
 }
 
@@ -294,7 +310,7 @@ async fn metric(addr: SocketAddr, name: &str) -> u64 {
 #[tokio::test]
 async fn one_address_cannot_fill_the_room_table_and_not_for_good() {
     let data = support::data_dir();
-    let pipeline = idle_rooms_pipeline(&data, 1);
+    let pipeline = pipeline_for_one_address(&data, 1);
     let chatd = Chatd::start(&["--pipeline", &pipeline.display().to_string()], &data);
     let before = chatd.rss_kib();
     let mut tasks = Vec::new();

@@ -28,13 +28,13 @@
 //! instead, until restart.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::address::AddressGroup;
 use super::names::{Nick, RoomName};
 use super::room::Room;
 use super::stats::Stats;
@@ -62,7 +62,7 @@ pub struct Creation {
     /// `route.max_rooms_per_ip`.
     pub per_ip: usize,
     /// The address of the client whose join creates the room (`None`: not counted).
-    pub creator: Option<IpAddr>,
+    pub creator: Option<AddressGroup>,
 }
 
 /// Every room of this process.
@@ -87,7 +87,7 @@ pub struct Rooms {
 struct Table {
     rooms: HashMap<RoomName, Slot>,
     /// Rooms in memory per creating address.
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: HashMap<AddressGroup, usize>,
     /// Names whose evicted room is still being closed; cancelled once it is.
     closing: HashMap<RoomName, CancellationToken>,
 }
@@ -95,7 +95,7 @@ struct Table {
 #[derive(Debug)]
 struct Slot {
     room: Arc<Room>,
-    creator: Option<IpAddr>,
+    creator: Option<AddressGroup>,
     /// Since when the sweep has found the room unused (`None`: used since its last look).
     idle_since: Option<Instant>,
 }

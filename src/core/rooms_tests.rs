@@ -22,7 +22,10 @@ fn from(ip: &str, per_ip: usize) -> Creation {
     Creation {
         max: 100,
         per_ip,
-        creator: Some(ip.parse().unwrap()),
+        creator: Some(crate::core::address::AddressGroup::of(
+            ip.parse().unwrap(),
+            crate::core::address::DEFAULT_IPV6_PREFIX,
+        )),
     }
 }
 
@@ -170,6 +173,23 @@ fn one_address_cannot_create_more_than_its_share_of_rooms() {
 }
 
 /// A room that carried message `seq`, as a room numbering in memory would.
+#[test]
+fn the_addresses_of_one_ipv6_prefix_share_one_budget() {
+    let rooms = Rooms::new(Arc::default());
+    rooms
+        .get_or_create_within(&name("v1"), from("2001:db8:1:2::1", 1))
+        .unwrap();
+    assert!(
+        rooms
+            .get_or_create_within(&name("v2"), from("2001:db8:1:2::ffff", 1))
+            .is_err(),
+        "another address of the same /64"
+    );
+    rooms
+        .get_or_create_within(&name("v3"), from("2001:db8:1:3::1", 1))
+        .unwrap();
+}
+
 fn with_a_message(rooms: &Rooms, n: &str) -> Arc<Room> {
     let room = rooms.get_or_create(&name(n));
     room.commit(sample(n, 1, "x", "kept"));

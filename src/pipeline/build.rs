@@ -153,7 +153,8 @@ pub async fn assemble(
                     directory.clone(),
                     join_replay,
                     backends.writer.clone(),
-                ),
+                )
+                .with_ipv6_prefix(config.server.ipv6_prefix),
                 stack,
             ),
             // Recent history from each room's memory, the store for the rest.

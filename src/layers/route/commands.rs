@@ -7,6 +7,7 @@ use tower::BoxError;
 
 use super::guards::ReleaseIfUnused;
 use super::{Ctx, directory_down, with_messages};
+use crate::core::address::AddressGroup;
 use crate::core::message::check_text;
 use crate::core::room::Joined;
 use crate::core::{
@@ -124,7 +125,9 @@ impl<S: Inner> Ctx<'_, S> {
         let creation = Creation {
             max: self.shared.max_rooms,
             per_ip: self.shared.max_rooms_per_ip,
-            creator: session.peer.map(|peer| peer.ip()),
+            creator: session
+                .peer
+                .map(|peer| AddressGroup::of(peer.ip(), self.shared.ipv6_prefix)),
         };
         let room = self
             .hub()

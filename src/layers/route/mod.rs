@@ -78,6 +78,8 @@ struct Shared {
     max_rooms: usize,
     /// Most rooms in memory that one address created.
     max_rooms_per_ip: usize,
+    /// How client addresses are grouped for `max_rooms_per_ip` (`[server] ipv6_prefix`).
+    ipv6_prefix: u8,
     /// How long a room without members stays in memory (see `core::rooms`).
     room_idle: std::time::Duration,
     /// How many messages a joiner is shown: the history layer's capacity.
@@ -107,11 +109,23 @@ impl RouteLayer {
                 max_rooms_per_session: config.max_rooms_per_session,
                 max_rooms: config.max_rooms,
                 max_rooms_per_ip: config.max_rooms_per_ip,
+                ipv6_prefix: crate::core::address::DEFAULT_IPV6_PREFIX,
                 room_idle: std::time::Duration::from_secs(config.room_idle_secs),
                 join_replay,
                 tombstones,
             }),
         }
+    }
+}
+
+impl RouteLayer {
+    /// Groups client addresses for `max_rooms_per_ip` by their first `bits` when IPv6 (the
+    /// `[server] ipv6_prefix` every per-address limit uses; see `core::address`).
+    pub fn with_ipv6_prefix(mut self, bits: u8) -> RouteLayer {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.ipv6_prefix = bits;
+        }
+        self
     }
 }
 
