@@ -122,7 +122,7 @@ fn quiet(room: &Arc<Room>) -> bool {
     Arc::strong_count(room) == 1 && room.member_count() == 0 && room.gap().is_none()
 }
 
-/// An evicted room, out of the table: give back what it holds, then call [`Evicted::closed`].
+/// An evicted room, out of the table: give back what it holds, then call [`Rooms::closed`].
 #[derive(Debug)]
 pub struct Evicted {
     /// The room.

@@ -25,7 +25,7 @@
 //!
 //! Every response carries security headers (a Content-Security-Policy, no framing, no sniffing,
 //! no referrer), state-changing requests from another origin's page are refused, and request
-//! logs never show a session token: see [`hardening`].
+//! logs never show a session token: see `hardening.rs`.
 //!
 //! Served with hyper 1 (HTTP/1.1, a header-read timeout against slow-header clients) and
 //! tower-http (request tracing, a timeout on ordinary requests, static files). Graceful shutdown
