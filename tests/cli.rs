@@ -11,12 +11,23 @@ use support::Client;
 use support::binary::Chatd;
 
 fn chatd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chatd"))
+    chatd_with(args, &[])
+}
+
+/// `chatd` with environment variables set (`Some`) or removed (`None`).
+fn chatd_with(args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chatd"));
+    command
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CHATD_DATA_DIR", "data-from-tests") // --check never creates it
-        .output()
-        .expect("run chatd")
+        .env("CHATD_DATA_DIR", "data-from-tests"); // --check never creates it
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command.output().expect("run chatd")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -285,4 +296,80 @@ async fn the_binary_serves_netcat_and_stops_on_sigterm() {
     let closed = tokio::spawn(async move { alice.expect_closed().await });
     chatd.terminate().await;
     assert_eq!(closed.await.unwrap(), ["* server shutting down, goodbye"]);
+}
+
+/// Golden tests of `--check`: its whole output (exit code, stdout, stderr) on the embedded
+/// default, on every shipped pipeline and on files with problems of every kind, compared with
+/// the files in `tests/golden/check/`. A change to what `--check` prints shows up here as a diff;
+/// when the change is wanted, `CHATD_BLESS=1 cargo test --test cli golden` writes the new output
+/// and the diff is reviewed with the code.
+mod golden {
+    use super::{chatd_with, text};
+    use std::path::Path;
+
+    const DIR: &str = "tests/golden/check";
+
+    /// What `--check` did, as one text: the exit code, then stdout and stderr. The instance is
+    /// named (a name derived from the host would change the output from machine to machine).
+    fn run(args: &[&str]) -> String {
+        let args = [args, &["--instance", "golden"]].concat();
+        let out = chatd_with(&args, &[("DATABASE_URL", None), ("VALKEY_URL", None)]);
+        let code = out
+            .status
+            .code()
+            .map_or("signal".to_string(), |c| c.to_string());
+        let stdout = text(&out.stdout);
+        let stderr = text(&out.stderr);
+        format!("exit: {code}\n--- stdout\n{stdout}--- stderr\n{stderr}")
+    }
+
+    fn compare(name: &str, actual: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(DIR)
+            .join(format!("{name}.out"));
+        if std::env::var_os("CHATD_BLESS").is_some() {
+            std::fs::write(&path, actual).unwrap();
+            return;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (CHATD_BLESS=1 writes it)", path.display()));
+        assert!(
+            expected == actual,
+            "--check's output for {name} changed (CHATD_BLESS=1 rewrites {}):\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn the_embedded_default() {
+        compare("default", &run(&["--check"]));
+    }
+
+    #[test]
+    fn every_shipped_pipeline() {
+        for name in [
+            "phase1-single",
+            "phase1-sync",
+            "phase1-postgres",
+            "phase2-poll",
+            "phase3-valkey",
+        ] {
+            let file = format!("pipelines/{name}.toml");
+            compare(name, &run(&["--pipeline", &file, "--check"]));
+        }
+    }
+
+    #[test]
+    fn files_with_problems() {
+        for name in [
+            "many-problems",
+            "order",
+            "cluster-without-postgres",
+            "syntax",
+            "missing",
+        ] {
+            let file = format!("{DIR}/{name}.toml");
+            compare(name, &run(&["--pipeline", &file, "--check"]));
+        }
+    }
 }
