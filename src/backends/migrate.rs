@@ -80,6 +80,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "nick_skeleton",
         sql: include_str!("../../migrations/postgres/0006_nick_skeleton.sql"),
     },
+    Migration {
+        version: 7,
+        name: "presence_detail",
+        sql: include_str!("../../migrations/postgres/0007_presence_detail.sql"),
+    },
 ];
 
 /// The table that records applied migrations; the same SQL works in both dialects.

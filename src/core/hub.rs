@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
+use super::channel::Channels;
 use super::rooms::Rooms;
 use super::session::Sessions;
 use super::stats::Stats;
+use super::users::Users;
 
 /// Shared chat state of one process.
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ struct HubInner {
     sessions: Sessions,
     rooms: Rooms,
     stats: Arc<Stats>,
+    users: Users,
+    channels: Channels,
 }
 
 impl Hub {
@@ -34,6 +38,8 @@ impl Hub {
                 sessions: Sessions::default(),
                 rooms: Rooms::new(stats.clone()),
                 stats,
+                users: Users::default(),
+                channels: Channels::default(),
             }),
         }
     }
@@ -56,6 +62,16 @@ impl Hub {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// The users' profiles and recent departures.
+    pub fn users(&self) -> &Users {
+        &self.inner.users
+    }
+
+    /// The rooms' topics, modes and ranks.
+    pub fn channels(&self) -> &Channels {
+        &self.inner.channels
     }
 
     /// The counters, as a handle a background task can keep.

@@ -5,14 +5,19 @@
 //! (in `src/layers/`) implement the chat behaviour on top of this state.
 
 pub mod address;
+pub mod channel;
+pub mod commands;
+pub mod direct;
 pub mod error;
 pub mod event;
 pub mod hub;
 pub mod latency;
 pub mod message;
+pub mod modes;
 pub mod names;
 pub mod outbound;
 pub mod recent;
+pub mod refusal;
 pub mod request;
 pub mod ring;
 pub mod room;
@@ -21,12 +26,17 @@ pub mod sequencer;
 pub mod session;
 pub mod stats;
 pub mod text;
+pub mod users;
 
 pub use address::AddressGroup;
-pub use error::{ChatError, ErrorKind};
-pub use event::{Detail, Event, Missed, Reply};
+pub use channel::{Channel, Channels, Rank, Topic};
+pub use commands::{RoomCommand, UserCommand};
+pub use direct::{Direct, DirectKind};
+pub use error::{ChatError, ErrorKind, Refusal};
+pub use event::{Detail, Event, Missed, ModeAnswer, Reply};
 pub use hub::Hub;
-pub use message::{ChatMessage, Origin, Presence, PresenceKind};
+pub use message::{ChatMessage, MessageKind, Origin, Presence, PresenceKind};
+pub use modes::{ChannelMode, ModeChange};
 pub use names::{Nick, RoomName};
 pub use outbound::{Inbox, Outbound};
 pub use request::{
@@ -39,3 +49,4 @@ pub use rooms::Rooms;
 pub use sequencer::Sequencer;
 pub use session::{Closer, Session, SessionId, Sessions};
 pub use stats::Stats;
+pub use users::{Census, Departed, Profile, UserInfo, UserModes, Users};

@@ -294,7 +294,45 @@ pub struct RouteConfig {
     /// rooms can still be joined). See `core::room` for when a room is freed again.
     #[serde(default = "default_max_rooms")]
     pub max_rooms: usize,
+    /// Server operators: who may `/oper NAME PASSWORD` (IRC's `OPER`), and then `/kill` and
+    /// `/wallops`. None by default. Write passwords as `${VAR}` to keep them out of the file;
+    /// `--check` shows them hidden.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opers: Vec<OperConfig>,
 }
+
+/// One server operator of [`RouteConfig::opers`].
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperConfig {
+    /// The name given to `/oper`.
+    pub name: String,
+    /// The password given to `/oper`.
+    pub password: String,
+}
+
+/// Shown and serialized (by `--check`) without its password.
+impl std::fmt::Debug for OperConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperConfig")
+            .field("name", &self.name)
+            .field("password", &HIDDEN)
+            .finish()
+    }
+}
+
+impl Serialize for OperConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut oper = serializer.serialize_struct("OperConfig", 2)?;
+        oper.serialize_field("name", &self.name)?;
+        oper.serialize_field("password", HIDDEN)?;
+        oper.end()
+    }
+}
+
+/// What stands for a password wherever the configuration is shown.
+const HIDDEN: &str = "(hidden)";
 
 impl Default for RouteConfig {
     fn default() -> Self {
@@ -304,6 +342,7 @@ impl Default for RouteConfig {
             max_rooms: default_max_rooms(),
             directory: DirectoryMode::default(),
             presence_ttl_secs: default_presence_ttl_secs(),
+            opers: Vec::new(),
         }
     }
 }

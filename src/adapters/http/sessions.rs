@@ -108,13 +108,14 @@ impl HttpSession {
     /// Hands `event` to the taps of its room; a full tap is cut (see the module docs).
     pub fn dispatch(&self, event: Event) {
         let room = match &event {
-            Event::Message(msg) => &msg.room,
-            Event::Presence(presence) => &presence.room,
-            Event::Missed(missed) => &missed.room,
+            Event::Message(msg) => Some(&msg.room),
+            Event::Presence(presence) => Some(&presence.room),
+            Event::Missed(missed) => Some(&missed.room),
+            Event::Direct(_) => None, // said to the session: every open stream shows it
             Event::Notice(_) | Event::Error(_) => return, // replies travel in HTTP responses
         };
         self.taps().retain(|tap| {
-            if tap.room != *room {
+            if room.is_some_and(|room| tap.room != *room) {
                 return true;
             }
             match tap.events.try_send(event.clone()) {

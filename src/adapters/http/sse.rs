@@ -38,7 +38,7 @@ use super::sessions::TapGuard;
 use super::{Body, State};
 use crate::core::message::Wire;
 use crate::core::{
-    Action, ChatMessage, Command, Detail, Event, HistoryAnswer, Presence, PresenceKind,
+    Action, ChatMessage, Command, Detail, Direct, Event, HistoryAnswer, Presence, PresenceKind,
     Request as ChatRequest, RoomName, Stats,
 };
 
@@ -210,6 +210,7 @@ impl Stream {
                 out.extend_from_slice(&message_frame(&msg));
             }
             Event::Presence(presence) => out.extend_from_slice(&presence_frame(&presence)),
+            Event::Direct(direct) => out.extend_from_slice(&direct_frame(&direct)),
             Event::Missed(missed) if missed.to > self.last_sent => {
                 let from = missed.from.max(self.last_sent + 1);
                 self.last_sent = missed.to;
@@ -245,17 +246,24 @@ pub(super) fn message_json(msg: &ChatMessage) -> Value {
 }
 
 fn presence_json(presence: &Presence) -> Value {
-    let kind = match &presence.kind {
-        PresenceKind::Joined => "joined",
-        PresenceKind::Left => "left",
-        PresenceKind::Quit => "quit",
-        PresenceKind::Renamed(_) => "renamed",
-    };
+    let (kind, by, detail) = crate::backends::presence_codec::encode(presence);
     let mut value = json!({ "room": presence.room, "nick": presence.nick, "kind": kind, "text": presence.text() });
-    if let PresenceKind::Renamed(new) = &presence.kind {
-        value["new_nick"] = json!(new);
+    match &presence.kind {
+        PresenceKind::Renamed(new) => value["new_nick"] = json!(new),
+        PresenceKind::Kicked { .. } => value["by"] = json!(by),
+        _ => {}
+    }
+    if let Some(detail) = detail {
+        value["detail"] = json!(detail);
     }
     value
+}
+
+/// `event: direct`, something said to the session alone (a private message, an invitation):
+/// sent on every stream the session has open.
+fn direct_frame(direct: &Direct) -> Bytes {
+    let data = json!({ "from": direct.from, "text": direct.text(), "id": direct.id });
+    Bytes::from(format!("event: direct\ndata: {data}\n\n"))
 }
 
 #[cfg(test)]

@@ -32,9 +32,13 @@ pub mod connection;
 mod events;
 mod fakelag;
 pub mod message;
+mod moderation;
+mod people;
+pub mod refusals;
 mod registration;
 pub mod render;
 pub mod response;
+mod staff;
 pub mod welcome;
 
 use std::sync::Arc;

@@ -184,7 +184,17 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
             max_rooms_per_session: per_session,
             max_rooms,
             directory: _,
+            opers,
         }) => {
+            for (i, oper) in opers.iter().enumerate() {
+                if oper.name.trim().is_empty() || oper.password.is_empty() {
+                    let problem = format!(
+                        "option `opers` entry {}: `name` and `password` must not be empty",
+                        i + 1
+                    );
+                    problems.push(("opers", problem));
+                }
+            }
             out_of_range(&mut problems, "max_message_chars", *max, MAX_MESSAGE_CHARS);
             out_of_range(&mut problems, "presence_ttl_secs", *ttl, PRESENCE_TTL_SECS);
             out_of_range(
