@@ -262,6 +262,7 @@ fn route() -> impl Strategy<Value = RouteConfig> {
                 presence_ttl_secs: ttl,
                 max_rooms_per_session: per_session,
                 max_rooms,
+                opers: Vec::new(),
             })
         })
 }

@@ -65,7 +65,8 @@ impl UserModes {
 /// What one session told about itself, and its state.
 #[derive(Debug, Clone)]
 pub struct Profile {
-    /// The user name (IRC's `USER`), shown as `nick!user@chatd`.
+    /// The user name (IRC's `USER`), shown as `nick!user@chatd`; empty for the nick itself
+    /// (netcat and browser users, who give none): see [`Profile::user_or`].
     pub user: String,
     /// The real name (IRC's `USER` and `SETNAME`).
     pub realname: String,
@@ -82,15 +83,23 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// The profile of a session just opened over `protocol` with nick `nick`.
-    fn new(protocol: Protocol, nick: &Nick) -> Profile {
+    /// The user name, or `nick` when none was given.
+    pub fn user_or<'a>(&'a self, nick: &'a str) -> &'a str {
+        match self.user.is_empty() {
+            true => nick,
+            false => &self.user,
+        }
+    }
+
+    /// The profile of a session just opened over `protocol`.
+    fn new(protocol: Protocol) -> Profile {
         let realname = match protocol {
             Protocol::Tcp => "netcat user",
             Protocol::Http => "web user",
             Protocol::Irc => "IRC user",
         };
         Profile {
-            user: nick.to_string(),
+            user: String::new(),
             realname: realname.to_string(),
             away: None,
             modes: UserModes::default(),
@@ -145,9 +154,8 @@ pub struct UserInfo {
 impl UserInfo {
     /// The user name: the profile's, or the nick for a user of another instance.
     pub fn user(&self) -> &str {
-        self.profile
-            .as_ref()
-            .map_or(self.nick.as_str(), |p| &p.user)
+        let nick = self.nick.as_str();
+        self.profile.as_ref().map_or(nick, |p| p.user_or(nick))
     }
 
     /// The real name: the profile's, or a placeholder naming the other instance.
@@ -183,9 +191,9 @@ impl Users {
     }
 
     /// A session was opened: it gets a profile.
-    pub fn opened(&self, id: SessionId, protocol: Protocol, nick: &Nick) {
+    pub fn opened(&self, id: SessionId, protocol: Protocol) {
         let mut inner = self.inner();
-        inner.profiles.insert(id, Profile::new(protocol, nick));
+        inner.profiles.insert(id, Profile::new(protocol));
         inner.most = inner.most.max(inner.profiles.len());
     }
 
@@ -254,7 +262,7 @@ fn remember(departed: &mut VecDeque<Departed>, nick: &Nick, profile: &Profile) {
     }
     departed.push_back(Departed {
         nick: nick.clone(),
-        user: profile.user.clone(),
+        user: profile.user_or(nick.as_str()).to_string(),
         realname: profile.realname.clone(),
         at_ms: now_ms(),
     });
@@ -271,10 +279,10 @@ mod tests {
     #[test]
     fn a_closed_session_is_remembered_newest_first() {
         let users = Users::default();
-        users.opened(SessionId(1), Protocol::Irc, &nick("bob"));
+        users.opened(SessionId(1), Protocol::Irc);
         users.update(SessionId(1), |p| p.user = "first".into());
         users.closed(SessionId(1), &nick("bob"));
-        users.opened(SessionId(2), Protocol::Irc, &nick("Bob"));
+        users.opened(SessionId(2), Protocol::Irc);
         users.update(SessionId(2), |p| p.user = "second".into());
         users.closed(SessionId(2), &nick("Bob"));
         let was: Vec<String> = users
@@ -290,8 +298,8 @@ mod tests {
     #[test]
     fn the_census_counts_modes_and_remembers_the_most() {
         let users = Users::default();
-        users.opened(SessionId(1), Protocol::Tcp, &nick("a"));
-        users.opened(SessionId(2), Protocol::Http, &nick("b"));
+        users.opened(SessionId(1), Protocol::Tcp);
+        users.opened(SessionId(2), Protocol::Http);
         users.update(SessionId(2), |p| p.modes.invisible = true);
         users.closed(SessionId(1), &nick("a"));
         let census = users.census();

@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(n, Negotiation::Started);
         let ls = &text(&lines)[0];
         assert!(
-            ls.starts_with(":srv CAP * LS :batch draft/chathistory echo-message"),
+            ls.starts_with(":srv CAP * LS :away-notify batch draft/chathistory echo-message"),
             "{ls}"
         );
     }

@@ -59,8 +59,10 @@ impl<S: Inner> Ctx<'_, S> {
     /// `session` as room rules see it: `nick!user@chatd` and its nick key.
     pub(super) fn person(&self, session: &Session) -> (String, String) {
         let nick = session.nick();
-        let user = self.hub().users().get(session.id).map(|p| p.user);
-        let user = user.unwrap_or_else(|| nick.to_string());
+        let profile = self.hub().users().get(session.id);
+        let user = profile
+            .as_ref()
+            .map_or(nick.as_str(), |p| p.user_or(nick.as_str()));
         (format!("{nick}!{user}@{HOST}"), nick.key())
     }
 

@@ -210,9 +210,7 @@ impl<S: Inner> Ctx<'_, S> {
                 }
             }
         };
-        self.hub()
-            .users()
-            .opened(session.id, connect.protocol, &session.nick());
+        self.hub().users().opened(session.id, connect.protocol);
         let by_protocol = &self.hub().stats().sessions_opened_by;
         by_protocol.get(session.protocol).inc();
         let nick = session.nick();
