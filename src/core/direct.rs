@@ -27,6 +27,8 @@ pub struct Direct {
     pub ts_ms: i64,
     /// Its id (IRC's `msgid`).
     pub id: String,
+    /// Whether the sender is a bot (user mode `+B`), which IRC marks with a `bot` tag.
+    pub bot: bool,
 }
 
 /// What a [`Direct`] carries.
@@ -53,6 +55,7 @@ impl Direct {
             kind,
             ts_ms,
             id,
+            bot: false,
         }
     }
 

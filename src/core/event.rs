@@ -189,10 +189,8 @@ pub enum Detail {
     Stored(Page),
     /// A private message or notice reached its recipient.
     Direct {
-        /// The recipient.
-        to: Nick,
-        /// The message's id (the recipient saw the same).
-        id: String,
+        /// What the recipient got (an echo shows the same).
+        direct: Arc<Direct>,
         /// The recipient's away message, if it is away.
         away: Option<String>,
     },

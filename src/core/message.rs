@@ -46,6 +46,8 @@ pub struct ChatMessage {
     pub origin: Origin,
     /// A message or a notice (IRC's `NOTICE`); see [`MessageKind`].
     pub kind: MessageKind,
+    /// Sent by a bot (user mode `+B`), which IRC marks with a `bot` tag; live only, as `kind`.
+    pub bot: bool,
     /// When this process numbered it, on the monotonic clock; `None` for a message numbered
     /// elsewhere (another instance, a store). The delivery latency metric starts here.
     numbered_at: Option<Instant>,
@@ -114,6 +116,7 @@ impl ChatMessage {
             ts_ms,
             origin,
             kind: MessageKind::Say,
+            bot: false,
             numbered_at: None,
             claimed: AtomicBool::new(false),
             wire: Default::default(),
@@ -123,6 +126,12 @@ impl ChatMessage {
     /// The same message, of `kind`.
     pub fn with_kind(mut self, kind: MessageKind) -> ChatMessage {
         self.kind = kind;
+        self
+    }
+
+    /// The same message, marked as a bot's (or not).
+    pub fn by_bot(mut self, bot: bool) -> ChatMessage {
+        self.bot = bot;
         self
     }
 

@@ -13,6 +13,7 @@ use super::chathistory;
 use super::connection::{Client, End};
 use super::message::Line;
 use super::render;
+use crate::core::modes::glob;
 use crate::core::{ChatError, Command, Detail, ErrorKind, Event, Nick, RoomCommand, RoomName};
 
 /// A `353` line holds this many bytes of nicks at most, well inside 512 with the rest.
@@ -229,10 +230,10 @@ impl Client {
             .bytes()
     }
 
-    /// `LIST [#a,#b]`: every room (on every instance) with its member count.
+    /// `LIST [filters]`: every room (on every instance) with its member count, or those the
+    /// filters keep (`ELIST=MNU`: see [`ListFilter`]).
     pub(super) async fn list(&mut self, targets: Option<&str>) -> Result<Vec<Bytes>, End> {
-        let wanted: Option<Vec<RoomName>> =
-            targets.map(|t| t.split(',').filter_map(channel).collect());
+        let filter = ListFilter::parse(targets.unwrap_or(""));
         let mut out = vec![
             self.numeric("321")
                 .param("Channel")
@@ -243,16 +244,11 @@ impl Client {
             Ok(reply) => {
                 if let Some(Detail::Rooms(rooms)) = reply.detail {
                     for (room, members) in rooms {
-                        if wanted.as_ref().is_some_and(|w| !w.contains(&room)) {
-                            continue;
+                        let name = format!("#{room}");
+                        if filter.keeps(&name, members) {
+                            let line = self.numeric("322").param(&name);
+                            out.push(line.param(&members.to_string()).trailing("").bytes());
                         }
-                        out.push(
-                            self.numeric("322")
-                                .param(&format!("#{room}"))
-                                .param(&members.to_string())
-                                .trailing("")
-                                .bytes(),
-                        );
                     }
                 }
             }
@@ -263,10 +259,64 @@ impl Client {
     }
 }
 
+/// What `LIST` keeps: channels named or matching a mask (`#dev`, `#c*`: any of them, or all
+/// channels when none is given), none matching a `!mask`, and a member count above `>N` and
+/// below `<N`.
+#[derive(Debug, Default)]
+pub(super) struct ListFilter {
+    masks: Vec<String>,
+    not: Vec<String>,
+    more: Option<usize>,
+    fewer: Option<usize>,
+}
+
+impl ListFilter {
+    fn parse(targets: &str) -> ListFilter {
+        let mut filter = ListFilter::default();
+        for target in targets.split(',').filter(|t| !t.is_empty()) {
+            let number = |n: &str| n.parse::<usize>().ok();
+            if let Some(n) = target.strip_prefix('>').and_then(number) {
+                filter.more = Some(n);
+            } else if let Some(n) = target.strip_prefix('<').and_then(number) {
+                filter.fewer = Some(n);
+            } else if let Some(mask) = target.strip_prefix('!') {
+                filter.not.push(mask.to_string());
+            } else {
+                filter.masks.push(target.to_string());
+            }
+        }
+        filter
+    }
+
+    fn keeps(&self, name: &str, members: usize) -> bool {
+        let named = self.masks.is_empty() || self.masks.iter().any(|m| glob(m, name));
+        named
+            && !self.not.iter().any(|m| glob(m, name))
+            && self.more.is_none_or(|n| members > n)
+            && self.fewer.is_none_or(|n| members < n)
+    }
+}
+
 /// The room a channel name means: `#` and a valid room name.
 pub(super) fn channel(target: &str) -> Option<RoomName> {
     target
         .strip_prefix('#')
         .filter(|name| !name.starts_with('#'))
         .and_then(|name| RoomName::parse(name).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListFilter;
+
+    #[test]
+    fn list_filters_keep_names_masks_and_member_counts() {
+        let keeps = |f: &str, name: &str, n: usize| ListFilter::parse(f).keeps(name, n);
+        assert!(keeps("", "#any", 0));
+        assert!(keeps("#Dev", "#dev", 1), "names match ignoring case");
+        assert!(keeps("*an1,#x", "#chan1", 1));
+        assert!(!keeps("!#c*n2", "#chan2", 1));
+        assert!(keeps(">0,<100", "#a", 3));
+        assert!(!keeps("<1", "#a", 1));
+    }
 }

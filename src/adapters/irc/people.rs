@@ -11,8 +11,7 @@ use bytes::Bytes;
 use super::caps::Cap;
 use super::connection::{Client, End};
 use super::render;
-use crate::core::message::now_ms;
-use crate::core::{Command, Departed, Detail, Direct, DirectKind, Nick, UserCommand, UserInfo};
+use crate::core::{Command, Departed, Detail, Nick, UserCommand, UserInfo};
 
 /// WHOX's fields, in the order a reply lists them.
 const WHOX_FIELDS: &str = "tcuihsnfdlaor";
@@ -33,42 +32,22 @@ impl Client {
             });
         };
         let text = render::inbound_text(text);
-        let command = UserCommand::Direct {
-            to,
-            text: text.clone(),
-            notice,
-        };
+        let command = UserCommand::Direct { to, text, notice };
         let reply = match self.call(Command::User(command)).await? {
             Ok(reply) => reply,
             Err(_) if notice => return Ok(Vec::new()),
             Err(e) => return Ok(vec![self.refusal(&e, target)]),
         };
-        let Some(Detail::Direct { to, id, away }) = reply.detail else {
+        let Some(Detail::Direct { direct, away }) = reply.detail else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         if self.caps.has(Cap::ECHO) {
-            let kind = match notice {
-                true => DirectKind::Notice(text),
-                false => DirectKind::Message(text),
-            };
-            let me = Nick::parse(&self.nick).unwrap_or_else(|_| to.clone());
-            let echo = Direct {
-                from: me,
-                to: to.clone(),
-                kind,
-                ts_ms: now_ms(),
-                id,
-            };
-            out.push(render::direct(&echo, self.caps));
+            out.push(render::direct(&direct, self.caps)); // what the recipient got
         }
         if let Some(away) = away {
-            out.push(
-                self.numeric("301")
-                    .param(to.as_str())
-                    .trailing(&away)
-                    .bytes(),
-            );
+            let line = self.numeric("301").param(direct.to.as_str());
+            out.push(line.trailing(&away).bytes());
         }
         Ok(out)
     }
@@ -157,6 +136,9 @@ impl Client {
                 .bytes(),
         );
         if let Some(profile) = &info.profile {
+            if profile.modes.bot {
+                out.push(numeric("335").trailing("is a bot").bytes());
+            }
             if profile.modes.oper {
                 out.push(numeric("313").trailing("is an IRC operator").bytes());
             }

@@ -69,6 +69,9 @@ pub fn message(msg: &ChatMessage, form: Wire) -> Bytes {
         }
         if form == Wire::IrcTags {
             line = line.tag("msgid", &msgid(m));
+            if m.bot {
+                line = line.tag("bot", "");
+            }
         }
         line.param(&format!("#{}", m.room)).trailing(&text).bytes()
     })
@@ -104,6 +107,9 @@ pub fn direct(d: &Direct, caps: Caps) -> Bytes {
     }
     if caps.has(Cap::TAGS) {
         line = line.tag("msgid", &d.id);
+        if d.bot {
+            line = line.tag("bot", "");
+        }
     }
     line.bytes()
 }

@@ -19,6 +19,8 @@ const VERSION: &str = concat!("chatd-", env!("CARGO_PKG_VERSION"));
 fn isupport(options: &IrcOptions) -> Vec<String> {
     vec![
         // Nicks and channel names compare with ASCII case folding (`Nick::key`, `RoomName`).
+        // User mode +B marks a bot (WHOIS 335, WHO flag B, a `bot` tag on what it sends).
+        "BOT=B".into(),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#:{}", options.max_rooms_per_session),
         // Room modes (`core::modes`): lists, always a parameter, a parameter when set, flags.
@@ -29,7 +31,8 @@ fn isupport(options: &IrcOptions) -> Vec<String> {
         format!("CHATHISTORY={MAX_HISTORY}"),
         // Client-only tags (`+typing`...) would have nowhere to go: chat messages carry none.
         "CLIENTTAGDENY=*".into(),
-        "ELIST=".into(),
+        // LIST takes masks (M), negated masks (N) and member counts (U).
+        "ELIST=MNU".into(),
         "EXCEPTS=e".into(),
         "INVEX=I".into(),
         format!("KEYLEN={KEY_LEN}"),

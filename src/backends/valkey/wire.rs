@@ -26,6 +26,9 @@ pub(super) enum Wire {
         /// A notice (IRC's `NOTICE`) rather than a message; see `core::message::MessageKind`.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         notice: bool,
+        /// Sent by a bot (user mode `+B`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        bot: bool,
     },
     /// A membership change.
     Presence {
@@ -60,6 +63,7 @@ impl Wire {
             ts_ms: msg.ts_ms,
             instance: instance.to_string(),
             notice: msg.kind == MessageKind::Notice,
+            bot: msg.bot,
         }
     }
 
@@ -97,6 +101,7 @@ impl Wire {
                 ts_ms,
                 instance,
                 notice,
+                bot,
             } => {
                 let kind = match notice {
                     true => MessageKind::Notice,
@@ -110,7 +115,9 @@ impl Wire {
                     Origin::Remote(Arc::from(instance)),
                     ts_ms,
                 );
-                Ok(Some(Received::Message(Arc::new(msg.with_kind(kind)))))
+                Ok(Some(Received::Message(Arc::new(
+                    msg.with_kind(kind).by_bot(bot),
+                ))))
             }
             Wire::Presence {
                 room,

@@ -314,7 +314,12 @@ impl<S: Inner> Ctx<'_, S> {
             text,
             crate::core::Origin::Local(session.id),
         );
-        let msg = Arc::new(msg.with_kind(kind));
+        let bot = self
+            .hub()
+            .users()
+            .get(session.id)
+            .is_some_and(|p| p.modes.bot);
+        let msg = Arc::new(msg.with_kind(kind).by_bot(bot));
         let guard = AbandonOnDrop {
             room,
             msg: msg.clone(),

@@ -161,10 +161,11 @@ impl<S: Inner> Ctx<'_, S> {
             true => DirectKind::Notice(text.clone()),
             false => DirectKind::Message(text.clone()),
         };
-        let direct = Direct::new(session.nick(), to.clone(), kind);
-        let id = direct.id.clone();
-        let _ = target.deliver(Event::Direct(Arc::new(direct)));
         let users = self.hub().users();
+        let mut direct = Direct::new(session.nick(), to.clone(), kind);
+        direct.bot = users.get(session.id).is_some_and(|p| p.modes.bot);
+        let direct = Arc::new(direct);
+        let _ = target.deliver(Event::Direct(direct.clone()));
         users.update(session.id, |p| p.active = std::time::Instant::now());
         // A notice is never answered automatically, not even by the away message.
         let away = users
@@ -177,7 +178,7 @@ impl<S: Inner> Ctx<'_, S> {
                 .events
                 .push(Event::notice(format!("{to} is away: {away}")));
         }
-        Ok(reply.with(Detail::Direct { to, id, away }))
+        Ok(reply.with(Detail::Direct { direct, away }))
     }
 
     fn profile(
