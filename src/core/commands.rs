@@ -126,4 +126,21 @@ pub enum UserCommand {
     Census,
     /// `/quit REASON`: a quit whose reason the rooms are told.
     QuitWith(String),
+    /// `/watch`, `/unwatch` (IRC's `MONITOR`): be told when nicks come online or go offline.
+    Monitor(Monitor),
+}
+
+/// What a [`UserCommand::Monitor`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Monitor {
+    /// Watch these nicks too (and be told which are online now).
+    Add(Vec<Nick>),
+    /// Stop watching these.
+    Remove(Vec<Nick>),
+    /// Stop watching anybody.
+    Clear,
+    /// The nicks watched.
+    List,
+    /// The nicks watched, and which are online now.
+    Status,
 }

@@ -42,6 +42,8 @@ pub enum DirectKind {
     Invite(RoomName),
     /// A server operator's message to everybody who reads them (`/wallops`, user mode `+w`).
     Wallops(String),
+    /// `from` came online (`true`) or went offline: told to those watching it (`/watch`).
+    Online(bool),
 }
 
 impl Direct {
@@ -70,6 +72,8 @@ impl Direct {
                 format!("* {from} invites you to {room}: /join {room}")
             }
             DirectKind::Wallops(text) => format!("* wallops from {from}: {text}"),
+            DirectKind::Online(true) => format!("* {from} is online"),
+            DirectKind::Online(false) => format!("* {from} went offline"),
         }
     }
 }

@@ -256,6 +256,18 @@ pub enum Detail {
     },
     /// The session is a server operator now.
     Oper,
+    /// What a `/watch` found: the nicks online and offline now (for an add or a status), the
+    /// ones the list had no room for, and the list (for a listing).
+    Watch {
+        /// Watched nicks connected now (to any instance), as they are written there.
+        online: Vec<Nick>,
+        /// Watched nicks nobody holds.
+        offline: Vec<Nick>,
+        /// Nicks not added: the list is full.
+        refused: Vec<Nick>,
+        /// Every nick watched (for `Monitor::List`).
+        list: Vec<Nick>,
+    },
 }
 
 /// What [`Detail::Mode`] says: a room's modes (on request), one of its lists, or the changes

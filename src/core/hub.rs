@@ -11,6 +11,7 @@ use super::rooms::Rooms;
 use super::session::Sessions;
 use super::stats::Stats;
 use super::users::Users;
+use super::watch::Watches;
 
 /// Shared chat state of one process.
 #[derive(Debug, Clone)]
@@ -26,6 +27,7 @@ struct HubInner {
     stats: Arc<Stats>,
     users: Users,
     channels: Channels,
+    watches: Watches,
 }
 
 impl Hub {
@@ -40,6 +42,7 @@ impl Hub {
                 stats,
                 users: Users::default(),
                 channels: Channels::default(),
+                watches: Watches::default(),
             }),
         }
     }
@@ -67,6 +70,11 @@ impl Hub {
     /// The users' profiles and recent departures.
     pub fn users(&self) -> &Users {
         &self.inner.users
+    }
+
+    /// Who watches for whom (`MONITOR`).
+    pub fn watches(&self) -> &Watches {
+        &self.inner.watches
     }
 
     /// The rooms' topics, modes and ranks.

@@ -27,10 +27,11 @@ pub mod session;
 pub mod stats;
 pub mod text;
 pub mod users;
+pub mod watch;
 
 pub use address::AddressGroup;
 pub use channel::{Channel, Channels, Rank, Topic};
-pub use commands::{RoomCommand, UserCommand};
+pub use commands::{Monitor, RoomCommand, UserCommand};
 pub use direct::{Direct, DirectKind};
 pub use error::{ChatError, ErrorKind, Refusal};
 pub use event::{Detail, Event, Missed, ModeAnswer, Reply};

@@ -6,7 +6,7 @@
 //! (a message, a reason, a topic) is the rest of the line as typed, spaces included.
 
 use super::usage;
-use crate::core::{ChatError, Command, Nick, RoomCommand, RoomName, UserCommand};
+use crate::core::{ChatError, Command, Monitor, Nick, RoomCommand, RoomName, UserCommand};
 
 /// The command `/name args...` means, if it is one of these; `rest` is the line after its `/`.
 ///
@@ -18,6 +18,12 @@ pub(super) fn parse(name: &str, args: &[&str], rest: &str) -> Result<Option<Comm
     let text = |skip: usize| tail(rest, skip + 1).to_string();
     let nick = |n: &str| Nick::parse(n);
     let room = |r: &str| RoomName::parse(r);
+    let all = |nicks: &[&str]| {
+        nicks
+            .iter()
+            .map(|n| Nick::parse(n))
+            .collect::<Result<Vec<_>, _>>()
+    };
     let command = match (name, args) {
         ("join", [r, key]) => Command::Room(R::JoinWithKey {
             room: room(r)?,
@@ -106,6 +112,10 @@ pub(super) fn parse(name: &str, args: &[&str], rest: &str) -> Result<Option<Comm
             realname: Some(text(0)),
         }),
         ("setname", _) => return Err(usage("/setname NAME")),
+        ("watch", []) => Command::User(U::Monitor(Monitor::Status)),
+        ("watch", nicks) => Command::User(U::Monitor(Monitor::Add(all(nicks)?))),
+        ("unwatch", []) => Command::User(U::Monitor(Monitor::Clear)),
+        ("unwatch", nicks) => Command::User(U::Monitor(Monitor::Remove(all(nicks)?))),
         _ => return Ok(None),
     };
     Ok(Some(command))

@@ -126,6 +126,7 @@ impl Client {
                 None => vec![self.need_more("SETNAME")],
                 Some(realname) => self.setname(realname).await?,
             },
+            "MONITOR" => self.monitor(p(0), p(1)).await?,
             "INFO" => self.info(p(0)),
             "HELP" | "HELPOP" => self.help(p(0)),
             "TIME" => {

@@ -75,7 +75,7 @@ impl Client {
                 }
                 self.presences.line(&presence)
             }
-            Event::Direct(direct) => Some(render::direct(&direct, self.caps)),
+            Event::Direct(direct) => Some(render::direct(&direct, self.caps, self.server())),
             // Seqs the room gave up on: told to the channel, as the other protocols tell theirs.
             Event::Missed(missed) => Some(
                 Line::new(self.server(), "NOTICE")

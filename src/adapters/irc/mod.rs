@@ -33,6 +33,7 @@ mod events;
 mod fakelag;
 pub mod message;
 mod moderation;
+mod monitor;
 mod people;
 pub mod refusals;
 mod registration;

@@ -43,7 +43,7 @@ impl Client {
         };
         let mut out = Vec::new();
         if self.caps.has(Cap::ECHO) {
-            out.push(render::direct(&direct, self.caps)); // what the recipient got
+            out.push(render::direct(&direct, self.caps, self.server())); // what the recipient got
         }
         if let Some(away) = away {
             let line = self.numeric("301").param(direct.to.as_str());

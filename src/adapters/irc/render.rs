@@ -86,8 +86,9 @@ fn outbound_text(text: &str) -> String {
 }
 
 /// Something said to one client (`core::Direct`) as its line, with the tags its `caps` ask
-/// for; also the echo a sender with `echo-message` gets of its own private message.
-pub fn direct(d: &Direct, caps: Caps) -> Bytes {
+/// for; also the echo a sender with `echo-message` gets of its own private message. A watched
+/// nick coming online or going offline is the server's `730`/`731` (`MONITOR`).
+pub fn direct(d: &Direct, caps: Caps, server: &str) -> Bytes {
     let from = source(d.from.as_str());
     let to = d.to.as_str();
     let mut line = match &d.kind {
@@ -101,7 +102,12 @@ pub fn direct(d: &Direct, caps: Caps) -> Bytes {
             .param(to)
             .param(&format!("#{room}")),
         DirectKind::Wallops(text) => Line::new(&from, "WALLOPS").trailing(text),
+        DirectKind::Online(true) => Line::new(server, "730").param(to).trailing(&from),
+        DirectKind::Online(false) => Line::new(server, "731").param(to).trailing(d.from.as_str()),
     };
+    if let DirectKind::Online(_) = d.kind {
+        return line.bytes(); // a numeric, not a message: no tags
+    }
     if caps.has(Cap::SERVER_TIME) || caps.has(Cap::TAGS) {
         line = line.tag("time", &crate::core::message::rfc3339(d.ts_ms));
     }

@@ -10,6 +10,7 @@ use super::message::Line;
 use crate::core::channel::MAX_LIST;
 use crate::core::modes::KEY_LEN;
 use crate::core::names::MAX_NAME_LEN;
+use crate::core::watch::MAX_WATCHED;
 use crate::layers::parse::MAX_HISTORY;
 
 /// The version shown in `002` and `004`.
@@ -37,6 +38,8 @@ fn isupport(options: &IrcOptions) -> Vec<String> {
         "INVEX=I".into(),
         format!("KEYLEN={KEY_LEN}"),
         format!("MAXLIST=beI:{MAX_LIST}"),
+        // MONITOR (the core's /watch), at most this many nicks.
+        format!("MONITOR={MAX_WATCHED}"),
         "MSGREFTYPES=msgid,timestamp".into(),
         "NETWORK=chatd".into(),
         format!("NICKLEN={MAX_NAME_LEN}"),

@@ -42,6 +42,7 @@ mod people;
 mod staff;
 #[cfg(test)]
 mod tests;
+mod watch;
 mod window;
 
 use std::sync::Arc;
@@ -211,6 +212,7 @@ impl<S: Inner> Ctx<'_, S> {
             }
         };
         self.hub().users().opened(session.id, connect.protocol);
+        self.tell_watchers(&session.nick(), true);
         let by_protocol = &self.hub().stats().sessions_opened_by;
         by_protocol.get(session.protocol).inc();
         let nick = session.nick();
@@ -229,6 +231,8 @@ impl<S: Inner> Ctx<'_, S> {
         let rooms = std::mem::take(&mut session.state().rooms);
         let nick = session.nick();
         let profile = self.hub().users().closed(id, &nick);
+        self.hub().watches().clear(id);
+        self.tell_watchers(&nick, false);
         let reason = profile.and_then(|p| p.quit_reason);
         for name in rooms {
             if let Some(room) = self.hub().rooms().get(&name) {

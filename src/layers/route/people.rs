@@ -73,6 +73,7 @@ impl<S: Inner> Ctx<'_, S> {
             UserCommand::Kill { nick, reason } => self.kill(session, nick, reason).await,
             UserCommand::Wallops(text) => self.wallops(session, text),
             UserCommand::Census => self.census().await,
+            UserCommand::Monitor(op) => self.monitor(session, op).await,
             UserCommand::QuitWith(reason) => {
                 let reason = Some(reason).filter(|r| !r.trim().is_empty());
                 self.hub()
@@ -116,6 +117,10 @@ impl<S: Inner> Ctx<'_, S> {
     pub(super) fn renamed(&self, session: &Session, old: &Nick, new: &Nick) {
         self.hub().channels().renamed(&old.key(), &new.key());
         self.hub().users().renamed(session.id, old);
+        if old.key() != new.key() {
+            self.tell_watchers(old, false);
+            self.tell_watchers(new, true);
+        }
     }
 
     /// The user holding `nick`, here or on another instance; `None` when nobody does.
