@@ -46,6 +46,7 @@ pub const HELP: &[&str] = &[
     "  /kick NICK [WHY]  put NICK out of the current room (its operators)",
     "  /invite NICK [ROOM]  invite NICK to a room (the current one by default)",
     "  /setname NAME   your real name, as /whois shows it",
+    "  /watch [NICK...]  be told when NICKs come and go (alone: who is online); /unwatch [NICK...]",
     "  /help           show this list",
     "  /quit [WHY]     say goodbye and disconnect",
     "  any other line is a message to your current room; start it with // to send a leading /",

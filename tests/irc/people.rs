@@ -170,3 +170,56 @@ async fn away_notify_and_setname_reach_the_clients_that_asked() {
     assert!(seen.iter().all(|m| m.command == "JOIN"), "{seen:?}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn monitor_tells_when_watched_nicks_come_and_go_on_any_protocol() {
+    let server = start().await;
+    let mut ann = IrcClient::register(irc(&server), "ann", &[]).await;
+    ann.send("MONITOR + bob,*!x@y").await;
+    assert_eq!(ann.expect("731").await.last(), "bob,*!x@y");
+    let mut bob = Client::named(server.tcp_addr(), "bob").await;
+    assert_eq!(ann.expect("730").await.last(), "bob!bob@chatd");
+    bob.send("/nick Bob").await;
+    bob.expect("* you are now Bob").await;
+    bob.send("/nick robert").await;
+    bob.expect("* you are now robert").await;
+    assert_eq!(
+        ann.expect("731").await.last(),
+        "Bob",
+        "a change of case is no news"
+    );
+    bob.send("/watch ann nobody").await;
+    bob.expect("* online: ann").await;
+    bob.expect("* offline: nobody").await;
+    ann.send("MONITOR L").await;
+    assert_eq!(ann.expect("732").await.last(), "bob");
+    ann.expect("733").await;
+    ann.send("QUIT").await;
+    bob.expect("* ann went offline").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bot_says_so_in_whois_who_and_a_tag_on_what_it_sends() {
+    let server = start().await;
+    let mut bot = IrcClient::register(irc(&server), "beep", &[]).await;
+    bot.send("MODE beep +B").await;
+    assert_eq!(bot.expect("MODE").await.params, ["beep", "+B"]);
+    let mut ann = IrcClient::register(irc(&server), "ann", &["message-tags"]).await;
+    for client in [&mut bot, &mut ann] {
+        client.send("JOIN #lab").await;
+        client.expect("366").await;
+    }
+    bot.send("PRIVMSG #lab :beep boop").await;
+    let heard = ann.expect("PRIVMSG").await;
+    assert!(heard.tags.contains_key("bot"), "{heard:?}");
+    bot.send("PRIVMSG ann :psst").await;
+    assert!(ann.expect("PRIVMSG").await.tags.contains_key("bot"));
+    ann.send("WHOIS beep").await;
+    ann.expect("335").await;
+    ann.send("WHO #lab").await;
+    ann.expect("352").await; // ann's own line comes first (sorted by nick)
+    let who = ann.expect("352").await;
+    assert_eq!(who.params[5..7], ["beep", "HB@"]);
+    server.shutdown().await;
+}
