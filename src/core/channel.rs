@@ -17,13 +17,10 @@
 //! members of other instances, known here only by nick, can hold them too.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
 
-use super::error::ChatError;
 use super::message::now_ms;
 use super::modes::{ChannelMode, ModeChange, glob};
-use super::names::{Nick, RoomName};
-use super::refusal::Refusal;
+use super::names::Nick;
 
 /// The most entries one mask list (`+b`, `+e`, `+I`) of a room holds.
 pub const MAX_LIST: usize = 100;
@@ -86,12 +83,12 @@ pub struct Channel {
     pub limit: Option<usize>,
     /// Its mask lists, by mode (`b e I`).
     pub lists: HashMap<ChannelMode, Vec<Mask>>,
-    ranks: HashMap<String, Rank>,
-    invited: HashSet<String>,
+    pub(super) ranks: HashMap<String, Rank>,
+    pub(super) invited: HashSet<String>,
 }
 
 impl Channel {
-    fn new() -> Channel {
+    pub(super) fn new() -> Channel {
         Channel {
             created_ms: now_ms(),
             topic: None,
@@ -130,7 +127,7 @@ impl Channel {
         out
     }
 
-    fn matches(&self, list: ChannelMode, who: &str) -> bool {
+    pub(super) fn matches(&self, list: ChannelMode, who: &str) -> bool {
         self.lists
             .get(&list)
             .is_some_and(|masks| masks.iter().any(|m| glob(&m.mask, who)))
@@ -140,238 +137,57 @@ impl Channel {
     pub fn bans(&self, who: &str) -> bool {
         self.matches(ChannelMode::Ban, who) && !self.matches(ChannelMode::Except, who)
     }
-}
 
-/// Who asks to join or talk: their `nick!user@host` and their nick key.
-#[derive(Debug, Clone, Copy)]
-pub struct Person<'a> {
-    /// `nick!user@host`, matched against masks.
-    pub mask: &'a str,
-    /// The nick key, for ranks and invitations.
-    pub key: &'a str,
-}
-
-/// The state of every room of this instance; see the module docs.
-#[derive(Debug, Default)]
-pub struct Channels {
-    inner: Mutex<HashMap<RoomName, Channel>>,
-}
-
-impl Channels {
-    fn inner(&self) -> MutexGuard<'_, HashMap<RoomName, Channel>> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A copy of `room`'s state, if it has one here.
-    pub fn get(&self, room: &RoomName) -> Option<Channel> {
-        self.inner().get(room).cloned()
-    }
-
-    /// Changes `room`'s state with `change` (creating it if needed), returning what it returns.
-    pub fn update<R>(&self, room: &RoomName, change: impl FnOnce(&mut Channel) -> R) -> R {
-        change(
-            self.inner()
-                .entry(room.clone())
-                .or_insert_with(Channel::new),
-        )
-    }
-
-    /// Whether `person` may join `room` with `key`, which has `members` members now.
-    ///
-    /// # Errors
-    /// The rule that keeps them out: banned, invite-only, a wrong key, full.
-    pub fn admit(
-        &self,
-        room: &RoomName,
-        person: Person<'_>,
-        key: Option<&str>,
-        members: usize,
-    ) -> Result<(), ChatError> {
-        let inner = self.inner();
-        let Some(channel) = inner.get(room) else {
-            return Ok(()); // a new room: nobody has set anything
-        };
-        let invited = channel.invited.contains(person.key);
-        let refuse = |why: &str, refusal| {
-            Err(ChatError::forbidden(format!("cannot join {room}: {why}")).because(refusal))
-        };
-        if channel.bans(person.mask) && !invited {
-            return refuse("you are banned", Refusal::Banned);
-        }
-        let excepted = channel.matches(ChannelMode::InviteException, person.mask);
-        if channel.has(ChannelMode::InviteOnly) && !invited && !excepted {
-            return refuse("it is invite-only (+i)", Refusal::InviteOnly);
-        }
-        if channel.key.as_deref().is_some_and(|k| Some(k) != key) {
-            return refuse("it needs the right key (+k)", Refusal::BadKey);
-        }
-        if channel.limit.is_some_and(|limit| members >= limit) {
-            return refuse("it is full (+l)", Refusal::RoomFull);
-        }
-        Ok(())
-    }
-
-    /// `person` joined `room`; the first member of a room becomes its operator.
-    pub fn joined(&self, room: &RoomName, person: Person<'_>, first: bool) {
-        self.update(room, |channel| {
-            channel.invited.remove(person.key);
-            if first {
-                channel.ranks.insert(
-                    person.key.to_string(),
-                    Rank {
-                        op: true,
-                        voice: false,
-                    },
-                );
+    /// Makes one change (its parameter checked, its target a member), set by `by`; whether it
+    /// changed anything.
+    pub fn apply(&mut self, change: &ModeChange, by: &Nick) -> bool {
+        let ModeChange { on, mode, param } = change;
+        match (mode, param) {
+            (ChannelMode::Op | ChannelMode::Voice, Some(nick)) => {
+                let key = Nick::parse(nick).map(|n| n.key()).unwrap_or_default();
+                let rank = self.ranks.entry(key).or_default();
+                let slot = match mode {
+                    ChannelMode::Op => &mut rank.op,
+                    _ => &mut rank.voice,
+                };
+                std::mem::replace(slot, *on) != *on
             }
-        });
-    }
-
-    /// The member with nick key `key` left `room`; with no member left here (`empty`), the
-    /// room's state is forgotten.
-    pub fn left(&self, room: &RoomName, key: &str, empty: bool) {
-        let mut inner = self.inner();
-        if empty {
-            inner.remove(room);
-        } else if let Some(channel) = inner.get_mut(room) {
-            channel.ranks.remove(key);
-        }
-    }
-
-    /// A nick changed: its ranks and invitations follow it.
-    pub fn renamed(&self, old: &str, new: &str) {
-        for channel in self.inner().values_mut() {
-            if let Some(rank) = channel.ranks.remove(old) {
-                channel.ranks.insert(new.to_string(), rank);
+            (ChannelMode::Key, key) => {
+                let new = if *on { key.clone() } else { None };
+                std::mem::replace(&mut self.key, new.clone()) != new
             }
-            if channel.invited.remove(old) {
-                channel.invited.insert(new.to_string());
+            (ChannelMode::Limit, limit) => {
+                let new = limit
+                    .as_deref()
+                    .and_then(|l| l.parse().ok())
+                    .filter(|_| *on);
+                std::mem::replace(&mut self.limit, new) != new
             }
-        }
-    }
-
-    /// Whether `person` (a member or not) may send to `room`.
-    ///
-    /// # Errors
-    /// `CannotSend` with the rule: not a member of a `+n` room, not voiced in a `+m` room, or
-    /// banned.
-    pub fn may_send(
-        &self,
-        room: &RoomName,
-        person: Person<'_>,
-        member: bool,
-    ) -> Result<(), ChatError> {
-        let inner = self.inner();
-        let channel = inner.get(room);
-        let refuse = |why: &str| {
-            let text = format!("cannot send to {room}: {why}");
-            Err(ChatError::forbidden(text).because(Refusal::CannotSend))
-        };
-        let outsider = || {
-            let text = format!("you are not in {room}: /join {room} first");
-            Err(ChatError::forbidden(text).because(Refusal::CannotSend))
-        };
-        let Some(channel) = channel else {
-            return if member { Ok(()) } else { outsider() };
-        };
-        let rank = channel.rank(person.key);
-        let privileged = rank.op || rank.voice;
-        if !member && channel.has(ChannelMode::NoExternal) {
-            return outsider();
-        }
-        if channel.has(ChannelMode::Moderated) && !privileged {
-            return refuse("it is moderated (+m) and you have no voice");
-        }
-        if channel.bans(person.mask) && !privileged {
-            return refuse("you are banned");
-        }
-        Ok(())
-    }
-
-    /// Makes `changes` to `room` (their parameters already checked, their targets members),
-    /// set by `by`; returns the changes that changed something, in order.
-    pub fn apply(&self, room: &RoomName, changes: &[ModeChange], by: &Nick) -> Vec<ModeChange> {
-        self.update(room, |channel| {
-            let mut made = Vec::new();
-            for change in changes {
-                if apply_one(channel, change, by) {
-                    made.push(change.clone());
+            (list, Some(mask)) if list.is_list() => {
+                let masks = self.lists.entry(*list).or_default();
+                let present = masks.iter().position(|m| m.mask.eq_ignore_ascii_case(mask));
+                match (on, present) {
+                    (true, None) if masks.len() < MAX_LIST => {
+                        let (by, at_ms) = (by.clone(), now_ms());
+                        masks.push(Mask {
+                            mask: mask.clone(),
+                            by,
+                            at_ms,
+                        });
+                        true
+                    }
+                    (false, Some(i)) => {
+                        masks.remove(i);
+                        true
+                    }
+                    _ => false,
                 }
             }
-            made
-        })
-    }
-
-    /// Records that the nick with key `key` is invited to `room`.
-    pub fn invite(&self, room: &RoomName, key: &str) {
-        self.update(room, |channel| channel.invited.insert(key.to_string()));
-    }
-
-    /// The rooms the nick with key `key` is invited to, sorted.
-    pub fn invitations(&self, key: &str) -> Vec<RoomName> {
-        let inner = self.inner();
-        let mut rooms: Vec<RoomName> = inner
-            .iter()
-            .filter(|(_, channel)| channel.invited.contains(key))
-            .map(|(room, _)| room.clone())
-            .collect();
-        rooms.sort();
-        rooms
+            (flag, None) if !flag.is_list() => match on {
+                true => self.flags.insert(*flag),
+                false => self.flags.remove(flag),
+            },
+            _ => false,
+        }
     }
 }
-
-/// Makes one change; whether it changed anything.
-fn apply_one(channel: &mut Channel, change: &ModeChange, by: &Nick) -> bool {
-    let ModeChange { on, mode, param } = change;
-    match (mode, param) {
-        (ChannelMode::Op | ChannelMode::Voice, Some(nick)) => {
-            let key = Nick::parse(nick).map(|n| n.key()).unwrap_or_default();
-            let rank = channel.ranks.entry(key).or_default();
-            let slot = match mode {
-                ChannelMode::Op => &mut rank.op,
-                _ => &mut rank.voice,
-            };
-            std::mem::replace(slot, *on) != *on
-        }
-        (ChannelMode::Key, key) => {
-            let new = if *on { key.clone() } else { None };
-            std::mem::replace(&mut channel.key, new.clone()) != new
-        }
-        (ChannelMode::Limit, limit) => {
-            let new = limit
-                .as_deref()
-                .and_then(|l| l.parse().ok())
-                .filter(|_| *on);
-            std::mem::replace(&mut channel.limit, new) != new
-        }
-        (list, Some(mask)) if list.is_list() => {
-            let masks = channel.lists.entry(*list).or_default();
-            let present = masks.iter().position(|m| m.mask.eq_ignore_ascii_case(mask));
-            match (on, present) {
-                (true, None) if masks.len() < MAX_LIST => {
-                    let (by, at_ms) = (by.clone(), now_ms());
-                    masks.push(Mask {
-                        mask: mask.clone(),
-                        by,
-                        at_ms,
-                    });
-                    true
-                }
-                (false, Some(i)) => {
-                    masks.remove(i);
-                    true
-                }
-                _ => false,
-            }
-        }
-        (flag, None) if !flag.is_list() => match on {
-            true => channel.flags.insert(*flag),
-            false => channel.flags.remove(flag),
-        },
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-#[path = "channel_tests.rs"]
-mod tests;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::channel::Channels;
+use super::channels::Channels;
 use super::rooms::Rooms;
 use super::session::Sessions;
 use super::stats::Stats;

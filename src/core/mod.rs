@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod channel;
+pub mod channels;
 pub mod commands;
 pub mod direct;
 pub mod error;
@@ -30,7 +31,8 @@ pub mod users;
 pub mod watch;
 
 pub use address::AddressGroup;
-pub use channel::{Channel, Channels, Rank, Topic};
+pub use channel::{Channel, Rank, Topic};
+pub use channels::Channels;
 pub use commands::{Monitor, RoomCommand, UserCommand};
 pub use direct::{Direct, DirectKind};
 pub use error::{ChatError, ErrorKind, Refusal};

@@ -41,6 +41,7 @@ pub mod render;
 pub mod response;
 mod staff;
 pub mod welcome;
+mod who;
 
 use std::sync::Arc;
 use std::time::Duration;

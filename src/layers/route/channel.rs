@@ -14,7 +14,7 @@ use tower::BoxError;
 
 use super::Ctx;
 use super::guards::ReleaseIfUnused;
-use crate::core::channel::Person;
+use crate::core::channels::Person;
 use crate::core::users::HOST;
 use crate::core::{
     Action, ChannelMode, ChatError, Detail, MessageKind, Nick, Presence, PresenceKind, Reply,

@@ -43,6 +43,7 @@ mod staff;
 #[cfg(test)]
 mod tests;
 mod watch;
+mod who;
 mod window;
 
 use std::sync::Arc;
