@@ -28,6 +28,7 @@ use crate::adapters::irc::{self, IrcOptions};
 use crate::adapters::limits::ConnectionLimits;
 use crate::adapters::tcp::{self, TcpOptions};
 use crate::backends::Background;
+use crate::core::outbound::QueueLimits;
 use crate::core::{Hub, Sequencer};
 use crate::ops::Ops;
 use crate::pipeline::config::LayerConfig;
@@ -81,13 +82,27 @@ impl Server {
             .transpose()?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        // Every outbound queue (TCP sessions, HTTP sessions, event streams) draws on one budget.
+        hub.stats().queued.set_max(config.server.max_queued_bytes);
+        let queue = QueueLimits {
+            events: config.server.outbound_queue,
+            bytes: config.server.outbound_queue_bytes,
+            budget: hub.stats().queued.clone(),
+        };
         let options = TcpOptions {
             max_line_bytes: config.server.max_line_bytes,
-            outbound_queue: config.server.outbound_queue,
             join_timeout: Duration::from_secs(config.server.join_timeout_secs),
+            queue: queue.clone(),
         };
         let http_options = HttpOptions {
-            outbound_queue: config.server.outbound_queue,
+            queue,
+            max_streams_per_session: config.server.max_streams_per_session,
+            stream_limits: ConnectionLimits::new(
+                "event streams",
+                config.server.max_streams_per_ip,
+                config.server.max_connections,
+                config.server.ipv6_prefix,
+            ),
             session_idle: Duration::from_secs(config.server.session_idle_secs),
             max_body_bytes: config.server.max_body_bytes,
             header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),

@@ -368,3 +368,19 @@ async fn a_room_stored_before_the_shared_counter_continues_after_its_messages() 
         (Some(8), Some("new"))
     );
 }
+
+#[tokio::test]
+async fn a_room_evicted_and_reopened_under_traffic_loses_no_message() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let start = |name: &'static str| {
+        let mut config = phase2(&pg.url(), name);
+        support::scenarios::evict_after_a_second(&mut config);
+        async move { Server::start(&config).await.expect("instance starts") }
+    };
+    let (a, b) = (start("a").await, start("b").await);
+    support::scenarios::evicted_and_reopened_under_traffic_loses_nothing(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -234,3 +234,19 @@ async fn valkey_restarted_mid_conversation_loses_no_message_on_any_instance() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_room_evicted_and_reopened_under_traffic_loses_no_message() {
+    let (Some(valkey), Some(pg)) = (TestValkey::start(), TestPostgres::start()) else {
+        return;
+    };
+    let start = |instance: &str| {
+        let mut config = config(instance, &pg.url(), &valkey.url(), Durability::Sync);
+        support::scenarios::evict_after_a_second(&mut config);
+        start_with(config)
+    };
+    let (a, b) = (start("a").await, start("b").await);
+    support::scenarios::evicted_and_reopened_under_traffic_loses_nothing(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -30,6 +30,12 @@ async fn a_thousand_messages_are_stored_once_in_order() {
 }
 
 #[tokio::test]
+async fn an_idle_room_is_evicted_and_reopens_where_it_stopped() {
+    let Some((_pg, store)) = server() else { return };
+    scenarios::an_idle_room_is_evicted_and_reopens_where_it_stopped(store).await;
+}
+
+#[tokio::test]
 async fn awkward_text_round_trips() {
     let Some((_pg, store)) = server() else { return };
     scenarios::awkward_text_round_trips(store).await;

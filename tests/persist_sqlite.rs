@@ -34,6 +34,11 @@ async fn a_bad_row_does_not_break_its_batch() {
 }
 
 #[tokio::test]
+async fn an_idle_room_is_evicted_and_reopens_where_it_stopped() {
+    scenarios::an_idle_room_is_evicted_and_reopens_where_it_stopped(store()).await;
+}
+
+#[tokio::test]
 async fn shutdown_flushes_the_queue() {
     scenarios::shutdown_flushes_the_queue(store()).await;
 }

@@ -244,6 +244,7 @@ fn server() -> impl Strategy<Value = ServerConfig> {
                 join_timeout_secs: edge.1,
                 irc: None,
                 irc_ping_secs: 120,
+                ..ServerConfig::default()
             })
         })
 }
@@ -262,7 +263,8 @@ fn route() -> impl Strategy<Value = RouteConfig> {
                 presence_ttl_secs: ttl,
                 max_rooms_per_session: per_session,
                 max_rooms,
-                opers: Vec::new(),
+                max_rooms_per_ip: max_rooms.min(500),
+                ..RouteConfig::default()
             })
         })
 }

@@ -38,6 +38,7 @@ use tower::{BoxError, Service, ServiceExt};
 
 use super::limits::ConnectionLimits;
 use super::lines::{ChatLines, Input};
+use crate::core::outbound::QueueLimits;
 use crate::core::{
     Action, ChatError, Closer, Connect, Detail, Event, Inbox, Protocol, Reply, Request, SessionId,
     Stats, outbound,
@@ -54,12 +55,12 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 const READ_BUFFER: usize = 256;
 
 /// The TCP adapter's settings, from the `[server]` table.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TcpOptions {
     /// Longest accepted line, in bytes.
     pub max_line_bytes: usize,
-    /// Capacity of each session's outbound queue.
-    pub outbound_queue: usize,
+    /// The bounds of each session's outbound queue.
+    pub queue: QueueLimits,
     /// A connection that has neither chosen a nick nor joined a room this long after it
     /// connected is closed (see the module docs).
     pub join_timeout: Duration,
@@ -91,7 +92,7 @@ pub async fn serve(
         let counted = super::Counted::new(stats.clone(), Protocol::Tcp);
         let connection = Connection {
             stack: stack.clone(),
-            options,
+            options: options.clone(),
             shutdown: shutdown.clone(),
             stats: stats.clone(),
         };
@@ -147,7 +148,7 @@ impl Connection {
             ChatLines::new(self.options.max_line_bytes),
             READ_BUFFER,
         );
-        let (outbound, mut queue) = outbound::channel(self.options.outbound_queue);
+        let (outbound, mut queue) = outbound::bounded(&self.options.queue);
         let closer = Closer::default();
         let connect = Connect {
             protocol: Protocol::Tcp,

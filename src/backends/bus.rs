@@ -13,6 +13,9 @@
 //! * **open:** when a room is first used on this instance, the `OpenRoom` request passes through
 //!   the fan-out layer, which hands it to [`Bus::open_room`]: the backend starts listening to the
 //!   room and raises the room's floor to the seq other instances have already reached;
+//! * **close:** when an idle room is evicted from this instance's memory (`core::rooms`), the
+//!   `CloseRoom` request hands it to [`Bus::close_room`]: the backend stops listening to it. A
+//!   later `open_room` starts over;
 //! * **health:** [`Bus::health`] says whether messages flow right now, in words an operator can
 //!   act on: fine, degraded (they flow, slower: Valkey is down and the store carries them), or
 //!   not at all; `GET /readyz` asks it (see `crate::ops::health`).
@@ -26,7 +29,7 @@ use futures_util::future::BoxFuture;
 use tower::BoxError;
 
 use super::Background;
-use crate::core::{ChatMessage, Hub, OpenRoom, Presence};
+use crate::core::{ChatMessage, Hub, OpenRoom, Presence, RoomName};
 use crate::pipeline::ChatService;
 
 /// How well messages flow between instances; see [`Bus::health`].
@@ -57,6 +60,14 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// When the backend cannot be reached: the room is not opened and the user is told to retry.
     fn open_room<'a>(&'a self, open: &'a OpenRoom) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Stops listening to `room`: it was evicted from this instance's memory, idle. What is
+    /// published for it from now on is not needed here; should it be used again, `open_room`
+    /// starts listening again before the store is read.
+    fn close_room<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, ()> {
+        let _ = room;
+        Box::pin(async {})
+    }
 
     /// Whether messages flow between this instance and the others right now, for the readiness
     /// check (`GET /readyz`), which bounds the wait itself.

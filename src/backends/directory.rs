@@ -188,7 +188,7 @@ impl Directory for LocalDirectory {
         &'a self,
         room: &'a RoomName,
     ) -> BoxFuture<'a, Result<Option<Vec<Nick>>, StoreError>> {
-        now(self.hub.rooms().get(room).map(|room| room.nicks()))
+        now(self.hub.rooms().members(room))
     }
 
     fn rooms(&self) -> BoxFuture<'_, Result<Vec<(RoomName, usize)>, StoreError>> {

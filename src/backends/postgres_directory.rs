@@ -261,7 +261,7 @@ impl Directory for PostgresDirectory {
                 .filter_map(|row| Nick::parse(row.get::<_, &str>(0)).ok())
                 .collect::<Vec<_>>();
             nicks.sort_by_key(|n| n.as_str().to_ascii_lowercase()); // the order one instance shows
-            if nicks.is_empty() && self.hub.rooms().get(room).is_none() {
+            if nicks.is_empty() && self.hub.rooms().members(room).is_none() {
                 return Ok(None);
             }
             Ok(Some(nicks))

@@ -138,18 +138,17 @@ impl Sequencer for LocalSequencer {
         ready(Ok(room.last_local_seq())).boxed()
     }
 
-    fn release<'a>(&'a self, rooms: Vec<Arc<Room>>) -> BoxFuture<'a, ()> {
+    fn give_back<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            let Some(store) = &self.store else { return };
-            for room in rooms {
-                let (last, ceiling) = (room.last_local_seq(), room.local_ceiling());
-                if last >= ceiling || ceiling == u64::MAX {
-                    continue;
-                }
-                if let Err(err) = store.release(&room.name, ceiling, last).await {
-                    tracing::warn!(room = %room.name, "could not give back unused seqs: {err}");
-                }
+            let Some(store) = &self.store else {
+                return Ok(());
+            };
+            let (last, ceiling) = (room.last_local_seq(), room.local_ceiling());
+            if last >= ceiling || ceiling == u64::MAX {
+                return Ok(());
             }
+            store.release(&room.name, ceiling, last).await?;
+            Ok(())
         })
     }
 }

@@ -16,7 +16,7 @@ use super::error::ChatError;
 use super::message::{ChatMessage, Presence};
 use super::modes::{ChannelMode, ModeChange};
 use super::names::{Nick, RoomName};
-use super::request::{HistoryAnswer, Page};
+use super::request::{HistoryAnswer, Page, ReplayPage};
 use super::session::SessionId;
 use super::users::{Census, Departed, UserInfo, UserModes};
 
@@ -168,15 +168,18 @@ pub enum Detail {
         room: RoomName,
         /// The last seq covered by the replay; live delivery to the session starts after it.
         upto: u64,
-        /// What the client missed after the point it asked for (or, on a first open, the
-        /// recent history), with the span it covers and the holes it could not fill.
-        answer: HistoryAnswer,
+        /// The first page of what the client missed after the point it asked for (or, on a
+        /// first open, of the recent history), with the span it covers and the holes it could
+        /// not fill. The stream reads on after `page.until` until it reaches `upto`.
+        page: ReplayPage,
         /// The client asked to resume after a seq this room never reached: the numbering it
         /// holds is gone (a server without a store restarted, or its store was replaced). The
-        /// value is the room's highest seq; `answer` is then the recent history, as on a first
+        /// value is the room's highest seq; `page` is then the recent history, as on a first
         /// open.
         reset: Option<u64>,
     },
+    /// The next page of a replay.
+    ReplayPage(ReplayPage),
     /// Recent messages of a room, oldest first.
     History {
         /// The room.

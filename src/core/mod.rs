@@ -5,6 +5,7 @@
 //! (in `src/layers/`) implement the chat behaviour on top of this state.
 
 pub mod address;
+pub mod budget;
 pub mod channel;
 pub mod channels;
 pub mod commands;
@@ -44,11 +45,11 @@ pub use names::{Nick, RoomName};
 pub use outbound::{Inbox, Outbound};
 pub use request::{
     Action, Bound, Command, Connect, HistoryAnswer, HistoryQuery, HistoryWindow, OPEN_WINDOW,
-    OpenRoom, Page, Protocol, Request, StoredRoom,
+    OpenRoom, Page, Protocol, ReplayPage, Request, StoredRoom,
 };
 pub use ring::Ring;
 pub use room::{Gap, Room, Start};
-pub use rooms::Rooms;
+pub use rooms::{Creation, Rooms, TooManyRooms};
 pub use sequencer::Sequencer;
 pub use session::{Closer, Session, SessionId, Sessions};
 pub use stats::Stats;

@@ -1,7 +1,20 @@
-//! A session's outbound queue: bounded, and costing (almost) nothing while it is empty.
+//! A session's outbound queue: bounded in events and in bytes, and costing (almost) nothing while
+//! it is empty.
 //!
 //! The core pushes [`Event`]s into it without ever waiting ([`Outbound::try_send`]); the adapter
 //! that owns the session awaits them ([`Inbox::recv`]) and writes them to its socket or stream.
+//!
+//! **Three bounds** ([`QueueLimits`]): a queue holds at most `events` events and `bytes` bytes
+//! (`[server] outbound_queue` and `outbound_queue_bytes`), and all queues together hold at most
+//! what the instance's [`QueueBudget`] allows (`[server] max_queued_bytes`). The event bound alone
+//! is not a memory bound: 256 events of 16 bytes and 256 of 8 KiB are the same count. An event is
+//! charged [`event_bytes`], its text plus a fixed overhead; a chat message is shared by every
+//! queue that holds it, so the charge is what the queue keeps alive, counted once per queue: an
+//! upper bound, never an underestimate. A push that would break a bound is refused
+//! ([`Refused::Full`], saying which bound), and the session layer turns that into the
+//! slow-consumer rule (`super::session`).
+//!
+//! Over the instance's budget, who is cut is [`QueueBudget`]'s to decide (`super::budget`).
 //!
 //! **Why not `tokio::sync::mpsc`?** It would work, and did, but a bounded tokio channel allocates
 //! a block of 32 slots when it is created and keeps up to four such blocks after a burst, about
@@ -15,25 +28,110 @@
 //! design choice.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
+pub use super::budget::QueueBudget;
+use super::direct::{Direct, DirectKind};
 use super::event::Event;
+use super::message::{ChatMessage, Presence, PresenceKind};
 
 /// A drained queue whose buffer holds more events than this gives the buffer back.
 const KEEP_WHEN_EMPTY: usize = 8;
 
-/// A new queue holding at most `capacity` events (at least one).
+/// What every event is charged beyond its text: the `Event` itself, the queue slot, the `Arc`
+/// and struct of a message, and a share of its rendered forms' headers.
+pub const EVENT_OVERHEAD: usize = 128;
+
+/// The bytes `event` is charged in a queue: its text (a message's text, nick and room) plus
+/// [`EVENT_OVERHEAD`].
+pub fn event_bytes(event: &Event) -> usize {
+    match event {
+        Event::Message(msg) => message_bytes(msg),
+        Event::Notice(text) | Event::Error(text) => EVENT_OVERHEAD + text.len(),
+        Event::Presence(p) => {
+            EVENT_OVERHEAD + 2 * p.nick.as_str().len() + p.room.as_str().len() + presence_text(p)
+        }
+        Event::Missed(missed) => EVENT_OVERHEAD + missed.room.as_str().len(),
+        Event::Direct(d) => EVENT_OVERHEAD + d.from.as_str().len() + d.id.len() + direct_text(d),
+    }
+}
+
+/// The text a presence event carries besides its nick and room: a reason, a topic, modes.
+fn presence_text(p: &Presence) -> usize {
+    let reason = p.reason.as_deref().map_or(0, str::len);
+    reason
+        + match &p.kind {
+            PresenceKind::Kicked { by, reason } => by.as_str().len() + reason.len(),
+            PresenceKind::Topic(text)
+            | PresenceKind::Mode(text)
+            | PresenceKind::Realname(text)
+            | PresenceKind::Away(Some(text)) => text.len(),
+            _ => 0,
+        }
+}
+
+/// The text a private message, notice or invitation carries.
+fn direct_text(d: &Direct) -> usize {
+    match &d.kind {
+        DirectKind::Message(text) | DirectKind::Notice(text) | DirectKind::Wallops(text) => {
+            text.len()
+        }
+        DirectKind::Invite(room) => room.as_str().len(),
+        DirectKind::Online(_) => 0,
+    }
+}
+
+/// The bytes a chat message is charged: its text, nick and room plus [`EVENT_OVERHEAD`] (also
+/// what a page of a replay counts, see `layers::route`).
+pub fn message_bytes(msg: &ChatMessage) -> usize {
+    EVENT_OVERHEAD + msg.text.len() + msg.nick.as_str().len() + msg.room.as_str().len()
+}
+
+/// The bounds of one queue and the budget it draws on.
+#[derive(Debug, Clone)]
+pub struct QueueLimits {
+    /// The most events it holds (at least one).
+    pub events: usize,
+    /// The most bytes it holds, by [`event_bytes`]; one event larger than this is still taken by
+    /// an empty queue.
+    pub bytes: usize,
+    /// The instance's budget, shared by every queue.
+    pub budget: QueueBudget,
+}
+
+impl QueueLimits {
+    /// At most `events` events, with no byte bound and a budget of its own (tests, tools).
+    pub fn events(events: usize) -> QueueLimits {
+        QueueLimits {
+            events,
+            bytes: usize::MAX,
+            budget: QueueBudget::default(),
+        }
+    }
+}
+
+/// A new queue holding at most `capacity` events (at least one), without a byte bound.
 pub fn channel(capacity: usize) -> (Outbound, Inbox) {
+    bounded(&QueueLimits::events(capacity))
+}
+
+/// A new queue within `limits`.
+pub fn bounded(limits: &QueueLimits) -> (Outbound, Inbox) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             events: VecDeque::new(),
+            bytes: 0,
             senders: 1,
             inbox_gone: false,
             reader: None,
         }),
-        capacity: capacity.max(1),
+        limits: QueueLimits {
+            events: limits.events.max(1),
+            ..limits.clone()
+        },
     });
     (
         Outbound {
@@ -46,12 +144,14 @@ pub fn channel(capacity: usize) -> (Outbound, Inbox) {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    capacity: usize,
+    limits: QueueLimits,
 }
 
 #[derive(Debug)]
 struct State {
-    events: VecDeque<Event>,
+    /// Each event with the bytes it was charged.
+    events: VecDeque<(Event, usize)>,
+    bytes: usize,
     senders: usize,
     inbox_gone: bool,
     /// The reader, while it waits for an event; taken (and woken) by the next send.
@@ -65,11 +165,46 @@ impl Shared {
     }
 }
 
+/// Which bound a refused event would have broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// The queue holds this many events already.
+    Events(usize),
+    /// The event would take the queue over this many bytes.
+    Bytes(usize),
+    /// All queues of the instance hold this many bytes (their budget) and this one holds more
+    /// than its share.
+    Instance(usize),
+}
+
+impl fmt::Display for Overflow {
+    /// The end of the slow reader's farewell: what was waiting, in words.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Overflow::Events(n) => write!(f, "{n} events waiting"),
+            Overflow::Bytes(n) => write!(f, "{} waiting", size(*n)),
+            Overflow::Instance(n) => {
+                write!(f, "the server's {} for waiting events is used up", size(*n))
+            }
+        }
+    }
+}
+
+/// `n` bytes in words: `512 bytes`, `256 KiB`, `128 MiB`.
+pub fn size(n: usize) -> String {
+    const KIB: usize = 1024;
+    match n {
+        n if n >= KIB * KIB && n % (KIB * KIB) == 0 => format!("{} MiB", n / (KIB * KIB)),
+        n if n >= KIB && n % KIB == 0 => format!("{} KiB", n / KIB),
+        n => format!("{n} bytes"),
+    }
+}
+
 /// Why [`Outbound::try_send`] did not queue an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// The queue holds `capacity` events already: the reader is not keeping up.
-    Full,
+    /// A bound is reached: the reader is not keeping up.
+    Full(Overflow),
     /// The reader is gone.
     Closed,
 }
@@ -81,19 +216,32 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// Queues `event` if there is room, without waiting.
+    /// Queues `event` if the bounds allow, without waiting (see the module docs).
     ///
     /// # Errors
     /// [`Refused`] says why it was not queued; the event is dropped.
     pub fn try_send(&self, event: Event) -> Result<(), Refused> {
+        let limits = &self.shared.limits;
+        let cost = event_bytes(&event);
         let mut state = self.shared.lock();
         if state.inbox_gone {
             return Err(Refused::Closed);
         }
-        if state.events.len() >= self.shared.capacity {
-            return Err(Refused::Full);
+        let empty = state.events.is_empty();
+        if state.events.len() >= limits.events {
+            return Err(Refused::Full(Overflow::Events(limits.events)));
         }
-        state.events.push_back(event);
+        if !empty && state.bytes.saturating_add(cost) > limits.bytes {
+            return Err(Refused::Full(Overflow::Bytes(limits.bytes)));
+        }
+        if !limits.budget.take(cost, state.bytes) {
+            return Err(Refused::Full(Overflow::Instance(limits.budget.max())));
+        }
+        if empty {
+            limits.budget.holding(true);
+        }
+        state.bytes += cost;
+        state.events.push_back((event, cost));
         let reader = state.reader.take();
         drop(state);
         if let Some(reader) = reader {
@@ -102,9 +250,9 @@ impl Outbound {
         Ok(())
     }
 
-    /// The most events the queue holds.
-    pub fn capacity(&self) -> usize {
-        self.shared.capacity
+    /// The queue's bounds.
+    pub fn limits(&self) -> &QueueLimits {
+        &self.shared.limits
     }
 }
 
@@ -147,7 +295,7 @@ impl Inbox {
     pub async fn recv(&mut self) -> Option<Event> {
         poll_fn(|cx| {
             let mut state = self.shared.lock();
-            if let Some(event) = Self::pop(&mut state) {
+            if let Some(event) = self.pop(&mut state) {
                 return Poll::Ready(Some(event));
             }
             if state.senders == 0 {
@@ -166,13 +314,25 @@ impl Inbox {
 
     /// The next event if one is queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Event> {
-        Self::pop(&mut self.shared.lock())
+        let mut state = self.shared.lock();
+        self.pop(&mut state)
     }
 
-    fn pop(state: &mut State) -> Option<Event> {
-        let event = state.events.pop_front()?;
-        if state.events.is_empty() && state.events.capacity() > KEEP_WHEN_EMPTY {
-            state.events = VecDeque::new();
+    /// The bytes queued now (by [`event_bytes`]).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.lock().bytes
+    }
+
+    fn pop(&self, state: &mut State) -> Option<Event> {
+        let (event, cost) = state.events.pop_front()?;
+        state.bytes -= cost;
+        let budget = &self.shared.limits.budget;
+        budget.give_back(cost);
+        if state.events.is_empty() {
+            budget.holding(false);
+            if state.events.capacity() > KEEP_WHEN_EMPTY {
+                state.events = VecDeque::new();
+            }
         }
         Some(event)
     }
@@ -182,111 +342,16 @@ impl Drop for Inbox {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.inbox_gone = true;
+        let budget = &self.shared.limits.budget;
+        budget.give_back(state.bytes);
+        if !state.events.is_empty() {
+            budget.holding(false);
+        }
+        state.bytes = 0;
         state.events = VecDeque::new();
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn notice(n: usize) -> Event {
-        Event::notice(n.to_string())
-    }
-
-    fn text(event: Event) -> String {
-        event.text().trim_start_matches("* ").to_string()
-    }
-
-    #[tokio::test]
-    async fn bounded_in_order_and_refuses_when_full() {
-        let (tx, mut rx) = channel(2);
-        assert_eq!(tx.try_send(notice(1)), Ok(()));
-        assert_eq!(tx.try_send(notice(2)), Ok(()));
-        assert_eq!(tx.try_send(notice(3)), Err(Refused::Full));
-        assert_eq!(text(rx.recv().await.unwrap()), "1");
-        assert_eq!(tx.try_send(notice(4)), Ok(()));
-        assert_eq!(text(rx.try_recv().unwrap()), "2");
-        assert_eq!(text(rx.try_recv().unwrap()), "4");
-        assert!(rx.try_recv().is_none());
-    }
-
-    #[tokio::test]
-    async fn recv_wakes_for_a_later_event() {
-        let (tx, mut rx) = channel(4);
-        let reader = tokio::spawn(async move { rx.recv().await.map(text) });
-        tokio::task::yield_now().await;
-        tx.try_send(notice(7)).unwrap();
-        assert_eq!(reader.await.unwrap().as_deref(), Some("7"));
-    }
-
-    #[tokio::test]
-    async fn ends_when_every_sender_is_gone_after_draining() {
-        let (tx, mut rx) = channel(4);
-        let other = tx.clone();
-        tx.try_send(notice(1)).unwrap();
-        drop(tx);
-        other.try_send(notice(2)).unwrap();
-        drop(other);
-        assert_eq!(text(rx.recv().await.unwrap()), "1");
-        assert_eq!(text(rx.recv().await.unwrap()), "2");
-        assert!(rx.recv().await.is_none());
-    }
-
-    #[tokio::test]
-    async fn a_waiting_reader_sees_the_last_sender_go() {
-        let (tx, mut rx) = channel(4);
-        let reader = tokio::spawn(async move { rx.recv().await.is_none() });
-        tokio::task::yield_now().await;
-        drop(tx);
-        assert!(reader.await.unwrap());
-    }
-
-    #[test]
-    fn a_burst_wakes_a_waiting_reader_once() {
-        use std::future::Future;
-        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-        use std::task::Context;
-
-        use futures_util::task::{ArcWake, waker};
-
-        struct Wakes(AtomicUsize);
-        impl ArcWake for Wakes {
-            fn wake_by_ref(this: &Arc<Self>) {
-                this.0.fetch_add(1, SeqCst);
-            }
-        }
-        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
-        let waker = waker(wakes.clone());
-        let mut cx = Context::from_waker(&waker);
-        let (tx, mut rx) = channel(16);
-        {
-            let mut recv = std::pin::pin!(rx.recv());
-            assert!(recv.as_mut().poll(&mut cx).is_pending());
-            for n in 0..10 {
-                tx.try_send(notice(n)).unwrap();
-            }
-            assert_eq!(wakes.0.load(SeqCst), 1, "one wake-up for the whole burst");
-            assert!(recv.as_mut().poll(&mut cx).is_ready());
-        }
-        assert_eq!(rx.try_recv().map(text).as_deref(), Some("1"));
-    }
-
-    #[test]
-    fn sending_to_a_dropped_inbox_is_refused() {
-        let (tx, rx) = channel(4);
-        drop(rx);
-        assert_eq!(tx.try_send(notice(1)), Err(Refused::Closed));
-    }
-
-    #[test]
-    fn a_drained_queue_gives_its_buffer_back() {
-        let (tx, mut rx) = channel(1000);
-        for n in 0..100 {
-            tx.try_send(notice(n)).unwrap();
-        }
-        assert!(rx.shared.lock().events.capacity() >= 100);
-        while rx.try_recv().is_some() {}
-        assert_eq!(rx.shared.lock().events.capacity(), 0);
-    }
-}
+#[path = "outbound_tests.rs"]
+mod tests;

@@ -67,11 +67,19 @@ pub enum Action {
     /// A read of a room's recent messages. Answered by the history layer from its ring when it
     /// can, else by the persist layer from its store.
     History(HistoryQuery),
-    /// A room's first use since this process started. Sent inward once per room by the route
-    /// layer, before the room's first join, message or history read: the persist layer fills in
-    /// what its store knows ([`OpenRoom::stored`]), the history layer warms its ring from that,
-    /// and the route layer continues the room's numbering after the stored maximum.
+    /// A room's first use since this process started (or since it was evicted). Sent inward
+    /// once per room by the route layer, before the room's first join, message or history read:
+    /// the persist layer fills in what its store knows ([`OpenRoom::stored`]), the history layer
+    /// warms its ring from that, and the route layer continues the room's numbering after the
+    /// stored maximum.
     OpenRoom(Arc<OpenRoom>),
+    /// An idle room was evicted from memory (see `core::rooms`): the fan-out's bus stops
+    /// listening to it. Sent inward by the route layer's sweep; the room's next use is an
+    /// `OpenRoom` again.
+    CloseRoom(RoomName),
+    /// Evict the rooms that have been idle long enough: sent from outside the stack every
+    /// fraction of `route.room_idle_secs` (see `pipeline::build`), handled by the route layer.
+    EvictIdleRooms,
 }
 
 /// What [`Action::OpenRoom`] asks and, once a store answered, carries back out.
@@ -171,6 +179,32 @@ impl Page {
         self.more |= other.more;
     }
 
+    /// Keeps the newest `window` rows (messages and tombstones), marking the page as having
+    /// more when it drops any.
+    pub fn keep_newest(&mut self, window: usize) {
+        let mut seqs: Vec<u64> = self.messages.iter().map(|m| m.seq).collect();
+        seqs.extend(&self.skipped);
+        if seqs.len() <= window {
+            return;
+        }
+        seqs.sort_unstable();
+        let lowest_kept = seqs.get(seqs.len() - window).copied().unwrap_or(u64::MAX);
+        self.messages.retain(|m| m.seq >= lowest_kept);
+        self.skipped.retain(|s| *s >= lowest_kept);
+        self.more = true;
+    }
+
+    /// The seqs between its lowest and its highest row that it holds nothing for, as ranges.
+    pub fn holes(&self) -> Vec<(u64, u64)> {
+        let mut seqs: Vec<u64> = self.messages.iter().map(|m| m.seq).collect();
+        seqs.extend(&self.skipped);
+        seqs.sort_unstable();
+        seqs.windows(2)
+            .filter(|pair| pair[1] > pair[0] + 1)
+            .map(|pair| (pair[0] + 1, pair[1] - 1))
+            .collect()
+    }
+
     /// The lowest seq after which the page holds every row up to its highest: where its
     /// settled prefix ends (every seq up to the returned one is a message or a tombstone here,
     /// counting from the page's lowest row).
@@ -259,14 +293,28 @@ pub enum Command {
     Help,
     /// `/quit`.
     Quit,
-    /// Opens a room's event stream (HTTP): joins the room if needed and reads the messages after
-    /// `after` (a resume), or the recent history when `after` is `None`. Answered with
-    /// [`Detail::Replayed`](super::Detail::Replayed).
+    /// Opens a room's event stream (HTTP): joins the room if needed and reads the first page of
+    /// the messages after `after` (a resume), or of the recent history when `after` is `None`.
+    /// Answered with [`Detail::Replayed`](super::Detail::Replayed); the stream reads the rest
+    /// with `ReplayPage`.
     Replay {
         /// The room.
         room: RoomName,
         /// The last seq the client has, from `Last-Event-ID`.
         after: Option<u64>,
+    },
+    /// The next page of an event stream's replay: the messages after `after`, up to `upto`
+    /// (the replay's end), at most `span` seqs of them. Answered with
+    /// [`Detail::ReplayPage`](super::Detail::ReplayPage).
+    ReplayPage {
+        /// The room.
+        room: RoomName,
+        /// The last seq the stream has sent (or accounted for).
+        after: u64,
+        /// The end of the replay: the room's watermark when the stream opened.
+        upto: u64,
+        /// The most seqs to read.
+        span: u64,
     },
     /// A chat message: to `room`, or to the current room when `None`.
     Say {
@@ -398,6 +446,16 @@ fn missing(
     ranges
 }
 
+/// One page of an event stream's replay (see `layers::route`).
+#[derive(Debug, Clone, Default)]
+pub struct ReplayPage {
+    /// The page's messages and holes. Seqs after the page's start and before `answer.from` are
+    /// not held by the server (older than what it keeps).
+    pub answer: HistoryAnswer,
+    /// The last seq the page accounts for: the next page starts after it.
+    pub until: u64,
+}
+
 /// A history read's answer: see [`HistoryQuery::answer`].
 #[derive(Debug, Clone, Default)]
 pub struct HistoryAnswer {
@@ -472,6 +530,23 @@ mod tests {
     }
 
     #[test]
+    fn a_page_keeps_its_newest_rows_and_says_it_has_more() {
+        let mut page = Page {
+            messages: vec![m(1), m(2), m(4), m(5)],
+            skipped: vec![3],
+            more: false,
+        };
+        page.keep_newest(5);
+        assert!(!page.more, "nothing to drop");
+        page.keep_newest(3);
+        assert_eq!(
+            page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [4, 5]
+        );
+        assert_eq!((page.skipped.clone(), page.more), (vec![3], true));
+    }
+
+    #[test]
     fn a_page_knows_where_its_settled_prefix_ends() {
         let page = Page {
             messages: vec![m(5), m(6), m(9)],
@@ -479,6 +554,7 @@ mod tests {
             more: false,
         };
         assert_eq!(page.settled_until(), 7, "8 is not there");
+        assert_eq!(page.holes(), vec![(8, 8)]);
         assert_eq!((page.lowest(), page.highest()), (Some(5), Some(9)));
         assert_eq!(Page::default().settled_until(), 0);
     }

@@ -109,10 +109,10 @@ pub struct Start {
     pub history: Vec<Arc<ChatMessage>>,
     /// Whether `history` is all the room ever had.
     pub history_complete: bool,
-    /// Seqs at or below `at` whose fate nobody knows (the numbering jumped over them after a
-    /// crash: some may have carried messages that were shown and never stored). Reads crossing
-    /// them report them missing.
-    pub unknown: Option<(u64, u64)>,
+    /// Ranges of seqs at or below `at` whose fate nobody knows (lost with a write queue in a
+    /// crash, or jumped over by the numbering after one: some may have carried messages that were
+    /// shown and never stored). Reads crossing them report them missing.
+    pub unknown: Vec<(u64, u64)>,
 }
 
 impl Room {
@@ -171,7 +171,7 @@ impl Room {
         self.last_seq.fetch_max(start.at, Ordering::AcqRel);
         let mut st = self.state();
         st.recent.warm(&start.history, start.history_complete);
-        if let Some((from, to)) = start.unknown {
+        for (from, to) in start.unknown {
             st.recent.lost(from, to);
         }
         if st.delivered < start.at {

@@ -188,7 +188,7 @@ fn start_holds_what_is_known_above_the_starting_point() {
             .map(|s| sample("general", s, "x", "old"))
             .collect(),
         history_complete: false,
-        unknown: None,
+        unknown: Vec::new(),
     });
     assert_eq!(room.delivered(), 42, "43 is missing");
     room.join(&a);

@@ -55,8 +55,24 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug + 'static {
     fn high_water<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<u64, BoxError>>;
 
     /// Gives back what this process reserved but did not use, at a clean stop, so that the
-    /// numbering continues without a jump after the restart.
-    fn release<'a>(&'a self, _rooms: Vec<Arc<Room>>) -> BoxFuture<'a, ()> {
-        Box::pin(async {})
+    /// numbering continues without a jump after the restart. Failures are logged.
+    fn release<'a>(&'a self, rooms: Vec<Arc<Room>>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for room in rooms {
+                if let Err(err) = self.give_back(&room).await {
+                    tracing::warn!(room = %room.name, "could not give back unused seqs: {err}");
+                }
+            }
+        })
+    }
+
+    /// Gives back what this process reserved for `room` and did not use: at a clean stop
+    /// ([`Sequencer::release`]), and when an idle room is evicted from memory (it is then
+    /// opened again from the store, and numbers on without a jump).
+    ///
+    /// # Errors
+    /// When the store holding the reservation cannot be written; the reservation stands.
+    fn give_back<'a>(&'a self, _room: &'a Room) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
     }
 }

@@ -4,12 +4,14 @@
 //! which the core pushes [`Event`]s for it. The adapter that opened the session drains the queue
 //! onto its socket or event stream. The core never waits on a client: it only `try_send`s.
 //!
-//! **The slow-consumer rule.** The queue is bounded (`[server] outbound_queue`). When a client
-//! stops reading, its socket buffer fills, its adapter stops draining, and its queue fills up.
-//! The next event for it finds the queue full and the session is *kicked*: marked with a reason
-//! that its adapter shows as a final notice before closing the connection. Nobody else ever waits
-//! for it, and its memory stays bounded. This is the backpressure lesson: a fast room must not
-//! run at the speed of its slowest reader.
+//! **The slow-consumer rule.** The queue is bounded in events and in bytes (`[server]
+//! outbound_queue`, `outbound_queue_bytes`), and all queues together by the instance's budget
+//! (`max_queued_bytes`; see `super::outbound`). When a client stops reading, its socket buffer
+//! fills, its adapter stops draining, and its queue fills up. The next event for it that would
+//! break a bound is refused and the session is *kicked*: marked with a reason (which bound) that
+//! its adapter shows as a final notice before closing the connection. Nobody else ever waits for
+//! it, and its memory stays bounded. This is the backpressure lesson: a fast room must not run at
+//! the speed of its slowest reader.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -129,11 +131,8 @@ impl Session {
     pub fn deliver(&self, event: Event) -> Result<(), Undelivered> {
         match self.outbound.try_send(event) {
             Ok(()) => Ok(()),
-            Err(Refused::Full) => {
-                let reason = format!(
-                    "disconnected: you were not reading fast enough ({} events waiting)",
-                    self.outbound.capacity()
-                );
+            Err(Refused::Full(overflow)) => {
+                let reason = format!("disconnected: you were not reading fast enough ({overflow})");
                 // Only the first overflow kicks; later ones find a session already on its way out.
                 if self.closer.close(reason) {
                     Err(Undelivered::Kicked)

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::latency::Histogram;
 use super::message::{ChatMessage, Origin};
+use super::outbound::QueueBudget;
 use super::request::Protocol;
 
 /// A monotonically increasing counter.
@@ -103,6 +104,18 @@ pub struct Stats {
     pub latency_remote: Histogram,
     /// Requests refused by the `rate_limit` layer.
     pub rate_limited: Counter,
+    /// The bytes waiting in every outbound queue (sessions and event streams), against
+    /// `[server] max_queued_bytes` (see `core::outbound`).
+    pub queued: QueueBudget,
+    /// Event streams refused: too many for their session or their address.
+    pub streams_refused: Counter,
+    /// Pages of history read for event streams (each costs a rate-limit token).
+    pub replay_pages: Counter,
+    /// Joins refused because they would create a room beyond `max_rooms` or beyond the
+    /// creating address's `max_rooms_per_ip`.
+    pub rooms_refused: Counter,
+    /// Idle rooms evicted from memory (their history stays in the store).
+    pub rooms_evicted: Counter,
 }
 
 impl Stats {

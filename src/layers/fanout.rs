@@ -71,7 +71,17 @@ impl<S: Inner> Service<Request> for Fanout<S> {
         Box::pin(async move {
             match req.action {
                 Action::Publish(msg) => {
-                    hub.rooms().get_or_create(&msg.room).commit(msg.clone());
+                    match &msg.origin {
+                        Origin::Local(_) => {
+                            hub.rooms().get_or_create(&msg.room).commit(msg.clone())
+                        }
+                        // A room that is not in memory here has nobody to deliver to: it was
+                        // evicted (or never opened here), and its next open reads the store.
+                        Origin::Remote(_) => match hub.rooms().get(&msg.room) {
+                            Some(room) => room.commit(msg.clone()),
+                            None => 0,
+                        },
+                    };
                     if let (Some(bus), Origin::Local(_)) = (&bus, &msg.origin) {
                         match bus.publish(&msg).await {
                             Ok(()) => hub.stats().bus_published.inc(),
@@ -116,6 +126,12 @@ impl<S: Inner> Service<Request> for Fanout<S> {
                         Request::from_parts(req.session, Action::OpenRoom(open)),
                     )
                     .await
+                }
+                Action::CloseRoom(room) => {
+                    if let Some(bus) = &bus {
+                        bus.close_room(&room).await;
+                    }
+                    Ok(Reply::default())
                 }
                 action => call_inner(&mut inner, Request::from_parts(req.session, action)).await,
             }

@@ -29,7 +29,7 @@ use futures_util::future::BoxFuture;
 use tower::{BoxError, Service, ServiceExt};
 
 use crate::backends::Writer;
-use crate::core::{Action, Command, Reply, Request, Room};
+use crate::core::{Action, Reply, Request, Room};
 
 /// The future every layer returns.
 pub type LayerFuture = BoxFuture<'static, Result<Reply, BoxError>>;
@@ -53,18 +53,13 @@ impl<S> Inner for S where
 }
 
 /// Whether `req` is something a client sent, which the guard layers (`rate_limit` and tower's
-/// middleware) limit: a line, or a command other than the opening of an HTTP event stream
-/// (`Replay`). That one is the transport's doing, like a connect, and a browser's `EventSource`
-/// gives up for good on any answer but `200`, so refusing it would close the room's stream rather
-/// than slow anyone down. Connects, disconnects and other instances' messages are not limited
-/// either.
+/// middleware) limit: a line or a command, including the opening of an HTTP event stream
+/// (`Replay`) and each further page of its replay (`ReplayPage`): reading history is work the
+/// client causes, and an open-and-close loop must not be free. (The HTTP adapter waits for a
+/// token rather than failing a stream, see `adapters::http::sse`.) Connects, disconnects and
+/// other instances' messages are not limited.
 pub(crate) fn sent_by_a_user(req: &Request) -> bool {
-    req.session.is_some()
-        && match &req.action {
-            Action::Line(_) => true,
-            Action::Command(command) => !matches!(command, Command::Replay { .. }),
-            _ => false,
-        }
+    req.session.is_some() && matches!(&req.action, Action::Line(_) | Action::Command(_))
 }
 
 /// Takes the inner service that `poll_ready` just readied, leaving a fresh clone in its place:

@@ -11,9 +11,10 @@
 //!   that the store does not have yet (the writer's index, read first), and what the store holds
 //!   (`Detail::Stored`); the history layer merges that with the memory's answer. If the store
 //!   cannot be read, the queue's rows are the answer, and the reader is told what is missing.
-//! * `OpenRoom` (a room's first use since start) is answered from the store, after the layers
-//!   inside (the fan-out's bus) have started listening to the room: its newest rows and how far
-//!   its numbering went, from which the route layer decides where the room starts.
+//! * `OpenRoom` (a room's first use since start, or since it was evicted from memory) is
+//!   answered from the store and the write queue, after the layers inside (the fan-out's bus)
+//!   have started listening to the room: its newest rows and how far its numbering went, from
+//!   which the route layer decides where the room starts.
 //!
 //! **What it teaches.** The seed's third lesson, speed against durability, as one line of config:
 //! * `durability = "async"`, write-behind (approach B): the message is queued and delivered at
@@ -228,7 +229,10 @@ impl<S: Inner> Service<Request> for Persist<S> {
                 Action::OpenRoom(open) => {
                     let open = open.clone();
                     let reply = call_inner(&mut inner, req).await?;
-                    let stored = backend
+                    // The queue first, as for a history read: a row leaves it only once stored.
+                    // A room evicted while its last messages were still queued reopens with them.
+                    let queued = backend.writer.pending(&open.room, 0, u64::MAX);
+                    let mut stored = backend
                         .store
                         .open_room(&open.room, open.window)
                         .await
@@ -238,6 +242,8 @@ impl<S: Inner> Service<Request> for Persist<S> {
                                 open.room
                             ))
                         })?;
+                    stored.newest.merge(queued);
+                    stored.newest.keep_newest(open.window);
                     open.answer(StoredRoom {
                         written_ahead: backend.durability == Durability::Sync,
                         ..stored

@@ -180,3 +180,34 @@ async fn write_ahead_refuses_a_message_the_store_does_not_take_in_time() {
     background.finish().await;
     assert_eq!(mock.stored(), vec![2]);
 }
+
+#[tokio::test]
+async fn a_room_opened_while_its_last_messages_wait_in_the_queue_opens_with_them() {
+    // The store takes nothing until the gate opens: every row stays in the write queue, as for a
+    // room evicted from memory right after its last messages.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mock = Arc::new(Mock {
+        gate: Some(gate.clone()),
+        ..Mock::default()
+    });
+    let background = Background::default();
+    let (mut svc, _) = stack(&mock, Durability::Async, &background);
+    for seq in 1..=5 {
+        publish(&mut svc, local(seq)).await;
+    }
+    let open = Arc::new(OpenRoom::new(RoomName::parse("general").unwrap(), 3));
+    let req = Request::anonymous(Action::OpenRoom(open.clone()));
+    svc.ready().await.unwrap().call(req).await.unwrap();
+    let stored = open.stored().expect("answered");
+    let seqs: Vec<u64> = stored.newest.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(
+        seqs,
+        vec![3, 4, 5],
+        "the newest rows of the window, from the queue"
+    );
+    assert!(stored.newest.more, "older rows exist");
+    assert!(mock.stored().is_empty(), "none of them was stored yet");
+    gate.add_permits(1000);
+    background.finish().await;
+    assert_eq!(mock.stored(), vec![1, 2, 3, 4, 5]);
+}

@@ -11,9 +11,10 @@
 //! which rule and how long to wait: the TCP user reads `! slow down: ... (try again in N ms)`, an
 //! HTTP client gets `429` with `Retry-After`. The connection stays open and nothing else happens
 //! to the session: it can talk again as soon as a token is back (a refused connect is refused,
-//! and the TCP adapter closes that connection after the line). Disconnects, the opening of an
-//! HTTP event stream and messages from other instances cost nothing, as they are not something
-//! a client typed.
+//! and the TCP adapter closes that connection after the line). The opening of an HTTP event
+//! stream and each page of its replay cost a token too (reading history is work a client
+//! causes). Disconnects and messages from other instances cost nothing, as they are not
+//! something a client did.
 //!
 //! **Where it sits.** Above route (the pipeline check insists), usually right after parse, so
 //! that a refused line never reaches the layers that take locks, number messages or write to a

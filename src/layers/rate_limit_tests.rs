@@ -141,12 +141,13 @@ async fn only_lines_and_commands_cost_tokens_and_each_session_has_its_own_bucket
         "slow down: at most 1 line a second, 2 at once (try again in 1000 ms)"
     );
     assert_eq!(stats.rate_limited.get(), 1);
-    // Opening an event stream costs nothing.
+    // Opening an event stream costs a token like any command.
     let replay = Command::Replay {
         room: RoomName::parse("general").unwrap(),
         after: None,
     };
-    send(&layer, 1, Action::Command(replay)).await.unwrap();
+    assert!(send(&layer, 1, Action::Command(replay)).await.is_err());
+    assert_eq!(stats.rate_limited.get(), 2);
     // Another session is not affected; a remote message (no session) costs nothing.
     send(&layer, 2, Action::Line("hi".into())).await.unwrap();
     for _ in 0..5 {
@@ -154,7 +155,7 @@ async fn only_lines_and_commands_cost_tokens_and_each_session_has_its_own_bucket
         let stack = layer.layer(service_fn(|_req: Request| async { Ok(Reply::default()) }));
         stack.oneshot(anonymous).await.unwrap();
     }
-    assert_eq!(stats.rate_limited.get(), 1);
+    assert_eq!(stats.rate_limited.get(), 2);
 }
 
 #[tokio::test(start_paused = true)]

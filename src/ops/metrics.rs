@@ -60,7 +60,7 @@ struct Exporter {
 
 type Fmt = Result<(), std::fmt::Error>;
 
-const ROOMS_HELP: &str = "Rooms that exist on this instance.";
+const ROOMS_HELP: &str = "Rooms in memory on this instance (rooms idle for room_idle_secs leave it; those with stored history are still listed by /rooms).";
 const QUEUE_HELP: &str = "Messages waiting in the store writer's queue.";
 
 impl Collector for Exporter {
@@ -102,6 +102,8 @@ impl Collector for Exporter {
             each_protocol(&stats.sessions_opened_by),
         )?;
         gauge(&mut out, "rooms", ROOMS_HELP, self.hub.rooms().len() as u64)?;
+        let queued = "Bytes waiting in outbound queues (sessions and event streams), against max_queued_bytes.";
+        gauge(&mut out, "queued_bytes", queued, stats.queued.used() as u64)?;
         latency(&mut out, &stats.latency_local, &stats.latency_remote)?;
         if let Some(writer) = &self.writer {
             gauge(
@@ -117,10 +119,10 @@ impl Collector for Exporter {
         }
         // Everything else is a plain counter of `Stats`.
         #[rustfmt::skip]
-        let counters: [(&str, &str, &Counter); 16] = [
+        let counters: [(&str, &str, &Counter); 20] = [
             ("messages_in", "Chat messages accepted from this instance's sessions.", &stats.messages_in),
             ("deliveries", "Chat messages queued for a recipient session (one message to a room of ten is ten).", &stats.deliveries),
-            ("slow_consumer_disconnects", "Sessions disconnected because their outbound queue was full (the client read too slowly).", &stats.slow_consumers),
+            ("slow_consumer_disconnects", "Sessions and event streams disconnected because their queue was full in events or bytes, or the instance's budget was used up (the client read too slowly).", &stats.slow_consumers),
             ("rate_limited", "Requests refused by the rate_limit layer.", &stats.rate_limited),
             ("persisted", "Messages written to the store.", &stats.persisted),
             ("persist_batches", "Batches written to the store (one transaction each).", &stats.persist_batches),
@@ -134,6 +136,10 @@ impl Collector for Exporter {
             ("bus_failures", "Bus operations that failed (a publish, a poll, a lost subscription).", &stats.bus_failures),
             ("gap_fills", "Messages read from the store to fill a hole in a room's sequence.", &stats.gap_fills),
             ("gaps_skipped", "Sequence numbers given up on: messages numbered but never received.", &stats.gaps_skipped),
+            ("streams_refused", "Event streams refused: too many for their session or their address.", &stats.streams_refused),
+            ("replay_pages", "Pages of history read for event streams (each costs a rate-limit token).", &stats.replay_pages),
+            ("rooms_refused", "Joins refused because they would create a room beyond max_rooms or the address's max_rooms_per_ip.", &stats.rooms_refused),
+            ("rooms_evicted", "Idle rooms evicted from memory (their history stays in the store; reopened on demand).", &stats.rooms_evicted),
         ];
         for (name, help, value) in counters {
             out.encode_descriptor(name, help, None, MetricType::Counter)?

@@ -28,7 +28,7 @@ use crate::backends::postgres_directory::PostgresDirectory;
 use crate::backends::sequencer::LocalSequencer;
 use crate::backends::valkey::{self, Valkey, ValkeyOptions};
 use crate::backends::{Background, Bus, Directory, LocalDirectory};
-use crate::core::{Hub, Reply, Request, Sequencer};
+use crate::core::{Action, Hub, Reply, Request, Sequencer};
 use crate::layers::fanout::FanoutLayer;
 use crate::layers::guard::UsersOnlyLayer;
 use crate::layers::history::HistoryLayer;
@@ -37,6 +37,7 @@ use crate::layers::persist::{OpenedStore, PersistLayer, open_store};
 use crate::layers::rate_limit::RateLimitLayer;
 use crate::layers::route::RouteLayer;
 use crate::ops::Backends;
+use tokio_util::sync::CancellationToken;
 
 /// The route layer's `max_rooms`: the most stored rooms worth listing.
 fn max_rooms(config: &PipelineConfig) -> usize {
@@ -152,7 +153,8 @@ pub async fn assemble(
                     directory.clone(),
                     join_replay,
                     backends.writer.clone(),
-                ),
+                )
+                .with_ipv6_prefix(config.server.ipv6_prefix),
                 stack,
             ),
             // Recent history from each room's memory, the store for the rest.
@@ -172,11 +174,53 @@ pub async fn assemble(
         hub.rooms().keep_opened_rooms();
         bus.start(stack.clone(), hub.clone(), background)?;
     }
+    // Rooms are a cache of the store: idle ones leave memory (see `core::rooms`), and only
+    // rooms that never carried a message when nothing stores history.
+    if store.is_some() {
+        hub.rooms().evict_stored_rooms();
+    }
+    let idle = Duration::from_secs(route_config(config).room_idle_secs);
+    background.tracker.spawn(sweep_idle_rooms(
+        stack.clone(),
+        idle,
+        background.stop.clone(),
+    ));
     Ok(Built {
         stack,
         backends,
         sequencer,
     })
+}
+
+/// The pipeline's route options (the defaults if it has no route layer, which the checks refuse).
+fn route_config(config: &PipelineConfig) -> RouteConfig {
+    config
+        .layers
+        .iter()
+        .find_map(|layer| match layer {
+            LayerConfig::Route(route) => Some(route.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Asks the route layer to evict the rooms idle for `idle` (`Action::EvictIdleRooms`), twice per
+/// `idle` (at most every 30 s), until `stop`. A sweep under way is finished before it stops:
+/// a room half evicted would keep its name closed.
+async fn sweep_idle_rooms(stack: ChatService, idle: Duration, stop: CancellationToken) {
+    let every = (idle / 2).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let sweep = Request::anonymous(Action::EvictIdleRooms);
+        if let Err(err) = tower::ServiceExt::oneshot(stack.clone(), sweep).await {
+            tracing::warn!("the idle-room sweep failed: {err}");
+        }
+    }
 }
 
 /// The sequencer and bus of the pipeline's fan-out backend: `local` numbers in memory
@@ -272,11 +316,7 @@ async fn directory(
     hub: &Hub,
     background: &Background,
 ) -> anyhow::Result<Arc<dyn Directory>> {
-    let route = config.layers.iter().find_map(|layer| match layer {
-        LayerConfig::Route(route) => Some(route.clone()),
-        _ => None,
-    });
-    let route = route.unwrap_or_else(RouteConfig::default);
+    let route = route_config(config);
     let shared = match route.directory {
         DirectoryMode::Auto => shared_directory(config),
         DirectoryMode::Local => false,

@@ -53,9 +53,18 @@ pub struct ServerConfig {
     /// Longest accepted input line in bytes, without its line ending.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
-    /// Events that may wait for one slow client before it is disconnected.
+    /// Events that may wait for one slow client (a TCP session, an event stream) before it is
+    /// disconnected.
     #[serde(default = "default_outbound_queue")]
     pub outbound_queue: usize,
+    /// Bytes that may wait for one slow client before it is disconnected (see
+    /// `core::outbound`): the event bound alone allows 256 short lines or 256 of the longest.
+    #[serde(default = "default_outbound_queue_bytes")]
+    pub outbound_queue_bytes: usize,
+    /// Bytes that may wait in all outbound queues of this process together; beyond it, a client
+    /// that is behind is disconnected rather than given more (see `core::outbound`).
+    #[serde(default = "default_max_queued_bytes")]
+    pub max_queued_bytes: usize,
     /// An HTTP session with no open event stream and no request for this long expires and
     /// frees its nick (TCP sessions end with their connection instead).
     #[serde(default = "default_session_idle_secs")]
@@ -83,6 +92,12 @@ pub struct ServerConfig {
     /// this long after connecting is closed with a notice, in seconds.
     #[serde(default = "default_join_timeout_secs")]
     pub join_timeout_secs: u64,
+    /// Most event streams (`GET /messages/ROOM`) one HTTP session may have open at once.
+    #[serde(default = "default_max_streams_per_session")]
+    pub max_streams_per_session: usize,
+    /// Most event streams open at once from one IP address, over all its sessions.
+    #[serde(default = "default_max_streams_per_ip")]
+    pub max_streams_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +117,10 @@ impl Default for ServerConfig {
             header_read_timeout_secs: default_header_read_timeout_secs(),
             ipv6_prefix: default_ipv6_prefix(),
             join_timeout_secs: default_join_timeout_secs(),
+            outbound_queue_bytes: default_outbound_queue_bytes(),
+            max_queued_bytes: default_max_queued_bytes(),
+            max_streams_per_session: default_max_streams_per_session(),
+            max_streams_per_ip: default_max_streams_per_ip(),
         }
     }
 }
@@ -120,6 +139,18 @@ fn default_max_line_bytes() -> usize {
 }
 fn default_outbound_queue() -> usize {
     256
+}
+fn default_outbound_queue_bytes() -> usize {
+    256 * 1024
+}
+fn default_max_queued_bytes() -> usize {
+    128 * 1024 * 1024
+}
+fn default_max_streams_per_session() -> usize {
+    8
+}
+fn default_max_streams_per_ip() -> usize {
+    32
 }
 fn default_session_idle_secs() -> u64 {
     300
@@ -291,7 +322,7 @@ pub struct RouteConfig {
     #[serde(default = "default_max_rooms_per_session")]
     pub max_rooms_per_session: usize,
     /// Most rooms this instance keeps; beyond it `/join` of a new room is refused (existing
-    /// rooms can still be joined). See `core::room` for when a room is freed again.
+    /// rooms can still be joined). See `core::rooms` for when a room is freed again.
     #[serde(default = "default_max_rooms")]
     pub max_rooms: usize,
     /// Server operators: who may `/oper NAME PASSWORD` (IRC's `OPER`), and then `/kill` and
@@ -299,6 +330,14 @@ pub struct RouteConfig {
     /// `--check` shows them hidden.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub opers: Vec<OperConfig>,
+    /// Most rooms one IP address may have created that are in memory at once: one address
+    /// cannot fill `max_rooms` by itself.
+    #[serde(default = "default_max_rooms_per_ip")]
+    pub max_rooms_per_ip: usize,
+    /// A room nobody has been in for this long, whose history is stored, is evicted from memory
+    /// (and reopened from the store when used again), in seconds. See `core::rooms`.
+    #[serde(default = "default_room_idle_secs")]
+    pub room_idle_secs: u64,
 }
 
 /// One server operator of [`RouteConfig::opers`].
@@ -340,6 +379,8 @@ impl Default for RouteConfig {
             max_message_chars: default_max_message_chars(),
             max_rooms_per_session: default_max_rooms_per_session(),
             max_rooms: default_max_rooms(),
+            max_rooms_per_ip: default_max_rooms_per_ip(),
+            room_idle_secs: default_room_idle_secs(),
             directory: DirectoryMode::default(),
             presence_ttl_secs: default_presence_ttl_secs(),
             opers: Vec::new(),
@@ -375,6 +416,12 @@ fn default_max_rooms_per_session() -> usize {
 }
 fn default_max_rooms() -> usize {
     10_000
+}
+fn default_max_rooms_per_ip() -> usize {
+    500
+}
+fn default_room_idle_secs() -> u64 {
+    300
 }
 
 /// Options of `kind = "history"`.

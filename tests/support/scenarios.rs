@@ -10,8 +10,10 @@ use chatd::backends::{Row, Store};
 use chatd::core::message::sample;
 use chatd::core::{ChatMessage, HistoryQuery, RoomName};
 use chatd::pipeline::PipelineConfig;
-use chatd::pipeline::config::{Durability, PersistConfig};
+use chatd::pipeline::config::{Durability, LayerConfig, PersistConfig};
+use chatd::server::Server;
 
+use super::http::HttpClient;
 use super::{Client, PATIENCE, default_config, start_with, with_store};
 
 /// The default pipeline with `store` as its persist layer.
@@ -113,6 +115,140 @@ pub async fn restart_keeps_the_last_10(store: PersistConfig) {
         seq_text(&all[25..]),
         [(26, "after the restart".to_string())],
         "the seq continued after the stored maximum"
+    );
+}
+
+/// A room nobody is in leaves memory after `room_idle_secs` (1 s here) and its next use opens
+/// it from the store: a browser resuming across the eviction gets exactly what it missed, a
+/// joiner the last 10, and the numbering goes on without a jump. The messages are written
+/// behind, so the last ones may still be in the write queue when the room is evicted.
+pub async fn an_idle_room_is_evicted_and_reopens_where_it_stopped(store: PersistConfig) {
+    let mut config = config_for(&store);
+    evict_after_a_second(&mut config);
+    let server = start_with(config).await;
+    let mut alice = Client::named(server.tcp_addr(), "alice").await;
+    alice.join("quiet").await;
+    alice
+        .send_many((1..=25).map(|i| format!("message {i}")))
+        .await;
+    alice.send("/leave quiet").await;
+    alice
+        .expect("* you left quiet; you are in no room now")
+        .await;
+    let quiet = RoomName::parse("quiet").unwrap();
+    until_evicted(&server, &quiet).await;
+    assert_eq!(server.hub().stats().rooms_evicted.get(), 1);
+    alice.send("/rooms").await;
+    alice.expect("* rooms: quiet (0)").await;
+
+    // A browser that had shown up to message 20 comes back: this opens the room again.
+    let browser = HttpClient::connect(server.http_addr(), "browser").await;
+    let mut stream = browser.stream("quiet", Some(20)).await;
+    for seq in 21..=25 {
+        let event = stream.next().await;
+        assert_eq!(
+            (event.event.as_str(), event.data["seq"].as_u64()),
+            ("message", Some(seq))
+        );
+    }
+    let mut bob = Client::named(server.tcp_addr(), "bob").await;
+    let expected: Vec<String> = (16..=25)
+        .map(|i| format!("[quiet] alice: message {i}"))
+        .collect();
+    assert_eq!(bob.join("quiet").await, expected, "the last 10");
+    bob.send("after the eviction").await;
+    let next = stream.next_message().await;
+    assert_eq!(
+        (next.data["seq"].as_u64(), next.data["text"].as_str()),
+        (Some(26), Some("after the eviction")),
+        "the numbering goes on after 25"
+    );
+    server.shutdown().await;
+    let db = open_store(&store).await;
+    let all = stored(&*db, "quiet").await;
+    let seqs: Vec<u64> = all.iter().map(|m| m.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=26).collect::<Vec<_>>(),
+        "every seq once, no jump"
+    );
+}
+
+/// `config` with rooms evicted after one idle second.
+pub fn evict_after_a_second(config: &mut PipelineConfig) {
+    for layer in &mut config.layers {
+        if let LayerConfig::Route(route) = layer {
+            route.room_idle_secs = 1;
+        }
+    }
+}
+
+/// Waits until `server` has evicted `room`: out of its table, then closed (its unused seqs given
+/// back, its bus state ended).
+pub async fn until_evicted(server: &Server, room: &RoomName) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let rooms = server.hub().rooms();
+    while rooms.get(room).is_some() || rooms.closing(room).is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{room} never evicted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Bob on instance `b` reads a room through an event stream while alice on `a` keeps talking.
+/// Three times he leaves, `b` evicts the idle room (its `room_idle_secs` is 1), and he comes
+/// back at once, resuming after the last message he got. He gets every message once, in order:
+/// what was said while the room was closed on `b` comes from the store, the rest over the bus.
+pub async fn evicted_and_reopened_under_traffic_loses_nothing(a: &Server, b: &Server) {
+    const TOTAL: u64 = 200;
+    let mut alice = Client::named(a.tcp_addr(), "alice").await;
+    alice.join("busy").await;
+    let bob = HttpClient::connect(b.http_addr(), "bob").await;
+    let busy = RoomName::parse("busy").unwrap();
+    let sender = tokio::spawn(async move {
+        for i in 1..=TOTAL {
+            alice.send(&format!("m{i}")).await;
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        alice
+    });
+    let mut seen: Vec<u64> = Vec::new();
+    let mut cycles = 0;
+    loop {
+        let mut stream = bob
+            .stream("busy", Some(seen.last().copied().unwrap_or(0)))
+            .await;
+        let reads = if cycles < 3 { 15 } else { usize::MAX };
+        for _ in 0..reads {
+            let event = stream.next().await;
+            match event.event.as_str() {
+                "message" => seen.push(event.data["seq"].as_u64().expect("a seq")),
+                "presence" => continue,
+                other => panic!("{other} after {:?}: {}", seen.last(), event.data),
+            }
+            if seen.last() == Some(&TOTAL) {
+                break;
+            }
+        }
+        if seen.last() == Some(&TOTAL) {
+            break;
+        }
+        drop(stream);
+        assert_eq!(bob.command("/leave busy").await.status, 200);
+        until_evicted(b, &busy).await;
+        cycles += 1;
+    }
+    assert!(
+        cycles >= 3,
+        "only {cycles} evictions before the end of the traffic"
+    );
+    let _alice = sender.await.expect("the sender");
+    assert_eq!(
+        seen,
+        (1..=TOTAL).collect::<Vec<_>>(),
+        "every message once, in order"
     );
 }
 

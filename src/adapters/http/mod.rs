@@ -25,7 +25,7 @@
 //!
 //! Every response carries security headers (a Content-Security-Policy, no framing, no sniffing,
 //! no referrer), state-changing requests from another origin's page are refused, and request
-//! logs never show a session token: see [`hardening`].
+//! logs never show a session token: see `hardening.rs`.
 //!
 //! Served with hyper 1 (HTTP/1.1, a header-read timeout against slow-header clients) and
 //! tower-http (request tracing, a timeout on ordinary requests, static files). Graceful shutdown
@@ -36,6 +36,7 @@ mod json;
 mod routes;
 pub mod sessions;
 mod sse;
+mod stream;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -57,6 +58,7 @@ use tokio_util::task::TaskTracker;
 use tower::{BoxError, ServiceExt};
 
 use super::limits::ConnectionLimits;
+use crate::core::outbound::QueueLimits;
 use crate::core::{Protocol, Reply, Request};
 use crate::ops::Ops;
 use crate::pipeline::ChatService;
@@ -84,11 +86,20 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// (`adapters::REFUSALS_IN_FLIGHT`), and a silent one should not keep its place for long.
 const REFUSED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// hyper's buffer per connection (`max_buf_size`): a request head must fit in it, and hyper stops
+/// taking a response's frames once this much waits for a socket that does not drain. Its default
+/// (about 400 KiB) would let every event stream of a client that does not read hold that much.
+pub const HTTP_BUFFER: usize = 64 * 1024;
+
 /// The HTTP adapter's settings, from the `[server]` table.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Capacity of each session's outbound queue.
-    pub outbound_queue: usize,
+    /// The bounds of each session's outbound queue and of each event stream's tap.
+    pub queue: QueueLimits,
+    /// Most event streams one session may have open.
+    pub max_streams_per_session: usize,
+    /// Event streams per address and in total.
+    pub stream_limits: Arc<ConnectionLimits>,
     /// Idle sessions expire after this.
     pub session_idle: Duration,
     /// Largest accepted request body.
@@ -151,7 +162,8 @@ pub async fn serve(
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout);
+            .header_read_timeout(header_timeout)
+            .max_buf_size(HTTP_BUFFER);
         let permit = match accepted.admission {
             Ok(permit) => permit,
             Err(refusal) => {

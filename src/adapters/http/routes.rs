@@ -99,7 +99,9 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
         ),
         None => None,
     };
-    let (outbound, mut events) = outbound::channel(state.options.outbound_queue);
+    // Bounded in events only: the dispatcher below moves each event on to a stream's tap at
+    // once, and the taps are what is bounded in bytes (see `sessions`).
+    let (outbound, mut events) = outbound::channel(state.options.queue.events);
     let closer = Closer::default();
     let connect = Connect {
         protocol: Protocol::Http,
@@ -124,7 +126,7 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
         loop {
             tokio::select! {
                 event = events.recv() => match event {
-                    Some(event) => dispatch_session.dispatch(event),
+                    Some(event) => dispatch_session.dispatch(event, dispatch_state.ops.hub().stats()),
                     None => break, // the core closed the session
                 },
                 _ = closer.closed() => {

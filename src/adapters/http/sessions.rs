@@ -4,12 +4,17 @@
 //! stateless" lesson), so `POST /connect` opens a core session and hands back an opaque token
 //! (256 random bits) that later requests carry. The core pushes the session's events into one
 //! outbound queue, as for TCP; a dispatcher task reads it and hands each event to the event
-//! streams (`GET /messages/:room`) open for that event's room, through a small bounded queue per
-//! stream, a "tap".
+//! streams (`GET /messages/:room`) open for that event's room, through a bounded queue per
+//! stream, a "tap". A tap is the same queue as a TCP session's (`core::outbound`), with the same
+//! bounds: `[server] outbound_queue` events, `outbound_queue_bytes` bytes, and the instance's
+//! `max_queued_bytes` shared with every other queue.
 //!
-//! Two rules keep memory bounded without losing anything a client can notice:
+//! These rules keep memory bounded without losing anything a client can notice:
 //! * A tap that is full (its browser reads too slowly) is cut: its stream ends, the browser's
 //!   `EventSource` reconnects with `Last-Event-ID`, and the resume replays what it missed.
+//! * A session has at most `[server] max_streams_per_session` streams open at once (a page
+//!   streams a few rooms); one more is refused (HTTP 429), as is one beyond the address's
+//!   `max_streams_per_ip` (counted by the stream, see `sse`).
 //! * A session with no open stream and no request for `session_idle_secs` expires: it leaves its
 //!   rooms like a disconnecting netcat user, and its nick is free again.
 //! * A session that had a stream and has none left expires sooner, [`STREAM_GRACE`] after its
@@ -23,13 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
 use crate::adapters::limits::Permit;
-use crate::core::{Event, RoomName, SessionId};
-
-/// Events a stream may have waiting before it is cut as too slow.
-pub const TAP_QUEUE: usize = 256;
+use crate::core::outbound::{self, QueueLimits, Refused};
+use crate::core::{Event, Inbox, Outbound, RoomName, SessionId, Stats};
 
 /// How long a session that had event streams survives its last one, without requests (a closed
 /// tab); see the module docs. Never longer than `session_idle_secs`.
@@ -56,14 +57,33 @@ pub struct HttpSession {
 struct Tap {
     id: u64,
     room: RoomName,
-    events: mpsc::Sender<Event>,
+    events: Outbound,
 }
 
-/// Detaches its tap when the stream ends (the browser left, or the server cut it).
+/// Detaches its tap when the stream ends (the browser left, or the server cut it), and gives
+/// back the stream's place among its address's streams.
 #[derive(Debug)]
 pub struct TapGuard {
     session: Arc<HttpSession>,
     id: u64,
+    _permit: Option<Permit>,
+}
+
+/// A session asked for more event streams than `max_streams_per_session`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyStreams {
+    /// The limit.
+    pub max: usize,
+}
+
+impl std::fmt::Display for TooManyStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "too many event streams for this session (max {}): close one first",
+            self.max
+        )
+    }
 }
 
 impl Drop for TapGuard {
@@ -87,26 +107,42 @@ impl HttpSession {
         *lock(&self.last_seen) = Instant::now();
     }
 
-    /// Starts receiving `room`'s events; they arrive on the returned queue until the guard drops.
-    pub fn attach(self: &Arc<Self>, room: RoomName) -> (TapGuard, mpsc::Receiver<Event>) {
-        let (tx, rx) = mpsc::channel(TAP_QUEUE);
+    /// Starts receiving `room`'s events into a queue within `limits`: they arrive on the
+    /// returned [`Inbox`] until the guard drops. The guard also holds `permit`, the stream's
+    /// place among its address's streams.
+    ///
+    /// # Errors
+    /// [`TooManyStreams`] when the session has `max` streams open already.
+    pub fn attach(
+        self: &Arc<Self>,
+        room: RoomName,
+        limits: &QueueLimits,
+        max: usize,
+        permit: Option<Permit>,
+    ) -> Result<(TapGuard, Inbox), TooManyStreams> {
+        let mut taps = self.taps();
+        if taps.len() >= max {
+            return Err(TooManyStreams { max });
+        }
+        let (tx, rx) = outbound::bounded(limits);
         let id = self.next_tap.fetch_add(1, Ordering::Relaxed);
-        self.taps().push(Tap {
+        taps.push(Tap {
             id,
             room,
             events: tx,
         });
-        (
-            TapGuard {
-                session: self.clone(),
-                id,
-            },
-            rx,
-        )
+        drop(taps);
+        let guard = TapGuard {
+            session: self.clone(),
+            id,
+            _permit: permit,
+        };
+        Ok((guard, rx))
     }
 
-    /// Hands `event` to the taps of its room; a full tap is cut (see the module docs).
-    pub fn dispatch(&self, event: Event) {
+    /// Hands `event` to the taps of its room; a full tap is cut (see the module docs) and
+    /// counted in `stats` as a slow consumer.
+    pub fn dispatch(&self, event: Event, stats: &Stats) {
         let room = match &event {
             Event::Message(msg) => Some(&msg.room),
             Event::Presence(presence) => Some(&presence.room),
@@ -120,11 +156,12 @@ impl HttpSession {
             }
             match tap.events.try_send(event.clone()) {
                 Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::debug!(session = %self.id, room = %tap.room, "event stream too slow; cutting it");
+                Err(Refused::Full(overflow)) => {
+                    stats.slow_consumers.inc();
+                    tracing::debug!(session = %self.id, room = %tap.room, %overflow, "event stream too slow; cutting it");
                     false
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(Refused::Closed) => false,
             }
         });
     }
@@ -197,71 +234,5 @@ fn new_token() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::message::sample;
-
-    #[test]
-    fn tokens_are_long_and_distinct() {
-        let (a, b) = (new_token(), new_token());
-        assert_eq!(a.len(), 64);
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn events_reach_only_their_rooms_taps_and_full_taps_are_cut() {
-        let sessions = HttpSessions::default();
-        let s = sessions.open(SessionId(1), None);
-        let general = RoomName::parse("general").unwrap();
-        let (_g, mut general_rx) = s.attach(general.clone());
-        let (_r, mut random_rx) = s.attach(RoomName::parse("random").unwrap());
-        s.dispatch(Event::Message(sample("general", 1, "a", "hi")));
-        assert!(general_rx.try_recv().is_ok());
-        assert!(random_rx.try_recv().is_err());
-        for seq in 0..=TAP_QUEUE as u64 {
-            s.dispatch(Event::Message(sample("general", seq + 2, "a", "flood")));
-        }
-        assert_eq!(
-            s.taps().len(),
-            1,
-            "the full general tap was cut, random stays"
-        );
-    }
-
-    #[test]
-    fn sessions_expire_only_without_streams() {
-        let sessions = HttpSessions::default();
-        let s = sessions.open(SessionId(1), None);
-        let guard = s.attach(RoomName::parse("general").unwrap());
-        assert!(
-            sessions
-                .take_expired(Duration::ZERO, Duration::ZERO)
-                .is_empty(),
-            "an open stream keeps it alive"
-        );
-        drop(guard);
-        let expired = sessions.take_expired(Duration::ZERO, Duration::ZERO);
-        assert_eq!(expired.len(), 1);
-        assert!(sessions.get(&s.token).is_none());
-    }
-
-    #[test]
-    fn a_session_whose_streams_closed_expires_after_the_grace_not_the_idle_time() {
-        let sessions = HttpSessions::default();
-        let page = sessions.open(SessionId(1), None);
-        let script = sessions.open(SessionId(2), None);
-        drop(page.attach(RoomName::parse("general").unwrap()));
-        let hour = Duration::from_secs(3600);
-        let expired = sessions.take_expired(hour, Duration::ZERO);
-        assert_eq!(
-            expired.iter().map(|s| s.id).collect::<Vec<_>>(),
-            [SessionId(1)],
-            "the closed page goes, the client that never streamed stays"
-        );
-        assert!(sessions.get(&script.token).is_some());
-        assert!(
-            sessions.take_expired(hour, hour).is_empty(),
-            "within the grace nothing expires"
-        );
-    }
-}
+#[path = "sessions_tests.rs"]
+mod tests;

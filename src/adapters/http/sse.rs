@@ -6,9 +6,10 @@
 //! 1. attaches to the room's live feed first (a tap, see `sessions`), so nothing that happens
 //!    from now on can be missed;
 //! 2. asks the core for the messages after N (`Command::Replay`), which also joins the room if
-//!    needed and answers with `upto`, the last seq the replay covers;
-//! 3. sends the replay, then live events, dropping any live message with a seq at or below what
-//!    was already sent: messages that arrived during the replay are in both, and go out once.
+//!    needed and answers with `upto`, the last seq the replay covers, and its first page;
+//! 3. sends the replay a page at a time (`stream`), then live events, dropping any live message
+//!    with a seq at or below what was already sent: messages that arrived during the replay are
+//!    in both, and go out once.
 //!
 //! Nothing is ever skipped in silence. When the missed range is longer than a replay holds (or
 //! older than anything the server still keeps), the stream says so with `event: truncated` (and
@@ -17,6 +18,13 @@
 //! announced with `event: gap` (`{"room","from","to"}`). And a client resuming after a seq the
 //! room never reached (the server lost its numbering: no store, and a restart) gets
 //! `event: reset` (`{"room","last_seq"}`): what follows is the room afresh, history then live.
+//!
+//! **Bounded, whoever the client is.** A replay is read a page at a time, and the next page only
+//! once the client has taken the previous one (`stream`); each page costs a rate-limit token,
+//! and a stream that finds its session's bucket empty waits for it rather than failing (at the
+//! open, for a few seconds at most, then `429`). A session has at most
+//! `[server] max_streams_per_session` streams and an address `max_streams_per_ip`: one more is
+//! refused with `429` and `Retry-After`.
 //!
 //! Each message's frame is rendered once and shared by every stream (`Wire::Sse`); the server
 //! never compresses the stream, and pings every 15 s keep proxies from closing it.
@@ -31,23 +39,22 @@ use http_body_util::StreamBody;
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::json::HttpError;
 use super::routes::{authenticate, percent_decode, query_param};
-use super::sessions::TapGuard;
-use super::{Body, State};
+use super::stream::{BODY_QUEUE, Replay, Stream};
+use super::{Body, Peer, State};
 use crate::core::message::Wire;
 use crate::core::{
-    Action, ChatMessage, Command, Detail, Direct, Event, HistoryAnswer, Presence, PresenceKind,
-    Request as ChatRequest, RoomName, Stats,
+    Action, ChatError, ChatMessage, Command, Detail, Direct, ErrorKind, HistoryAnswer, Presence,
+    PresenceKind, ReplayPage, Reply, Request as ChatRequest, RoomName, SessionId,
 };
 
-/// A comment line this often keeps idle streams open through proxies.
-const PING: Duration = Duration::from_secs(15);
 /// How long a browser waits before reconnecting.
-const RETRY_MS: u64 = 2000;
-/// Frames written to the socket ahead of the client.
-const BODY_QUEUE: usize = 16;
+pub(super) const RETRY_MS: u64 = 2000;
+/// How long an open waits for its session's rate-limit bucket before it is refused.
+const OPEN_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Opens the stream; see the module docs.
 pub(super) async fn open(
@@ -72,19 +79,34 @@ pub(super) async fn open(
             )
         })?),
     };
-    let (tap, live) = session.attach(room.clone());
-    let replay_room = Command::Replay {
-        room: room.clone(),
-        after,
+    // The budgets first: a refused stream costs nothing more.
+    let stats = state.ops.hub().stats_handle();
+    let refused = |mut error: HttpError| {
+        stats.streams_refused.inc();
+        error.retry_after = Some(Duration::from_millis(RETRY_MS));
+        error
     };
-    let reply = state
-        .call(ChatRequest::from(session.id, Action::Command(replay_room)))
-        .await?;
+    let permit = match req.extensions().get::<Peer>() {
+        Some(peer) => Some(
+            state
+                .options
+                .stream_limits
+                .admit(peer.0.ip())
+                .map_err(|e| refused(HttpError::from(e)))?,
+        ),
+        None => None,
+    };
+    let (tap, live) = session
+        .attach(
+            room.clone(),
+            &state.options.queue,
+            state.options.max_streams_per_session,
+            permit,
+        )
+        .map_err(|e| refused(HttpError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())))?;
+    let reply = replay(state, session.id, &room, after).await?;
     let Some(Detail::Replayed {
-        upto,
-        answer,
-        reset,
-        ..
+        upto, page, reset, ..
     }) = reply.detail
     else {
         return Err(HttpError::new(
@@ -96,17 +118,19 @@ pub(super) async fn open(
     // A client ahead of this instance (it saw the newest messages elsewhere) is not sent them
     // again when they arrive here.
     let resumed_at = after.filter(|_| reset.is_none()).unwrap_or(0);
+    let (opening, replay) = opening(&room, after, upto, page, reset);
     let stream = Stream {
+        state: state.clone(),
+        session: session.id,
+        room,
         frames,
         live,
-        tap,
+        _tap: tap,
         last_sent: upto.max(resumed_at),
-        stats: state.ops.hub().stats_handle(),
+        stats,
+        replay,
     };
-    let opening = replay(&room, after, upto, &answer, reset);
-    state
-        .tracker
-        .spawn(stream.run(state.shutdown.clone(), opening));
+    state.tracker.spawn(stream.run(opening));
 
     let body = StreamBody::new(futures_util::stream::unfold(body, |mut body| async move {
         let frame = body.recv().await?;
@@ -120,15 +144,49 @@ pub(super) async fn open(
     Ok(response)
 }
 
+/// Asks the core to open the replay. An empty rate-limit bucket is waited for, up to
+/// [`OPEN_PATIENCE`]: a browser's `EventSource` gives up on an error status, so a stream that
+/// comes a little too fast is better late than refused.
+async fn replay(
+    state: &State,
+    session: SessionId,
+    room: &RoomName,
+    after: Option<u64>,
+) -> Result<Reply, HttpError> {
+    let give_up = Instant::now() + OPEN_PATIENCE;
+    loop {
+        let command = Command::Replay {
+            room: room.clone(),
+            after,
+        };
+        let err = match state
+            .call(ChatRequest::from(session, Action::Command(command)))
+            .await
+        {
+            Ok(reply) => return Ok(reply),
+            Err(err) => ChatError::from_box(&err),
+        };
+        match err.kind {
+            ErrorKind::RateLimited { retry_after } if Instant::now() + retry_after <= give_up => {
+                tokio::select! {
+                    _ = state.shutdown.cancelled() => return Err(err.into()),
+                    _ = tokio::time::sleep(retry_after) => {}
+                }
+            }
+            _ => return Err(err.into()),
+        }
+    }
+}
+
 /// The opening of a stream: the retry hint, a `reset` or `truncated` notice if needed, then the
-/// replayed messages with a `gap` where the answer has a hole.
-fn replay(
+/// replay's first page; and the rest of the replay, if any, for the stream to read.
+pub(super) fn opening(
     room: &RoomName,
     after: Option<u64>,
     upto: u64,
-    answer: &HistoryAnswer,
+    page: ReplayPage,
     reset: Option<u64>,
-) -> BytesMut {
+) -> (BytesMut, Option<Replay>) {
     let mut out = BytesMut::new();
     out.extend_from_slice(format!("retry: {RETRY_MS}\n\n").as_bytes());
     match (reset, after) {
@@ -136,12 +194,21 @@ fn replay(
             let data = json!({ "room": room, "last_seq": last_seq });
             out.extend_from_slice(format!("event: reset\ndata: {data}\n\n").as_bytes());
         }
-        (None, Some(after)) if upto > after && answer.from > after + 1 => {
-            let data = json!({ "room": room, "first_seq": answer.from });
+        // The first seq the page vouches for is after the resume point: the seqs between are
+        // older than anything this server keeps (or than a replay holds).
+        (None, Some(after)) if upto > after && page.answer.from > after + 1 => {
+            let data = json!({ "room": room, "first_seq": page.answer.from });
             out.extend_from_slice(format!("event: truncated\ndata: {data}\n\n").as_bytes());
         }
         _ => {}
     }
+    answer_frames(room, &page.answer, &mut out);
+    let replay = Replay::after_first(page.until, upto, page.answer.messages.len());
+    (out, replay)
+}
+
+/// The frames of a replayed answer: its messages, with a `gap` where it has a hole.
+pub(super) fn answer_frames(room: &RoomName, answer: &HistoryAnswer, out: &mut BytesMut) {
     let mut missing = answer.missing.iter().peekable();
     for msg in &answer.messages {
         while let Some(&&(from, to)) = missing.peek().filter(|(from, _)| *from < msg.seq) {
@@ -153,76 +220,16 @@ fn replay(
     for &(from, to) in missing {
         out.extend_from_slice(&gap_frame(room, from, to));
     }
-    out
 }
 
 /// `event: gap`: seqs `from..=to` of `room` will not be delivered on this stream.
-fn gap_frame(room: &RoomName, from: u64, to: u64) -> Bytes {
+pub(super) fn gap_frame(room: &RoomName, from: u64, to: u64) -> Bytes {
     let data = json!({ "room": room, "from": from, "to": to });
     Bytes::from(format!("event: gap\ndata: {data}\n\n"))
 }
 
-/// One open stream.
-struct Stream {
-    frames: mpsc::Sender<Bytes>,
-    live: mpsc::Receiver<Event>,
-    /// Keeps the tap attached while the stream runs.
-    #[allow(dead_code)]
-    tap: TapGuard,
-    last_sent: u64,
-    /// Where a live message's delivery latency is recorded.
-    stats: Arc<Stats>,
-}
-
-impl Stream {
-    async fn run(mut self, shutdown: tokio_util::sync::CancellationToken, mut out: BytesMut) {
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING, PING);
-        loop {
-            if !out.is_empty() {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    sent = self.frames.send(out.split().freeze()) => if sent.is_err() { return },
-                }
-            }
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return,
-                _ = self.frames.closed() => return, // the client went away
-                event = self.live.recv() => match event {
-                    None => return, // cut as too slow, or the session ended: the browser resumes
-                    Some(event) => {
-                        self.push(event, &mut out);
-                        while let Ok(event) = self.live.try_recv() {
-                            self.push(event, &mut out);
-                        }
-                    }
-                },
-                _ = ping.tick() => out.extend_from_slice(b": ping\n\n"),
-            }
-        }
-    }
-
-    fn push(&mut self, event: Event, out: &mut BytesMut) {
-        match event {
-            Event::Message(msg) if msg.seq > self.last_sent => {
-                self.last_sent = msg.seq;
-                self.stats.handed_over(&msg);
-                out.extend_from_slice(&message_frame(&msg));
-            }
-            Event::Presence(presence) => out.extend_from_slice(&presence_frame(&presence)),
-            Event::Direct(direct) => out.extend_from_slice(&direct_frame(&direct)),
-            Event::Missed(missed) if missed.to > self.last_sent => {
-                let from = missed.from.max(self.last_sent + 1);
-                self.last_sent = missed.to;
-                out.extend_from_slice(&gap_frame(&missed.room, from, missed.to));
-            }
-            _ => {} // already sent in the replay, or not for streams
-        }
-    }
-}
-
 /// `event: message` with the seq as its id, rendered once per message.
-fn message_frame(msg: &ChatMessage) -> Bytes {
+pub(super) fn message_frame(msg: &ChatMessage) -> Bytes {
     msg.wire(Wire::Sse, |m| {
         Bytes::from(format!(
             "event: message\nid: {}\ndata: {}\n\n",
@@ -233,7 +240,7 @@ fn message_frame(msg: &ChatMessage) -> Bytes {
 }
 
 /// `event: presence`, rendered once per change.
-fn presence_frame(presence: &Presence) -> Bytes {
+pub(super) fn presence_frame(presence: &Presence) -> Bytes {
     presence.wire(Wire::Sse, |p| {
         Bytes::from(format!("event: presence\ndata: {}\n\n", presence_json(p)))
     })
@@ -261,91 +268,11 @@ fn presence_json(presence: &Presence) -> Value {
 
 /// `event: direct`, something said to the session alone (a private message, an invitation):
 /// sent on every stream the session has open.
-fn direct_frame(direct: &Direct) -> Bytes {
+pub(super) fn direct_frame(direct: &Direct) -> Bytes {
     let data = json!({ "from": direct.from, "text": direct.text(), "id": direct.id });
     Bytes::from(format!("event: direct\ndata: {data}\n\n"))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::message::sample;
-
-    fn general() -> RoomName {
-        RoomName::parse("general").unwrap()
-    }
-
-    #[test]
-    fn frames_are_sse_and_shared() {
-        let msg = sample("general", 7, "alice", "hi \"there\"");
-        let frame = message_frame(&msg);
-        let text = std::str::from_utf8(&frame).unwrap();
-        assert!(text.starts_with("event: message\nid: 7\ndata: {"), "{text}");
-        assert!(text.ends_with("}\n\n"));
-        assert!(text.contains(r#""text":"hi \"there\"""#));
-        assert_eq!(frame.as_ptr(), message_frame(&msg).as_ptr());
-    }
-
-    fn answer(
-        seqs: impl IntoIterator<Item = u64>,
-        from: u64,
-        missing: Vec<(u64, u64)>,
-    ) -> HistoryAnswer {
-        HistoryAnswer {
-            messages: seqs
-                .into_iter()
-                .map(|s| sample("general", s, "a", "x"))
-                .collect(),
-            from,
-            missing,
-        }
-    }
-
-    fn text(out: &BytesMut) -> &str {
-        std::str::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn a_resume_from_too_far_back_is_truncated() {
-        let out = replay(&general(), Some(3), 50, &answer(41..=50, 41, vec![]), None);
-        assert!(
-            text(&out).contains("event: truncated\ndata: {\"first_seq\":41,\"room\":\"general\"}"),
-            "{}",
-            text(&out)
-        );
-        let out = replay(&general(), Some(40), 50, &answer(41..=50, 41, vec![]), None);
-        assert!(!text(&out).contains("truncated"));
-        let out = replay(&general(), Some(50), 50, &answer([], 51, vec![]), None);
-        assert!(!text(&out).contains("truncated"), "up to date");
-    }
-
-    #[test]
-    fn a_hole_in_a_replay_is_announced_where_it_is() {
-        let out = replay(
-            &general(),
-            Some(5),
-            12,
-            &answer([6, 7, 11, 12], 6, vec![(8, 10)]),
-            None,
-        );
-        let text = text(&out);
-        let seven = text.find("id: 7\n").unwrap();
-        let gap = text
-            .find("event: gap\ndata: {\"from\":8,\"room\":\"general\",\"to\":10}")
-            .unwrap();
-        let eleven = text.find("id: 11\n").unwrap();
-        assert!(seven < gap && gap < eleven, "{text}");
-        assert!(!text.contains("truncated"));
-    }
-
-    #[test]
-    fn a_numbering_the_server_lost_is_a_reset_then_the_room_afresh() {
-        let out = replay(&general(), Some(500), 3, &answer(1..=3, 1, vec![]), Some(3));
-        let text = text(&out);
-        assert!(
-            text.contains("event: reset\ndata: {\"last_seq\":3,\"room\":\"general\"}"),
-            "{text}"
-        );
-        assert!(text.find("event: reset").unwrap() < text.find("id: 1\n").unwrap());
-    }
-}
+#[path = "sse_tests.rs"]
+mod tests;

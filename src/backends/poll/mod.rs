@@ -65,6 +65,9 @@
 //! (not from the last row it fed); and a room opened here records the newest id at that moment,
 //! so its members are not handed notices from before they came.
 //!
+//! **Closing a room.** A room evicted from this instance's memory (`core::rooms`) loses its
+//! watch ([`Bus::close_room`]): the poll stops reading it until it is opened again.
+//!
 //! **Health.** The poll task records each poll's outcome; the bus is unhealthy once no poll has
 //! succeeded for five intervals (at least two seconds), with the last error as the reason.
 //!
@@ -165,6 +168,11 @@ impl Watched {
         let mut rooms = self.lock();
         let watch = rooms.entry(room.clone()).or_default();
         watch.presence_floor = watch.presence_floor.max(presence_floor);
+    }
+
+    /// Stops polling `room` (it was evicted here).
+    fn close(&self, room: &RoomName) {
+        self.lock().remove(room);
     }
 
     /// Records that `seq` was numbered here, so the poll leaves it to the local stack.
@@ -280,6 +288,14 @@ impl Bus for PollBus {
             self.watched.open(&open.room, presence_floor);
             Ok(())
         })
+    }
+
+    /// Stops polling `room`: its watch (and the seqs it had in hand) goes. A poll already under
+    /// way may still feed a row it read; the stack then finds no open room for it (a fresh one
+    /// holds it until it is opened, which settles it, see `Room::start`).
+    fn close_room<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, ()> {
+        self.watched.close(room);
+        ready(()).boxed()
     }
 
     /// Red when no poll has succeeded for a few intervals: other instances' messages are not

@@ -31,8 +31,9 @@
 //! room is first used here ([`Valkey::open_room`]). A pattern subscription (`chatd:room:*`) would
 //! be simpler, but every instance would then receive, decode and throw away every message of every
 //! room, its own included; with per-room channels Valkey only sends an instance the rooms it has.
-//! The price is bookkeeping: the set of opened rooms, re-subscribed after every reconnection.
-//! (Rooms are never unsubscribed: a room once used here stays subscribed until the process ends.)
+//! The price is bookkeeping: the set of opened rooms, re-subscribed after every reconnection. A
+//! room evicted from this instance's memory (`core::rooms`) is unsubscribed and leaves the set
+//! ([`Valkey::close_room`]); its next use subscribes it again before reading the store.
 //!
 //! **Health.** The receive loop records when and why the subscription went down (the connection
 //! closed, a PING unanswered, a reconnection refused) and clears it once re-subscribed, and it
@@ -297,6 +298,25 @@ impl Shared {
         ok
     }
 
+    /// Unsubscribes from `room`'s channel and forgets it (it is not re-subscribed after a
+    /// reconnection). A failure marks the subscription down: the reconnection subscribes the
+    /// rooms that remain, and a publish that still arrives for `room` meanwhile only reaches an
+    /// empty room.
+    async fn unsubscribe(&self, room: &RoomName) {
+        let mut sink = self.sink.lock().await;
+        self.rooms().remove(room);
+        let Some(connection) = sink.as_mut() else {
+            return;
+        };
+        if let Err(err) = timeout(connection.unsubscribe(channel(room)))
+            .await
+            .and_then(|r| r.map_err(Into::into))
+        {
+            tracing::warn!(%room, "cannot unsubscribe: {err}");
+            self.mark_down(format!("cannot unsubscribe from {room}: {err}"));
+        }
+    }
+
     /// Subscribes to `room`'s channel if the subscriber connection is up. A failure marks the
     /// subscription down: the receive loop reconnects and subscribes every room again.
     async fn subscribe(&self, room: &RoomName) {
@@ -362,6 +382,14 @@ impl Bus for Valkey {
         Box::pin(async move {
             self.shared.subscribe(&open.room).await;
             self.shared.poll.open_room(open).await
+        })
+    }
+
+    /// Unsubscribes, then ends the poll's watch.
+    fn close_room<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.shared.unsubscribe(room).await;
+            self.shared.poll.close_room(room).await;
         })
     }
 

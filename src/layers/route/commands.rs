@@ -7,17 +7,15 @@ use tower::BoxError;
 
 use super::guards::ReleaseIfUnused;
 use super::{Ctx, directory_down, with_messages};
+use crate::core::address::AddressGroup;
 use crate::core::message::check_text;
 use crate::core::room::Joined;
 use crate::core::{
-    Action, ChatError, Command, Detail, Event, HistoryAnswer, HistoryQuery, MessageKind, Nick,
-    Presence, PresenceKind, Reply, Request, RoomName, Session,
+    Action, ChatError, Command, Creation, Detail, ErrorKind, Event, HistoryAnswer, HistoryQuery,
+    MessageKind, Nick, Presence, PresenceKind, Reply, Request, RoomName, Session, TooManyRooms,
 };
 use crate::layers::parse::HELP;
 use crate::layers::{Inner, call_inner};
-
-/// The most messages a resuming event stream is replayed; beyond it the stream says `truncated`.
-pub const MAX_REPLAY: usize = 1000;
 
 impl<S: Inner> Ctx<'_, S> {
     pub(super) async fn command(
@@ -41,6 +39,12 @@ impl<S: Inner> Ctx<'_, S> {
                 ..Reply::notice("goodbye")
             }),
             Command::Replay { room, after } => self.replay(session, room, after).await,
+            Command::ReplayPage {
+                room,
+                after,
+                upto,
+                span,
+            } => self.replay_page(session, room, after, upto, span).await,
             Command::Say { room, text } => self.say(session, room, text, MessageKind::Say).await,
             Command::Window(window) => {
                 let room = window.room.clone();
@@ -97,10 +101,11 @@ impl<S: Inner> Ctx<'_, S> {
 
     /// Puts `session` in room `name` (announcing it when new) and makes it the current room.
     ///
-    /// Two limits apply to a room the session is not in yet: `max_rooms_per_session`, and
-    /// `max_rooms` when the room does not exist yet either; then the room's own rules (bans, a
-    /// key, a limit, invitations: `channel.rs`).
-    async fn enter(
+    /// Limits apply to a room the session is not in yet: `max_rooms_per_session`; and when the
+    /// room does not exist yet either, `max_rooms` and the creating address's
+    /// `max_rooms_per_ip`; then the room's own rules (bans, a key, a limit, invitations:
+    /// `channel.rs`).
+    pub(super) async fn enter(
         &mut self,
         session: &Arc<Session>,
         name: &RoomName,
@@ -126,16 +131,20 @@ impl<S: Inner> Ctx<'_, S> {
             hub: self.hub().clone(),
             name: name.clone(),
         };
+        let creation = Creation {
+            max: self.shared.max_rooms,
+            per_ip: self.shared.max_rooms_per_ip,
+            creator: session
+                .peer
+                .map(|peer| AddressGroup::of(peer.ip(), self.shared.ipv6_prefix)),
+        };
         let room = self
             .hub()
             .rooms()
-            .get_or_create_within(name, self.shared.max_rooms)
+            .get_or_create_within(name, creation)
             .map_err(|full| {
-                ChatError::unavailable(format!(
-                    "this server has {max} rooms already, its limit: join one of them (/rooms \
-                     lists them) or try again later",
-                    max = full.max
-                ))
+                self.hub().stats().rooms_refused.inc();
+                self.too_many_rooms_here(full)
             })?;
         self.open(session.id, &room).await?;
         let joined = room.join(session);
@@ -213,45 +222,6 @@ impl<S: Inner> Ctx<'_, S> {
             detail: Some(detail),
             close: false,
         })
-    }
-
-    /// Starts a room's event stream: enters the room if needed, then reads what the client
-    /// missed after `after` (up to [`MAX_REPLAY`] messages) or, on a first open, the recent
-    /// history. A client resuming after a seq this room never reached is told its numbering is
-    /// gone (`reset`) and gets the recent history instead; one that is merely ahead of this
-    /// instance (it saw the newest messages on another one) gets nothing now and the rest live.
-    async fn replay(
-        &mut self,
-        session: &Arc<Session>,
-        name: RoomName,
-        after: Option<u64>,
-    ) -> Result<Reply, BoxError> {
-        let joined = self.enter(session, &name, None).await?;
-        let mut reset = None;
-        if let Some(after) = after.filter(|after| *after > joined.upto) {
-            let room = self.hub().rooms().get_or_create(&name);
-            let high = self.shared.sequencer.high_water(&room).await?;
-            if after > high {
-                reset = Some(high);
-            }
-        }
-        let resume = after.filter(|_| reset.is_none());
-        let query = HistoryQuery {
-            room: name.clone(),
-            upto: joined.upto,
-            after: resume.unwrap_or(0),
-            limit: match resume {
-                Some(_) => MAX_REPLAY,
-                None => self.shared.join_replay,
-            },
-        };
-        let answer = self.read_history(session, query).await?;
-        Ok(Reply::default().with(Detail::Replayed {
-            room: name,
-            upto: joined.upto,
-            answer,
-            reset,
-        }))
     }
 
     /// Takes `session` out of a room, telling the room (with `reason`, if one is given).
@@ -387,6 +357,30 @@ impl<S: Inner> Ctx<'_, S> {
                 ..HistoryAnswer::default()
             },
         })
+    }
+}
+
+impl<S: Inner> Ctx<'_, S> {
+    /// The refusal of a join that would create a room beyond `max_rooms` or the address's
+    /// `max_rooms_per_ip`. The second is the address's own doing, so it is a 429 with the time
+    /// after which idle rooms are evicted as its `Retry-After`.
+    fn too_many_rooms_here(&self, full: TooManyRooms) -> ChatError {
+        match full {
+            TooManyRooms::Total { max } => ChatError::unavailable(format!(
+                "this server has {max} rooms already, its limit: join one of them (/rooms lists \
+                 them) or try again later"
+            )),
+            TooManyRooms::PerIp { max } => ChatError::new(
+                ErrorKind::RateLimited {
+                    retry_after: self.shared.room_idle,
+                },
+                format!(
+                    "your address has {max} rooms open already, its limit: join one of them \
+                     (/rooms lists them) or try again once some have been idle for {} s",
+                    self.shared.room_idle.as_secs()
+                ),
+            ),
+        }
     }
 }
 

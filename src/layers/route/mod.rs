@@ -36,15 +36,19 @@
 
 mod channel;
 mod commands;
+mod evict;
 mod guards;
 mod moderation;
 mod people;
+mod replay;
 mod staff;
 #[cfg(test)]
 mod tests;
 mod watch;
 mod who;
 mod window;
+
+pub use replay::{MAX_REPLAY, REPLAY_PAGE, REPLAY_PAGE_BYTES};
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -76,8 +80,14 @@ struct Shared {
     max_message_chars: usize,
     /// Most rooms one session may be in.
     max_rooms_per_session: usize,
-    /// Most rooms this instance keeps (see `Rooms::release_if_unused` for when one goes).
+    /// Most rooms this instance keeps (see `core::rooms` for when one goes).
     max_rooms: usize,
+    /// Most rooms in memory that one address created.
+    max_rooms_per_ip: usize,
+    /// How client addresses are grouped for `max_rooms_per_ip` (`[server] ipv6_prefix`).
+    ipv6_prefix: u8,
+    /// How long a room without members stays in memory (see `core::rooms`).
+    room_idle: std::time::Duration,
     /// How many messages a joiner is shown: the history layer's capacity.
     join_replay: usize,
     /// Where tombstones of abandoned seqs go: the persist layer's writer, if there is a store.
@@ -106,11 +116,25 @@ impl RouteLayer {
                 max_message_chars: config.max_message_chars,
                 max_rooms_per_session: config.max_rooms_per_session,
                 max_rooms: config.max_rooms,
+                max_rooms_per_ip: config.max_rooms_per_ip,
+                ipv6_prefix: crate::core::address::DEFAULT_IPV6_PREFIX,
+                room_idle: std::time::Duration::from_secs(config.room_idle_secs),
                 join_replay,
                 tombstones,
                 opers: config.opers.clone(),
             }),
         }
+    }
+}
+
+impl RouteLayer {
+    /// Groups client addresses for `max_rooms_per_ip` by their first `bits` when IPv6 (the
+    /// `[server] ipv6_prefix` every per-address limit uses; see `core::address`).
+    pub fn with_ipv6_prefix(mut self, bits: u8) -> RouteLayer {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.ipv6_prefix = bits;
+        }
+        self
     }
 }
 
@@ -158,6 +182,7 @@ impl<S: Inner> Service<Request> for Route<S> {
                 }
                 (None, Action::Disconnect | Action::Command(_)) => Err(unknown_session().into()),
                 (None, Action::Presence(presence)) => ctx.remote_presence(presence).await,
+                (_, Action::EvictIdleRooms) => ctx.evict_idle_rooms().await,
                 (session, action) => call_inner(&mut ctx.inner, Request { session, action }).await,
             }
         })
@@ -272,10 +297,11 @@ impl<S: Inner> Ctx<'_, S> {
         named.or_else(|| session.state().current.clone())
     }
 
-    /// Opens `room` the first time it is used since start: sends [`Action::OpenRoom`] inward
-    /// (the fan-out's bus starts listening to the room, then the persist layer reads where the
-    /// store stands) and starts the room's delivery and numbering from there (see the module
-    /// docs). Later calls return at once.
+    /// Opens `room` the first time it is used since start (or since it was evicted): waits
+    /// until an evicted room of that name has given back what it held (see `core::rooms`), sends
+    /// [`Action::OpenRoom`] inward (the fan-out's bus starts listening to the room, then the
+    /// persist layer reads where the store stands) and starts the room's delivery and numbering
+    /// from there (see the module docs). Later calls return at once.
     async fn open(&mut self, session: SessionId, room: &Room) -> Result<(), BoxError> {
         let (window, recent) = (
             OPEN_WINDOW.max(self.shared.join_replay),
@@ -287,7 +313,11 @@ impl<S: Inner> Ctx<'_, S> {
             false => Some(sequencer.reserves_as()),
         };
         let inner = &mut self.inner;
+        let closing = self.shared.hub.rooms().closing(&room.name);
         room.open_once(|| async move {
+            if let Some(closing) = closing {
+                closing.cancelled().await;
+            }
             let open = Arc::new(OpenRoom::new(room.name.clone(), window));
             let req = Request::from(session, Action::OpenRoom(open.clone()));
             call_inner(inner, req).await?;
@@ -366,15 +396,22 @@ fn starting_point(stored_room: &StoredRoom, own: Option<Option<&str>>, recent: u
         .map(|m| (m.seq, Some(m.clone())))
         .chain(page.skipped.iter().filter(|s| **s > at).map(|s| (*s, None)))
         .collect();
-    // Alone, seqs above everything stored and up to `at` were reserved by an earlier run of this
-    // instance that crashed: written behind, some may have been shown and lost with its write
-    // queue, and nobody can say which. (Written ahead, whatever was shown is stored: the jump is
-    // only unused seqs. Reserved by another instance, they are that one's.)
+    // Alone and written behind, a hole in the stored history is a seq whose message may have
+    // been shown and lost with a write queue in a crash (or that a crash made the numbering jump
+    // over): nobody can say, so readers crossing it are told. So is the jump above everything
+    // stored up to `at`, when this instance made the reservation (another instance's block is
+    // that one's). Written ahead, whatever was shown is stored: holes carried nothing anybody saw.
     let stored = page.highest().unwrap_or(0);
     let mine = own
         .flatten()
         .is_some_and(|me| stored_room.reserved_by.as_deref() == Some(me));
-    let unknown = (mine && !stored_room.written_ahead && at > stored).then_some((stored + 1, at));
+    let mut unknown = Vec::new();
+    if !shared && !stored_room.written_ahead {
+        unknown = page.holes();
+        if mine && at > stored {
+            unknown.push((stored + 1, at));
+        }
+    }
     let below: Vec<&Arc<ChatMessage>> = page.messages.iter().filter(|m| m.seq <= at).collect();
     let history: Vec<Arc<ChatMessage>> = below
         .iter()

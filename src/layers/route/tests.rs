@@ -301,7 +301,7 @@ mod opening {
         let history: Vec<u64> = start.history.iter().map(|m| m.seq).collect();
         assert_eq!(history, vec![6, 7]);
         assert!(!start.history_complete, "5 is older than the memory");
-        assert_eq!(start.unknown, None);
+        assert!(start.unknown.is_empty());
     }
 
     #[test]
@@ -310,12 +310,31 @@ mod opening {
         assert_eq!(start.at, 1000);
         assert!(start.pending.is_empty());
         assert!(start.history_complete);
-        assert_eq!(start.unknown, Some((4, 1000)), "3 was the last stored");
+        assert_eq!(start.unknown, vec![(4, 1000)], "3 was the last stored");
+        // After a second, clean restart the jump is a hole in the stored history: still unknown.
+        let later = starting_point(&stored(&[1, 2, 3, 1001], &[], 1001), Some(Some("a")), 10);
+        assert_eq!((later.at, later.unknown), (1001, vec![(4, 1000)]));
         let clean = starting_point(&stored(&[1, 2, 3], &[], 3), Some(Some("a")), 10);
         assert_eq!(
             (clean.at, clean.unknown),
-            (3, None),
+            (3, vec![]),
             "a clean stop gave the rest back"
+        );
+        let ahead = StoredRoom {
+            written_ahead: true,
+            ..stored(&[1, 2, 3, 1001], &[], 1500)
+        };
+        assert!(
+            starting_point(&ahead, Some(Some("a")), 10)
+                .unknown
+                .is_empty(),
+            "written ahead, whatever was shown is stored"
+        );
+        let others = starting_point(&stored(&[1, 2, 3], &[], 1000), Some(Some("b")), 10);
+        assert_eq!(
+            (others.at, others.unknown),
+            (1000, vec![]),
+            "another instance's reservation: above it, and not this instance's loss"
         );
     }
 }

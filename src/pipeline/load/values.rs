@@ -19,6 +19,17 @@ const MAX_LINE_BYTES: RangeInclusive<usize> = 64..=1_048_576;
 /// `[server] outbound_queue`: 0 would drop every event, and a huge queue lets one slow reader
 /// pin a lot of memory.
 const OUTBOUND_QUEUE: RangeInclusive<usize> = 1..=65_536;
+/// `[server] outbound_queue_bytes`: below 4 KiB a few notices would cut a reader; beyond 256 MiB
+/// one slow reader could pin more than most servers have to spare.
+const OUTBOUND_QUEUE_BYTES: RangeInclusive<usize> = 4096..=256 * 1024 * 1024;
+/// `[server] max_queued_bytes`: at least 1 MiB, at most 64 GiB (a machine with more memory than
+/// that does not need this budget to protect it).
+const MAX_QUEUED_BYTES: RangeInclusive<usize> = 1024 * 1024..=64 * 1024 * 1024 * 1024;
+/// `[server] max_streams_per_session`: a browser page streams a few rooms at once; beyond 1000 a
+/// session could hold a replay per room it is in and then some.
+const MAX_STREAMS_PER_SESSION: RangeInclusive<usize> = 1..=1000;
+/// `[server] max_streams_per_ip`: as connections (each stream is an HTTP/1.1 connection).
+const MAX_STREAMS_PER_IP: RangeInclusive<usize> = 1..=1_000_000;
 /// `[server] session_idle_secs`: at least a second, at most a day.
 const SESSION_IDLE_SECS: RangeInclusive<u64> = 1..=86_400;
 /// `[server] max_body_bytes`: room for a 2000-character message in JSON, and at most 16 MiB.
@@ -39,6 +50,11 @@ const JOIN_TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
 const MAX_ROOMS_PER_SESSION: RangeInclusive<usize> = 1..=10_000;
 /// `route.max_rooms`: each room keeps a history ring, so the number of rooms multiplies memory.
 const MAX_ROOMS: RangeInclusive<usize> = 1..=10_000_000;
+/// `route.max_rooms_per_ip`: at least one room (beyond `max_rooms` it changes nothing).
+const MAX_ROOMS_PER_IP: RangeInclusive<usize> = 1..=10_000_000;
+/// `route.room_idle_secs`: at least a second; at most a week (rooms that stay longer are
+/// `max_rooms`'s to bound).
+const ROOM_IDLE_SECS: RangeInclusive<u64> = 1..=604_800;
 /// `history.capacity`: a ring of 0 keeps nothing (remove the layer instead), and the ring is
 /// per room, so its size multiplies.
 const HISTORY_CAPACITY: RangeInclusive<usize> = 1..=10_000;
@@ -105,6 +121,40 @@ pub(super) fn server_problems(server: &ServerConfig) -> ValueProblems {
         "outbound_queue",
         server.outbound_queue,
         OUTBOUND_QUEUE,
+    );
+    out_of_range(
+        &mut problems,
+        "outbound_queue_bytes",
+        server.outbound_queue_bytes,
+        OUTBOUND_QUEUE_BYTES,
+    );
+    out_of_range(
+        &mut problems,
+        "max_queued_bytes",
+        server.max_queued_bytes,
+        MAX_QUEUED_BYTES,
+    );
+    if OUTBOUND_QUEUE_BYTES.contains(&server.outbound_queue_bytes)
+        && MAX_QUEUED_BYTES.contains(&server.max_queued_bytes)
+        && server.outbound_queue_bytes > server.max_queued_bytes
+    {
+        let problem = format!(
+            "option `outbound_queue_bytes` = {} is more than `max_queued_bytes` = {}; one              queue cannot hold more than all of them together",
+            server.outbound_queue_bytes, server.max_queued_bytes
+        );
+        problems.push(("outbound_queue_bytes", problem));
+    }
+    out_of_range(
+        &mut problems,
+        "max_streams_per_session",
+        server.max_streams_per_session,
+        MAX_STREAMS_PER_SESSION,
+    );
+    out_of_range(
+        &mut problems,
+        "max_streams_per_ip",
+        server.max_streams_per_ip,
+        MAX_STREAMS_PER_IP,
     );
     out_of_range(
         &mut problems,
@@ -183,6 +233,8 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
             presence_ttl_secs: ttl,
             max_rooms_per_session: per_session,
             max_rooms,
+            max_rooms_per_ip: per_ip,
+            room_idle_secs: idle,
             directory: _,
             opers,
         }) => {
@@ -195,6 +247,8 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
                     problems.push(("opers", problem));
                 }
             }
+            out_of_range(&mut problems, "max_rooms_per_ip", *per_ip, MAX_ROOMS_PER_IP);
+            out_of_range(&mut problems, "room_idle_secs", *idle, ROOM_IDLE_SECS);
             out_of_range(&mut problems, "max_message_chars", *max, MAX_MESSAGE_CHARS);
             out_of_range(&mut problems, "presence_ttl_secs", *ttl, PRESENCE_TTL_SECS);
             out_of_range(
@@ -376,6 +430,12 @@ pub(super) fn range_of(subject: &str, key: &str) -> Option<String> {
     match key {
         "max_line_bytes" => text(MAX_LINE_BYTES),
         "outbound_queue" => text(OUTBOUND_QUEUE),
+        "outbound_queue_bytes" => text(OUTBOUND_QUEUE_BYTES),
+        "max_queued_bytes" => text(MAX_QUEUED_BYTES),
+        "max_streams_per_session" => text(MAX_STREAMS_PER_SESSION),
+        "max_streams_per_ip" => text(MAX_STREAMS_PER_IP),
+        "max_rooms_per_ip" => text(MAX_ROOMS_PER_IP),
+        "room_idle_secs" => text(ROOM_IDLE_SECS),
         "session_idle_secs" => text(SESSION_IDLE_SECS),
         "max_body_bytes" => text(MAX_BODY_BYTES),
         "max_connections_per_ip" | "max_connections" => text(MAX_CONNECTIONS),

@@ -1,0 +1,215 @@
+//! Unit tests of `core::outbound`: the bounds, the budget, and the waking rules.
+
+use super::*;
+
+fn notice(n: usize) -> Event {
+    Event::notice(n.to_string())
+}
+
+fn text(event: Event) -> String {
+    event.text().trim_start_matches("* ").to_string()
+}
+
+#[tokio::test]
+async fn bounded_in_order_and_refuses_when_full() {
+    let (tx, mut rx) = channel(2);
+    assert_eq!(tx.try_send(notice(1)), Ok(()));
+    assert_eq!(tx.try_send(notice(2)), Ok(()));
+    assert_eq!(
+        tx.try_send(notice(3)),
+        Err(Refused::Full(Overflow::Events(2)))
+    );
+    assert_eq!(text(rx.recv().await.unwrap()), "1");
+    assert_eq!(tx.try_send(notice(4)), Ok(()));
+    assert_eq!(text(rx.try_recv().unwrap()), "2");
+    assert_eq!(text(rx.try_recv().unwrap()), "4");
+    assert!(rx.try_recv().is_none());
+}
+
+#[tokio::test]
+async fn recv_wakes_for_a_later_event() {
+    let (tx, mut rx) = channel(4);
+    let reader = tokio::spawn(async move { rx.recv().await.map(text) });
+    tokio::task::yield_now().await;
+    tx.try_send(notice(7)).unwrap();
+    assert_eq!(reader.await.unwrap().as_deref(), Some("7"));
+}
+
+#[tokio::test]
+async fn ends_when_every_sender_is_gone_after_draining() {
+    let (tx, mut rx) = channel(4);
+    let other = tx.clone();
+    tx.try_send(notice(1)).unwrap();
+    drop(tx);
+    other.try_send(notice(2)).unwrap();
+    drop(other);
+    assert_eq!(text(rx.recv().await.unwrap()), "1");
+    assert_eq!(text(rx.recv().await.unwrap()), "2");
+    assert!(rx.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn a_waiting_reader_sees_the_last_sender_go() {
+    let (tx, mut rx) = channel(4);
+    let reader = tokio::spawn(async move { rx.recv().await.is_none() });
+    tokio::task::yield_now().await;
+    drop(tx);
+    assert!(reader.await.unwrap());
+}
+
+#[test]
+fn a_burst_wakes_a_waiting_reader_once() {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::Context;
+
+    use futures_util::task::{ArcWake, waker};
+
+    struct Wakes(AtomicUsize);
+    impl ArcWake for Wakes {
+        fn wake_by_ref(this: &Arc<Self>) {
+            this.0.fetch_add(1, SeqCst);
+        }
+    }
+    let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+    let waker = waker(wakes.clone());
+    let mut cx = Context::from_waker(&waker);
+    let (tx, mut rx) = channel(16);
+    {
+        let mut recv = std::pin::pin!(rx.recv());
+        assert!(recv.as_mut().poll(&mut cx).is_pending());
+        for n in 0..10 {
+            tx.try_send(notice(n)).unwrap();
+        }
+        assert_eq!(wakes.0.load(SeqCst), 1, "one wake-up for the whole burst");
+        assert!(recv.as_mut().poll(&mut cx).is_ready());
+    }
+    assert_eq!(rx.try_recv().map(text).as_deref(), Some("1"));
+}
+
+#[test]
+fn sending_to_a_dropped_inbox_is_refused() {
+    let (tx, rx) = channel(4);
+    drop(rx);
+    assert_eq!(tx.try_send(notice(1)), Err(Refused::Closed));
+}
+
+#[test]
+fn a_drained_queue_gives_its_buffer_back() {
+    let (tx, mut rx) = channel(1000);
+    for n in 0..100 {
+        tx.try_send(notice(n)).unwrap();
+    }
+    assert!(rx.shared.lock().events.capacity() >= 100);
+    while rx.try_recv().is_some() {}
+    assert_eq!(rx.shared.lock().events.capacity(), 0);
+}
+
+fn limits(events: usize, bytes: usize, budget: &QueueBudget) -> QueueLimits {
+    QueueLimits {
+        events,
+        bytes,
+        budget: budget.clone(),
+    }
+}
+
+/// A notice charged exactly `n` bytes.
+fn sized(n: usize) -> Event {
+    Event::notice("x".repeat(n - EVENT_OVERHEAD))
+}
+
+#[test]
+fn a_queue_is_bounded_in_bytes_as_well_as_events() {
+    let (tx, mut rx) = bounded(&limits(100, 1000, &QueueBudget::default()));
+    assert_eq!(tx.try_send(sized(600)), Ok(()));
+    assert_eq!(
+        tx.try_send(sized(600)),
+        Err(Refused::Full(Overflow::Bytes(1000)))
+    );
+    assert_eq!(tx.try_send(sized(400)), Ok(()), "what fits is taken");
+    assert_eq!(rx.queued_bytes(), 1000);
+    rx.try_recv().unwrap();
+    assert_eq!(rx.queued_bytes(), 400);
+    assert_eq!(tx.try_send(sized(600)), Ok(()));
+}
+
+#[test]
+fn an_empty_queue_takes_one_event_larger_than_its_byte_bound() {
+    let (tx, _rx) = bounded(&limits(100, 1000, &QueueBudget::default()));
+    assert_eq!(tx.try_send(sized(5000)), Ok(()));
+    assert_eq!(
+        tx.try_send(sized(200)),
+        Err(Refused::Full(Overflow::Bytes(1000)))
+    );
+}
+
+#[test]
+fn over_the_instance_budget_only_the_readers_beyond_their_share_are_refused() {
+    let budget = QueueBudget::new(1000);
+    let (behind, _keep) = bounded(&limits(100, 10_000, &budget));
+    let (keeping_up, _rx) = bounded(&limits(100, 10_000, &budget));
+    behind.try_send(sized(600)).unwrap();
+    behind.try_send(sized(300)).unwrap();
+    keeping_up.try_send(sized(200)).unwrap(); // an empty queue always takes its event
+    assert_eq!(budget.used(), 1100, "over budget now");
+    // Two queues hold something: a share is 500 bytes.
+    assert_eq!(
+        behind.try_send(sized(200)),
+        Err(Refused::Full(Overflow::Instance(1000)))
+    );
+    assert_eq!(
+        keeping_up.try_send(sized(200)),
+        Ok(()),
+        "within its share: a moment's backlog of a reader that keeps up"
+    );
+    assert_eq!(
+        keeping_up.try_send(sized(200)),
+        Err(Refused::Full(Overflow::Instance(1000))),
+        "beyond its share"
+    );
+}
+
+#[test]
+fn the_budget_counts_the_queues_that_hold_something() {
+    let budget = QueueBudget::new(1000);
+    let (a, mut a_rx) = bounded(&limits(100, 10_000, &budget));
+    let (b, b_rx) = bounded(&limits(100, 10_000, &budget));
+    a.try_send(sized(200)).unwrap();
+    a.try_send(sized(200)).unwrap();
+    b.try_send(sized(200)).unwrap();
+    assert_eq!(budget.queues_holding(), 2);
+    a_rx.try_recv().unwrap();
+    assert_eq!(budget.queues_holding(), 2);
+    a_rx.try_recv().unwrap();
+    assert_eq!(budget.queues_holding(), 1);
+    drop(b_rx);
+    assert_eq!(budget.queues_holding(), 0);
+}
+
+#[test]
+fn the_budget_gets_back_what_is_read_and_what_a_dropped_inbox_held() {
+    let budget = QueueBudget::new(10_000);
+    let (tx, mut rx) = bounded(&limits(100, 10_000, &budget));
+    let (other, other_rx) = bounded(&limits(100, 10_000, &budget));
+    tx.try_send(sized(500)).unwrap();
+    tx.try_send(sized(500)).unwrap();
+    other.try_send(sized(700)).unwrap();
+    assert_eq!(budget.used(), 1700);
+    rx.try_recv().unwrap();
+    assert_eq!(budget.used(), 1200);
+    drop(other_rx);
+    assert_eq!(budget.used(), 500);
+    drop(rx);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn overflows_read_as_the_end_of_a_farewell() {
+    assert_eq!(Overflow::Events(256).to_string(), "256 events waiting");
+    assert_eq!(Overflow::Bytes(256 * 1024).to_string(), "256 KiB waiting");
+    assert_eq!(
+        Overflow::Instance(128 << 20).to_string(),
+        "the server's 128 MiB for waiting events is used up"
+    );
+    assert_eq!(size(1000), "1000 bytes");
+}

@@ -1,0 +1,187 @@
+//! The sweep that evicts idle rooms from memory (`core::rooms` says which, and why it is safe).
+//!
+//! An `Action::EvictIdleRooms` arrives every fraction of `route.room_idle_secs` (from a task of
+//! `pipeline::build`). The rooms that have been quiet long enough are taken out of the table;
+//! each one that was opened then gives back what it holds, in the order a clean shutdown does:
+//! first the seqs it reserved and did not use (`Sequencer::give_back`), then, through the stack
+//! (`Action::CloseRoom`), the bus's subscription or watch. Only then may its name be opened
+//! again, by the full open path, which subscribes first and reads the store after: a message
+//! published meanwhile is in the store, one published later arrives live.
+//!
+//! If the seqs cannot be given back (the store is down), the room goes back into memory as it
+//! was and a later sweep tries again; evicting it anyway would leave the rest of its block as a
+//! jump in the numbering.
+
+use tower::BoxError;
+
+use super::Ctx;
+use crate::core::rooms::Evicted;
+use crate::core::{Action, Reply, Request};
+use crate::layers::{Inner, call_inner};
+
+impl<S: Inner> Ctx<'_, S> {
+    /// Evicts the rooms that have been idle for `room_idle_secs` (see the module docs).
+    pub(super) async fn evict_idle_rooms(&mut self) -> Result<Reply, BoxError> {
+        let evicted = self.hub().rooms().take_idle(self.shared.room_idle);
+        for room in evicted {
+            self.evict(room).await;
+        }
+        Ok(Reply::default())
+    }
+
+    async fn evict(&mut self, evicted: Evicted) {
+        let name = evicted.room.name.clone();
+        if !evicted.room.is_open() {
+            // Never opened: it reserved nothing and no bus listens to it.
+            self.hub().rooms().closed(evicted);
+            return;
+        }
+        let evicted = match self.shared.sequencer.give_back(&evicted.room).await {
+            Ok(()) => evicted,
+            Err(err) => match self.hub().rooms().restore(evicted) {
+                Ok(()) => {
+                    tracing::warn!(room = %name, "idle room kept in memory: cannot give back its unused seqs ({err})");
+                    return;
+                }
+                Err(evicted) => {
+                    tracing::warn!(room = %name, "idle room evicted without giving back its unused seqs ({err}): its numbering will jump");
+                    evicted
+                }
+            },
+        };
+        let close = Request::anonymous(Action::CloseRoom(name.clone()));
+        if let Err(err) = call_inner(&mut self.inner, close).await {
+            tracing::warn!(room = %name, "closing an evicted room failed: {err}");
+        }
+        tracing::debug!(room = %name, "idle room evicted from memory");
+        self.hub().rooms().closed(evicted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tower::{Layer, ServiceExt, service_fn};
+
+    use super::super::RouteLayer;
+    use crate::backends::mock::Mock;
+    use crate::backends::sequencer::{BLOCK, LocalSequencer};
+    use crate::backends::{LocalDirectory, Store};
+    use crate::core::{
+        Action, Closer, Command, Connect, Detail, Hub, Protocol, Reply, Request, RoomName,
+        SessionId,
+    };
+    use crate::pipeline::ChatService;
+    use crate::pipeline::config::RouteConfig;
+
+    /// The route layer over `store` (numbering in memory, reserving there), with an inner stack
+    /// that opens rooms from the store, delivers what is published and records what it closes.
+    fn stack(hub: &Hub, store: &Arc<Mock>, closed: &Arc<Mutex<Vec<RoomName>>>) -> ChatService {
+        let (inner_hub, inner_store, inner_closed) = (hub.clone(), store.clone(), closed.clone());
+        let inner = service_fn(move |req: Request| {
+            let (hub, store, closed) =
+                (inner_hub.clone(), inner_store.clone(), inner_closed.clone());
+            async move {
+                match &req.action {
+                    Action::OpenRoom(open) => open.answer(store.open_room(&open.room, 10).await?),
+                    Action::Publish(msg) => {
+                        hub.rooms().get_or_create(&msg.room).commit(msg.clone());
+                    }
+                    Action::CloseRoom(room) => closed.lock().unwrap().push(room.clone()),
+                    _ => {}
+                }
+                Ok::<_, tower::BoxError>(Reply::default())
+            }
+        });
+        let config = RouteConfig {
+            room_idle_secs: 0,
+            ..RouteConfig::default()
+        };
+        let sequencer = Arc::new(LocalSequencer::new(
+            Some(store.clone() as Arc<dyn Store>),
+            Arc::from("test"),
+        ));
+        let directory = Arc::new(LocalDirectory::new(hub.clone()));
+        let layer = RouteLayer::new(&config, hub.clone(), sequencer, directory, 10, None);
+        ChatService::new(layer.layer(ChatService::new(inner)))
+    }
+
+    async fn call(svc: &ChatService, req: Request) -> Reply {
+        svc.clone().oneshot(req).await.expect("answered")
+    }
+
+    async fn say(svc: &ChatService, id: SessionId, text: &str) -> u64 {
+        let say = Command::Say {
+            room: None,
+            text: text.into(),
+        };
+        match call(svc, Request::from(id, Action::Command(say)))
+            .await
+            .detail
+        {
+            Some(Detail::Sent { seq, .. }) => seq,
+            other => panic!("not sent: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_room_gives_back_its_seqs_then_closes_and_reopens_where_it_stopped() {
+        let hub = Hub::new("test");
+        hub.rooms().evict_stored_rooms();
+        let store = Arc::new(Mock::default());
+        let closed = Arc::new(Mutex::new(Vec::new()));
+        let svc = stack(&hub, &store, &closed);
+        let (outbound, _inbox) = crate::core::outbound::channel(64);
+        let connect = Connect {
+            protocol: Protocol::Tcp,
+            nick: Some("ann".into()),
+            peer: None,
+            outbound,
+            closer: Closer::default(),
+        };
+        let Some(Detail::Connected { session: id, .. }) =
+            call(&svc, Request::anonymous(Action::Connect(connect)))
+                .await
+                .detail
+        else {
+            panic!("no session")
+        };
+        let general = RoomName::parse("general").unwrap();
+        let join = || Request::from(id, Action::Command(Command::Join(general.clone())));
+        call(&svc, join()).await;
+        for n in 1..=3 {
+            assert_eq!(say(&svc, id, &format!("m{n}")).await, n);
+        }
+        assert_eq!(store.reserved.lock().unwrap()[&general], BLOCK);
+        call(
+            &svc,
+            Request::from(id, Action::Command(Command::Leave(None))),
+        )
+        .await;
+
+        // The store is down: the seqs cannot be given back, so the room stays as it was.
+        store.set_down(true);
+        for _ in 0..2 {
+            call(&svc, Request::anonymous(Action::EvictIdleRooms)).await;
+        }
+        assert!(hub.rooms().get(&general).is_some(), "kept in memory");
+        assert!(closed.lock().unwrap().is_empty());
+
+        store.set_down(false);
+        for _ in 0..2 {
+            call(&svc, Request::anonymous(Action::EvictIdleRooms)).await;
+        }
+        assert!(hub.rooms().get(&general).is_none(), "evicted");
+        assert_eq!(
+            store.reserved.lock().unwrap()[&general],
+            3,
+            "the rest given back"
+        );
+        assert_eq!(*closed.lock().unwrap(), vec![general.clone()]);
+        assert_eq!(hub.stats().rooms_evicted.get(), 1);
+
+        call(&svc, join()).await;
+        assert_eq!(say(&svc, id, "again").await, 4, "no jump after the reopen");
+    }
+}
