@@ -76,6 +76,19 @@ impl Direct {
             DirectKind::Online(false) => format!("* {from} went offline"),
         }
     }
+
+    /// The bytes of text it carries (sender, id, and what is said), which a queue charges it
+    /// besides `outbound::EVENT_OVERHEAD`.
+    pub fn text_bytes(&self) -> usize {
+        let said = match &self.kind {
+            DirectKind::Message(text) | DirectKind::Notice(text) | DirectKind::Wallops(text) => {
+                text.len()
+            }
+            DirectKind::Invite(room) => room.as_str().len(),
+            DirectKind::Online(_) => 0,
+        };
+        self.from.as_str().len() + self.id.len() + said
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 pub use super::budget::QueueBudget;
-use super::direct::{Direct, DirectKind};
 use super::event::Event;
 use super::message::{ChatMessage, Presence, PresenceKind};
 
@@ -55,7 +54,7 @@ pub fn event_bytes(event: &Event) -> usize {
             EVENT_OVERHEAD + 2 * p.nick.as_str().len() + p.room.as_str().len() + presence_text(p)
         }
         Event::Missed(missed) => EVENT_OVERHEAD + missed.room.as_str().len(),
-        Event::Direct(d) => EVENT_OVERHEAD + d.from.as_str().len() + d.id.len() + direct_text(d),
+        Event::Direct(d) => EVENT_OVERHEAD + d.text_bytes(),
     }
 }
 
@@ -71,17 +70,6 @@ fn presence_text(p: &Presence) -> usize {
             | PresenceKind::Away(Some(text)) => text.len(),
             _ => 0,
         }
-}
-
-/// The text a private message, notice or invitation carries.
-fn direct_text(d: &Direct) -> usize {
-    match &d.kind {
-        DirectKind::Message(text) | DirectKind::Notice(text) | DirectKind::Wallops(text) => {
-            text.len()
-        }
-        DirectKind::Invite(room) => room.as_str().len(),
-        DirectKind::Online(_) => 0,
-    }
 }
 
 /// The bytes a chat message is charged: its text, nick and room plus [`EVENT_OVERHEAD`] (also
