@@ -1,8 +1,10 @@
-//! The IRC adapter, over real sockets: one test crate, four files.
+//! The IRC adapter, over real sockets: one test crate, six files.
 //!
 //! * `irc/protocol.rs`: registration, numerics, errors, limits, pings, fakelag, slow readers.
 //! * `irc/rooms.rs`: one room shared by netcat, a browser's SSE stream and IRC clients;
 //!   presence as JOIN/PART/QUIT/NICK; echo-message, labels, history on join, CHATHISTORY.
+//! * `irc/rules.rs`: a room's rules (operators, topics, modes, keys, bans, kicks, invitations).
+//! * `irc/people.rs`: private messages, away, WHO/WHOIS/WHOWAS, operators, LUSERS.
 //! * `irc/cluster.rs`: IRC users on different instances, phases 2 (poll) and 3 (Valkey).
 //! * `irc/client.rs`: a real client, `weechat-headless`, against the real binary.
 //!
@@ -14,10 +16,14 @@ mod support;
 mod client;
 #[path = "irc/cluster.rs"]
 mod cluster;
+#[path = "irc/people.rs"]
+mod people;
 #[path = "irc/protocol.rs"]
 mod protocol;
 #[path = "irc/rooms.rs"]
 mod rooms;
+#[path = "irc/rules.rs"]
+mod rules;
 
 use chatd::pipeline::PipelineConfig;
 use chatd::server::Server;

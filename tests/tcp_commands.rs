@@ -2,6 +2,9 @@
 
 mod support;
 
+#[path = "tcp_commands/social.rs"]
+mod social;
+
 use support::{Client, start};
 
 #[tokio::test]
@@ -65,7 +68,7 @@ async fn join_creates_folds_and_selects() {
     alice.send("/join general").await;
     alice.expect("* general is now your current room").await;
     alice.send("/join").await;
-    alice.expect("! usage: /join ROOM").await;
+    alice.expect("! usage: /join ROOM [KEY]").await;
     alice.send("/join no/way").await;
     alice.expect("! invalid room name \"no/way\": use 1 to 32 of a-z 0-9 _ - (an optional leading # is fine)").await;
     let mut bob = Client::named(addr, "bob").await;
@@ -118,8 +121,8 @@ async fn leave_rules_and_announcements() {
     bob.send("/leave").await;
     bob.expect("* you left random; you are in no room now")
         .await;
-    bob.send("/leave a b").await;
-    bob.expect("! usage: /leave [ROOM]").await;
+    bob.send("/leave a b").await; // leave a, saying "b"
+    bob.expect("! you are not in a").await;
     // Bob no longer hears general.
     alice.send("anyone?").await;
     bob.sync().await;

@@ -2,10 +2,12 @@
 for the servers it ships controllers for (see irctest/controllers/ngircd.py).
 
 Used by scripts/test-irc.sh, which puts this directory on PYTHONPATH and passes
-`--controller chatd_controller`. chatd runs its embedded default pipeline (the shipped
-phase 1 pipeline: SQLite, the rate limit on), with its files in a temp dir, the IRC listener
-on the address irctest picked, and the line protocol and HTTP on ports the kernel picks.
-`CHATD_BIN` names the binary (default: target/release/chatd, built by the script).
+`--controller chatd_controller`. chatd runs the shipped phase 1 pipeline
+(pipelines/phase1-single.toml: SQLite, the rate limit on) with one addition, the server operator
+irctest's tests log in as (`OPER operuser operpassword`, the route layer's `opers` option), with
+its files in a temp dir, the IRC listener on the address irctest picked, and the line protocol
+and HTTP on ports the kernel picks. `CHATD_BIN` names the binary (default:
+target/release/chatd, built by the script).
 
 What chatd does not have is reported to irctest as not implemented, so those tests are
 skipped rather than failed: a server password (PASS), TLS, websockets, and services (the
@@ -22,6 +24,11 @@ from typing import Optional, Set, Type
 
 from irctest.basecontrollers import BaseServerController
 from irctest.runner import NotImplementedByController
+
+# The pipeline chatd runs without --pipeline, which this controller copies.
+PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "phase1-single.toml"
+# The operator irctest's tests log in as (irctest/controllers/*.py configure the same).
+OPER = 'opers = [{ name = "operuser", password = "operpassword" }]'
 
 
 # The chatd processes started and not stopped yet. irctest stops a server in its tests'
@@ -71,9 +78,15 @@ class ChatdController(BaseServerController):
         self.directory = Path(tempfile.mkdtemp(prefix="chatd-irctest-"))
         binary = os.environ.get("CHATD_BIN", "target/release/chatd")
         env = dict(os.environ, CHATD_DATA_DIR=str(self.directory))
+        pipeline = self.directory / "pipeline.toml"
+        route = 'kind = "route"'
+        text = PIPELINE.read_text()
+        assert route in text, f"{PIPELINE} has no route layer"
+        pipeline.write_text(text.replace(route, f"{route}\n{OPER}", 1))
         self.proc = self.execute(
             [
                 binary,
+                "--pipeline", str(pipeline),
                 "--instance", "My.Little.Server",
                 "--tcp", "127.0.0.1:0",
                 "--http", "127.0.0.1:0",

@@ -1,9 +1,9 @@
 """Counts irctest's results from pytest's JUnit XML files, for scripts/test-irc.sh.
 
-    summary.py counts NAME=FILE... [--only LIST]   passed/failed/skipped/xfailed per file
-    summary.py table  DIR                           the side-by-side table of one run
-    summary.py tests  FILE STATUS                   the tests with that status, one a line, with
-                                                    the reason pytest gave
+    summary.py table  DIR               the side-by-side table of one run
+    summary.py tests  FILE STATUS       the tests with that status, one a line, with the reason
+                                        pytest gave
+    summary.py passed FILE [LIST]       how many passed
 
 LIST is a file of pytest node ids (`--collect-only -q` output): only those tests are counted
 (the RFC 1459/2812 subset is counted this way from the full run, not run twice).

@@ -116,6 +116,27 @@ pub trait Directory: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// When the directory cannot be reached.
     fn rooms(&self) -> BoxFuture<'_, Result<Vec<(RoomName, usize)>, StoreError>>;
+
+    /// The instance that holds `nick` (as written there), for a directory shared by several;
+    /// `None` when no instance does, or when this directory knows only this instance (whose
+    /// sessions the caller asks first).
+    ///
+    /// # Errors
+    /// When the directory cannot be reached.
+    fn locate<'a>(
+        &'a self,
+        _nick: &'a Nick,
+    ) -> BoxFuture<'a, Result<Option<(Nick, String)>, StoreError>> {
+        now(None)
+    }
+
+    /// How many nicks are held on all instances; `None` for a directory of this instance alone.
+    ///
+    /// # Errors
+    /// When the directory cannot be reached.
+    fn users(&self) -> BoxFuture<'_, Result<Option<usize>, StoreError>> {
+        now(None)
+    }
 }
 
 /// The directory of one instance alone: the `Hub` already knows everything.

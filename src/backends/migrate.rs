@@ -80,6 +80,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "nick_skeleton",
         sql: include_str!("../../migrations/postgres/0006_nick_skeleton.sql"),
     },
+    Migration {
+        version: 7,
+        name: "presence_detail",
+        sql: include_str!("../../migrations/postgres/0007_presence_detail.sql"),
+    },
 ];
 
 /// The table that records applied migrations; the same SQL works in both dialects.
@@ -145,12 +150,25 @@ mod tests {
         let versions = |list: Vec<&Migration>| list.iter().map(|m| m.version).collect::<Vec<_>>();
         assert_eq!(
             versions(pending(POSTGRES, &[]).unwrap()),
-            [1, 2, 3, 4, 5, 6]
+            [1, 2, 3, 4, 5, 6, 7]
         );
-        assert_eq!(versions(pending(POSTGRES, &[1]).unwrap()), [2, 3, 4, 5, 6]);
-        assert_eq!(versions(pending(POSTGRES, &[1, 3]).unwrap()), [2, 4, 5, 6]);
-        assert_eq!(versions(pending(POSTGRES, &[1, 2, 3, 5, 6]).unwrap()), [4]);
-        assert!(pending(POSTGRES, &[1, 2, 3, 4, 5, 6]).unwrap().is_empty());
+        assert_eq!(
+            versions(pending(POSTGRES, &[1]).unwrap()),
+            [2, 3, 4, 5, 6, 7]
+        );
+        assert_eq!(
+            versions(pending(POSTGRES, &[1, 3]).unwrap()),
+            [2, 4, 5, 6, 7]
+        );
+        assert_eq!(
+            versions(pending(POSTGRES, &[1, 2, 3, 5, 6, 7]).unwrap()),
+            [4]
+        );
+        assert!(
+            pending(POSTGRES, &[1, 2, 3, 4, 5, 6, 7])
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

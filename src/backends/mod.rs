@@ -24,6 +24,7 @@ pub(crate) mod mock;
 pub mod poll;
 pub mod postgres;
 pub mod postgres_directory;
+pub mod presence_codec;
 pub mod sequencer;
 pub mod sqlite;
 pub mod valkey;

@@ -268,6 +268,39 @@ impl Directory for PostgresDirectory {
         })
     }
 
+    fn locate<'a>(
+        &'a self,
+        nick: &'a Nick,
+    ) -> BoxFuture<'a, Result<Option<(Nick, String)>, StoreError>> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            let sql = live_sql(
+                "SELECT n.nick, n.instance FROM presence_nicks n WHERE n.nick_key = $1 AND LIVE",
+                2,
+            );
+            let row = conn
+                .query_opt(&sql, &[&nick.key(), &self.ttl_ms])
+                .await
+                .map_err(classify)?;
+            Ok(row.and_then(|row| {
+                let nick = Nick::parse(row.get::<_, &str>(0)).ok()?;
+                Some((nick, row.get::<_, String>(1)))
+            }))
+        })
+    }
+
+    fn users(&self) -> BoxFuture<'_, Result<Option<usize>, StoreError>> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            let sql = live_sql("SELECT count(*) FROM presence_nicks n WHERE LIVE", 1);
+            let row = conn
+                .query_one(&sql, &[&self.ttl_ms])
+                .await
+                .map_err(classify)?;
+            Ok(Some(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
+        })
+    }
+
     fn rooms(&self) -> BoxFuture<'_, Result<Vec<(RoomName, usize)>, StoreError>> {
         Box::pin(async move {
             let conn = self.conn().await?;

@@ -16,6 +16,8 @@ use tower::BoxError;
 use tower::load_shed::error::Overloaded;
 use tower::timeout::error::Elapsed;
 
+pub use super::refusal::Refusal;
+
 /// What went wrong, coarsely: enough for an adapter to choose a status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -53,6 +55,9 @@ pub struct ChatError {
     pub kind: ErrorKind,
     /// The human-readable reason, without the protocol's `! ` prefix.
     pub message: String,
+    /// Which chat rule refused, when a protocol names each one (IRC's numerics); `None` for
+    /// refusals that need no more than the kind.
+    pub refusal: Option<Refusal>,
 }
 
 impl ChatError {
@@ -61,7 +66,14 @@ impl ChatError {
         ChatError {
             kind,
             message: message.into(),
+            refusal: None,
         }
+    }
+
+    /// The same error, naming the rule that refused (see [`Refusal`]).
+    pub fn because(mut self, refusal: Refusal) -> Self {
+        self.refusal = Some(refusal);
+        self
     }
 
     /// Malformed input or a broken rule.
@@ -107,10 +119,7 @@ impl ChatError {
         if let Some(chat) = err.downcast_ref::<ChatError>() {
             chat.clone()
         } else if err.is::<Elapsed>() {
-            ChatError {
-                kind: ErrorKind::TimedOut,
-                message: TIMED_OUT.to_string(),
-            }
+            ChatError::new(ErrorKind::TimedOut, TIMED_OUT)
         } else if err.is::<Overloaded>() {
             ChatError::unavailable("server busy, try again")
         } else {

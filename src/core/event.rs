@@ -10,11 +10,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::channel::{Channel, Mask, Rank, Topic};
+use super::direct::Direct;
 use super::error::ChatError;
 use super::message::{ChatMessage, Presence};
+use super::modes::{ChannelMode, ModeChange};
 use super::names::{Nick, RoomName};
 use super::request::{HistoryAnswer, Page, ReplayPage};
 use super::session::SessionId;
+use super::users::{Census, Departed, UserInfo, UserModes};
 
 /// One thing to show a session.
 #[derive(Debug, Clone)]
@@ -30,6 +34,9 @@ pub enum Event {
     /// Messages of a room that will not be delivered to this session (see
     /// `core::room::Room::give_up_until`); shown as a notice.
     Missed(Arc<Missed>),
+    /// Something said to this session alone (a private message, an invitation); shown as
+    /// [`Direct::text`] says.
+    Direct(Arc<Direct>),
 }
 
 /// A range of a room's seqs that will not be delivered: the room gave up waiting for them without
@@ -78,6 +85,7 @@ impl Event {
             Event::Message(msg) => format!("[{}] {}: {}", msg.room, msg.nick, msg.text),
             Event::Presence(p) => format!("* {}", p.text()),
             Event::Missed(m) => format!("* {}", m.text()),
+            Event::Direct(d) => d.text(),
         }
     }
 }
@@ -182,6 +190,105 @@ pub enum Detail {
     /// Rows a store (and its write queue) holds for a history read: the persist layer's answer,
     /// which the history layer merges with the room's memory.
     Stored(Page),
+    /// A private message or notice reached its recipient.
+    Direct {
+        /// What the recipient got (an echo shows the same).
+        direct: Arc<Direct>,
+        /// The recipient's away message, if it is away.
+        away: Option<String>,
+    },
+    /// The session's away message now (`None`: back).
+    Away(Option<String>),
+    /// What is known of a user (`/whois`).
+    Whois(Box<UserInfo>),
+    /// The users matching a `WHO` (for a room: its members, each with that room's rank).
+    Who(Vec<UserInfo>),
+    /// The recent departures of a nick, newest first.
+    Whowas(Vec<Departed>),
+    /// A room's topic, after a change or on request.
+    Topic {
+        /// The room.
+        room: RoomName,
+        /// Its topic; `None` when there is none.
+        topic: Option<Topic>,
+    },
+    /// A room's modes, or what a change of them did.
+    Mode(Box<ModeAnswer>),
+    /// The session's user modes now, and the change made (`+iw`; empty: none).
+    UserModes {
+        /// The modes now.
+        modes: UserModes,
+        /// What changed.
+        changed: String,
+    },
+    /// A member was kicked out of a room.
+    Kicked {
+        /// The room.
+        room: RoomName,
+        /// Who was kicked.
+        nick: Nick,
+        /// Why.
+        reason: String,
+    },
+    /// A user was invited to a room.
+    Invited {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        nick: Nick,
+    },
+    /// The rooms the session is invited to.
+    Invitations(Vec<RoomName>),
+    /// How many are here and everywhere (IRC's `LUSERS`).
+    Census {
+        /// This instance's counts.
+        here: Census,
+        /// Users connected to any instance.
+        everywhere: usize,
+        /// Rooms with members.
+        rooms: usize,
+    },
+    /// A room's members with their ranks, for a member or a visible room.
+    Names {
+        /// The room.
+        room: RoomName,
+        /// Whether the room is secret (`+s`).
+        secret: bool,
+        /// The members, sorted, with their rank here.
+        members: Vec<(Nick, Rank)>,
+    },
+    /// The session is a server operator now.
+    Oper,
+    /// What a `/watch` found: the nicks online and offline now (for an add or a status), the
+    /// ones the list had no room for, and the list (for a listing).
+    Watch {
+        /// Watched nicks connected now (to any instance), as they are written there.
+        online: Vec<Nick>,
+        /// Watched nicks nobody holds.
+        offline: Vec<Nick>,
+        /// Nicks not added: the list is full.
+        refused: Vec<Nick>,
+        /// Every nick watched (for `Monitor::List`).
+        list: Vec<Nick>,
+    },
+}
+
+/// What [`Detail::Mode`] says: a room's modes (on request), one of its lists, or the changes
+/// made and refused.
+#[derive(Debug, Clone)]
+pub struct ModeAnswer {
+    /// The room.
+    pub room: RoomName,
+    /// The changes made, in order (empty for a request to see).
+    pub applied: Vec<ModeChange>,
+    /// The changes refused, each with its reason.
+    pub refused: Vec<ChatError>,
+    /// The room's state, when the request was to see it.
+    pub channel: Option<Channel>,
+    /// A mask list asked for (`+b`, `+e`, `+I`).
+    pub list: Option<(ChannelMode, Vec<Mask>)>,
+    /// Whether the session is a member (members see the key).
+    pub member: bool,
 }
 
 #[cfg(test)]

@@ -6,9 +6,12 @@
 
 use std::sync::Arc;
 
+use super::channels::Channels;
 use super::rooms::Rooms;
 use super::session::Sessions;
 use super::stats::Stats;
+use super::users::Users;
+use super::watch::Watches;
 
 /// Shared chat state of one process.
 #[derive(Debug, Clone)]
@@ -22,6 +25,9 @@ struct HubInner {
     sessions: Sessions,
     rooms: Rooms,
     stats: Arc<Stats>,
+    users: Users,
+    channels: Channels,
+    watches: Watches,
 }
 
 impl Hub {
@@ -34,6 +40,9 @@ impl Hub {
                 sessions: Sessions::default(),
                 rooms: Rooms::new(stats.clone()),
                 stats,
+                users: Users::default(),
+                channels: Channels::default(),
+                watches: Watches::default(),
             }),
         }
     }
@@ -56,6 +65,21 @@ impl Hub {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// The users' profiles and recent departures.
+    pub fn users(&self) -> &Users {
+        &self.inner.users
+    }
+
+    /// Who watches for whom (`MONITOR`).
+    pub fn watches(&self) -> &Watches {
+        &self.inner.watches
+    }
+
+    /// The rooms' topics, modes and ranks.
+    pub fn channels(&self) -> &Channels {
+        &self.inner.channels
     }
 
     /// The counters, as a handle a background task can keep.

@@ -44,6 +44,10 @@ pub struct ChatMessage {
     pub ts_ms: i64,
     /// Who sent it, so the sender's own TCP connection is not echoed.
     pub origin: Origin,
+    /// A message or a notice (IRC's `NOTICE`); see [`MessageKind`].
+    pub kind: MessageKind,
+    /// Sent by a bot (user mode `+B`), which IRC marks with a `bot` tag; live only, as `kind`.
+    pub bot: bool,
     /// When this process numbered it, on the monotonic clock; `None` for a message numbered
     /// elsewhere (another instance, a store). The delivery latency metric starts here.
     numbered_at: Option<Instant>,
@@ -53,6 +57,19 @@ pub struct ChatMessage {
     claimed: AtomicBool,
     /// Each wire form, rendered on first use and shared by every recipient of that protocol.
     wire: [OnceLock<Bytes>; WIRE_FORMS],
+}
+
+/// What kind of chat message it is. Only IRC tells them apart (a `NOTICE` must never be
+/// answered by a bot, so clients show it differently); the other protocols show both alike. The
+/// kind travels live (to this instance's members and, on Valkey, to the others) but is not
+/// stored: history replays a notice as a message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MessageKind {
+    /// An ordinary message.
+    #[default]
+    Say,
+    /// A notice.
+    Notice,
 }
 
 /// The wire forms a message is rendered into, one cache slot each.
@@ -98,10 +115,24 @@ impl ChatMessage {
             text,
             ts_ms,
             origin,
+            kind: MessageKind::Say,
+            bot: false,
             numbered_at: None,
             claimed: AtomicBool::new(false),
             wire: Default::default(),
         }
+    }
+
+    /// The same message, of `kind`.
+    pub fn with_kind(mut self, kind: MessageKind) -> ChatMessage {
+        self.kind = kind;
+        self
+    }
+
+    /// The same message, marked as a bot's (or not).
+    pub fn by_bot(mut self, bot: bool) -> ChatMessage {
+        self.bot = bot;
+        self
     }
 
     /// How long ago the message was numbered. For a message numbered by this process it is
@@ -168,6 +199,21 @@ pub enum PresenceKind {
     Quit,
     /// `nick` is now called the given name.
     Renamed(Nick),
+    /// `nick` was put out of the room by `by` (`/kick`).
+    Kicked {
+        /// The operator who kicked.
+        by: Nick,
+        /// Why, as they said (their nick when they said nothing).
+        reason: String,
+    },
+    /// `nick` set the room's topic to this (empty: cleared it).
+    Topic(String),
+    /// `nick` changed the room's modes, as IRC writes them (`+o bob`).
+    Mode(String),
+    /// `nick` is away with this message, or back (`None`): told to each of its rooms.
+    Away(Option<String>),
+    /// `nick` changed its real name to this: told to each of its rooms.
+    Realname(String),
 }
 
 /// A membership change, announced to the room's other members.
@@ -181,6 +227,8 @@ pub struct Presence {
     pub kind: PresenceKind,
     /// The session concerned, so it is not told about itself.
     pub session: Option<SessionId>,
+    /// Why, for a leave or a quit that gave a reason (`/leave ROOM REASON`, `/quit REASON`).
+    pub reason: Option<String>,
     /// Its wire forms, rendered once each and shared by every recipient (a join to a room of
     /// 2,000 is 2,000 deliveries of the same line or frame).
     wire: [OnceLock<Bytes>; WIRE_FORMS],
@@ -208,8 +256,15 @@ impl Presence {
             nick,
             kind,
             session,
+            reason: None,
             wire: Default::default(),
         }
+    }
+
+    /// The same change, with the reason given for it.
+    pub fn with_reason(mut self, reason: Option<String>) -> Presence {
+        self.reason = reason.filter(|r| !r.is_empty());
+        self
     }
 
     /// The notice line, `* ` and newline included; rendered on first use, then shared.
@@ -228,11 +283,26 @@ impl Presence {
     /// The notice text, without the `* ` prefix.
     pub fn text(&self) -> String {
         let (nick, room) = (&self.nick, &self.room);
+        let why = self
+            .reason
+            .as_ref()
+            .map_or(String::new(), |r| format!(" ({r})"));
         match &self.kind {
             PresenceKind::Joined => format!("{nick} joined {room}"),
-            PresenceKind::Left => format!("{nick} left {room}"),
-            PresenceKind::Quit => format!("{nick} quit"),
+            PresenceKind::Left => format!("{nick} left {room}{why}"),
+            PresenceKind::Quit => format!("{nick} quit{why}"),
             PresenceKind::Renamed(new) => format!("{nick} is now known as {new}"),
+            PresenceKind::Kicked { by, reason } => {
+                format!("{nick} was kicked from {room} by {by} ({reason})")
+            }
+            PresenceKind::Topic(text) if text.is_empty() => {
+                format!("{nick} cleared the topic of {room}")
+            }
+            PresenceKind::Topic(text) => format!("{nick} set the topic of {room}: {text}"),
+            PresenceKind::Mode(change) => format!("{nick} set mode {change} in {room}"),
+            PresenceKind::Away(Some(text)) => format!("{nick} is away: {text}"),
+            PresenceKind::Away(None) => format!("{nick} is back"),
+            PresenceKind::Realname(name) => format!("{nick}'s real name is now {name}"),
         }
     }
 }
@@ -376,6 +446,27 @@ mod tests {
         assert_eq!(
             p(PresenceKind::Renamed(Nick::parse("al").unwrap())).text(),
             "alice is now known as al"
+        );
+        let reason = Some("lunch".to_string());
+        assert_eq!(
+            p(PresenceKind::Quit).with_reason(reason).text(),
+            "alice quit (lunch)"
+        );
+        let kicked = PresenceKind::Kicked {
+            by: Nick::parse("op").unwrap(),
+            reason: "spam".into(),
+        };
+        assert_eq!(
+            p(kicked).text(),
+            "alice was kicked from general by op (spam)"
+        );
+        assert_eq!(
+            p(PresenceKind::Topic(String::new())).text(),
+            "alice cleared the topic of general"
+        );
+        assert_eq!(
+            p(PresenceKind::Mode("+o bob".into())).text(),
+            "alice set mode +o bob in general"
         );
     }
 }

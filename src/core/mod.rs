@@ -6,14 +6,20 @@
 
 pub mod address;
 pub mod budget;
+pub mod channel;
+pub mod channels;
+pub mod commands;
+pub mod direct;
 pub mod error;
 pub mod event;
 pub mod hub;
 pub mod latency;
 pub mod message;
+pub mod modes;
 pub mod names;
 pub mod outbound;
 pub mod recent;
+pub mod refusal;
 pub mod request;
 pub mod ring;
 pub mod room;
@@ -22,12 +28,19 @@ pub mod sequencer;
 pub mod session;
 pub mod stats;
 pub mod text;
+pub mod users;
+pub mod watch;
 
 pub use address::AddressGroup;
-pub use error::{ChatError, ErrorKind};
-pub use event::{Detail, Event, Missed, Reply};
+pub use channel::{Channel, Rank, Topic};
+pub use channels::Channels;
+pub use commands::{Monitor, RoomCommand, UserCommand};
+pub use direct::{Direct, DirectKind};
+pub use error::{ChatError, ErrorKind, Refusal};
+pub use event::{Detail, Event, Missed, ModeAnswer, Reply};
 pub use hub::Hub;
-pub use message::{ChatMessage, Origin, Presence, PresenceKind};
+pub use message::{ChatMessage, MessageKind, Origin, Presence, PresenceKind};
+pub use modes::{ChannelMode, ModeChange};
 pub use names::{Nick, RoomName};
 pub use outbound::{Inbox, Outbound};
 pub use request::{
@@ -40,3 +53,4 @@ pub use rooms::{Creation, Rooms, TooManyRooms};
 pub use sequencer::Sequencer;
 pub use session::{Closer, Session, SessionId, Sessions};
 pub use stats::Stats;
+pub use users::{Census, Departed, Profile, UserInfo, UserModes, Users};

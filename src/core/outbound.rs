@@ -35,7 +35,7 @@ use std::task::{Poll, Waker};
 
 pub use super::budget::QueueBudget;
 use super::event::Event;
-use super::message::ChatMessage;
+use super::message::{ChatMessage, Presence, PresenceKind};
 
 /// A drained queue whose buffer holds more events than this gives the buffer back.
 const KEEP_WHEN_EMPTY: usize = 8;
@@ -50,9 +50,26 @@ pub fn event_bytes(event: &Event) -> usize {
     match event {
         Event::Message(msg) => message_bytes(msg),
         Event::Notice(text) | Event::Error(text) => EVENT_OVERHEAD + text.len(),
-        Event::Presence(p) => EVENT_OVERHEAD + 2 * p.nick.as_str().len() + p.room.as_str().len(),
+        Event::Presence(p) => {
+            EVENT_OVERHEAD + 2 * p.nick.as_str().len() + p.room.as_str().len() + presence_text(p)
+        }
         Event::Missed(missed) => EVENT_OVERHEAD + missed.room.as_str().len(),
+        Event::Direct(d) => EVENT_OVERHEAD + d.text_bytes(),
     }
+}
+
+/// The text a presence event carries besides its nick and room: a reason, a topic, modes.
+fn presence_text(p: &Presence) -> usize {
+    let reason = p.reason.as_deref().map_or(0, str::len);
+    reason
+        + match &p.kind {
+            PresenceKind::Kicked { by, reason } => by.as_str().len() + reason.len(),
+            PresenceKind::Topic(text)
+            | PresenceKind::Mode(text)
+            | PresenceKind::Realname(text)
+            | PresenceKind::Away(Some(text)) => text.len(),
+            _ => 0,
+        }
 }
 
 /// The bytes a chat message is charged: its text, nick and room plus [`EVENT_OVERHEAD`] (also

@@ -213,3 +213,32 @@ fn overflows_read_as_the_end_of_a_farewell() {
     );
     assert_eq!(size(1000), "1000 bytes");
 }
+
+#[test]
+fn private_messages_and_presence_reasons_are_charged_their_text() {
+    use crate::core::direct::{Direct, DirectKind};
+    use crate::core::message::{Presence, PresenceKind};
+    use crate::core::names::{Nick, RoomName};
+    let nick = |n: &str| Nick::parse(n).unwrap();
+    let long = "x".repeat(1000);
+    let short = Direct::new(nick("ann"), nick("bob"), DirectKind::Message("hi".into()));
+    let long_one = Direct::new(nick("ann"), nick("bob"), DirectKind::Message(long.clone()));
+    let short = event_bytes(&Event::Direct(Arc::new(short)));
+    assert_eq!(event_bytes(&Event::Direct(Arc::new(long_one))), short + 998);
+    let room = RoomName::parse("general").unwrap();
+    let left = |reason: Option<String>| {
+        let p = Presence::new(room.clone(), nick("ann"), PresenceKind::Left, None);
+        event_bytes(&Event::Presence(Arc::new(p.with_reason(reason))))
+    };
+    assert_eq!(left(Some(long)), left(None) + 1000);
+    let topic = Presence::new(
+        room.clone(),
+        nick("ann"),
+        PresenceKind::Topic("y".repeat(500)),
+        None,
+    );
+    assert_eq!(
+        event_bytes(&Event::Presence(Arc::new(topic))),
+        left(None) + 500
+    );
+}

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
+use super::commands::{RoomCommand, UserCommand};
 use super::message::{ChatMessage, Presence};
 use super::names::{Nick, RoomName};
 use super::outbound::Outbound;
@@ -325,6 +326,10 @@ pub enum Command {
     /// A window of a member's room history (IRC's `CHATHISTORY`), answered with
     /// [`Detail::History`](super::Detail::History).
     Window(HistoryWindow),
+    /// A room's rules and members: topic, modes, kicks, invitations (see `core::commands`).
+    Room(RoomCommand),
+    /// People: private messages, away, who is who, server operators (see `core::commands`).
+    User(UserCommand),
 }
 
 /// The messages of `room` strictly between two bounds, at most `limit` of them (the route layer

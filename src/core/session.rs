@@ -144,6 +144,12 @@ impl Session {
         }
     }
 
+    /// Ends the session from the server's side (a `/kill`): its adapter shows `reason` and
+    /// closes the connection. Returns whether this call ended it.
+    pub fn disconnect(&self, reason: impl Into<String>) -> bool {
+        self.closer.close(reason)
+    }
+
     /// Why the session was kicked, once it has been.
     pub fn kick_reason(&self) -> Option<&str> {
         self.closer.reason()
@@ -211,6 +217,13 @@ impl Sessions {
     /// The session with this id, if it is open.
     pub fn get(&self, id: SessionId) -> Option<Arc<Session>> {
         self.registry().by_id.get(&id).cloned()
+    }
+
+    /// The session that holds `nick` (case and look-alikes folded, as uniqueness is).
+    pub fn find(&self, nick: &Nick) -> Option<Arc<Session>> {
+        let reg = self.registry();
+        let id = reg.by_nick.get(&nick.key())?;
+        reg.by_id.get(id).cloned()
     }
 
     /// Gives session `id` the nick `new`, returning the old one.

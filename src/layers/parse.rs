@@ -20,6 +20,9 @@ use std::task::{Context, Poll};
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
+
+#[path = "parse_social.rs"]
+mod social;
 use crate::core::{Action, ChatError, Command, Nick, Reply, Request, RoomName};
 use crate::pipeline::config::ParseConfig;
 
@@ -35,8 +38,17 @@ pub const HELP: &[&str] = &[
     "  /rooms          list rooms with their member counts",
     "  /users [ROOM]   list the members of a room (default: the current one)",
     "  /history [N]    show the last N messages of the current room (default 10, at most 100)",
+    "  /msg NICK TEXT  a private message to NICK (a user of this instance)",
+    "  /away [TEXT]    mark yourself away (without TEXT: back)",
+    "  /whois NICK     who NICK is, and where",
+    "  /topic [TEXT]   show or set the current room's topic (/topic - clears it)",
+    "  /mode [ROOM] [+-MODES ARGS]  show or change a room's modes (+o NICK, +k KEY, +i, +m...)",
+    "  /kick NICK [WHY]  put NICK out of the current room (its operators)",
+    "  /invite NICK [ROOM]  invite NICK to a room (the current one by default)",
+    "  /setname NAME   your real name, as /whois shows it",
+    "  /watch [NICK...]  be told when NICKs come and go (alone: who is online); /unwatch [NICK...]",
     "  /help           show this list",
-    "  /quit           say goodbye and disconnect",
+    "  /quit [WHY]     say goodbye and disconnect",
     "  any other line is a message to your current room; start it with // to send a leading /",
 ];
 
@@ -65,14 +77,16 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ChatError> {
     let mut words = rest.split_whitespace();
     let name = words.next().unwrap_or("").to_ascii_lowercase();
     let args: Vec<&str> = words.collect();
+    if let Some(command) = social::parse(&name, &args, rest)? {
+        return Ok(Some(command));
+    }
     let command = match (name.as_str(), args.as_slice()) {
         ("nick", [nick]) => Command::Nick(Nick::parse(nick)?),
         ("nick", _) => return Err(usage("/nick NAME")),
         ("join", [room]) => Command::Join(RoomName::parse(room)?),
-        ("join", _) => return Err(usage("/join ROOM")),
+        ("join", _) => return Err(usage("/join ROOM [KEY]")),
         ("leave" | "part", []) => Command::Leave(None),
         ("leave" | "part", [room]) => Command::Leave(Some(RoomName::parse(room)?)),
-        ("leave" | "part", _) => return Err(usage("/leave [ROOM]")),
         ("rooms" | "list", []) => Command::Rooms,
         ("rooms" | "list", _) => return Err(usage("/rooms")),
         ("users" | "who" | "names", []) => Command::Users(None),
@@ -89,7 +103,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ChatError> {
         },
         ("history", _) => return Err(usage("/history [N]")),
         ("help", _) => Command::Help,
-        ("quit", _) => Command::Quit,
+        ("quit", []) => Command::Quit,
         _ => {
             // Quoted back, so control characters are shown escaped (`\u{1b}`): an error must
             // not carry an ANSI sequence that repaints the reader's terminal (nor a bidi
@@ -110,7 +124,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ChatError> {
     Ok(Some(command))
 }
 
-fn usage(form: &str) -> ChatError {
+pub(crate) fn usage(form: &str) -> ChatError {
     ChatError::invalid(format!("usage: {form}"))
 }
 
@@ -219,7 +233,6 @@ mod tests {
         assert_eq!(cmd("/history 100"), Command::History(100));
         assert_eq!(cmd("/help"), Command::Help);
         assert_eq!(cmd("/quit"), Command::Quit);
-        assert_eq!(cmd("/quit see you"), Command::Quit);
     }
 
     #[test]
@@ -227,9 +240,8 @@ mod tests {
         assert_eq!(err("/nick"), "usage: /nick NAME");
         assert_eq!(err("/nick a b"), "usage: /nick NAME");
         assert!(err("/nick b@d").contains("1 to 32 of A-Z a-z 0-9 _ -"));
-        assert_eq!(err("/join"), "usage: /join ROOM");
+        assert_eq!(err("/join"), "usage: /join ROOM [KEY]");
         assert!(err("/join no/slash").contains("a-z 0-9 _ -"));
-        assert_eq!(err("/leave a b"), "usage: /leave [ROOM]");
         assert_eq!(err("/rooms x"), "usage: /rooms");
         assert_eq!(err("/users a b"), "usage: /users [ROOM]");
         assert_eq!(

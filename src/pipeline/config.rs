@@ -325,6 +325,11 @@ pub struct RouteConfig {
     /// rooms can still be joined). See `core::rooms` for when a room is freed again.
     #[serde(default = "default_max_rooms")]
     pub max_rooms: usize,
+    /// Server operators: who may `/oper NAME PASSWORD` (IRC's `OPER`), and then `/kill` and
+    /// `/wallops`. None by default. Write passwords as `${VAR}` to keep them out of the file;
+    /// `--check` shows them hidden.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opers: Vec<OperConfig>,
     /// Most rooms one IP address may have created that are in memory at once: one address
     /// cannot fill `max_rooms` by itself.
     #[serde(default = "default_max_rooms_per_ip")]
@@ -334,6 +339,39 @@ pub struct RouteConfig {
     #[serde(default = "default_room_idle_secs")]
     pub room_idle_secs: u64,
 }
+
+/// One server operator of [`RouteConfig::opers`].
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperConfig {
+    /// The name given to `/oper`.
+    pub name: String,
+    /// The password given to `/oper`.
+    pub password: String,
+}
+
+/// Shown and serialized (by `--check`) without its password.
+impl std::fmt::Debug for OperConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperConfig")
+            .field("name", &self.name)
+            .field("password", &HIDDEN)
+            .finish()
+    }
+}
+
+impl Serialize for OperConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut oper = serializer.serialize_struct("OperConfig", 2)?;
+        oper.serialize_field("name", &self.name)?;
+        oper.serialize_field("password", HIDDEN)?;
+        oper.end()
+    }
+}
+
+/// What stands for a password wherever the configuration is shown.
+const HIDDEN: &str = "(hidden)";
 
 impl Default for RouteConfig {
     fn default() -> Self {
@@ -345,6 +383,7 @@ impl Default for RouteConfig {
             room_idle_secs: default_room_idle_secs(),
             directory: DirectoryMode::default(),
             presence_ttl_secs: default_presence_ttl_secs(),
+            opers: Vec::new(),
         }
     }
 }

@@ -141,7 +141,9 @@ async fn weechat_joins_general_hears_netcat_speaks_to_netcat_and_a_browser_and_q
     );
 
     weechat.run("irc.chatd.#general", "/quit").await;
-    alice.expect("* wee quit").await;
+    // WeeChat quits with a reason of its own (its version), which the room is told.
+    let quit = alice.expect_prefix("* wee quit").await;
+    assert!(quit.starts_with("* wee quit (WeeChat"), "{quit}");
     weechat.exited().await;
     chatd.terminate().await;
 }

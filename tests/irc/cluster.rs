@@ -78,8 +78,43 @@ async fn chat_across(a: &Server, b: &Server) {
     late.expect("433").await;
 }
 
+/// A room's rules across instances: its operator on `a` sets a topic and modes and kicks a
+/// member on `b`, who sees each change and is put out of the room where it is connected. A
+/// private message or a WHOIS reaches across as far as chatd goes: a user of the other instance
+/// is found (its instance named), but private messages stay on their instance.
+async fn rules_across(a: &Server, b: &Server) {
+    let mut op = IrcClient::register(irc(a), "op", &[]).await;
+    let mut guest = IrcClient::register(irc(b), "guest", &[]).await;
+    op.send("JOIN #ops").await;
+    assert_eq!(op.expect("353").await.last(), "@op");
+    guest.send("JOIN #ops").await;
+    guest.expect("366").await;
+    op.expect("JOIN").await; // guest's join, through the bus
+    op.send("TOPIC #ops :across instances").await;
+    op.expect("TOPIC").await;
+    let topic = guest.expect("TOPIC").await;
+    assert_eq!(topic.nick(), Some("op"));
+    assert_eq!(topic.params, ["#ops", "across instances"]);
+    op.send("MODE #ops +v guest").await;
+    op.expect("MODE").await;
+    assert_eq!(guest.expect("MODE").await.params, ["#ops", "+v", "guest"]);
+    op.send("KICK #ops guest :be gone").await;
+    op.expect("KICK").await;
+    let kick = guest.expect("KICK").await;
+    assert_eq!(kick.params, ["#ops", "guest", "be gone"]);
+    guest.send("PRIVMSG #ops :still here?").await;
+    assert_eq!(guest.expect("404").await.params[1], "#ops");
+    op.send("WHOIS guest").await;
+    let whois = op.expect("311").await;
+    assert_eq!(whois.last(), "a user of instance b");
+    assert_eq!(op.expect("312").await.params[2], "b");
+    op.send("PRIVMSG guest :psst").await;
+    let refusal = op.expect("401").await;
+    assert!(refusal.last().contains("another instance"), "{refusal:?}");
+}
+
 #[tokio::test]
-async fn irc_users_on_two_valkey_instances_share_a_room_and_its_history() {
+async fn irc_users_on_two_valkey_instances_share_a_room_its_history_and_its_rules() {
     let Some(valkey) = TestValkey::start() else {
         return;
     };
@@ -93,18 +128,20 @@ async fn irc_users_on_two_valkey_instances_share_a_room_and_its_history() {
     let a = start_with(config("a")).await;
     let b = start_with(config("b")).await;
     chat_across(&a, &b).await;
+    rules_across(&a, &b).await;
     a.shutdown().await;
     b.shutdown().await;
 }
 
 #[tokio::test]
-async fn irc_users_on_two_polling_instances_share_a_room_and_its_history() {
+async fn irc_users_on_two_polling_instances_share_a_room_its_history_and_its_rules() {
     let Some(pg) = TestPostgres::start() else {
         return;
     };
     let a = start_with(phase2(&pg.url(), "a")).await;
     let b = start_with(phase2(&pg.url(), "b")).await;
     chat_across(&a, &b).await;
+    rules_across(&a, &b).await;
     a.shutdown().await;
     b.shutdown().await;
 }

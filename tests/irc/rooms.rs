@@ -45,7 +45,11 @@ async fn netcat_a_browser_and_irc_clients_chat_in_one_room_and_see_each_other_co
     let names = carol.expect("353").await;
     let mut members: Vec<&str> = names.last().split(' ').collect();
     members.sort_unstable();
-    assert_eq!(members, ["alice", "bob", "carol"]);
+    assert_eq!(
+        members,
+        ["@alice", "bob", "carol"],
+        "the first member operates the room"
+    );
     carol.expect("366").await;
     alice.expect("* carol joined general").await;
 

@@ -144,13 +144,14 @@ impl HttpSession {
     /// counted in `stats` as a slow consumer.
     pub fn dispatch(&self, event: Event, stats: &Stats) {
         let room = match &event {
-            Event::Message(msg) => &msg.room,
-            Event::Presence(presence) => &presence.room,
-            Event::Missed(missed) => &missed.room,
+            Event::Message(msg) => Some(&msg.room),
+            Event::Presence(presence) => Some(&presence.room),
+            Event::Missed(missed) => Some(&missed.room),
+            Event::Direct(_) => None, // said to the session: every open stream shows it
             Event::Notice(_) | Event::Error(_) => return, // replies travel in HTTP responses
         };
         self.taps().retain(|tap| {
-            if tap.room != *room {
+            if room.is_some_and(|room| tap.room != *room) {
                 return true;
             }
             match tap.events.try_send(event.clone()) {

@@ -47,7 +47,7 @@ use super::stream::{BODY_QUEUE, Replay, Stream};
 use super::{Body, Peer, State};
 use crate::core::message::Wire;
 use crate::core::{
-    Action, ChatError, ChatMessage, Command, Detail, ErrorKind, HistoryAnswer, Presence,
+    Action, ChatError, ChatMessage, Command, Detail, Direct, ErrorKind, HistoryAnswer, Presence,
     PresenceKind, ReplayPage, Reply, Request as ChatRequest, RoomName, SessionId,
 };
 
@@ -253,17 +253,24 @@ pub(super) fn message_json(msg: &ChatMessage) -> Value {
 }
 
 fn presence_json(presence: &Presence) -> Value {
-    let kind = match &presence.kind {
-        PresenceKind::Joined => "joined",
-        PresenceKind::Left => "left",
-        PresenceKind::Quit => "quit",
-        PresenceKind::Renamed(_) => "renamed",
-    };
+    let (kind, by, detail) = crate::backends::presence_codec::encode(presence);
     let mut value = json!({ "room": presence.room, "nick": presence.nick, "kind": kind, "text": presence.text() });
-    if let PresenceKind::Renamed(new) = &presence.kind {
-        value["new_nick"] = json!(new);
+    match &presence.kind {
+        PresenceKind::Renamed(new) => value["new_nick"] = json!(new),
+        PresenceKind::Kicked { .. } => value["by"] = json!(by),
+        _ => {}
+    }
+    if let Some(detail) = detail {
+        value["detail"] = json!(detail);
     }
     value
+}
+
+/// `event: direct`, something said to the session alone (a private message, an invitation):
+/// sent on every stream the session has open.
+pub(super) fn direct_frame(direct: &Direct) -> Bytes {
+    let data = json!({ "from": direct.from, "text": direct.text(), "id": direct.id });
+    Bytes::from(format!("event: direct\ndata: {data}\n\n"))
 }
 
 #[cfg(test)]

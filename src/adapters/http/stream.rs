@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::State;
 use super::sessions::TapGuard;
-use super::sse::{answer_frames, gap_frame, message_frame, presence_frame};
+use super::sse::{answer_frames, direct_frame, gap_frame, message_frame, presence_frame};
 use crate::core::{
     Action, ChatError, Command, Detail, ErrorKind, Event, Inbox, ReplayPage, Request, RoomName,
     SessionId, Stats,
@@ -200,6 +200,7 @@ impl Stream {
                 out.extend_from_slice(&message_frame(&msg));
             }
             Event::Presence(presence) => out.extend_from_slice(&presence_frame(&presence)),
+            Event::Direct(direct) => out.extend_from_slice(&direct_frame(&direct)),
             Event::Missed(missed) if missed.to > self.last_sent => {
                 let from = missed.from.max(self.last_sent + 1);
                 self.last_sent = missed.to;

@@ -34,9 +34,14 @@ impl Cap {
     pub const SERVER_TIME: Cap = Cap(1 << 7, "server-time");
     /// `nick!user@host` instead of nicks in `NAMES`.
     pub const USERHOST_IN_NAMES: Cap = Cap(1 << 8, "userhost-in-names");
+    /// `SETNAME`: a real name can be changed, and the change is shown.
+    pub const SETNAME: Cap = Cap(1 << 9, "setname");
+    /// `AWAY` lines when people in the client's channels go away or come back.
+    pub const AWAY_NOTIFY: Cap = Cap(1 << 10, "away-notify");
 
     /// Every capability chatd offers, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 9] = [
+    pub const ALL: [Cap; 11] = [
+        Cap::AWAY_NOTIFY,
         Cap::BATCH,
         Cap::CHATHISTORY,
         Cap::ECHO,
@@ -45,6 +50,7 @@ impl Cap {
         Cap::MULTI_PREFIX,
         Cap::SASL,
         Cap::SERVER_TIME,
+        Cap::SETNAME,
         Cap::USERHOST_IN_NAMES,
     ];
 
@@ -165,7 +171,7 @@ mod tests {
         assert_eq!(n, Negotiation::Started);
         let ls = &text(&lines)[0];
         assert!(
-            ls.starts_with(":srv CAP * LS :batch draft/chathistory echo-message"),
+            ls.starts_with(":srv CAP * LS :away-notify batch draft/chathistory echo-message"),
             "{ls}"
         );
     }

@@ -1,10 +1,10 @@
-//! Channel commands: `JOIN`, `PART`, `NAMES`, `LIST`, `WHO`, `TOPIC`, `MODE`.
+//! Channel commands: `JOIN`, `PART`, `NAMES`, `LIST`.
 //!
 //! A channel is a room: `#general` is `general`, folded to lower case like every room name. A
-//! join is the core's join (the room is created on first use, its last messages come back as a
-//! `chathistory` batch), then the core's member list as `353`/`366`. Rooms have no topics, modes
-//! or operators; `TOPIC` and `MODE` answer with what every room is (`+nt`: only members talk,
-//! nobody sets a topic) and refuse changes with `482`.
+//! join is the core's join (the room is created on first use, its rules decide who may enter,
+//! its last messages come back as a `chathistory` batch), then its topic (`332`/`333`) and the
+//! members with their ranks (`353`/`366`). `TOPIC`, `MODE`, `KICK` and `INVITE` are in
+//! `moderation.rs`.
 
 use bytes::Bytes;
 
@@ -13,20 +13,27 @@ use super::chathistory;
 use super::connection::{Client, End};
 use super::message::Line;
 use super::render;
-use crate::core::{ChatError, Command, Detail, ErrorKind, Event, Nick, RoomName};
+use crate::core::modes::glob;
+use crate::core::{ChatError, Command, Detail, ErrorKind, Event, Nick, RoomCommand, RoomName};
 
 /// A `353` line holds this many bytes of nicks at most, well inside 512 with the rest.
 const NAMES_PER_LINE: usize = 400;
 
 impl Client {
-    /// `JOIN #a,#b` (keys ignored: rooms have none), or `JOIN 0` to leave every room.
-    pub(super) async fn join(&mut self, targets: &str) -> Result<Vec<Bytes>, End> {
+    /// `JOIN #a,#b [key_a,key_b]`, or `JOIN 0` to leave every room.
+    pub(super) async fn join(
+        &mut self,
+        targets: &str,
+        keys: Option<&str>,
+    ) -> Result<Vec<Bytes>, End> {
         if targets == "0" {
             let all: Vec<String> = self.rooms.iter().map(|r| format!("#{r}")).collect();
             return self.part(&all.join(","), "").await;
         }
+        let mut keys = keys.unwrap_or("").split(',');
         let mut out = Vec::new();
         for target in targets.split(',').filter(|t| !t.is_empty()) {
+            let key = keys.next().filter(|k| !k.is_empty());
             let Some(room) = channel(target) else {
                 out.push(self.no_such_channel(target));
                 continue;
@@ -34,11 +41,29 @@ impl Client {
             if self.rooms.contains(&room) {
                 continue; // already in: nothing happens, as on any IRC server
             }
-            match self.call(Command::Join(room.clone())).await? {
+            let join = match key {
+                Some(key) => Command::Room(RoomCommand::JoinWithKey {
+                    room: room.clone(),
+                    key: key.to_string(),
+                }),
+                None => Command::Join(room.clone()),
+            };
+            match self.call(join).await? {
                 Ok(reply) => {
                     self.rooms.push(room.clone());
                     let me = render::source(&self.nick);
                     out.push(Line::new(&me, "JOIN").param(&format!("#{room}")).bytes());
+                    let topic = RoomCommand::Topic {
+                        room: Some(room.clone()),
+                        text: None,
+                    };
+                    if let Ok(reply) = self.call(Command::Room(topic)).await?
+                        && let Some(Detail::Topic {
+                            topic: Some(topic), ..
+                        }) = reply.detail
+                    {
+                        out.extend(self.topic_lines(&format!("#{room}"), &topic));
+                    }
                     out.extend(self.names_of(&room).await?);
                     let history: Vec<_> = reply
                         .events
@@ -60,6 +85,7 @@ impl Client {
                         ));
                     }
                 }
+                Err(e) if e.refusal.is_some() => out.push(self.refusal(&e, target)),
                 Err(e) if e.kind == ErrorKind::Forbidden => out.push(
                     self.numeric("405")
                         .param(target)
@@ -80,7 +106,14 @@ impl Client {
                 out.push(self.no_such_channel(target));
                 continue;
             };
-            match self.call(Command::Leave(Some(room.clone()))).await? {
+            let leave = match reason.is_empty() {
+                true => Command::Leave(Some(room.clone())),
+                false => Command::Room(RoomCommand::Part {
+                    room: room.clone(),
+                    reason: reason.to_string(),
+                }),
+            };
+            match self.call(leave).await? {
                 Ok(_) => {
                     self.rooms.retain(|r| *r != room);
                     let me = render::source(&self.nick);
@@ -119,37 +152,53 @@ impl Client {
         })
     }
 
-    /// `NAMES [#a,#b]`.
+    /// `NAMES [#a,#b]`: the `353` lines of each, then one `366` naming them all.
     pub(super) async fn names(&mut self, targets: Option<&str>) -> Result<Vec<Bytes>, End> {
         let Some(targets) = targets else {
             return Ok(vec![self.end_of_names("*")]);
         };
         let mut out = Vec::new();
         for target in targets.split(',').filter(|t| !t.is_empty()) {
-            match channel(target) {
-                Some(room) => out.extend(self.names_of(&room).await?),
-                None => out.push(self.end_of_names(target)),
+            if let Some(room) = channel(target) {
+                let mut lines = self.names_of(&room).await?;
+                lines.pop(); // its own 366
+                out.extend(lines);
             }
         }
+        out.push(self.end_of_names(targets));
         Ok(out)
     }
 
-    /// `353` lines and the `366` for `room` (only the `366` for a room nobody is in).
+    /// `353` lines and the `366` for `room` (only the `366` for a room nobody is in, or a
+    /// secret one the client is not in).
     async fn names_of(&mut self, room: &RoomName) -> Result<Vec<Bytes>, End> {
         let target = format!("#{room}");
-        let nicks = self.members(room).await?.unwrap_or_default();
+        let (mut members, mut secret) = (Vec::new(), false);
+        if let Ok(reply) = self
+            .call(Command::Room(RoomCommand::Names(room.clone())))
+            .await?
+            && let Some(Detail::Names {
+                members: found,
+                secret: s,
+                ..
+            }) = reply.detail
+        {
+            (members, secret) = (found, s);
+        }
+        let symbol = if secret { "@" } else { "=" };
         let full = self.caps.has(Cap::USERHOST_IN_NAMES);
+        let all = self.caps.has(Cap::MULTI_PREFIX);
         let mut out = Vec::new();
         let mut chunk = String::new();
-        for nick in nicks {
+        for (nick, rank) in members {
             let name = match full {
-                true => render::source(nick.as_str()),
-                false => nick.to_string(),
+                true => format!("{}{}", rank.prefix(all), render::source(nick.as_str())),
+                false => format!("{}{nick}", rank.prefix(all)),
             };
             if !chunk.is_empty() && chunk.len() + name.len() >= NAMES_PER_LINE {
                 out.push(
                     self.numeric("353")
-                        .param("=")
+                        .param(symbol)
                         .param(&target)
                         .trailing(&chunk)
                         .bytes(),
@@ -164,7 +213,7 @@ impl Client {
         if !chunk.is_empty() {
             out.push(
                 self.numeric("353")
-                    .param("=")
+                    .param(symbol)
                     .param(&target)
                     .trailing(&chunk)
                     .bytes(),
@@ -181,10 +230,10 @@ impl Client {
             .bytes()
     }
 
-    /// `LIST [#a,#b]`: every room (on every instance) with its member count.
+    /// `LIST [filters]`: every room (on every instance) with its member count, or those the
+    /// filters keep (`ELIST=MNU`: see [`ListFilter`]).
     pub(super) async fn list(&mut self, targets: Option<&str>) -> Result<Vec<Bytes>, End> {
-        let wanted: Option<Vec<RoomName>> =
-            targets.map(|t| t.split(',').filter_map(channel).collect());
+        let filter = ListFilter::parse(targets.unwrap_or(""));
         let mut out = vec![
             self.numeric("321")
                 .param("Channel")
@@ -195,16 +244,11 @@ impl Client {
             Ok(reply) => {
                 if let Some(Detail::Rooms(rooms)) = reply.detail {
                     for (room, members) in rooms {
-                        if wanted.as_ref().is_some_and(|w| !w.contains(&room)) {
-                            continue;
+                        let name = format!("#{room}");
+                        if filter.keeps(&name, members) {
+                            let line = self.numeric("322").param(&name);
+                            out.push(line.param(&members.to_string()).trailing("").bytes());
                         }
-                        out.push(
-                            self.numeric("322")
-                                .param(&format!("#{room}"))
-                                .param(&members.to_string())
-                                .trailing("")
-                                .bytes(),
-                        );
                     }
                 }
             }
@@ -213,107 +257,43 @@ impl Client {
         out.push(self.numeric("323").trailing("End of /LIST").bytes());
         Ok(out)
     }
+}
 
-    /// `WHO #room` (its members) or `WHO nick` (the client itself only; see `WHOIS`).
-    pub(super) async fn who(&mut self, mask: Option<&str>) -> Result<Vec<Bytes>, End> {
-        let mask = mask.unwrap_or("*");
-        let mut out = Vec::new();
-        let entry = |client: &Client, channel: &str, nick: &str| {
-            client
-                .numeric("352")
-                .param(channel)
-                .param(nick)
-                .param(render::HOST)
-                .param(client.server())
-                .param(nick)
-                .param("H")
-                .trailing("0 chatd user")
-                .bytes()
-        };
-        match channel(mask) {
-            Some(room) => {
-                if let Ok(nicks) = self.members(&room).await? {
-                    let target = format!("#{room}");
-                    out.extend(nicks.iter().map(|n| entry(self, &target, n.as_str())));
-                }
+/// What `LIST` keeps: channels named or matching a mask (`#dev`, `#c*`: any of them, or all
+/// channels when none is given), none matching a `!mask`, and a member count above `>N` and
+/// below `<N`.
+#[derive(Debug, Default)]
+pub(super) struct ListFilter {
+    masks: Vec<String>,
+    not: Vec<String>,
+    more: Option<usize>,
+    fewer: Option<usize>,
+}
+
+impl ListFilter {
+    fn parse(targets: &str) -> ListFilter {
+        let mut filter = ListFilter::default();
+        for target in targets.split(',').filter(|t| !t.is_empty()) {
+            let number = |n: &str| n.parse::<usize>().ok();
+            if let Some(n) = target.strip_prefix('>').and_then(number) {
+                filter.more = Some(n);
+            } else if let Some(n) = target.strip_prefix('<').and_then(number) {
+                filter.fewer = Some(n);
+            } else if let Some(mask) = target.strip_prefix('!') {
+                filter.not.push(mask.to_string());
+            } else {
+                filter.masks.push(target.to_string());
             }
-            None if mask.eq_ignore_ascii_case(&self.nick) => out.push(entry(self, "*", &self.nick)),
-            None => {}
         }
-        out.push(
-            self.numeric("315")
-                .param(mask)
-                .trailing("End of WHO list")
-                .bytes(),
-        );
-        Ok(out)
+        filter
     }
 
-    /// `TOPIC #room`: rooms have none (`331`); setting one is refused (`482`).
-    pub(super) async fn topic(&mut self, target: &str, set: bool) -> Result<Vec<Bytes>, End> {
-        let Some(room) = channel(target) else {
-            return Ok(vec![self.no_such_channel(target)]);
-        };
-        if !self.rooms.contains(&room) {
-            let line = match (set, self.members(&room).await?) {
-                (_, Err(_)) => self.no_such_channel(target),
-                (true, Ok(_)) => self
-                    .numeric("442")
-                    .param(target)
-                    .trailing("You're not on that channel")
-                    .bytes(),
-                (false, Ok(_)) => self.no_topic(target),
-            };
-            return Ok(vec![line]);
-        }
-        Ok(vec![match set {
-            true => self.not_operator(target, "chatd rooms have no topics"),
-            false => self.no_topic(target),
-        }])
-    }
-
-    fn no_topic(&self, target: &str) -> Bytes {
-        self.numeric("331")
-            .param(target)
-            .trailing("No topic is set")
-            .bytes()
-    }
-
-    fn not_operator(&self, target: &str, why: &str) -> Bytes {
-        self.numeric("482")
-            .param(target)
-            .trailing(&format!("You're not a channel operator: {why}"))
-            .bytes()
-    }
-
-    /// `MODE #room` shows `+nt`; `MODE nick` shows `+`; changes are refused or ignored.
-    pub(super) async fn mode(
-        &mut self,
-        target: &str,
-        modes: Option<&str>,
-    ) -> Result<Vec<Bytes>, End> {
-        let Some(room) = channel(target) else {
-            return Ok(vec![match target.eq_ignore_ascii_case(&self.nick) {
-                true => self.numeric("221").param("+").bytes(),
-                false if target.starts_with('#') => self.no_such_channel(target),
-                false => self
-                    .numeric("502")
-                    .trailing("Can't change mode for other users")
-                    .bytes(),
-            }]);
-        };
-        if !self.rooms.contains(&room) && self.members(&room).await?.is_err() {
-            return Ok(vec![self.no_such_channel(target)]);
-        }
-        Ok(vec![match modes {
-            None => self.numeric("324").param(target).param("+nt").bytes(),
-            Some("b" | "+b") => self
-                .numeric("368")
-                .param(target)
-                .trailing("End of channel ban list")
-                .bytes(),
-            Some(_) => self.not_operator(target, "chatd rooms have no modes to change"),
-        }])
+    fn keeps(&self, name: &str, members: usize) -> bool {
+        let named = self.masks.is_empty() || self.masks.iter().any(|m| glob(m, name));
+        named
+            && !self.not.iter().any(|m| glob(m, name))
+            && self.more.is_none_or(|n| members > n)
+            && self.fewer.is_none_or(|n| members < n)
     }
 }
 
@@ -323,4 +303,20 @@ pub(super) fn channel(target: &str) -> Option<RoomName> {
         .strip_prefix('#')
         .filter(|name| !name.starts_with('#'))
         .and_then(|name| RoomName::parse(name).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListFilter;
+
+    #[test]
+    fn list_filters_keep_names_masks_and_member_counts() {
+        let keeps = |f: &str, name: &str, n: usize| ListFilter::parse(f).keeps(name, n);
+        assert!(keeps("", "#any", 0));
+        assert!(keeps("#Dev", "#dev", 1), "names match ignoring case");
+        assert!(keeps("*an1,#x", "#chan1", 1));
+        assert!(!keeps("!#c*n2", "#chan2", 1));
+        assert!(keeps(">0,<100", "#a", 3));
+        assert!(!keeps("<1", "#a", 1));
+    }
 }

@@ -1,10 +1,10 @@
 //! A registered client's commands: each becomes a core `Command` (or is answered here when it
 //! is only about the IRC connection), and the reply becomes numerics and lines.
 //!
-//! The refusals are the core's (`ChatError`), told in IRC's numerics: a room the client is not
-//! in is `442`/`404`, a nick in use `433`, a bad name `432` or `403`. What chatd does not have
-//! (private messages, channel modes, topics, operators) gets the numeric a client expects for
-//! "not here", with a sentence saying so. Channel commands are in `channels.rs`.
+//! The refusals are the core's (`ChatError`), told in IRC's numerics (`refusals.rs`): a room
+//! the client is not in is `442`/`404`, a nick in use `433`, a bad name `432` or `403`, a ban
+//! `474`. Channel commands are in `channels.rs` and `moderation.rs`, commands about people in
+//! `people.rs` and `staff.rs`.
 
 use bytes::Bytes;
 
@@ -14,7 +14,10 @@ use super::connection::{Client, End};
 use super::message::{Line, Message};
 use super::registration::erroneous_nick;
 use super::render;
-use crate::core::{ChatError, Command, Detail, ErrorKind, Nick, RoomName};
+use crate::core::{ChatError, Command, Detail, ErrorKind, Nick, RoomCommand, RoomName};
+
+/// How many targets one `PRIVMSG`, `NOTICE`, `KICK`... may name (`TARGMAX`).
+pub const MAX_TARGETS: usize = 4;
 
 impl Client {
     /// A line from a registered client.
@@ -28,7 +31,12 @@ impl Client {
         Ok(match command {
             "PING" | "PONG" | "QUIT" | "AUTHENTICATE" => return self.anytime(command, msg),
             "CAP" => {
-                let (lines, _) = caps::cap(&self.options.server_name, &self.nick, &msg.params, &mut self.caps);
+                let (lines, _) = caps::cap(
+                    &self.options.server_name,
+                    &self.nick,
+                    &msg.params,
+                    &mut self.caps,
+                );
                 lines.iter().map(Line::bytes).collect()
             }
             "NICK" => match p(0) {
@@ -45,13 +53,21 @@ impl Client {
                 (Some(_), None | Some("")) => {
                     vec![self.numeric("412").trailing("No text to send").bytes()]
                 }
-                (Some(target), Some(text)) => {
-                    self.say(command, target, text, label).await?
+                (Some(targets), Some(text)) => {
+                    let mut out = Vec::new();
+                    for target in targets
+                        .split(',')
+                        .filter(|t| !t.is_empty())
+                        .take(MAX_TARGETS)
+                    {
+                        out.extend(self.say(command, target, text, label).await?);
+                    }
+                    out
                 }
             },
             "JOIN" => match p(0) {
                 None => vec![self.need_more("JOIN")],
-                Some(targets) => self.join(targets).await?,
+                Some(targets) => self.join(targets, p(1)).await?,
             },
             "PART" => match p(0) {
                 None => vec![self.need_more("PART")],
@@ -59,45 +75,76 @@ impl Client {
             },
             "NAMES" => self.names(p(0)).await?,
             "LIST" => self.list(p(0)).await?,
-            "WHO" => self.who(p(0)).await?,
+            "WHO" => {
+                self.who(p(0).unwrap_or("*"), p(1).filter(|f| f.starts_with('%')))
+                    .await?
+            }
             "WHOIS" => match (p(0), p(1)) {
                 (None, _) => vec![self.numeric("431").trailing("No nickname given").bytes()],
                 (Some(_), Some(nick)) | (Some(nick), None) => self.whois(nick).await?,
             },
+            "WHOWAS" => match p(0) {
+                None => vec![self.numeric("431").trailing("No nickname given").bytes()],
+                Some(nick) => self.whowas(nick, p(1)).await?,
+            },
             "TOPIC" => match p(0) {
                 None => vec![self.need_more("TOPIC")],
-                Some(channel) => self.topic(channel, msg.params.len() > 1).await?,
+                Some(channel) => self.topic(channel, msg.param(1)).await?,
             },
             "MODE" => match p(0) {
                 None => vec![self.need_more("MODE")],
-                Some(target) => self.mode(target, p(1)).await?,
+                Some(target) if target.starts_with('#') => {
+                    self.channel_mode(target, &msg.params[1..]).await?
+                }
+                Some(target) => self.user_mode(target, p(1)).await?,
             },
+            "KICK" => match (p(0), p(1)) {
+                (Some(channels), Some(nicks)) => self.kick(channels, nicks, msg.param(2)).await?,
+                _ => vec![self.need_more("KICK")],
+            },
+            "INVITE" => self.invite(p(0), p(1)).await?,
             "CHATHISTORY" => self.chathistory(&msg.params).await?,
             // Client-only tags are not relayed (CLIENTTAGDENY=*), so neither is a TAGMSG.
             "TAGMSG" => Vec::new(),
-            "AWAY" => match p(0) {
-                None => vec![self.numeric("305").trailing("You are no longer marked as being away").bytes()],
-                Some(_) => vec![self.numeric("306").trailing("You have been marked as being away (nobody is told: chatd has no private messages)").bytes()],
+            "AWAY" => self.away(p(0)).await?,
+            "USERHOST" => self.userhost(&msg.params).await?,
+            "ISON" => self.ison(&msg.params).await?,
+            "LUSERS" => self.lusers().await?,
+            "OPER" => match (p(0), p(1)) {
+                (Some(name), Some(password)) => self.oper(name, password).await?,
+                _ => vec![self.need_more("OPER")],
             },
+            "KILL" => match p(0) {
+                None => vec![self.need_more("KILL")],
+                Some(nick) => self.kill(nick, msg.param(1).unwrap_or("")).await?,
+            },
+            "WALLOPS" => match p(0) {
+                None => vec![self.need_more("WALLOPS")],
+                Some(text) => self.wallops(text).await?,
+            },
+            "SETNAME" => match p(0) {
+                None => vec![self.need_more("SETNAME")],
+                Some(realname) => self.setname(realname).await?,
+            },
+            "MONITOR" => self.monitor(p(0), p(1)).await?,
+            "INFO" => self.info(p(0)),
+            "HELP" | "HELPOP" => self.help(p(0)),
             "TIME" => {
                 let now = crate::core::message::rfc3339(crate::core::message::now_ms());
-                vec![self.numeric("391").param(self.server()).trailing(&now).bytes()]
+                vec![
+                    self.numeric("391")
+                        .param(self.server())
+                        .trailing(&now)
+                        .bytes(),
+                ]
             }
-            // chatd keeps no record of nicks that are gone.
-            "WHOWAS" => match p(0) {
-                None => vec![self.numeric("431").trailing("No nickname given").bytes()],
-                Some(nick) => vec![
-                    self.numeric("406").param(nick).trailing("There was no such nickname").bytes(),
-                    self.numeric("369").param(nick).trailing("End of WHOWAS").bytes(),
-                ],
-            },
             // chatd's instances share rooms without being linked IRC servers: none to list.
-            "LINKS" => vec![self.numeric("365").param("*").trailing("End of /LINKS list").bytes()],
-            "USERHOST" => {
-                let own = format!("{}=+{}", self.nick, render::source(&self.nick).split('!').nth(1).unwrap_or(""));
-                let mine = msg.params.iter().any(|n| n.eq_ignore_ascii_case(&self.nick));
-                vec![self.numeric("302").trailing(if mine { &own } else { "" }).bytes()]
-            }
+            "LINKS" => vec![
+                self.numeric("365")
+                    .param("*")
+                    .trailing("End of /LINKS list")
+                    .bytes(),
+            ],
             _ => vec![
                 self.numeric("421")
                     .param(msg.command)
@@ -146,8 +193,9 @@ impl Client {
         })
     }
 
-    /// `PRIVMSG`/`NOTICE`: to a channel, a chat message (`/me` for an ACTION); to a nick, a
-    /// refusal, as chatd has no private messages. A `NOTICE` is never answered with an error.
+    /// `PRIVMSG`/`NOTICE` to one target: a chat message (`/me` for an ACTION) to a channel,
+    /// or a private message to a nick (`people.rs`). A `NOTICE` is never answered with an
+    /// error.
     async fn say(
         &mut self,
         command: &str,
@@ -157,24 +205,20 @@ impl Client {
     ) -> Result<Vec<Bytes>, End> {
         let quiet = command == "NOTICE";
         let Some(name) = target.strip_prefix('#') else {
-            if quiet {
-                return Ok(Vec::new());
-            }
-            return Ok(vec![
-                self.numeric("401")
-                    .param(target)
-                    .trailing("No such channel: chatd has no private messages, talk in a #channel")
-                    .bytes(),
-            ]);
+            return self.direct(target, text, quiet).await;
         };
         let room = match RoomName::parse(name) {
             Ok(room) => room,
             Err(_) if quiet => return Ok(Vec::new()),
             Err(_) => return Ok(vec![self.no_such_channel(target)]),
         };
-        let say = Command::Say {
-            room: Some(room),
-            text: render::inbound_text(text),
+        let text = render::inbound_text(text);
+        let say = match quiet {
+            true => Command::Room(RoomCommand::Notice { room, text }),
+            false => Command::Say {
+                room: Some(room),
+                text,
+            },
         };
         Ok(match self.call(say).await? {
             Ok(reply) => {
@@ -190,12 +234,7 @@ impl Client {
                 Vec::new()
             }
             Err(_) if quiet => Vec::new(),
-            Err(e) if e.kind == ErrorKind::Forbidden => vec![
-                self.numeric("404")
-                    .param(target)
-                    .trailing(&format!("Cannot send to channel: {}", e.message))
-                    .bytes(),
-            ],
+            Err(e) if e.refusal.is_some() => vec![self.refusal(&e, target)],
             Err(e) => vec![
                 self.numeric("404")
                     .param(target)
@@ -238,81 +277,6 @@ impl Client {
             &query.target,
             &messages,
         ))
-    }
-
-    /// `WHOIS nick`: the client itself, or someone in one of its rooms (chatd answers who is
-    /// in a room, not where a nick is, so a user sharing no room with the client is not found).
-    /// Each room looked into is one `Users` command, so a `WHOIS` of someone else costs a rate
-    /// limit token per channel the client is in; one of itself costs none.
-    async fn whois(&mut self, nick: &str) -> Result<Vec<Bytes>, End> {
-        let mut shared = Vec::new();
-        let mut found = nick.eq_ignore_ascii_case(&self.nick);
-        let (mut name, mut real) = (nick.to_string(), "chatd user".to_string());
-        let mut look_in = self.rooms.clone();
-        if found {
-            name = self.nick.clone();
-            if let Some((_, realname)) = &self.user {
-                real = realname.clone();
-            }
-            shared = look_in.drain(..).map(|room| format!("#{room}")).collect();
-        }
-        for room in look_in {
-            if let Ok(reply) = self.call(Command::Users(Some(room.clone()))).await?
-                && let Some(Detail::Users { nicks, .. }) = reply.detail
-                && let Some(member) = nicks.iter().find(|n| n.as_str().eq_ignore_ascii_case(nick))
-            {
-                found = true;
-                name = member.to_string();
-                shared.push(format!("#{room}"));
-            }
-        }
-        if !found {
-            return Ok(vec![
-                self.numeric("401")
-                    .param(nick)
-                    .trailing("No such nick (or not in any of your channels)")
-                    .bytes(),
-                self.numeric("318")
-                    .param(nick)
-                    .trailing("End of /WHOIS list")
-                    .bytes(),
-            ]);
-        }
-        let user = match (&self.user, name == self.nick) {
-            (Some((user, _)), true) => user.clone(),
-            _ => name.clone(),
-        };
-        let mut out = vec![
-            self.numeric("311")
-                .param(&name)
-                .param(&user)
-                .param(render::HOST)
-                .param("*")
-                .trailing(&real)
-                .bytes(),
-        ];
-        if !shared.is_empty() {
-            out.push(
-                self.numeric("319")
-                    .param(&name)
-                    .trailing(&shared.join(" "))
-                    .bytes(),
-            );
-        }
-        out.push(
-            self.numeric("312")
-                .param(&name)
-                .param(self.server())
-                .trailing("chatd")
-                .bytes(),
-        );
-        out.push(
-            self.numeric("318")
-                .param(&name)
-                .trailing("End of /WHOIS list")
-                .bytes(),
-        );
-        Ok(out)
     }
 
     /// `403` for `channel`.

@@ -32,7 +32,9 @@ use super::render::Presences;
 use super::response::{self, Batches};
 use super::{FAREWELL_GRACE, IrcOptions};
 use crate::adapters::lines::{ChatLines, Input};
-use crate::core::{Action, Closer, Event, Inbox, Request, RoomName, SessionId, Stats};
+use crate::core::{
+    Action, Closer, Command, Event, Inbox, Request, RoomName, SessionId, Stats, UserCommand,
+};
 use crate::pipeline::ChatService;
 
 /// Initial capacity of the read buffer; it grows for a longer line, up to the line limit.
@@ -113,6 +115,15 @@ impl Connection {
         };
         let end = client.serve().await;
         client.farewell(&end).await;
+        if let (Some(id), End::Quit(reason)) = (client.session, &end)
+            && !reason.is_empty()
+        {
+            // The rooms are told why (as `/quit REASON` does on the line protocol).
+            let quit = Command::User(UserCommand::QuitWith(reason.clone()));
+            let _ = client
+                .call_raw(Request::from(id, Action::Command(quit)))
+                .await;
+        }
         if let Some(id) = client.session {
             // The rooms see the quit, and the nick is free again.
             let _ = client.call_raw(Request::from(id, Action::Disconnect)).await;

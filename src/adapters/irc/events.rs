@@ -12,7 +12,7 @@ use super::caps::Cap;
 use super::connection::Client;
 use super::message::{Line, tag_pair, with_tags};
 use super::render;
-use crate::core::{Event, Inbox};
+use crate::core::{Event, Inbox, PresenceKind};
 
 /// Outbound bytes gathered into one write at most.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -59,7 +59,23 @@ impl Client {
                     _ => Some(line),
                 }
             }
-            Event::Presence(presence) => self.presences.line(&presence),
+            Event::Presence(presence) => {
+                let wanted = match presence.kind {
+                    PresenceKind::Away(_) => self.caps.has(Cap::AWAY_NOTIFY),
+                    PresenceKind::Realname(_) => self.caps.has(Cap::SETNAME),
+                    _ => true,
+                };
+                if let PresenceKind::Kicked { .. } = presence.kind
+                    && presence.nick.as_str().eq_ignore_ascii_case(&self.nick)
+                {
+                    self.rooms.retain(|room| *room != presence.room); // kicked out
+                }
+                if !wanted {
+                    return None; // a capability the client did not ask for
+                }
+                self.presences.line(&presence)
+            }
+            Event::Direct(direct) => Some(render::direct(&direct, self.caps, self.server())),
             // Seqs the room gave up on: told to the channel, as the other protocols tell theirs.
             Event::Missed(missed) => Some(
                 Line::new(self.server(), "NOTICE")

@@ -32,10 +32,16 @@ pub mod connection;
 mod events;
 mod fakelag;
 pub mod message;
+mod moderation;
+mod monitor;
+mod people;
+pub mod refusals;
 mod registration;
 pub mod render;
 pub mod response;
+mod staff;
 pub mod welcome;
+mod who;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,7 +12,9 @@ use super::caps::{self, Negotiation};
 use super::connection::{Client, End};
 use super::message::{Line, Message};
 use super::welcome::welcome;
-use crate::core::{Action, Connect, Detail, ErrorKind, Nick, Protocol, Request, outbound};
+use crate::core::{
+    Action, Command, Connect, Detail, ErrorKind, Nick, Protocol, Request, UserCommand, outbound,
+};
 
 impl Client {
     /// A line from a client that is not registered yet.
@@ -122,6 +124,12 @@ impl Client {
                 Some(Detail::Connected { session, nick }) => {
                     self.nick = nick.to_string();
                     self.registered_as(session, queue);
+                    // What `USER` said, for `WHOIS` and `WHO`.
+                    let profile = UserCommand::Profile {
+                        user: Some(user.clone()),
+                        realname: self.user.as_ref().map(|(_, real)| real.clone()),
+                    };
+                    let _ = self.call(Command::User(profile)).await;
                     welcome(&self.options, &self.nick, &user)
                         .iter()
                         .map(Line::bytes)

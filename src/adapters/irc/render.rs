@@ -26,10 +26,10 @@ use bytes::Bytes;
 use super::caps::{Cap, Caps};
 use super::message::Line;
 use crate::core::message::Wire;
-use crate::core::{ChatMessage, Presence, PresenceKind};
+use crate::core::{ChatMessage, Direct, DirectKind, MessageKind, Presence, PresenceKind};
 
 /// The host part of every user's `nick!user@host`: chatd shows no addresses.
-pub const HOST: &str = "chatd";
+pub use crate::core::users::HOST;
 
 /// How many recent quits and renames a client remembers, to show each once.
 const REMEMBERED: usize = 32;
@@ -58,19 +58,66 @@ pub fn form(caps: Caps) -> Wire {
 /// `msg` as a `PRIVMSG` line in `form`, rendered once per form and shared.
 pub fn message(msg: &ChatMessage, form: Wire) -> Bytes {
     msg.wire(form, |m| {
-        let text = match m.text.strip_prefix("/me ") {
-            Some(action) => format!("\u{1}ACTION {action}\u{1}"),
-            None => m.text.clone(),
+        let text = outbound_text(&m.text);
+        let verb = match m.kind {
+            MessageKind::Say => "PRIVMSG",
+            MessageKind::Notice => "NOTICE",
         };
-        let mut line = Line::new(&source(m.nick.as_str()), "PRIVMSG");
+        let mut line = Line::new(&source(m.nick.as_str()), verb);
         if form != Wire::Irc {
             line = line.tag("time", &m.timestamp());
         }
         if form == Wire::IrcTags {
             line = line.tag("msgid", &msgid(m));
+            if m.bot {
+                line = line.tag("bot", "");
+            }
         }
         line.param(&format!("#{}", m.room)).trailing(&text).bytes()
     })
+}
+
+/// A message's text as IRC shows it: `/me waves` is the ACTION `\x01ACTION waves\x01`.
+fn outbound_text(text: &str) -> String {
+    match text.strip_prefix("/me ") {
+        Some(action) => format!("\u{1}ACTION {action}\u{1}"),
+        None => text.to_string(),
+    }
+}
+
+/// Something said to one client (`core::Direct`) as its line, with the tags its `caps` ask
+/// for; also the echo a sender with `echo-message` gets of its own private message. A watched
+/// nick coming online or going offline is the server's `730`/`731` (`MONITOR`).
+pub fn direct(d: &Direct, caps: Caps, server: &str) -> Bytes {
+    let from = source(d.from.as_str());
+    let to = d.to.as_str();
+    let mut line = match &d.kind {
+        DirectKind::Message(text) => Line::new(&from, "PRIVMSG")
+            .param(to)
+            .trailing(&outbound_text(text)),
+        DirectKind::Notice(text) => Line::new(&from, "NOTICE")
+            .param(to)
+            .trailing(&outbound_text(text)),
+        DirectKind::Invite(room) => Line::new(&from, "INVITE")
+            .param(to)
+            .param(&format!("#{room}")),
+        DirectKind::Wallops(text) => Line::new(&from, "WALLOPS").trailing(text),
+        DirectKind::Online(true) => Line::new(server, "730").param(to).trailing(&from),
+        DirectKind::Online(false) => Line::new(server, "731").param(to).trailing(d.from.as_str()),
+    };
+    if let DirectKind::Online(_) = d.kind {
+        return line.bytes(); // a numeric, not a message: no tags
+    }
+    if caps.has(Cap::SERVER_TIME) || caps.has(Cap::TAGS) {
+        line = line.tag("time", &crate::core::message::rfc3339(d.ts_ms));
+    }
+    if caps.has(Cap::TAGS) {
+        line = line.tag("msgid", &d.id);
+        if d.bot {
+            line = line.tag("bot", "");
+        }
+    }
+    line.bytes()
 }
 
 /// The text a `PRIVMSG` carries into the core: an ACTION becomes `/me ...`, and IRC formatting
@@ -135,7 +182,9 @@ impl Presences {
         let key = match &presence.kind {
             PresenceKind::Quit => Some(format!("Q {nick}")),
             PresenceKind::Renamed(new) => Some(format!("N {nick} {new}")),
-            PresenceKind::Joined | PresenceKind::Left => None,
+            PresenceKind::Away(text) => Some(format!("A {nick} {text:?}")),
+            PresenceKind::Realname(name) => Some(format!("R {nick} {name}")),
+            _ => None,
         };
         match &key {
             Some(key) if self.recent.contains(key) => return None,
@@ -169,9 +218,29 @@ pub fn presence_line(presence: &Presence) -> Bytes {
         let room = format!("#{}", p.room);
         let line = match &p.kind {
             PresenceKind::Joined => Line::new(&who, "JOIN").param(&room),
-            PresenceKind::Left => Line::new(&who, "PART").param(&room),
-            PresenceKind::Quit => Line::new(&who, "QUIT").trailing("Quit"),
+            PresenceKind::Left => match &p.reason {
+                Some(reason) => Line::new(&who, "PART").param(&room).trailing(reason),
+                None => Line::new(&who, "PART").param(&room),
+            },
+            PresenceKind::Quit => {
+                Line::new(&who, "QUIT").trailing(p.reason.as_deref().unwrap_or("Quit"))
+            }
             PresenceKind::Renamed(new) => Line::new(&who, "NICK").trailing(new.as_str()),
+            PresenceKind::Kicked { by, reason } => Line::new(&source(by.as_str()), "KICK")
+                .param(&room)
+                .param(p.nick.as_str())
+                .trailing(reason),
+            PresenceKind::Topic(text) => Line::new(&who, "TOPIC").param(&room).trailing(text),
+            PresenceKind::Mode(change) => {
+                let mut line = Line::new(&who, "MODE").param(&room);
+                for param in change.split(' ').filter(|p| !p.is_empty()) {
+                    line = line.param(param);
+                }
+                line
+            }
+            PresenceKind::Away(Some(text)) => Line::new(&who, "AWAY").trailing(text),
+            PresenceKind::Away(None) => Line::new(&who, "AWAY"),
+            PresenceKind::Realname(name) => Line::new(&who, "SETNAME").trailing(name),
         };
         line.bytes()
     })

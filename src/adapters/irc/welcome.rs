@@ -5,8 +5,12 @@
 //! that no client-only tags are relayed), not as a generic IRC server would be.
 
 use super::IrcOptions;
+use super::commands::MAX_TARGETS;
 use super::message::Line;
+use crate::core::channel::MAX_LIST;
+use crate::core::modes::KEY_LEN;
 use crate::core::names::MAX_NAME_LEN;
+use crate::core::watch::MAX_WATCHED;
 use crate::layers::parse::MAX_HISTORY;
 
 /// The version shown in `002` and `004`.
@@ -16,25 +20,38 @@ const VERSION: &str = concat!("chatd-", env!("CARGO_PKG_VERSION"));
 fn isupport(options: &IrcOptions) -> Vec<String> {
     vec![
         // Nicks and channel names compare with ASCII case folding (`Nick::key`, `RoomName`).
+        // User mode +B marks a bot (WHOIS 335, WHO flag B, a `bot` tag on what it sends).
+        "BOT=B".into(),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#:{}", options.max_rooms_per_session),
-        // Channel modes: none that take a parameter; n and t describe what every room is.
-        "CHANMODES=,,,nt".into(),
+        // Room modes (`core::modes`): lists, always a parameter, a parameter when set, flags.
+        "CHANMODES=Ibe,k,l,imnst".into(),
         // `#` and a room name of up to 32 characters.
         format!("CHANNELLEN={}", MAX_NAME_LEN + 1),
         "CHANTYPES=#".into(),
         format!("CHATHISTORY={MAX_HISTORY}"),
         // Client-only tags (`+typing`...) would have nowhere to go: chat messages carry none.
         "CLIENTTAGDENY=*".into(),
-        "ELIST=".into(),
+        // LIST takes masks (M), negated masks (N) and member counts (U).
+        "ELIST=MNU".into(),
+        "EXCEPTS=e".into(),
+        "INVEX=I".into(),
+        format!("KEYLEN={KEY_LEN}"),
+        format!("MAXLIST=beI:{MAX_LIST}"),
+        // MONITOR (the core's /watch), at most this many nicks.
+        format!("MONITOR={MAX_WATCHED}"),
         "MSGREFTYPES=msgid,timestamp".into(),
         "NETWORK=chatd".into(),
         format!("NICKLEN={MAX_NAME_LEN}"),
-        // Nobody is a channel operator or voiced: rooms have no ranks.
-        "PREFIX=".into(),
-        "TARGMAX=JOIN:,PART:,NAMES:1,PRIVMSG:1,NOTICE:1,WHOIS:1".into(),
+        // A room's first member operates it; operators may voice others.
+        "PREFIX=(ov)@+".into(),
+        format!(
+            "TARGMAX=JOIN:,PART:,NAMES:,KICK:{MAX_TARGETS},PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},WHOIS:1"
+        ),
         // Lines that are not UTF-8 are refused, as on the other protocols.
         "UTF8ONLY".into(),
+        // WHO takes IRCv3's %fields.
+        "WHOX".into(),
     ]
 }
 
@@ -43,7 +60,7 @@ const MOTD: &[&str] = &[
     "chatd: the same rooms as netcat (nc) and browser users. The room general is #general.",
     "Nicks: 1 to 32 of A-Z a-z 0-9 _ -. Channels: # and 1 to 32 of a-z 0-9 _ -.",
     "Joining a channel shows its last messages; CHATHISTORY (IRCv3) reads further back.",
-    "No private messages, channel modes, topics or operators: rooms are open to all.",
+    "A channel's first member operates it (MODE, KICK, INVITE, TOPIC); /msg works as PRIVMSG.",
 ];
 
 /// The lines of a successful registration of `nick` (`user` as given in `USER`).
@@ -60,8 +77,9 @@ pub fn welcome(options: &IrcOptions, nick: &str, user: &str) -> Vec<Line> {
         numeric("004")
             .param(server)
             .param(VERSION)
-            .param("i")
-            .param("nt"),
+            .param("Biow")
+            .param("Ibeiklmnostv")
+            .param("Ibeklov"),
     ];
     let tokens = isupport(options);
     for chunk in tokens.chunks(13) {

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::backends::StoreError;
 use crate::backends::postgres::classify;
-use crate::core::{Nick, Presence, PresenceKind, RoomName};
+use crate::backends::{StoreError, presence_codec};
+use crate::core::{Presence, RoomName};
 use tower::BoxError;
 
 /// How long an event is kept. Far longer than any poll interval: an instance whose polls are
@@ -16,15 +16,16 @@ pub(super) const KEEP: &str = "5 minutes";
 /// The most events one poll reads; the rest come with the next one.
 pub(super) const MAX_ROWS: i64 = 1000;
 
-/// Writes one change; `$5` is the instance whose user it was.
-pub(super) const INSERT: &str = "INSERT INTO presence_events (room, nick, kind, new_nick, instance) \
-     VALUES ($1, $2, $3, $4, $5)";
+/// Writes one change; `$5` is the instance whose user it was, `$6` the change's detail (a
+/// reason, a topic, a mode change: migration 0007).
+pub(super) const INSERT: &str = "INSERT INTO presence_events (room, nick, kind, new_nick, instance, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// The newest event's id (0 for none): where reading starts, and how far one poll reads.
 pub(super) const NEWEST: &str = "SELECT COALESCE(max(id), 0) FROM presence_events";
 
 /// The events of the open rooms in `($2, $3]`, written by other instances, oldest first.
-pub(super) const SINCE: &str = "SELECT id, room, nick, kind, new_nick FROM presence_events \
+pub(super) const SINCE: &str = "SELECT id, room, nick, kind, new_nick, detail FROM presence_events \
      WHERE room = ANY($1::text[]) AND id > $2 AND id <= $3 AND instance <> $4 \
      ORDER BY id LIMIT $5";
 
@@ -32,17 +33,7 @@ pub(super) const SINCE: &str = "SELECT id, room, nick, kind, new_nick FROM prese
 pub(super) const CLEAN: &str =
     "DELETE FROM presence_events WHERE created_at < now() - $1::text::interval";
 
-/// A change as the columns `kind` and `new_nick`.
-pub(super) fn encode(kind: &PresenceKind) -> (&'static str, Option<&str>) {
-    match kind {
-        PresenceKind::Joined => ("joined", None),
-        PresenceKind::Left => ("left", None),
-        PresenceKind::Quit => ("quit", None),
-        PresenceKind::Renamed(new) => ("renamed", Some(new.as_str())),
-    }
-}
-
-/// A stored event as a remote presence change (no session: it is nobody's here).
+/// A stored event as a remote presence change (see `backends::presence_codec`).
 ///
 /// # Errors
 /// When a column does not hold what chatd writes (another program, a newer chatd).
@@ -51,20 +42,9 @@ pub(super) fn decode(
     nick: &str,
     kind: &str,
     new_nick: Option<&str>,
+    detail: Option<&str>,
 ) -> Result<Arc<Presence>, BoxError> {
-    let kind = match (kind, new_nick) {
-        ("joined", _) => PresenceKind::Joined,
-        ("left", _) => PresenceKind::Left,
-        ("quit", _) => PresenceKind::Quit,
-        ("renamed", Some(new)) => PresenceKind::Renamed(Nick::parse(new)?),
-        (other, _) => return Err(format!("unknown presence kind {other:?}").into()),
-    };
-    Ok(Arc::new(Presence::new(
-        room.clone(),
-        Nick::parse(nick)?,
-        kind,
-        None,
-    )))
+    presence_codec::decode(room.as_str(), nick, kind, new_nick, detail)
 }
 
 /// Writes `presence`, a change of one of `instance`'s users.
@@ -73,7 +53,7 @@ pub(super) async fn insert(
     presence: &Presence,
     instance: &str,
 ) -> Result<(), StoreError> {
-    let (kind, new_nick) = encode(&presence.kind);
+    let (kind, new_nick, detail) = presence_codec::encode(presence);
     conn.execute(
         INSERT,
         &[
@@ -82,6 +62,7 @@ pub(super) async fn insert(
             &kind,
             &new_nick,
             &instance,
+            &detail,
         ],
     )
     .await
@@ -94,26 +75,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_round_trips_without_its_session() {
+    fn a_row_decodes_through_the_shared_codec() {
         let room = RoomName::parse("general").unwrap();
-        for kind in [
-            PresenceKind::Joined,
-            PresenceKind::Left,
-            PresenceKind::Quit,
-            PresenceKind::Renamed(Nick::parse("anna").unwrap()),
-        ] {
-            let (name, new_nick) = encode(&kind);
-            let got = decode(&room, "ann", name, new_nick).unwrap();
-            assert_eq!((got.kind.clone(), got.session), (kind, None));
-            assert_eq!(got.nick.as_str(), "ann");
-        }
-    }
-
-    #[test]
-    fn an_unknown_kind_or_a_rename_without_its_new_nick_is_an_error() {
-        let room = RoomName::parse("general").unwrap();
-        assert!(decode(&room, "ann", "danced", None).is_err());
-        assert!(decode(&room, "ann", "renamed", None).is_err());
-        assert!(decode(&room, "not a nick!", "joined", None).is_err());
+        let got = decode(&room, "ann", "left", None, Some("lunch")).unwrap();
+        assert_eq!(got.text(), "ann left general (lunch)");
+        assert!(decode(&room, "ann", "danced", None, None).is_err());
     }
 }

@@ -162,7 +162,7 @@ impl Poller {
             if row.get::<_, i64>(0) <= floor {
                 continue; // from before the room was opened here
             }
-            match presence::decode(room, row.get(2), row.get(3), row.get(4)) {
+            match presence::decode(room, row.get(2), row.get(3), row.get(4), row.get(5)) {
                 Ok(change) => {
                     self.hub.stats().bus_received.inc();
                     self.feed_presence(change).await;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tower::BoxError;
 
-use crate::core::{ChatMessage, Nick, Origin, Presence, PresenceKind, RoomName};
+use crate::backends::presence_codec;
+use crate::core::{ChatMessage, MessageKind, Nick, Origin, Presence, RoomName};
 
 /// One publish on a room's channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,16 +23,25 @@ pub(super) enum Wire {
         text: String,
         ts_ms: i64,
         instance: String,
+        /// A notice (IRC's `NOTICE`) rather than a message; see `core::message::MessageKind`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        notice: bool,
+        /// Sent by a bot (user mode `+B`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        bot: bool,
     },
     /// A membership change.
     Presence {
         room: String,
         nick: String,
-        /// `joined`, `left`, `quit` or `renamed`.
+        /// `joined`, `left`, `quit`, `renamed`, `kicked`, `topic` or `mode`.
         kind: String,
-        /// The new nick of a `renamed`.
+        /// The new nick of a `renamed`, the operator of a `kicked`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         new_nick: Option<String>,
+        /// A reason, a topic or a mode change (see `backends::presence_codec`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
         instance: String,
     },
 }
@@ -52,21 +62,19 @@ impl Wire {
             text: msg.text.clone(),
             ts_ms: msg.ts_ms,
             instance: instance.to_string(),
+            notice: msg.kind == MessageKind::Notice,
+            bot: msg.bot,
         }
     }
 
     pub(super) fn presence(presence: &Presence, instance: &str) -> Wire {
-        let (kind, new_nick) = match &presence.kind {
-            PresenceKind::Joined => ("joined", None),
-            PresenceKind::Left => ("left", None),
-            PresenceKind::Quit => ("quit", None),
-            PresenceKind::Renamed(new) => ("renamed", Some(new.to_string())),
-        };
+        let (kind, new_nick, detail) = presence_codec::encode(presence);
         Wire::Presence {
             room: presence.room.to_string(),
             nick: presence.nick.to_string(),
             kind: kind.to_string(),
             new_nick,
+            detail,
             instance: instance.to_string(),
         }
     }
@@ -92,35 +100,39 @@ impl Wire {
                 text,
                 ts_ms,
                 instance,
-            } => Ok(Some(Received::Message(Arc::new(ChatMessage::at(
-                RoomName::parse(&room)?,
-                seq,
-                Nick::parse(&nick)?,
-                text,
-                Origin::Remote(Arc::from(instance)),
-                ts_ms,
-            ))))),
+                notice,
+                bot,
+            } => {
+                let kind = match notice {
+                    true => MessageKind::Notice,
+                    false => MessageKind::Say,
+                };
+                let msg = ChatMessage::at(
+                    RoomName::parse(&room)?,
+                    seq,
+                    Nick::parse(&nick)?,
+                    text,
+                    Origin::Remote(Arc::from(instance)),
+                    ts_ms,
+                );
+                Ok(Some(Received::Message(Arc::new(
+                    msg.with_kind(kind).by_bot(bot),
+                ))))
+            }
             Wire::Presence {
                 room,
                 nick,
                 kind,
                 new_nick,
+                detail,
                 ..
-            } => {
-                let kind = match (kind.as_str(), new_nick) {
-                    ("joined", _) => PresenceKind::Joined,
-                    ("left", _) => PresenceKind::Left,
-                    ("quit", _) => PresenceKind::Quit,
-                    ("renamed", Some(new)) => PresenceKind::Renamed(Nick::parse(&new)?),
-                    (other, _) => return Err(format!("unknown presence kind {other:?}").into()),
-                };
-                Ok(Some(Received::Presence(Arc::new(Presence::new(
-                    RoomName::parse(&room)?,
-                    Nick::parse(&nick)?,
-                    kind,
-                    None,
-                )))))
-            }
+            } => Ok(Some(Received::Presence(presence_codec::decode(
+                &room,
+                &nick,
+                &kind,
+                new_nick.as_deref(),
+                detail.as_deref(),
+            )?))),
         }
     }
 }
@@ -128,6 +140,7 @@ impl Wire {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::PresenceKind;
     use crate::core::message::sample;
 
     #[test]

@@ -12,7 +12,7 @@ use crate::core::message::check_text;
 use crate::core::room::Joined;
 use crate::core::{
     Action, ChatError, Command, Creation, Detail, ErrorKind, Event, HistoryAnswer, HistoryQuery,
-    Nick, PresenceKind, Reply, Request, RoomName, Session, TooManyRooms,
+    MessageKind, Nick, Presence, PresenceKind, Reply, Request, RoomName, Session, TooManyRooms,
 };
 use crate::layers::parse::HELP;
 use crate::layers::{Inner, call_inner};
@@ -25,9 +25,9 @@ impl<S: Inner> Ctx<'_, S> {
     ) -> Result<Reply, BoxError> {
         match command {
             Command::Nick(nick) => self.nick(session, nick).await,
-            Command::Join(room) => self.join(session, room).await,
-            Command::Leave(room) => self.leave(session, room).await,
-            Command::Rooms => self.rooms().await,
+            Command::Join(room) => self.join(session, room, None).await,
+            Command::Leave(room) => self.leave(session, room, None).await,
+            Command::Rooms => self.rooms(session).await,
             Command::Users(room) => self.users(session, room).await,
             Command::History(n) => self.history(session, n).await,
             Command::Help => Ok(Reply {
@@ -45,7 +45,7 @@ impl<S: Inner> Ctx<'_, S> {
                 upto,
                 span,
             } => self.replay_page(session, room, after, upto, span).await,
-            Command::Say { room, text } => self.say(session, room, text).await,
+            Command::Say { room, text } => self.say(session, room, text, MessageKind::Say).await,
             Command::Window(window) => {
                 let room = window.room.clone();
                 let messages = self.window(session, window).await?;
@@ -55,6 +55,8 @@ impl<S: Inner> Ctx<'_, S> {
                 };
                 Ok(Reply::default().with(Detail::History { room, answer }))
             }
+            Command::Room(command) => self.room_command(session, command).await,
+            Command::User(command) => self.user_command(session, command).await,
         }
     }
 
@@ -80,6 +82,7 @@ impl<S: Inner> Ctx<'_, S> {
             }
         };
         if old != nick {
+            self.renamed(session, &old, &nick);
             let rooms = session.state().rooms.clone();
             for name in rooms {
                 if let Some(room) = self.hub().rooms().get(&name) {
@@ -100,11 +103,13 @@ impl<S: Inner> Ctx<'_, S> {
     ///
     /// Limits apply to a room the session is not in yet: `max_rooms_per_session`; and when the
     /// room does not exist yet either, `max_rooms` and the creating address's
-    /// `max_rooms_per_ip`.
+    /// `max_rooms_per_ip`; then the room's own rules (bans, a key, a limit, invitations:
+    /// `channel.rs`).
     pub(super) async fn enter(
         &mut self,
         session: &Arc<Session>,
         name: &RoomName,
+        key: Option<&str>,
     ) -> Result<Joined, BoxError> {
         let max = self.shared.max_rooms_per_session;
         let in_rooms = |session: &Session| {
@@ -116,6 +121,10 @@ impl<S: Inner> Ctx<'_, S> {
         {
             return Err(too_many_rooms(n, max).into());
         }
+        let first = match in_rooms(session).1 {
+            true => false,
+            false => self.admit(session, name, key).await?,
+        };
         // Declared before `room`, so dropped after it: whichever way this ends (an error, or the
         // request dropped half-way), a room this join created and nobody uses is freed again.
         let _release = ReleaseIfUnused {
@@ -154,18 +163,25 @@ impl<S: Inner> Ctx<'_, S> {
             state.current = Some(name.clone());
         }
         if joined.new {
+            self.made_member(session, name, first);
             let nick = session.nick();
             if let Err(e) = self.directory().joined(name, &nick).await {
                 tracing::warn!(room = %name, %nick, error = %e, "could not record a join in the presence directory");
             }
             self.announce(&room, session, nick, PresenceKind::Joined)
                 .await?;
+            self.joined_away(session, name).await?;
         }
         Ok(joined)
     }
 
-    async fn join(&mut self, session: &Arc<Session>, name: RoomName) -> Result<Reply, BoxError> {
-        let joined = self.enter(session, &name).await?;
+    pub(super) async fn join(
+        &mut self,
+        session: &Arc<Session>,
+        name: RoomName,
+        key: Option<&str>,
+    ) -> Result<Reply, BoxError> {
+        let joined = self.enter(session, &name, key).await?;
         let detail = Detail::Joined {
             room: name.clone(),
             members: joined.members,
@@ -208,10 +224,12 @@ impl<S: Inner> Ctx<'_, S> {
         })
     }
 
-    async fn leave(
+    /// Takes `session` out of a room, telling the room (with `reason`, if one is given).
+    pub(super) async fn leave(
         &mut self,
         session: &Arc<Session>,
         named: Option<RoomName>,
+        reason: Option<String>,
     ) -> Result<Reply, BoxError> {
         let name = self
             .target(session, named)
@@ -234,10 +252,12 @@ impl<S: Inner> Ctx<'_, S> {
             state.current.clone()
         };
         let nick = session.nick();
+        self.unmade_member(&room, &nick);
         if let Err(e) = self.directory().left(&name, &nick).await {
             tracing::warn!(room = %name, %nick, error = %e, "could not record a leave in the presence directory");
         }
-        self.announce(&room, session, nick, PresenceKind::Left)
+        let presence = Presence::new(name.clone(), nick, PresenceKind::Left, Some(session.id));
+        self.announce_change(session, presence.with_reason(reason))
             .await?;
         let text = match current {
             Some(current) => format!("you left {name}; your current room is {current}"),
@@ -246,8 +266,9 @@ impl<S: Inner> Ctx<'_, S> {
         Ok(Reply::notice(text).with(Detail::Left(name)))
     }
 
-    async fn rooms(&mut self) -> Result<Reply, BoxError> {
-        let list = self.directory().rooms().await.map_err(directory_down)?;
+    async fn rooms(&mut self, session: &Session) -> Result<Reply, BoxError> {
+        let mut list = self.directory().rooms().await.map_err(directory_down)?;
+        list.retain(|(name, _)| self.visible(session, name));
         let text = if list.is_empty() {
             "no rooms yet: /join ROOM creates one".to_string()
         } else {
@@ -271,7 +292,8 @@ impl<S: Inner> Ctx<'_, S> {
             .members(&name)
             .await
             .map_err(directory_down)?
-            .ok_or_else(|| ChatError::not_found(format!("no room named {name}")))?;
+            .filter(|_| self.visible(session, &name))
+            .ok_or_else(|| super::moderation::no_such_room(&name))?;
         let shown: Vec<&str> = nicks.iter().map(Nick::as_str).collect();
         let text = format!("users in {name} ({}): {}", nicks.len(), shown.join(", "));
         Ok(Reply::notice(text).with(Detail::Users { room: name, nicks }))
@@ -300,25 +322,19 @@ impl<S: Inner> Ctx<'_, S> {
         })
     }
 
-    async fn say(
+    /// A chat message (or notice) to a room: a member's, or anybody's in a `-n` room.
+    pub(super) async fn say(
         &mut self,
         session: &Session,
         named: Option<RoomName>,
         text: String,
+        kind: MessageKind,
     ) -> Result<Reply, BoxError> {
         let name = self.target(session, named).ok_or_else(not_in_a_room)?;
-        let room = match self.hub().rooms().get(&name) {
-            Some(room) if room.is_member(session.id) => room,
-            _ => {
-                return Err(ChatError::forbidden(format!(
-                    "you are not in {name}: /join {name} first"
-                ))
-                .into());
-            }
-        };
+        let room = self.sendable(session, &name)?;
         check_text(&text, self.shared.max_message_chars)?;
-        // No `open` here: a member has joined, and a join opens the room first.
-        self.publish(session, room, text).await
+        // No `open` here: the room has a member here, and a join opens the room first.
+        self.publish(session, room, text, kind).await
     }
 
     /// Asks the layers below for history: the history layer's answer, or the persist layer's

@@ -34,12 +34,18 @@
 //! waits for the holes (see `Page::settled_until`, `backends::gaps`). Alone, a process knows
 //! nothing is in flight: it starts after the last seq it ever reserved.
 
+mod channel;
 mod commands;
 mod evict;
 mod guards;
+mod moderation;
+mod people;
 mod replay;
+mod staff;
 #[cfg(test)]
 mod tests;
+mod watch;
+mod who;
 mod window;
 
 pub use replay::{MAX_REPLAY, REPLAY_PAGE, REPLAY_PAGE_BYTES};
@@ -53,11 +59,11 @@ use super::{Inner, LayerFuture, call_inner, take};
 use crate::backends::{Directory, StoreError, Writer};
 use crate::core::session::unknown_session;
 use crate::core::{
-    Action, ChatError, ChatMessage, Connect, Detail, Event, HistoryAnswer, Hub, Missed, Nick,
-    OPEN_WINDOW, OpenRoom, Presence, PresenceKind, Reply, Request, Room, RoomName, Sequencer,
-    Session, SessionId, Start, StoredRoom,
+    Action, ChatError, ChatMessage, Connect, Detail, Event, HistoryAnswer, Hub, MessageKind,
+    Missed, Nick, OPEN_WINDOW, OpenRoom, Presence, PresenceKind, Reply, Request, Room, RoomName,
+    Sequencer, Session, SessionId, Start, StoredRoom,
 };
-use crate::pipeline::config::RouteConfig;
+use crate::pipeline::config::{OperConfig, RouteConfig};
 use guards::{AbandonOnDrop, CloseOnDrop};
 
 /// Builds [`Route`] services.
@@ -86,6 +92,8 @@ struct Shared {
     join_replay: usize,
     /// Where tombstones of abandoned seqs go: the persist layer's writer, if there is a store.
     tombstones: Option<Writer>,
+    /// Who may `/oper`.
+    opers: Vec<OperConfig>,
 }
 
 impl RouteLayer {
@@ -113,6 +121,7 @@ impl RouteLayer {
                 room_idle: std::time::Duration::from_secs(config.room_idle_secs),
                 join_replay,
                 tombstones,
+                opers: config.opers.clone(),
             }),
         }
     }
@@ -172,6 +181,7 @@ impl<S: Inner> Service<Request> for Route<S> {
                     ctx.command(&session, command).await
                 }
                 (None, Action::Disconnect | Action::Command(_)) => Err(unknown_session().into()),
+                (None, Action::Presence(presence)) => ctx.remote_presence(presence).await,
                 (_, Action::EvictIdleRooms) => ctx.evict_idle_rooms().await,
                 (session, action) => call_inner(&mut ctx.inner, Request { session, action }).await,
             }
@@ -227,6 +237,8 @@ impl<S: Inner> Ctx<'_, S> {
                 }
             }
         };
+        self.hub().users().opened(session.id, connect.protocol);
+        self.tell_watchers(&session.nick(), true);
         let by_protocol = &self.hub().stats().sessions_opened_by;
         by_protocol.get(session.protocol).inc();
         let nick = session.nick();
@@ -244,10 +256,17 @@ impl<S: Inner> Ctx<'_, S> {
         };
         let rooms = std::mem::take(&mut session.state().rooms);
         let nick = session.nick();
+        let profile = self.hub().users().closed(id, &nick);
+        self.hub().watches().clear(id);
+        self.tell_watchers(&nick, false);
+        let reason = profile.and_then(|p| p.quit_reason);
         for name in rooms {
             if let Some(room) = self.hub().rooms().get(&name) {
                 room.leave(id);
-                self.announce(&room, &session, nick.clone(), PresenceKind::Quit)
+                self.unmade_member(&room, &nick);
+                let presence =
+                    Presence::new(name.clone(), nick.clone(), PresenceKind::Quit, Some(id));
+                self.announce_change(&session, presence.with_reason(reason.clone()))
                     .await?;
             }
             self.hub().rooms().release_if_unused(&name);
@@ -319,16 +338,23 @@ impl<S: Inner> Ctx<'_, S> {
         session: &Session,
         room: Arc<Room>,
         text: String,
+        kind: MessageKind,
     ) -> Result<Reply, BoxError> {
         let seq = self.shared.sequencer.next(&room).await?;
         let name = room.name.clone();
-        let msg = Arc::new(ChatMessage::new(
+        let msg = ChatMessage::new(
             name.clone(),
             seq,
             session.nick(),
             text,
             crate::core::Origin::Local(session.id),
-        ));
+        );
+        let bot = self
+            .hub()
+            .users()
+            .get(session.id)
+            .is_some_and(|p| p.modes.bot);
+        let msg = Arc::new(msg.with_kind(kind).by_bot(bot));
         let guard = AbandonOnDrop {
             room,
             msg: msg.clone(),

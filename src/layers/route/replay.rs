@@ -60,7 +60,7 @@ impl<S: Inner> Ctx<'_, S> {
         name: RoomName,
         after: Option<u64>,
     ) -> Result<Reply, BoxError> {
-        let joined = self.enter(session, &name).await?;
+        let joined = self.enter(session, &name, None).await?;
         let upto = joined.upto;
         let mut reset = None;
         if let Some(after) = after.filter(|after| *after > upto) {

@@ -236,7 +236,17 @@ pub(super) fn layer_problems(layer: &LayerConfig) -> ValueProblems {
             max_rooms_per_ip: per_ip,
             room_idle_secs: idle,
             directory: _,
+            opers,
         }) => {
+            for (i, oper) in opers.iter().enumerate() {
+                if oper.name.trim().is_empty() || oper.password.is_empty() {
+                    let problem = format!(
+                        "option `opers` entry {}: `name` and `password` must not be empty",
+                        i + 1
+                    );
+                    problems.push(("opers", problem));
+                }
+            }
             out_of_range(&mut problems, "max_rooms_per_ip", *per_ip, MAX_ROOMS_PER_IP);
             out_of_range(&mut problems, "room_idle_secs", *idle, ROOM_IDLE_SECS);
             out_of_range(&mut problems, "max_message_chars", *max, MAX_MESSAGE_CHARS);
