@@ -438,20 +438,22 @@ fn directory_down(e: StoreError) -> ChatError {
     ChatError::unavailable("the presence directory is unavailable; try again shortly")
 }
 
-/// Renders a history answer as chat lines after a header notice, then a `missed` notice for each
-/// hole the answer has (see [`crate::core::HistoryQuery::answer`]). The notices come after the
-/// messages so that the header's count ("its last 10 messages follow") is the count of the lines
-/// that follow it.
+/// Renders a history answer as chat lines after a header notice, with a `missed` notice for each
+/// hole the answer has (see [`crate::core::HistoryQuery::answer`]) in its place: before the first
+/// message after the hole. A reader learns of a hole before it reads across it, as it does live;
+/// a notice after the history would come too late for a client that checks the order as it reads
+/// (a hole inside "the last 10" is a crash's lost write-behind queue, for example).
 fn with_messages(header: String, room: &RoomName, answer: &HistoryAnswer) -> Vec<Event> {
-    std::iter::once(Event::notice(header))
-        .chain(answer.messages.iter().cloned().map(Event::Message))
-        .chain(
-            answer
-                .missing
-                .iter()
-                .map(|&(from, to)| missed(room, from, to)),
-        )
-        .collect()
+    let mut holes = answer.missing.iter().copied().peekable();
+    let mut events = vec![Event::notice(header)];
+    for message in &answer.messages {
+        while let Some((from, to)) = holes.next_if(|&(_, to)| to < message.seq) {
+            events.push(missed(room, from, to));
+        }
+        events.push(Event::Message(message.clone()));
+    }
+    events.extend(holes.map(|(from, to)| missed(room, from, to)));
+    events
 }
 
 fn missed(room: &RoomName, from: u64, to: u64) -> Event {

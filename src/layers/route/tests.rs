@@ -338,3 +338,34 @@ mod opening {
         );
     }
 }
+
+#[test]
+fn a_hole_inside_a_history_is_told_in_its_place() {
+    use crate::core::HistoryAnswer;
+    use crate::core::message::sample;
+    // The last 10 of a room that lost 12..=1000 in a crash, with another hole after the last.
+    let answer = HistoryAnswer {
+        messages: vec![
+            sample("r", 10, "a", "ten"),
+            sample("r", 11, "a", "eleven"),
+            sample("r", 1001, "a", "after"),
+        ],
+        from: 10,
+        missing: vec![(12, 1000), (1002, 1003)],
+    };
+    let lines: Vec<String> = super::with_messages("header".into(), &room("r"), &answer)
+        .iter()
+        .map(|event| event.text())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "* header",
+            "[r] a: ten",
+            "[r] a: eleven",
+            "* missed messages #12 to #1000 in r",
+            "[r] a: after",
+            "* missed messages #1002 to #1003 in r",
+        ]
+    );
+}
