@@ -21,7 +21,10 @@ use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
 use crate::core::{Action, ChatError, Command, Nick, Reply, Request, RoomName};
-use crate::pipeline::config::ParseConfig;
+
+/// Options of `kind = "parse"` (none yet).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ParseConfig {}
 
 /// The most messages `/history N` may ask for.
 pub const MAX_HISTORY: usize = 100;

@@ -32,8 +32,8 @@ use super::render::Presences;
 use super::response::{self, Batches};
 use super::{FAREWELL_GRACE, IrcOptions};
 use crate::adapters::lines::{ChatLines, Input};
+use crate::core::ChatService;
 use crate::core::{Action, Closer, Event, Inbox, Request, RoomName, SessionId, Stats};
-use crate::pipeline::ChatService;
 
 /// Initial capacity of the read buffer; it grows for a longer line, up to the line limit.
 const READ_BUFFER: usize = 512;

@@ -35,6 +35,7 @@
 //! nothing is in flight: it starts after the last seq it ever reserved.
 
 mod commands;
+mod config;
 mod evict;
 mod guards;
 mod replay;
@@ -42,6 +43,7 @@ mod replay;
 mod tests;
 mod window;
 
+pub use config::{DirectoryMode, RouteConfig};
 pub use replay::{MAX_REPLAY, REPLAY_PAGE, REPLAY_PAGE_BYTES};
 
 use std::sync::Arc;
@@ -57,7 +59,6 @@ use crate::core::{
     OPEN_WINDOW, OpenRoom, Presence, PresenceKind, Reply, Request, Room, RoomName, Sequencer,
     Session, SessionId, Start, StoredRoom,
 };
-use crate::pipeline::config::RouteConfig;
 use guards::{AbandonOnDrop, CloseOnDrop};
 
 /// Builds [`Route`] services.
