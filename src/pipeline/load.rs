@@ -11,7 +11,7 @@
 //! 3. **Each table on its own**, by its config type's `read` with a [`Reader`]: `[server]`, and
 //!    each `[[layer]]` by its `kind`. The reader substitutes `${VAR}`s ([`super::env`]) in each
 //!    string it is asked for, checks types and ranges and reports unknown options.
-//! 4. **The whole stack** ([`super::graph`]): required layers present, each kind once, in a
+//! 4. **The whole stack** (`graph.rs`): required layers present, each kind once, in a
 //!    working order, and a store that a cross-instance fan-out backend can share.
 
 use std::ops::Range;

@@ -4,7 +4,7 @@
 //!   layer, read with `crate::config`'s reader);
 //! * [`env`](mod@env): `${VAR}` and `${VAR:-default}` in string values;
 //! * [`load`]: reading and checking a file, reporting every problem at once ([`report`] words
-//!   them, [`graph`] checks the stack as a whole);
+//!   them, `graph.rs` checks the stack as a whole);
 //! * [`describe`]: the summary `chatd --check` prints, and the instance name;
 //! * [`build`](mod@build): turning a valid config into one [`ChatService`].
 //!
@@ -15,7 +15,7 @@ pub mod build;
 pub mod config;
 pub mod describe;
 pub mod env;
-pub mod graph;
+mod graph;
 pub mod load;
 pub mod report;
 
