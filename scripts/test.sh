@@ -142,6 +142,16 @@ cargo fmt --all -- --check
 say "lints (cargo clippy, warnings are errors)"
 cargo clippy --all-targets --locked -- -D warnings
 
+say "module layering (nothing in layers/, backends/ or core/ imports crate::pipeline)"
+# The pipeline composes the layers, backends and core; an import the other way is a cycle. Each
+# layer owns its config type, and the shared types (ChatService) live in core.
+if upward=$(grep -rn --include='*.rs' 'crate::pipeline' src/layers src/backends src/core); then
+  echo "scripts/test.sh: these lines import crate::pipeline from below it; move what they need" >&2
+  echo "  into the layer, backend or core module that owns it:" >&2
+  echo "$upward" >&2
+  exit 1
+fi
+
 say "headless browser for the end-to-end test (scripts/install-browser.sh)"
 scripts/install-browser.sh
 

@@ -17,6 +17,7 @@
 
 pub mod adapters;
 pub mod backends;
+pub mod config;
 pub mod core;
 pub mod layers;
 pub mod ops;

@@ -367,6 +367,9 @@ mod golden {
             "cluster-without-postgres",
             "syntax",
             "missing",
+            "more-problems",
+            "stores",
+            "tags",
         ] {
             let file = format!("{DIR}/{name}.toml");
             compare(name, &run(&["--pipeline", &file, "--check"]));

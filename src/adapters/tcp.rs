@@ -38,12 +38,12 @@ use tower::{BoxError, Service, ServiceExt};
 
 use super::limits::ConnectionLimits;
 use super::lines::{ChatLines, Input};
+use crate::core::ChatService;
 use crate::core::outbound::QueueLimits;
 use crate::core::{
     Action, ChatError, Closer, Connect, Detail, Event, Inbox, Protocol, Reply, Request, SessionId,
     Stats, outbound,
 };
-use crate::pipeline::ChatService;
 
 /// How long a kicked or departing client gets to take its last line before the socket closes.
 const FAREWELL_GRACE: Duration = Duration::from_secs(5);

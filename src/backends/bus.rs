@@ -29,8 +29,8 @@ use futures_util::future::BoxFuture;
 use tower::BoxError;
 
 use super::Background;
+use crate::core::ChatService;
 use crate::core::{ChatMessage, Hub, OpenRoom, Presence, RoomName};
-use crate::pipeline::ChatService;
 
 /// How well messages flow between instances; see [`Bus::health`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Store;
+use crate::backends::Durability;
 use crate::core::{ChatMessage, Gap, Room};
-use crate::pipeline::config::Durability;
 
 /// How an instance settles a hole that lasted (see the module docs).
 #[derive(Debug, Clone)]

@@ -21,6 +21,7 @@ pub mod gaps;
 pub mod migrate;
 #[cfg(test)]
 pub(crate) mod mock;
+pub mod options;
 pub mod poll;
 pub mod postgres;
 pub mod postgres_directory;
@@ -41,6 +42,7 @@ use crate::core::{ChatMessage, HistoryQuery, Nick, Origin, Page, RoomName, Store
 
 pub use bus::{Bus, BusHealth};
 pub use directory::{Directory, LocalDirectory};
+pub use options::{Durability, mask_password, masked};
 pub use writer::{Writer, WriterOptions};
 
 /// Why a store operation failed, which decides what the caller does next.

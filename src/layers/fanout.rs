@@ -21,6 +21,9 @@ use super::{Inner, LayerFuture, call_inner, take};
 use crate::backends::Bus;
 use crate::core::{Action, ChatError, Hub, Origin, Reply, Request};
 
+mod config;
+pub use config::{Backend, FanoutConfig};
+
 /// Builds [`Fanout`] services.
 #[derive(Debug, Clone)]
 pub struct FanoutLayer {

@@ -44,8 +44,11 @@ use std::task::{Context, Poll};
 use tower::{BoxError, Layer, Service};
 
 use super::{LayerFuture, call_inner, sent_by_a_user, take};
+use crate::core::ChatService;
 use crate::core::{Reply, Request};
-use crate::pipeline::ChatService;
+
+mod config;
+pub use config::{ConcurrencyLimitConfig, LoadShedConfig, TimeoutConfig};
 
 /// Builds [`UsersOnly`] services around the middleware layer `L`.
 #[derive(Debug, Clone)]

@@ -27,7 +27,9 @@ use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
 use crate::core::{Action, Detail, HistoryAnswer, HistoryQuery, Hub, Reply, Request, Room};
-use crate::pipeline::config::HistoryConfig;
+
+mod config;
+pub use config::HistoryConfig;
 
 /// Builds [`History`] services.
 #[derive(Debug, Clone)]
@@ -127,9 +129,9 @@ mod tests {
     use tower::{ServiceExt, service_fn};
 
     use super::*;
+    use crate::core::end_of_pipeline;
     use crate::core::message::sample;
     use crate::core::{ChatMessage, Page, RoomName};
-    use crate::pipeline::build::end_of_pipeline;
 
     fn general() -> RoomName {
         RoomName::parse("general").unwrap()

@@ -24,7 +24,10 @@ use super::{Inner, LayerFuture, call_inner, take};
 #[path = "parse_social.rs"]
 mod social;
 use crate::core::{Action, ChatError, Command, Nick, Reply, Request, RoomName};
-use crate::pipeline::config::ParseConfig;
+
+/// Options of `kind = "parse"` (none yet).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ParseConfig {}
 
 /// The most messages `/history N` may ask for.
 pub const MAX_HISTORY: usize = 100;

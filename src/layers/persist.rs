@@ -36,13 +36,16 @@ use anyhow::Context as _;
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
+use crate::backends::Durability;
 use crate::backends::postgres::PostgresStore;
 use crate::backends::sqlite::SqliteStore;
 use crate::backends::{Background, Store, StoreError, Writer, WriterOptions};
 use crate::core::{
     Action, ChatError, ChatMessage, Detail, Hub, Origin, Reply, Request, StoredRoom,
 };
-use crate::pipeline::config::{Durability, PersistConfig};
+
+mod config;
+pub use config::{PersistConfig, StoreKind};
 
 /// A store opened from the pipeline's `persist` options, shared by the persist layer and (for
 /// gap filling and polling) the cross-instance fan-out backends.

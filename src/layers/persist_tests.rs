@@ -18,7 +18,7 @@ fn stack(
     mock: &Arc<Mock>,
     durability: Durability,
     background: &Background,
-) -> (Persist<crate::pipeline::ChatService>, Seen) {
+) -> (Persist<crate::core::ChatService>, Seen) {
     stack_with(mock, durability, background, WriterOptions::new(100, 10))
 }
 
@@ -28,7 +28,7 @@ fn stack_with(
     durability: Durability,
     background: &Background,
     options: WriterOptions,
-) -> (Persist<crate::pipeline::ChatService>, Seen) {
+) -> (Persist<crate::core::ChatService>, Seen) {
     let hub = Hub::new("test");
     let writer = Writer::spawn(mock.clone(), options, hub.stats_handle(), background);
     let seen: Seen = Arc::default();
@@ -41,7 +41,7 @@ fn stack_with(
         std::future::ready(Ok::<Reply, BoxError>(Reply::default()))
     });
     let layer = PersistLayer::with_store(mock.clone(), writer, durability, &hub);
-    (layer.layer(crate::pipeline::ChatService::new(inner)), seen)
+    (layer.layer(crate::core::ChatService::new(inner)), seen)
 }
 
 fn local(seq: u64) -> Arc<ChatMessage> {
@@ -54,7 +54,7 @@ fn local(seq: u64) -> Arc<ChatMessage> {
     ))
 }
 
-async fn publish(svc: &mut Persist<crate::pipeline::ChatService>, msg: Arc<ChatMessage>) {
+async fn publish(svc: &mut Persist<crate::core::ChatService>, msg: Arc<ChatMessage>) {
     svc.ready()
         .await
         .unwrap()

@@ -63,9 +63,11 @@ use super::{Inner, LayerFuture, call_inner, sent_by_a_user, take};
 mod bucket;
 use crate::core::{Action, AddressGroup, ChatError, Detail, Reply, Request, SessionId, Stats};
 use crate::ops::logs::Throttle;
-use crate::pipeline::config::RateLimitConfig;
+
+mod config;
 use bucket::BucketMap;
 pub use bucket::{Bucket, Rate};
+pub use config::RateLimitConfig;
 
 /// How many requests the rate limit refused, for the warning it logs at most once a minute.
 static REFUSED: Throttle = Throttle::new();

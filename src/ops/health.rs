@@ -123,8 +123,8 @@ mod tests {
     use super::*;
     use crate::backends::Background;
     use crate::backends::mock::Mock;
+    use crate::core::ChatService;
     use crate::core::{ChatMessage, Hub, OpenRoom, Presence};
-    use crate::pipeline::ChatService;
 
     /// A bus whose health is whatever the test says (healthy at first).
     #[derive(Debug)]

@@ -11,14 +11,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use futures_util::future::{Ready, ready};
 use tower::limit::ConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, service_fn};
 
-use super::ChatService;
 use super::config::{
     DirectoryMode, FanoutConfig, LayerConfig, PersistConfig, PipelineConfig, RouteConfig,
 };
@@ -28,7 +26,7 @@ use crate::backends::postgres_directory::PostgresDirectory;
 use crate::backends::sequencer::LocalSequencer;
 use crate::backends::valkey::{self, Valkey, ValkeyOptions};
 use crate::backends::{Background, Bus, Directory, LocalDirectory};
-use crate::core::{Action, Hub, Reply, Request, Sequencer};
+use crate::core::{Action, ChatService, Hub, Reply, Request, Sequencer, end_of_pipeline};
 use crate::layers::fanout::FanoutLayer;
 use crate::layers::guard::UsersOnlyLayer;
 use crate::layers::history::HistoryLayer;
@@ -349,9 +347,4 @@ where
     <L::Service as tower::Service<Request>>::Future: Send + 'static,
 {
     BoxCloneSyncService::new(layer.layer(inner))
-}
-
-/// The bottom of every stack: whatever reaches it was not for any layer, and gets an empty reply.
-pub fn end_of_pipeline(_req: Request) -> Ready<Result<Reply, BoxError>> {
-    ready(Ok(Reply::default()))
 }

@@ -6,41 +6,40 @@
 //! them, each naming the file, the line, the layer and what to write instead. It checks in phases:
 //!
 //! 1. **TOML syntax.** A file that does not parse stops here: nothing after it can be trusted.
-//! 2. **`${VAR}` substitution** in every string value ([`super::env`]). A key whose substitution
-//!    fails is reported and set aside, so the later phases check the rest of its table without
-//!    also complaining about the unsubstituted text.
-//! 3. **Shape, per table** (`load/tables.rs`): `[server]` and each `[[layer]]` on its own, into
-//!    its typed config; an unknown kind, option or top-level key (`[[layers]]`) is an error.
-//! 4. **Values, per table** (`load/values.rs`): numbers in range, a well-formed instance name.
-//! 5. **The whole stack** (`load/graph.rs`): required layers present, each kind once, in a
+//!    The file is parsed into `toml`'s span-keeping [`DeTable`], so every key still knows its line.
+//! 2. **Top-level keys**: only `[server]` and `[[layer]]`.
+//! 3. **Each table on its own**, by its config type's `read` with a [`Reader`]: `[server]`, and
+//!    each `[[layer]]` by its `kind`. The reader substitutes `${VAR}`s ([`super::env`]) in each
+//!    string it is asked for, checks types and ranges and reports unknown options.
+//! 4. **The whole stack** (`graph.rs`): required layers present, each kind once, in a
 //!    working order, and a store that a cross-instance fan-out backend can share.
-//!
-//! The file is parsed into `toml`'s span-keeping [`DeTable`] rather than into `toml::Value`, so
-//! every key and value still knows where it was written and each message can give its line.
-//! `load/report.rs` holds the error types and their wording.
 
-mod graph;
-mod report;
-mod tables;
-mod values;
-
-use std::borrow::Cow;
 use std::ops::Range;
 use std::path::Path;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-pub use report::{ConfigError, ConfigErrors, Place};
+pub use super::report::{ConfigError, ConfigErrors, Place};
 
-use super::config::PipelineConfig;
+use super::config::{LayerConfig, LayerKind, PipelineConfig, ServerConfig};
 use super::env::substitute;
+use super::graph::{self, Found};
+use crate::config::{Problem, Reader};
 
 /// The default pipeline, built into the binary so `chatd` runs from any directory.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../pipelines/phase1-single.toml");
 
 /// How messages and `--check` name [`EMBEDDED_DEFAULT`].
 pub const EMBEDDED_SOURCE: &str = "<embedded default: pipelines/phase1-single.toml>";
+
+/// Looks up an environment variable for `${VAR}`; `None` when unset.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// A variable that is not valid Unicode counts as unset: no option has a use for one.
+fn environment(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
 
 /// Reads and checks the pipeline file at `path`; `${VAR}`s come from the process environment.
 ///
@@ -50,19 +49,16 @@ pub const EMBEDDED_SOURCE: &str = "<embedded default: pipelines/phase1-single.to
 pub fn load_file(path: &Path) -> Result<PipelineConfig, ConfigErrors> {
     let source = path.display().to_string();
     match std::fs::read_to_string(path) {
-        // A variable that is not valid Unicode counts as unset: no option has a use for one.
-        Ok(text) => parse(&source, &text, &|name| std::env::var(name).ok()),
+        Ok(text) => parse(&source, &text, &environment),
         Err(e) => {
+            let (line, place) = (None, Place::File);
             let problem = format!("cannot read the file: {e}");
-            let error = ConfigError {
-                line: None,
-                place: Place::File,
+            let errors = vec![ConfigError {
+                line,
+                place,
                 problem,
-            };
-            Err(ConfigErrors {
-                source,
-                errors: vec![error],
-            })
+            }];
+            Err(ConfigErrors { source, errors })
         }
     }
 }
@@ -74,57 +70,48 @@ pub fn load_file(path: &Path) -> Result<PipelineConfig, ConfigErrors> {
 ///
 /// Only if the embedded file is broken, which a unit test rules out.
 pub fn embedded_default() -> Result<PipelineConfig, ConfigErrors> {
-    parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &|name| {
-        std::env::var(name).ok()
-    })
+    parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &environment)
 }
 
-/// Checks a config again after code changed it, such as command-line overrides: its values
-/// (phase 4) and its stack (phase 5), which is all a typed config can get wrong. The problems
-/// carry no line numbers, as the values need not come from the file.
+/// Checks a config again after code changed it, such as command-line overrides, by reading its
+/// own TOML rendering through the same checks as a file (without `${VAR}` substitution: its
+/// strings are final). The problems carry no line numbers, as the values need not come from a
+/// file.
 ///
 /// # Errors
 ///
 /// Every problem found, under the config's `source`.
 pub fn revalidate(config: &PipelineConfig) -> Result<(), ConfigErrors> {
-    let problem = |place: &Place, (_, problem)| ConfigError {
-        line: None,
-        place: place.clone(),
-        problem,
-    };
-    let mut errors: Vec<ConfigError> = values::server_problems(&config.server)
-        .into_iter()
-        .map(|p| problem(&Place::Server, p))
-        .collect();
-    let mut found = Vec::new();
-    for (i, layer) in config.layers.iter().enumerate() {
-        let (index, kind) = (i + 1, layer.kind());
-        let place = Place::Layer {
-            index,
-            kind: kind.to_string(),
-        };
-        errors.extend(
-            values::layer_problems(layer)
-                .into_iter()
-                .map(|p| problem(&place, p)),
-        );
-        found.push(graph::Found {
-            index,
-            kind,
-            line: None,
-        });
-    }
-    errors.extend(graph::check(&found, !config.layers.is_empty()));
-    let layers: Vec<_> = config.layers.iter().cloned().map(Some).collect();
-    errors.extend(graph::shared_store(&found, &layers));
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors {
+    let text = toml::to_string(config).map_err(|e| {
+        let (line, place, problem) = (None, Place::File, format!("cannot render: {e}"));
+        let errors = vec![ConfigError {
+            line,
+            place,
+            problem,
+        }];
+        ConfigErrors {
             source: config.source.clone(),
             errors,
-        })
+        }
+    })?;
+    let mut checker = Checker {
+        text: &text,
+        lookup: None,
+        errors: Vec::new(),
+    };
+    checker.pipeline(&config.source);
+    if checker.errors.is_empty() {
+        return Ok(());
     }
+    let errors = checker
+        .errors
+        .into_iter()
+        .map(|e| ConfigError { line: None, ..e })
+        .collect();
+    Err(ConfigErrors {
+        source: config.source.clone(),
+        errors,
+    })
 }
 
 /// Checks the pipeline `text`, read from `source` (used in messages), asking `lookup` for the
@@ -132,15 +119,11 @@ pub fn revalidate(config: &PipelineConfig) -> Result<(), ConfigErrors> {
 ///
 /// # Errors
 ///
-/// Every problem found in all five phases of the module docs.
-pub fn parse(
-    source: &str,
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<PipelineConfig, ConfigErrors> {
+/// Every problem found in all four phases of the module docs.
+pub fn parse(source: &str, text: &str, lookup: Lookup<'_>) -> Result<PipelineConfig, ConfigErrors> {
     let mut checker = Checker {
         text,
-        lookup,
+        lookup: Some(lookup),
         errors: Vec::new(),
     };
     match checker.pipeline(source) {
@@ -152,11 +135,11 @@ pub fn parse(
     }
 }
 
-/// One run of the checks: the text (to turn spans into lines), the environment, and the
-/// problems found so far. The per-table phases live in `load/tables.rs`.
+/// One run of the checks: the text (to turn spans into lines), the environment (none: no
+/// substitution), and the problems found so far.
 struct Checker<'a> {
     text: &'a str,
-    lookup: &'a dyn Fn(&str) -> Option<String>,
+    lookup: Option<Lookup<'a>>,
     errors: Vec<ConfigError>,
 }
 
@@ -168,21 +151,7 @@ impl Checker<'_> {
         let document = match DeTable::parse(self.text) {
             Ok(document) => document.into_inner(),
             Err(e) => {
-                // The `toml` error's Display is a multi-line drawing; one line reads better here.
-                let span = e.span().unwrap_or(0..0);
-                let at = span.start.min(self.text.len());
-                let before = self.text.get(..at).unwrap_or(self.text);
-                let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
-                let column = before[line_start..].chars().count() + 1;
-                // Quote the offending text when short, as "duplicate key" alone does not say which.
-                let quoted = match self.text.get(span.clone()) {
-                    Some(near) if (1..=40).contains(&near.len()) && !near.contains('\n') => {
-                        format!(" (at `{near}`)")
-                    }
-                    _ => String::new(),
-                };
-                let problem = format!("invalid TOML at column {column}{quoted}: {}", e.message());
-                self.report(Some(span), &Place::File, problem);
+                self.syntax(&e);
                 return None;
             }
         };
@@ -200,9 +169,11 @@ impl Checker<'_> {
                 }
             }
         }
-        let server = self.server(server);
-        let layers = self.layers(layers);
-        let layers = match layers {
+        let server = match server {
+            None => Some(ServerConfig::default()),
+            Some(item) => self.server(item),
+        };
+        let layers = match self.layers(layers) {
             Some((found, layers)) => {
                 self.errors.extend(graph::check(&found, !layers.is_empty()));
                 self.errors.extend(graph::shared_store(&found, &layers));
@@ -222,56 +193,110 @@ impl Checker<'_> {
         })
     }
 
-    /// Phase 2 on every string of a `[server]` or `[[layer]]` table. The keys whose substitution
-    /// failed are reported, then removed, so that phases 3 and 4 still check the others without
-    /// tripping over the unsubstituted text; they are returned so those phases can tell.
-    fn substitute_top(&mut self, table: &mut DeTable<'_>, place: &Place) -> Vec<String> {
-        let mut failed = Vec::new();
-        for (key, value) in table.iter_mut() {
-            if !self.substitute_value(value, place, key.get_ref()) {
-                failed.push(key.get_ref().to_string());
+    /// Phase 1's problem, on one line: the `toml` error's Display is a multi-line drawing.
+    fn syntax(&mut self, e: &toml::de::Error) {
+        let span = e.span().unwrap_or(0..0);
+        let before = self.text.get(..span.start).unwrap_or(self.text);
+        let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+        let column = before[line_start..].chars().count() + 1;
+        // Quote the offending text when short, as "duplicate key" alone does not say which.
+        let quoted = match self.text.get(span.clone()) {
+            Some(near) if (1..=40).contains(&near.len()) && !near.contains('\n') => {
+                format!(" (at `{near}`)")
             }
-        }
-        for key in &failed {
-            table.remove(key.as_str());
-        }
-        failed
+            _ => String::new(),
+        };
+        let problem = format!("invalid TOML at column {column}{quoted}: {}", e.message());
+        self.report(Some(span), &Place::File, problem);
     }
 
-    /// Phase 2 in a nested table; false if any substitution failed. `path` is the dotted key
-    /// of `table` itself.
-    fn substitute_table(&mut self, table: &mut DeTable<'_>, place: &Place, path: &str) -> bool {
-        let mut ok = true;
-        for (key, value) in table.iter_mut() {
-            ok &= self.substitute_value(value, place, &format!("{path}.{}", key.get_ref()));
-        }
-        ok
+    /// Phase 3 for `[server]`.
+    fn server(&mut self, item: Spanned<DeValue<'_>>) -> Option<ServerConfig> {
+        let span = item.span();
+        let DeValue::Table(table) = item.into_inner() else {
+            let problem = "`server` must be a table: write `[server]` on a line of its own";
+            self.report(Some(span), &Place::Server, problem);
+            return None;
+        };
+        self.read(table, span, "`[server]`", &Place::Server, |r| {
+            Some(ServerConfig::read(r))
+        })
     }
 
-    fn substitute_value(
+    /// Phase 3 for every `[[layer]]`: the kinds found, for phase 4, and each layer's config,
+    /// `None` where it has problems. `None` overall if `layer` is not a list of tables.
+    fn layers(
         &mut self,
-        value: &mut Spanned<DeValue<'_>>,
-        place: &Place,
-        path: &str,
-    ) -> bool {
-        let span = value.span();
-        match value.get_mut() {
-            DeValue::String(text) => match substitute(text, self.lookup) {
-                Ok(done) => {
-                    *text = Cow::Owned(done);
-                    true
-                }
-                Err(e) => {
-                    self.report(Some(span), place, format!("option `{path}`: {e}"));
-                    false
-                }
-            },
-            DeValue::Array(items) => items.iter_mut().enumerate().fold(true, |ok, (i, item)| {
-                self.substitute_value(item, place, &format!("{path}[{i}]")) & ok
-            }),
-            DeValue::Table(table) => self.substitute_table(table, place, path),
-            _ => true,
+        item: Option<Spanned<DeValue<'_>>>,
+    ) -> Option<(Vec<Found>, Vec<Option<LayerConfig>>)> {
+        let Some(item) = item else {
+            return Some((Vec::new(), Vec::new()));
+        };
+        let span = item.span();
+        let DeValue::Array(items) = item.into_inner() else {
+            let problem = "`layer` must be a list of tables: write each one as `[[layer]]` (two \
+                           brackets)";
+            self.report(Some(span), &Place::File, problem);
+            return None;
+        };
+        let (mut found, mut configs) = (Vec::new(), Vec::new());
+        for (i, item) in items.into_iter().enumerate() {
+            let (index, span) = (i + 1, item.span());
+            let DeValue::Table(table) = item.into_inner() else {
+                let place = Place::Layer {
+                    index,
+                    kind: "?".to_string(),
+                };
+                let problem =
+                    "a layer must be a table: write `[[layer]]` and then `kind = \"...\"`";
+                self.report(Some(span), &place, problem);
+                configs.push(None);
+                continue;
+            };
+            // Named by its kind as written, even when the kind is unknown or a failed `${VAR}`.
+            let kind = match table.get("kind").map(Spanned::get_ref) {
+                Some(DeValue::String(kind)) => match self.lookup {
+                    Some(lookup) => substitute(kind, lookup).unwrap_or_else(|_| kind.to_string()),
+                    None => kind.to_string(),
+                },
+                Some(_) => "?".to_string(),
+                None => "no kind".to_string(),
+            };
+            let line = Some(self.line(&span));
+            let place = Place::Layer { index, kind };
+            let config = self.read(table, span, "layer", &place, |r| {
+                let kind = r.tag::<LayerKind>("kind", "layer kind")?;
+                found.push(Found { index, kind, line });
+                LayerConfig::read(kind, r)
+            });
+            configs.push(config);
         }
+        Some((found, configs))
+    }
+
+    /// Reads `table` (whose header is at `span`, named `subject` in messages) with `read`,
+    /// reporting its problems at `place`; `None` when it has any.
+    fn read<T>(
+        &mut self,
+        table: DeTable<'_>,
+        span: Range<usize>,
+        subject: &str,
+        place: &Place,
+        read: impl FnOnce(&mut Reader<'_, '_>) -> Option<T>,
+    ) -> Option<T> {
+        let lookup = self.lookup;
+        let expand = move |text: &str| match lookup {
+            Some(lookup) => substitute(text, lookup).map_err(|e| e.to_string()),
+            None => Ok(text.to_string()),
+        };
+        let mut reader = Reader::new(table, span, subject, &expand);
+        let config = read(&mut reader);
+        let problems = reader.finish();
+        let clean = problems.is_empty();
+        for Problem { at, text } in problems {
+            self.report(at, place, text);
+        }
+        config.filter(|_| clean)
     }
 
     /// The line (from 1) where `span` starts.
@@ -286,222 +311,18 @@ impl Checker<'_> {
 
     fn report(&mut self, span: Option<Range<usize>>, place: &Place, problem: impl Into<String>) {
         let line = span.map(|span| self.line(&span));
-        self.report_at_line(line, place, problem);
-    }
-
-    fn report_at_line(&mut self, line: Option<usize>, place: &Place, problem: impl Into<String>) {
-        let error = ConfigError {
+        let (place, problem) = (place.clone(), problem.into());
+        self.errors.push(ConfigError {
             line,
-            place: place.clone(),
-            problem: problem.into(),
-        };
-        self.errors.push(error);
+            place,
+            problem,
+        });
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pipeline::config::{
-        Durability, FanoutConfig, HistoryConfig, LayerConfig, ParseConfig, PersistConfig,
-        RateLimitConfig, RouteConfig, ServerConfig,
-    };
-
-    /// Every kind, in an order that works.
-    pub(super) const FULL: &[&str] = &["parse", "route", "history", "persist", "fanout"];
-
-    /// A fake environment with `TCP=127.0.0.1:7000` and nothing else.
-    fn fake_env(name: &str) -> Option<String> {
-        (name == "TCP").then(|| "127.0.0.1:7000".to_string())
-    }
-
-    /// A pipeline of `kinds`, each `[[layer]]` with the options it needs. With [`FULL`], layer
-    /// N's header is on line 3N, its `kind` on line 3N+1, and `store` on line 14.
-    pub(super) fn stack(kinds: &[&str]) -> String {
-        let mut text = String::from("[server]\n");
-        for kind in kinds {
-            text.push_str(&format!("\n[[layer]]\nkind = \"{kind}\"\n"));
-            match *kind {
-                "persist" => text.push_str("store = \"none\"\n"),
-                "fanout" => text.push_str("backend = \"local\"\n"),
-                "timeout" => text.push_str("ms = 1000\n"),
-                "concurrency_limit" => text.push_str("max = 64\n"),
-                _ => {}
-            }
-        }
-        text
-    }
-
-    /// Every problem `text` has; it must have some.
-    pub(super) fn errors(text: &str) -> Vec<ConfigError> {
-        match parse("test.toml", text, &fake_env) {
-            Ok(config) => panic!("expected problems, got {config:?}"),
-            Err(errors) => errors.errors,
-        }
-    }
-
-    /// The one problem `text` has, rendered.
-    pub(super) fn only_error(text: &str) -> String {
-        let errors = errors(text);
-        assert_eq!(errors.len(), 1, "{errors:#?}");
-        errors[0].to_string()
-    }
-
-    #[test]
-    fn the_embedded_default_is_valid_and_equals_the_defaults() {
-        let config = parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &|_| None).unwrap();
-        assert_eq!(config.source, EMBEDDED_SOURCE);
-        // The defaults, with the IRC listener on (without an `irc` line there is none).
-        let irc_on = ServerConfig {
-            irc: Some("127.0.0.1:6667".parse().unwrap()),
-            ..ServerConfig::default()
-        };
-        assert_eq!(config.server, irc_on);
-        let expected = vec![
-            LayerConfig::Parse(ParseConfig::default()),
-            LayerConfig::RateLimit(RateLimitConfig::default()),
-            LayerConfig::Route(RouteConfig::default()),
-            LayerConfig::History(HistoryConfig::default()),
-            LayerConfig::Persist(PersistConfig::Sqlite {
-                path: "data/chatd.db".into(),
-                durability: Durability::Async,
-                queue: 10_000,
-                batch: 500,
-                sync_timeout_ms: 5000,
-            }),
-            LayerConfig::Fanout(FanoutConfig::Local {}),
-        ];
-        assert_eq!(config.layers, expected);
-        let with_dir = parse(EMBEDDED_SOURCE, EMBEDDED_DEFAULT, &|name| {
-            (name == "CHATD_DATA_DIR").then(|| "/srv/chatd".to_string())
-        })
-        .unwrap();
-        assert!(
-            matches!(&with_dir.layers[4], LayerConfig::Persist(PersistConfig::Sqlite { path, .. })
-                if path == "/srv/chatd/chatd.db"),
-            "{:?}",
-            with_dir.layers[4]
-        );
-    }
-
-    #[test]
-    fn unknown_top_level_keys_and_a_single_layer_table_are_errors() {
-        let text = stack(FULL) + "\n[[layers]]\nkind = \"parse\"\n";
-        assert!(only_error(&text).starts_with("line 20: unknown top-level key `layers`"));
-        let error = only_error("[layer]\nkind = \"parse\"\n");
-        assert!(
-            error.contains("write each one as `[[layer]]` (two brackets)"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn a_syntax_error_gives_its_line_in_one_line() {
-        let text = stack(FULL)
-            .replace("capacity", "x")
-            .replace("kind = \"route\"", "kind = route");
-        let error = only_error(&text);
-        assert!(
-            error.starts_with("line 7: invalid TOML at column 8 (at `route`): string values"),
-            "{error}"
-        );
-        assert!(!error.contains('\n'), "{error}");
-    }
-
-    #[test]
-    fn a_variable_is_substituted_and_a_default_used() {
-        let text = stack(FULL).replace(
-            "[server]",
-            "[server]\ntcp = \"${TCP}\"\nhttp = \"${HTTP:-0.0.0.0:8080}\"",
-        );
-        let config = parse("t", &text, &fake_env).unwrap();
-        assert_eq!(config.server.tcp.to_string(), "127.0.0.1:7000");
-        assert_eq!(config.server.http.to_string(), "0.0.0.0:8080");
-    }
-
-    #[test]
-    fn an_unset_variable_names_the_table_and_option() {
-        let text = stack(FULL).replace("[server]", "[server]\nhttp = \"${HTTP}\"");
-        let error = only_error(&text);
-        assert!(
-            error.starts_with(
-                "line 2, [server]: option `http`: environment variable `HTTP` is not set"
-            ),
-            "{error}"
-        );
-        let text = stack(FULL).replace("store = \"none\"", "store = \"${STORE}\"");
-        let error = only_error(&text);
-        assert!(
-            error.starts_with(
-                "line 14, layer 4 (persist): option `store`: environment variable `STORE`"
-            ),
-            "{error}"
-        );
-        let text = stack(FULL).replace("kind = \"route\"", "kind = \"${KIND}\"");
-        // The layer's kind is unknown, so route is missing, but "no `kind`" would be wrong.
-        let errors = errors(&text);
-        assert_eq!(errors.len(), 2, "{errors:#?}");
-        let error = errors[0].to_string();
-        assert!(
-            error.starts_with("line 7, layer 2 (${KIND}): option `kind`: "),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn an_unset_variable_does_not_hide_the_other_problems_of_its_table() {
-        let text = stack(FULL).replace(
-            "[server]",
-            "[server]\nhttp = \"${HTTP}\"\noutbound_queue = 0\nport = 1",
-        );
-        let errors = errors(&text);
-        let lines: Vec<_> = errors.iter().map(|e| e.line).collect();
-        assert_eq!(lines, [Some(2), Some(3), Some(4)], "{errors:#?}");
-    }
-
-    #[test]
-    fn problems_from_every_phase_are_reported_together() {
-        let text = "[server]\n\
-                    [[layer]]\nkind = \"fanout\"\nbackend = \"local\"\n\
-                    [[layer]]\nkind = \"parse\"\n\
-                    [[layer]]\nkind = \"fanot\"\n\
-                    [[layer]]\nkind = \"route\"\n\
-                    [[layer]]\nkind = \"history\"\ncapcity = 10\n";
-        let errors = parse("pipelines/bad.toml", text, &fake_env).unwrap_err();
-        let expected = "pipelines/bad.toml: 3 problems
-  - line 2, layer 1 (fanout): `fanout` must come after `parse` (layer 2), `route` (layer 4) and `history` (layer 5), \
-because fanout delivers what every other layer has accepted, so it is the last layer
-  - line 8, layer 3 (fanot): unknown layer kind `fanot`; expected one of: parse, rate_limit, timeout, concurrency_limit, load_shed, route, history, persist, fanout
-  - line 13, layer 5 (history): unknown option `capcity`; `history` takes: capacity";
-        assert_eq!(errors.to_string(), expected);
-    }
-
-    #[test]
-    fn revalidate_checks_values_and_order_changed_in_code() {
-        let mut config = embedded_default().unwrap();
-        assert_eq!(revalidate(&config), Ok(()));
-        config.server.instance = Some("my host".to_string());
-        config.layers.swap(1, 2); // rate_limit below route
-
-        let errors = revalidate(&config).unwrap_err();
-        let rendered = errors.to_string();
-        let expected = format!(
-            "{EMBEDDED_SOURCE}: 2 problems\n  - [server]: option `instance` = \"my host\" is not"
-        );
-        assert!(rendered.starts_with(&expected), "{rendered}");
-        let order = "\n  - layer 3 (rate_limit): `rate_limit` must come before `route` (layer 2), \
-                     because";
-        assert!(rendered.contains(order), "{rendered}");
-    }
-
-    #[test]
-    fn an_unreadable_file_is_one_problem() {
-        let errors = load_file(Path::new("/nonexistent/pipeline.toml")).unwrap_err();
-        assert_eq!(errors.errors.len(), 1);
-        assert!(
-            errors
-                .to_string()
-                .starts_with("/nonexistent/pipeline.toml: 1 problem\n  - cannot read the file: ")
-        );
-    }
-}
+mod option_tests;
+#[cfg(test)]
+pub(crate) mod tests;
+#[cfg(test)]
+mod value_tests;

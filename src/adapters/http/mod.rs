@@ -58,10 +58,10 @@ use tokio_util::task::TaskTracker;
 use tower::{BoxError, ServiceExt};
 
 use super::limits::ConnectionLimits;
+use crate::core::ChatService;
 use crate::core::outbound::QueueLimits;
 use crate::core::{Protocol, Reply, Request};
 use crate::ops::Ops;
-use crate::pipeline::ChatService;
 use sessions::HttpSessions;
 
 /// The body type of every response.

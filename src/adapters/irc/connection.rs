@@ -33,9 +33,9 @@ use super::response::{self, Batches};
 use super::{FAREWELL_GRACE, IrcOptions};
 use crate::adapters::lines::{ChatLines, Input};
 use crate::core::{
-    Action, Closer, Command, Event, Inbox, Request, RoomName, SessionId, Stats, UserCommand,
+    Action, ChatService, Closer, Command, Event, Inbox, Request, RoomName, SessionId, Stats,
+    UserCommand,
 };
-use crate::pipeline::ChatService;
 
 /// Initial capacity of the read buffer; it grows for a longer line, up to the line limit.
 const READ_BUFFER: usize = 512;

@@ -52,8 +52,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::limits::ConnectionLimits;
+use crate::core::ChatService;
 use crate::core::{Protocol, Stats};
-use crate::pipeline::ChatService;
 
 /// How long a departing client gets to read its last line.
 const FAREWELL_GRACE: Duration = Duration::from_secs(5);

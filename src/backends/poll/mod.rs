@@ -93,8 +93,8 @@ pub use sequencer::PostgresSequencer;
 use super::gaps::Settler;
 use super::postgres::{PostgresStore, classify};
 use super::{Background, Bus, BusHealth, StoreError};
+use crate::core::ChatService;
 use crate::core::{ChatMessage, Hub, OpenRoom, Presence, RoomName};
-use crate::pipeline::ChatService;
 
 /// The options of `backend = "poll"` (and of the poll under `valkey`).
 #[derive(Debug, Clone)]

@@ -13,8 +13,8 @@ use super::{LastPoll, PollOptions, Watched, presence};
 use crate::backends::gaps::Settler;
 use crate::backends::postgres::{PostgresStore, classify};
 use crate::backends::{StoreError, stored_message};
+use crate::core::ChatService;
 use crate::core::{Action, ChatMessage, Hub, Presence, Request, RoomName};
-use crate::pipeline::ChatService;
 
 /// The most rows one poll reads; the rest come with the next one. It bounds the memory and the
 /// time of a poll after a burst (or after this instance was away).

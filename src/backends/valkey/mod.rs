@@ -63,8 +63,8 @@ use tower::BoxError;
 
 use super::poll::PollBus;
 use super::{Background, Bus, BusHealth};
+use crate::core::ChatService;
 use crate::core::{ChatMessage, Hub, OpenRoom, Presence, RoomName};
-use crate::pipeline::ChatService;
 
 /// How long one Valkey operation (a pooled command, a SUBSCRIBE) may take before it counts as
 /// failed: a Valkey that is down must not hold a user's message or join for long.
@@ -159,7 +159,7 @@ impl Valkey {
         poll: Arc<PollBus>,
         degraded: Arc<AtomicBool>,
     ) -> anyhow::Result<Valkey> {
-        let masked = crate::pipeline::config::mask_password(&options.url);
+        let masked = crate::backends::mask_password(&options.url);
         let mut config = deadpool_redis::Config::from_url(options.url.clone());
         let mut pool_config = deadpool_redis::PoolConfig::new(options.pool_size);
         pool_config.timeouts = Timeouts {

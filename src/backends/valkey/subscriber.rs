@@ -17,8 +17,8 @@ use tower::ServiceExt;
 
 use super::wire::{Received, Wire};
 use super::{Shared, channel, subscribe_connection, timeout};
+use crate::core::ChatService;
 use crate::core::{Action, Hub, Request, RoomName};
-use crate::pipeline::ChatService;
 use deadpool_redis::redis::aio::PubSubStream;
 
 /// The first wait before reconnecting, doubled after each failure up to [`MAX_BACKOFF`].

@@ -68,12 +68,12 @@ mod tests {
     use crate::backends::mock::Mock;
     use crate::backends::sequencer::{BLOCK, LocalSequencer};
     use crate::backends::{LocalDirectory, Store};
+    use crate::core::ChatService;
     use crate::core::{
         Action, Closer, Command, Connect, Detail, Hub, Protocol, Reply, Request, RoomName,
         SessionId,
     };
-    use crate::pipeline::ChatService;
-    use crate::pipeline::config::RouteConfig;
+    use crate::layers::route::RouteConfig;
 
     /// The route layer over `store` (numbering in memory, reserving there), with an inner stack
     /// that opens rooms from the store, delivers what is published and records what it closes.

@@ -36,6 +36,7 @@
 
 mod channel;
 mod commands;
+mod config;
 mod evict;
 mod guards;
 mod moderation;
@@ -48,6 +49,7 @@ mod watch;
 mod who;
 mod window;
 
+pub use config::{DirectoryMode, OperConfig, RouteConfig};
 pub use replay::{MAX_REPLAY, REPLAY_PAGE, REPLAY_PAGE_BYTES};
 
 use std::sync::Arc;
@@ -63,7 +65,6 @@ use crate::core::{
     Missed, Nick, OPEN_WINDOW, OpenRoom, Presence, PresenceKind, Reply, Request, Room, RoomName,
     Sequencer, Session, SessionId, Start, StoredRoom,
 };
-use crate::pipeline::config::{OperConfig, RouteConfig};
 use guards::{AbandonOnDrop, CloseOnDrop};
 
 /// Builds [`Route`] services.

@@ -9,12 +9,12 @@ use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 use super::{Route, RouteLayer};
 use crate::backends::sequencer::LocalSequencer;
 use crate::backends::{Directory, StoreError};
+use crate::core::ChatService;
 use crate::core::{
     Action, ChatError, Closer, Command, Connect, Detail, ErrorKind, Hub, Nick, Protocol, Reply,
     Request, RoomName, SessionId,
 };
-use crate::pipeline::ChatService;
-use crate::pipeline::config::RouteConfig;
+use crate::layers::route::RouteConfig;
 
 /// Nicks held elsewhere, guest draws to refuse, whether it is down, and what it was told.
 #[derive(Debug, Default)]

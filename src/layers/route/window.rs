@@ -159,12 +159,12 @@ mod tests {
     use super::super::RouteLayer;
     use crate::backends::directory::LocalDirectory;
     use crate::backends::sequencer::LocalSequencer;
+    use crate::core::ChatService;
     use crate::core::{
         Action, Bound, ChatError, ChatMessage, Closer, Command, Connect, Detail, ErrorKind,
         HistoryWindow, Hub, Nick, Origin, Page, Protocol, Reply, Request, RoomName, SessionId,
     };
-    use crate::pipeline::ChatService;
-    use crate::pipeline::config::RouteConfig;
+    use crate::layers::route::RouteConfig;
 
     fn stamped(seq: u64) -> i64 {
         1_000 + 10 * seq as i64

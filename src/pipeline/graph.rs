@@ -1,4 +1,4 @@
-//! Phase 5: checks on the stack as a whole, once every layer's own table has been read.
+//! Phase 4: checks on the stack as a whole, once every layer's own table has been read.
 //!
 //! Each layer relies on the ones above it: route needs the commands parse makes, history and
 //! persist keep only the messages route has numbered, and fanout delivers what all the others
@@ -14,84 +14,88 @@
 //! One rule looks at options rather than kinds ([`shared_store`]): a fan-out backend that shares
 //! rooms between instances needs a store that every instance reaches, which is PostgreSQL.
 
+use super::config::{FanoutConfig, LayerConfig, LayerKind, PersistConfig};
 use super::report::{ConfigError, Place};
-use crate::pipeline::config::LayerConfig;
 
 /// A layer whose kind is known, which is all the whole-stack checks need.
 pub(super) struct Found {
     /// Position in the file, from 1.
     pub(super) index: usize,
-    /// One of [`LayerConfig::KINDS`](crate::pipeline::config::LayerConfig::KINDS).
-    pub(super) kind: &'static str,
+    pub(super) kind: LayerKind,
     /// The line of its `[[layer]]` header, if it comes from a file.
     pub(super) line: Option<usize>,
 }
 
+impl Found {
+    fn problem(&self, problem: String) -> ConfigError {
+        let (index, kind) = (self.index, self.kind.to_string());
+        let place = Place::Layer { index, kind };
+        ConfigError {
+            line: self.line,
+            place,
+            problem,
+        }
+    }
+}
+
 /// The kinds every pipeline needs, and why.
-const REQUIRED: &[(&str, &str)] = &[
-    ("parse", "it turns input lines into commands"),
-    ("route", "it handles nicks, rooms and membership"),
-    ("fanout", "it delivers messages to the members of a room"),
+const REQUIRED: &[(LayerKind, &str)] = &[
+    (LayerKind::Parse, "it turns input lines into commands"),
+    (LayerKind::Route, "it handles nicks, rooms and membership"),
+    (
+        LayerKind::Fanout,
+        "it delivers messages to the members of a room",
+    ),
 ];
 
 /// The guard layers: each must come before route, and apart from that anywhere (see the module
 /// docs).
-const GUARDS: &[&str] = &["rate_limit", "timeout", "concurrency_limit", "load_shed"];
+fn is_guard(kind: LayerKind) -> bool {
+    use LayerKind::*;
+    matches!(kind, RateLimit | Timeout | ConcurrencyLimit | LoadShed)
+}
 
 /// The rank of `kind`, and why it must come after the lower ranks. Guards have none: they follow
 /// the rule of [`guards`] instead.
-fn rank(kind: &str) -> (u8, &'static str) {
+fn rank(kind: LayerKind) -> (u8, &'static str) {
     match kind {
-        "parse" => (0, ""),
-        "route" => (1, "route works on the commands that parse produces"),
-        "history" | "persist" => (
+        LayerKind::Route => (1, "route works on the commands that parse produces"),
+        LayerKind::History | LayerKind::Persist => (
             2,
             "it keeps only messages that route has checked and numbered",
         ),
-        // "fanout": `check` only sees kinds from `LayerConfig::KINDS`.
-        _ => (
+        LayerKind::Fanout => (
             3,
             "fanout delivers what every other layer has accepted, so it is the last layer",
         ),
+        _ => (0, ""),
     }
 }
 
 /// Every whole-stack problem of the layers `found`. `had_layers` is false for a file without a
 /// single `[[layer]]`, which gets one message instead of one per missing kind.
 pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
     if !had_layers {
         let problem = "the pipeline has no `[[layer]]` tables; it needs at least parse, route \
                        and fanout, in that order";
-        errors.push(problem_in_file(problem.to_string()));
-        return errors;
+        return vec![problem_in_file(problem.to_string())];
     }
+    let mut errors = Vec::new();
     for (i, layer) in found.iter().enumerate() {
-        let mut report = |problem| {
-            let place = Place::Layer {
-                index: layer.index,
-                kind: layer.kind.to_string(),
-            };
-            errors.push(ConfigError {
-                line: layer.line,
-                place,
-                problem,
-            });
-        };
         if let Some(first) = found[..i].iter().find(|other| other.kind == layer.kind) {
-            report(format!(
+            errors.push(layer.problem(format!(
                 "`{}` appears twice, as layer {} and layer {}; each kind may appear only once",
                 layer.kind, first.index, layer.index
-            ));
+            )));
         }
         // Listing every lower-ranked layer below this one says where it may go in one message.
-        if GUARDS.contains(&layer.kind) {
+        if is_guard(layer.kind) {
             continue;
         }
         let (my_rank, why) = rank(layer.kind);
         let mut must_follow: Vec<String> = found[i + 1..]
             .iter()
-            .filter(|other| !GUARDS.contains(&other.kind) && rank(other.kind).0 < my_rank)
+            .filter(|other| !is_guard(other.kind) && rank(other.kind).0 < my_rank)
             .map(|other| format!("`{}` (layer {})", other.kind, other.index))
             .collect();
         if let Some(last) = must_follow.pop() {
@@ -100,10 +104,8 @@ pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
             } else {
                 format!("{} and {last}", must_follow.join(", "))
             };
-            report(format!(
-                "`{}` must come after {list}, because {why}",
-                layer.kind
-            ));
+            let problem = format!("`{}` must come after {list}, because {why}", layer.kind);
+            errors.push(layer.problem(problem));
         }
     }
     errors.extend(guards(found));
@@ -121,98 +123,79 @@ pub(super) fn check(found: &[Found], had_layers: bool) -> Vec<ConfigError> {
 /// The rules of the guard layers: above route, and `load_shed` above a `concurrency_limit`.
 fn guards(found: &[Found]) -> Vec<ConfigError> {
     let mut errors = Vec::new();
-    let route = found.iter().find(|layer| layer.kind == "route");
-    for layer in found.iter().filter(|layer| GUARDS.contains(&layer.kind)) {
-        let mut report = |problem| {
-            let place = Place::Layer {
-                index: layer.index,
-                kind: layer.kind.to_string(),
-            };
-            errors.push(ConfigError {
-                line: layer.line,
-                place,
-                problem,
-            });
-        };
+    let route = found.iter().find(|layer| layer.kind == LayerKind::Route);
+    for layer in found.iter().filter(|layer| is_guard(layer.kind)) {
         if let Some(route) = route.filter(|route| route.index < layer.index) {
-            report(format!(
+            errors.push(layer.problem(format!(
                 "`{}` must come before `route` (layer {}), because it limits the lines and \
                  commands users send, and route turns those into other requests: below route it \
                  would see none",
                 layer.kind, route.index
-            ));
+            )));
         }
         let limit_below = found
             .iter()
-            .any(|other| other.kind == "concurrency_limit" && other.index > layer.index);
-        if layer.kind == "load_shed" && !limit_below {
-            report(
+            .any(|other| other.kind == LayerKind::ConcurrencyLimit && other.index > layer.index);
+        if layer.kind == LayerKind::LoadShed && !limit_below {
+            errors.push(layer.problem(
                 "`load_shed` refuses a request only when the layers below it are not ready, and \
                  only a `concurrency_limit` ever is: add a `[[layer]]` with \
                  `kind = \"concurrency_limit\"` after it, or remove it"
                     .to_string(),
-            );
+            ));
         }
     }
     errors
 }
 
-/// The fan-out backends that share rooms between instances, and what each uses the store for.
-/// Every one of them needs `persist` with `store = "postgres"`: the per-room sequence lives there
-/// and a receiver fills its gaps from there. (Add a backend here; the rule below is generic.)
-const CROSS_INSTANCE: &[(&str, &str)] = &[
-    (
-        "poll",
-        "the instances read each other's messages from the database and share one sequence \
-         counter per room there",
-    ),
-    (
-        "valkey",
-        "the instances fill the gaps a lost pub/sub message leaves by reading the shared store",
-    ),
-];
+/// Why each cross-instance fan-out backend needs `persist` with `store = "postgres"`: the
+/// per-room sequence lives there and a receiver fills its gaps from there.
+fn why_shared(fanout: &FanoutConfig) -> Option<(&'static str, &'static str)> {
+    match fanout {
+        FanoutConfig::Local {} => None,
+        FanoutConfig::Poll { .. } => Some((
+            "poll",
+            "the instances read each other's messages from the database and share one sequence \
+             counter per room there",
+        )),
+        FanoutConfig::Valkey { .. } => Some((
+            "valkey",
+            "the instances fill the gaps a lost pub/sub message leaves by reading the shared \
+             store",
+        )),
+    }
+}
 
 /// The whole-stack rule on options: a cross-instance fan-out backend requires the PostgreSQL
 /// store. `layers` holds each layer's config in file order (`None` where the layer has problems
 /// of its own, which are reported already), `found` their kinds and lines.
 pub(super) fn shared_store(found: &[Found], layers: &[Option<LayerConfig>]) -> Vec<ConfigError> {
-    let config_of = |kind: &str| {
-        found
-            .iter()
-            .find(|layer| layer.kind == kind)
-            .map(|layer| (layer, layers.get(layer.index - 1).and_then(Option::as_ref)))
+    let config_of = |kind: LayerKind| {
+        let layer = found.iter().find(|layer| layer.kind == kind)?;
+        Some((layer, layers.get(layer.index - 1).and_then(Option::as_ref)))
     };
-    let Some((layer, Some(LayerConfig::Fanout(fanout)))) = config_of("fanout") else {
+    let Some((layer, Some(LayerConfig::Fanout(fanout)))) = config_of(LayerKind::Fanout) else {
         return Vec::new();
     };
-    let backend = fanout.backend();
-    let Some((_, why)) = CROSS_INSTANCE.iter().find(|(name, _)| *name == backend) else {
+    let Some((backend, why)) = why_shared(fanout) else {
         return Vec::new();
     };
-    let store = match config_of("persist") {
+    let store = match config_of(LayerKind::Persist) {
         None => "none (there is no persist layer)",
-        // A persist layer with problems of its own is reported already.
-        Some((_, None)) => return Vec::new(),
-        Some((_, Some(LayerConfig::Persist(persist)))) => match persist.store() {
-            "postgres" => return Vec::new(),
-            "sqlite" => "sqlite, one file on one machine that other instances cannot share",
-            _ => "none, so nothing is shared",
-        },
-        Some((_, Some(_))) => return Vec::new(),
+        Some((_, Some(LayerConfig::Persist(PersistConfig::Sqlite { .. })))) => {
+            "sqlite, one file on one machine that other instances cannot share"
+        }
+        Some((_, Some(LayerConfig::Persist(PersistConfig::None {})))) => {
+            "none, so nothing is shared"
+        }
+        // PostgreSQL, or a persist layer with problems of its own (reported already).
+        Some(_) => return Vec::new(),
     };
-    let problem = format!(
+    vec![layer.problem(format!(
         "`backend = \"{backend}\"` needs a `persist` layer with `store = \"postgres\"`, because \
          {why}; the store here is {store}. Use `store = \"postgres\"` with a database every \
          instance reaches, or `backend = \"local\"` for a single instance"
-    );
-    vec![ConfigError {
-        line: layer.line,
-        place: Place::Layer {
-            index: layer.index,
-            kind: layer.kind.to_string(),
-        },
-        problem,
-    }]
+    ))]
 }
 
 fn problem_in_file(problem: String) -> ConfigError {
@@ -225,8 +208,8 @@ fn problem_in_file(problem: String) -> ConfigError {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{FULL, only_error, stack};
     use crate::pipeline::load::parse;
+    use crate::pipeline::load::tests::{FULL, only_error, stack};
 
     #[test]
     fn history_and_persist_may_come_in_either_order_or_not_at_all() {
