@@ -27,7 +27,7 @@ impl LineConn {
     }
 
     /// Connects, takes `nick` and joins `room`; returns the connection and the join's history
-    /// lines, or `None` if any step failed (the instance is down, or refused the join).
+    /// lines (chat lines and missed notices), or `None` if any step failed (the instance is down, or refused the join).
     pub async fn join(
         target: &Endpoint,
         nick: &str,
@@ -57,10 +57,15 @@ impl LineConn {
                 return None;
             }
         };
+        // The notice counts the chat lines; a `* missed messages` notice stands among them in
+        // place of each hole.
         let count = history_count(&notice);
         let mut history = Vec::with_capacity(count);
-        for _ in 0..count {
-            history.push(conn.line().await?);
+        let mut chat = 0;
+        while chat < count {
+            let line = conn.line().await?;
+            chat += usize::from(line.starts_with('['));
+            history.push(line);
         }
         Some((conn, history))
     }

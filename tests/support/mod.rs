@@ -270,7 +270,8 @@ impl Client {
         got
     }
 
-    /// Joins `room` and returns the history lines that follow the join notice.
+    /// Joins `room` and returns the history lines that follow the join notice: the chat lines
+    /// the notice counts, and a `* missed messages` notice in place of each hole among them.
     pub async fn join(&mut self, room: &str) -> Vec<String> {
         self.send(&format!("/join {room}")).await;
         let notice = self.expect_prefix(&format!("* you joined {room} (")).await;
@@ -283,7 +284,14 @@ impl Client {
                 .and_then(|n| n.parse().ok())
                 .expect("history count"),
         };
-        self.lines(count).await
+        let mut history = Vec::with_capacity(count);
+        let mut chat = 0;
+        while chat < count {
+            let line = self.line().await;
+            chat += usize::from(line.starts_with('['));
+            history.push(line);
+        }
+        history
     }
 
     /// Proves nothing else is waiting: asks `/rooms` and asserts its reply is the next line.

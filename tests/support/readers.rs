@@ -265,6 +265,8 @@ impl TcpReader {
             for line in &history {
                 if let Some(text) = chat_text(line, &self.room) {
                     push(&view, Seen::Message { seq: None, text });
+                } else if let Some((from, to)) = missed(line, &self.room) {
+                    push(&view, Seen::Gap { from, to });
                 }
             }
             push(&view, Seen::HistoryEnd);
