@@ -365,6 +365,7 @@ mod golden {
             "many-problems",
             "order",
             "cluster-without-postgres",
+            "shared-directory",
             "syntax",
             "missing",
             "more-problems",

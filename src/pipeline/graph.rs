@@ -12,9 +12,10 @@
 //! is ever "not ready" for it to shed on.
 //!
 //! One rule looks at options rather than kinds ([`shared_store`]): a fan-out backend that shares
-//! rooms between instances needs a store that every instance reaches, which is PostgreSQL.
+//! rooms between instances, and a shared presence directory, need a store that every instance
+//! reaches, which is PostgreSQL.
 
-use super::config::{FanoutConfig, LayerConfig, LayerKind, PersistConfig};
+use super::config::{DirectoryMode, FanoutConfig, LayerConfig, LayerKind, PersistConfig};
 use super::report::{ConfigError, Place};
 
 /// A layer whose kind is known, which is all the whole-stack checks need.
@@ -166,19 +167,14 @@ fn why_shared(fanout: &FanoutConfig) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// The whole-stack rule on options: a cross-instance fan-out backend requires the PostgreSQL
-/// store. `layers` holds each layer's config in file order (`None` where the layer has problems
-/// of its own, which are reported already), `found` their kinds and lines.
+/// The whole-stack rule on options: what is shared between instances lives in PostgreSQL, so a
+/// cross-instance fan-out backend and a shared presence directory require the PostgreSQL store.
+/// `layers` holds each layer's config in file order (`None` where the layer has problems of its
+/// own, which are reported already), `found` their kinds and lines.
 pub(super) fn shared_store(found: &[Found], layers: &[Option<LayerConfig>]) -> Vec<ConfigError> {
     let config_of = |kind: LayerKind| {
         let layer = found.iter().find(|layer| layer.kind == kind)?;
         Some((layer, layers.get(layer.index - 1).and_then(Option::as_ref)))
-    };
-    let Some((layer, Some(LayerConfig::Fanout(fanout)))) = config_of(LayerKind::Fanout) else {
-        return Vec::new();
-    };
-    let Some((backend, why)) = why_shared(fanout) else {
-        return Vec::new();
     };
     let store = match config_of(LayerKind::Persist) {
         None => "none (there is no persist layer)",
@@ -191,11 +187,26 @@ pub(super) fn shared_store(found: &[Found], layers: &[Option<LayerConfig>]) -> V
         // PostgreSQL, or a persist layer with problems of its own (reported already).
         Some(_) => return Vec::new(),
     };
-    vec![layer.problem(format!(
-        "`backend = \"{backend}\"` needs a `persist` layer with `store = \"postgres\"`, because \
-         {why}; the store here is {store}. Use `store = \"postgres\"` with a database every \
-         instance reaches, or `backend = \"local\"` for a single instance"
-    ))]
+    let mut problems = Vec::new();
+    if let Some((layer, Some(LayerConfig::Fanout(fanout)))) = config_of(LayerKind::Fanout)
+        && let Some((backend, why)) = why_shared(fanout)
+    {
+        problems.push(layer.problem(format!(
+            "`backend = \"{backend}\"` needs a `persist` layer with `store = \"postgres\"`, because \
+             {why}; the store here is {store}. Use `store = \"postgres\"` with a database every \
+             instance reaches, or `backend = \"local\"` for a single instance"
+        )));
+    }
+    if let Some((layer, Some(LayerConfig::Route(route)))) = config_of(LayerKind::Route)
+        && route.directory == DirectoryMode::Shared
+    {
+        problems.push(layer.problem(format!(
+            "`directory = \"shared\"` needs a `persist` layer with `store = \"postgres\"`, \
+             because the shared directory of nicks and members is a table there; the store here \
+             is {store}. Use `store = \"postgres\"`, or `directory = \"auto\"`"
+        )));
+    }
+    problems
 }
 
 fn problem_in_file(problem: String) -> ConfigError {
