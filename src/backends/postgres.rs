@@ -53,6 +53,9 @@ const RESERVE: &str = "INSERT INTO room_seq (room, last_seq, owner) \
      SET last_seq = GREATEST(room_seq.last_seq, $2::bigint) + $3::bigint, owner = $4 \
      RETURNING last_seq";
 
+/// A room's counter row: the highest seq handed out or reserved, and who reserved it.
+pub(crate) const COUNTER: &str = "SELECT last_seq, owner FROM room_seq WHERE room = $1";
+
 /// Why PostgreSQL at `url` cannot be used at start, for a person: where chatd looked (host, port,
 /// database), what the server said when asked once more directly (the pool only says that no
 /// connection came in time), and what usually helps.
@@ -364,20 +367,11 @@ impl Store for PostgresStore {
             let conn = self.conn().await?;
             let newest = self.page(&*conn, room, 0, i64::MAX as u64, window).await?;
             let counter: Option<(i64, Option<String>)> = conn
-                .query_opt(
-                    "SELECT last_seq, owner FROM room_seq WHERE room = $1",
-                    &[&room.as_str()],
-                )
+                .query_opt(COUNTER, &[&room.as_str()])
                 .await
                 .map_err(classify)?
                 .map(|row| (row.get(0), row.get(1)));
-            let (numbered, reserved_by) = counter.unzip();
-            Ok(StoredRoom {
-                newest,
-                numbered: numbered.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-                reserved_by: reserved_by.flatten(),
-                written_ahead: false, // the persist layer knows; see `OpenRoom`
-            })
+            Ok(StoredRoom::from_counter(newest, counter))
         })
     }
 

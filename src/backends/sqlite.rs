@@ -308,13 +308,7 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(classify)?;
-            let (numbered, reserved_by) = counter.unzip();
-            Ok(StoredRoom {
-                newest,
-                numbered: numbered.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-                reserved_by: reserved_by.flatten(),
-                written_ahead: false, // the persist layer knows; see `OpenRoom`
-            })
+            Ok(StoredRoom::from_counter(newest, counter))
         }))
     }
 

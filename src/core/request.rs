@@ -117,6 +117,20 @@ pub struct StoredRoom {
     pub written_ahead: bool,
 }
 
+impl StoredRoom {
+    /// A room as a store reads it: its newest rows and its `room_seq` row (`last_seq`, `owner`),
+    /// if it has one. `written_ahead` is the persist layer's to set (see [`OpenRoom`]).
+    pub fn from_counter(newest: Page, counter: Option<(i64, Option<String>)>) -> StoredRoom {
+        let (numbered, reserved_by) = counter.unzip();
+        StoredRoom {
+            newest,
+            numbered: numbered.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            reserved_by: reserved_by.flatten(),
+            written_ahead: false,
+        }
+    }
+}
+
 impl OpenRoom {
     /// A request to open `room`, reading its `window` newest stored rows.
     pub fn new(room: RoomName, window: usize) -> OpenRoom {

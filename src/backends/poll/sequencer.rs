@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use tower::BoxError;
 
 use super::Watched;
-use crate::backends::postgres::{PostgresStore, classify};
+use crate::backends::postgres::{COUNTER, PostgresStore, classify};
 use crate::backends::{StoreError, db_seq};
 use crate::core::{ChatError, Room, Sequencer};
 
@@ -50,10 +50,7 @@ impl Sequencer for PostgresSequencer {
         Box::pin(async move {
             let conn = self.store.conn().await?;
             let row = conn
-                .query_opt(
-                    "SELECT last_seq FROM room_seq WHERE room = $1",
-                    &[&room.name.as_str()],
-                )
+                .query_opt(COUNTER, &[&room.name.as_str()])
                 .await
                 .map_err(classify)?;
             Ok(row.map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
