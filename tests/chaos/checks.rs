@@ -199,6 +199,29 @@ fn a_tcp_join_history_must_be_the_stores_last_messages() {
 }
 
 #[test]
+fn a_hole_a_join_history_tells_of_is_not_an_anomaly() {
+    // Written behind, an instance gave up on 2 before it arrived (it was stored later) and says
+    // so in its place in the history; an untold hole is still one (the test above).
+    let rows = store(&[(1, "one"), (2, "two"), (3, "three")]);
+    let text = |t: &str| Seen::Message {
+        seq: None,
+        text: t.into(),
+    };
+    let told = view(
+        Protocol::Tcp,
+        vec![
+            open(),
+            text("one"),
+            Seen::Gap { from: 2, to: 2 },
+            text("three"),
+            Seen::HistoryEnd,
+        ],
+    );
+    let findings = run(&[], &[told], &rows, false);
+    assert!(findings.anomalies.is_empty(), "{:?}", findings.anomalies);
+}
+
+#[test]
 fn a_resume_that_repeats_a_run_of_seqs_is_one_anomaly() {
     let rows = store(&[(1, "a"), (2, "b"), (3, "c")]);
     let resumed = Seen::Open {

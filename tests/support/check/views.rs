@@ -93,10 +93,14 @@ impl RoomCheck<'_> {
     /// (e)
     pub(super) fn join_history(&self, view: &View, findings: &mut Findings) {
         let (mut history, mut instance, mut open) = (Vec::new(), "", false);
+        // Holes the history itself tells of (a seq given up on before it arrived, written
+        // behind): not among the last messages the reader can be shown, as in check (c).
+        let mut told = Vec::new();
         for item in &view.items {
             match item {
                 Seen::Open { instance: i, .. } => (instance, open) = (i, true),
                 Seen::Message { text, .. } if open => history.push(text.as_str()),
+                Seen::Gap { from, to } if open => told.push(*from..=*to),
                 Seen::HistoryEnd => break,
                 _ => {}
             }
@@ -115,7 +119,7 @@ impl RoomCheck<'_> {
             .rows
             .iter()
             .map(|(s, _)| *s)
-            .filter(|s| *s <= upto)
+            .filter(|s| *s <= upto && !told.iter().any(|hole| hole.contains(s)))
             .collect();
         let want = &before[before.len().saturating_sub(self.capacity)..];
         if want != seqs.as_slice() {
