@@ -55,6 +55,11 @@ struct Memory {
     pid: u32,
     /// CPU used while sending and draining, in % of one core.
     cpu_percent: Option<f64>,
+    /// CPU-seconds used while sending and draining (user + system, from `/proc/PID/stat`).
+    cpu_s: Option<f64>,
+    /// `cpu_s` per million deliveries counted in the same window: what one delivery costs the
+    /// server, whatever share of the cores the load generator took.
+    cpu_s_per_million: Option<f64>,
     before_kib: Option<u64>,
     connected_kib: Option<u64>,
     after_kib: Option<u64>,
@@ -94,9 +99,16 @@ impl Report {
             .enumerate()
             .map(|(i, &pid)| {
                 let (b, c) = (before.rss_kib[i], connected.rss_kib[i]);
+                let cpu_s = connected.cpu_s[i]
+                    .zip(after.cpu_s[i])
+                    .map(|(from, to)| to - from);
                 Memory {
                     pid,
                     cpu_percent: busy(connected.cpu_s[i], after.cpu_s[i]),
+                    cpu_s,
+                    cpu_s_per_million: cpu_s
+                        .filter(|_| !histogram.is_empty())
+                        .map(|s| s * 1e6 / histogram.len() as f64),
                     before_kib: b,
                     connected_kib: c,
                     after_kib: after.rss_kib[i],
@@ -195,10 +207,12 @@ impl Report {
         for s in &self.servers {
             let kib = |v: Option<u64>| v.map_or("?".to_string(), |v| format!("{v} KiB"));
             println!(
-                "  pid {}    cpu {} of a core while sending; RSS before {}, connected {}, after {}; \
-                 {} per connection",
+                "  pid {}    cpu {} of a core while sending ({} CPU-s per million deliveries); \
+                 RSS before {}, connected {}, after {}; {} per connection",
                 s.pid,
                 percent(s.cpu_percent),
+                s.cpu_s_per_million
+                    .map_or("?".to_string(), |v| format!("{v:.2}")),
                 kib(s.before_kib),
                 kib(s.connected_kib),
                 kib(s.after_kib),

@@ -1,8 +1,14 @@
 """Reads the loadgen JSON files of scripts/bench-vs-irc.sh and prints its lines and tables.
 
-    race_report.py line FILE      one run on one line
-    race_report.py clean FILE     exit 0 if the run delivered everything and cut nobody off
-    race_report.py summary DIR    the tables (Markdown) and the chatd/ngircd ratios
+    race_report.py line FILE          one run on one line
+    race_report.py clean FILE         exit 0 if the run delivered everything and cut nobody off
+    race_report.py clean-step PREFIX  exit 0 if most repetitions PREFIX~r*.json were clean
+    race_report.py summary DIR        the tables (Markdown) and the chatd/ngircd ratios
+
+A run repeated N times is stored as NAME~r1.json .. NAME~rN.json; the tables show, for each
+NAME, the median of the repetitions (each figure on its own: the median p99, the median CPU)
+and the spread (lowest-highest) of the p99 and of the CPU per delivery. A step counts as
+complete when most of its repetitions were.
 """
 
 import glob
@@ -25,6 +31,55 @@ def clean(r):
     )
 
 
+def clean_step(prefix):
+    reps = [load(p) for p in glob.glob(glob.escape(prefix) + "~r*.json")]
+    return bool(reps) and 2 * sum(clean(r) for r in reps) > len(reps)
+
+
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    return values[len(values) // 2] if values else None
+
+
+def combine(reps):
+    """One run standing for its repetitions: every figure the median of its own, plus spreads."""
+    if len(reps) == 1:
+        r = dict(reps[0])
+        r["_reps"] = [reps[0]]
+        return r
+    r = json.loads(json.dumps(reps[len(reps) // 2]))
+    for q in r["latency_us"]:
+        r["latency_us"][q] = median(x["latency_us"][q] for x in reps)
+    for key in ["deliveries_per_s", "sent_per_s", "deliveries", "joined", "disconnects"]:
+        r[key] = median(x[key] for x in reps)
+    for i, srv in enumerate(r.get("servers", [])):
+        for key in ["cpu_percent", "cpu_s_per_million", "before_kib", "connected_kib", "per_connection_bytes"]:
+            srv[key] = median(x["servers"][i].get(key) for x in reps)
+    r["_reps"] = reps
+    return r
+
+
+def spread(r, get):
+    values = [v for v in (get(x) for x in r.get("_reps", [r])) if v is not None]
+    if not values:
+        return "?"
+    lo, hi = min(values), max(values)
+    fmt = (lambda v: f"{v:.2f}") if isinstance(lo, float) else str
+    return fmt(lo) if lo == hi else f"{fmt(lo)}-{fmt(hi)}"
+
+
+def cpu_per_million(r):
+    v = server(r, "cpu_s_per_million")
+    if isinstance(v, list):
+        return None if None in v else sum(v)
+    return v
+
+
+def clean_runs(r):
+    reps = r.get("_reps", [r])
+    return f"{sum(clean(x) for x in reps)}/{len(reps)}"
+
+
 def server(r, key):
     values = [s.get(key) for s in r.get("servers", [])]
     return values[0] if len(values) == 1 else values
@@ -39,9 +94,14 @@ def line(r):
     return (
         f"p50 {lat['p50']} µs  p99 {lat['p99']} µs  max {lat['max']} µs  "
         f"delivered {r['deliveries']}/{r['expected_deliveries']} ({r['deliveries_per_s']:.0f}/s)  "
-        f"disconnects {r['disconnects']}  server cpu {fmt_pct(server(r, 'cpu_percent'))}  "
+        f"disconnects {r['disconnects']}  server cpu {fmt_pct(server(r, 'cpu_percent'))} "
+        f"({fmt_num(cpu_per_million(r))} cpu-s per M deliveries)  "
         f"machine busy {r.get('machine_busy_cpu_s', '?')} cpu-s"
     )
+
+
+def fmt_num(v):
+    return "?" if v is None else f"{v:.2f}"
 
 
 def fmt_pct(v):
@@ -57,10 +117,18 @@ def ratio(a, b):
 
 
 def runs(directory, prefix):
-    out = {}
+    """NAME -> one run (the median of NAME's repetitions, see `combine`)."""
+    reps = {}
     for path in sorted(glob.glob(os.path.join(directory, prefix + "*.json"))):
-        out[os.path.basename(path)[: -len(".json")]] = load(path)
-    return out
+        name = os.path.basename(path)[: -len(".json")].split("~r")[0]
+        reps.setdefault(name, []).append(load(path))
+    return {name: combine(rs) for name, rs in reps.items()}
+
+
+def is_clean(r):
+    """A run, or most of the repetitions it stands for, delivered everything."""
+    reps = r.get("_reps", [r])
+    return 2 * sum(clean(x) for x in reps) > len(reps)
 
 
 # The columns the tables draw from one run: (header, right-aligned, value).
@@ -75,6 +143,10 @@ COLUMNS = {
     "disconnects": ("disconnects", True, lambda r: r["disconnects"]),
     "joined": ("joined", True, lambda r: r["joined"]),
     "cpu": ("server CPU", True, lambda r: fmt_pct(server(r, "cpu_percent"))),
+    "cpu/M": ("server CPU-s per M deliveries", True, lambda r: fmt_num(cpu_per_million(r))),
+    "cpu/M spread": ("(spread)", True, lambda r: spread(r, cpu_per_million)),
+    "p99 spread": ("p99 spread µs", True, lambda r: spread(r, lambda x: x["latency_us"]["p99"])),
+    "clean": ("complete runs", True, clean_runs),
     "cpu of each": ("CPU of a, b, c", False, lambda r: fmt_pct(server(r, "cpu_percent"))),
     "rss before": ("RSS before", True, lambda r: kib(server(r, "before_kib"))),
     "rss": ("RSS connected", True, lambda r: kib(server(r, "connected_kib"))),
@@ -116,7 +188,7 @@ def summary(directory):
     if a:
         key = lambda p, s: f"A-{p}-{s}"
         table("A: 50 clients, 1 room, 1,000 msg/s (49,000 deliveries/s)", ["placement", "server"],
-              ["p50", "p90", "p99", "max", "delivered", "cpu", "rss"], each(a, key))
+              ["p50", "p90", "p99", "p99 spread", "max", "delivered", "cpu", "cpu/M", "cpu/M spread", "rss"], each(a, key))
         for which in ["chatd", "chatd_irc"]:
             for p, c, n in pairs(a, placements, key, which):
                 print(
@@ -132,8 +204,8 @@ def summary(directory):
             steps.setdefault((p, s), []).append((int(rate), r))
         rows = [((p, s, rate), r) for p in placements for s in servers for rate, r in sorted(steps.get((p, s), []), key=lambda t: t[0])]
         table("B: 1,000 clients, 1 room, 20 senders, rate raised until a step is not delivered completely",
-              ["placement", "server", "msg/s"], ["deliveries/s", "delivered", "disconnects", "p50", "p99", "cpu"], rows)
-        best = {ps: max(((rate, r) for rate, r in runs_ if clean(r)), default=None, key=lambda t: t[0])
+              ["placement", "server", "msg/s"], ["deliveries/s", "clean", "disconnects", "p50", "p99", "p99 spread", "cpu", "cpu/M", "cpu/M spread"], rows)
+        best = {ps: max(((rate, r) for rate, r in runs_ if is_clean(r)), default=None, key=lambda t: t[0])
                 for ps, runs_ in steps.items()}
         describe = lambda t: "nothing clean" if not t else (
             f"{t[1]['deliveries_per_s']:.0f} deliveries/s at {t[0]} msg/s, p99 {t[1]['latency_us']['p99']} µs"
@@ -148,18 +220,22 @@ def summary(directory):
                     print(f"B {p}: deliveries/s {which}/ngircd = {ratio(c[1]['deliveries_per_s'], n[1]['deliveries_per_s'])}")
                     common = min(c[0], n[0])
                     cc, nn = b.get(f"B-{p}-{which}-{common}"), b.get(f"B-{p}-ngircd-{common}")
-                    if cc and nn:
-                        print(
-                            f"B {p}: at {common} msg/s (both complete) p99 {which} {cc['latency_us']['p99']} µs, "
-                            f"ngircd {nn['latency_us']['p99']} µs: ngircd/{which} = "
-                            f"{ratio(nn['latency_us']['p99'], cc['latency_us']['p99'])}"
-                        )
+                    for rate in sorted(r for r, _ in steps.get((p, which), []) if r <= common):
+                        cc, nn = b.get(f"B-{p}-{which}-{rate}"), b.get(f"B-{p}-ngircd-{rate}")
+                        if cc and nn and is_clean(cc) and is_clean(nn):
+                            print(
+                                f"B {p}: at {rate} msg/s (both complete) p99 {which} {cc['latency_us']['p99']} µs, "
+                                f"ngircd {nn['latency_us']['p99']} µs: ngircd/{which} = "
+                                f"{ratio(nn['latency_us']['p99'], cc['latency_us']['p99'])}; CPU-s per M deliveries "
+                                f"{which} {fmt_num(cpu_per_million(cc))}, ngircd {fmt_num(cpu_per_million(nn))}: "
+                                f"{which}/ngircd = {ratio(cpu_per_million(cc), cpu_per_million(nn))}"
+                            )
 
     c_runs = group("C-")
     if c_runs:
         key = lambda p, s: f"C-{p}-{s}"
         table("C: 10,000 clients in 5 rooms of 2,000, 100 senders at 1 msg/s each", ["placement", "server"],
-              ["joined", "rss before", "rss", "per connection", "p50", "p99", "delivered", "disconnects"],
+              ["joined", "rss before", "rss", "per connection", "p50", "p99", "p99 spread", "delivered", "disconnects", "cpu/M"],
               each(c_runs, key))
         for which in ["chatd", "chatd_irc"]:
             for p, c, n in pairs(c_runs, placements, key, which):
@@ -174,7 +250,7 @@ def summary(directory):
         labels = {"sync": "phase3-valkey.toml (write-ahead, shipped)", "async": "same, write-behind"}
         rows = [((labels[v],), cl[f"cluster-valkey-{v}"]) for v in labels if f"cluster-valkey-{v}" in cl]
         table("Cluster: workload A over 3 chatd instances, phase 3 (Valkey)", ["pipeline"],
-              ["p50", "p90", "p99", "max", "delivered", "cpu of each"], rows)
+              ["p50", "p90", "p99", "p99 spread", "max", "delivered", "cpu of each"], rows)
 
     w = group("W-")
     if w:
@@ -189,6 +265,8 @@ def main():
         print(line(load(target)))
     elif mode == "clean":
         sys.exit(0 if clean(load(target)) else 1)
+    elif mode == "clean-step":
+        sys.exit(0 if clean_step(target) else 1)
     elif mode == "summary":
         summary(target)
     else:
