@@ -1,5 +1,5 @@
 //! Unit tests of the writer against a mock store: batching, retry with backoff, the full-queue
-//! policy, the shutdown flush and the queue depth. (The real stores are tested end to end in `tests/persist_*`.)
+//! policy, the shutdown flush and the queue depth. (The real stores are tested end to end in `tests/it/persist_*`.)
 
 use super::*;
 use crate::backends::mock::Mock;
