@@ -93,6 +93,9 @@ async fn the_first_chat_goes_as_the_readme_shows() {
     let chatd = Chatd::start(&[], &support::data_dir());
     let mut alice = Client::connect(chatd.tcp).await;
     replay(&mut alice, &block(README, "the first terminal")).await;
+    // The reader opens the second terminal after alice's `hello!` went out; here a round trip
+    // says so, or bob's join could overtake it on a busy machine and find no messages yet.
+    alice.sync().await;
     let mut bob = Client::connect(chatd.tcp).await;
     replay(&mut bob, &block(README, "the second terminal")).await;
     // "and alice reads `* bob joined general` and `[general] bob: hi alice`"
