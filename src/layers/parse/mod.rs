@@ -21,7 +21,6 @@ use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
 
-#[path = "parse_social.rs"]
 mod social;
 use crate::core::{Action, ChatError, Command, Nick, Reply, Request, RoomName};
 

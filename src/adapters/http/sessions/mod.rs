@@ -234,5 +234,4 @@ fn new_token() -> String {
 }
 
 #[cfg(test)]
-#[path = "sessions_tests.rs"]
 mod tests;

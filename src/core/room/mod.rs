@@ -464,5 +464,4 @@ fn hold(
 }
 
 #[cfg(test)]
-#[path = "room_tests.rs"]
 mod tests;

@@ -274,5 +274,4 @@ pub(super) fn direct_frame(direct: &Direct) -> Bytes {
 }
 
 #[cfg(test)]
-#[path = "sse_tests.rs"]
 mod tests;

@@ -192,5 +192,4 @@ impl Channels {
 }
 
 #[cfg(test)]
-#[path = "channel_tests.rs"]
 mod tests;

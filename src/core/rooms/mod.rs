@@ -394,5 +394,4 @@ impl Rooms {
 }
 
 #[cfg(test)]
-#[path = "rooms_tests.rs"]
 mod tests;

@@ -299,5 +299,4 @@ fn not_stored(err: StoreError) -> ChatError {
 }
 
 #[cfg(test)]
-#[path = "persist_tests.rs"]
 mod tests;

@@ -22,7 +22,7 @@
 //! **A write-ahead sender waits at most `sync_timeout`** (the persist layer's `sync_timeout_ms`):
 //! then it takes its message back, certainly unstored, and gets [`StoreError::Timeout`]. How
 //! "certainly" is kept while the writer may be in the middle of writing that very message is
-//! `writer_ahead.rs`.
+//! `ahead.rs`.
 //!
 //! **Read your writes.** A message written behind is delivered at once and stored a batch later;
 //! until then it is in the queue, in neither the store nor (once evicted) a room's ring. So the
@@ -385,9 +385,7 @@ impl Task {
     }
 }
 
-#[path = "writer_ahead.rs"]
 mod ahead;
 
 #[cfg(test)]
-#[path = "writer_tests.rs"]
 mod tests;

@@ -28,7 +28,7 @@ use super::graph::{self, Found};
 use crate::config::{Problem, Reader};
 
 /// The default pipeline, built into the binary so `chatd` runs from any directory.
-pub const EMBEDDED_DEFAULT: &str = include_str!("../../pipelines/phase1-single.toml");
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../pipelines/phase1-single.toml");
 
 /// How messages and `--check` name [`EMBEDDED_DEFAULT`].
 pub const EMBEDDED_SOURCE: &str = "<embedded default: pipelines/phase1-single.toml>";

@@ -341,5 +341,4 @@ impl Drop for Inbox {
 }
 
 #[cfg(test)]
-#[path = "outbound_tests.rs"]
 mod tests;

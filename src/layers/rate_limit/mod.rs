@@ -59,7 +59,6 @@ use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, sent_by_a_user, take};
 
-#[path = "rate_limit_bucket.rs"]
 mod bucket;
 use crate::core::{Action, AddressGroup, ChatError, Detail, Reply, Request, SessionId, Stats};
 use crate::ops::logs::Throttle;
@@ -296,5 +295,4 @@ impl<S: Inner> Service<Request> for RateLimit<S> {
 }
 
 #[cfg(test)]
-#[path = "rate_limit_tests.rs"]
 mod tests;
