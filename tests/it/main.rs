@@ -3,8 +3,8 @@
 //! Each module is one suite that used to be a binary of its own (`tcp_chat`, `cluster_valkey`,
 //! ...); they share one build of the harness in `support/` and one link of the crate, which is
 //! what a change to `src/` costs CI. A suite runs alone with a filter on its module path:
-//! `cargo test --test it tcp_chat::`, and one test with its full name:
-//! `cargo test --test it -- --exact http::resume_gets_exactly_the_missed_messages_while_traffic_flows`.
+//! `cargo test --test it tcp_chat::`, and one test with its full name and `--exact`:
+//! `cargo test --test it -- --exact readme::the_readme_curl_commands_work`.
 //!
 //! The suites share one process, so nothing here may change what is global to it (environment
 //! variables, the working directory, process limits) behind another test's back. The one global
