@@ -11,7 +11,7 @@
 //! Run: `cargo bench --bench cluster`. Under `cargo test --all-targets` it runs a few messages
 //! only, to prove it still works.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

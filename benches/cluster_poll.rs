@@ -13,7 +13,7 @@
 //! runs. Run: `cargo bench --bench cluster_poll` (about a minute). Under `cargo test` it sends a
 //! handful of messages, to prove the bench still works. Skipped, with a note, without `initdb`.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

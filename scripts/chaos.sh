@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The consistency checker (tests/chaos.rs): Jepsen-style runs of the real chatd binary under
+# The consistency checker (tests/it/chaos/): Jepsen-style runs of the real chatd binary under
 # faults, checked against chatd's promise. See `scripts/chaos.sh --help`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,5 +49,6 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-exec cargo test "${profile[@]}" --locked --test chaos chaos_from_the_environment -- \
+# The checker is one test of the integration-test binary (tests/it/), ignored by plain runs.
+exec cargo test "${profile[@]}" --locked --test it -- --exact chaos::chaos_from_the_environment \
   --ignored --nocapture --test-threads 1

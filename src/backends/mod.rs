@@ -57,7 +57,7 @@ pub enum StoreError {
     Rejected(String),
     /// A write-ahead message was not stored within the persist layer's `sync_timeout_ms` and was
     /// taken back: it is not stored and never will be, except in the one uncertain case of an
-    /// attempt that hangs past its grace and commits later (see `writer_ahead.rs`).
+    /// attempt that hangs past its grace and commits later (see `writer/ahead.rs`).
     #[error("the store did not answer within {} ms", .0.as_millis())]
     Timeout(std::time::Duration),
     /// The row's room and seq hold something else already: the instances gave up waiting for

@@ -25,7 +25,7 @@
 //!
 //! **Secrets.** No log line carries a session token, at any level: the HTTP adapter logs a
 //! request's path with its `session=` query value replaced (`adapters::http::routes`), and no
-//! header is ever logged. `tests/abuse.rs` greps a `RUST_LOG=trace` log for the token.
+//! header is ever logged. `tests/it/abuse/` greps a `RUST_LOG=trace` log for the token.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;

@@ -131,7 +131,7 @@ pub async fn assemble(
                 RateLimitLayer::new(c, config.server.ipv6_prefix, hub.stats_handle()),
                 stack,
             ),
-            // tower's middleware, over users' lines and commands only (see `layers/guard.rs`).
+            // tower's middleware, over users' lines and commands only (see `layers/guard/`).
             LayerConfig::Timeout(c) => wrap(
                 UsersOnlyLayer::new(TimeoutLayer::new(Duration::from_millis(c.ms))),
                 stack,

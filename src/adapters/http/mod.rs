@@ -4,7 +4,7 @@
 //! This adapter translates JSON requests into the very same `Request`s
 //! the TCP adapter makes and calls the same [`ChatService`]; it renders replies as JSON and
 //! events as SSE frames. It holds no chat logic: the HTTP-only state is the token → session map
-//! ([`sessions`]) and the per-stream resume bookkeeping (`sse.rs`).
+//! ([`sessions`]) and the per-stream resume bookkeeping (`sse/`).
 //!
 //! | endpoint | request | answer |
 //! |---|---|---|

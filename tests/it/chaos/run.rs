@@ -1,0 +1,220 @@
+//! One run: start the cluster of the plan's phase, start its clients, strike its faults, let it
+//! settle, stop everything cleanly, read the store and check.
+
+use std::time::{Duration, Instant};
+
+use chatd::pipeline::config::Durability;
+use tokio_util::sync::CancellationToken;
+
+use super::faults::{Context, strike};
+use super::plan::{Phase, Plan};
+use crate::support::check::{Findings, check};
+use crate::support::cluster::{Cluster, shipped, unthrottled, with_durability};
+use crate::support::readers::{SseReader, TcpReader};
+use crate::support::record::{Recorder, dump};
+use crate::support::senders::Sender;
+
+/// How long clients keep reading after the senders stop: long enough for a poll interval, a
+/// gap wait and a resumer's reconnection.
+const QUIET: Duration = Duration::from_secs(4);
+/// The ring's capacity in the shipped pipelines: what a join replays.
+const CAPACITY: usize = 10;
+
+/// What one run did and found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Its plan.
+    pub plan: Plan,
+    /// The checks' counts and anomalies.
+    pub findings: Findings,
+    /// A fault that could not be healed, or a cluster that did not start (counted as an anomaly).
+    pub trouble: Option<String>,
+    /// Wall time of the run, set-up included.
+    pub took: Duration,
+}
+
+/// The shipped pipeline of `phase` with `ahead`'s durability, unthrottled.
+pub fn pipeline(phase: Phase, ahead: bool) -> String {
+    let text = match (phase, ahead) {
+        (Phase::One, false) => shipped("phase1-single.toml"),
+        (Phase::One, true) => shipped("phase1-sync.toml"),
+        (Phase::Two, _) => shipped("phase2-poll.toml"),
+        (Phase::Three, _) => shipped("phase3-valkey.toml"),
+    };
+    let durability = if ahead {
+        Durability::Sync
+    } else {
+        Durability::Async
+    };
+    with_durability(&unthrottled(&text), durability)
+}
+
+/// Runs `plan`; see the module docs.
+pub async fn run(plan: &Plan) -> Outcome {
+    let started = Instant::now();
+    eprintln!("{plan}");
+    let Some(cluster) = Cluster::start(&pipeline(plan.phase, plan.ahead), &plan.instances).await
+    else {
+        return Outcome {
+            plan: plan.clone(),
+            findings: Findings::default(),
+            trouble: Some("a service is missing (skipped)".into()),
+            took: started.elapsed(),
+        };
+    };
+    let endpoints = cluster.endpoints();
+    let log = Recorder::default();
+    let (readers, senders) = (CancellationToken::new(), CancellationToken::new());
+    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    let mut seed = plan.seed.wrapping_mul(1000);
+    let mut next_seed = || {
+        seed += 1;
+        seed
+    };
+
+    // Readers everywhere first: a plain SSE reader and a TCP reader per instance and room.
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        for room in &plan.rooms {
+            let sse = SseReader {
+                name: format!("sse-{}-{room}", endpoint.name),
+                room: room.clone(),
+                endpoints: endpoints.clone(),
+                home: i,
+                resume_every_ms: None,
+                seed: next_seed(),
+            };
+            tasks.push(tokio::spawn(sse.run(log.clone(), readers.clone())));
+            let tcp = TcpReader {
+                name: format!("tcp-{}-{room}", endpoint.name),
+                room: room.clone(),
+                target: endpoint.clone(),
+            };
+            tasks.push(tokio::spawn(tcp.run(log.clone(), readers.clone())));
+        }
+    }
+    for (k, (home, room)) in plan.resumers.iter().enumerate() {
+        let resumer = SseReader {
+            name: format!("resumer{k}"),
+            room: plan.rooms[*room].clone(),
+            endpoints: endpoints.clone(),
+            home: *home,
+            resume_every_ms: Some((300, 1500)),
+            seed: next_seed(),
+        };
+        tasks.push(tokio::spawn(resumer.run(log.clone(), readers.clone())));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Senders on every instance: two over HTTP (80% of the rate), one over TCP.
+    let n = endpoints.len() as f64;
+    let mut sending = Vec::new();
+    for endpoint in &endpoints {
+        for h in 0..2 {
+            let sender = Sender {
+                name: format!("http{h}{}", endpoint.name),
+                prefix: format!("s{}", plan.seed),
+                target: endpoint.clone(),
+                rooms: plan.rooms.clone(),
+                per_second: plan.rate * 0.4 / n,
+                seed: next_seed(),
+            };
+            sending.push(tokio::spawn(sender.run_http(log.clone(), senders.clone())));
+        }
+        let room = plan.rooms[(next_seed() % plan.rooms.len() as u64) as usize].clone();
+        let sender = Sender {
+            name: format!("tcp{}", endpoint.name),
+            prefix: format!("s{}", plan.seed),
+            target: endpoint.clone(),
+            rooms: vec![room],
+            per_second: plan.rate * 0.2 / n,
+            seed: next_seed(),
+        };
+        sending.push(tokio::spawn(sender.run_tcp(log.clone(), senders.clone())));
+    }
+    let traffic = tokio::time::Instant::now();
+
+    // Joiners at their times.
+    for (k, joiner) in plan.joiners.iter().enumerate() {
+        let (log, stop, endpoints) = (log.clone(), readers.clone(), endpoints.clone());
+        let room = plan.rooms[joiner.room].clone();
+        let (at, instance, tcp, seed) = (joiner.at, joiner.instance, joiner.tcp, next_seed());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(traffic + at).await;
+            if tcp {
+                let target = endpoints[instance].clone();
+                let name = format!("joiner{k}-tcp-{}", target.name);
+                TcpReader { name, room, target }.run(log, stop).await;
+            } else {
+                let name = format!("joiner{k}-sse-{}", endpoints[instance].name);
+                let reader = SseReader {
+                    name,
+                    room,
+                    endpoints,
+                    home: instance,
+                    resume_every_ms: None,
+                    seed,
+                };
+                reader.run(log, stop).await;
+            }
+        }));
+    }
+
+    // The faults, one after the other.
+    let mut trouble = None;
+    let mut cold_rooms = Vec::new();
+    {
+        let mut cx = Context {
+            plan,
+            cluster: &cluster,
+            log: &log,
+            readers: &readers,
+            tasks: &mut tasks,
+            cold_rooms: &mut cold_rooms,
+        };
+        for fault in &plan.faults {
+            tokio::time::sleep_until(traffic + fault.at).await;
+            eprintln!(
+                "  {:.1}s: {}",
+                traffic.elapsed().as_secs_f64(),
+                fault.kind.name()
+            );
+            if let Err(e) = strike(fault, &mut cx).await {
+                trouble = Some(format!("{} not healed: {e}", fault.kind.name()));
+            }
+        }
+    }
+    tokio::time::sleep_until(traffic + Duration::from_secs(plan.seconds)).await;
+    senders.cancel();
+    for task in sending {
+        let _ = task.await;
+    }
+    tokio::time::sleep(QUIET).await;
+    readers.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    cluster.stop_all().await;
+
+    let mut rooms = plan.rooms.clone();
+    rooms.extend(cold_rooms);
+    let stored = cluster.stored(&rooms).await;
+    let (sent, views) = log.snapshot();
+    let findings = check(&sent, &views, &stored, plan.ahead, CAPACITY);
+    if !findings.anomalies.is_empty() {
+        let _ = dump(&cluster.dir.join("record.txt"), &sent, &views);
+    }
+    // The run's directory holds every instance's log, for a look at an anomaly.
+    eprintln!(
+        "  {} acked, {} deliveries, {} anomalies; logs in {}",
+        findings.acked,
+        findings.deliveries,
+        findings.anomalies.len(),
+        cluster.dir.display()
+    );
+    Outcome {
+        plan: plan.clone(),
+        findings,
+        trouble,
+        took: started.elapsed(),
+    }
+}
