@@ -11,7 +11,7 @@ use tower::{Service, ServiceExt};
 
 use chatd::backends::Background;
 use chatd::core::outbound::{self, Inbox};
-use chatd::core::{Action, Closer, Connect, Detail, Hub, Protocol, Request, SessionId};
+use chatd::core::{Action, Closer, Connect, Hub, Protocol, Request, SessionId, ask};
 use chatd::pipeline::config::{LayerConfig, PersistConfig};
 use chatd::pipeline::{self, ChatService, load};
 
@@ -34,10 +34,7 @@ async fn connect(stack: &mut ChatService) -> (SessionId, Inbox) {
         outbound: tx,
         closer: Closer::default(),
     };
-    let reply = call(stack, Request::anonymous(Action::Connect(connect))).await;
-    let Some(Detail::Connected { session, .. }) = reply.detail else {
-        panic!("no session")
-    };
+    let session = ask(stack, None, connect).await.unwrap().answer.session;
     call(
         stack,
         Request::from(session, Action::Line("/join bench".into())),

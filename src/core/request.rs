@@ -11,10 +11,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use super::commands::{RoomCommand, UserCommand};
+use super::identity::{Protocol, SessionId};
 use super::message::{ChatMessage, Presence};
 use super::names::{Nick, RoomName};
 use super::outbound::Outbound;
-use super::session::{Closer, SessionId};
+use super::session::Closer;
 
 /// A request to the chat stack.
 #[derive(Debug)]
@@ -255,39 +256,6 @@ pub struct Connect {
     pub closer: Closer,
 }
 
-/// The adapters that can open sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// The line protocol (netcat).
-    Tcp,
-    /// REST + Server-Sent Events (browsers).
-    Http,
-    /// IRC (irssi, WeeChat, bots).
-    Irc,
-}
-
-impl Protocol {
-    /// Every protocol, in the order the metrics list them.
-    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Http, Protocol::Irc];
-
-    /// The protocol's name in metrics and logs.
-    pub fn label(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Http => "http",
-            Protocol::Irc => "irc",
-        }
-    }
-
-    /// Whether a sender sees its own chat messages come back. A terminal already shows what was
-    /// typed, so TCP does not echo; a browser renders the room from its event stream, so HTTP does.
-    /// IRC leaves it to each client (the IRCv3 `echo-message` capability): its sessions get their
-    /// own messages, in room order, and the IRC adapter drops them for a client that did not ask.
-    pub fn echoes_own_messages(self) -> bool {
-        matches!(self, Protocol::Http | Protocol::Irc)
-    }
-}
-
 /// A parsed command (a slash command, or a plain line to say in the current room).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -309,7 +277,7 @@ pub enum Command {
     Quit,
     /// Opens a room's event stream (HTTP): joins the room if needed and reads the first page of
     /// the messages after `after` (a resume), or of the recent history when `after` is `None`.
-    /// Answered with [`Detail::Replayed`](super::Detail::Replayed); the stream reads the rest
+    /// Answered with [`Outcome::Replayed`](super::Outcome::Replayed); the stream reads the rest
     /// with `ReplayPage`.
     Replay {
         /// The room.
@@ -319,7 +287,7 @@ pub enum Command {
     },
     /// The next page of an event stream's replay: the messages after `after`, up to `upto`
     /// (the replay's end), at most `span` seqs of them. Answered with
-    /// [`Detail::ReplayPage`](super::Detail::ReplayPage).
+    /// [`Outcome::ReplayPage`](super::Outcome::ReplayPage).
     ReplayPage {
         /// The room.
         room: RoomName,
@@ -338,7 +306,7 @@ pub enum Command {
         text: String,
     },
     /// A window of a member's room history (IRC's `CHATHISTORY`), answered with
-    /// [`Detail::History`](super::Detail::History).
+    /// [`Outcome::History`](super::Outcome::History).
     Window(HistoryWindow),
     /// A room's rules and members: topic, modes, kicks, invitations (see `core::commands`).
     Room(RoomCommand),

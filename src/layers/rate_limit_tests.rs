@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::bucket::SWEEP_FLOOR;
 use super::*;
-use crate::core::{Closer, Command, Connect, ErrorKind, Nick, Protocol, RoomName, outbound};
+use crate::core::{
+    Closer, Command, Connect, Connected, ErrorKind, Nick, Outcome, Protocol, RoomName, outbound,
+};
 use tower::{ServiceExt, service_fn};
 
 const MS: Duration = Duration::from_millis(1);
@@ -85,7 +87,9 @@ async fn connect(layer: &RateLimitLayer, peer: &str) -> Result<SessionId, BoxErr
         let session = SessionId(NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
         let nick = Nick::parse("guest-1").unwrap();
         Ok(match req.action {
-            Action::Connect(_) => Reply::default().with(Detail::Connected { session, nick }),
+            Action::Connect(_) => {
+                Reply::default().with(Outcome::Connected(Connected { session, nick }))
+            }
             _ => Reply::default(),
         })
     }));
@@ -100,8 +104,8 @@ async fn connect(layer: &RateLimitLayer, peer: &str) -> Result<SessionId, BoxErr
     let reply = stack
         .oneshot(Request::anonymous(Action::Connect(connect)))
         .await?;
-    match reply.detail {
-        Some(Detail::Connected { session, .. }) => Ok(session),
+    match reply.outcome {
+        Outcome::Connected(Connected { session, .. }) => Ok(session),
         other => panic!("not connected: {other:?}"),
     }
 }

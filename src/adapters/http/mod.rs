@@ -60,7 +60,7 @@ use tower::{BoxError, ServiceExt};
 use super::limits::ConnectionLimits;
 use crate::core::ChatService;
 use crate::core::outbound::QueueLimits;
-use crate::core::{Protocol, Reply, Request};
+use crate::core::{Answered, Ask, Protocol, Reply, Request, SessionId, ask};
 use crate::ops::Ops;
 use sessions::HttpSessions;
 
@@ -128,6 +128,15 @@ impl State {
     /// Calls the chat stack.
     async fn call(&self, req: Request) -> Result<Reply, BoxError> {
         self.stack.clone().oneshot(req).await
+    }
+
+    /// Asks the chat stack for a typed answer (see `core::ask`).
+    async fn ask<A: Ask>(
+        &self,
+        session: Option<SessionId>,
+        asked: A,
+    ) -> Result<Answered<A::Answer>, BoxError> {
+        ask(&mut self.stack.clone(), session, asked).await
     }
 }
 

@@ -19,8 +19,8 @@ use super::json::{HttpError, json_response, read_json, read_optional_json};
 use super::sessions::{HttpSession, STREAM_GRACE};
 use super::{Body, HttpResult, Peer, REQUEST_TIMEOUT, State, full, hardening, sse};
 use crate::core::{
-    Action, Closer, Command, Connect, Detail, Protocol, Reply, Request as ChatRequest, RoomName,
-    outbound,
+    Action, Closer, Connect, Connected, Outcome, Protocol, Reply, Request as ChatRequest, RoomName,
+    Say, Sent, outbound,
 };
 
 /// The cookie that carries the session token for browsers.
@@ -110,15 +110,7 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
         outbound,
         closer: closer.clone(),
     };
-    let reply = state
-        .call(ChatRequest::anonymous(Action::Connect(connect)))
-        .await?;
-    let Some(Detail::Connected { session: id, nick }) = reply.detail else {
-        return Err(HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the stack opened no session",
-        ));
-    };
+    let Connected { session: id, nick } = state.ask(None, connect).await?.answer;
     let session = state.sessions.open(id, permit);
     // The dispatcher: from the core's queue to the open streams, until the session ends.
     let (dispatch_state, dispatch_session) = (state.clone(), session.clone());
@@ -180,50 +172,41 @@ async fn message(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
     let session = authenticate(state, &req)?;
     let body: MessageBody = read_json(req, state.options.max_body_bytes).await?;
     let room = RoomName::parse(&body.room)?;
-    let say = Command::Say {
-        room: Some(room),
+    let say = Say {
+        room,
         text: body.text,
     };
     // A spawned call completes even if the client hangs up mid-request, so a numbered message
     // is never abandoned halfway through the stack.
     let stack_state = state.clone();
     let id = session.id;
-    let reply = tokio::spawn(async move {
-        stack_state
-            .call(ChatRequest::from(id, Action::Command(say)))
-            .await
-    })
-    .await
-    .map_err(|err| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))??;
-    match reply.detail {
-        Some(Detail::Sent { room, seq }) => Ok(json_response(
-            StatusCode::ACCEPTED,
-            &json!({ "room": room, "seq": seq }),
-        )),
-        _ => Err(HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the message was not accepted",
-        )),
-    }
+    let sent = tokio::spawn(async move { stack_state.ask(Some(id), say).await })
+        .await
+        .map_err(|err| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))??
+        .answer;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({ "room": sent.room, "seq": sent.seq }),
+    ))
 }
 
-/// The reply as JSON: the lines a TCP client would read, plus the structured detail.
+/// The reply as JSON: the lines a TCP client would read, plus the structured outcome.
 fn reply_json(reply: &Reply) -> Value {
     let lines: Vec<String> = reply.events.iter().map(|e| e.text()).collect();
     let mut out = json!({ "lines": lines });
-    let extra = match &reply.detail {
-        Some(Detail::Nick(nick)) => json!({ "nick": nick }),
-        Some(Detail::Joined { room, members, .. }) => json!({ "room": room, "members": members }),
-        Some(Detail::Left(room)) => json!({ "room": room }),
-        Some(Detail::Users { room, nicks }) => json!({ "room": room, "users": nicks }),
-        Some(Detail::Rooms(rooms)) => {
+    let extra = match &reply.outcome {
+        Outcome::Nick(nick) => json!({ "nick": nick }),
+        Outcome::Joined { room, members, .. } => json!({ "room": room, "members": members }),
+        Outcome::Left(room) => json!({ "room": room }),
+        Outcome::Users { room, nicks } => json!({ "room": room, "users": nicks }),
+        Outcome::Rooms(rooms) => {
             let rooms: Vec<Value> = rooms
                 .iter()
                 .map(|(name, n)| json!({ "name": name, "members": n }))
                 .collect();
             json!({ "rooms": rooms })
         }
-        Some(Detail::History { room, answer }) => {
+        Outcome::History { room, answer } => {
             let messages: Vec<Value> = answer
                 .messages
                 .iter()
@@ -240,8 +223,31 @@ fn reply_json(reply: &Reply) -> Value {
             }
             value
         }
-        Some(Detail::Sent { room, seq }) => json!({ "room": room, "seq": seq }),
-        _ => json!({}),
+        Outcome::Sent(Sent { room, seq }) => json!({ "room": room, "seq": seq }),
+        // The lines say all the HTTP API promises for these (docs/PROTOCOL.md): `/help`, the
+        // social commands typed into `/command`, and the answers other adapters ask for (a
+        // session, a replay: `core::ask`; a store's rows: between layers). Listed rather than
+        // caught by `_` so that a new outcome must be decided here.
+        Outcome::Done
+        | Outcome::Connected(_)
+        | Outcome::Replayed(_)
+        | Outcome::ReplayPage(_)
+        | Outcome::Stored(_)
+        | Outcome::Direct { .. }
+        | Outcome::Away(_)
+        | Outcome::Whois(_)
+        | Outcome::Who(_)
+        | Outcome::Whowas(_)
+        | Outcome::Topic { .. }
+        | Outcome::Mode(_)
+        | Outcome::UserModes { .. }
+        | Outcome::Kicked { .. }
+        | Outcome::Invited { .. }
+        | Outcome::Invitations(_)
+        | Outcome::Census { .. }
+        | Outcome::Names { .. }
+        | Outcome::Oper
+        | Outcome::Watch { .. } => json!({}),
     };
     if let (Some(out), Value::Object(extra)) = (out.as_object_mut(), extra) {
         out.extend(extra);

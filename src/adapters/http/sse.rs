@@ -47,8 +47,8 @@ use super::stream::{BODY_QUEUE, Replay, Stream};
 use super::{Body, Peer, State};
 use crate::core::message::Wire;
 use crate::core::{
-    Action, ChatError, ChatMessage, Command, Detail, Direct, ErrorKind, HistoryAnswer, Presence,
-    PresenceKind, ReplayPage, Reply, Request as ChatRequest, RoomName, SessionId,
+    ChatError, ChatMessage, Direct, ErrorKind, HistoryAnswer, OpenReplay, Presence, PresenceKind,
+    ReplayPage, Replayed, RoomName, SessionId,
 };
 
 /// How long a browser waits before reconnecting.
@@ -104,16 +104,9 @@ pub(super) async fn open(
             permit,
         )
         .map_err(|e| refused(HttpError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())))?;
-    let reply = replay(state, session.id, &room, after).await?;
-    let Some(Detail::Replayed {
+    let Replayed {
         upto, page, reset, ..
-    }) = reply.detail
-    else {
-        return Err(HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the stack gave no replay",
-        ));
-    };
+    } = replay(state, session.id, &room, after).await?;
     let (frames, body) = mpsc::channel::<Bytes>(BODY_QUEUE);
     // A client ahead of this instance (it saw the newest messages elsewhere) is not sent them
     // again when they arrive here.
@@ -152,18 +145,15 @@ async fn replay(
     session: SessionId,
     room: &RoomName,
     after: Option<u64>,
-) -> Result<Reply, HttpError> {
+) -> Result<Replayed, HttpError> {
     let give_up = Instant::now() + OPEN_PATIENCE;
     loop {
-        let command = Command::Replay {
+        let open = OpenReplay {
             room: room.clone(),
             after,
         };
-        let err = match state
-            .call(ChatRequest::from(session, Action::Command(command)))
-            .await
-        {
-            Ok(reply) => return Ok(reply),
+        let err = match state.ask(Some(session), open).await {
+            Ok(answered) => return Ok(answered.answer),
             Err(err) => ChatError::from_box(&err),
         };
         match err.kind {

@@ -70,8 +70,8 @@ mod tests {
     use crate::backends::{LocalDirectory, Store};
     use crate::core::ChatService;
     use crate::core::{
-        Action, Closer, Command, Connect, Detail, Hub, Protocol, Reply, Request, RoomName,
-        SessionId,
+        Action, Closer, Command, Connect, Connected, Hub, Outcome, Protocol, Reply, Request,
+        RoomName, Sent, SessionId,
     };
     use crate::layers::route::RouteConfig;
 
@@ -118,9 +118,9 @@ mod tests {
         };
         match call(svc, Request::from(id, Action::Command(say)))
             .await
-            .detail
+            .outcome
         {
-            Some(Detail::Sent { seq, .. }) => seq,
+            Outcome::Sent(Sent { seq, .. }) => seq,
             other => panic!("not sent: {other:?}"),
         }
     }
@@ -140,10 +140,10 @@ mod tests {
             outbound,
             closer: Closer::default(),
         };
-        let Some(Detail::Connected { session: id, .. }) =
+        let Outcome::Connected(Connected { session: id, .. }) =
             call(&svc, Request::anonymous(Action::Connect(connect)))
                 .await
-                .detail
+                .outcome
         else {
             panic!("no session")
         };

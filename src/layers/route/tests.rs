@@ -11,8 +11,8 @@ use crate::backends::sequencer::LocalSequencer;
 use crate::backends::{Directory, StoreError};
 use crate::core::ChatService;
 use crate::core::{
-    Action, ChatError, Closer, Command, Connect, Detail, ErrorKind, Hub, Nick, Protocol, Reply,
-    Request, RoomName, SessionId,
+    Action, ChatError, Closer, Command, Connect, Connected, ErrorKind, Hub, Nick, Outcome,
+    Protocol, Reply, Request, RoomName, SessionId,
 };
 use crate::layers::route::RouteConfig;
 
@@ -166,7 +166,7 @@ async fn a_guest_draws_again_when_its_nick_is_held_elsewhere() {
     let mut svc = stack(&hub, &directory);
     let reply = connect(&mut svc, None).await.unwrap();
     assert!(
-        matches!(reply.detail, Some(Detail::Connected { nick, .. }) if nick.as_str().starts_with("guest-"))
+        matches!(reply.outcome, Outcome::Connected(Connected { nick, .. }) if nick.as_str().starts_with("guest-"))
     );
     assert_eq!(
         hub.sessions().len(),
@@ -211,11 +211,9 @@ async fn renames_joins_leaves_and_quits_reach_the_directory_which_answers_users_
         .await
         .unwrap();
     let users = call(&mut svc, command(Command::Users(None))).await.unwrap();
-    assert!(
-        matches!(users.detail, Some(Detail::Users { nicks, .. }) if nicks == [nick("faraway")])
-    );
+    assert!(matches!(users.outcome, Outcome::Users { nicks, .. } if nicks == [nick("faraway")]));
     let rooms = call(&mut svc, command(Command::Rooms)).await.unwrap();
-    assert!(matches!(rooms.detail, Some(Detail::Rooms(list)) if list == [(room("far"), 3)]));
+    assert!(matches!(rooms.outcome, Outcome::Rooms(list) if list == [(room("far"), 3)]));
     call(&mut svc, command(Command::Leave(None))).await.unwrap();
     call(&mut svc, Request::from(id, Action::Disconnect))
         .await
@@ -253,7 +251,7 @@ async fn a_join_dropped_while_its_room_opens_leaves_no_room_behind() {
     );
     let mut svc = layer.layer(ChatService::new(inner));
     let reply = connect(&mut svc, Some("ann")).await.unwrap();
-    let Some(Detail::Connected { session, .. }) = reply.detail else {
+    let Outcome::Connected(Connected { session, .. }) = reply.outcome else {
         panic!("no session")
     };
     let join = Request::from(session, Action::Command(Command::Join(room("lost"))));

@@ -161,8 +161,8 @@ mod tests {
     use crate::backends::sequencer::LocalSequencer;
     use crate::core::ChatService;
     use crate::core::{
-        Action, Bound, ChatError, ChatMessage, Closer, Command, Connect, Detail, ErrorKind,
-        HistoryWindow, Hub, Nick, Origin, Page, Protocol, Reply, Request, RoomName, SessionId,
+        Action, Bound, ChatError, ChatMessage, Closer, Command, Connect, ErrorKind, HistoryWindow,
+        Hub, Nick, Origin, Outcome, Page, Protocol, Reply, Request, RoomName, SessionId,
     };
     use crate::layers::route::RouteConfig;
 
@@ -206,7 +206,7 @@ mod tests {
                         messages,
                         ..Page::default()
                     };
-                    Reply::default().with(Detail::History {
+                    Reply::default().with(Outcome::History {
                         room: query.room.clone(),
                         answer: query.answer(Vec::new(), page),
                     })
@@ -265,8 +265,8 @@ mod tests {
         };
         let req = Request::from(SessionId(session), Action::Command(Command::Window(window)));
         match svc.clone().oneshot(req).await {
-            Ok(reply) => match reply.detail {
-                Some(Detail::History { answer, .. }) => {
+            Ok(reply) => match reply.outcome {
+                Outcome::History { answer, .. } => {
                     Ok(answer.messages.iter().map(|m| m.seq).collect())
                 }
                 other => panic!("not a history: {other:?}"),
