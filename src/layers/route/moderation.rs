@@ -303,7 +303,7 @@ impl<S: Inner> Ctx<'_, S> {
             .is_some_and(|r| r.is_member(target.id))
         {
             let text = format!("{target_nick} is in {name} already");
-            let refusal = Refusal::AlreadyInRoom(target_nick);
+            let refusal = Refusal::AlreadyInRoom(target_nick.to_string());
             return Err(ChatError::invalid(text).because(refusal).into());
         }
         self.hub().channels().invite(&name, &target_nick.key());
@@ -334,7 +334,7 @@ fn not_operator(name: &RoomName, to: &str) -> ChatError {
 
 fn not_a_member(nick: &Nick, name: &RoomName) -> ChatError {
     let text = format!("{nick} is not in {name}");
-    ChatError::not_found(text).because(Refusal::UserNotInRoom(nick.clone()))
+    ChatError::not_found(text).because(Refusal::UserNotInRoom(nick.to_string()))
 }
 
 /// `401`'s rule: nobody connected by that nick.
