@@ -31,6 +31,8 @@
 //! tower-http (request tracing, a timeout on ordinary requests, static files). Graceful shutdown
 //! is the server's one [`CancellationToken`]: streams end, connections drain.
 
+mod auth;
+mod frames;
 mod hardening;
 mod json;
 mod routes;

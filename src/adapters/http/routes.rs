@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{AUTHORIZATION, COOKIE, HeaderValue, SET_COOKIE};
+use http::header::{HeaderValue, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
@@ -15,16 +15,14 @@ use tower_http::services::ServeDir;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use super::auth::{COOKIE_NAME, authenticate};
 use super::json::{HttpError, json_response, read_json, read_optional_json};
-use super::sessions::{HttpSession, STREAM_GRACE};
-use super::{Body, HttpResult, Peer, REQUEST_TIMEOUT, State, full, hardening, sse};
+use super::sessions::STREAM_GRACE;
+use super::{Body, HttpResult, Peer, REQUEST_TIMEOUT, State, frames, full, hardening, sse};
 use crate::core::{
     Action, Closer, Connect, Connected, Outcome, Protocol, Reply, Request as ChatRequest, RoomName,
     Say, Sent, outbound,
 };
-
-/// The cookie that carries the session token for browsers.
-const COOKIE_NAME: &str = "chatd_session";
 
 /// The HTTP service: tracing (its token redacted, see `hardening`) and a timeout around the
 /// router, and the security headers on every response.
@@ -210,7 +208,7 @@ fn reply_json(reply: &Reply) -> Value {
             let messages: Vec<Value> = answer
                 .messages
                 .iter()
-                .map(|m| sse::message_json(m))
+                .map(|m| frames::message_json(m))
                 .collect();
             let mut value = json!({ "room": room, "messages": messages });
             if !answer.missing.is_empty() {
@@ -256,77 +254,6 @@ fn reply_json(reply: &Reply) -> Value {
         out["closed"] = json!(true);
     }
     out
-}
-
-/// The session a request belongs to: `Authorization: Bearer`, the cookie, or `?session=`.
-pub(super) fn authenticate(
-    state: &State,
-    req: &Request<Incoming>,
-) -> Result<Arc<HttpSession>, HttpError> {
-    let bearer = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let cookie = req
-        .headers()
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|header| {
-            header
-                .split(';')
-                .find_map(|pair| pair.trim().strip_prefix(COOKIE_NAME)?.strip_prefix('='))
-        });
-    let query = query_param(req.uri().query(), "session");
-    let token = bearer
-        .or(cookie)
-        .map(str::to_string)
-        .or(query)
-        .ok_or_else(|| {
-            HttpError::new(
-                StatusCode::UNAUTHORIZED,
-                "no session: POST /connect first, then send its token",
-            )
-        })?;
-    let session = state
-        .sessions
-        .get(&token)
-        .ok_or_else(|| HttpError::new(StatusCode::UNAUTHORIZED, "unknown or expired session"))?;
-    session.touch();
-    Ok(session)
-}
-
-/// The value of `name` in a query string, percent-decoded.
-pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == name).then(|| percent_decode(value))
-    })
-}
-
-/// Decodes `%XX` escapes (invalid ones are kept as written).
-pub(super) fn percent_decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Ends an HTTP session: its token stops working and it leaves its rooms.
@@ -395,20 +322,4 @@ async fn static_file(state: &State, req: Request<Incoming>) -> Result<Response<B
         return Err(HttpError::new(StatusCode::NOT_FOUND, "not found"));
     }
     Ok(response.map(full))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_params_are_decoded() {
-        assert_eq!(
-            query_param(Some("a=1&session=x%20y"), "session").as_deref(),
-            Some("x y")
-        );
-        assert_eq!(query_param(Some("a=1"), "session"), None);
-        assert_eq!(query_param(None, "session"), None);
-        assert_eq!(percent_decode("%23general%zz"), "#general%zz");
-    }
 }

@@ -37,19 +37,16 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::StreamBody;
 use hyper::body::{Frame, Incoming};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::auth::{authenticate, percent_decode, query_param};
+use super::frames::answer_frames;
 use super::json::HttpError;
-use super::routes::{authenticate, percent_decode, query_param};
 use super::stream::{BODY_QUEUE, Replay, Stream};
 use super::{Body, Peer, State};
-use crate::core::message::Wire;
-use crate::core::{
-    ChatError, ChatMessage, Direct, ErrorKind, HistoryAnswer, OpenReplay, Presence, PresenceKind,
-    ReplayPage, Replayed, RoomName, SessionId,
-};
+use crate::core::{ChatError, ErrorKind, OpenReplay, ReplayPage, Replayed, RoomName, SessionId};
 
 /// How long a browser waits before reconnecting.
 pub(super) const RETRY_MS: u64 = 2000;
@@ -195,72 +192,6 @@ pub(super) fn opening(
     answer_frames(room, &page.answer, &mut out);
     let replay = Replay::after_first(page.until, upto, page.answer.messages.len());
     (out, replay)
-}
-
-/// The frames of a replayed answer: its messages, with a `gap` where it has a hole.
-pub(super) fn answer_frames(room: &RoomName, answer: &HistoryAnswer, out: &mut BytesMut) {
-    let mut missing = answer.missing.iter().peekable();
-    for msg in &answer.messages {
-        while let Some(&&(from, to)) = missing.peek().filter(|(from, _)| *from < msg.seq) {
-            out.extend_from_slice(&gap_frame(room, from, to));
-            missing.next();
-        }
-        out.extend_from_slice(&message_frame(msg));
-    }
-    for &(from, to) in missing {
-        out.extend_from_slice(&gap_frame(room, from, to));
-    }
-}
-
-/// `event: gap`: seqs `from..=to` of `room` will not be delivered on this stream.
-pub(super) fn gap_frame(room: &RoomName, from: u64, to: u64) -> Bytes {
-    let data = json!({ "room": room, "from": from, "to": to });
-    Bytes::from(format!("event: gap\ndata: {data}\n\n"))
-}
-
-/// `event: message` with the seq as its id, rendered once per message.
-pub(super) fn message_frame(msg: &ChatMessage) -> Bytes {
-    msg.wire(Wire::Sse, |m| {
-        Bytes::from(format!(
-            "event: message\nid: {}\ndata: {}\n\n",
-            m.seq,
-            message_json(m)
-        ))
-    })
-}
-
-/// `event: presence`, rendered once per change.
-pub(super) fn presence_frame(presence: &Presence) -> Bytes {
-    presence.wire(Wire::Sse, |p| {
-        Bytes::from(format!("event: presence\ndata: {}\n\n", presence_json(p)))
-    })
-}
-
-/// A message as JSON. The seq is a number: it stays far below 2^53, where JavaScript would lose
-/// precision.
-pub(super) fn message_json(msg: &ChatMessage) -> Value {
-    json!({ "room": msg.room, "seq": msg.seq, "nick": msg.nick, "text": msg.text, "ts": msg.timestamp() })
-}
-
-fn presence_json(presence: &Presence) -> Value {
-    let (kind, by, detail) = crate::backends::presence_codec::encode(presence);
-    let mut value = json!({ "room": presence.room, "nick": presence.nick, "kind": kind, "text": presence.text() });
-    match &presence.kind {
-        PresenceKind::Renamed(new) => value["new_nick"] = json!(new),
-        PresenceKind::Kicked { .. } => value["by"] = json!(by),
-        _ => {}
-    }
-    if let Some(detail) = detail {
-        value["detail"] = json!(detail);
-    }
-    value
-}
-
-/// `event: direct`, something said to the session alone (a private message, an invitation):
-/// sent on every stream the session has open.
-pub(super) fn direct_frame(direct: &Direct) -> Bytes {
-    let data = json!({ "from": direct.from, "text": direct.text(), "id": direct.id });
-    Bytes::from(format!("event: direct\ndata: {data}\n\n"))
 }
 
 #[cfg(test)]

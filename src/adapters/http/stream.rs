@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::State;
+use super::frames::{answer_frames, direct_frame, gap_frame, message_frame, presence_frame};
 use super::sessions::TapGuard;
-use super::sse::{answer_frames, direct_frame, gap_frame, message_frame, presence_frame};
 use crate::core::{
     ChatError, ErrorKind, Event, Inbox, NextPage, ReplayPage, RoomName, SessionId, Stats,
 };

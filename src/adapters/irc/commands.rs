@@ -12,7 +12,7 @@ use super::caps;
 use super::chathistory;
 use super::connection::{Client, End};
 use super::message::{Line, Message};
-use super::registration::erroneous_nick;
+use super::refusals::erroneous_nick;
 use super::render;
 use crate::core::{ChatError, Command, ErrorKind, Nick, Outcome, RoomCommand, RoomName, Sent};
 

@@ -52,6 +52,16 @@ impl Client {
     }
 }
 
+/// `432`: a nick chatd does not accept, with the core's reason (when
+/// registering, and for a `NICK` later).
+pub(super) fn erroneous_nick(client: &Client, nick: &str, why: &str) -> Bytes {
+    client
+        .numeric("432")
+        .param(nick)
+        .trailing(&format!("Erroneous nickname: {why}"))
+        .bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::numeric;

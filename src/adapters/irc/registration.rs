@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::caps::{self, Negotiation};
 use super::connection::{Client, End};
 use super::message::{Line, Message};
+use super::refusals::erroneous_nick;
 use super::welcome::welcome;
 use crate::core::{Command, Connect, Connected, ErrorKind, Nick, Protocol, UserCommand, outbound};
 
@@ -147,13 +148,4 @@ impl Client {
             }
         }
     }
-}
-
-/// `432`: a nick chatd does not accept, with the core's reason.
-pub(super) fn erroneous_nick(client: &Client, nick: &str, why: &str) -> Bytes {
-    client
-        .numeric("432")
-        .param(nick)
-        .trailing(&format!("Erroneous nickname: {why}"))
-        .bytes()
 }
