@@ -10,6 +10,11 @@
 #
 # With no argument it looks at every module of src/; `scripts/module-cycles.sh core` keeps only
 # the modules inside src/core/ (cycles among them), `adapters/http` those inside that folder.
+# `--top` looks at the top-level modules instead (`core`, `layers`, `pipeline`...): a file of one
+# importing a file of another is an import between the two.
+#
+# A folder's `mod.rs` is its folder's face: a child importing its parent (`use super::X` from
+# `src/adapters/irc/welcome.rs`) is not counted, as the parent declares its children anyway.
 # It prints each group of modules that import one another round in a circle (a strongly connected
 # component of the import graph), with the imports that close it, and exits 1 when there is one.
 set -euo pipefail
@@ -102,7 +107,20 @@ for module, code in codes.items():
             line = code[: code.find(path[-1])].count("\n") + 1
             edges[module].setdefault(target, line)
 
-scope = [arg.strip("/").replace("/", "::") for arg in sys.argv[1:]]
+args = sys.argv[1:]
+if "--top" in args:
+    args.remove("--top")
+    top = lambda m: m.split("::")[0]
+    collapsed = {}
+    for v, targets in edges.items():
+        for w, line in targets.items():
+            if top(v) != top(w):
+                collapsed.setdefault(top(v), {}).setdefault(top(w), (files[v], line))
+    files = {top(m): "src/" + top(m) for m in files}
+    edges = {m: {w: f"{where[0]}:{where[1]}" for w, where in collapsed.get(m, {}).items()} for m in files}
+else:
+    edges = {v: {w: f"{files[v]}:{line}" for w, line in targets.items()} for v, targets in edges.items()}
+scope = [arg.strip("/").replace("/", "::") for arg in args]
 def inside(module):
     return not scope or any(module == s or module.startswith(s + "::") for s in scope)
 
@@ -137,7 +155,7 @@ for group in sorted(found):
     for v in group:
         for w in sorted(edges[v]):
             if w in group:
-                print(f"    {v} -> {w}   ({files[v]}:{edges[v][w]})")
+                print(f"    {v} -> {w}   ({edges[v][w]})")
 where = " and ".join(scope) if scope else "src/"
 print(f"{len(found)} import cycle(s) among the modules of {where}")
 sys.exit(1 if found else 0)
