@@ -185,18 +185,10 @@ impl Ask for NextPage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::session::Closer;
-    use crate::core::{ErrorKind, Protocol, end_of_pipeline, outbound};
+    use crate::core::{ErrorKind, Protocol, end_of_pipeline};
 
     fn connect() -> Connect {
-        let (outbound, _inbox) = outbound::channel(4);
-        Connect {
-            protocol: Protocol::Tcp,
-            nick: None,
-            peer: None,
-            outbound,
-            closer: Closer::default(),
-        }
+        Connect::sample(Protocol::Tcp, None, 4).0
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use super::commands::{RoomCommand, UserCommand};
 use super::identity::{Protocol, SessionId};
 use super::message::{ChatMessage, Presence};
 use super::names::{Nick, RoomName};
-use super::outbound::Outbound;
+use super::outbound::{Inbox, Outbound};
 use super::session::Closer;
 
 /// A request to the chat stack.
@@ -254,6 +254,23 @@ pub struct Connect {
     pub outbound: Outbound,
     /// How the core tells the adapter to close the session (a slow consumer, say).
     pub closer: Closer,
+}
+
+impl Connect {
+    /// A convenience for tests and benches: a connect from `protocol` asking for `nick`, from no
+    /// address, with a fresh closer and a queue of `capacity` events whose receiving end is
+    /// returned (keep it to read the session's events, or drop it).
+    pub fn sample(protocol: Protocol, nick: Option<&str>, capacity: usize) -> (Connect, Inbox) {
+        let (outbound, inbox) = super::outbound::channel(capacity);
+        let connect = Connect {
+            protocol,
+            nick: nick.map(str::to_string),
+            peer: None,
+            outbound,
+            closer: Closer::default(),
+        };
+        (connect, inbox)
+    }
 }
 
 /// A parsed command (a slash command, or a plain line to say in the current room).
