@@ -1,9 +1,9 @@
-//! What the core says back: replies to a request and events pushed to a session.
+//! What the core shows a session: [`Event`]s, in replies and pushed to its queue.
 //!
 //! The core never writes to a socket. It answers each request with a
-//! [`Reply`](super::reply::Reply) (for the session that asked) and pushes [`Event`]s into the
-//! outbound queues of other sessions (the seed's
-//! "transport callbacks"). Adapters render both: the TCP adapter as lines, the HTTP adapter as
+//! [`Reply`](super::reply::Reply) (for the session that asked, made of events and an outcome)
+//! and pushes [`Event`]s into the outbound queues of other sessions (the seed's "transport
+//! callbacks"). Adapters render both: the TCP adapter as lines, the HTTP adapter as
 //! JSON and Server-Sent Events. The text of every line is decided here, once, so that netcat and
 //! browser users read the same words.
 

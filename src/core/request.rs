@@ -52,7 +52,8 @@ impl Request {
 /// What a request asks for.
 #[derive(Debug)]
 pub enum Action {
-    /// Open a session. Handled by the route layer.
+    /// Open a session. Handled by the route layer, answered with
+    /// [`Outcome::Connected`](super::Outcome::Connected): ask it with [`ask`](super::ask::ask).
     Connect(Connect),
     /// The transport closed (or the HTTP session expired). Handled by the route layer.
     Disconnect,
@@ -294,7 +295,8 @@ pub enum Command {
     Quit,
     /// Opens a room's event stream (HTTP): joins the room if needed and reads the first page of
     /// the messages after `after` (a resume), or of the recent history when `after` is `None`.
-    /// Answered with [`Outcome::Replayed`](super::Outcome::Replayed); the stream reads the rest
+    /// Answered with [`Outcome::Replayed`](super::Outcome::Replayed) (asked as
+    /// [`OpenReplay`](super::ask::OpenReplay)); the stream reads the rest
     /// with `ReplayPage`.
     Replay {
         /// The room.
@@ -304,7 +306,8 @@ pub enum Command {
     },
     /// The next page of an event stream's replay: the messages after `after`, up to `upto`
     /// (the replay's end), at most `span` seqs of them. Answered with
-    /// [`Outcome::ReplayPage`](super::Outcome::ReplayPage).
+    /// [`Outcome::ReplayPage`](super::Outcome::ReplayPage) (asked as
+    /// [`NextPage`](super::ask::NextPage)).
     ReplayPage {
         /// The room.
         room: RoomName,
@@ -315,7 +318,9 @@ pub enum Command {
         /// The most seqs to read.
         span: u64,
     },
-    /// A chat message: to `room`, or to the current room when `None`.
+    /// A chat message: to `room`, or to the current room when `None`. Answered with
+    /// [`Outcome::Sent`](super::Outcome::Sent); `POST /message` asks it as
+    /// [`ask::Say`](super::ask::Say).
     Say {
         /// The room, when the client names it (HTTP does); `None` for the current room.
         room: Option<RoomName>,
