@@ -10,8 +10,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use tower::{Service, ServiceExt};
 
 use chatd::backends::Background;
-use chatd::core::outbound::{self, Inbox};
-use chatd::core::{Action, Closer, Connect, Detail, Hub, Protocol, Request, SessionId};
+use chatd::core::outbound::Inbox;
+use chatd::core::{Action, Connect, Hub, Protocol, Request, SessionId, ask};
 use chatd::pipeline::config::{LayerConfig, PersistConfig};
 use chatd::pipeline::{self, ChatService, load};
 
@@ -26,18 +26,8 @@ async fn call(stack: &mut ChatService, req: Request) -> chatd::core::Reply {
 }
 
 async fn connect(stack: &mut ChatService) -> (SessionId, Inbox) {
-    let (tx, rx) = outbound::channel(1024);
-    let connect = Connect {
-        protocol: Protocol::Tcp,
-        nick: None,
-        peer: None,
-        outbound: tx,
-        closer: Closer::default(),
-    };
-    let reply = call(stack, Request::anonymous(Action::Connect(connect))).await;
-    let Some(Detail::Connected { session, .. }) = reply.detail else {
-        panic!("no session")
-    };
+    let (connect, rx) = Connect::sample(Protocol::Tcp, None, 1024);
+    let session = ask(stack, None, connect).await.unwrap().answer.session;
     call(
         stack,
         Request::from(session, Action::Line("/join bench".into())),

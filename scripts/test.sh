@@ -154,6 +154,10 @@ if upward=$(grep -rn --include='*.rs' 'crate::pipeline' src/layers src/backends 
   exit 1
 fi
 
+say "import cycles (scripts/module-cycles.sh: none between top-level modules, none between files)"
+scripts/module-cycles.sh --top
+scripts/module-cycles.sh
+
 say "headless browser for the end-to-end test (scripts/install-browser.sh)"
 scripts/install-browser.sh
 

@@ -41,8 +41,8 @@ use super::lines::{ChatLines, Input};
 use crate::core::ChatService;
 use crate::core::outbound::QueueLimits;
 use crate::core::{
-    Action, ChatError, Closer, Connect, Detail, Event, Inbox, Protocol, Reply, Request, SessionId,
-    Stats, outbound,
+    Action, ChatError, Closer, Connect, Event, Inbox, Outcome, Protocol, Reply, Request, SessionId,
+    Stats, ask, outbound,
 };
 
 /// How long a kicked or departing client gets to take its last line before the socket closes.
@@ -158,16 +158,10 @@ impl Connection {
             closer: closer.clone(),
         };
         let mut buf = BytesMut::new();
-        let session = match self
-            .call(Request::anonymous(Action::Connect(connect)))
-            .await
-        {
-            Ok(reply) => {
-                render(&reply, &mut buf);
-                match reply.detail {
-                    Some(Detail::Connected { session, .. }) => Some(session),
-                    _ => None,
-                }
+        let session = match ask(&mut self.stack, None, connect).await {
+            Ok(answered) => {
+                render_events(&answered.events, &mut buf);
+                Some(answered.answer.session)
             }
             Err(err) => {
                 render_error(&err, &mut buf);
@@ -284,7 +278,7 @@ impl Connection {
                     let mut buf = BytesMut::new();
                     match self.call(Request::from(session, Action::Line(line))).await {
                         Ok(reply) => {
-                            settled |= matches!(reply.detail, Some(Detail::Nick(_) | Detail::Joined { .. }));
+                            settled |= matches!(reply.outcome, Outcome::Nick(_) | Outcome::Joined { .. });
                             render(&reply, &mut buf);
                             if reply.close {
                                 let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;
@@ -336,7 +330,11 @@ fn line(event: Event, stats: &Stats) -> Bytes {
 }
 
 fn render(reply: &Reply, buf: &mut BytesMut) {
-    for event in &reply.events {
+    render_events(&reply.events, buf);
+}
+
+fn render_events(events: &[Event], buf: &mut BytesMut) {
+    for event in events {
         buf.extend_from_slice(&event.line());
     }
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use super::identity::SessionId;
 use super::names::{Nick, RoomName};
-use super::session::SessionId;
 
 /// Where a message entered the system.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! (in `src/layers/`) implement the chat behaviour on top of this state.
 
 pub mod address;
+pub mod ask;
 pub mod budget;
 pub mod channel;
 pub mod channels;
@@ -13,6 +14,7 @@ pub mod direct;
 pub mod error;
 pub mod event;
 pub mod hub;
+pub mod identity;
 pub mod latency;
 pub mod message;
 pub mod modes;
@@ -20,6 +22,7 @@ pub mod names;
 pub mod outbound;
 pub mod recent;
 pub mod refusal;
+pub mod reply;
 pub mod request;
 pub mod ring;
 pub mod room;
@@ -33,26 +36,29 @@ pub mod users;
 pub mod watch;
 
 pub use address::AddressGroup;
+pub use ask::{Answered, Ask, NextPage, OpenReplay, Say, ask};
 pub use channel::{Channel, Rank, Topic};
 pub use channels::Channels;
 pub use commands::{Monitor, RoomCommand, UserCommand};
 pub use direct::{Direct, DirectKind};
 pub use error::{ChatError, ErrorKind, Refusal};
-pub use event::{Detail, Event, Missed, ModeAnswer, Reply};
+pub use event::{Event, Missed};
 pub use hub::Hub;
+pub use identity::{Protocol, SessionId};
 pub use message::{ChatMessage, MessageKind, Origin, Presence, PresenceKind};
 pub use modes::{ChannelMode, ModeChange};
 pub use names::{Nick, RoomName};
 pub use outbound::{Inbox, Outbound};
+pub use reply::{Connected, ModeAnswer, Outcome, Replayed, Reply, Sent};
 pub use request::{
     Action, Bound, Command, Connect, HistoryAnswer, HistoryQuery, HistoryWindow, OPEN_WINDOW,
-    OpenRoom, Page, Protocol, ReplayPage, Request, StoredRoom,
+    OpenRoom, Page, ReplayPage, Request, StoredRoom,
 };
 pub use ring::Ring;
 pub use room::{Gap, Room, Start};
 pub use rooms::{Creation, Rooms, TooManyRooms};
 pub use sequencer::Sequencer;
 pub use service::{ChatService, end_of_pipeline};
-pub use session::{Closer, Session, SessionId, Sessions};
+pub use session::{Closer, Session, Sessions};
 pub use stats::Stats;
 pub use users::{Census, Departed, Profile, UserInfo, UserModes, Users};

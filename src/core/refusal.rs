@@ -5,8 +5,13 @@
 //! banned, `475` bad key, `482` not an operator...), which they act on (a client asks for the
 //! key after a `475`). So the rules of rooms and users name themselves here, once, and each
 //! adapter decides how much of that to show.
-
-use super::names::Nick;
+//!
+//! The nicks a refusal names are kept as the text the numeric shows, not as [`Nick`]s: a
+//! refusal is what an error says, and errors sit below the names (`Nick::parse` answers a
+//! [`ChatError`](super::ChatError)), so this module imports nothing of the core's and the
+//! core's modules import one another one way (`scripts/module-cycles.sh core`).
+//!
+//! [`Nick`]: super::Nick
 
 /// The rule behind a refusal; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,10 +24,10 @@ pub enum Refusal {
     NotInRoom,
     /// The action needs a room operator.
     NotOperator,
-    /// The nick acted on is not in the room.
-    UserNotInRoom(Nick),
-    /// The nick invited is in the room already.
-    AlreadyInRoom(Nick),
+    /// The nick acted on (as the numeric shows it) is not in the room.
+    UserNotInRoom(String),
+    /// The nick invited (as the numeric shows it) is in the room already.
+    AlreadyInRoom(String),
     /// The room has as many members as its limit (`+l`).
     RoomFull,
     /// The room is invite-only (`+i`) and the session was not invited.

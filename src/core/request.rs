@@ -11,10 +11,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use super::commands::{RoomCommand, UserCommand};
+use super::identity::{Protocol, SessionId};
 use super::message::{ChatMessage, Presence};
 use super::names::{Nick, RoomName};
-use super::outbound::Outbound;
-use super::session::{Closer, SessionId};
+use super::outbound::{Inbox, Outbound};
+use super::session::Closer;
 
 /// A request to the chat stack.
 #[derive(Debug)]
@@ -51,7 +52,8 @@ impl Request {
 /// What a request asks for.
 #[derive(Debug)]
 pub enum Action {
-    /// Open a session. Handled by the route layer.
+    /// Open a session. Handled by the route layer, answered with
+    /// [`Outcome::Connected`](super::Outcome::Connected): ask it with [`ask`](super::ask::ask).
     Connect(Connect),
     /// The transport closed (or the HTTP session expired). Handled by the route layer.
     Disconnect,
@@ -255,36 +257,20 @@ pub struct Connect {
     pub closer: Closer,
 }
 
-/// The adapters that can open sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// The line protocol (netcat).
-    Tcp,
-    /// REST + Server-Sent Events (browsers).
-    Http,
-    /// IRC (irssi, WeeChat, bots).
-    Irc,
-}
-
-impl Protocol {
-    /// Every protocol, in the order the metrics list them.
-    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Http, Protocol::Irc];
-
-    /// The protocol's name in metrics and logs.
-    pub fn label(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Http => "http",
-            Protocol::Irc => "irc",
-        }
-    }
-
-    /// Whether a sender sees its own chat messages come back. A terminal already shows what was
-    /// typed, so TCP does not echo; a browser renders the room from its event stream, so HTTP does.
-    /// IRC leaves it to each client (the IRCv3 `echo-message` capability): its sessions get their
-    /// own messages, in room order, and the IRC adapter drops them for a client that did not ask.
-    pub fn echoes_own_messages(self) -> bool {
-        matches!(self, Protocol::Http | Protocol::Irc)
+impl Connect {
+    /// A convenience for tests and benches: a connect from `protocol` asking for `nick`, from no
+    /// address, with a fresh closer and a queue of `capacity` events whose receiving end is
+    /// returned (keep it to read the session's events, or drop it).
+    pub fn sample(protocol: Protocol, nick: Option<&str>, capacity: usize) -> (Connect, Inbox) {
+        let (outbound, inbox) = super::outbound::channel(capacity);
+        let connect = Connect {
+            protocol,
+            nick: nick.map(str::to_string),
+            peer: None,
+            outbound,
+            closer: Closer::default(),
+        };
+        (connect, inbox)
     }
 }
 
@@ -309,7 +295,8 @@ pub enum Command {
     Quit,
     /// Opens a room's event stream (HTTP): joins the room if needed and reads the first page of
     /// the messages after `after` (a resume), or of the recent history when `after` is `None`.
-    /// Answered with [`Detail::Replayed`](super::Detail::Replayed); the stream reads the rest
+    /// Answered with [`Outcome::Replayed`](super::Outcome::Replayed) (asked as
+    /// [`OpenReplay`](super::ask::OpenReplay)); the stream reads the rest
     /// with `ReplayPage`.
     Replay {
         /// The room.
@@ -319,7 +306,8 @@ pub enum Command {
     },
     /// The next page of an event stream's replay: the messages after `after`, up to `upto`
     /// (the replay's end), at most `span` seqs of them. Answered with
-    /// [`Detail::ReplayPage`](super::Detail::ReplayPage).
+    /// [`Outcome::ReplayPage`](super::Outcome::ReplayPage) (asked as
+    /// [`NextPage`](super::ask::NextPage)).
     ReplayPage {
         /// The room.
         room: RoomName,
@@ -330,7 +318,9 @@ pub enum Command {
         /// The most seqs to read.
         span: u64,
     },
-    /// A chat message: to `room`, or to the current room when `None`.
+    /// A chat message: to `room`, or to the current room when `None`. Answered with
+    /// [`Outcome::Sent`](super::Outcome::Sent); `POST /message` asks it as
+    /// [`ask::Say`](super::ask::Say).
     Say {
         /// The room, when the client names it (HTTP does); `None` for the current room.
         room: Option<RoomName>,
@@ -338,7 +328,7 @@ pub enum Command {
         text: String,
     },
     /// A window of a member's room history (IRC's `CHATHISTORY`), answered with
-    /// [`Detail::History`](super::Detail::History).
+    /// [`Outcome::History`](super::Outcome::History).
     Window(HistoryWindow),
     /// A room's rules and members: topic, modes, kicks, invitations (see `core::commands`).
     Room(RoomCommand),

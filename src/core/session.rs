@@ -14,7 +14,6 @@
 //! the speed of its slowest reader.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -25,19 +24,9 @@ use tokio_util::sync::{
 
 use super::error::ChatError;
 use super::event::Event;
+use super::identity::{Protocol, SessionId};
 use super::names::{Nick, RoomName};
 use super::outbound::{Outbound, Refused};
-use super::request::Protocol;
-
-/// A session's id, unique within this process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub u64);
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "s{}", self.0)
-    }
-}
 
 /// What the core knows about one connected client.
 #[derive(Debug)]

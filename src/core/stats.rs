@@ -6,10 +6,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::identity::Protocol;
 use super::latency::Histogram;
 use super::message::{ChatMessage, Origin};
 use super::outbound::QueueBudget;
-use super::request::Protocol;
 
 /// A monotonically increasing counter.
 #[derive(Debug, Default)]

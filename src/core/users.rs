@@ -20,10 +20,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::channel::Rank;
+use super::identity::Protocol;
+use super::identity::SessionId;
 use super::message::now_ms;
 use super::names::{Nick, RoomName};
-use super::request::Protocol;
-use super::session::SessionId;
 
 /// How many departures `WHOWAS` remembers on one instance.
 pub const DEPARTED_KEPT: usize = 256;

@@ -10,8 +10,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
+use super::identity::SessionId;
 use super::names::Nick;
-use super::session::SessionId;
 
 /// The most nicks one session may watch.
 pub const MAX_WATCHED: usize = 100;

@@ -31,6 +31,8 @@
 //! tower-http (request tracing, a timeout on ordinary requests, static files). Graceful shutdown
 //! is the server's one [`CancellationToken`]: streams end, connections drain.
 
+mod auth;
+mod frames;
 mod hardening;
 mod json;
 mod routes;
@@ -60,7 +62,7 @@ use tower::{BoxError, ServiceExt};
 use super::limits::ConnectionLimits;
 use crate::core::ChatService;
 use crate::core::outbound::QueueLimits;
-use crate::core::{Protocol, Reply, Request};
+use crate::core::{Answered, Ask, Protocol, Reply, Request, SessionId, ask};
 use crate::ops::Ops;
 use sessions::HttpSessions;
 
@@ -128,6 +130,15 @@ impl State {
     /// Calls the chat stack.
     async fn call(&self, req: Request) -> Result<Reply, BoxError> {
         self.stack.clone().oneshot(req).await
+    }
+
+    /// Asks the chat stack for a typed answer (see `core::ask`).
+    async fn ask<A: Ask>(
+        &self,
+        session: Option<SessionId>,
+        asked: A,
+    ) -> Result<Answered<A::Answer>, BoxError> {
+        ask(&mut self.stack.clone(), session, asked).await
     }
 }
 

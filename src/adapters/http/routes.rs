@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{AUTHORIZATION, COOKIE, HeaderValue, SET_COOKIE};
+use http::header::{HeaderValue, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
@@ -15,16 +15,14 @@ use tower_http::services::ServeDir;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use super::auth::{COOKIE_NAME, authenticate};
 use super::json::{HttpError, json_response, read_json, read_optional_json};
-use super::sessions::{HttpSession, STREAM_GRACE};
-use super::{Body, HttpResult, Peer, REQUEST_TIMEOUT, State, full, hardening, sse};
+use super::sessions::STREAM_GRACE;
+use super::{Body, HttpResult, Peer, REQUEST_TIMEOUT, State, frames, full, hardening, sse};
 use crate::core::{
-    Action, Closer, Command, Connect, Detail, Protocol, Reply, Request as ChatRequest, RoomName,
-    outbound,
+    Action, Closer, Connect, Connected, Outcome, Protocol, Reply, Request as ChatRequest, RoomName,
+    Say, Sent, outbound,
 };
-
-/// The cookie that carries the session token for browsers.
-const COOKIE_NAME: &str = "chatd_session";
 
 /// The HTTP service: tracing (its token redacted, see `hardening`) and a timeout around the
 /// router, and the security headers on every response.
@@ -110,15 +108,7 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
         outbound,
         closer: closer.clone(),
     };
-    let reply = state
-        .call(ChatRequest::anonymous(Action::Connect(connect)))
-        .await?;
-    let Some(Detail::Connected { session: id, nick }) = reply.detail else {
-        return Err(HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the stack opened no session",
-        ));
-    };
+    let Connected { session: id, nick } = state.ask(None, connect).await?.answer;
     let session = state.sessions.open(id, permit);
     // The dispatcher: from the core's queue to the open streams, until the session ends.
     let (dispatch_state, dispatch_session) = (state.clone(), session.clone());
@@ -180,54 +170,45 @@ async fn message(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
     let session = authenticate(state, &req)?;
     let body: MessageBody = read_json(req, state.options.max_body_bytes).await?;
     let room = RoomName::parse(&body.room)?;
-    let say = Command::Say {
-        room: Some(room),
+    let say = Say {
+        room,
         text: body.text,
     };
     // A spawned call completes even if the client hangs up mid-request, so a numbered message
     // is never abandoned halfway through the stack.
     let stack_state = state.clone();
     let id = session.id;
-    let reply = tokio::spawn(async move {
-        stack_state
-            .call(ChatRequest::from(id, Action::Command(say)))
-            .await
-    })
-    .await
-    .map_err(|err| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))??;
-    match reply.detail {
-        Some(Detail::Sent { room, seq }) => Ok(json_response(
-            StatusCode::ACCEPTED,
-            &json!({ "room": room, "seq": seq }),
-        )),
-        _ => Err(HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the message was not accepted",
-        )),
-    }
+    let sent = tokio::spawn(async move { stack_state.ask(Some(id), say).await })
+        .await
+        .map_err(|err| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))??
+        .answer;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({ "room": sent.room, "seq": sent.seq }),
+    ))
 }
 
-/// The reply as JSON: the lines a TCP client would read, plus the structured detail.
+/// The reply as JSON: the lines a TCP client would read, plus the structured outcome.
 fn reply_json(reply: &Reply) -> Value {
     let lines: Vec<String> = reply.events.iter().map(|e| e.text()).collect();
     let mut out = json!({ "lines": lines });
-    let extra = match &reply.detail {
-        Some(Detail::Nick(nick)) => json!({ "nick": nick }),
-        Some(Detail::Joined { room, members, .. }) => json!({ "room": room, "members": members }),
-        Some(Detail::Left(room)) => json!({ "room": room }),
-        Some(Detail::Users { room, nicks }) => json!({ "room": room, "users": nicks }),
-        Some(Detail::Rooms(rooms)) => {
+    let extra = match &reply.outcome {
+        Outcome::Nick(nick) => json!({ "nick": nick }),
+        Outcome::Joined { room, members, .. } => json!({ "room": room, "members": members }),
+        Outcome::Left(room) => json!({ "room": room }),
+        Outcome::Users { room, nicks } => json!({ "room": room, "users": nicks }),
+        Outcome::Rooms(rooms) => {
             let rooms: Vec<Value> = rooms
                 .iter()
                 .map(|(name, n)| json!({ "name": name, "members": n }))
                 .collect();
             json!({ "rooms": rooms })
         }
-        Some(Detail::History { room, answer }) => {
+        Outcome::History { room, answer } => {
             let messages: Vec<Value> = answer
                 .messages
                 .iter()
-                .map(|m| sse::message_json(m))
+                .map(|m| frames::message_json(m))
                 .collect();
             let mut value = json!({ "room": room, "messages": messages });
             if !answer.missing.is_empty() {
@@ -240,8 +221,31 @@ fn reply_json(reply: &Reply) -> Value {
             }
             value
         }
-        Some(Detail::Sent { room, seq }) => json!({ "room": room, "seq": seq }),
-        _ => json!({}),
+        Outcome::Sent(Sent { room, seq }) => json!({ "room": room, "seq": seq }),
+        // The lines say all the HTTP API promises for these (docs/PROTOCOL.md): `/help`, the
+        // social commands typed into `/command`, and the answers other adapters ask for (a
+        // session, a replay: `core::ask`; a store's rows: between layers). Listed rather than
+        // caught by `_` so that a new outcome must be decided here.
+        Outcome::Done
+        | Outcome::Connected(_)
+        | Outcome::Replayed(_)
+        | Outcome::ReplayPage(_)
+        | Outcome::Stored(_)
+        | Outcome::Direct { .. }
+        | Outcome::Away(_)
+        | Outcome::Whois(_)
+        | Outcome::Who(_)
+        | Outcome::Whowas(_)
+        | Outcome::Topic { .. }
+        | Outcome::Mode(_)
+        | Outcome::UserModes { .. }
+        | Outcome::Kicked { .. }
+        | Outcome::Invited { .. }
+        | Outcome::Invitations(_)
+        | Outcome::Census { .. }
+        | Outcome::Names { .. }
+        | Outcome::Oper
+        | Outcome::Watch { .. } => json!({}),
     };
     if let (Some(out), Value::Object(extra)) = (out.as_object_mut(), extra) {
         out.extend(extra);
@@ -250,77 +254,6 @@ fn reply_json(reply: &Reply) -> Value {
         out["closed"] = json!(true);
     }
     out
-}
-
-/// The session a request belongs to: `Authorization: Bearer`, the cookie, or `?session=`.
-pub(super) fn authenticate(
-    state: &State,
-    req: &Request<Incoming>,
-) -> Result<Arc<HttpSession>, HttpError> {
-    let bearer = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let cookie = req
-        .headers()
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|header| {
-            header
-                .split(';')
-                .find_map(|pair| pair.trim().strip_prefix(COOKIE_NAME)?.strip_prefix('='))
-        });
-    let query = query_param(req.uri().query(), "session");
-    let token = bearer
-        .or(cookie)
-        .map(str::to_string)
-        .or(query)
-        .ok_or_else(|| {
-            HttpError::new(
-                StatusCode::UNAUTHORIZED,
-                "no session: POST /connect first, then send its token",
-            )
-        })?;
-    let session = state
-        .sessions
-        .get(&token)
-        .ok_or_else(|| HttpError::new(StatusCode::UNAUTHORIZED, "unknown or expired session"))?;
-    session.touch();
-    Ok(session)
-}
-
-/// The value of `name` in a query string, percent-decoded.
-pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == name).then(|| percent_decode(value))
-    })
-}
-
-/// Decodes `%XX` escapes (invalid ones are kept as written).
-pub(super) fn percent_decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Ends an HTTP session: its token stops working and it leaves its rooms.
@@ -389,20 +322,4 @@ async fn static_file(state: &State, req: Request<Incoming>) -> Result<Response<B
         return Err(HttpError::new(StatusCode::NOT_FOUND, "not found"));
     }
     Ok(response.map(full))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_params_are_decoded() {
-        assert_eq!(
-            query_param(Some("a=1&session=x%20y"), "session").as_deref(),
-            Some("x y")
-        );
-        assert_eq!(query_param(Some("a=1"), "session"), None);
-        assert_eq!(query_param(None, "session"), None);
-        assert_eq!(percent_decode("%23general%zz"), "#general%zz");
-    }
 }

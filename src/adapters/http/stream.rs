@@ -26,11 +26,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::State;
+use super::frames::{answer_frames, direct_frame, gap_frame, message_frame, presence_frame};
 use super::sessions::TapGuard;
-use super::sse::{answer_frames, direct_frame, gap_frame, message_frame, presence_frame};
 use crate::core::{
-    Action, ChatError, Command, Detail, ErrorKind, Event, Inbox, ReplayPage, Request, RoomName,
-    SessionId, Stats,
+    ChatError, ErrorKind, Event, Inbox, NextPage, ReplayPage, RoomName, SessionId, Stats,
 };
 use crate::layers::route::REPLAY_PAGE;
 
@@ -165,19 +164,15 @@ impl Stream {
     /// end (the client went, the server stops, or the core refused for good: the session left
     /// the room, the store is down; the browser resumes from what it has).
     async fn next_page(&self, replay: &Replay, shutdown: &CancellationToken) -> Option<ReplayPage> {
-        let command = Command::ReplayPage {
+        let next = NextPage {
             room: self.room.clone(),
             after: replay.cursor,
             upto: replay.upto,
             span: replay.span,
         };
         loop {
-            let request = Request::from(self.session, Action::Command(command.clone()));
-            let err = match self.state.call(request).await {
-                Ok(reply) => match reply.detail {
-                    Some(Detail::ReplayPage(page)) => return Some(page),
-                    _ => return None,
-                },
+            let err = match self.state.ask(Some(self.session), next.clone()).await {
+                Ok(answered) => return Some(answered.answer),
                 Err(err) => ChatError::from_box(&err),
             };
             let ErrorKind::RateLimited { retry_after } = err.kind else {

@@ -14,7 +14,7 @@ use super::connection::{Client, End};
 use super::message::Line;
 use super::render;
 use crate::core::modes::glob;
-use crate::core::{ChatError, Command, Detail, ErrorKind, Event, Nick, RoomCommand, RoomName};
+use crate::core::{ChatError, Command, ErrorKind, Event, Nick, Outcome, RoomCommand, RoomName};
 
 /// A `353` line holds this many bytes of nicks at most, well inside 512 with the rest.
 const NAMES_PER_LINE: usize = 400;
@@ -58,9 +58,9 @@ impl Client {
                         text: None,
                     };
                     if let Ok(reply) = self.call(Command::Room(topic)).await?
-                        && let Some(Detail::Topic {
+                        && let Outcome::Topic {
                             topic: Some(topic), ..
-                        }) = reply.detail
+                        } = reply.outcome
                     {
                         out.extend(self.topic_lines(&format!("#{room}"), &topic));
                     }
@@ -144,8 +144,8 @@ impl Client {
     /// The members of `room` anywhere (the core's directory), or why not.
     async fn members(&mut self, room: &RoomName) -> Result<Result<Vec<Nick>, ChatError>, End> {
         Ok(match self.call(Command::Users(Some(room.clone()))).await? {
-            Ok(reply) => match reply.detail {
-                Some(Detail::Users { nicks, .. }) => Ok(nicks),
+            Ok(reply) => match reply.outcome {
+                Outcome::Users { nicks, .. } => Ok(nicks),
                 _ => Ok(Vec::new()),
             },
             Err(e) => Err(e),
@@ -177,11 +177,11 @@ impl Client {
         if let Ok(reply) = self
             .call(Command::Room(RoomCommand::Names(room.clone())))
             .await?
-            && let Some(Detail::Names {
+            && let Outcome::Names {
                 members: found,
                 secret: s,
                 ..
-            }) = reply.detail
+            } = reply.outcome
         {
             (members, secret) = (found, s);
         }
@@ -242,7 +242,7 @@ impl Client {
         ];
         match self.call(Command::Rooms).await? {
             Ok(reply) => {
-                if let Some(Detail::Rooms(rooms)) = reply.detail {
+                if let Outcome::Rooms(rooms) = reply.outcome {
                     for (room, members) in rooms {
                         let name = format!("#{room}");
                         if filter.keeps(&name, members) {

@@ -12,9 +12,9 @@ use super::caps;
 use super::chathistory;
 use super::connection::{Client, End};
 use super::message::{Line, Message};
-use super::registration::erroneous_nick;
+use super::refusals::erroneous_nick;
 use super::render;
-use crate::core::{ChatError, Command, Detail, ErrorKind, Nick, RoomCommand, RoomName};
+use crate::core::{ChatError, Command, ErrorKind, Nick, Outcome, RoomCommand, RoomName, Sent};
 
 /// How many targets one `PRIVMSG`, `NOTICE`, `KICK`... may name (`TARGMAX`).
 pub const MAX_TARGETS: usize = 4;
@@ -173,8 +173,8 @@ impl Client {
             return Ok(Vec::new());
         }
         Ok(match self.call(Command::Nick(nick)).await? {
-            Ok(reply) => match reply.detail {
-                Some(Detail::Nick(nick)) => {
+            Ok(reply) => match reply.outcome {
+                Outcome::Nick(nick) => {
                     let line = Line::new(&render::source(&self.nick), "NICK")
                         .trailing(nick.as_str())
                         .bytes();
@@ -224,7 +224,7 @@ impl Client {
             Ok(reply) => {
                 // With echo-message, the echo is the answer to a labeled message: it is sent
                 // with the label when it comes back from the room.
-                if let (Some(label), Some(Detail::Sent { room, seq })) = (label, reply.detail)
+                if let (Some(label), Outcome::Sent(Sent { room, seq })) = (label, reply.outcome)
                     && self.caps.has(caps::Cap::ECHO)
                     && self.caps.has(caps::Cap::LABELED)
                 {
@@ -254,7 +254,7 @@ impl Client {
         for window in query.windows {
             match self.call(Command::Window(window)).await? {
                 Ok(reply) => {
-                    if let Some(Detail::History { answer, .. }) = reply.detail {
+                    if let Outcome::History { answer, .. } = reply.outcome {
                         messages.extend(answer.messages);
                     }
                 }

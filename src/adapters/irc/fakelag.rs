@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
 use super::connection::{Client, End, next_event};
-use crate::core::{Action, ChatError, Command, ErrorKind, Reply, Request};
+use crate::core::{Action, Ask, ChatError, Command, ErrorKind, Reply, Request, ask};
 
 impl Client {
     /// Calls the stack with `command` for the session, waiting out rate limits (fakelag, see
@@ -41,13 +41,23 @@ impl Client {
         }
     }
 
-    /// Calls the stack with a request that is not a command (a connect).
+    /// Calls the stack with a request that is not a command (a `QUIT` on the way out, the
+    /// disconnect).
     pub(super) async fn call_raw(&mut self, request: Request) -> Result<Reply, ChatError> {
         match self.stack.ready().await {
             Ok(stack) => stack.call(request).await,
             Err(err) => Err(err),
         }
         .map_err(|err| ChatError::from_box(&err))
+    }
+
+    /// Asks the stack for a typed answer (see `core::ask`), with no lag: a registration.
+    pub(super) async fn ask<A: Ask>(&mut self, asked: A) -> Result<A::Answer, ChatError> {
+        let session = self.session;
+        match ask(&mut self.stack, session, asked).await {
+            Ok(answered) => Ok(answered.answer),
+            Err(err) => Err(ChatError::from_box(&err)),
+        }
     }
 
     /// Waits `wait` before a refused command is sent again, writing queued events meanwhile.

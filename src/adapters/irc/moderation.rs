@@ -12,7 +12,7 @@ use super::connection::{Client, End};
 use super::message::Line;
 use super::render;
 use crate::core::modes::{self, ChannelMode};
-use crate::core::{Command, Detail, ModeAnswer, Nick, RoomCommand, Topic};
+use crate::core::{Command, ModeAnswer, Nick, Outcome, RoomCommand, Topic};
 
 impl Client {
     /// `TOPIC #channel [:text]`: `332`/`333` or `331`; a change is echoed as `TOPIC`.
@@ -32,7 +32,7 @@ impl Client {
             Ok(reply) => reply,
             Err(e) => return Ok(vec![self.refusal(&e, target)]),
         };
-        let Some(Detail::Topic { room, topic }) = reply.detail else {
+        let Outcome::Topic { room, topic } = reply.outcome else {
             return Ok(Vec::new());
         };
         let name = format!("#{room}");
@@ -86,7 +86,7 @@ impl Client {
             Ok(reply) => reply,
             Err(e) => return Ok(vec![self.refusal(&e, target)]),
         };
-        let Some(Detail::Mode(answer)) = reply.detail else {
+        let Outcome::Mode(answer) = reply.outcome else {
             return Ok(Vec::new());
         };
         Ok(self.mode_lines(&answer))
@@ -167,7 +167,7 @@ impl Client {
             };
             match self.call(Command::Room(command)).await? {
                 Ok(reply) => {
-                    if let Some(Detail::Kicked { room, nick, reason }) = reply.detail {
+                    if let Outcome::Kicked { room, nick, reason } = reply.outcome {
                         let me = render::source(&self.nick);
                         let line = Line::new(&me, "KICK").param(&format!("#{room}"));
                         out.push(line.param(nick.as_str()).trailing(&reason).bytes());
@@ -203,8 +203,8 @@ impl Client {
             room: Some(room),
         };
         Ok(match self.call(Command::Room(command)).await? {
-            Ok(reply) => match reply.detail {
-                Some(Detail::Invited { room, nick }) => vec![
+            Ok(reply) => match reply.outcome {
+                Outcome::Invited { room, nick } => vec![
                     self.numeric("341")
                         .param(nick.as_str())
                         .param(&format!("#{room}"))
@@ -219,7 +219,7 @@ impl Client {
     async fn invitations(&mut self) -> Result<Vec<Bytes>, End> {
         let mut out = Vec::new();
         if let Ok(reply) = self.call(Command::Room(RoomCommand::Invitations)).await?
-            && let Some(Detail::Invitations(rooms)) = reply.detail
+            && let Outcome::Invitations(rooms) = reply.outcome
         {
             out.extend(
                 rooms

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::connection::{Client, End};
 use super::render;
 use crate::core::watch::MAX_WATCHED;
-use crate::core::{Command, Detail, Monitor, Nick, UserCommand};
+use crate::core::{Command, Monitor, Nick, Outcome, UserCommand};
 
 impl Client {
     /// `MONITOR <+|-|C|L|S> [nick,nick...]`.
@@ -40,12 +40,12 @@ impl Client {
             Ok(reply) => reply,
             Err(e) => return Ok(vec![self.notice(&e)]),
         };
-        let Some(Detail::Watch {
+        let Outcome::Watch {
             online,
             offline,
             refused,
             list,
-        }) = reply.detail
+        } = reply.outcome
         else {
             return Ok(Vec::new()); // `-` and `C` have no answer
         };

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::caps::Cap;
 use super::connection::{Client, End};
 use super::render;
-use crate::core::{Command, Detail, Nick, UserCommand, UserInfo};
+use crate::core::{Command, Nick, Outcome, UserCommand, UserInfo};
 
 impl Client {
     /// `PRIVMSG`/`NOTICE` to a nick: a private message, echoed with `echo-message`; `301` when
@@ -35,7 +35,7 @@ impl Client {
             Err(_) if notice => return Ok(Vec::new()),
             Err(e) => return Ok(vec![self.refusal(&e, target)]),
         };
-        let Some(Detail::Direct { direct, away }) = reply.detail else {
+        let Outcome::Direct { direct, away } = reply.outcome else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
@@ -61,8 +61,8 @@ impl Client {
         let text = text.filter(|t| !t.is_empty()).map(str::to_string);
         Ok(
             match self.call(Command::User(UserCommand::Away(text))).await? {
-                Ok(reply) => match reply.detail {
-                    Some(Detail::Away(Some(_))) => {
+                Ok(reply) => match reply.outcome {
+                    Outcome::Away(Some(_)) => {
                         vec![
                             self.numeric("306")
                                 .trailing("You have been marked as being away")
@@ -87,8 +87,8 @@ impl Client {
         };
         Ok(
             match self.call(Command::User(UserCommand::Whois(nick))).await? {
-                Ok(reply) => match reply.detail {
-                    Some(Detail::Whois(info)) => Some(*info),
+                Ok(reply) => match reply.outcome {
+                    Outcome::Whois(info) => Some(*info),
                     _ => None,
                 },
                 Err(_) => None,
@@ -208,11 +208,11 @@ impl Client {
             Ok(reply) => reply,
             Err(e) => return Ok(vec![self.notice(&e)]),
         };
-        let Some(Detail::Census {
+        let Outcome::Census {
             here,
             everywhere,
             rooms,
-        }) = reply.detail
+        } = reply.outcome
         else {
             return Ok(Vec::new());
         };

@@ -18,9 +18,9 @@ pub fn numeric(refusal: &Refusal, target: &str) -> (&'static str, Vec<String>) {
         Refusal::NoSuchNick | Refusal::OtherInstance => ("401", t()),
         Refusal::NoSuchRoom => ("403", t()),
         Refusal::CannotSend => ("404", t()),
-        Refusal::UserNotInRoom(nick) => ("441", vec![nick.to_string(), target.to_string()]),
+        Refusal::UserNotInRoom(nick) => ("441", vec![nick.clone(), target.to_string()]),
         Refusal::NotInRoom => ("442", t()),
-        Refusal::AlreadyInRoom(nick) => ("443", vec![nick.to_string(), target.to_string()]),
+        Refusal::AlreadyInRoom(nick) => ("443", vec![nick.clone(), target.to_string()]),
         Refusal::BadPassword => ("464", Vec::new()),
         Refusal::RoomFull => ("471", t()),
         Refusal::UnknownMode(letter) => ("472", vec![letter.to_string()]),
@@ -52,20 +52,29 @@ impl Client {
     }
 }
 
+/// `432`: a nick chatd does not accept, with the core's reason (when
+/// registering, and for a `NICK` later).
+pub(super) fn erroneous_nick(client: &Client, nick: &str, why: &str) -> Bytes {
+    client
+        .numeric("432")
+        .param(nick)
+        .trailing(&format!("Erroneous nickname: {why}"))
+        .bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::numeric;
-    use crate::core::{Nick, Refusal};
+    use crate::core::Refusal;
 
     #[test]
     fn every_rule_has_its_numeric_and_parameters() {
-        let bob = Nick::parse("bob").unwrap();
         assert_eq!(
             numeric(&Refusal::Banned, "#a"),
             ("474", vec!["#a".to_string()])
         );
         assert_eq!(
-            numeric(&Refusal::UserNotInRoom(bob), "#a"),
+            numeric(&Refusal::UserNotInRoom("bob".into()), "#a"),
             ("441", vec!["bob".to_string(), "#a".to_string()])
         );
         let bad_key = Refusal::InvalidModeParam {

@@ -11,10 +11,9 @@ use bytes::Bytes;
 use super::caps::{self, Negotiation};
 use super::connection::{Client, End};
 use super::message::{Line, Message};
+use super::refusals::erroneous_nick;
 use super::welcome::welcome;
-use crate::core::{
-    Action, Command, Connect, Detail, ErrorKind, Nick, Protocol, Request, UserCommand, outbound,
-};
+use crate::core::{Command, Connect, Connected, ErrorKind, Nick, Protocol, UserCommand, outbound};
 
 impl Client {
     /// A line from a client that is not registered yet.
@@ -116,27 +115,21 @@ impl Client {
             outbound: tx,
             closer: self.closer.clone(),
         };
-        match self
-            .call_raw(Request::anonymous(Action::Connect(connect)))
-            .await
-        {
-            Ok(reply) => match reply.detail {
-                Some(Detail::Connected { session, nick }) => {
-                    self.nick = nick.to_string();
-                    self.registered_as(session, queue);
-                    // What `USER` said, for `WHOIS` and `WHO`.
-                    let profile = UserCommand::Profile {
-                        user: Some(user.clone()),
-                        realname: self.user.as_ref().map(|(_, real)| real.clone()),
-                    };
-                    let _ = self.call(Command::User(profile)).await;
-                    welcome(&self.options, &self.nick, &user)
-                        .iter()
-                        .map(Line::bytes)
-                        .collect()
-                }
-                _ => Vec::new(),
-            },
+        match self.ask(connect).await {
+            Ok(Connected { session, nick }) => {
+                self.nick = nick.to_string();
+                self.registered_as(session, queue);
+                // What `USER` said, for `WHOIS` and `WHO`.
+                let profile = UserCommand::Profile {
+                    user: Some(user.clone()),
+                    realname: self.user.as_ref().map(|(_, real)| real.clone()),
+                };
+                let _ = self.call(Command::User(profile)).await;
+                welcome(&self.options, &self.nick, &user)
+                    .iter()
+                    .map(Line::bytes)
+                    .collect()
+            }
             Err(e) => {
                 let nick = std::mem::replace(&mut self.nick, "*".to_string());
                 let line = match e.kind {
@@ -155,13 +148,4 @@ impl Client {
             }
         }
     }
-}
-
-/// `432`: a nick chatd does not accept, with the core's reason.
-pub(super) fn erroneous_nick(client: &Client, nick: &str, why: &str) -> Bytes {
-    client
-        .numeric("432")
-        .param(nick)
-        .trailing(&format!("Erroneous nickname: {why}"))
-        .bytes()
 }

@@ -11,7 +11,7 @@ use super::caps::Cap;
 use super::connection::{Client, End};
 use super::message::Line;
 use super::render;
-use crate::core::{Command, Detail, Nick, UserCommand};
+use crate::core::{Command, Nick, Outcome, UserCommand};
 
 /// `INFO`'s lines.
 const INFO: &[&str] = &[
@@ -137,11 +137,11 @@ impl Client {
         }
         let command = UserCommand::UserMode(changes.unwrap_or("").to_string());
         Ok(match self.call(Command::User(command)).await? {
-            Ok(reply) => match (reply.detail, changes) {
-                (Some(Detail::UserModes { modes, .. }), None) => {
+            Ok(reply) => match (reply.outcome, changes) {
+                (Outcome::UserModes { modes, .. }, None) => {
                     vec![self.numeric("221").param(&modes.letters()).bytes()]
                 }
-                (Some(Detail::UserModes { changed, .. }), Some(_)) if !changed.is_empty() => {
+                (Outcome::UserModes { changed, .. }, Some(_)) if !changed.is_empty() => {
                     let me = render::source(&self.nick);
                     vec![
                         Line::new(&me, "MODE")

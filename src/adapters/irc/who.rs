@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::caps::Cap;
 use super::connection::{Client, End};
 use super::render;
-use crate::core::{Command, Departed, Detail, Nick, UserCommand, UserInfo};
+use crate::core::{Command, Departed, Nick, Outcome, UserCommand, UserInfo};
 
 /// WHOX's fields, in the order a reply lists them.
 const WHOX_FIELDS: &str = "tcuihsnfdlaor";
@@ -16,8 +16,8 @@ impl Client {
     pub(super) async fn who(&mut self, mask: &str, whox: Option<&str>) -> Result<Vec<Bytes>, End> {
         let command = Command::User(UserCommand::Who(mask.to_string()));
         let found = match self.call(command).await? {
-            Ok(reply) => match reply.detail {
-                Some(Detail::Who(found)) => found,
+            Ok(reply) => match reply.outcome {
+                Outcome::Who(found) => found,
                 _ => Vec::new(),
             },
             Err(_) => Vec::new(),
@@ -112,7 +112,7 @@ impl Client {
                 count,
             };
             if let Ok(reply) = self.call(Command::User(command)).await?
-                && let Some(Detail::Whowas(found)) = reply.detail
+                && let Outcome::Whowas(found) = reply.outcome
             {
                 was = found;
             }

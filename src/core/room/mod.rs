@@ -29,10 +29,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::event::{Event, Missed};
+use super::identity::SessionId;
 use super::message::{ChatMessage, Presence};
 use super::names::{Nick, RoomName};
 use super::recent::{Recent, RingRead};
-use super::session::{Session, SessionId, Undelivered};
+use super::session::{Session, Undelivered};
 use super::stats::Stats;
 
 /// Out-of-order messages a room holds while waiting for a missing seq. Beyond this the oldest

@@ -1,7 +1,7 @@
 use super::*;
+use crate::core::identity::Protocol;
 use crate::core::message::sample;
 use crate::core::outbound::{self, Inbox};
-use crate::core::request::Protocol;
 use crate::core::session::{Closer, Sessions};
 
 fn member(sessions: &Sessions, protocol: Protocol) -> (Arc<Session>, Inbox) {

@@ -1,9 +1,9 @@
 //! Unit tests of `core::rooms`: limits, freeing, eviction.
 
 use super::*;
+use crate::core::identity::Protocol;
 use crate::core::message::sample;
 use crate::core::outbound;
-use crate::core::request::Protocol;
 use crate::core::session::{Closer, Sessions};
 
 fn name(n: &str) -> RoomName {

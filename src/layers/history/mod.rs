@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
-use crate::core::{Action, Detail, HistoryAnswer, HistoryQuery, Hub, Reply, Request, Room};
+use crate::core::{Action, HistoryAnswer, HistoryQuery, Hub, Outcome, Reply, Request, Room};
 
 mod config;
 pub use config::HistoryConfig;
@@ -87,12 +87,12 @@ impl<S: Inner> Service<Request> for History<S> {
             let answer = if ring.complete {
                 from_memory(&room, &query, ring.messages, true)
             } else {
-                match call_inner(&mut inner, req).await?.detail {
-                    Some(Detail::Stored(page)) => query.answer(ring.messages, page),
+                match call_inner(&mut inner, req).await?.outcome {
+                    Outcome::Stored(page) => query.answer(ring.messages, page),
                     _ => from_memory(&room, &query, ring.messages, false), // no store
                 }
             };
-            Ok(Reply::default().with(Detail::History {
+            Ok(Reply::default().with(Outcome::History {
                 room: query.room,
                 answer,
             }))
@@ -157,8 +157,8 @@ mod tests {
     }
 
     async fn ask<S: Inner>(service: S, req: Request) -> HistoryAnswer {
-        match service.oneshot(req).await.unwrap().detail {
-            Some(Detail::History { answer, .. }) => answer,
+        match service.oneshot(req).await.unwrap().outcome {
+            Outcome::History { answer, .. } => answer,
             other => panic!("no history: {other:?}"),
         }
     }
@@ -179,7 +179,7 @@ mod tests {
                     .into_iter()
                     .filter(|m| m.seq > query.after && m.seq <= query.upto)
                     .collect();
-                Ok(Reply::default().with(Detail::Stored(Page {
+                Ok(Reply::default().with(Outcome::Stored(Page {
                     messages,
                     ..Page::default()
                 })))

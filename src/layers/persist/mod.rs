@@ -9,7 +9,7 @@
 //!   (`Origin::Remote`) are theirs to store and pass straight through.
 //! * `History` reads the room's memory cannot answer are answered with what the write queue holds
 //!   that the store does not have yet (the writer's index, read first), and what the store holds
-//!   (`Detail::Stored`); the history layer merges that with the memory's answer. If the store
+//!   (`Outcome::Stored`); the history layer merges that with the memory's answer. If the store
 //!   cannot be read, the queue's rows are the answer, and the reader is told what is missing.
 //! * `OpenRoom` (a room's first use since start, or since it was evicted from memory) is
 //!   answered from the store and the write queue, after the layers inside (the fan-out's bus)
@@ -41,7 +41,7 @@ use crate::backends::postgres::PostgresStore;
 use crate::backends::sqlite::SqliteStore;
 use crate::backends::{Background, Store, StoreError, Writer, WriterOptions};
 use crate::core::{
-    Action, ChatError, ChatMessage, Detail, Hub, Origin, Reply, Request, StoredRoom,
+    Action, ChatError, ChatMessage, Hub, Origin, Outcome, Reply, Request, StoredRoom,
 };
 
 mod config;
@@ -227,7 +227,7 @@ impl<S: Inner> Service<Request> for Persist<S> {
                             tracing::warn!(room = %query.room, "history read from the store failed, answering from the write queue: {err}");
                         }
                     }
-                    Ok(Reply::default().with(Detail::Stored(page)))
+                    Ok(Reply::default().with(Outcome::Stored(page)))
                 }
                 Action::OpenRoom(open) => {
                     let open = open.clone();

@@ -121,7 +121,7 @@ async fn open_room_and_history_are_answered_from_the_store() {
     };
     let req = Request::anonymous(Action::History(query));
     let reply = svc.ready().await.unwrap().call(req).await.unwrap();
-    let Some(Detail::Stored(page)) = reply.detail else {
+    let Outcome::Stored(page) = reply.outcome else {
         panic!("no history in {reply:?}")
     };
     let seqs: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();

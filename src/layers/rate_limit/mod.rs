@@ -60,7 +60,9 @@ use tower::{BoxError, Layer, Service};
 use super::{Inner, LayerFuture, call_inner, sent_by_a_user, take};
 
 mod bucket;
-use crate::core::{Action, AddressGroup, ChatError, Detail, Reply, Request, SessionId, Stats};
+use crate::core::{
+    Action, AddressGroup, ChatError, Connected, Outcome, Reply, Request, SessionId, Stats,
+};
 use crate::ops::logs::Throttle;
 
 mod config;
@@ -284,8 +286,8 @@ impl<S: Inner> Service<Request> for RateLimit<S> {
         }
         Box::pin(async move {
             let reply = call_inner(&mut inner, req).await?;
-            if let (Some(group), Some(Detail::Connected { session, .. })) =
-                (connecting_from, &reply.detail)
+            if let (Some(group), Outcome::Connected(Connected { session, .. })) =
+                (connecting_from, &reply.outcome)
             {
                 buckets.remember(*session, group);
             }

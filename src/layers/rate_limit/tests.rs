@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::bucket::SWEEP_FLOOR;
 use super::*;
-use crate::core::{Closer, Command, Connect, ErrorKind, Nick, Protocol, RoomName, outbound};
+use crate::core::{Command, Connect, Connected, ErrorKind, Nick, Outcome, Protocol, RoomName, ask};
 use tower::{ServiceExt, service_fn};
 
 const MS: Duration = Duration::from_millis(1);
@@ -85,25 +85,15 @@ async fn connect(layer: &RateLimitLayer, peer: &str) -> Result<SessionId, BoxErr
         let session = SessionId(NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
         let nick = Nick::parse("guest-1").unwrap();
         Ok(match req.action {
-            Action::Connect(_) => Reply::default().with(Detail::Connected { session, nick }),
+            Action::Connect(_) => {
+                Reply::default().with(Outcome::Connected(Connected { session, nick }))
+            }
             _ => Reply::default(),
         })
     }));
-    let (outbound, _inbox) = outbound::channel(1);
-    let connect = Connect {
-        protocol: Protocol::Tcp,
-        nick: None,
-        peer: Some(peer.parse().unwrap()),
-        outbound,
-        closer: Closer::default(),
-    };
-    let reply = stack
-        .oneshot(Request::anonymous(Action::Connect(connect)))
-        .await?;
-    match reply.detail {
-        Some(Detail::Connected { session, .. }) => Ok(session),
-        other => panic!("not connected: {other:?}"),
-    }
+    let (mut connect, _inbox) = Connect::sample(Protocol::Tcp, None, 1);
+    connect.peer = Some(peer.parse().unwrap());
+    Ok(ask(&mut { stack }, None, connect).await?.answer.session)
 }
 
 /// Sends one line as `session`, returning whether it went through.

@@ -17,7 +17,7 @@ use super::guards::ReleaseIfUnused;
 use crate::core::channels::Person;
 use crate::core::users::HOST;
 use crate::core::{
-    Action, ChannelMode, ChatError, Detail, MessageKind, Nick, Presence, PresenceKind, Reply,
+    Action, ChannelMode, ChatError, MessageKind, Nick, Outcome, Presence, PresenceKind, Reply,
     Request, Room, RoomCommand, RoomName, Session, modes,
 };
 use crate::layers::{Inner, call_inner};
@@ -50,7 +50,7 @@ impl<S: Inner> Ctx<'_, S> {
                     true => "you are not invited anywhere".to_string(),
                     false => format!("you are invited to: {}", shown.join(", ")),
                 };
-                Ok(Reply::notice(text).with(Detail::Invitations(rooms)))
+                Ok(Reply::notice(text).with(Outcome::Invitations(rooms)))
             }
             RoomCommand::Names(room) => self.names(session, room).await,
         }
@@ -231,7 +231,7 @@ impl<S: Inner> Ctx<'_, S> {
                 (nick, rank)
             })
             .collect();
-        Ok(Reply::default().with(Detail::Names {
+        Ok(Reply::default().with(Outcome::Names {
             room: name,
             secret,
             members,

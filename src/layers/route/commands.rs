@@ -11,8 +11,9 @@ use crate::core::address::AddressGroup;
 use crate::core::message::check_text;
 use crate::core::room::Joined;
 use crate::core::{
-    Action, ChatError, Command, Creation, Detail, ErrorKind, Event, HistoryAnswer, HistoryQuery,
-    MessageKind, Nick, Presence, PresenceKind, Reply, Request, RoomName, Session, TooManyRooms,
+    Action, ChatError, Command, Creation, ErrorKind, Event, HistoryAnswer, HistoryQuery,
+    MessageKind, Nick, Outcome, Presence, PresenceKind, Reply, Request, RoomName, Session,
+    TooManyRooms,
 };
 use crate::layers::parse::HELP;
 use crate::layers::{Inner, call_inner};
@@ -53,7 +54,7 @@ impl<S: Inner> Ctx<'_, S> {
                     messages,
                     ..HistoryAnswer::default()
                 };
-                Ok(Reply::default().with(Detail::History { room, answer }))
+                Ok(Reply::default().with(Outcome::History { room, answer }))
             }
             Command::Room(command) => self.room_command(session, command).await,
             Command::User(command) => self.user_command(session, command).await,
@@ -96,7 +97,7 @@ impl<S: Inner> Ctx<'_, S> {
                 }
             }
         }
-        Ok(Reply::notice(format!("you are now {nick}")).with(Detail::Nick(nick)))
+        Ok(Reply::notice(format!("you are now {nick}")).with(Outcome::Nick(nick)))
     }
 
     /// Puts `session` in room `name` (announcing it when new) and makes it the current room.
@@ -182,13 +183,13 @@ impl<S: Inner> Ctx<'_, S> {
         key: Option<&str>,
     ) -> Result<Reply, BoxError> {
         let joined = self.enter(session, &name, key).await?;
-        let detail = Detail::Joined {
+        let outcome = Outcome::Joined {
             room: name.clone(),
             members: joined.members,
             upto: joined.upto,
         };
         if !joined.new {
-            return Ok(Reply::notice(format!("{name} is now your current room")).with(detail));
+            return Ok(Reply::notice(format!("{name} is now your current room")).with(outcome));
         }
         let query = HistoryQuery {
             room: name.clone(),
@@ -203,7 +204,7 @@ impl<S: Inner> Ctx<'_, S> {
             Ok(Some(nicks)) => nicks.len().max(1),
             Ok(None) | Err(_) => joined.members,
         };
-        let detail = Detail::Joined {
+        let outcome = Outcome::Joined {
             room: name.clone(),
             members: everywhere,
             upto: joined.upto,
@@ -219,7 +220,7 @@ impl<S: Inner> Ctx<'_, S> {
         };
         Ok(Reply {
             events: with_messages(header, &name, &answer),
-            detail: Some(detail),
+            outcome,
             close: false,
         })
     }
@@ -263,7 +264,7 @@ impl<S: Inner> Ctx<'_, S> {
             Some(current) => format!("you left {name}; your current room is {current}"),
             None => format!("you left {name}; you are in no room now"),
         };
-        Ok(Reply::notice(text).with(Detail::Left(name)))
+        Ok(Reply::notice(text).with(Outcome::Left(name)))
     }
 
     async fn rooms(&mut self, session: &Session) -> Result<Reply, BoxError> {
@@ -278,7 +279,7 @@ impl<S: Inner> Ctx<'_, S> {
                 .collect();
             format!("rooms: {}", shown.join(", "))
         };
-        Ok(Reply::notice(text).with(Detail::Rooms(list)))
+        Ok(Reply::notice(text).with(Outcome::Rooms(list)))
     }
 
     async fn users(
@@ -296,7 +297,7 @@ impl<S: Inner> Ctx<'_, S> {
             .ok_or_else(|| super::moderation::no_such_room(&name))?;
         let shown: Vec<&str> = nicks.iter().map(Nick::as_str).collect();
         let text = format!("users in {name} ({}): {}", nicks.len(), shown.join(", "));
-        Ok(Reply::notice(text).with(Detail::Users { room: name, nicks }))
+        Ok(Reply::notice(text).with(Outcome::Users { room: name, nicks }))
     }
 
     async fn history(&mut self, session: &Session, n: usize) -> Result<Reply, BoxError> {
@@ -317,7 +318,7 @@ impl<S: Inner> Ctx<'_, S> {
         };
         Ok(Reply {
             events: with_messages(header, &name, &answer),
-            detail: Some(Detail::History { room: name, answer }),
+            outcome: Outcome::History { room: name, answer },
             close: false,
         })
     }
@@ -349,9 +350,9 @@ impl<S: Inner> Ctx<'_, S> {
             Request::from(session.id, Action::History(query.clone())),
         )
         .await?;
-        Ok(match reply.detail {
-            Some(Detail::History { answer, .. }) => answer,
-            Some(Detail::Stored(page)) => query.answer(Vec::new(), page),
+        Ok(match reply.outcome {
+            Outcome::History { answer, .. } => answer,
+            Outcome::Stored(page) => query.answer(Vec::new(), page),
             _ => HistoryAnswer {
                 from: query.upto + 1, // vouches for nothing: nothing is kept
                 ..HistoryAnswer::default()

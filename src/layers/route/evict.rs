@@ -70,8 +70,8 @@ mod tests {
     use crate::backends::{LocalDirectory, Store};
     use crate::core::ChatService;
     use crate::core::{
-        Action, Closer, Command, Connect, Detail, Hub, Protocol, Reply, Request, RoomName,
-        SessionId,
+        Action, Command, Connect, Hub, Outcome, Protocol, Reply, Request, RoomName, Sent,
+        SessionId, ask,
     };
     use crate::layers::route::RouteConfig;
 
@@ -118,9 +118,9 @@ mod tests {
         };
         match call(svc, Request::from(id, Action::Command(say)))
             .await
-            .detail
+            .outcome
         {
-            Some(Detail::Sent { seq, .. }) => seq,
+            Outcome::Sent(Sent { seq, .. }) => seq,
             other => panic!("not sent: {other:?}"),
         }
     }
@@ -132,21 +132,12 @@ mod tests {
         let store = Arc::new(Mock::default());
         let closed = Arc::new(Mutex::new(Vec::new()));
         let svc = stack(&hub, &store, &closed);
-        let (outbound, _inbox) = crate::core::outbound::channel(64);
-        let connect = Connect {
-            protocol: Protocol::Tcp,
-            nick: Some("ann".into()),
-            peer: None,
-            outbound,
-            closer: Closer::default(),
-        };
-        let Some(Detail::Connected { session: id, .. }) =
-            call(&svc, Request::anonymous(Action::Connect(connect)))
-                .await
-                .detail
-        else {
-            panic!("no session")
-        };
+        let (connect, _inbox) = Connect::sample(Protocol::Tcp, Some("ann"), 64);
+        let id = ask(&mut svc.clone(), None, connect)
+            .await
+            .expect("a session")
+            .answer
+            .session;
         let general = RoomName::parse("general").unwrap();
         let join = || Request::from(id, Action::Command(Command::Join(general.clone())));
         call(&svc, join()).await;

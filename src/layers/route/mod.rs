@@ -61,9 +61,9 @@ use super::{Inner, LayerFuture, call_inner, take};
 use crate::backends::{Directory, StoreError, Writer};
 use crate::core::session::unknown_session;
 use crate::core::{
-    Action, ChatError, ChatMessage, Connect, Detail, Event, HistoryAnswer, Hub, MessageKind,
-    Missed, Nick, OPEN_WINDOW, OpenRoom, Presence, PresenceKind, Reply, Request, Room, RoomName,
-    Sequencer, Session, SessionId, Start, StoredRoom,
+    Action, ChatError, ChatMessage, Connect, Connected, Event, HistoryAnswer, Hub, MessageKind,
+    Missed, Nick, OPEN_WINDOW, OpenRoom, Outcome, Presence, PresenceKind, Reply, Request, Room,
+    RoomName, Sent, Sequencer, Session, SessionId, Start, StoredRoom,
 };
 use guards::{AbandonOnDrop, CloseOnDrop};
 
@@ -248,7 +248,7 @@ impl<S: Inner> Ctx<'_, S> {
             "welcome to chatd (instance {}), you are {nick}. /nick NAME picks a name, /join ROOM enters a room, /help lists all commands",
             self.hub().instance()
         ))
-        .with(Detail::Connected { session: session.id, nick }))
+        .with(Outcome::Connected(Connected { session: session.id, nick })))
     }
 
     async fn disconnect(&mut self, id: SessionId) -> Result<Reply, BoxError> {
@@ -371,7 +371,7 @@ impl<S: Inner> Ctx<'_, S> {
         self.hub().stats().messages_in.inc();
         Ok(Reply {
             events: Vec::new(),
-            detail: Some(Detail::Sent { room: name, seq }),
+            outcome: Outcome::Sent(Sent { room: name, seq }),
             close: false,
         })
     }

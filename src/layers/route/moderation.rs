@@ -13,7 +13,7 @@ use super::Ctx;
 use crate::core::message::{check_text, now_ms};
 use crate::core::modes::{self, ChannelMode};
 use crate::core::{
-    ChatError, Detail, Direct, DirectKind, Event, ModeAnswer, Nick, Presence, PresenceKind,
+    ChatError, Direct, DirectKind, Event, ModeAnswer, Nick, Outcome, Presence, PresenceKind,
     Refusal, Reply, RoomName, Session, Topic,
 };
 use crate::layers::Inner;
@@ -78,7 +78,7 @@ impl<S: Inner> Ctx<'_, S> {
                 Some(topic) => format!("the topic of {name}: {}", topic.text),
                 None => format!("{name} has no topic"),
             };
-            return Ok(Reply::notice(shown).with(Detail::Topic { room: name, topic }));
+            return Ok(Reply::notice(shown).with(Outcome::Topic { room: name, topic }));
         };
         if !member {
             return Err(not_in(&name).into());
@@ -110,7 +110,7 @@ impl<S: Inner> Ctx<'_, S> {
             Some(topic) => format!("you set the topic of {name}: {}", topic.text),
             None => format!("you cleared the topic of {name}"),
         };
-        Ok(Reply::notice(shown).with(Detail::Topic { room: name, topic }))
+        Ok(Reply::notice(shown).with(Outcome::Topic { room: name, topic }))
     }
 
     pub(super) async fn mode(
@@ -136,7 +136,7 @@ impl<S: Inner> Ctx<'_, S> {
                 Some(c) => format!("{name} has modes {}", c.letters(member).join(" ")),
                 None => format!("{name} has modes +nt"),
             };
-            return Ok(Reply::notice(shown).with(Detail::Mode(Box::new(answer))));
+            return Ok(Reply::notice(shown).with(Outcome::Mode(Box::new(answer))));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (changes, refused) = modes::parse(&args);
@@ -188,7 +188,7 @@ impl<S: Inner> Ctx<'_, S> {
         let events = shown.into_iter().map(Event::notice).collect();
         Ok(Reply {
             events,
-            detail: Some(Detail::Mode(Box::new(answer))),
+            outcome: Outcome::Mode(Box::new(answer)),
             close: false,
         })
     }
@@ -262,7 +262,7 @@ impl<S: Inner> Ctx<'_, S> {
             _ => self.hub().channels().left(&name, &target.key(), false),
         }
         let text = format!("you kicked {target} from {name} ({reason})");
-        Ok(Reply::notice(text).with(Detail::Kicked {
+        Ok(Reply::notice(text).with(Outcome::Kicked {
             room: name,
             nick: target,
             reason,
@@ -303,7 +303,7 @@ impl<S: Inner> Ctx<'_, S> {
             .is_some_and(|r| r.is_member(target.id))
         {
             let text = format!("{target_nick} is in {name} already");
-            let refusal = Refusal::AlreadyInRoom(target_nick);
+            let refusal = Refusal::AlreadyInRoom(target_nick.to_string());
             return Err(ChatError::invalid(text).because(refusal).into());
         }
         self.hub().channels().invite(&name, &target_nick.key());
@@ -311,7 +311,7 @@ impl<S: Inner> Ctx<'_, S> {
         let direct = Direct::new(session.nick(), target_nick.clone(), kind);
         let _ = target.deliver(Event::Direct(Arc::new(direct)));
         let text = format!("you invited {target_nick} to {name}");
-        Ok(Reply::notice(text).with(Detail::Invited {
+        Ok(Reply::notice(text).with(Outcome::Invited {
             room: name,
             nick: target_nick,
         }))
@@ -334,7 +334,7 @@ fn not_operator(name: &RoomName, to: &str) -> ChatError {
 
 fn not_a_member(nick: &Nick, name: &RoomName) -> ChatError {
     let text = format!("{nick} is not in {name}");
-    ChatError::not_found(text).because(Refusal::UserNotInRoom(nick.clone()))
+    ChatError::not_found(text).because(Refusal::UserNotInRoom(nick.to_string()))
 }
 
 /// `401`'s rule: nobody connected by that nick.

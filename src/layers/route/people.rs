@@ -13,7 +13,7 @@ use super::Ctx;
 use super::moderation::{no_such_nick, other_instance};
 use crate::core::message::check_text;
 use crate::core::{
-    ChatError, Detail, Direct, DirectKind, Event, Nick, Presence, PresenceKind, Reply, RoomName,
+    ChatError, Direct, DirectKind, Event, Nick, Outcome, Presence, PresenceKind, Reply, RoomName,
     Session, UserCommand,
 };
 use crate::layers::Inner;
@@ -45,7 +45,7 @@ impl<S: Inner> Ctx<'_, S> {
                     Some(text) => format!("you are away: {text}"),
                     None => "you are back".to_string(),
                 };
-                Ok(Reply::notice(shown).with(Detail::Away(away)))
+                Ok(Reply::notice(shown).with(Outcome::Away(away)))
             }
             UserCommand::Profile { user, realname } => {
                 let reply = self.profile(session, user, realname.clone())?;
@@ -65,7 +65,7 @@ impl<S: Inner> Ctx<'_, S> {
                     }
                     None => format!("no record of {nick} on this instance"),
                 };
-                Ok(Reply::notice(shown).with(Detail::Whowas(was)))
+                Ok(Reply::notice(shown).with(Outcome::Whowas(was)))
             }
             UserCommand::UserMode(changes) => self.user_mode(session, &changes),
             UserCommand::Oper { name, password } => self.oper(session, &name, &password),
@@ -159,7 +159,7 @@ impl<S: Inner> Ctx<'_, S> {
                 .events
                 .push(Event::notice(format!("{to} is away: {away}")));
         }
-        Ok(reply.with(Detail::Direct { direct, away }))
+        Ok(reply.with(Outcome::Direct { direct, away }))
     }
 
     fn profile(
@@ -227,7 +227,7 @@ impl<S: Inner> Ctx<'_, S> {
             );
         }
         let shown = format!("your modes are {}", modes.letters());
-        Ok(Reply::notice(shown).with(Detail::UserModes { modes, changed }))
+        Ok(Reply::notice(shown).with(Outcome::UserModes { modes, changed }))
     }
 
     async fn census(&mut self) -> Result<Reply, BoxError> {
@@ -246,7 +246,7 @@ impl<S: Inner> Ctx<'_, S> {
             "{everywhere} users on all instances, {} here; {rooms} rooms",
             here.users
         );
-        Ok(Reply::notice(text).with(Detail::Census {
+        Ok(Reply::notice(text).with(Outcome::Census {
             here,
             everywhere,
             rooms,

@@ -32,7 +32,7 @@ use tower::BoxError;
 use super::Ctx;
 use crate::core::outbound::message_bytes;
 use crate::core::{
-    ChatError, Detail, HistoryAnswer, HistoryQuery, ReplayPage, Reply, RoomName, Session,
+    ChatError, HistoryAnswer, HistoryQuery, Outcome, ReplayPage, Replayed, Reply, RoomName, Session,
 };
 use crate::layers::Inner;
 
@@ -93,12 +93,12 @@ impl<S: Inner> Ctx<'_, S> {
             }
         };
         self.hub().stats().replay_pages.inc();
-        Ok(Reply::default().with(Detail::Replayed {
+        Ok(Reply::default().with(Outcome::Replayed(Replayed {
             room: name,
             upto,
             page,
             reset,
-        }))
+        })))
     }
 
     /// The next page of a replay of `name` (see the module docs); the session must still be in
@@ -122,7 +122,7 @@ impl<S: Inner> Ctx<'_, S> {
             .page(session, &name, after, upto, span.clamp(1, REPLAY_PAGE))
             .await?;
         self.hub().stats().replay_pages.inc();
-        Ok(Reply::default().with(Detail::ReplayPage(page)))
+        Ok(Reply::default().with(Outcome::ReplayPage(page)))
     }
 
     /// One page of `(after, upto]`: a span of at most `span` seqs, cut at [`REPLAY_PAGE_BYTES`];

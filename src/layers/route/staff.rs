@@ -12,7 +12,7 @@ use tower::BoxError;
 use super::Ctx;
 use super::moderation::{no_such_nick, other_instance};
 use crate::core::message::check_text;
-use crate::core::{ChatError, Detail, Direct, DirectKind, Event, Nick, Refusal, Reply, Session};
+use crate::core::{ChatError, Direct, DirectKind, Event, Nick, Outcome, Refusal, Reply, Session};
 use crate::layers::Inner;
 
 impl<S: Inner> Ctx<'_, S> {
@@ -39,7 +39,7 @@ impl<S: Inner> Ctx<'_, S> {
             .users()
             .update(session.id, |p| p.modes.oper = true);
         tracing::info!(session = %session.id, nick = %session.nick(), "server operator");
-        Ok(Reply::notice("you are now a server operator").with(Detail::Oper))
+        Ok(Reply::notice("you are now a server operator").with(Outcome::Oper))
     }
 
     fn require_oper(&self, session: &Session) -> Result<(), ChatError> {

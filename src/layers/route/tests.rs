@@ -11,8 +11,8 @@ use crate::backends::sequencer::LocalSequencer;
 use crate::backends::{Directory, StoreError};
 use crate::core::ChatService;
 use crate::core::{
-    Action, ChatError, Closer, Command, Connect, Detail, ErrorKind, Hub, Nick, Protocol, Reply,
-    Request, RoomName, SessionId,
+    Action, ChatError, Command, Connect, Connected, ErrorKind, Hub, Nick, Outcome, Protocol, Reply,
+    Request, RoomName, SessionId, ask,
 };
 use crate::layers::route::RouteConfig;
 
@@ -128,16 +128,12 @@ async fn call(svc: &mut Route<ChatService>, req: Request) -> Result<Reply, ChatE
     reply.map_err(|e| ChatError::from_box(&e))
 }
 
-async fn connect(svc: &mut Route<ChatService>, nick: Option<&str>) -> Result<Reply, ChatError> {
-    let (outbound, _) = crate::core::outbound::channel(16);
-    let connect = Connect {
-        protocol: Protocol::Tcp,
-        nick: nick.map(String::from),
-        peer: None,
-        outbound,
-        closer: Closer::default(),
-    };
-    call(svc, Request::anonymous(Action::Connect(connect))).await
+async fn connect(svc: &mut Route<ChatService>, nick: Option<&str>) -> Result<Connected, ChatError> {
+    let (connect, _) = Connect::sample(Protocol::Tcp, nick, 16);
+    match ask(svc, None, connect).await {
+        Ok(answered) => Ok(answered.answer),
+        Err(err) => Err(ChatError::from_box(&err)),
+    }
 }
 
 #[tokio::test]
@@ -164,10 +160,8 @@ async fn a_guest_draws_again_when_its_nick_is_held_elsewhere() {
         ..Scripted::default()
     });
     let mut svc = stack(&hub, &directory);
-    let reply = connect(&mut svc, None).await.unwrap();
-    assert!(
-        matches!(reply.detail, Some(Detail::Connected { nick, .. }) if nick.as_str().starts_with("guest-"))
-    );
+    let connected = connect(&mut svc, None).await.unwrap();
+    assert!(connected.nick.as_str().starts_with("guest-"));
     assert_eq!(
         hub.sessions().len(),
         1,
@@ -211,11 +205,9 @@ async fn renames_joins_leaves_and_quits_reach_the_directory_which_answers_users_
         .await
         .unwrap();
     let users = call(&mut svc, command(Command::Users(None))).await.unwrap();
-    assert!(
-        matches!(users.detail, Some(Detail::Users { nicks, .. }) if nicks == [nick("faraway")])
-    );
+    assert!(matches!(users.outcome, Outcome::Users { nicks, .. } if nicks == [nick("faraway")]));
     let rooms = call(&mut svc, command(Command::Rooms)).await.unwrap();
-    assert!(matches!(rooms.detail, Some(Detail::Rooms(list)) if list == [(room("far"), 3)]));
+    assert!(matches!(rooms.outcome, Outcome::Rooms(list) if list == [(room("far"), 3)]));
     call(&mut svc, command(Command::Leave(None))).await.unwrap();
     call(&mut svc, Request::from(id, Action::Disconnect))
         .await
@@ -252,10 +244,7 @@ async fn a_join_dropped_while_its_room_opens_leaves_no_room_behind() {
         None,
     );
     let mut svc = layer.layer(ChatService::new(inner));
-    let reply = connect(&mut svc, Some("ann")).await.unwrap();
-    let Some(Detail::Connected { session, .. }) = reply.detail else {
-        panic!("no session")
-    };
+    let session = connect(&mut svc, Some("ann")).await.unwrap().session;
     let join = Request::from(session, Action::Command(Command::Join(room("lost"))));
     let gave_up =
         tokio::time::timeout(std::time::Duration::from_millis(50), call(&mut svc, join)).await;

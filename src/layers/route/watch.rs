@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tower::BoxError;
 
 use super::Ctx;
-use crate::core::{Detail, Direct, DirectKind, Event, Monitor, Nick, Reply, Session};
+use crate::core::{Direct, DirectKind, Event, Monitor, Nick, Outcome, Reply, Session};
 use crate::layers::Inner;
 
 impl<S: Inner> Ctx<'_, S> {
@@ -71,7 +71,7 @@ impl<S: Inner> Ctx<'_, S> {
             events: shown.into_iter().map(Event::notice).collect(),
             ..Reply::default()
         };
-        Ok(reply.with(Detail::Watch {
+        Ok(reply.with(Outcome::Watch {
             online,
             offline,
             refused,

@@ -8,7 +8,7 @@ use tower::BoxError;
 use super::Ctx;
 use super::moderation::no_such_nick;
 use crate::core::modes::glob;
-use crate::core::{ChannelMode, Detail, Event, Nick, Rank, Reply, RoomName, Session, UserInfo};
+use crate::core::{ChannelMode, Event, Nick, Outcome, Rank, Reply, RoomName, Session, UserInfo};
 use crate::layers::Inner;
 
 impl<S: Inner> Ctx<'_, S> {
@@ -73,7 +73,7 @@ impl<S: Inner> Ctx<'_, S> {
                 .events
                 .push(Event::notice(format!("{} is away: {away}", info.nick)));
         }
-        Ok(reply.with(Detail::Whois(Box::new(info))))
+        Ok(reply.with(Outcome::Whois(Box::new(info))))
     }
 
     /// IRC's `WHO`: a room's members (`#room`, all of them for a member, the visible ones
@@ -135,7 +135,7 @@ impl<S: Inner> Ctx<'_, S> {
             found.sort_by_key(|info| info.nick.as_str().to_ascii_lowercase());
         }
         let shown: Vec<String> = found.iter().map(|i| i.mask()).collect();
-        Ok(Reply::notice(format!("who {mask}: {}", shown.join(", "))).with(Detail::Who(found)))
+        Ok(Reply::notice(format!("who {mask}: {}", shown.join(", "))).with(Outcome::Who(found)))
     }
 
     /// Whether `a` and `b` are in a room together (here).

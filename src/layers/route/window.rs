@@ -161,8 +161,8 @@ mod tests {
     use crate::backends::sequencer::LocalSequencer;
     use crate::core::ChatService;
     use crate::core::{
-        Action, Bound, ChatError, ChatMessage, Closer, Command, Connect, Detail, ErrorKind,
-        HistoryWindow, Hub, Nick, Origin, Page, Protocol, Reply, Request, RoomName, SessionId,
+        Action, Bound, ChatError, ChatMessage, Command, Connect, ErrorKind, HistoryWindow, Hub,
+        Nick, Origin, Outcome, Page, Protocol, Reply, Request, RoomName, SessionId, ask,
     };
     use crate::layers::route::RouteConfig;
 
@@ -206,7 +206,7 @@ mod tests {
                         messages,
                         ..Page::default()
                     };
-                    Reply::default().with(Detail::History {
+                    Reply::default().with(Outcome::History {
                         room: query.room.clone(),
                         answer: query.answer(Vec::new(), page),
                     })
@@ -224,18 +224,8 @@ mod tests {
             None,
         );
         let svc = ChatService::new(layer.layer(ChatService::new(inner)));
-        let (outbound, _) = crate::core::outbound::channel(16);
-        let connect = Connect {
-            protocol: Protocol::Irc,
-            nick: Some("gina".into()),
-            peer: None,
-            outbound,
-            closer: Closer::default(),
-        };
-        svc.clone()
-            .oneshot(Request::anonymous(Action::Connect(connect)))
-            .await
-            .unwrap();
+        let (connect, _) = Connect::sample(Protocol::Irc, Some("gina"), 16);
+        ask(&mut svc.clone(), None, connect).await.unwrap();
         let join = Command::Join(RoomName::parse("hist").unwrap());
         svc.clone()
             .oneshot(Request::from(SessionId(1), Action::Command(join)))
@@ -265,8 +255,8 @@ mod tests {
         };
         let req = Request::from(SessionId(session), Action::Command(Command::Window(window)));
         match svc.clone().oneshot(req).await {
-            Ok(reply) => match reply.detail {
-                Some(Detail::History { answer, .. }) => {
+            Ok(reply) => match reply.outcome {
+                Outcome::History { answer, .. } => {
                     Ok(answer.messages.iter().map(|m| m.seq).collect())
                 }
                 other => panic!("not a history: {other:?}"),
@@ -328,18 +318,8 @@ mod tests {
         let (_hub, svc) = member().await;
         let err = window(&svc, 7, (Bound::Open, Bound::Open), 5, false).await;
         assert_eq!(err.unwrap_err().kind, ErrorKind::Unauthenticated);
-        let (outbound, _) = crate::core::outbound::channel(16);
-        let connect = Connect {
-            protocol: Protocol::Tcp,
-            nick: Some("outsider".into()),
-            peer: None,
-            outbound,
-            closer: Closer::default(),
-        };
-        svc.clone()
-            .oneshot(Request::anonymous(Action::Connect(connect)))
-            .await
-            .unwrap();
+        let (connect, _) = Connect::sample(Protocol::Tcp, Some("outsider"), 16);
+        ask(&mut svc.clone(), None, connect).await.unwrap();
         let err = window(&svc, 2, (Bound::Open, Bound::Open), 5, false).await;
         assert_eq!(err.unwrap_err().kind, ErrorKind::Forbidden);
     }

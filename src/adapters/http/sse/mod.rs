@@ -37,19 +37,16 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::StreamBody;
 use hyper::body::{Frame, Incoming};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::auth::{authenticate, percent_decode, query_param};
+use super::frames::answer_frames;
 use super::json::HttpError;
-use super::routes::{authenticate, percent_decode, query_param};
 use super::stream::{BODY_QUEUE, Replay, Stream};
 use super::{Body, Peer, State};
-use crate::core::message::Wire;
-use crate::core::{
-    Action, ChatError, ChatMessage, Command, Detail, Direct, ErrorKind, HistoryAnswer, Presence,
-    PresenceKind, ReplayPage, Reply, Request as ChatRequest, RoomName, SessionId,
-};
+use crate::core::{ChatError, ErrorKind, OpenReplay, ReplayPage, Replayed, RoomName, SessionId};
 
 /// How long a browser waits before reconnecting.
 pub(super) const RETRY_MS: u64 = 2000;
@@ -104,16 +101,9 @@ pub(super) async fn open(
             permit,
         )
         .map_err(|e| refused(HttpError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())))?;
-    let reply = replay(state, session.id, &room, after).await?;
-    let Some(Detail::Replayed {
+    let Replayed {
         upto, page, reset, ..
-    }) = reply.detail
-    else {
-        return Err(HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the stack gave no replay",
-        ));
-    };
+    } = replay(state, session.id, &room, after).await?;
     let (frames, body) = mpsc::channel::<Bytes>(BODY_QUEUE);
     // A client ahead of this instance (it saw the newest messages elsewhere) is not sent them
     // again when they arrive here.
@@ -152,18 +142,15 @@ async fn replay(
     session: SessionId,
     room: &RoomName,
     after: Option<u64>,
-) -> Result<Reply, HttpError> {
+) -> Result<Replayed, HttpError> {
     let give_up = Instant::now() + OPEN_PATIENCE;
     loop {
-        let command = Command::Replay {
+        let open = OpenReplay {
             room: room.clone(),
             after,
         };
-        let err = match state
-            .call(ChatRequest::from(session, Action::Command(command)))
-            .await
-        {
-            Ok(reply) => return Ok(reply),
+        let err = match state.ask(Some(session), open).await {
+            Ok(answered) => return Ok(answered.answer),
             Err(err) => ChatError::from_box(&err),
         };
         match err.kind {
@@ -205,72 +192,6 @@ pub(super) fn opening(
     answer_frames(room, &page.answer, &mut out);
     let replay = Replay::after_first(page.until, upto, page.answer.messages.len());
     (out, replay)
-}
-
-/// The frames of a replayed answer: its messages, with a `gap` where it has a hole.
-pub(super) fn answer_frames(room: &RoomName, answer: &HistoryAnswer, out: &mut BytesMut) {
-    let mut missing = answer.missing.iter().peekable();
-    for msg in &answer.messages {
-        while let Some(&&(from, to)) = missing.peek().filter(|(from, _)| *from < msg.seq) {
-            out.extend_from_slice(&gap_frame(room, from, to));
-            missing.next();
-        }
-        out.extend_from_slice(&message_frame(msg));
-    }
-    for &(from, to) in missing {
-        out.extend_from_slice(&gap_frame(room, from, to));
-    }
-}
-
-/// `event: gap`: seqs `from..=to` of `room` will not be delivered on this stream.
-pub(super) fn gap_frame(room: &RoomName, from: u64, to: u64) -> Bytes {
-    let data = json!({ "room": room, "from": from, "to": to });
-    Bytes::from(format!("event: gap\ndata: {data}\n\n"))
-}
-
-/// `event: message` with the seq as its id, rendered once per message.
-pub(super) fn message_frame(msg: &ChatMessage) -> Bytes {
-    msg.wire(Wire::Sse, |m| {
-        Bytes::from(format!(
-            "event: message\nid: {}\ndata: {}\n\n",
-            m.seq,
-            message_json(m)
-        ))
-    })
-}
-
-/// `event: presence`, rendered once per change.
-pub(super) fn presence_frame(presence: &Presence) -> Bytes {
-    presence.wire(Wire::Sse, |p| {
-        Bytes::from(format!("event: presence\ndata: {}\n\n", presence_json(p)))
-    })
-}
-
-/// A message as JSON. The seq is a number: it stays far below 2^53, where JavaScript would lose
-/// precision.
-pub(super) fn message_json(msg: &ChatMessage) -> Value {
-    json!({ "room": msg.room, "seq": msg.seq, "nick": msg.nick, "text": msg.text, "ts": msg.timestamp() })
-}
-
-fn presence_json(presence: &Presence) -> Value {
-    let (kind, by, detail) = crate::backends::presence_codec::encode(presence);
-    let mut value = json!({ "room": presence.room, "nick": presence.nick, "kind": kind, "text": presence.text() });
-    match &presence.kind {
-        PresenceKind::Renamed(new) => value["new_nick"] = json!(new),
-        PresenceKind::Kicked { .. } => value["by"] = json!(by),
-        _ => {}
-    }
-    if let Some(detail) = detail {
-        value["detail"] = json!(detail);
-    }
-    value
-}
-
-/// `event: direct`, something said to the session alone (a private message, an invitation):
-/// sent on every stream the session has open.
-pub(super) fn direct_frame(direct: &Direct) -> Bytes {
-    let data = json!({ "from": direct.from, "text": direct.text(), "id": direct.id });
-    Bytes::from(format!("event: direct\ndata: {data}\n\n"))
 }
 
 #[cfg(test)]

@@ -1,21 +1,11 @@
-//! Unit tests of `adapters::http::sse`: frames and the opening of a stream.
+//! Unit tests of `adapters::http::sse`: the opening of a stream.
 
 use super::*;
+use crate::core::HistoryAnswer;
 use crate::core::message::sample;
 
 fn general() -> RoomName {
     RoomName::parse("general").unwrap()
-}
-
-#[test]
-fn frames_are_sse_and_shared() {
-    let msg = sample("general", 7, "alice", "hi \"there\"");
-    let frame = message_frame(&msg);
-    let text = std::str::from_utf8(&frame).unwrap();
-    assert!(text.starts_with("event: message\nid: 7\ndata: {"), "{text}");
-    assert!(text.ends_with("}\n\n"));
-    assert!(text.contains(r#""text":"hi \"there\"""#));
-    assert_eq!(frame.as_ptr(), message_frame(&msg).as_ptr());
 }
 
 /// A page of `seqs` covering from `from`, up to `until`, with holes `missing`.
