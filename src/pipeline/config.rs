@@ -227,9 +227,20 @@ impl LayerConfig {
     }
 }
 
-impl PipelineConfig {
-    /// The first layer `pick` recognises, such as `config.layer(|l| match l { .. })`.
-    pub fn layer<'a, T>(&'a self, pick: impl FnMut(&'a LayerConfig) -> Option<T>) -> Option<T> {
-        self.layers.iter().find_map(pick)
-    }
+/// `config.route()` and the like: the options of the pipeline's layer of one kind, if it has
+/// one (the checks allow each kind once).
+macro_rules! layer_of_kind {
+    ($($name:ident: $variant:ident($options:ty)),*) => {
+        impl PipelineConfig {$(
+            #[doc = concat!("The options of the `", stringify!($name), "` layer, if any.")]
+            pub fn $name(&self) -> Option<&$options> {
+                self.layers.iter().find_map(|layer| match layer {
+                    LayerConfig::$variant(options) => Some(options),
+                    _ => None,
+                })
+            }
+        )*}
+    };
 }
+
+layer_of_kind!(route: Route(RouteConfig), history: History(HistoryConfig), persist: Persist(PersistConfig), fanout: Fanout(FanoutConfig));
