@@ -26,17 +26,14 @@ pub(super) struct Found {
     pub(super) kind: LayerKind,
     /// The line of its `[[layer]]` header, if it comes from a file.
     pub(super) line: Option<usize>,
+    /// Its options; `None` when they have problems of their own (reported already).
+    pub(super) config: Option<LayerConfig>,
 }
 
 impl Found {
     fn problem(&self, problem: String) -> ConfigError {
         let (index, kind) = (self.index, self.kind.to_string());
-        let place = Place::Layer { index, kind };
-        ConfigError {
-            line: self.line,
-            place,
-            problem,
-        }
+        ConfigError::new(self.line, Place::Layer { index, kind }, problem)
     }
 }
 
@@ -151,40 +148,32 @@ fn guards(found: &[Found]) -> Vec<ConfigError> {
 }
 
 /// The whole-stack rule on options, [`Cluster::problems`], told at the layer each problem is
-/// about. `layers` holds each layer's config in file order (`None` where the layer has problems
-/// of its own, which are reported already), `found` their kinds and lines.
-pub(super) fn shared_store(found: &[Found], layers: &[Option<LayerConfig>]) -> Vec<ConfigError> {
+/// about.
+pub(super) fn shared_store(found: &[Found]) -> Vec<ConfigError> {
     let layer = |kind| found.iter().find(|layer: &&Found| layer.kind == kind);
-    let config =
-        |kind| layer(kind).map(|layer| layers.get(layer.index - 1).and_then(Option::as_ref));
-    let store = match config(LayerKind::Persist) {
-        None => None,
-        Some(Some(LayerConfig::Persist(persist))) => Some(persist),
+    let config = |kind| layer(kind).and_then(|layer| layer.config.as_ref());
+    let store = match (layer(LayerKind::Persist), config(LayerKind::Persist)) {
+        (_, Some(LayerConfig::Persist(persist))) => Some(persist),
+        (None, _) => None,
         // A persist layer with problems of its own: which store it meant is unknown.
-        Some(_) => return Vec::new(),
+        (Some(_), _) => return Vec::new(),
     };
-    let pick = |kind| config(kind).flatten();
-    let fanout = match pick(LayerKind::Fanout) {
+    let fanout = match config(LayerKind::Fanout) {
         Some(LayerConfig::Fanout(fanout)) => Some(fanout),
         _ => None,
     };
-    let route = match pick(LayerKind::Route) {
+    let route = match config(LayerKind::Route) {
         Some(LayerConfig::Route(route)) => Some(route),
         _ => None,
     };
-    let cluster = Cluster::of(store, fanout, route);
-    let problems = cluster.problems().into_iter();
+    let problems = Cluster::of(store, fanout, route).problems().into_iter();
     problems
         .filter_map(|(kind, problem)| Some(layer(kind)?.problem(problem)))
         .collect()
 }
 
 fn problem_in_file(problem: String) -> ConfigError {
-    ConfigError {
-        line: None,
-        place: Place::File,
-        problem,
-    }
+    ConfigError::new(None, Place::File, problem)
 }
 
 #[cfg(test)]
