@@ -14,6 +14,7 @@ use std::cmp::Ordering::Greater;
 use serde::Serialize;
 use strum::{Display, EnumDiscriminants, EnumString, VariantNames};
 
+use super::describe::instance_char;
 pub use crate::backends::{Durability, mask_password};
 use crate::config::Reader;
 pub use crate::layers::fanout::FanoutConfig;
@@ -146,11 +147,7 @@ impl ServerConfig {
         let total = ("max_connections", config.max_connections);
         r.never(per_ip, Greater, total, why);
         if let Some(name) = &config.instance {
-            // Shown to every client that connects, and used in logs, keys and URLs alike.
-            let ok = (1..=32).contains(&name.chars().count())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            let ok = (1..=32).contains(&name.chars().count()) && name.chars().all(instance_char);
             r.check(&["instance"], ok, || {
                 format!(
                     "option `instance` = {name:?} is not a valid instance name: use 1 to 32 of \
