@@ -95,6 +95,9 @@ pub async fn assemble(
     };
 
     let mut stack = ChatService::new(service_fn(end_of_pipeline));
+    // Where requests that come from no user enter: the route layer, below parse, the rate
+    // limit and the guards, which have nothing to do with them.
+    let mut from_route = None;
     for layer in config.layers.iter().rev() {
         stack = match layer {
             // Lines -> commands.
@@ -139,11 +142,19 @@ pub async fn assemble(
             // Delivery to room members, here and (through the bus) on other instances.
             LayerConfig::Fanout(_) => wrap(FanoutLayer::new(hub.clone(), bus.clone()), stack),
         };
+        if let LayerConfig::Route(_) = layer {
+            from_route = Some(stack.clone());
+        }
     }
-    // Other instances' messages come in through the very stack just built.
+    // The checks require a route layer; without one (a config built by code) everything enters
+    // at the top.
+    let from_route = from_route.unwrap_or_else(|| stack.clone());
+    // Other instances' messages come in at the route layer: it handles their presence changes,
+    // passes their messages to the layers inside (the ring, the store that does not store them
+    // again, the room's ordered gate in the fan-out layer).
     if let Some(bus) = bus {
         hub.rooms().keep_opened_rooms();
-        bus.start(stack.clone(), hub.clone(), background)?;
+        bus.start(from_route.clone(), hub.clone(), background)?;
     }
     // Rooms are a cache of the store: idle ones leave memory (see `core::rooms`), and only
     // rooms that never carried a message when nothing stores history.
@@ -151,11 +162,9 @@ pub async fn assemble(
         hub.rooms().evict_stored_rooms();
     }
     let idle = Duration::from_secs(route.room_idle_secs);
-    background.tracker.spawn(sweep_idle_rooms(
-        stack.clone(),
-        idle,
-        background.stop.clone(),
-    ));
+    background
+        .tracker
+        .spawn(sweep_idle_rooms(from_route, idle, background.stop.clone()));
     Ok(Built {
         stack,
         backends,
