@@ -109,40 +109,40 @@ impl<'c> Cluster<'c> {
             Some(PersistConfig::None {}) => "none, so nothing is shared",
             Some(PersistConfig::Postgres { .. }) => return Vec::new(),
         };
-        let mut problems = Vec::new();
-        // Why each cross-instance backend needs it: the per-room sequence lives there, and a
-        // receiver fills its gaps from there.
-        let why = match self.fanout {
+        // What needs it, why, and what else to write: the cross-instance backends keep the
+        // per-room sequence there and fill their gaps from there.
+        let fanout = match self.fanout {
             Some(FanoutConfig::Poll { .. }) => Some((
-                "poll",
+                "`backend = \"poll\"`",
                 "the instances read each other's messages from the database and share one \
                  sequence counter per room there",
             )),
             Some(FanoutConfig::Valkey { .. }) => Some((
-                "valkey",
+                "`backend = \"valkey\"`",
                 "the instances fill the gaps a lost pub/sub message leaves by reading the shared \
                  store",
             )),
             Some(FanoutConfig::Local {}) | None => None,
         };
-        if let Some((backend, why)) = why {
-            problems.push((LayerKind::Fanout, format!(
-                "`backend = \"{backend}\"` needs a `persist` layer with `store = \"postgres\"`, \
-                 because {why}; the store here is {store}. Use `store = \"postgres\"` with a \
-                 database every instance reaches, or `backend = \"local\"` for a single instance"
-            )));
-        }
-        if self.directory == DirectoryMode::Shared {
-            problems.push((
-                LayerKind::Route,
-                format!(
-                    "`directory = \"shared\"` needs a `persist` layer with `store = \"postgres\"`, \
-                 because the shared directory of nicks and members is a table there; the store \
-                 here is {store}. Use `store = \"postgres\"`, or `directory = \"auto\"`"
-                ),
-            ));
-        }
-        problems
+        let local = " with a database every instance reaches, or `backend = \"local\"` for a \
+                     single instance";
+        let fanout = fanout.map(|(what, why)| (LayerKind::Fanout, what, why, local));
+        let directory = (self.directory == DirectoryMode::Shared).then_some((
+            LayerKind::Route,
+            "`directory = \"shared\"`",
+            "the shared directory of nicks and members is a table there",
+            ", or `directory = \"auto\"`",
+        ));
+        let needs = fanout.into_iter().chain(directory);
+        needs
+            .map(|(kind, what, why, instead)| {
+                let problem = format!(
+                    "{what} needs a `persist` layer with `store = \"postgres\"`, because {why}; \
+                     the store here is {store}. Use `store = \"postgres\"`{instead}"
+                );
+                (kind, problem)
+            })
+            .collect()
     }
 
     /// Opens the store (connects, migrates) and builds the sequencer, the bus and the directory
@@ -223,31 +223,24 @@ async fn cross_instance(
     opened: &OpenedStore,
     hub: &Hub,
 ) -> anyhow::Result<(Arc<dyn Sequencer>, Arc<dyn Bus>)> {
-    let (interval_ms, gap_wait_ms, valkey) = match fanout {
-        FanoutConfig::Valkey {
-            url,
-            pool_size,
-            gap_wait_ms,
-        } => {
-            let options = ValkeyOptions {
-                url: url.clone(),
-                pool_size: *pool_size,
-            };
-            let poll_ms = valkey::POLL_WHILE_DEGRADED.as_millis() as u64;
-            (poll_ms, *gap_wait_ms, Some(options))
-        }
+    let (interval_ms, gap_wait_ms) = match fanout {
         FanoutConfig::Poll {
             interval_ms,
             gap_wait_ms,
-        } => (*interval_ms, *gap_wait_ms, None),
+        } => (*interval_ms, *gap_wait_ms),
+        FanoutConfig::Valkey { gap_wait_ms, .. } => {
+            let poll_ms = valkey::POLL_WHILE_DEGRADED.as_millis() as u64;
+            (poll_ms, *gap_wait_ms)
+        }
         FanoutConfig::Local {} => anyhow::bail!("fanout layer: `local` crosses no instance"),
     };
+    let under_valkey = matches!(fanout, FanoutConfig::Valkey { .. });
     let gap_wait = Duration::from_millis(gap_wait_ms);
     let degraded = Arc::new(AtomicBool::new(false));
     let options = PollOptions {
         interval: Duration::from_millis(interval_ms),
         gap_wait,
-        idle: valkey.as_ref().map(|_| (gap_wait, degraded.clone())),
+        idle: under_valkey.then(|| (gap_wait, degraded.clone())),
     };
     let settler = Settler {
         store: opened.store.clone(),
@@ -258,9 +251,91 @@ async fn cross_instance(
     let (sequencer, poll) = poll::backend(postgres, options, settler, instance.clone())
         .await
         .context("fanout layer: cannot read the presence events")?;
-    let bus: Arc<dyn Bus> = match valkey {
-        None => poll,
-        Some(options) => Arc::new(Valkey::connect(&options, instance, poll, degraded).await?),
+    let bus: Arc<dyn Bus> = match fanout {
+        FanoutConfig::Valkey { url, pool_size, .. } => {
+            let (url, pool_size) = (url.clone(), *pool_size);
+            let options = ValkeyOptions { url, pool_size };
+            Arc::new(Valkey::connect(&options, instance, poll, degraded).await?)
+        }
+        _ => poll,
     };
     Ok((sequencer, bus))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::PipelineConfig;
+    use crate::pipeline::config::LayerConfig;
+    use crate::pipeline::load::parse;
+    use crate::pipeline::load::tests::{FULL, stack};
+
+    fn config(text: &str) -> PipelineConfig {
+        parse("t", text, &|_| None).unwrap()
+    }
+
+    fn cluster(config: &PipelineConfig) -> Cluster<'_> {
+        Cluster::of(config.persist(), config.fanout(), config.route())
+    }
+
+    /// The full stack with a PostgreSQL store.
+    fn on_postgres() -> String {
+        let url = "store = \"postgres\"\nurl = \"postgres://h/db\"";
+        stack(FULL).replace("store = \"none\"", url)
+    }
+
+    #[test]
+    fn auto_shares_the_directory_only_when_messages_cross_instances_through_postgres() {
+        let poll = config(&on_postgres().replace("\"local\"", "\"poll\""));
+        assert!(cluster(&poll).shared_directory());
+        assert!(!cluster(&config(&on_postgres())).shared_directory());
+        assert!(!cluster(&config(&stack(FULL))).shared_directory());
+    }
+
+    #[test]
+    fn postgres_breaks_no_rule_and_every_other_store_breaks_both() {
+        let poll = config(&on_postgres().replace("\"local\"", "\"poll\""));
+        assert!(cluster(&poll).problems().is_empty());
+        // Made by code: `--check` would refuse it.
+        let sqlite = "store = \"sqlite\"\npath = \"x.db\"";
+        let mut sqlite = config(&stack(FULL).replace("store = \"none\"", sqlite));
+        for layer in &mut sqlite.layers {
+            match layer {
+                LayerConfig::Route(route) => route.directory = DirectoryMode::Shared,
+                LayerConfig::Fanout(fanout) => {
+                    let (interval_ms, gap_wait_ms) = (100, 2000);
+                    *fanout = FanoutConfig::Poll {
+                        interval_ms,
+                        gap_wait_ms,
+                    };
+                }
+                _ => {}
+            }
+        }
+        let kinds: Vec<_> = cluster(&sqlite)
+            .problems()
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(kinds, [LayerKind::Fanout, LayerKind::Route]);
+    }
+
+    #[tokio::test]
+    async fn start_refuses_what_check_refuses_in_the_same_words() {
+        let mut shared = config(&stack(FULL));
+        for layer in &mut shared.layers {
+            if let LayerConfig::Route(route) = layer {
+                route.directory = DirectoryMode::Shared;
+            }
+        }
+        let cluster = cluster(&shared);
+        let background = Background::default();
+        let err = cluster
+            .start(&Hub::new("t"), &background)
+            .await
+            .unwrap_err();
+        let (_, problem) = cluster.problems().remove(0);
+        assert_eq!(err.to_string(), format!("route layer: {problem}"));
+        assert!(problem.starts_with("`directory = \"shared\"` needs a `persist` layer"));
+    }
 }
