@@ -20,6 +20,7 @@
 //! type and its reading without importing the pipeline that composes it.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::ops::{Range, RangeInclusive};
@@ -239,6 +240,28 @@ impl<'a, 't> Reader<'a, 't> {
             self.problem(at, problem());
             self.failed.push(keys[0]);
         }
+    }
+
+    /// A rule between two options read already: `a` is never `side` of `b` (`Greater`: never
+    /// more, `Less`: never less); otherwise, at `a`'s line, "option `a` = 9 is more than `b` =
+    /// 5; " and `why`.
+    pub fn never<T: PartialOrd + Display>(
+        &mut self,
+        a: (&'static str, T),
+        side: Ordering,
+        b: (&'static str, T),
+        why: &str,
+    ) {
+        let ((a, x), (b, y)) = (a, b);
+        let word = if side == Ordering::Less {
+            "less"
+        } else {
+            "more"
+        };
+        let ok = x.partial_cmp(&y) != Some(side);
+        self.check(&[a, b], ok, || {
+            format!("option `{a}` = {x} is {word} than `{b}` = {y}; {why}")
+        });
     }
 
     /// Every problem found, with the keys nobody asked for reported as unknown options.

@@ -5,11 +5,13 @@
 //!
 //! * **out:** the fan-out layer hands it every *local* message and presence change after
 //!   delivering them here ([`Bus::publish`], [`Bus::announce`]);
-//! * **in:** once the stack is built, [`Bus::start`] gets a clone of it and feeds what other
-//!   instances said back in as `Action::Publish` / `Action::Presence` requests whose message or
-//!   presence is marked remote (`Origin::Remote`, `Presence::session == None`). They go through
-//!   the same layers as local ones: the ring remembers them, the store does not store them again,
-//!   and the room's ordered gate (`Room::commit`) delivers them in seq order;
+//! * **in:** once the stack is built, [`Bus::start`] gets a clone of it from the route layer
+//!   down and feeds what other instances said back in as `Action::Publish` / `Action::Presence`
+//!   requests whose message or presence is marked remote (`Origin::Remote`,
+//!   `Presence::session == None`). They skip what only users' input needs (parse, the rate
+//!   limit, tower's guards); from route on they meet the same layers as local ones: route shows
+//!   their presence changes, the ring remembers their messages, the store does not store them
+//!   again, and the room's ordered gate (`Room::commit`) delivers them in seq order;
 //! * **open:** when a room is first used on this instance, the `OpenRoom` request passes through
 //!   the fan-out layer, which hands it to [`Bus::open_room`]: the backend starts listening to the
 //!   room and raises the room's floor to the seq other instances have already reached;
@@ -79,8 +81,8 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
         false
     }
 
-    /// Starts the receiving side: what other instances publish is fed into `stack`. Its tasks run
-    /// on `background` and stop with it.
+    /// Starts the receiving side: what other instances publish is fed into `stack` (the pipeline
+    /// from its route layer down). Its tasks run on `background` and stop with it.
     ///
     /// # Errors
     /// When the backend cannot be set up.

@@ -9,45 +9,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-
+use tokio_util::sync::CancellationToken;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, service_fn};
 
-use super::config::{
-    DirectoryMode, FanoutConfig, LayerConfig, PersistConfig, PipelineConfig, RouteConfig,
-};
-use crate::backends::gaps::Settler;
-use crate::backends::poll::{self, PollOptions};
-use crate::backends::postgres_directory::PostgresDirectory;
-use crate::backends::sequencer::LocalSequencer;
-use crate::backends::valkey::{self, Valkey, ValkeyOptions};
-use crate::backends::{Background, Bus, Directory, LocalDirectory};
+use super::cluster::{Cluster, Wiring};
+use super::config::{LayerConfig, PipelineConfig};
+use crate::backends::Background;
 use crate::core::{Action, ChatService, Hub, Reply, Request, Sequencer, end_of_pipeline};
 use crate::layers::fanout::FanoutLayer;
 use crate::layers::guard::UsersOnlyLayer;
 use crate::layers::history::HistoryLayer;
 use crate::layers::parse::ParseLayer;
-use crate::layers::persist::{OpenedStore, PersistLayer, open_store};
+use crate::layers::persist::PersistLayer;
 use crate::layers::rate_limit::RateLimitLayer;
 use crate::layers::route::RouteLayer;
 use crate::ops::Backends;
-use tokio_util::sync::CancellationToken;
-
-/// The route layer's `max_rooms`: the most stored rooms worth listing.
-fn max_rooms(config: &PipelineConfig) -> usize {
-    config
-        .layers
-        .iter()
-        .find_map(|layer| match layer {
-            LayerConfig::Route(route) => Some(route.max_rooms),
-            _ => None,
-        })
-        .unwrap_or_else(|| RouteConfig::default().max_rooms)
-}
 
 /// How many messages a joiner sees when the pipeline has no history layer.
 const DEFAULT_JOIN_REPLAY: usize = 10;
@@ -86,35 +66,28 @@ pub async fn assemble(
     hub: &Hub,
     background: &Background,
 ) -> anyhow::Result<Built> {
-    // The store, if any: opened once, shared by the persist layer and the fan-out backend.
-    let store = match config.layers.iter().find_map(|layer| match layer {
-        LayerConfig::Persist(persist) => Some(persist),
-        _ => None,
-    }) {
-        Some(persist) => open_store(persist).await?,
-        None => None,
-    };
+    let route = config.route().cloned().unwrap_or_default();
+    // The store, and who numbers messages, carries them to other instances and knows who is
+    // where: decided by the persist, fan-out and route options together.
+    let cluster = Cluster::of(config.persist(), config.fanout(), config.route());
+    let Wiring {
+        store,
+        sequencer,
+        bus,
+        directory,
+    } = cluster.start(hub, background).await?;
     // The rooms with stored history, so that `/rooms` lists them after a restart too.
     if let Some(opened) = &store {
-        match opened.store.rooms(max_rooms(config)).await {
+        match opened.store.rooms(route.max_rooms).await {
             Ok(names) => hub.rooms().remember_stored(names),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list the stored rooms; /rooms shows the rooms in use only")
             }
         }
     }
-    // Who numbers messages and who carries them to other instances: the fan-out backend decides.
-    let (sequencer, bus) = fanout_backend(config, hub, store.as_ref()).await?;
     let join_replay = config
-        .layers
-        .iter()
-        .find_map(|layer| match layer {
-            LayerConfig::History(history) => Some(history.capacity),
-            _ => None,
-        })
-        .unwrap_or(DEFAULT_JOIN_REPLAY);
-    // Who holds which nick and who is in which room, on this instance or on all of them.
-    let directory = directory(config, hub, background).await?;
+        .history()
+        .map_or(DEFAULT_JOIN_REPLAY, |history| history.capacity);
     let mut backends = Backends {
         store: store.as_ref().map(|opened| opened.store.clone()),
         writer: None,
@@ -122,6 +95,9 @@ pub async fn assemble(
     };
 
     let mut stack = ChatService::new(service_fn(end_of_pipeline));
+    // Where requests that come from no user enter: the route layer, below parse, the rate
+    // limit and the guards, which have nothing to do with them.
+    let mut from_route = None;
     for layer in config.layers.iter().rev() {
         stack = match layer {
             // Lines -> commands.
@@ -166,40 +142,34 @@ pub async fn assemble(
             // Delivery to room members, here and (through the bus) on other instances.
             LayerConfig::Fanout(_) => wrap(FanoutLayer::new(hub.clone(), bus.clone()), stack),
         };
+        if let LayerConfig::Route(_) = layer {
+            from_route = Some(stack.clone());
+        }
     }
-    // Other instances' messages come in through the very stack just built.
+    // The checks require a route layer; without one (a config built by code) everything enters
+    // at the top.
+    let from_route = from_route.unwrap_or_else(|| stack.clone());
+    // Other instances' messages come in at the route layer: it handles their presence changes,
+    // passes their messages to the layers inside (the ring, the store that does not store them
+    // again, the room's ordered gate in the fan-out layer).
     if let Some(bus) = bus {
         hub.rooms().keep_opened_rooms();
-        bus.start(stack.clone(), hub.clone(), background)?;
+        bus.start(from_route.clone(), hub.clone(), background)?;
     }
     // Rooms are a cache of the store: idle ones leave memory (see `core::rooms`), and only
     // rooms that never carried a message when nothing stores history.
     if store.is_some() {
         hub.rooms().evict_stored_rooms();
     }
-    let idle = Duration::from_secs(route_config(config).room_idle_secs);
-    background.tracker.spawn(sweep_idle_rooms(
-        stack.clone(),
-        idle,
-        background.stop.clone(),
-    ));
+    let idle = Duration::from_secs(route.room_idle_secs);
+    background
+        .tracker
+        .spawn(sweep_idle_rooms(from_route, idle, background.stop.clone()));
     Ok(Built {
         stack,
         backends,
         sequencer,
     })
-}
-
-/// The pipeline's route options (the defaults if it has no route layer, which the checks refuse).
-fn route_config(config: &PipelineConfig) -> RouteConfig {
-    config
-        .layers
-        .iter()
-        .find_map(|layer| match layer {
-            LayerConfig::Route(route) => Some(route.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 /// Asks the route layer to evict the rooms idle for `idle` (`Action::EvictIdleRooms`), twice per
@@ -219,123 +189,6 @@ async fn sweep_idle_rooms(stack: ChatService, idle: Duration, stop: Cancellation
             tracing::warn!("the idle-room sweep failed: {err}");
         }
     }
-}
-
-/// The sequencer and bus of the pipeline's fan-out backend: `local` numbers in memory
-/// (reserving its seqs in the store, if any) and has no bus; the cross-instance backends number
-/// with PostgreSQL's counter rows and carry messages between instances: `poll` through the store,
-/// `valkey` through pub/sub with the same poll underneath as its safety net and fallback.
-async fn fanout_backend(
-    config: &PipelineConfig,
-    hub: &Hub,
-    store: Option<&OpenedStore>,
-) -> anyhow::Result<(Arc<dyn Sequencer>, Option<Arc<dyn Bus>>)> {
-    let fanout = config.layers.iter().find_map(|layer| match layer {
-        LayerConfig::Fanout(fanout) => Some(fanout),
-        _ => None,
-    });
-    let (interval_ms, gap_wait_ms, valkey) = match fanout {
-        Some(FanoutConfig::Local {}) | None => {
-            let store = store.map(|opened| opened.store.clone());
-            let sequencer = LocalSequencer::new(store, hub.instance().clone());
-            return Ok((Arc::new(sequencer), None));
-        }
-        Some(FanoutConfig::Poll {
-            interval_ms,
-            gap_wait_ms,
-        }) => (*interval_ms, *gap_wait_ms, None),
-        Some(FanoutConfig::Valkey {
-            url,
-            pool_size,
-            gap_wait_ms,
-        }) => (
-            valkey::POLL_WHILE_DEGRADED.as_millis() as u64,
-            *gap_wait_ms,
-            Some(ValkeyOptions {
-                url: url.clone(),
-                pool_size: *pool_size,
-            }),
-        ),
-    };
-    // Both cross-instance backends: the counter, the messages and the referee of holes are in
-    // the PostgreSQL store the persist layer opened (same pool).
-    let opened = store.context(
-        "fanout layer: a cross-instance backend needs the persist layer's PostgreSQL store",
-    )?;
-    let postgres = opened.postgres.clone().context(
-        "fanout layer: a cross-instance backend needs the persist layer's PostgreSQL store",
-    )?;
-    let gap_wait = Duration::from_millis(gap_wait_ms);
-    let degraded = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let options = PollOptions {
-        interval: Duration::from_millis(interval_ms),
-        gap_wait,
-        idle: valkey.as_ref().map(|_| (gap_wait, degraded.clone())),
-    };
-    let settler = Settler {
-        store: opened.store.clone(),
-        durability: opened.durability,
-        wait: gap_wait,
-    };
-    let (sequencer, poll) = poll::backend(postgres, options, settler, hub.instance().clone())
-        .await
-        .context("fanout layer: cannot read the presence events")?;
-    let bus: Arc<dyn Bus> = match valkey {
-        None => poll,
-        Some(options) => {
-            Arc::new(Valkey::connect(&options, hub.instance().clone(), poll, degraded).await?)
-        }
-    };
-    Ok((sequencer, Some(bus)))
-}
-
-/// Whether the pipeline runs as one of several instances, so that nicks and members must be
-/// looked up in a directory they all share: a PostgreSQL store to hold it, and a fan-out backend
-/// that reaches other instances.
-pub fn shared_directory(config: &PipelineConfig) -> bool {
-    let postgres = config
-        .layers
-        .iter()
-        .any(|layer| matches!(layer, LayerConfig::Persist(PersistConfig::Postgres { .. })));
-    let cross_instance = config.layers.iter().any(|layer| {
-        matches!(layer, LayerConfig::Fanout(fanout) if !matches!(fanout, FanoutConfig::Local {}))
-    });
-    postgres && cross_instance
-}
-
-/// The presence directory the route layer uses: the route options' `directory` decides, `auto`
-/// by [`shared_directory`]. The shared one lives in the persist layer's PostgreSQL and keeps a
-/// heartbeat on `background`.
-///
-/// # Errors
-/// When `directory = "shared"` without a PostgreSQL store, or its pool cannot be built.
-async fn directory(
-    config: &PipelineConfig,
-    hub: &Hub,
-    background: &Background,
-) -> anyhow::Result<Arc<dyn Directory>> {
-    let route = route_config(config);
-    let shared = match route.directory {
-        DirectoryMode::Auto => shared_directory(config),
-        DirectoryMode::Local => false,
-        DirectoryMode::Shared => true,
-    };
-    if !shared {
-        return Ok(Arc::new(LocalDirectory::new(hub.clone())));
-    }
-    let url = config.layers.iter().find_map(|layer| match layer {
-        LayerConfig::Persist(PersistConfig::Postgres { url, .. }) => Some(url.as_str()),
-        _ => None,
-    });
-    let Some(url) = url else {
-        anyhow::bail!(
-            "route layer: `directory = \"shared\"` keeps nicks and members in PostgreSQL, so it \
-             needs a persist layer with `store = \"postgres\"`"
-        );
-    };
-    let ttl = std::time::Duration::from_secs(route.presence_ttl_secs);
-    let directory = PostgresDirectory::start(url, hub, ttl, background).await?;
-    Ok(Arc::new(directory))
 }
 
 /// Wraps `inner` in `layer` and erases the result's type.

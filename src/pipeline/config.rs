@@ -9,9 +9,12 @@
 
 use std::net::SocketAddr;
 
+use std::cmp::Ordering::Greater;
+
 use serde::Serialize;
 use strum::{Display, EnumDiscriminants, EnumString, VariantNames};
 
+use super::describe::instance_char;
 pub use crate::backends::{Durability, mask_password};
 use crate::config::Reader;
 pub use crate::layers::fanout::FanoutConfig;
@@ -135,30 +138,16 @@ impl ServerConfig {
             // As connections (each stream is an HTTP/1.1 connection).
             max_streams_per_ip: r.int("max_streams_per_ip", 1..=1_000_000, 32),
         };
-        let (queue, all) = (config.outbound_queue_bytes, config.max_queued_bytes);
-        r.check(&["outbound_queue_bytes", "max_queued_bytes"], queue <= all, || {
-            format!(
-                "option `outbound_queue_bytes` = {queue} is more than `max_queued_bytes` = {all}; \
-                 one queue cannot hold more than all of them together"
-            )
-        });
-        let (per_ip, total) = (config.max_connections_per_ip, config.max_connections);
-        r.check(
-            &["max_connections_per_ip", "max_connections"],
-            per_ip <= total,
-            || {
-                format!(
-                    "option `max_connections_per_ip` = {per_ip} is more than `max_connections` = \
-                 {total}; one address cannot have more connections than the whole server"
-                )
-            },
-        );
+        let queue = ("outbound_queue_bytes", config.outbound_queue_bytes);
+        let why = "one queue cannot hold more than all of them together";
+        let all = ("max_queued_bytes", config.max_queued_bytes);
+        r.never(queue, Greater, all, why);
+        let per_ip = ("max_connections_per_ip", config.max_connections_per_ip);
+        let why = "one address cannot have more connections than the whole server";
+        let total = ("max_connections", config.max_connections);
+        r.never(per_ip, Greater, total, why);
         if let Some(name) = &config.instance {
-            // Shown to every client that connects, and used in logs, keys and URLs alike.
-            let ok = (1..=32).contains(&name.chars().count())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            let ok = (1..=32).contains(&name.chars().count()) && name.chars().all(instance_char);
             r.check(&["instance"], ok, || {
                 format!(
                     "option `instance` = {name:?} is not a valid instance name: use 1 to 32 of \
@@ -227,9 +216,20 @@ impl LayerConfig {
     }
 }
 
-impl PipelineConfig {
-    /// The first layer `pick` recognises, such as `config.layer(|l| match l { .. })`.
-    pub fn layer<'a, T>(&'a self, pick: impl FnMut(&'a LayerConfig) -> Option<T>) -> Option<T> {
-        self.layers.iter().find_map(pick)
-    }
+/// `config.route()` and the like: the options of the pipeline's layer of one kind, if it has
+/// one (the checks allow each kind once).
+macro_rules! layer_of_kind {
+    ($($name:ident: $variant:ident($options:ty)),*) => {
+        impl PipelineConfig {$(
+            #[doc = concat!("The options of the `", stringify!($name), "` layer, if any.")]
+            pub fn $name(&self) -> Option<&$options> {
+                self.layers.iter().find_map(|layer| match layer {
+                    LayerConfig::$variant(options) => Some(options),
+                    _ => None,
+                })
+            }
+        )*}
+    };
 }
+
+layer_of_kind!(route: Route(RouteConfig), history: History(HistoryConfig), persist: Persist(PersistConfig), fanout: Fanout(FanoutConfig));

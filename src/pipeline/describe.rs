@@ -118,28 +118,22 @@ fn host_name() -> String {
         .unwrap_or_else(|| "chatd".to_string())
 }
 
-/// `host-port`, made of the characters a configured instance may use and at most 32 of them, so
-/// a derived name passes the same check as a written one. Only the first label of a dotted host
-/// name is kept: `db1.example.org` becomes `db1`.
+/// `host-port`, made of the characters a configured instance may use ([`instance_char`]) and
+/// at most 32 of them, so a derived name passes the same check as a written one. Only the first
+/// label of a dotted host name is kept: `db1.example.org` becomes `db1`.
 fn derived_instance(host: &str, port: u16) -> String {
     let short = host.split('.').next().unwrap_or(host);
-    let clean: String = short
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(26) // 26 + "-" + a five-digit port = 32
-        .collect();
-    let clean = if clean.is_empty() {
-        "chatd".to_string()
-    } else {
-        clean
-    };
+    let fix = |c| if instance_char(c) { c } else { '-' };
+    // 26 + "-" + a five-digit port = 32
+    let clean: String = short.chars().map(fix).take(26).collect();
+    let clean = if clean.is_empty() { "chatd" } else { &clean };
     format!("{clean}-{port}")
+}
+
+/// Whether `c` may be part of an instance name: it is shown to every client that connects, and
+/// used in logs, keys and URLs alike.
+pub(super) fn instance_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_.-".contains(c)
 }
 
 #[cfg(test)]

@@ -13,9 +13,10 @@
 //!
 //! One rule looks at options rather than kinds ([`shared_store`]): a fan-out backend that shares
 //! rooms between instances, and a shared presence directory, need a store that every instance
-//! reaches, which is PostgreSQL.
+//! reaches, which is PostgreSQL. [`Cluster`] holds that rule, for start-up as for here.
 
-use super::config::{DirectoryMode, FanoutConfig, LayerConfig, LayerKind, PersistConfig};
+use super::cluster::Cluster;
+use super::config::{LayerConfig, LayerKind};
 use super::report::{ConfigError, Place};
 
 /// A layer whose kind is known, which is all the whole-stack checks need.
@@ -25,17 +26,14 @@ pub(super) struct Found {
     pub(super) kind: LayerKind,
     /// The line of its `[[layer]]` header, if it comes from a file.
     pub(super) line: Option<usize>,
+    /// Its options; `None` when they have problems of their own (reported already).
+    pub(super) config: Option<LayerConfig>,
 }
 
 impl Found {
     fn problem(&self, problem: String) -> ConfigError {
         let (index, kind) = (self.index, self.kind.to_string());
-        let place = Place::Layer { index, kind };
-        ConfigError {
-            line: self.line,
-            place,
-            problem,
-        }
+        ConfigError::new(self.line, Place::Layer { index, kind }, problem)
     }
 }
 
@@ -149,72 +147,33 @@ fn guards(found: &[Found]) -> Vec<ConfigError> {
     errors
 }
 
-/// Why each cross-instance fan-out backend needs `persist` with `store = "postgres"`: the
-/// per-room sequence lives there and a receiver fills its gaps from there.
-fn why_shared(fanout: &FanoutConfig) -> Option<(&'static str, &'static str)> {
-    match fanout {
-        FanoutConfig::Local {} => None,
-        FanoutConfig::Poll { .. } => Some((
-            "poll",
-            "the instances read each other's messages from the database and share one sequence \
-             counter per room there",
-        )),
-        FanoutConfig::Valkey { .. } => Some((
-            "valkey",
-            "the instances fill the gaps a lost pub/sub message leaves by reading the shared \
-             store",
-        )),
-    }
-}
-
-/// The whole-stack rule on options: what is shared between instances lives in PostgreSQL, so a
-/// cross-instance fan-out backend and a shared presence directory require the PostgreSQL store.
-/// `layers` holds each layer's config in file order (`None` where the layer has problems of its
-/// own, which are reported already), `found` their kinds and lines.
-pub(super) fn shared_store(found: &[Found], layers: &[Option<LayerConfig>]) -> Vec<ConfigError> {
-    let config_of = |kind: LayerKind| {
-        let layer = found.iter().find(|layer| layer.kind == kind)?;
-        Some((layer, layers.get(layer.index - 1).and_then(Option::as_ref)))
+/// The whole-stack rule on options, [`Cluster::problems`], told at the layer each problem is
+/// about.
+pub(super) fn shared_store(found: &[Found]) -> Vec<ConfigError> {
+    let layer = |kind| found.iter().find(|layer: &&Found| layer.kind == kind);
+    let config = |kind| layer(kind).and_then(|layer| layer.config.as_ref());
+    let store = match (layer(LayerKind::Persist), config(LayerKind::Persist)) {
+        (_, Some(LayerConfig::Persist(persist))) => Some(persist),
+        (None, _) => None,
+        // A persist layer with problems of its own: which store it meant is unknown.
+        (Some(_), _) => return Vec::new(),
     };
-    let store = match config_of(LayerKind::Persist) {
-        None => "none (there is no persist layer)",
-        Some((_, Some(LayerConfig::Persist(PersistConfig::Sqlite { .. })))) => {
-            "sqlite, one file on one machine that other instances cannot share"
-        }
-        Some((_, Some(LayerConfig::Persist(PersistConfig::None {})))) => {
-            "none, so nothing is shared"
-        }
-        // PostgreSQL, or a persist layer with problems of its own (reported already).
-        Some(_) => return Vec::new(),
+    let fanout = match config(LayerKind::Fanout) {
+        Some(LayerConfig::Fanout(fanout)) => Some(fanout),
+        _ => None,
     };
-    let mut problems = Vec::new();
-    if let Some((layer, Some(LayerConfig::Fanout(fanout)))) = config_of(LayerKind::Fanout)
-        && let Some((backend, why)) = why_shared(fanout)
-    {
-        problems.push(layer.problem(format!(
-            "`backend = \"{backend}\"` needs a `persist` layer with `store = \"postgres\"`, because \
-             {why}; the store here is {store}. Use `store = \"postgres\"` with a database every \
-             instance reaches, or `backend = \"local\"` for a single instance"
-        )));
-    }
-    if let Some((layer, Some(LayerConfig::Route(route)))) = config_of(LayerKind::Route)
-        && route.directory == DirectoryMode::Shared
-    {
-        problems.push(layer.problem(format!(
-            "`directory = \"shared\"` needs a `persist` layer with `store = \"postgres\"`, \
-             because the shared directory of nicks and members is a table there; the store here \
-             is {store}. Use `store = \"postgres\"`, or `directory = \"auto\"`"
-        )));
-    }
+    let route = match config(LayerKind::Route) {
+        Some(LayerConfig::Route(route)) => Some(route),
+        _ => None,
+    };
+    let problems = Cluster::of(store, fanout, route).problems().into_iter();
     problems
+        .filter_map(|(kind, problem)| Some(layer(kind)?.problem(problem)))
+        .collect()
 }
 
 fn problem_in_file(problem: String) -> ConfigError {
-    ConfigError {
-        line: None,
-        place: Place::File,
-        problem,
-    }
+    ConfigError::new(None, Place::File, problem)
 }
 
 #[cfg(test)]

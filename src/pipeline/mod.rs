@@ -6,12 +6,15 @@
 //! * [`load`]: reading and checking a file, reporting every problem at once ([`report`] words
 //!   them, `graph.rs` checks the stack as a whole);
 //! * [`describe`]: the summary `chatd --check` prints, and the instance name;
+//! * [`cluster`]: whether the instance is one of several, the rule that what they share lives
+//!   in PostgreSQL, and the store, sequencer, bus and directory that follow;
 //! * [`build`](mod@build): turning a valid config into one [`ChatService`].
 //!
 //! Phases 1 to 3 of the seed are different files in `pipelines/`, not different code. Nothing
 //! below the pipeline (layers, backends, core) imports it: it only composes them.
 
 pub mod build;
+pub mod cluster;
 pub mod config;
 pub mod describe;
 pub mod env;

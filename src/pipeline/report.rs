@@ -44,6 +44,27 @@ pub struct ConfigErrors {
     pub errors: Vec<ConfigError>,
 }
 
+impl ConfigError {
+    /// The problem `problem` at `place`, on `line` if it has one.
+    pub fn new(line: Option<usize>, place: Place, problem: impl Into<String>) -> ConfigError {
+        let problem = problem.into();
+        ConfigError {
+            line,
+            place,
+            problem,
+        }
+    }
+}
+
+impl ConfigErrors {
+    /// The one problem of `source` as a whole (it cannot be read, or rendered).
+    pub fn one(source: &str, problem: String) -> ConfigErrors {
+        let errors = vec![ConfigError::new(None, Place::File, problem)];
+        let source = source.to_string();
+        ConfigErrors { source, errors }
+    }
+}
+
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

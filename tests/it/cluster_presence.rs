@@ -216,7 +216,7 @@ async fn a_shared_directory_needs_postgres() {
     }
     let err = Server::start(&config).await.unwrap_err();
     assert!(
-        format!("{err:#}").contains("needs a persist layer with `store = \"postgres\"`"),
+        format!("{err:#}").contains("needs a `persist` layer with `store = \"postgres\"`"),
         "{err:#}"
     );
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use strum::{EnumDiscriminants, EnumString, VariantNames};
 
-use crate::backends::{Durability, masked};
+use crate::backends::{Durability, WriterOptions, masked};
 use crate::config::Reader;
 
 /// How long a write-ahead sender waits for the store unless told otherwise, in milliseconds.
@@ -94,19 +94,32 @@ impl PersistConfig {
         })
     }
 
-    /// How long a write-ahead sender waits for the store (`sync_timeout_ms`); the default for
-    /// `store = "none"`, which never waits.
-    pub fn sync_timeout(&self) -> std::time::Duration {
-        let ms = match self {
-            PersistConfig::None {} => SYNC_TIMEOUT_MS,
+    /// When a message counts as stored, and the writer's queue, batch and write-ahead wait;
+    /// `None` for `store = "none"`, which has no writer.
+    pub fn writer(&self) -> Option<(Durability, WriterOptions)> {
+        match self {
+            PersistConfig::None {} => None,
             PersistConfig::Sqlite {
-                sync_timeout_ms, ..
+                durability,
+                queue,
+                batch,
+                sync_timeout_ms,
+                ..
             }
             | PersistConfig::Postgres {
-                sync_timeout_ms, ..
-            } => *sync_timeout_ms,
-        };
-        std::time::Duration::from_millis(ms)
+                durability,
+                queue,
+                batch,
+                sync_timeout_ms,
+                ..
+            } => Some((
+                *durability,
+                WriterOptions {
+                    sync_timeout: std::time::Duration::from_millis(*sync_timeout_ms),
+                    ..WriterOptions::new(*queue, *batch)
+                },
+            )),
+        }
     }
 }
 

@@ -32,13 +32,10 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use anyhow::Context as _;
 use tower::{BoxError, Layer, Service};
 
 use super::{Inner, LayerFuture, call_inner, take};
 use crate::backends::Durability;
-use crate::backends::postgres::PostgresStore;
-use crate::backends::sqlite::SqliteStore;
 use crate::backends::{Background, Store, StoreError, Writer, WriterOptions};
 use crate::core::{
     Action, ChatError, ChatMessage, Hub, Origin, Outcome, Reply, Request, StoredRoom,
@@ -47,71 +44,16 @@ use crate::core::{
 mod config;
 pub use config::{PersistConfig, StoreKind};
 
-/// A store opened from the pipeline's `persist` options, shared by the persist layer and (for
-/// gap filling and polling) the cross-instance fan-out backends.
+/// A store opened from the pipeline's `persist` options (by the pipeline's wiring, which also
+/// hands it to the cross-instance fan-out backends), with its writer's settings.
 #[derive(Debug, Clone)]
 pub struct OpenedStore {
     /// The store.
     pub store: Arc<dyn Store>,
     /// When a message counts as safe.
     pub durability: Durability,
-    /// The write-behind queue's capacity.
-    pub queue: usize,
-    /// The most messages per batch.
-    pub batch: usize,
-    /// How long a write-ahead sender waits for the store (`sync_timeout_ms`).
-    pub sync_timeout: std::time::Duration,
-    /// The same store as its concrete PostgreSQL type, when it is one: the cross-instance
-    /// fan-out backends run their own queries (a shared sequence, polling) on its pool, which
-    /// the `Store` trait rightly does not offer. A clone shares the pool, so `pool_size` still
-    /// bounds every connection this chatd opens.
-    pub postgres: Option<PostgresStore>,
-}
-
-/// Opens (and migrates) the store `config` names; `None` for `store = "none"`.
-///
-/// # Errors
-/// When the store cannot be opened or reached, or its schema is newer than this chatd.
-pub async fn open_store(config: &PersistConfig) -> anyhow::Result<Option<OpenedStore>> {
-    let mut postgres = None;
-    let (store, durability, queue, batch): (Arc<dyn Store>, _, _, _) = match config {
-        PersistConfig::None {} => return Ok(None),
-        PersistConfig::Sqlite {
-            path,
-            durability,
-            queue,
-            batch,
-            ..
-        } => {
-            let full_sync = *durability == Durability::Sync;
-            let store = SqliteStore::open(std::path::Path::new(path), full_sync)
-                .await
-                .with_context(|| format!("persist layer: cannot use SQLite file {path}"))?;
-            (Arc::new(store), *durability, *queue, *batch)
-        }
-        PersistConfig::Postgres {
-            url,
-            pool_size,
-            durability,
-            queue,
-            batch,
-            ..
-        } => {
-            let store = PostgresStore::connect(url, *pool_size)
-                .await
-                .context("persist layer: cannot use PostgreSQL (the `url` of the pipeline)")?;
-            postgres = Some(store.clone());
-            (Arc::new(store), *durability, *queue, *batch)
-        }
-    };
-    Ok(Some(OpenedStore {
-        store,
-        durability,
-        queue,
-        batch,
-        sync_timeout: config.sync_timeout(),
-        postgres,
-    }))
+    /// Its writer's queue, batch and write-ahead wait.
+    pub writer: WriterOptions,
 }
 
 /// Builds [`Persist`] services.
@@ -130,7 +72,7 @@ struct Backend {
 }
 
 impl PersistLayer {
-    /// A persist layer for the configured store, opened by [`open_store`] (`None`: no store),
+    /// A persist layer for the configured store (`None`: no store),
     /// over the rooms of `hub`, with its writer started on `background`.
     pub fn new(store: Option<&OpenedStore>, hub: &Hub, background: &Background) -> PersistLayer {
         let Some(opened) = store else {
@@ -138,10 +80,7 @@ impl PersistLayer {
         };
         let writer = Writer::spawn(
             opened.store.clone(),
-            WriterOptions {
-                sync_timeout: opened.sync_timeout,
-                ..WriterOptions::new(opened.queue, opened.batch)
-            },
+            opened.writer.clone(),
             hub.stats_handle(),
             background,
         );

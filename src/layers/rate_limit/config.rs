@@ -1,6 +1,8 @@
 //! The rate-limit layer's options (`kind = "rate_limit"`), read in one call each (see
 //! `crate::config`).
 
+use std::cmp::Ordering::Less;
+
 use serde::Serialize;
 
 use crate::config::Reader;
@@ -43,27 +45,12 @@ impl RateLimitConfig {
             per_address_per_second: r.int("per_address_per_second", 1..=100_000, 50),
             per_address_burst: r.int("per_address_burst", 1..=1_000_000, 200),
         };
-        for (key, address, session_key, session) in [
-            (
-                "per_address_per_second",
-                config.per_address_per_second,
-                "per_second",
-                per_second,
-            ),
-            (
-                "per_address_burst",
-                config.per_address_burst,
-                "burst",
-                config.burst,
-            ),
-        ] {
-            r.check(&[key, session_key], address >= session, || {
-                format!(
-                    "option `{key}` = {address} is less than `{session_key}` = {session}; all \
-                     the sessions of one address together cannot have less than one session alone"
-                )
-            });
-        }
+        let why =
+            "all the sessions of one address together cannot have less than one session alone";
+        let per_address = ("per_address_per_second", config.per_address_per_second);
+        r.never(per_address, Less, ("per_second", per_second), why);
+        let per_address_burst = ("per_address_burst", config.per_address_burst);
+        r.never(per_address_burst, Less, ("burst", config.burst), why);
         config
     }
 }

@@ -1,6 +1,8 @@
 //! The route layer's options (`kind = "route"`): what each one means, its default and its range,
 //! read in one call per option (see `crate::config`).
 
+use std::cmp::Ordering::Greater;
+
 use serde::Serialize;
 use strum::{EnumString, VariantNames};
 
@@ -138,17 +140,9 @@ impl RouteConfig {
             room_idle_secs: r.int("room_idle_secs", 1..=604_800, 300),
             opers: r.list("opers", oper),
         };
-        let (per_session, max_rooms) = (config.max_rooms_per_session, config.max_rooms);
-        r.check(
-            &["max_rooms_per_session", "max_rooms"],
-            per_session <= max_rooms,
-            || {
-                format!(
-                    "option `max_rooms_per_session` = {per_session} is more than `max_rooms` = \
-                 {max_rooms}; a session cannot be in more rooms than the server keeps"
-                )
-            },
-        );
+        let per_session = ("max_rooms_per_session", config.max_rooms_per_session);
+        let why = "a session cannot be in more rooms than the server keeps";
+        r.never(per_session, Greater, ("max_rooms", config.max_rooms), why);
         config
     }
 }

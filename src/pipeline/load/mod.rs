@@ -48,19 +48,9 @@ fn environment(name: &str) -> Option<String> {
 /// Every problem found, or a single one when the file cannot be read.
 pub fn load_file(path: &Path) -> Result<PipelineConfig, ConfigErrors> {
     let source = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&source, &text, &environment),
-        Err(e) => {
-            let (line, place) = (None, Place::File);
-            let problem = format!("cannot read the file: {e}");
-            let errors = vec![ConfigError {
-                line,
-                place,
-                problem,
-            }];
-            Err(ConfigErrors { source, errors })
-        }
-    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::one(&source, format!("cannot read the file: {e}")))?;
+    parse(&source, &text, &environment)
 }
 
 /// Checks [`EMBEDDED_DEFAULT`]; its `${CHATD_DATA_DIR:-data}` comes from the process
@@ -82,36 +72,15 @@ pub fn embedded_default() -> Result<PipelineConfig, ConfigErrors> {
 ///
 /// Every problem found, under the config's `source`.
 pub fn revalidate(config: &PipelineConfig) -> Result<(), ConfigErrors> {
-    let text = toml::to_string(config).map_err(|e| {
-        let (line, place, problem) = (None, Place::File, format!("cannot render: {e}"));
-        let errors = vec![ConfigError {
-            line,
-            place,
-            problem,
-        }];
-        ConfigErrors {
-            source: config.source.clone(),
-            errors,
-        }
-    })?;
-    let mut checker = Checker {
-        text: &text,
-        lookup: None,
-        errors: Vec::new(),
-    };
-    checker.pipeline(&config.source);
-    if checker.errors.is_empty() {
-        return Ok(());
-    }
-    let errors = checker
-        .errors
-        .into_iter()
-        .map(|e| ConfigError { line: None, ..e })
-        .collect();
-    Err(ConfigErrors {
-        source: config.source.clone(),
-        errors,
-    })
+    let source = &config.source;
+    let text = toml::to_string(config)
+        .map_err(|e| ConfigErrors::one(source, format!("cannot render: {e}")))?;
+    Checker::run(source, &text, None)
+        .map(drop)
+        .map_err(|mut e| {
+            e.errors.iter_mut().for_each(|error| error.line = None);
+            e
+        })
 }
 
 /// Checks the pipeline `text`, read from `source` (used in messages), asking `lookup` for the
@@ -121,18 +90,7 @@ pub fn revalidate(config: &PipelineConfig) -> Result<(), ConfigErrors> {
 ///
 /// Every problem found in all four phases of the module docs.
 pub fn parse(source: &str, text: &str, lookup: Lookup<'_>) -> Result<PipelineConfig, ConfigErrors> {
-    let mut checker = Checker {
-        text,
-        lookup: Some(lookup),
-        errors: Vec::new(),
-    };
-    match checker.pipeline(source) {
-        Some(config) if checker.errors.is_empty() => Ok(config),
-        _ => Err(ConfigErrors {
-            source: source.to_string(),
-            errors: checker.errors,
-        }),
-    }
+    Checker::run(source, text, Some(lookup))
 }
 
 /// One run of the checks: the text (to turn spans into lines), the environment (none: no
@@ -144,6 +102,32 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// Runs every phase over `text`: the config, or every problem found.
+    fn run(
+        source: &str,
+        text: &str,
+        lookup: Option<Lookup<'_>>,
+    ) -> Result<PipelineConfig, ConfigErrors> {
+        let mut checker = Checker {
+            text,
+            lookup,
+            errors: Vec::new(),
+        };
+        let config = checker.pipeline(source);
+        // Problems read best in file order, whichever phase found them, so that fixing them top
+        // to bottom works; those of the whole file (no line) come last. The sort is stable: two
+        // problems of one line keep the order they were found in.
+        let mut errors = checker.errors;
+        errors.sort_by_key(|e| (e.line.is_none(), e.line));
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(ConfigErrors {
+                source: source.to_string(),
+                errors,
+            }),
+        }
+    }
+
     /// Runs every phase. `None` when some table did not read; problems of the file as a whole
     /// (an unknown top-level key, the order of the layers) still leave a config, so [`parse`]
     /// decides by `errors`.
@@ -173,23 +157,15 @@ impl Checker<'_> {
             None => Some(ServerConfig::default()),
             Some(item) => self.server(item),
         };
-        let layers = match self.layers(layers) {
-            Some((found, layers)) => {
-                self.errors.extend(graph::check(&found, !layers.is_empty()));
-                self.errors.extend(graph::shared_store(&found, &layers));
-                layers
-            }
-            // `layer` is not a list of tables: that one problem says it all.
-            None => vec![None],
-        };
-        // Problems read best in file order, whichever phase found them, so that fixing them top
-        // to bottom works; those of the whole file (no line) come last. The sort is stable: two
-        // problems of one line keep the order they were found in.
-        self.errors.sort_by_key(|e| (e.line.is_none(), e.line));
+        // `layer` not a list of tables is one problem that says it all.
+        let (found, tables) = self.layers(layers)?;
+        self.errors.extend(graph::check(&found, tables > 0));
+        self.errors.extend(graph::shared_store(&found));
+        let layers: Option<Vec<_>> = found.into_iter().map(|layer| layer.config).collect();
         Some(PipelineConfig {
             source: source.to_string(),
             server: server?,
-            layers: layers.into_iter().collect::<Option<_>>()?,
+            layers: layers.filter(|layers| layers.len() == tables)?,
         })
     }
 
@@ -223,14 +199,12 @@ impl Checker<'_> {
         })
     }
 
-    /// Phase 3 for every `[[layer]]`: the kinds found, for phase 4, and each layer's config,
-    /// `None` where it has problems. `None` overall if `layer` is not a list of tables.
-    fn layers(
-        &mut self,
-        item: Option<Spanned<DeValue<'_>>>,
-    ) -> Option<(Vec<Found>, Vec<Option<LayerConfig>>)> {
+    /// Phase 3 for every `[[layer]]`: the layers whose kind is known, each with its config
+    /// (`None` where it has problems), for phase 4, and how many tables there are. `None` if
+    /// `layer` is not a list of tables.
+    fn layers(&mut self, item: Option<Spanned<DeValue<'_>>>) -> Option<(Vec<Found>, usize)> {
         let Some(item) = item else {
-            return Some((Vec::new(), Vec::new()));
+            return Some((Vec::new(), 0));
         };
         let span = item.span();
         let DeValue::Array(items) = item.into_inner() else {
@@ -239,18 +213,14 @@ impl Checker<'_> {
             self.report(Some(span), &Place::File, problem);
             return None;
         };
-        let (mut found, mut configs) = (Vec::new(), Vec::new());
+        let (mut found, tables) = (Vec::new(), items.len());
         for (i, item) in items.into_iter().enumerate() {
             let (index, span) = (i + 1, item.span());
             let DeValue::Table(table) = item.into_inner() else {
-                let place = Place::Layer {
-                    index,
-                    kind: "?".to_string(),
-                };
+                let kind = "?".to_string();
                 let problem =
                     "a layer must be a table: write `[[layer]]` and then `kind = \"...\"`";
-                self.report(Some(span), &place, problem);
-                configs.push(None);
+                self.report(Some(span), &Place::Layer { index, kind }, problem);
                 continue;
             };
             // Named by its kind as written, even when the kind is unknown or a failed `${VAR}`.
@@ -264,14 +234,22 @@ impl Checker<'_> {
             };
             let line = Some(self.line(&span));
             let place = Place::Layer { index, kind };
+            let mut known = None;
             let config = self.read(table, span, "layer", &place, |r| {
                 let kind = r.tag::<LayerKind>("kind", "layer kind")?;
-                found.push(Found { index, kind, line });
+                known = Some(kind);
                 LayerConfig::read(kind, r)
             });
-            configs.push(config);
+            if let Some(kind) = known {
+                found.push(Found {
+                    index,
+                    kind,
+                    line,
+                    config,
+                });
+            }
         }
-        Some((found, configs))
+        Some((found, tables))
     }
 
     /// Reads `table` (whose header is at `span`, named `subject` in messages) with `read`,
@@ -311,12 +289,8 @@ impl Checker<'_> {
 
     fn report(&mut self, span: Option<Range<usize>>, place: &Place, problem: impl Into<String>) {
         let line = span.map(|span| self.line(&span));
-        let (place, problem) = (place.clone(), problem.into());
-        self.errors.push(ConfigError {
-            line,
-            place,
-            problem,
-        });
+        self.errors
+            .push(ConfigError::new(line, place.clone(), problem));
     }
 }
 
