@@ -10,6 +10,7 @@ pub mod http;
 pub mod irc;
 pub mod limits;
 pub mod lines;
+pub mod outgoing;
 pub mod tcp;
 
 use std::net::SocketAddr;

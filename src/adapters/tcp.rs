@@ -15,11 +15,12 @@
 //! vanished without a word (a laptop closed, a network gone) is found by TCP keepalive, which
 //! the accept loop turns on for every connection (`adapters::accept`).
 //!
-//! Outbound events are written in batches: after one event, whatever else is already queued is
-//! appended to the same buffer and sent with one write, so a busy room costs one syscall per
-//! batch rather than per message. A lone event is written straight from its shared rendered
-//! bytes (no copy), and nothing is kept between writes: an idle connection holds no write buffer,
-//! an empty outbound queue (see `core::outbound`) and a small read buffer (`READ_BUFFER`).
+//! Outbound events are written in batches: when the connection wakes, it takes every event
+//! already queued (one lock, see `Inbox::recv_batch`) and writes their shared rendered lines with
+//! one `writev` (see [`super::outgoing`]), so a busy room costs one syscall per batch rather than
+//! per message, and no line is copied in user space. Nothing is kept between writes: an idle
+//! connection holds no write buffer, an empty outbound queue (see `core::outbound`) and a small
+//! read buffer (`READ_BUFFER`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use tower::{BoxError, Service, ServiceExt};
 
 use super::limits::ConnectionLimits;
 use super::lines::{ChatLines, Input};
+use super::outgoing::Outgoing;
 use crate::core::ChatService;
 use crate::core::outbound::QueueLimits;
 use crate::core::{
@@ -47,8 +49,12 @@ use crate::core::{
 
 /// How long a kicked or departing client gets to take its last line before the socket closes.
 const FAREWELL_GRACE: Duration = Duration::from_secs(5);
-/// Outbound bytes gathered into one write at most.
+/// Queued events taken in one turn at most, by what the queue charges them (their text plus
+/// `outbound::EVENT_OVERHEAD`): about 64 KiB of lines or fewer.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// A connection keeps the list it takes events into between turns up to this many events; a
+/// larger one, left by a burst, is given back.
+const KEEP_EVENTS: usize = 64;
 /// Initial capacity of a connection's read buffer. tokio-util's default is 8 KiB, allocated up
 /// front for every connection: once more than everything else an idle connection costs. Chat
 /// lines are short; the buffer grows (doubling) for a longer one, up to the line limit.
@@ -128,11 +134,6 @@ enum End {
     Idle,
 }
 
-/// Whether `sent` (what reached the socket of the current batch) stops inside a line.
-fn mid_line(sent: &[u8]) -> bool {
-    sent.last().is_some_and(|b| *b != b'\n')
-}
-
 struct Connection {
     stack: ChatService,
     options: TcpOptions,
@@ -149,7 +150,8 @@ impl Connection {
             READ_BUFFER,
         );
         let (outbound, mut queue) = outbound::bounded(&self.options.queue);
-        let closer = Closer::default();
+        // Closed by a kick, or (without a reason) by the server shutting down.
+        let closer = Closer::child_of(&self.shutdown);
         let connect = Connect {
             protocol: Protocol::Tcp,
             nick: None,
@@ -229,49 +231,58 @@ impl Connection {
         write: &mut OwnedWriteHalf,
         queue: &mut Inbox,
         closer: &Closer,
-        mut out: Bytes,
+        greeting: Bytes,
     ) -> End {
         // Made once and polled again on every turn: a fresh cancellation future per turn would
-        // take the token's lock (and register a waiter) once per delivery.
-        let shutdown = self.shutdown.clone().cancelled_owned();
-        let kicked = closer.closed();
+        // register a waiter once per delivery. The closer is a child of the shutdown token (see
+        // `Closer::child_of`): one future, and a lock of this connection's own, for both.
+        let closed = closer.closed();
+        let ended = |mid_line| match closer.reason() {
+            Some(_) => End::Kicked { mid_line },
+            None => End::Shutdown { mid_line },
+        };
         // The join timeout, disarmed by the first `/nick` or `/join` that succeeds.
         let unsettled = tokio::time::sleep(self.options.join_timeout);
         let mut settled = false;
-        tokio::pin!(shutdown, kicked, unsettled);
+        tokio::pin!(closed, unsettled);
+        let mut out = Outgoing::default();
+        out.push(greeting);
+        // The events of one turn; empty (and without a buffer) between bursts.
+        let mut events = Vec::new();
         loop {
-            // Flush with `write` rather than `write_all`: it is cancel-safe, so when a kick or
-            // shutdown interrupts a stuck write we know whether a line was cut in half.
-            let mut sent = 0;
-            while sent < out.len() {
+            // `write_to` is cancel-safe, so when a kick or shutdown interrupts a stuck write we
+            // know whether a line was cut in half.
+            while !out.is_empty() {
                 let written = tokio::select! {
                     biased;
-                    _ = &mut shutdown => return End::Shutdown { mid_line: mid_line(&out[..sent]) },
-                    _ = &mut kicked => return End::Kicked { mid_line: mid_line(&out[..sent]) },
-                    result = write.write(&out[sent..]) => result,
+                    _ = &mut closed => return ended(out.mid_line()),
+                    result = out.write_to(write) => result,
                 };
-                match written {
-                    Ok(0) | Err(_) => return End::Done,
-                    Ok(n) => sent += n,
+                if let Ok(0) | Err(_) = written {
+                    return End::Done;
                 }
             }
             tokio::select! {
                 biased;
-                _ = &mut shutdown => return End::Shutdown { mid_line: false },
-                _ = &mut kicked => return End::Kicked { mid_line: false },
+                _ = &mut closed => return ended(false),
                 _ = &mut unsettled, if !settled => return End::Idle,
-                Some(event) = queue.recv() => out = batch(event, queue, &self.stats),
+                Some(charged) = queue.recv_batch(&mut events, MAX_BATCH_BYTES) => {
+                    out.push(take_lines(&mut events, charged, &self.stats));
+                    if events.capacity() > KEEP_EVENTS {
+                        events = Vec::new(); // after a burst, keep no large buffer
+                    }
+                }
                 input = lines.next() => {
                     let line = match input {
                         None | Some(Err(_)) => return End::Done,
                         Some(Ok(Input::Line(line))) => line,
                         Some(Ok(Input::TooLong)) => {
                             let max = self.options.max_line_bytes;
-                            out = Bytes::from(format!("! line too long (max {max} bytes)\n"));
+                            out.push(Bytes::from(format!("! line too long (max {max} bytes)\n")));
                             continue;
                         }
                         Some(Ok(Input::NotUtf8)) => {
-                            out = Bytes::from_static(b"! invalid UTF-8: lines must be UTF-8 text\n");
+                            out.push(Bytes::from_static(b"! invalid UTF-8: lines must be UTF-8 text\n"));
                             continue;
                         }
                     };
@@ -287,7 +298,7 @@ impl Connection {
                         }
                         Err(err) => render_error(&err, &mut buf),
                     }
-                    out = buf.freeze();
+                    out.push(buf.freeze());
                     // Fairness: a client that pastes thousands of lines at once would otherwise
                     // run all of them before its room's readers get a turn to drain their queues.
                     tokio::task::yield_now().await;
@@ -301,32 +312,27 @@ impl Connection {
     }
 }
 
-/// The bytes for one write: `first` alone, shared with every other recipient, when nothing else
-/// is queued; otherwise it and whatever else is queued (up to [`MAX_BATCH_BYTES`]) in one buffer.
-/// Each chat message taken here is handed to the socket next: its delivery latency ends now.
-fn batch(first: Event, queue: &mut Inbox, stats: &Stats) -> Bytes {
-    let first = line(first, stats);
-    let Some(next) = queue.try_recv() else {
-        return first;
-    };
-    let mut buf = BytesMut::with_capacity(4 * first.len());
-    buf.extend_from_slice(&first);
-    buf.extend_from_slice(&line(next, stats));
-    while buf.len() < MAX_BATCH_BYTES {
-        match queue.try_recv() {
-            Some(event) => buf.extend_from_slice(&line(event, stats)),
-            None => break,
+/// The lines of `events` for one write, each chat message's delivery counted in `stats`: they
+/// are handed to the socket next, so their delivery latency ends now (one clock reading for the
+/// lot, see `Stats::handover`). A lone event is its shared rendered line (no copy); several are
+/// copied into one buffer of `charged` bytes, more than they need (see `Inbox::recv_batch`), so
+/// that it is allocated once and never grown.
+fn take_lines(events: &mut Vec<Event>, charged: usize, stats: &Stats) -> Bytes {
+    let mut handover = stats.handover();
+    if let [Event::Message(msg)] = events.as_slice() {
+        handover.message(msg);
+    }
+    if events.len() == 1 {
+        return events.pop().map(|event| event.line()).unwrap_or_default();
+    }
+    let mut buf = BytesMut::with_capacity(charged);
+    for event in events.drain(..) {
+        if let Event::Message(msg) = &event {
+            handover.message(msg);
         }
+        event.put_line(&mut buf);
     }
     buf.freeze()
-}
-
-/// `event`'s line, its delivery counted in `stats` if it is a chat message.
-fn line(event: Event, stats: &Stats) -> Bytes {
-    if let Event::Message(msg) = &event {
-        stats.handed_over(msg);
-    }
-    event.line()
 }
 
 fn render(reply: &Reply, buf: &mut BytesMut) {

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::direct::Direct;
 use super::error::ChatError;
@@ -70,6 +70,15 @@ impl Event {
             Event::Message(msg) => msg.line(),
             Event::Presence(presence) => presence.line(),
             other => Bytes::from(format!("{}\n", other.text())),
+        }
+    }
+
+    /// Appends [`Event::line`] to `buf`, a chat message's shared line copied without taking a
+    /// reference to it (see [`ChatMessage::line_ref`]).
+    pub fn put_line(&self, buf: &mut BytesMut) {
+        match self {
+            Event::Message(msg) => buf.extend_from_slice(msg.line_ref()),
+            other => buf.extend_from_slice(&other.line()),
         }
     }
 

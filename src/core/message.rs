@@ -141,9 +141,15 @@ impl ChatMessage {
     /// any difference between the two hosts' clocks, and is `None` when the timestamp is ahead
     /// of this host's clock.
     pub fn age(&self) -> Option<Duration> {
+        self.age_at(Instant::now(), now_ms)
+    }
+
+    /// [`ChatMessage::age`] at `now` on the monotonic clock and `wall_ms()` on the wall clock
+    /// (asked only for a message numbered elsewhere): one reading of the clocks serves a batch.
+    pub fn age_at(&self, now: Instant, wall_ms: impl FnOnce() -> i64) -> Option<Duration> {
         match self.numbered_at {
-            Some(at) => Some(at.elapsed()),
-            None => u64::try_from(now_ms() - self.ts_ms)
+            Some(at) => Some(now.saturating_duration_since(at)),
+            None => u64::try_from(wall_ms() - self.ts_ms)
                 .ok()
                 .map(Duration::from_millis),
         }
@@ -151,9 +157,15 @@ impl ChatMessage {
 
     /// The line protocol form, `[room] nick: text` plus a newline, shared between recipients.
     pub fn line(&self) -> Bytes {
-        self.wire(Wire::Line, |m| {
-            Bytes::from(format!("[{}] {}: {}\n", m.room, m.nick, m.text))
-        })
+        self.line_ref().clone()
+    }
+
+    /// [`ChatMessage::line`] borrowed: copying from it takes no reference, so the recipients of
+    /// a busy room do not all count references on one buffer (a cache line the cores would pass
+    /// back and forth once per delivery).
+    pub fn line_ref(&self) -> &Bytes {
+        self.wire[Wire::Line as usize]
+            .get_or_init(|| Bytes::from(format!("[{}] {}: {}\n", self.room, self.nick, self.text)))
     }
 
     /// The message in `wire` form: rendered by `render` the first time, then shared. A room of a

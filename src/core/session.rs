@@ -56,6 +56,19 @@ struct CloserInner {
 }
 
 impl Closer {
+    /// A closer that also closes, without a reason, when `parent` is cancelled (the server
+    /// shutting down): a connection then waits on one future for both, polled once per turn of
+    /// its loop. (Polling the server's shared token itself on every turn took a lock that every
+    /// connection shares.)
+    pub fn child_of(parent: &CancellationToken) -> Closer {
+        Closer {
+            inner: Arc::new(CloserInner {
+                token: parent.child_token(),
+                reason: OnceLock::new(),
+            }),
+        }
+    }
+
     /// Ends the session; the first reason given wins. Returns whether this call closed it.
     pub fn close(&self, reason: impl Into<String>) -> bool {
         let first = self.inner.reason.set(reason.into()).is_ok();

@@ -5,10 +5,11 @@
 //! latency histograms are atomic too (see [`super::latency`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use super::identity::Protocol;
-use super::latency::Histogram;
-use super::message::{ChatMessage, Origin};
+use super::latency::{Histogram, Tally};
+use super::message::{ChatMessage, Origin, now_ms};
 use super::outbound::QueueBudget;
 
 /// A monotonically increasing counter.
@@ -123,14 +124,52 @@ impl Stats {
     /// latency goes into [`Stats::latency_local`] or [`Stats::latency_remote`] by origin. See
     /// [`ChatMessage::age`] for how the age of a message from another instance is measured.
     pub fn handed_over(&self, msg: &ChatMessage) {
-        let histogram = match msg.origin {
-            Origin::Local(_) => &self.latency_local,
-            Origin::Remote(_) => &self.latency_remote,
-        };
+        self.handover().message(msg);
+    }
+
+    /// A batch of hand-offs at one moment (one write of many messages): the clock is read once
+    /// for the batch and the histograms are updated once, when the [`Handover`] is dropped.
+    pub fn handover(&self) -> Handover<'_> {
+        Handover {
+            stats: self,
+            now: Instant::now(),
+            wall_ms: None,
+            local: Tally::default(),
+            remote: Tally::default(),
+        }
+    }
+}
+
+/// The messages of one batch handed to a socket at the same moment (see [`Stats::handover`]).
+#[derive(Debug)]
+pub struct Handover<'a> {
+    stats: &'a Stats,
+    now: Instant,
+    /// The wall clock, read once if a message from another instance needs it.
+    wall_ms: Option<i64>,
+    local: Tally,
+    remote: Tally,
+}
+
+impl Handover<'_> {
+    /// Records that `msg` is handed over now: its delivery latency is counted by origin.
+    pub fn message(&mut self, msg: &ChatMessage) {
+        let wall_ms = &mut self.wall_ms;
         // A message from an instance whose clock is ahead has no age to measure: left out rather
         // than counted as instantaneous.
-        if let Some(age) = msg.age() {
-            histogram.observe(age);
+        let Some(age) = msg.age_at(self.now, || *wall_ms.get_or_insert_with(now_ms)) else {
+            return;
+        };
+        match msg.origin {
+            Origin::Local(_) => self.local.observe(age),
+            Origin::Remote(_) => self.remote.observe(age),
         }
+    }
+}
+
+impl Drop for Handover<'_> {
+    fn drop(&mut self) {
+        self.stats.latency_local.add(&self.local);
+        self.stats.latency_remote.add(&self.remote);
     }
 }

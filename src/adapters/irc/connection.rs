@@ -27,6 +27,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::caps::{Cap, Caps};
+use super::events::MAX_BATCH_BYTES;
 use super::message::{Line, MAX_LINE, Message};
 use super::render::Presences;
 use super::response::{self, Batches};
@@ -88,13 +89,13 @@ impl Connection {
     /// Serves the client on `stream` until it leaves, is cut off, or the server stops.
     pub async fn run(self, stream: TcpStream, peer: SocketAddr) {
         let (read, write) = stream.into_split();
-        let closer = Closer::default();
+        // Closed by a kick, or (without a reason) by the server shutting down.
+        let closer = Closer::child_of(&self.shutdown);
         let mut client = Client {
             lines: FramedRead::with_capacity(read, ChatLines::new(MAX_LINE), READ_BUFFER),
             write,
             queue: None,
-            shutdown: Box::pin(self.shutdown.cancelled_owned()),
-            kicked: Box::pin(closer.closed_owned()),
+            closed: Box::pin(closer.closed_owned()),
             closer,
             silence: Box::pin(tokio::time::sleep(self.options.ping)),
             pinged: false,
@@ -137,10 +138,10 @@ pub struct Client {
     write: OwnedWriteHalf,
     /// The session's outbound queue, once registered.
     pub(super) queue: Option<Inbox>,
-    /// Resolves when the server shuts down.
-    pub(super) shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// Resolves when the core kicks the session (a slow reader).
-    pub(super) kicked: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Resolves when the core kicks the session (a slow reader) or the server shuts down:
+    /// the closer is a child of the shutdown token (see `Closer::child_of`), so that one future,
+    /// not two, is polled on every turn.
+    pub(super) closed: Pin<Box<WaitForCancellationFutureOwned>>,
     pub(super) closer: Closer,
     /// Fires when the client has been silent for `ping`: it is pinged, or, once pinged, cut
     /// off. One timer, moved on by each line, rather than a new one per turn of the loop.
@@ -182,15 +183,16 @@ impl Client {
 
     async fn serve(&mut self) -> End {
         let mut out = Bytes::new();
+        // The events of one turn (see `Inbox::recv_batch`).
+        let mut events = Vec::new();
         loop {
             if let Err(end) = self.flush(&out).await {
                 return end;
             }
             out = tokio::select! {
                 biased;
-                _ = &mut self.shutdown => return End::Shutdown { mid_line: false },
-                _ = &mut self.kicked => return End::Kicked { mid_line: false },
-                Some(event) = next_event(&mut self.queue) => self.events(event),
+                _ = &mut self.closed => return self.closed_end(false),
+                Some(charged) = next_events(&mut self.queue, &mut events) => self.events(&mut events, charged),
                 _ = &mut self.silence => {
                     if self.pinged {
                         return End::PingTimeout;
@@ -275,8 +277,7 @@ impl Client {
             let mid_line = out[..sent].last().is_some_and(|b| *b != b'\n');
             let written = tokio::select! {
                 biased;
-                _ = &mut self.shutdown => return Err(End::Shutdown { mid_line }),
-                _ = &mut self.kicked => return Err(End::Kicked { mid_line }),
+                _ = &mut self.closed => return Err(self.closed_end(mid_line)),
                 result = self.write.write(&out[sent..]) => result,
             };
             match written {
@@ -285,6 +286,14 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// Why the closer closed: a kick says why; a shutdown does not.
+    pub(super) fn closed_end(&self, mid_line: bool) -> End {
+        match self.closer.reason() {
+            Some(_) => End::Kicked { mid_line },
+            None => End::Shutdown { mid_line },
+        }
     }
 
     /// The last words before the connection closes, by why it ends.
@@ -311,10 +320,14 @@ impl Client {
     }
 }
 
-/// The next event of `queue`; never, while there is no queue yet.
-pub(super) async fn next_event(queue: &mut Option<Inbox>) -> Option<Event> {
+/// The events queued in `queue` (at least one) moved into `events`, and what they were charged
+/// (see `Inbox::recv_batch`); never, while there is no queue yet.
+pub(super) async fn next_events(
+    queue: &mut Option<Inbox>,
+    events: &mut Vec<Event>,
+) -> Option<usize> {
     match queue {
-        Some(queue) => queue.recv().await,
+        Some(queue) => queue.recv_batch(events, MAX_BATCH_BYTES).await,
         None => std::future::pending().await,
     }
 }

@@ -12,43 +12,52 @@ use super::caps::Cap;
 use super::connection::Client;
 use super::message::{Line, tag_pair, with_tags};
 use super::render;
-use crate::core::{Event, Inbox, PresenceKind};
+use crate::core::stats::Handover;
+use crate::core::{Event, PresenceKind};
 
-/// Outbound bytes gathered into one write at most.
-const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// The list events are taken into is kept between turns up to this many events; a larger one,
+/// left by a burst, is given back.
+const KEEP_EVENTS: usize = 64;
+
+/// Queued events taken in one turn at most, by what the queue charges them (see
+/// `Inbox::recv_batch`): about 64 KiB of lines or fewer.
+pub(super) const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 impl Client {
-    /// The bytes for `first` and whatever else is queued (up to [`MAX_BATCH_BYTES`]); a lone
-    /// chat message is its shared rendered line, not a copy.
-    pub(super) fn events(&mut self, first: Event) -> Bytes {
-        let first = self.event(first);
-        let Some(next) = self.queue.as_mut().and_then(Inbox::try_recv) else {
-            return first.unwrap_or_default();
-        };
-        let mut buf = BytesMut::with_capacity(4 * first.as_ref().map_or(256, Bytes::len));
-        buf.extend_from_slice(first.as_deref().unwrap_or_default());
-        let mut next = Some(next);
-        while let Some(event) = next {
-            if let Some(line) = self.event(event) {
+    /// The bytes for `events` (taken from the queue in one go, charged `charged` bytes: enough
+    /// for a buffer that holds their lines); a lone chat message is its shared rendered line,
+    /// not a copy. The chat messages among them are handed over now (one clock reading for the
+    /// lot, see `Stats::handover`).
+    pub(super) fn events(&mut self, events: &mut Vec<Event>, charged: usize) -> Bytes {
+        let stats = self.stats.clone();
+        let mut handover = stats.handover();
+        if events.len() == 1 {
+            let event = events.pop();
+            return event
+                .and_then(|event| self.event(event, &mut handover))
+                .unwrap_or_default();
+        }
+        let mut buf = BytesMut::with_capacity(charged);
+        for event in events.drain(..) {
+            if let Some(line) = self.event(event, &mut handover) {
                 buf.extend_from_slice(&line);
             }
-            if buf.len() >= MAX_BATCH_BYTES {
-                break;
-            }
-            next = self.queue.as_mut().and_then(Inbox::try_recv);
+        }
+        if events.capacity() > KEEP_EVENTS {
+            *events = Vec::new(); // after a burst, keep no large buffer
         }
         buf.freeze()
     }
 
     /// One event as this client reads it, if it reads it at all.
-    fn event(&mut self, event: Event) -> Option<Bytes> {
+    fn event(&mut self, event: Event, handover: &mut Handover<'_>) -> Option<Bytes> {
         match event {
             Event::Message(msg) => {
                 let own = self.session.is_some() && msg.sender() == self.session;
                 if own && !self.caps.has(Cap::ECHO) {
                     return None; // the core echoes to IRC sessions; this client did not ask
                 }
-                self.stats.handed_over(&msg);
+                handover.message(&msg);
                 let line = render::message(&msg, render::form(self.caps));
                 match &self.echo_label {
                     Some((room, seq, label)) if own && *room == msg.room && *seq == msg.seq => {

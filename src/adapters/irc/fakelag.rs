@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
-use super::connection::{Client, End, next_event};
+use super::connection::{Client, End, next_events};
 use crate::core::{Action, Ask, ChatError, Command, ErrorKind, Reply, Request, ask};
 
 impl Client {
@@ -63,13 +63,13 @@ impl Client {
     /// Waits `wait` before a refused command is sent again, writing queued events meanwhile.
     async fn lag(&mut self, wait: Duration) -> Result<(), End> {
         let until = Instant::now() + wait;
+        let mut events = Vec::new();
         loop {
             let out = tokio::select! {
                 biased;
-                _ = &mut self.shutdown => return Err(End::Shutdown { mid_line: false }),
-                _ = &mut self.kicked => return Err(End::Kicked { mid_line: false }),
+                _ = &mut self.closed => return Err(self.closed_end(false)),
                 _ = tokio::time::sleep_until(until) => return Ok(()),
-                Some(event) = next_event(&mut self.queue) => self.events(event),
+                Some(charged) = next_events(&mut self.queue, &mut events) => self.events(&mut events, charged),
             };
             self.flush(&out).await?;
         }

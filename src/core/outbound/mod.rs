@@ -300,6 +300,44 @@ impl Inbox {
         .await
     }
 
+    /// Waits for an event, then moves it and every event queued behind it into `batch`, oldest
+    /// first, until they are charged `max_bytes` (by [`event_bytes`]; the first is taken
+    /// whatever its size), and returns what they were charged (more than their lines' length:
+    /// enough for a buffer to hold them). `None` once the queue is empty and every [`Outbound`]
+    /// is gone.
+    ///
+    /// One lock and one budget update for the lot, where [`Inbox::recv`] and
+    /// [`Inbox::try_recv`] pay them once per event: under load a reader takes tens of events
+    /// per turn. Cancel-safe like [`Inbox::recv`].
+    pub async fn recv_batch(&mut self, batch: &mut Vec<Event>, max_bytes: usize) -> Option<usize> {
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if state.events.is_empty() {
+                if state.senders == 0 {
+                    return Poll::Ready(None);
+                }
+                match &mut state.reader {
+                    Some(waker) => waker.clone_from(cx.waker()),
+                    none => *none = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+            let mut taken = 0;
+            batch.reserve(state.events.len());
+            while let Some((event, cost)) = state.events.pop_front() {
+                taken += cost;
+                batch.push(event);
+                if taken >= max_bytes {
+                    break;
+                }
+            }
+            state.bytes -= taken;
+            self.given_back(&mut state, taken);
+            Poll::Ready(Some(taken))
+        })
+        .await
+    }
+
     /// The next event if one is queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Event> {
         let mut state = self.shared.lock();
@@ -314,15 +352,21 @@ impl Inbox {
     fn pop(&self, state: &mut State) -> Option<Event> {
         let (event, cost) = state.events.pop_front()?;
         state.bytes -= cost;
+        self.given_back(state, cost);
+        Some(event)
+    }
+
+    /// Returns `bytes` taken out of the queue to the budget; a queue left empty stops counting
+    /// as holding and gives back a large buffer.
+    fn given_back(&self, state: &mut State, bytes: usize) {
         let budget = &self.shared.limits.budget;
-        budget.give_back(cost);
+        budget.give_back(bytes);
         if state.events.is_empty() {
             budget.holding(false);
             if state.events.capacity() > KEEP_WHEN_EMPTY {
                 state.events = VecDeque::new();
             }
         }
-        Some(event)
     }
 }
 
