@@ -10,6 +10,7 @@
 #   scripts/bench-vs-irc.sh                 # everything, each run 3 times: ~45 min on 2 cores
 #   scripts/bench-vs-irc.sh --quick         # short runs, once each (a smoke check, ~4 min)
 #   WORKLOADS="A B" PLACEMENTS=pinned REPEAT=1 scripts/bench-vs-irc.sh
+#   CHATD=/tmp/old/target/release/chatd SERVERS=chatd RESULTS=target/race-old scripts/bench-vs-irc.sh
 #
 # REPEAT (default 3): every run is made that many times, each against a fresh server; the tables
 # show the median of each figure and the spread (lowest-highest) of the p99 and of the server's
@@ -72,7 +73,8 @@ command -v taskset >/dev/null || { echo "$0: taskset (util-linux) is missing" >&
 
 say "building chatd and loadgen (release)"
 cargo build --release --quiet --bin chatd --example loadgen
-CHATD=target/release/chatd
+# CHATD=PATH races another build of chatd (an earlier commit's, say) with the same loadgen.
+CHATD="${CHATD:-target/release/chatd}"
 LOADGEN=target/release/examples/loadgen
 
 # 10,000 clients need 10,000 descriptors in loadgen and as many in the server.

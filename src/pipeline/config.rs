@@ -14,7 +14,6 @@ use std::cmp::Ordering::Greater;
 use serde::Serialize;
 use strum::{Display, EnumDiscriminants, EnumString, VariantNames};
 
-use super::describe::instance_char;
 pub use crate::backends::{Durability, mask_password};
 use crate::config::Reader;
 pub use crate::layers::fanout::FanoutConfig;
@@ -233,3 +232,9 @@ macro_rules! layer_of_kind {
 }
 
 layer_of_kind!(route: Route(RouteConfig), history: History(HistoryConfig), persist: Persist(PersistConfig), fanout: Fanout(FanoutConfig));
+
+/// Whether `c` may be part of an instance name: it is shown to every client that connects, and
+/// used in logs, keys and URLs alike.
+pub(super) fn instance_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_.-".contains(c)
+}

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::config::{LayerConfig, PipelineConfig, ServerConfig};
+use super::config::{LayerConfig, PipelineConfig, ServerConfig, instance_char};
 
 /// Where Linux keeps the host name; read directly so no extra crate is needed.
 const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
@@ -128,12 +128,6 @@ fn derived_instance(host: &str, port: u16) -> String {
     let clean: String = short.chars().map(fix).take(26).collect();
     let clean = if clean.is_empty() { "chatd" } else { &clean };
     format!("{clean}-{port}")
-}
-
-/// Whether `c` may be part of an instance name: it is shown to every client that connects, and
-/// used in logs, keys and URLs alike.
-pub(super) fn instance_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_.-".contains(c)
 }
 
 #[cfg(test)]

@@ -27,7 +27,6 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::caps::{Cap, Caps};
-use super::events::MAX_BATCH_BYTES;
 use super::message::{Line, MAX_LINE, Message};
 use super::render::Presences;
 use super::response::{self, Batches};
@@ -319,6 +318,10 @@ impl Client {
         let _ = self.write.shutdown().await;
     }
 }
+
+/// Queued events taken in one turn at most, by what the queue charges them (see
+/// `Inbox::recv_batch`): about 64 KiB of lines or fewer.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// The events queued in `queue` (at least one) moved into `events`, and what they were charged
 /// (see `Inbox::recv_batch`); never, while there is no queue yet.

@@ -19,10 +19,6 @@ use crate::core::{Event, PresenceKind};
 /// left by a burst, is given back.
 const KEEP_EVENTS: usize = 64;
 
-/// Queued events taken in one turn at most, by what the queue charges them (see
-/// `Inbox::recv_batch`): about 64 KiB of lines or fewer.
-pub(super) const MAX_BATCH_BYTES: usize = 64 * 1024;
-
 impl Client {
     /// The bytes for `events` (taken from the queue in one go, charged `charged` bytes: enough
     /// for a buffer that holds their lines); a lone chat message is its shared rendered line,
