@@ -249,9 +249,6 @@ impl Connection {
         out.push(greeting);
         // The events of one turn; empty (and without a buffer) between bursts.
         let mut events = Vec::new();
-        // The last turn took more than one event: events arrive faster than this connection
-        // writes them, so the server is busy (see below).
-        let mut busy = false;
         loop {
             // `write_to` is cancel-safe, so when a kick or shutdown interrupts a stuck write we
             // know whether a line was cut in half.
@@ -265,21 +262,11 @@ impl Connection {
                     return End::Done;
                 }
             }
-            if busy {
-                // Let the batch grow while the server is busy: step behind every task that is
-                // ready (the runtime polls its sockets first, so the senders' next lines come
-                // in), then take what has queued up meanwhile in one write. When messages come
-                // one at a time this never happens and costs no latency; under load it turns
-                // several small writes, each a syscall, into one, as an event loop that writes
-                // each client once per turn does.
-                tokio::task::yield_now().await;
-            }
             tokio::select! {
                 biased;
                 _ = &mut closed => return ended(false),
                 _ = &mut unsettled, if !settled => return End::Idle,
                 Some(charged) = queue.recv_batch(&mut events, MAX_BATCH_BYTES) => {
-                    busy = events.len() > 1;
                     out.push(take_lines(&mut events, charged, &self.stats));
                     if events.capacity() > KEEP_EVENTS {
                         events = Vec::new(); // after a burst, keep no large buffer
