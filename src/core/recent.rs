@@ -190,6 +190,22 @@ mod tests {
     }
 
     #[test]
+    fn warming_after_deliveries_keeps_each_seq_once_in_seq_order() {
+        let mut recent = memory(10, [1, 2]);
+        let stored: Vec<_> = (1..=1).map(|s| sample("general", s, "a", "x")).collect();
+        recent.warm(&stored, true);
+        assert_eq!(seqs(&recent.read(0, 2, 10)), vec![1, 2]);
+        // Full: the oldest go, and the floor says a read below what is left needs the store.
+        let mut small = memory(3, [1]);
+        let stored: Vec<_> = (5..=7).map(|s| sample("general", s, "a", "x")).collect();
+        small.warm(&stored, false);
+        let read = small.read(0, 7, 10);
+        assert_eq!(seqs(&read), vec![5, 6, 7]);
+        assert!(!read.complete, "2 to 4 are in the store only");
+        assert!(small.read(4, 7, 10).complete);
+    }
+
+    #[test]
     fn lost_ranges_are_reported_within_a_read() {
         let mut recent = memory(10, [1, 2]);
         recent.lost(3, 4);
