@@ -70,11 +70,25 @@ impl Recent {
         ring.push(msg.clone());
     }
 
-    /// Fills an empty memory with a room's stored history: `newest` are its newest messages at or
+    /// Fills the memory with a room's stored history: `newest` are its newest messages at or
     /// below the room's starting point, oldest first; `complete` says whether they are all it has.
+    ///
+    /// The memory need not be empty. A room listens to the bus before it reads the store (so
+    /// that nothing falls between the two), and another instance's first messages can arrive in
+    /// between: the gate, still at 0, delivers them at once, and the store's answer may hold
+    /// them too. The two are merged, each seq once and in seq order, since a read takes the
+    /// ring as it is: appended, the store's copy would be shown a second time.
     pub fn warm(&mut self, newest: &[Arc<ChatMessage>], complete: bool) {
-        for msg in newest {
-            self.delivered(msg);
+        let mut all: Vec<Arc<ChatMessage>> =
+            self.ring.iter().flat_map(Ring::iter).cloned().collect();
+        all.extend(newest.iter().cloned());
+        all.sort_by_key(|m| m.seq);
+        all.dedup_by_key(|m| m.seq);
+        if let Some(ring) = &mut self.ring {
+            *ring = Ring::new(ring.capacity());
+        }
+        for msg in &all {
+            self.delivered(msg); // raises the floor over whatever no longer fits
         }
         if !complete {
             let below = newest.first().map_or(0, |m| m.seq.saturating_sub(1));

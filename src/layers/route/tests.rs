@@ -421,7 +421,9 @@ async fn a_stream_opened_while_the_bus_delivers_the_rooms_first_message_shows_it
         outbound,
         closer: Closer::default(),
     };
-    let reply = svc.clone().oneshot(Request::anonymous(Action::Connect(connect)));
+    let reply = svc
+        .clone()
+        .oneshot(Request::anonymous(Action::Connect(connect)));
     let Some(Detail::Connected { session, .. }) = reply.await.unwrap().detail else {
         panic!("not connected");
     };
