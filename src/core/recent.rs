@@ -70,11 +70,25 @@ impl Recent {
         ring.push(msg.clone());
     }
 
-    /// Fills an empty memory with a room's stored history: `newest` are its newest messages at or
+    /// Fills the memory with a room's stored history: `newest` are its newest messages at or
     /// below the room's starting point, oldest first; `complete` says whether they are all it has.
+    ///
+    /// The memory need not be empty. A room listens to the bus before it reads the store (so
+    /// that nothing falls between the two), and another instance's first messages can arrive in
+    /// between: the gate, still at 0, delivers them at once, and the store's answer may hold
+    /// them too. The two are merged, each seq once and in seq order, since a read takes the
+    /// ring as it is: appended, the store's copy would be shown a second time.
     pub fn warm(&mut self, newest: &[Arc<ChatMessage>], complete: bool) {
-        for msg in newest {
-            self.delivered(msg);
+        let mut all: Vec<Arc<ChatMessage>> =
+            self.ring.iter().flat_map(Ring::iter).cloned().collect();
+        all.extend(newest.iter().cloned());
+        all.sort_by_key(|m| m.seq);
+        all.dedup_by_key(|m| m.seq);
+        if let Some(ring) = &mut self.ring {
+            *ring = Ring::new(ring.capacity());
+        }
+        for msg in &all {
+            self.delivered(msg); // raises the floor over whatever no longer fits
         }
         if !complete {
             let below = newest.first().map_or(0, |m| m.seq.saturating_sub(1));
@@ -187,6 +201,22 @@ mod tests {
         let stored: Vec<_> = (1..=2).map(|s| sample("general", s, "a", "x")).collect();
         small.warm(&stored, true);
         assert!(small.read(0, 2, 5).complete, "the store had only these two");
+    }
+
+    #[test]
+    fn warming_after_deliveries_keeps_each_seq_once_in_seq_order() {
+        let mut recent = memory(10, [1, 2]);
+        let stored: Vec<_> = (1..=1).map(|s| sample("general", s, "a", "x")).collect();
+        recent.warm(&stored, true);
+        assert_eq!(seqs(&recent.read(0, 2, 10)), vec![1, 2]);
+        // Full: the oldest go, and the floor says a read below what is left needs the store.
+        let mut small = memory(3, [1]);
+        let stored: Vec<_> = (5..=7).map(|s| sample("general", s, "a", "x")).collect();
+        small.warm(&stored, false);
+        let read = small.read(0, 7, 10);
+        assert_eq!(seqs(&read), vec![5, 6, 7]);
+        assert!(!read.complete, "2 to 4 are in the store only");
+        assert!(small.read(4, 7, 10).complete);
     }
 
     #[test]

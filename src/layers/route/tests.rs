@@ -1,5 +1,6 @@
 //! Unit tests of the route layer's use of the presence directory, over a scripted directory that
-//! plays "the other instances": which nicks they hold, and whether the directory is reachable.
+//! plays "the other instances": which nicks they hold, and whether the directory is reachable;
+//! and of a room opened while another instance's messages arrive.
 
 use std::sync::{Arc, Mutex};
 
@@ -357,4 +358,72 @@ fn a_hole_inside_a_history_is_told_in_its_place() {
             "* missed messages #1002 to #1003 in r",
         ]
     );
+}
+
+/// Route over history over a stand-in for the fan-out and persist layers: while it "reads the
+/// store" for an `OpenRoom`, the bus brings another instance's first message, `1`, which the
+/// store's answer holds too (a unit test of the layers above it).
+fn opening_while_the_bus_delivers(hub: &Hub) -> ChatService {
+    use crate::core::message::sample;
+    use crate::core::{Page, StoredRoom};
+    use crate::layers::history::{HistoryConfig, HistoryLayer};
+    let bus_hub = hub.clone();
+    let inner = service_fn(move |req: Request| {
+        let hub = bus_hub.clone();
+        async move {
+            if let Action::OpenRoom(open) = &req.action {
+                let room = hub.rooms().get(&open.room).expect("created by the join");
+                room.commit(sample(open.room.as_str(), 1, "far", "from the bus"));
+                let newest = Page {
+                    messages: vec![sample(open.room.as_str(), 1, "far", "from the store")],
+                    ..Page::default()
+                };
+                open.answer(StoredRoom {
+                    written_ahead: true,
+                    ..StoredRoom::from_counter(newest, Some((1, None)))
+                });
+            }
+            Ok::<_, BoxError>(Reply::default())
+        }
+    });
+    let history = HistoryLayer::new(&HistoryConfig::default(), hub.clone());
+    let route = RouteLayer::new(
+        &RouteConfig::default(),
+        hub.clone(),
+        Arc::new(LocalSequencer::default()),
+        Arc::new(Scripted::default()),
+        10,
+        None,
+    );
+    ChatService::new(route.layer(history.layer(ChatService::new(inner))))
+}
+
+#[tokio::test]
+async fn a_stream_opened_while_the_bus_delivers_the_rooms_first_message_shows_it_once() {
+    let hub = Hub::new("b");
+    let svc = opening_while_the_bus_delivers(&hub);
+    let (outbound, _) = crate::core::outbound::channel(16);
+    let connect = Connect {
+        protocol: Protocol::Http,
+        nick: Some("reader".into()),
+        peer: None,
+        outbound,
+        closer: Closer::default(),
+    };
+    let reply = svc
+        .clone()
+        .oneshot(Request::anonymous(Action::Connect(connect)));
+    let Some(Detail::Connected { session, .. }) = reply.await.unwrap().detail else {
+        panic!("not connected");
+    };
+    let replay = Command::Replay {
+        room: room("busy"),
+        after: None,
+    };
+    let reply = svc.oneshot(Request::from(session, Action::Command(replay)));
+    let Some(Detail::Replayed { upto, page, .. }) = reply.await.unwrap().detail else {
+        panic!("no replay");
+    };
+    let seqs: Vec<u64> = page.answer.messages.iter().map(|m| m.seq).collect();
+    assert_eq!((upto, seqs), (1, vec![1]), "the first page shows 1 once");
 }
