@@ -52,9 +52,10 @@ const FAREWELL_GRACE: Duration = Duration::from_secs(5);
 /// Queued events taken in one turn at most, by what the queue charges them (their text plus
 /// `outbound::EVENT_OVERHEAD`): about 64 KiB of lines or fewer.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
-/// A connection keeps the list it takes events into between turns up to this many events; a
-/// larger one, left by a burst, is given back.
-const KEEP_EVENTS: usize = 64;
+/// The list a turn takes events into is kept between turns up to this many events (32 bytes
+/// each): an idle connection holds almost nothing, and one that just had a burst (a join storm
+/// announces thousands of joins to every member) gives the larger list back at once.
+const KEEP_EVENTS: usize = 4;
 /// Initial capacity of a connection's read buffer. tokio-util's default is 8 KiB, allocated up
 /// front for every connection: once more than everything else an idle connection costs. Chat
 /// lines are short; the buffer grows (doubling) for a longer one, up to the line limit.

@@ -15,9 +15,9 @@ use super::render;
 use crate::core::stats::Handover;
 use crate::core::{Event, PresenceKind};
 
-/// The list events are taken into is kept between turns up to this many events; a larger one,
-/// left by a burst, is given back.
-const KEEP_EVENTS: usize = 64;
+/// The list a turn takes events into is kept between turns up to this many events (32 bytes
+/// each): a connection that just had a burst (a join storm) gives the larger list back at once.
+const KEEP_EVENTS: usize = 4;
 
 impl Client {
     /// The bytes for `events` (taken from the queue in one go, charged `charged` bytes: enough
