@@ -12,8 +12,8 @@ use crate::backends::sequencer::LocalSequencer;
 use crate::backends::{Directory, StoreError};
 use crate::core::ChatService;
 use crate::core::{
-    Action, ChatError, Command, Connect, Connected, ErrorKind, Hub, Nick, Outcome, Protocol, Reply,
-    Request, RoomName, SessionId, ask,
+    Action, ChatError, Command, Connect, Connected, ErrorKind, Hub, Nick, OpenReplay, Outcome,
+    Protocol, Reply, Request, RoomName, SessionId, ask,
 };
 use crate::layers::route::RouteConfig;
 
@@ -401,29 +401,22 @@ fn opening_while_the_bus_delivers(hub: &Hub) -> ChatService {
 #[tokio::test]
 async fn a_stream_opened_while_the_bus_delivers_the_rooms_first_message_shows_it_once() {
     let hub = Hub::new("b");
-    let svc = opening_while_the_bus_delivers(&hub);
-    let (outbound, _) = crate::core::outbound::channel(16);
-    let connect = Connect {
-        protocol: Protocol::Http,
-        nick: Some("reader".into()),
-        peer: None,
-        outbound,
-        closer: Closer::default(),
-    };
-    let reply = svc
-        .clone()
-        .oneshot(Request::anonymous(Action::Connect(connect)));
-    let Some(Detail::Connected { session, .. }) = reply.await.unwrap().detail else {
-        panic!("not connected");
-    };
-    let replay = Command::Replay {
+    let mut svc = opening_while_the_bus_delivers(&hub);
+    let (connect, _inbox) = Connect::sample(Protocol::Http, Some("reader"), 16);
+    let session = ask(&mut svc, None, connect)
+        .await
+        .expect("connected")
+        .answer
+        .session;
+    let opened = OpenReplay {
         room: room("busy"),
         after: None,
     };
-    let reply = svc.oneshot(Request::from(session, Action::Command(replay)));
-    let Some(Detail::Replayed { upto, page, .. }) = reply.await.unwrap().detail else {
-        panic!("no replay");
-    };
+    let replayed = ask(&mut svc, Some(session), opened)
+        .await
+        .expect("a replay")
+        .answer;
+    let (upto, page) = (replayed.upto, replayed.page);
     let seqs: Vec<u64> = page.answer.messages.iter().map(|m| m.seq).collect();
     assert_eq!((upto, seqs), (1, vec![1]), "the first page shows 1 once");
 }
