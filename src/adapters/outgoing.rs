@@ -23,6 +23,16 @@ use std::pin::Pin;
 use bytes::{Buf, Bytes};
 use tokio::io::AsyncWrite;
 
+/// Queued events a connection takes in one turn at most (`Inbox::recv_batch`), by what the queue
+/// charges them (their text plus `outbound::EVENT_OVERHEAD`): about 64 KiB of lines or fewer.
+/// Both line adapters (TCP and IRC) take their events this way.
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// The list a turn takes events into is kept between turns up to this many events (32 bytes
+/// each): an idle connection holds almost nothing, and one that just had a burst (a join storm
+/// announces thousands of joins to every member) gives the larger list back at once.
+pub const KEEP_EVENTS: usize = 4;
+
 /// Buffers handed to one `writev` at most (Linux takes up to 1,024; 64 lines of chat are already
 /// far more than one syscall's worth of overhead).
 pub const MAX_SLICES: usize = 64;

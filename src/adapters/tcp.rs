@@ -39,7 +39,7 @@ use tower::{BoxError, Service, ServiceExt};
 
 use super::limits::ConnectionLimits;
 use super::lines::{ChatLines, Input};
-use super::outgoing::Outgoing;
+use super::outgoing::{KEEP_EVENTS, MAX_BATCH_BYTES, Outgoing};
 use crate::core::ChatService;
 use crate::core::outbound::QueueLimits;
 use crate::core::{
@@ -49,13 +49,6 @@ use crate::core::{
 
 /// How long a kicked or departing client gets to take its last line before the socket closes.
 const FAREWELL_GRACE: Duration = Duration::from_secs(5);
-/// Queued events taken in one turn at most, by what the queue charges them (their text plus
-/// `outbound::EVENT_OVERHEAD`): about 64 KiB of lines or fewer.
-const MAX_BATCH_BYTES: usize = 64 * 1024;
-/// The list a turn takes events into is kept between turns up to this many events (32 bytes
-/// each): an idle connection holds almost nothing, and one that just had a burst (a join storm
-/// announces thousands of joins to every member) gives the larger list back at once.
-const KEEP_EVENTS: usize = 4;
 /// Initial capacity of a connection's read buffer. tokio-util's default is 8 KiB, allocated up
 /// front for every connection: once more than everything else an idle connection costs. Chat
 /// lines are short; the buffer grows (doubling) for a longer one, up to the line limit.
@@ -320,17 +313,16 @@ impl Connection {
 /// that it is allocated once and never grown.
 fn take_lines(events: &mut Vec<Event>, charged: usize, stats: &Stats) -> Bytes {
     let mut handover = stats.handover();
-    if let [Event::Message(msg)] = events.as_slice() {
-        handover.message(msg);
+    for event in events.iter() {
+        if let Event::Message(msg) = event {
+            handover.message(msg);
+        }
     }
     if events.len() == 1 {
         return events.pop().map(|event| event.line()).unwrap_or_default();
     }
     let mut buf = BytesMut::with_capacity(charged);
     for event in events.drain(..) {
-        if let Event::Message(msg) = &event {
-            handover.message(msg);
-        }
         event.put_line(&mut buf);
     }
     buf.freeze()

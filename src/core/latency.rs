@@ -44,6 +44,16 @@ pub struct Snapshot {
     pub sum_seconds: f64,
 }
 
+/// The bucket `elapsed` falls in, and `elapsed` in microseconds. Prometheus buckets are "less
+/// than or equal": the first bound at or above the value.
+fn bucket(elapsed: Duration) -> (usize, u64) {
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    (
+        BOUNDS_MICROS.partition_point(|&bound| bound < micros),
+        micros,
+    )
+}
+
 /// Observations counted in plain integers by one reader, then added to a [`Histogram`] at once
 /// ([`Histogram::add`]): a reader that hands forty messages to its socket in one write pays the
 /// shared atomics once per bucket it touched, not twice per message (the histogram's cache line
@@ -57,9 +67,7 @@ pub struct Tally {
 impl Tally {
     /// Counts one duration.
     pub fn observe(&mut self, elapsed: Duration) {
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        // Prometheus buckets are "less than or equal": the first bound at or above the value.
-        let bucket = BOUNDS_MICROS.partition_point(|&bound| bound < micros);
+        let (bucket, micros) = bucket(elapsed);
         self.buckets[bucket] += 1;
         self.sum_micros = self.sum_micros.saturating_add(micros);
     }
@@ -68,9 +76,9 @@ impl Tally {
 impl Histogram {
     /// Records one duration.
     pub fn observe(&self, elapsed: Duration) {
-        let mut tally = Tally::default();
-        tally.observe(elapsed);
-        self.add(&tally);
+        let (bucket, micros) = bucket(elapsed);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
     /// Records every duration of `tally`.

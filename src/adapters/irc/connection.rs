@@ -32,6 +32,7 @@ use super::render::Presences;
 use super::response::{self, Batches};
 use super::{FAREWELL_GRACE, IrcOptions};
 use crate::adapters::lines::{ChatLines, Input};
+use crate::adapters::outgoing::MAX_BATCH_BYTES;
 use crate::core::{
     Action, ChatService, Closer, Command, Event, Inbox, Request, RoomName, SessionId, Stats,
     UserCommand,
@@ -318,10 +319,6 @@ impl Client {
         let _ = self.write.shutdown().await;
     }
 }
-
-/// Queued events taken in one turn at most, by what the queue charges them (see
-/// `Inbox::recv_batch`): about 64 KiB of lines or fewer.
-const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// The events queued in `queue` (at least one) moved into `events`, and what they were charged
 /// (see `Inbox::recv_batch`); never, while there is no queue yet.

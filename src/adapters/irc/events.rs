@@ -12,12 +12,9 @@ use super::caps::Cap;
 use super::connection::Client;
 use super::message::{Line, tag_pair, with_tags};
 use super::render;
+use crate::adapters::outgoing::KEEP_EVENTS;
 use crate::core::stats::Handover;
 use crate::core::{Event, PresenceKind};
-
-/// The list a turn takes events into is kept between turns up to this many events (32 bytes
-/// each): a connection that just had a burst (a join storm) gives the larger list back at once.
-const KEEP_EVENTS: usize = 4;
 
 impl Client {
     /// The bytes for `events` (taken from the queue in one go, charged `charged` bytes: enough

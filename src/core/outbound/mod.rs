@@ -146,6 +146,17 @@ struct State {
     reader: Option<Waker>,
 }
 
+impl State {
+    /// Registers the reader's waker, under the same lock a sender pushes under: a send either
+    /// happened before the reader looked (and it took the event) or will find this waker.
+    fn wait(&mut self, waker: &Waker) {
+        match &mut self.reader {
+            Some(reader) => reader.clone_from(waker),
+            none => *none = Some(waker.clone()),
+        }
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing here can panic half-way through an update.
@@ -289,12 +300,7 @@ impl Inbox {
             if state.senders == 0 {
                 return Poll::Ready(None);
             }
-            // Registered under the same lock a sender pushes under: a send either happened
-            // before this look (and was popped above) or will find this waker.
-            match &mut state.reader {
-                Some(waker) => waker.clone_from(cx.waker()),
-                none => *none = Some(cx.waker().clone()),
-            }
+            state.wait(cx.waker());
             Poll::Pending
         })
         .await
@@ -316,10 +322,7 @@ impl Inbox {
                 if state.senders == 0 {
                     return Poll::Ready(None);
                 }
-                match &mut state.reader {
-                    Some(waker) => waker.clone_from(cx.waker()),
-                    none => *none = Some(cx.waker().clone()),
-                }
+                state.wait(cx.waker());
                 return Poll::Pending;
             }
             let mut taken = 0;
