@@ -11,9 +11,23 @@
 //! are cut first, and an empty queue always takes its event. Queues below their share can only
 //! fill up to it, and those above it cannot grow, so all of them together hold at most about
 //! twice the budget.
+//!
+//! **What is counted: memory, once.** A chat message or a presence notice for a room is one
+//! shared payload that every member's queue points at. Charging each queue the whole payload
+//! counted a message to a room of 2,000 members 2,000 times: a join storm in such rooms (each
+//! join a notice to every member so far) "used up" 128 MiB while the process held about a tenth
+//! of that, and cut readers who were only a moment behind. So a payload handed to many queues
+//! is taken from the budget once, by a [`SharedCharge`] that the queues holding it share and
+//! that gives it back when the last of them lets go; each queue is charged only its slot
+//! ([`SLOT_BYTES`]). The per-queue bounds still count the whole payload in every queue: what
+//! one slow reader alone keeps alive is what they bound.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What a queue is charged for each event whose payload it shares with other queues: its
+/// entry in the queue (the event, its charges and the [`SharedCharge`] handle), rounded up.
+pub const SLOT_BYTES: usize = 48;
 
 /// The bytes every outbound queue of the instance holds together, against a maximum
 /// (`[server] max_queued_bytes`). Cheap to clone: clones share the count.
@@ -101,5 +115,31 @@ impl QueueBudget {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 Some(used.saturating_sub(n))
             });
+    }
+}
+
+/// A payload's bytes, taken from the budget once for every queue that holds it (see the module
+/// docs) and given back when the last of them drops its handle.
+#[derive(Debug)]
+pub struct SharedCharge {
+    budget: QueueBudget,
+    bytes: usize,
+}
+
+impl SharedCharge {
+    /// Takes `bytes` from `budget` for one payload, whatever the budget holds already: the
+    /// queue that is about to hold it has passed [`QueueBudget::take`] for its slot.
+    pub(super) fn take(budget: &QueueBudget, bytes: usize) -> Arc<SharedCharge> {
+        budget.inner.used.fetch_add(bytes, Ordering::AcqRel);
+        Arc::new(SharedCharge {
+            budget: budget.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for SharedCharge {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
     }
 }

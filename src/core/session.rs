@@ -26,7 +26,7 @@ use super::error::ChatError;
 use super::event::Event;
 use super::identity::{Protocol, SessionId};
 use super::names::{Nick, RoomName};
-use super::outbound::{Outbound, Refused};
+use super::outbound::{Broadcast, Outbound, Refused};
 
 /// What the core knows about one connected client.
 #[derive(Debug)]
@@ -131,7 +131,24 @@ impl Session {
     /// # Errors
     /// [`Undelivered`] says why the event was not queued.
     pub fn deliver(&self, event: Event) -> Result<(), Undelivered> {
-        match self.outbound.try_send(event) {
+        self.delivered(self.outbound.try_send(event))
+    }
+
+    /// [`Session::deliver`] for an event handed to many sessions with one `broadcast` (a room's
+    /// message or notice): the instance's budget counts its payload once.
+    ///
+    /// # Errors
+    /// As [`Session::deliver`].
+    pub fn deliver_shared(
+        &self,
+        event: Event,
+        broadcast: &mut Broadcast,
+    ) -> Result<(), Undelivered> {
+        self.delivered(self.outbound.try_send_shared(event, broadcast))
+    }
+
+    fn delivered(&self, sent: Result<(), Refused>) -> Result<(), Undelivered> {
+        match sent {
             Ok(()) => Ok(()),
             Err(Refused::Full(overflow)) => {
                 let reason = format!("disconnected: you were not reading fast enough ({overflow})");

@@ -9,8 +9,10 @@
 //! what the instance's [`QueueBudget`] allows (`[server] max_queued_bytes`). The event bound alone
 //! is not a memory bound: 256 events of 16 bytes and 256 of 8 KiB are the same count. An event is
 //! charged [`event_bytes`], its text plus a fixed overhead; a chat message is shared by every
-//! queue that holds it, so the charge is what the queue keeps alive, counted once per queue: an
-//! upper bound, never an underestimate. A push that would break a bound is refused
+//! queue that holds it, so for a queue's own bound the charge is what the queue keeps alive,
+//! counted once per queue: an upper bound, never an underestimate. The instance's budget counts
+//! such a shared payload once ([`Broadcast`], `super::budget`). A push that would break a bound
+//! is refused
 //! ([`Refused::Full`], saying which bound), and the session layer turns that into the
 //! slow-consumer rule (`super::session`).
 //!
@@ -34,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 pub use super::budget::QueueBudget;
+use super::budget::{SLOT_BYTES, SharedCharge};
 use super::event::Event;
 use super::message::{ChatMessage, Presence, PresenceKind};
 
@@ -137,13 +140,42 @@ struct Shared {
 
 #[derive(Debug)]
 struct State {
-    /// Each event with the bytes it was charged.
-    events: VecDeque<(Event, usize)>,
+    /// The events, oldest first.
+    events: VecDeque<Queued>,
     bytes: usize,
     senders: usize,
     inbox_gone: bool,
     /// The reader, while it waits for an event; taken (and woken) by the next send.
     reader: Option<Waker>,
+}
+
+/// One event in a queue, with what it was charged.
+#[derive(Debug)]
+struct Queued {
+    event: Event,
+    /// Its [`event_bytes`], for the queue's own bound.
+    bytes: usize,
+    /// The payload's charge to the budget, shared with the other queues that hold it; `None`
+    /// for an event of this queue alone, which the budget was charged `bytes` for.
+    shared: Option<Arc<SharedCharge>>,
+}
+
+impl Queued {
+    /// What this entry took from the instance's budget itself (its payload's share aside).
+    fn budgeted(&self) -> usize {
+        match self.shared {
+            Some(_) => SLOT_BYTES,
+            None => self.bytes,
+        }
+    }
+}
+
+/// One event on its way to many queues (a room's message or notice to its members): the first
+/// queue that takes it charges its payload to the instance's budget, once for all of them (see
+/// `super::budget`). Use one per event: [`Outbound::try_send_shared`] with each queue.
+#[derive(Debug, Default)]
+pub struct Broadcast {
+    charge: Option<Arc<SharedCharge>>,
 }
 
 impl State {
@@ -220,8 +252,26 @@ impl Outbound {
     /// # Errors
     /// [`Refused`] says why it was not queued; the event is dropped.
     pub fn try_send(&self, event: Event) -> Result<(), Refused> {
+        self.push(event, None)
+    }
+
+    /// [`Outbound::try_send`] for an event handed to many queues, all with the same
+    /// `broadcast`: the budget counts its payload once (see [`Broadcast`]).
+    ///
+    /// # Errors
+    /// As [`Outbound::try_send`].
+    pub fn try_send_shared(&self, event: Event, broadcast: &mut Broadcast) -> Result<(), Refused> {
+        self.push(event, Some(broadcast))
+    }
+
+    fn push(&self, event: Event, broadcast: Option<&mut Broadcast>) -> Result<(), Refused> {
         let limits = &self.shared.limits;
         let cost = event_bytes(&event);
+        let budgeted = if broadcast.is_some() {
+            SLOT_BYTES
+        } else {
+            cost
+        };
         let mut state = self.shared.lock();
         if state.inbox_gone {
             return Err(Refused::Closed);
@@ -233,14 +283,24 @@ impl Outbound {
         if !empty && state.bytes.saturating_add(cost) > limits.bytes {
             return Err(Refused::Full(Overflow::Bytes(limits.bytes)));
         }
-        if !limits.budget.take(cost, state.bytes) {
+        if !limits.budget.take(budgeted, state.bytes) {
             return Err(Refused::Full(Overflow::Instance(limits.budget.max())));
         }
         if empty {
             limits.budget.holding(true);
         }
+        let shared = broadcast.map(|broadcast| {
+            let charge = broadcast
+                .charge
+                .get_or_insert_with(|| SharedCharge::take(&limits.budget, cost));
+            charge.clone()
+        });
         state.bytes += cost;
-        state.events.push_back((event, cost));
+        state.events.push_back(Queued {
+            event,
+            bytes: cost,
+            shared,
+        });
         let reader = state.reader.take();
         drop(state);
         if let Some(reader) = reader {
@@ -325,17 +385,18 @@ impl Inbox {
                 state.wait(cx.waker());
                 return Poll::Pending;
             }
-            let mut taken = 0;
+            let (mut taken, mut budgeted) = (0, 0);
             batch.reserve(state.events.len());
-            while let Some((event, cost)) = state.events.pop_front() {
-                taken += cost;
-                batch.push(event);
+            while let Some(queued) = state.events.pop_front() {
+                taken += queued.bytes;
+                budgeted += queued.budgeted();
+                batch.push(queued.event);
                 if taken >= max_bytes {
                     break;
                 }
             }
             state.bytes -= taken;
-            self.given_back(&mut state, taken);
+            self.given_back(&mut state, budgeted);
             Poll::Ready(Some(taken))
         })
         .await
@@ -353,14 +414,15 @@ impl Inbox {
     }
 
     fn pop(&self, state: &mut State) -> Option<Event> {
-        let (event, cost) = state.events.pop_front()?;
-        state.bytes -= cost;
-        self.given_back(state, cost);
-        Some(event)
+        let queued = state.events.pop_front()?;
+        state.bytes -= queued.bytes;
+        self.given_back(state, queued.budgeted());
+        Some(queued.event)
     }
 
-    /// Returns `bytes` taken out of the queue to the budget; a queue left empty stops counting
-    /// as holding and gives back a large buffer.
+    /// Returns `bytes` taken out of the queue to the budget (the events' shared payloads go
+    /// back as their [`SharedCharge`]s are dropped); a queue left empty stops counting as holding
+    /// and gives back a large buffer.
     fn given_back(&self, state: &mut State, bytes: usize) {
         let budget = &self.shared.limits.budget;
         budget.give_back(bytes);
@@ -378,7 +440,7 @@ impl Drop for Inbox {
         let mut state = self.shared.lock();
         state.inbox_gone = true;
         let budget = &self.shared.limits.budget;
-        budget.give_back(state.bytes);
+        budget.give_back(state.events.iter().map(Queued::budgeted).sum());
         if !state.events.is_empty() {
             budget.holding(false);
         }

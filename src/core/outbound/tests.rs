@@ -242,3 +242,58 @@ fn private_messages_and_presence_reasons_are_charged_their_text() {
         left(None) + 500
     );
 }
+
+#[tokio::test]
+async fn an_event_handed_to_many_queues_is_charged_to_the_budget_once_until_the_last_reads_it() {
+    let budget = QueueBudget::new(1_000_000);
+    let queues: Vec<_> = (0..100)
+        .map(|_| bounded(&limits(100, 10_000, &budget)))
+        .collect();
+    let mut broadcast = Broadcast::default();
+    for (tx, _) in &queues {
+        tx.try_send_shared(sized(1000), &mut broadcast).unwrap();
+    }
+    drop(broadcast); // the sender's handle: from now on only the queues hold the payload
+    let slots = 100 * super::super::budget::SLOT_BYTES;
+    assert_eq!(
+        budget.used(),
+        1000 + slots,
+        "one payload and a slot per queue"
+    );
+    let mut inboxes: Vec<_> = queues.into_iter().map(|(_, rx)| rx).collect();
+    for rx in &inboxes {
+        assert_eq!(
+            rx.queued_bytes(),
+            1000,
+            "a queue's own bound counts the whole event"
+        );
+    }
+    let last = inboxes.pop().unwrap();
+    let mut batch = Vec::new();
+    for rx in &mut inboxes {
+        rx.recv_batch(&mut batch, usize::MAX).await.unwrap();
+    }
+    assert_eq!(
+        budget.used(),
+        1000 + super::super::budget::SLOT_BYTES,
+        "the payload stays charged while one queue still holds it"
+    );
+    drop(last);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn events_of_separate_broadcasts_are_charged_separately() {
+    let budget = QueueBudget::new(1_000_000);
+    let (tx, mut rx) = bounded(&limits(100, 10_000, &budget));
+    for _ in 0..3 {
+        tx.try_send_shared(sized(500), &mut Broadcast::default())
+            .unwrap();
+    }
+    let slot = super::super::budget::SLOT_BYTES;
+    assert_eq!(budget.used(), 3 * (500 + slot));
+    rx.try_recv().unwrap();
+    assert_eq!(budget.used(), 2 * (500 + slot));
+    while rx.try_recv().is_some() {}
+    assert_eq!(budget.used(), 0);
+}

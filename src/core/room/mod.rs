@@ -32,6 +32,7 @@ use super::event::{Event, Missed};
 use super::identity::SessionId;
 use super::message::{ChatMessage, Presence};
 use super::names::{Nick, RoomName};
+use super::outbound::Broadcast;
 use super::recent::{Recent, RingRead};
 use super::session::{Session, Undelivered};
 use super::stats::Stats;
@@ -352,8 +353,13 @@ impl Room {
                 from,
                 to,
             });
+            let mut broadcast = Broadcast::default();
             for member in st.members.values() {
-                self.hand(&member.session, Event::Missed(missed.clone()));
+                self.hand(
+                    &member.session,
+                    Event::Missed(missed.clone()),
+                    &mut broadcast,
+                );
             }
             from = to + 1;
         }
@@ -405,12 +411,13 @@ impl Room {
     fn deliver_locked(&self, st: &RoomState, msg: &Arc<ChatMessage>) -> usize {
         let sender = msg.sender();
         let mut reached = 0;
+        let mut broadcast = Broadcast::default();
         for member in st.members.values() {
             let own = sender == Some(member.session.id);
             if msg.seq <= member.after || (own && !member.session.protocol.echoes_own_messages()) {
                 continue;
             }
-            reached += self.hand(&member.session, Event::Message(msg.clone()));
+            reached += self.hand(&member.session, Event::Message(msg.clone()), &mut broadcast);
         }
         self.stats
             .deliveries
@@ -418,10 +425,10 @@ impl Room {
         reached
     }
 
-    /// Queues `event` for `session`: 1 if it was queued, 0 if not (a full queue kicks the
-    /// session, counted as a slow consumer).
-    fn hand(&self, session: &Session, event: Event) -> usize {
-        match session.deliver(event) {
+    /// Queues `event`, one of `broadcast`'s, for `session`: 1 if it was queued, 0 if not (a
+    /// full queue kicks the session, counted as a slow consumer).
+    fn hand(&self, session: &Session, event: Event, broadcast: &mut Broadcast) -> usize {
+        match session.deliver_shared(event, broadcast) {
             Ok(()) => 1,
             Err(Undelivered::Kicked) => {
                 self.stats.slow_consumers.inc();
@@ -435,12 +442,14 @@ impl Room {
     pub fn announce(&self, presence: &Arc<Presence>) -> usize {
         let st = self.state();
         let mut reached = 0;
+        let mut broadcast = Broadcast::default();
         for member in st
             .members
             .values()
             .filter(|m| Some(m.session.id) != presence.session)
         {
-            reached += self.hand(&member.session, Event::Presence(presence.clone()));
+            let event = Event::Presence(presence.clone());
+            reached += self.hand(&member.session, event, &mut broadcast);
         }
         reached
     }

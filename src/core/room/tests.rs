@@ -285,3 +285,43 @@ fn a_gap_is_reported_resolved_or_given_up_on_with_a_notice() {
     );
     assert_eq!(room.lost_within(1, 7), vec![(5, 6)]);
 }
+
+/// The instance's budget counts what waits for readers once per message, not once per reader: a
+/// room of 40 members who are all a little behind holds 50 messages of 2 KB (100 KB), not 40
+/// times that, so a 1 MiB budget cuts nobody (charging every queue the whole message, as chatd
+/// did, "used" 4 MB of it and cut most of them). What they hold goes back as they read.
+#[test]
+fn a_message_waiting_for_many_members_is_counted_once_by_the_instance_budget() {
+    let sessions = Sessions::default();
+    let room = room();
+    let budget = outbound::QueueBudget::new(1 << 20);
+    let limits = outbound::QueueLimits {
+        events: 256,
+        bytes: 256 * 1024,
+        budget: budget.clone(),
+    };
+    let mut inboxes = Vec::new();
+    for _ in 0..40 {
+        let (tx, rx) = outbound::bounded(&limits);
+        let session = sessions
+            .open(Protocol::Tcp, None, None, tx, Closer::default())
+            .unwrap();
+        room.join(&session);
+        inboxes.push((session, rx));
+    }
+    let text = "x".repeat(2000);
+    for seq in 1..=50 {
+        assert_eq!(room.commit(sample("general", seq, "alice", &text)), 40);
+    }
+    assert!(inboxes.iter().all(|(s, _)| s.kick_reason().is_none()));
+    let per_message = outbound::message_bytes(&sample("general", 1, "alice", &text));
+    assert!(
+        budget.used() < 50 * per_message + 40 * 50 * crate::core::budget::SLOT_BYTES + 1,
+        "{} used",
+        budget.used()
+    );
+    for (_, rx) in &mut inboxes {
+        assert_eq!(received(rx), (1..=50).collect::<Vec<_>>());
+    }
+    assert_eq!(budget.used(), 0);
+}
