@@ -22,8 +22,9 @@
 #
 # Workloads (issue 6):
 #   A        50 clients, 1 room, 1,000 msg/s for 20 s (the seed's load test)
-#   B        1,000 clients, 1 room: the rate is raised step by step; each server's figure is the
-#            highest step it delivered completely, with no client cut off
+#   B        1,000 clients, 1 room: the rate is raised step by step (from 500 msg/s, so that both
+#            servers have complete steps to compare at); each server's figure is the highest step
+#            it delivered completely, with no client cut off
 #   C        10,000 clients, 2,000 per room over 5 rooms, 100 of them sending 1 msg/s each
 #   cluster  workload A spread over 3 chatd instances (phase 3, Valkey pub/sub), with the shipped
 #            write-ahead pipeline and with write-behind (chatd only: ngircd does not cluster here;
@@ -62,7 +63,7 @@ RESULTS="${RESULTS:-target/bench-vs-irc}"
 if [ "$quick" = 1 ]; then
   dur_a=5; dur_b=4; dur_c=5; b_rates="${B_RATES:-500 1000 2000}"; REPEAT="${REPEAT:-1}"
 else
-  dur_a=20; dur_b=10; dur_c=20; b_rates="${B_RATES:-1000 2000 3000 4000 5000 6000}"
+  dur_a=20; dur_b=10; dur_c=20; b_rates="${B_RATES:-500 750 1000 1500 2000 3000 4000 5000 6000}"
 fi
 REPEAT="${REPEAT:-3}"
 

@@ -245,12 +245,14 @@ impl Connection {
         let mut events = Vec::new();
         loop {
             // `write_to` is cancel-safe, so when a kick or shutdown interrupts a stuck write we
-            // know whether a line was cut in half.
+            // know whether a line was cut in half. The write comes first: the closer is looked at
+            // only when the socket cannot take more, which is when a kick or shutdown must not
+            // wait (each look costs a lock; the next turn looks anyway).
             while !out.is_empty() {
                 let written = tokio::select! {
                     biased;
-                    _ = &mut closed => return ended(out.mid_line()),
                     result = out.write_to(write) => result,
+                    _ = &mut closed => return ended(out.mid_line()),
                 };
                 if let Ok(0) | Err(_) = written {
                     return End::Done;

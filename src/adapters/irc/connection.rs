@@ -275,10 +275,12 @@ impl Client {
         let mut sent = 0;
         while sent < out.len() {
             let mid_line = out[..sent].last().is_some_and(|b| *b != b'\n');
+            // The write first: the closer is looked at only when the socket cannot take more,
+            // which is when a kick or shutdown must not wait (it costs a lock per look).
             let written = tokio::select! {
                 biased;
-                _ = &mut self.closed => return Err(self.closed_end(mid_line)),
                 result = self.write.write(&out[sent..]) => result,
+                _ = &mut self.closed => return Err(self.closed_end(mid_line)),
             };
             match written {
                 Ok(0) | Err(_) => return Err(End::Closed),
