@@ -20,10 +20,11 @@ use tower::{BoxError, Service, ServiceExt};
 
 use super::error::ChatError;
 use super::event::Event;
+use super::history::ReplayPage;
 use super::identity::SessionId;
 use super::names::RoomName;
 use super::reply::{Connected, Outcome, Replayed, Reply, Sent};
-use super::request::{Action, Command, Connect, ReplayPage, Request};
+use super::request::{Action, Command, Connect, Request};
 
 /// A request whose reply carries a value the asker needs; see the module docs.
 pub trait Ask {
