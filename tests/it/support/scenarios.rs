@@ -25,6 +25,8 @@ use super::{Client, PATIENCE, default_config, start_with, with_store};
 /// PostgreSQL on this machine). A new scenario is a `pub async fn name(store: PersistConfig)`
 /// here and its name in each store file's list; the test is `persist_sqlite::name`,
 /// `persist_postgres::name`, as if written out by hand.
+// The benches include this harness without the persist tests: unused there.
+#[allow(unused_macros)]
 macro_rules! persist_scenarios {
     (server: $server:expr; $($scenario:ident),+ $(,)?) => {
         $(
@@ -39,6 +41,7 @@ macro_rules! persist_scenarios {
         $crate::support::scenarios::persist_scenarios!(server: Some(((), $store)); $($scenario),+);
     };
 }
+#[allow(unused_imports)]
 pub(crate) use persist_scenarios;
 
 /// The default pipeline with `store` as its persist layer.
