@@ -1,20 +1,24 @@
 //! Typed asks: the requests whose answer an adapter cannot do without, each with its own type.
 //!
 //! Most requests are answered with lines and an [`Outcome`] that an adapter renders if it
-//! wants to (HTTP's `reply_json`, IRC's numerics). Four are different: the adapter's next step
-//! needs a value from the answer. A `Connect` must give a session id to serve, a `Say` from
-//! `POST /message` the seq to answer with, an event stream its replay and then each next page.
-//! Matching the outcome at each call site meant guessing its variant, with a "cannot happen"
-//! arm that answered `500 the stack opened no session`.
+//! wants to (HTTP's `reply_json`). Some are different: the adapter's next step needs a value
+//! from the answer. A `Connect` must give a session id to serve, a `Say` from `POST /message`
+//! the seq to answer with, an event stream its replay and then each next page; an IRC client's
+//! `NAMES`, `WHO` or `KICK` is answered in numerics made of the answer's data (the members with
+//! their ranks, the users found, who was kicked). Matching the outcome at each call site meant
+//! guessing its variant, with a "cannot happen" arm that answered `500 the stack opened no
+//! session` or, in the IRC adapter, nothing at all.
 //!
-//! Here each such request is an [`Ask`] that names its [`Ask::Answer`] type, and [`ask`] is the
-//! one place that turns a reply into it. The stack itself still speaks [`Request`] and
-//! [`Reply`] (one tower service type, so layers compose in any order the pipeline file asks);
-//! the pairing of request kind and answer type is written once, here, rather than in every
-//! adapter. When the stack answers without the value (a pipeline with no layer that opens
-//! sessions, which `--check` refuses, and the bottom of the stack refuses a `Connect` too) the
-//! adapter gets an ordinary [`ChatError`] saying so, of kind `Unavailable`: a refusal it already
-//! knows how to show (`! ...`, `503`, an IRC `NOTICE`), never a guess.
+//! Here each such request is an [`Ask`] that names its [`Ask::Answer`] type, and [`ask`] (or
+//! [`answered`], for an adapter that calls the stack its own way) is the one place that turns a
+//! reply into it. The stack itself still speaks [`Request`] and [`Reply`] (one tower service
+//! type, so layers compose in any order the pipeline file asks); the pairing of request kind
+//! and answer type is written once, with `asks!`, rather than in every adapter: the asks
+//! about rooms are in [`rooms`], those about people in [`people`]. When the stack answers
+//! without the value (a pipeline with no layer that opens sessions, which `--check` refuses, and
+//! the bottom of the stack refuses a `Connect` too) the adapter gets an ordinary [`ChatError`]
+//! saying so, of kind `Unavailable`: a refusal it already knows how to show (`! ...`, `503`, an
+//! IRC `NOTICE`), never a guess.
 
 use tower::{BoxError, Service, ServiceExt};
 
@@ -25,6 +29,37 @@ use super::identity::SessionId;
 use super::names::RoomName;
 use super::reply::{Connected, Outcome, Replayed, Reply, Sent};
 use super::request::{Action, Command, Connect, Request};
+
+/// Declares asks: for each, `Asked => Answer, "what the stack failed to do",` then how it is
+/// asked (`|pattern| action`, the request taken apart) and the outcome that carries the answer
+/// (`Outcome::X(value) => value;`). Any other outcome is no answer: see [`ask`].
+macro_rules! asks {
+    ($(
+        $asked:ty => $answer:ty, $unanswered:literal,
+        |$this:pat_param| $action:expr,
+        $outcome:pat => $value:expr;
+    )+) => {$(
+        impl $crate::core::ask::Ask for $asked {
+            type Answer = $answer;
+            const UNANSWERED: &'static str = $unanswered;
+
+            fn action(self) -> $crate::core::request::Action {
+                let $this = self;
+                $action
+            }
+
+            fn answer(outcome: $crate::core::reply::Outcome) -> Option<$answer> {
+                match outcome {
+                    $outcome => Some($value),
+                    _ => None,
+                }
+            }
+        }
+    )+};
+}
+
+pub mod people;
+pub mod rooms;
 
 /// A request whose reply carries a value the asker needs; see the module docs.
 pub trait Ask {
@@ -63,34 +98,26 @@ where
 {
     let request = Request::from_parts(session, asked.action());
     let reply = stack.ready().await?.call(request).await?;
+    Ok(answered::<A>(reply)?)
+}
+
+/// The answer `reply` carries for an `A`, with the reply's lines.
+///
+/// # Errors
+/// An `Unavailable` [`ChatError`] when the reply does not carry it (see the module docs).
+pub fn answered<A: Ask>(reply: Reply) -> Result<Answered<A::Answer>, ChatError> {
     match A::answer(reply.outcome) {
         Some(answer) => Ok(Answered {
             answer,
             events: reply.events,
         }),
-        None => Err(unanswered(A::UNANSWERED).into()),
+        None => Err(unanswered(A::UNANSWERED)),
     }
 }
 
 /// The error for a stack that did not answer: `server error: the chat stack opened no session`.
 pub fn unanswered(what: &str) -> ChatError {
     ChatError::unavailable(format!("server error: the chat stack {what}"))
-}
-
-impl Ask for Connect {
-    type Answer = Connected;
-    const UNANSWERED: &'static str = "opened no session";
-
-    fn action(self) -> Action {
-        Action::Connect(self)
-    }
-
-    fn answer(outcome: Outcome) -> Option<Connected> {
-        match outcome {
-            Outcome::Connected(connected) => Some(connected),
-            _ => None,
-        }
-    }
 }
 
 /// A chat message to a named room (`POST /message`), answered with its seq.
@@ -102,25 +129,6 @@ pub struct Say {
     pub text: String,
 }
 
-impl Ask for Say {
-    type Answer = Sent;
-    const UNANSWERED: &'static str = "numbered no message";
-
-    fn action(self) -> Action {
-        Action::Command(Command::Say {
-            room: Some(self.room),
-            text: self.text,
-        })
-    }
-
-    fn answer(outcome: Outcome) -> Option<Sent> {
-        match outcome {
-            Outcome::Sent(sent) => Some(sent),
-            _ => None,
-        }
-    }
-}
-
 /// Opens a room's event stream: `Command::Replay`, answered with the first page and the end.
 #[derive(Debug, Clone)]
 pub struct OpenReplay {
@@ -128,25 +136,6 @@ pub struct OpenReplay {
     pub room: RoomName,
     /// The last seq the client has, from `Last-Event-ID`.
     pub after: Option<u64>,
-}
-
-impl Ask for OpenReplay {
-    type Answer = Replayed;
-    const UNANSWERED: &'static str = "gave no replay";
-
-    fn action(self) -> Action {
-        Action::Command(Command::Replay {
-            room: self.room,
-            after: self.after,
-        })
-    }
-
-    fn answer(outcome: Outcome) -> Option<Replayed> {
-        match outcome {
-            Outcome::Replayed(replayed) => Some(replayed),
-            _ => None,
-        }
-    }
 }
 
 /// The next page of an event stream's replay: `Command::ReplayPage`.
@@ -162,25 +151,24 @@ pub struct NextPage {
     pub span: u64,
 }
 
-impl Ask for NextPage {
-    type Answer = ReplayPage;
-    const UNANSWERED: &'static str = "gave no replay page";
+asks! {
+    Connect => Connected, "opened no session",
+    |connect| Action::Connect(connect),
+    Outcome::Connected(connected) => connected;
 
-    fn action(self) -> Action {
-        Action::Command(Command::ReplayPage {
-            room: self.room,
-            after: self.after,
-            upto: self.upto,
-            span: self.span,
-        })
-    }
+    Say => Sent, "numbered no message",
+    |Say { room, text }| Action::Command(Command::Say { room: Some(room), text }),
+    Outcome::Sent(sent) => sent;
 
-    fn answer(outcome: Outcome) -> Option<ReplayPage> {
-        match outcome {
-            Outcome::ReplayPage(page) => Some(page),
-            _ => None,
-        }
-    }
+    OpenReplay => Replayed, "gave no replay",
+    |OpenReplay { room, after }| Action::Command(Command::Replay { room, after }),
+    Outcome::Replayed(replayed) => replayed;
+
+    NextPage => ReplayPage, "gave no replay page",
+    |NextPage { room, after, upto, span }| {
+        Action::Command(Command::ReplayPage { room, after, upto, span })
+    },
+    Outcome::ReplayPage(page) => page;
 }
 
 #[cfg(test)]
@@ -234,5 +222,44 @@ mod tests {
         assert_eq!(answered.answer.session, SessionId(7));
         assert_eq!(answered.answer.nick.as_str(), "ann");
         assert_eq!(answered.events.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_names_ask_gets_the_members_with_their_ranks_and_a_kick_without_one_is_refused() {
+        use crate::core::Rank;
+        const OP: Rank = Rank {
+            op: true,
+            voice: false,
+        };
+        let room = RoomName::parse("general").unwrap();
+        let ann = crate::core::Nick::parse("ann").unwrap();
+        let names = Outcome::Names {
+            room: room.clone(),
+            secret: true,
+            members: vec![(ann.clone(), OP)],
+        };
+        let mut answers = tower::service_fn(move |_req: Request| {
+            let names = names.clone();
+            async move { Ok::<_, BoxError>(Reply::default().with(names)) }
+        });
+        let asked = rooms::NamesOf(room.clone());
+        let answered = ask(&mut answers, Some(SessionId(1)), asked).await.unwrap();
+        assert_eq!(answered.answer, (true, vec![(ann.clone(), OP)]));
+        let kick = rooms::Kick {
+            room,
+            nick: ann,
+            reason: None,
+        };
+        let err = ask(&mut answers, Some(SessionId(1)), kick)
+            .await
+            .unwrap_err();
+        let err = ChatError::from_box(&err);
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (
+                ErrorKind::Unavailable,
+                "server error: the chat stack kicked nobody"
+            )
+        );
     }
 }
