@@ -13,6 +13,7 @@ pub mod commands;
 pub mod direct;
 pub mod error;
 pub mod event;
+pub mod history;
 pub mod hub;
 pub mod identity;
 pub mod latency;
@@ -43,6 +44,9 @@ pub use commands::{Monitor, RoomCommand, UserCommand};
 pub use direct::{Direct, DirectKind};
 pub use error::{ChatError, ErrorKind, Refusal};
 pub use event::{Event, Missed};
+pub use history::{
+    Bound, HistoryAnswer, HistoryQuery, HistoryWindow, Page, ReplayPage, StoredRoom,
+};
 pub use hub::Hub;
 pub use identity::{Protocol, SessionId};
 pub use message::{ChatMessage, MessageKind, Origin, Presence, PresenceKind};
@@ -50,10 +54,7 @@ pub use modes::{ChannelMode, ModeChange};
 pub use names::{Nick, RoomName};
 pub use outbound::{Inbox, Outbound};
 pub use reply::{Connected, ModeAnswer, Outcome, Replayed, Reply, Sent};
-pub use request::{
-    Action, Bound, Command, Connect, HistoryAnswer, HistoryQuery, HistoryWindow, OPEN_WINDOW,
-    OpenRoom, Page, ReplayPage, Request, StoredRoom,
-};
+pub use request::{Action, Command, Connect, OPEN_WINDOW, OpenRoom, Request};
 pub use ring::Ring;
 pub use room::{Gap, Room, Start};
 pub use rooms::{Creation, Rooms, TooManyRooms};

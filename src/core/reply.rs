@@ -20,10 +20,10 @@ use super::channel::{Channel, Mask, Rank, Topic};
 use super::direct::Direct;
 use super::error::ChatError;
 use super::event::Event;
+use super::history::{HistoryAnswer, Page, ReplayPage};
 use super::identity::SessionId;
 use super::modes::{ChannelMode, ModeChange};
 use super::names::{Nick, RoomName};
-use super::request::{HistoryAnswer, Page, ReplayPage};
 use super::users::{Census, Departed, UserInfo, UserModes};
 
 /// The answer to one request, for the session that made it.

@@ -16,29 +16,14 @@ fn server() -> Option<(TestPostgres, PersistConfig)> {
     Some((pg, store))
 }
 
-#[tokio::test]
-async fn restart_keeps_the_last_10() {
-    let Some((_pg, store)) = server() else { return };
-    scenarios::restart_keeps_the_last_10(store).await;
-}
-
-#[tokio::test]
-async fn a_thousand_messages_are_stored_once_in_order() {
-    let Some((_pg, store)) = server() else { return };
-    scenarios::a_thousand_messages_are_stored_once_in_order(store).await;
-}
-
-#[tokio::test]
-async fn an_idle_room_is_evicted_and_reopens_where_it_stopped() {
-    let Some((_pg, store)) = server() else { return };
-    scenarios::an_idle_room_is_evicted_and_reopens_where_it_stopped(store).await;
-}
-
-#[tokio::test]
-async fn awkward_text_round_trips() {
-    let Some((_pg, store)) = server() else { return };
-    scenarios::awkward_text_round_trips(store).await;
-}
+scenarios::persist_scenarios!(server: server();
+    restart_keeps_the_last_10,
+    a_thousand_messages_are_stored_once_in_order,
+    an_idle_room_is_evicted_and_reopens_where_it_stopped,
+    awkward_text_round_trips,
+    shutdown_flushes_the_queue,
+    sync_mode_stores_before_anyone_sees,
+);
 
 #[tokio::test]
 async fn a_bad_row_does_not_break_its_batch() {
@@ -61,18 +46,6 @@ async fn a_bad_row_does_not_break_its_batch() {
         "{:?}",
         appended.rejected
     );
-}
-
-#[tokio::test]
-async fn shutdown_flushes_the_queue() {
-    let Some((_pg, store)) = server() else { return };
-    scenarios::shutdown_flushes_the_queue(store).await;
-}
-
-#[tokio::test]
-async fn sync_mode_stores_before_anyone_sees() {
-    let Some((_pg, store)) = server() else { return };
-    scenarios::sync_mode_stores_before_anyone_sees(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

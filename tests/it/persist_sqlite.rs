@@ -12,40 +12,15 @@ fn store() -> chatd::pipeline::config::PersistConfig {
     sqlite(&data_dir().join("chatd.db"), Durability::Async)
 }
 
-#[tokio::test]
-async fn restart_keeps_the_last_10() {
-    scenarios::restart_keeps_the_last_10(store()).await;
-}
-
-#[tokio::test]
-async fn a_thousand_messages_are_stored_once_in_order() {
-    scenarios::a_thousand_messages_are_stored_once_in_order(store()).await;
-}
-
-#[tokio::test]
-async fn awkward_text_round_trips() {
-    scenarios::awkward_text_round_trips(store()).await;
-}
-
-#[tokio::test]
-async fn a_bad_row_does_not_break_its_batch() {
-    scenarios::a_bad_row_does_not_break_its_batch(store()).await;
-}
-
-#[tokio::test]
-async fn an_idle_room_is_evicted_and_reopens_where_it_stopped() {
-    scenarios::an_idle_room_is_evicted_and_reopens_where_it_stopped(store()).await;
-}
-
-#[tokio::test]
-async fn shutdown_flushes_the_queue() {
-    scenarios::shutdown_flushes_the_queue(store()).await;
-}
-
-#[tokio::test]
-async fn sync_mode_stores_before_anyone_sees() {
-    scenarios::sync_mode_stores_before_anyone_sees(store()).await;
-}
+scenarios::persist_scenarios!(store();
+    restart_keeps_the_last_10,
+    a_thousand_messages_are_stored_once_in_order,
+    awkward_text_round_trips,
+    a_bad_row_does_not_break_its_batch,
+    an_idle_room_is_evicted_and_reopens_where_it_stopped,
+    shutdown_flushes_the_queue,
+    sync_mode_stores_before_anyone_sees,
+);
 
 #[tokio::test]
 async fn the_binary_keeps_history_across_a_sigterm_restart() {

@@ -13,8 +13,9 @@ use super::chathistory;
 use super::connection::{Client, End};
 use super::message::Line;
 use super::render;
+use crate::core::ask::rooms::{Members, NamesOf, RoomList, RoomTopic};
 use crate::core::modes::glob;
-use crate::core::{ChatError, Command, ErrorKind, Event, Nick, Outcome, RoomCommand, RoomName};
+use crate::core::{ChatError, Command, ErrorKind, Event, Nick, RoomCommand, RoomName};
 
 /// A `353` line holds this many bytes of nicks at most, well inside 512 with the rest.
 const NAMES_PER_LINE: usize = 400;
@@ -53,15 +54,11 @@ impl Client {
                     self.rooms.push(room.clone());
                     let me = render::source(&self.nick);
                     out.push(Line::new(&me, "JOIN").param(&format!("#{room}")).bytes());
-                    let topic = RoomCommand::Topic {
-                        room: Some(room.clone()),
+                    let topic = RoomTopic {
+                        room: room.clone(),
                         text: None,
                     };
-                    if let Ok(reply) = self.call(Command::Room(topic)).await?
-                        && let Outcome::Topic {
-                            topic: Some(topic), ..
-                        } = reply.outcome
-                    {
+                    if let Ok((_, Some(topic))) = self.ask_lagged(topic).await? {
                         out.extend(self.topic_lines(&format!("#{room}"), &topic));
                     }
                     out.extend(self.names_of(&room).await?);
@@ -143,13 +140,7 @@ impl Client {
 
     /// The members of `room` anywhere (the core's directory), or why not.
     async fn members(&mut self, room: &RoomName) -> Result<Result<Vec<Nick>, ChatError>, End> {
-        Ok(match self.call(Command::Users(Some(room.clone()))).await? {
-            Ok(reply) => match reply.outcome {
-                Outcome::Users { nicks, .. } => Ok(nicks),
-                _ => Ok(Vec::new()),
-            },
-            Err(e) => Err(e),
-        })
+        self.ask_lagged(Members(room.clone())).await
     }
 
     /// `NAMES [#a,#b]`: the `353` lines of each, then one `366` naming them all.
@@ -173,18 +164,11 @@ impl Client {
     /// secret one the client is not in).
     async fn names_of(&mut self, room: &RoomName) -> Result<Vec<Bytes>, End> {
         let target = format!("#{room}");
-        let (mut members, mut secret) = (Vec::new(), false);
-        if let Ok(reply) = self
-            .call(Command::Room(RoomCommand::Names(room.clone())))
+        // A refusal shows as a room nobody is in: only the `366`.
+        let (secret, members) = self
+            .ask_lagged(NamesOf(room.clone()))
             .await?
-            && let Outcome::Names {
-                members: found,
-                secret: s,
-                ..
-            } = reply.outcome
-        {
-            (members, secret) = (found, s);
-        }
+            .unwrap_or_default();
         let symbol = if secret { "@" } else { "=" };
         let full = self.caps.has(Cap::USERHOST_IN_NAMES);
         let all = self.caps.has(Cap::MULTI_PREFIX);
@@ -240,15 +224,13 @@ impl Client {
                 .trailing("Users  Name")
                 .bytes(),
         ];
-        match self.call(Command::Rooms).await? {
-            Ok(reply) => {
-                if let Outcome::Rooms(rooms) = reply.outcome {
-                    for (room, members) in rooms {
-                        let name = format!("#{room}");
-                        if filter.keeps(&name, members) {
-                            let line = self.numeric("322").param(&name);
-                            out.push(line.param(&members.to_string()).trailing("").bytes());
-                        }
+        match self.ask_lagged(RoomList).await? {
+            Ok(rooms) => {
+                for (room, members) in rooms {
+                    let name = format!("#{room}");
+                    if filter.keeps(&name, members) {
+                        let line = self.numeric("322").param(&name);
+                        out.push(line.param(&members.to_string()).trailing("").bytes());
                     }
                 }
             }

@@ -14,7 +14,9 @@ use super::connection::{Client, End};
 use super::message::{Line, Message};
 use super::refusals::erroneous_nick;
 use super::render;
-use crate::core::{ChatError, Command, ErrorKind, Nick, Outcome, RoomCommand, RoomName, Sent};
+use crate::core::ask::people::Rename;
+use crate::core::ask::rooms::{ReadWindow, RoomNotice};
+use crate::core::{ChatError, ErrorKind, Nick, RoomName, Say, Sent};
 
 /// How many targets one `PRIVMSG`, `NOTICE`, `KICK`... may name (`TARGMAX`).
 pub const MAX_TARGETS: usize = 4;
@@ -172,17 +174,14 @@ impl Client {
         if nick.as_str() == self.nick {
             return Ok(Vec::new());
         }
-        Ok(match self.call(Command::Nick(nick)).await? {
-            Ok(reply) => match reply.outcome {
-                Outcome::Nick(nick) => {
-                    let line = Line::new(&render::source(&self.nick), "NICK")
-                        .trailing(nick.as_str())
-                        .bytes();
-                    self.nick = nick.to_string();
-                    vec![line]
-                }
-                _ => Vec::new(),
-            },
+        Ok(match self.ask_lagged(Rename(nick)).await? {
+            Ok(nick) => {
+                let line = Line::new(&render::source(&self.nick), "NICK")
+                    .trailing(nick.as_str())
+                    .bytes();
+                self.nick = nick.to_string();
+                vec![line]
+            }
             Err(e) if e.kind == ErrorKind::Conflict => vec![
                 self.numeric("433")
                     .param(new)
@@ -213,18 +212,15 @@ impl Client {
             Err(_) => return Ok(vec![self.no_such_channel(target)]),
         };
         let text = render::inbound_text(text);
-        let say = match quiet {
-            true => Command::Room(RoomCommand::Notice { room, text }),
-            false => Command::Say {
-                room: Some(room),
-                text,
-            },
+        let sent = match quiet {
+            true => self.ask_lagged(RoomNotice { room, text }).await?,
+            false => self.ask_lagged(Say { room, text }).await?,
         };
-        Ok(match self.call(say).await? {
-            Ok(reply) => {
+        Ok(match sent {
+            Ok(Sent { room, seq }) => {
                 // With echo-message, the echo is the answer to a labeled message: it is sent
                 // with the label when it comes back from the room.
-                if let (Some(label), Outcome::Sent(Sent { room, seq })) = (label, reply.outcome)
+                if let Some(label) = label
                     && self.caps.has(caps::Cap::ECHO)
                     && self.caps.has(caps::Cap::LABELED)
                 {
@@ -252,12 +248,8 @@ impl Client {
         };
         let mut messages = Vec::new();
         for window in query.windows {
-            match self.call(Command::Window(window)).await? {
-                Ok(reply) => {
-                    if let Outcome::History { answer, .. } = reply.outcome {
-                        messages.extend(answer.messages);
-                    }
-                }
+            match self.ask_lagged(ReadWindow(window)).await? {
+                Ok(answer) => messages.extend(answer.messages),
                 Err(e) => {
                     let sub = params[0].to_ascii_uppercase();
                     let refusal = chathistory::Refusal::new(

@@ -15,17 +15,36 @@ use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
 use super::connection::{Client, End, next_events};
+use crate::core::ask::answered;
 use crate::core::{Action, Ask, ChatError, Command, ErrorKind, Reply, Request, ask};
 
 impl Client {
     /// Calls the stack with `command` for the session, waiting out rate limits (fakelag, see
     /// the module docs). The outer error ends the connection; the inner one is the refusal.
     pub(super) async fn call(&mut self, command: Command) -> Result<Result<Reply, ChatError>, End> {
+        self.lagged(|| Action::Command(command.clone())).await
+    }
+
+    /// Asks the stack for a typed answer (see `core::ask`) for the session, waiting out rate
+    /// limits as [`Client::call`] does; a reply without the answer is an `Unavailable` refusal.
+    pub(super) async fn ask_lagged<A: Ask + Clone>(
+        &mut self,
+        asked: A,
+    ) -> Result<Result<A::Answer, ChatError>, End> {
+        let reply = self.lagged(|| asked.clone().action()).await?;
+        Ok(reply.and_then(|reply| answered::<A>(reply).map(|answered| answered.answer)))
+    }
+
+    /// Calls the stack with the action `action` makes, again after each rate-limit refusal.
+    async fn lagged(
+        &mut self,
+        action: impl Fn() -> Action,
+    ) -> Result<Result<Reply, ChatError>, End> {
         let Some(id) = self.session else {
             return Ok(Err(crate::core::session::unknown_session()));
         };
         loop {
-            let request = Request::from(id, Action::Command(command.clone()));
+            let request = Request::from(id, action());
             let result = match self.stack.ready().await {
                 Ok(stack) => stack.call(request).await,
                 Err(err) => Err(err),

@@ -11,8 +11,9 @@ use super::channels::channel;
 use super::connection::{Client, End};
 use super::message::Line;
 use super::render;
+use crate::core::ask::rooms::{Invitations, Invite, Kick, RoomModes, RoomTopic};
 use crate::core::modes::{self, ChannelMode};
-use crate::core::{Command, ModeAnswer, Nick, Outcome, RoomCommand, Topic};
+use crate::core::{ModeAnswer, Nick, Topic};
 
 impl Client {
     /// `TOPIC #channel [:text]`: `332`/`333` or `331`; a change is echoed as `TOPIC`.
@@ -24,16 +25,13 @@ impl Client {
         let Some(room) = channel(target) else {
             return Ok(vec![self.no_such_channel(target)]);
         };
-        let command = RoomCommand::Topic {
-            room: Some(room),
+        let asked = RoomTopic {
+            room,
             text: text.map(str::to_string),
         };
-        let reply = match self.call(Command::Room(command)).await? {
-            Ok(reply) => reply,
+        let (room, topic) = match self.ask_lagged(asked).await? {
+            Ok(answer) => answer,
             Err(e) => return Ok(vec![self.refusal(&e, target)]),
-        };
-        let Outcome::Topic { room, topic } = reply.outcome else {
-            return Ok(Vec::new());
         };
         let name = format!("#{room}");
         if let Some(text) = text {
@@ -78,18 +76,10 @@ impl Client {
             return Ok(vec![self.no_such_channel(target)]);
         };
         let args = args.iter().map(|a| a.to_string()).collect();
-        let command = RoomCommand::Mode {
-            room: Some(room),
-            args,
-        };
-        let reply = match self.call(Command::Room(command)).await? {
-            Ok(reply) => reply,
-            Err(e) => return Ok(vec![self.refusal(&e, target)]),
-        };
-        let Outcome::Mode(answer) = reply.outcome else {
-            return Ok(Vec::new());
-        };
-        Ok(self.mode_lines(&answer))
+        Ok(match self.ask_lagged(RoomModes { room, args }).await? {
+            Ok(answer) => self.mode_lines(&answer),
+            Err(e) => vec![self.refusal(&e, target)],
+        })
     }
 
     fn mode_lines(&self, answer: &ModeAnswer) -> Vec<Bytes> {
@@ -160,18 +150,11 @@ impl Client {
                 continue;
             };
             let reason = reason.filter(|r| !r.is_empty()).map(str::to_string);
-            let command = RoomCommand::Kick {
-                room: Some(room),
-                nick,
-                reason,
-            };
-            match self.call(Command::Room(command)).await? {
-                Ok(reply) => {
-                    if let Outcome::Kicked { room, nick, reason } = reply.outcome {
-                        let me = render::source(&self.nick);
-                        let line = Line::new(&me, "KICK").param(&format!("#{room}"));
-                        out.push(line.param(nick.as_str()).trailing(&reason).bytes());
-                    }
+            match self.ask_lagged(Kick { room, nick, reason }).await? {
+                Ok((room, nick, reason)) => {
+                    let me = render::source(&self.nick);
+                    let line = Line::new(&me, "KICK").param(&format!("#{room}"));
+                    out.push(line.param(nick.as_str()).trailing(&reason).bytes());
                 }
                 Err(e) => out.push(self.refusal(&e, target)),
             }
@@ -198,29 +181,20 @@ impl Client {
         let Ok(who) = Nick::parse(nick) else {
             return Ok(vec![self.no_such_nick(nick)]);
         };
-        let command = RoomCommand::Invite {
-            nick: who,
-            room: Some(room),
-        };
-        Ok(match self.call(Command::Room(command)).await? {
-            Ok(reply) => match reply.outcome {
-                Outcome::Invited { room, nick } => vec![
-                    self.numeric("341")
-                        .param(nick.as_str())
-                        .param(&format!("#{room}"))
-                        .bytes(),
-                ],
-                _ => Vec::new(),
-            },
+        Ok(match self.ask_lagged(Invite { nick: who, room }).await? {
+            Ok((room, nick)) => vec![
+                self.numeric("341")
+                    .param(nick.as_str())
+                    .param(&format!("#{room}"))
+                    .bytes(),
+            ],
             Err(e) => vec![self.refusal(&e, target)],
         })
     }
 
     async fn invitations(&mut self) -> Result<Vec<Bytes>, End> {
         let mut out = Vec::new();
-        if let Ok(reply) = self.call(Command::Room(RoomCommand::Invitations)).await?
-            && let Outcome::Invitations(rooms) = reply.outcome
-        {
+        if let Ok(rooms) = self.ask_lagged(Invitations).await? {
             out.extend(
                 rooms
                     .iter()

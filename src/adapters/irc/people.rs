@@ -11,7 +11,8 @@ use bytes::Bytes;
 use super::caps::Cap;
 use super::connection::{Client, End};
 use super::render;
-use crate::core::{Command, Nick, Outcome, UserCommand, UserInfo};
+use crate::core::ask::people::{CountUsers, SendDirect, SetAway, Whois};
+use crate::core::{Nick, UserInfo};
 
 impl Client {
     /// `PRIVMSG`/`NOTICE` to a nick: a private message, echoed with `echo-message`; `301` when
@@ -29,14 +30,10 @@ impl Client {
             });
         };
         let text = render::inbound_text(text);
-        let command = UserCommand::Direct { to, text, notice };
-        let reply = match self.call(Command::User(command)).await? {
-            Ok(reply) => reply,
+        let (direct, away) = match self.ask_lagged(SendDirect { to, text, notice }).await? {
+            Ok(answer) => answer,
             Err(_) if notice => return Ok(Vec::new()),
             Err(e) => return Ok(vec![self.refusal(&e, target)]),
-        };
-        let Outcome::Direct { direct, away } = reply.outcome else {
-            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         if self.caps.has(Cap::ECHO) {
@@ -59,25 +56,19 @@ impl Client {
     /// `AWAY [:message]`: `306` away, `305` back.
     pub(super) async fn away(&mut self, text: Option<&str>) -> Result<Vec<Bytes>, End> {
         let text = text.filter(|t| !t.is_empty()).map(str::to_string);
-        Ok(
-            match self.call(Command::User(UserCommand::Away(text))).await? {
-                Ok(reply) => match reply.outcome {
-                    Outcome::Away(Some(_)) => {
-                        vec![
-                            self.numeric("306")
-                                .trailing("You have been marked as being away")
-                                .bytes(),
-                        ]
-                    }
-                    _ => vec![
-                        self.numeric("305")
-                            .trailing("You are no longer marked as being away")
-                            .bytes(),
-                    ],
-                },
-                Err(e) => vec![self.notice(&e)],
-            },
-        )
+        Ok(match self.ask_lagged(SetAway(text)).await? {
+            Ok(Some(_)) => vec![
+                self.numeric("306")
+                    .trailing("You have been marked as being away")
+                    .bytes(),
+            ],
+            Ok(None) => vec![
+                self.numeric("305")
+                    .trailing("You are no longer marked as being away")
+                    .bytes(),
+            ],
+            Err(e) => vec![self.notice(&e)],
+        })
     }
 
     /// What is known of `nick`, or `None` (and the refusal) when nobody has it.
@@ -85,15 +76,7 @@ impl Client {
         let Ok(nick) = Nick::parse(nick) else {
             return Ok(None);
         };
-        Ok(
-            match self.call(Command::User(UserCommand::Whois(nick))).await? {
-                Ok(reply) => match reply.outcome {
-                    Outcome::Whois(info) => Some(*info),
-                    _ => None,
-                },
-                Err(_) => None,
-            },
-        )
+        Ok(self.ask_lagged(Whois(nick)).await?.ok().map(|info| *info))
     }
 
     /// `WHOIS nick`: `311`, `319`, `312`, `313`, `301`, `317`, `318` (or `401` and `318`).
@@ -204,17 +187,9 @@ impl Client {
 
     /// `LUSERS`: `251`, `252`, `254`, `255`, `265`, `266`.
     pub(super) async fn lusers(&mut self) -> Result<Vec<Bytes>, End> {
-        let reply = match self.call(Command::User(UserCommand::Census)).await? {
-            Ok(reply) => reply,
+        let (here, everywhere, rooms) = match self.ask_lagged(CountUsers).await? {
+            Ok(census) => census,
             Err(e) => return Ok(vec![self.notice(&e)]),
-        };
-        let Outcome::Census {
-            here,
-            everywhere,
-            rooms,
-        } = reply.outcome
-        else {
-            return Ok(Vec::new());
         };
         let visible = everywhere.saturating_sub(here.invisible);
         let n = |n: usize| n.to_string();

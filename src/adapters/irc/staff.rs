@@ -11,7 +11,8 @@ use super::caps::Cap;
 use super::connection::{Client, End};
 use super::message::Line;
 use super::render;
-use crate::core::{Command, Nick, Outcome, UserCommand};
+use crate::core::ask::people::SetUserModes;
+use crate::core::{Command, Nick, UserCommand};
 
 /// `INFO`'s lines.
 const INFO: &[&str] = &[
@@ -135,23 +136,21 @@ impl Client {
             };
             return Ok(vec![code.bytes()]);
         }
-        let command = UserCommand::UserMode(changes.unwrap_or("").to_string());
-        Ok(match self.call(Command::User(command)).await? {
-            Ok(reply) => match (reply.outcome, changes) {
-                (Outcome::UserModes { modes, .. }, None) => {
-                    vec![self.numeric("221").param(&modes.letters()).bytes()]
-                }
-                (Outcome::UserModes { changed, .. }, Some(_)) if !changed.is_empty() => {
-                    let me = render::source(&self.nick);
-                    vec![
-                        Line::new(&me, "MODE")
-                            .param(&self.nick)
-                            .trailing(&changed)
-                            .bytes(),
-                    ]
-                }
-                _ => Vec::new(),
-            },
+        let asked = SetUserModes(changes.unwrap_or("").to_string());
+        Ok(match self.ask_lagged(asked).await? {
+            Ok((modes, _)) if changes.is_none() => {
+                vec![self.numeric("221").param(&modes.letters()).bytes()]
+            }
+            Ok((_, changed)) if changed.is_empty() => Vec::new(), // nothing changed
+            Ok((_, changed)) => {
+                let me = render::source(&self.nick);
+                vec![
+                    Line::new(&me, "MODE")
+                        .param(&self.nick)
+                        .trailing(&changed)
+                        .bytes(),
+                ]
+            }
             Err(e) => vec![self.numeric("501").trailing(&e.message).bytes()],
         })
     }

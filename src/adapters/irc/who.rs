@@ -6,7 +6,8 @@ use bytes::Bytes;
 use super::caps::Cap;
 use super::connection::{Client, End};
 use super::render;
-use crate::core::{Command, Departed, Nick, Outcome, UserCommand, UserInfo};
+use crate::core::ask::people::{Who, Whowas};
+use crate::core::{Departed, Nick, UserInfo};
 
 /// WHOX's fields, in the order a reply lists them.
 const WHOX_FIELDS: &str = "tcuihsnfdlaor";
@@ -14,14 +15,11 @@ const WHOX_FIELDS: &str = "tcuihsnfdlaor";
 impl Client {
     /// `WHO mask [%fields[,token]]`: `352` per user (`354` with WHOX fields), then `315`.
     pub(super) async fn who(&mut self, mask: &str, whox: Option<&str>) -> Result<Vec<Bytes>, End> {
-        let command = Command::User(UserCommand::Who(mask.to_string()));
-        let found = match self.call(command).await? {
-            Ok(reply) => match reply.outcome {
-                Outcome::Who(found) => found,
-                _ => Vec::new(),
-            },
-            Err(_) => Vec::new(),
-        };
+        // A refusal (a bad mask) finds nobody: only the `315`.
+        let found = self
+            .ask_lagged(Who(mask.to_string()))
+            .await?
+            .unwrap_or_default();
         let mut out: Vec<Bytes> = found.iter().map(|info| self.who_line(info, whox)).collect();
         out.push(
             self.numeric("315")
@@ -107,15 +105,11 @@ impl Client {
         let count = usize::try_from(count.unwrap_or(i64::MAX)).unwrap_or(usize::MAX);
         let mut was: Vec<Departed> = Vec::new();
         if let Ok(parsed) = Nick::parse(nick) {
-            let command = UserCommand::Whowas {
+            let asked = Whowas {
                 nick: parsed,
                 count,
             };
-            if let Ok(reply) = self.call(Command::User(command)).await?
-                && let Outcome::Whowas(found) = reply.outcome
-            {
-                was = found;
-            }
+            was = self.ask_lagged(asked).await?.unwrap_or_default();
         }
         let mut out = Vec::new();
         for departed in &was {

@@ -16,6 +16,34 @@ use chatd::server::Server;
 use super::http::HttpClient;
 use super::{Client, PATIENCE, default_config, start_with, with_store};
 
+/// Declares one `#[tokio::test]` per shared scenario, each running the scenario of that name
+/// against the store `$store` gives: `persist_scenarios!(store(); restart_keeps_the_last_10, ...)`.
+///
+/// `$store` is evaluated once per test, so each test has a store of its own, and it is either a
+/// [`PersistConfig`] or, after `server:`, an `Option<(guard, PersistConfig)>`: the guard (a
+/// throwaway PostgreSQL, say) lives until the test ends, and `None` skips the test (no
+/// PostgreSQL on this machine). A new scenario is a `pub async fn name(store: PersistConfig)`
+/// here and its name in each store file's list; the test is `persist_sqlite::name`,
+/// `persist_postgres::name`, as if written out by hand.
+// The benches include this harness without the persist tests: unused there.
+#[allow(unused_macros)]
+macro_rules! persist_scenarios {
+    (server: $server:expr; $($scenario:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                let Some((_guard, store)) = $server else { return };
+                $crate::support::scenarios::$scenario(store).await;
+            }
+        )+
+    };
+    ($store:expr; $($scenario:ident),+ $(,)?) => {
+        $crate::support::scenarios::persist_scenarios!(server: Some(((), $store)); $($scenario),+);
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use persist_scenarios;
+
 /// The default pipeline with `store` as its persist layer.
 pub fn config_for(store: &PersistConfig) -> PipelineConfig {
     with_store(default_config(), store.clone())
