@@ -26,7 +26,6 @@ use std::time::Duration;
 use crate::adapters::http::{self, HttpOptions};
 use crate::adapters::irc::{self, IrcOptions};
 use crate::adapters::limits::ConnectionLimits;
-use crate::adapters::pace::Pace;
 use crate::adapters::tcp::{self, TcpOptions};
 use crate::backends::Background;
 use crate::core::outbound::QueueLimits;
@@ -90,13 +89,10 @@ impl Server {
             bytes: config.server.outbound_queue_bytes,
             budget: hub.stats().queued.clone(),
         };
-        // How far behind the runtime runs, for every connection's write pacing.
-        let pace = Pace::spawn(shutdown.clone());
         let options = TcpOptions {
             max_line_bytes: config.server.max_line_bytes,
             join_timeout: Duration::from_secs(config.server.join_timeout_secs),
             queue: queue.clone(),
-            pace: pace.clone(),
         };
         let http_options = HttpOptions {
             queue,
@@ -138,7 +134,7 @@ impl Server {
             tracker.spawn(irc::serve(
                 listener,
                 stack.clone(),
-                irc_options(config, &hub, pace),
+                irc_options(config, &hub),
                 hub.stats_handle(),
                 limits.clone(),
                 shutdown.clone(),
@@ -220,7 +216,7 @@ fn static_dir() -> PathBuf {
 
 /// The IRC adapter's options: the `[server]` table's, and what it announces of the pipeline
 /// (the route layer's room limit, the history layer's replay on join).
-fn irc_options(config: &PipelineConfig, hub: &Hub, pace: Pace) -> IrcOptions {
+fn irc_options(config: &PipelineConfig, hub: &Hub) -> IrcOptions {
     let mut options = IrcOptions {
         server_name: hub.instance().clone(),
         ping: Duration::from_secs(config.server.irc_ping_secs),
@@ -228,7 +224,6 @@ fn irc_options(config: &PipelineConfig, hub: &Hub, pace: Pace) -> IrcOptions {
         max_rooms_per_session: crate::pipeline::config::RouteConfig::default()
             .max_rooms_per_session,
         join_replay: 0,
-        pace,
     };
     for layer in &config.layers {
         match layer {

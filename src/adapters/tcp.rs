@@ -40,7 +40,6 @@ use tower::{BoxError, Service, ServiceExt};
 use super::limits::ConnectionLimits;
 use super::lines::{ChatLines, Input};
 use super::outgoing::{KEEP_EVENTS, MAX_BATCH_BYTES, Outgoing};
-use super::pace::{Linger, Pace};
 use crate::core::ChatService;
 use crate::core::outbound::QueueLimits;
 use crate::core::{
@@ -65,8 +64,6 @@ pub struct TcpOptions {
     /// A connection that has neither chosen a nick nor joined a room this long after it
     /// connected is closed (see the module docs).
     pub join_timeout: Duration,
-    /// Whether the server is behind, when connections write less often (see `super::pace`).
-    pub pace: Pace,
 }
 
 /// Accepts connections until `shutdown`, each served by its own task on `tracker`. Connections
@@ -246,14 +243,7 @@ impl Connection {
         out.push(greeting);
         // The events of one turn; empty (and without a buffer) between bursts.
         let mut events = Vec::new();
-        // While the server is behind, a connection that has just written waits a moment before
-        // taking its next events, so that they go out in one write (see `super::pace`).
-        let mut linger = Linger::new(self.options.pace.clone());
-        let pause = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(pause);
-        let mut pausing = false;
         loop {
-            let wrote = !out.is_empty();
             // `write_to` is cancel-safe, so when a kick or shutdown interrupts a stuck write we
             // know whether a line was cut in half. The write comes first: the closer is looked at
             // only when the socket cannot take more, which is when a kick or shutdown must not
@@ -268,16 +258,11 @@ impl Connection {
                     return End::Done;
                 }
             }
-            if wrote && let Some(until) = linger.after_write() {
-                pause.as_mut().reset(until);
-                pausing = true;
-            }
             tokio::select! {
                 biased;
                 _ = &mut closed => return ended(false),
                 _ = &mut unsettled, if !settled => return End::Idle,
-                () = &mut pause, if pausing => pausing = false,
-                Some(charged) = queue.recv_batch(&mut events, MAX_BATCH_BYTES), if !pausing => {
+                Some(charged) = queue.recv_batch(&mut events, MAX_BATCH_BYTES) => {
                     out.push(take_lines(&mut events, charged, &self.stats));
                     if events.capacity() > KEEP_EVENTS {
                         events = Vec::new(); // after a burst, keep no large buffer

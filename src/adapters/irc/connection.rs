@@ -19,7 +19,6 @@ use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -34,7 +33,6 @@ use super::response::{self, Batches};
 use super::{FAREWELL_GRACE, IrcOptions};
 use crate::adapters::lines::{ChatLines, Input};
 use crate::adapters::outgoing::MAX_BATCH_BYTES;
-use crate::adapters::pace::Linger;
 use crate::core::{
     Action, ChatService, Closer, Command, Event, Inbox, Request, RoomName, SessionId, Stats,
     UserCommand,
@@ -187,30 +185,14 @@ impl Client {
         let mut out = Bytes::new();
         // The events of one turn (see `Inbox::recv_batch`).
         let mut events = Vec::new();
-        // While the server is behind, a client that has just been written to waits a moment
-        // before taking its next events, so that they go out in one write (see `adapters::pace`).
-        let mut linger = Linger::new(self.options.pace.clone());
-        let pause = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(pause);
-        let mut pausing = false;
         loop {
             if let Err(end) = self.flush(&out).await {
                 return end;
             }
-            if !out.is_empty()
-                && let Some(until) = linger.after_write()
-            {
-                pause.as_mut().reset(until);
-                pausing = true;
-            }
             out = tokio::select! {
                 biased;
                 _ = &mut self.closed => return self.closed_end(false),
-                () = &mut pause, if pausing => {
-                    pausing = false;
-                    Bytes::new()
-                }
-                Some(charged) = next_events(&mut self.queue, &mut events), if !pausing => self.events(&mut events, charged),
+                Some(charged) = next_events(&mut self.queue, &mut events) => self.events(&mut events, charged),
                 _ = &mut self.silence => {
                     if self.pinged {
                         return End::PingTimeout;

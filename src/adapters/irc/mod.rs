@@ -52,7 +52,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::limits::ConnectionLimits;
-use super::pace::Pace;
 use crate::core::ChatService;
 use crate::core::{Protocol, Stats};
 
@@ -72,9 +71,6 @@ pub struct IrcOptions {
     pub max_rooms_per_session: usize,
     /// Messages a joiner is shown (the history layer's capacity).
     pub join_replay: usize,
-    /// Whether the server is behind, when clients are written to less often (see
-    /// `adapters::pace`).
-    pub pace: Pace,
 }
 
 /// Accepts IRC clients until `shutdown`, each served by its own task on `tracker`; `limits`

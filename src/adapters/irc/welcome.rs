@@ -112,7 +112,6 @@ mod tests {
             outbound_queue: 8,
             max_rooms_per_session: 50,
             join_replay: 10,
-            pace: crate::adapters::pace::Pace::default(),
         };
         let lines: Vec<String> = welcome(&options, "alice", "al")
             .iter()
