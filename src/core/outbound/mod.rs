@@ -160,14 +160,20 @@ struct Queued {
     shared: Option<Arc<SharedCharge>>,
 }
 
+// `SLOT_BYTES` is what a shared entry is charged for itself: it must hold one.
+const _: () = assert!(std::mem::size_of::<Queued>() <= SLOT_BYTES);
+
 impl Queued {
     /// What this entry took from the instance's budget itself (its payload's share aside).
     fn budgeted(&self) -> usize {
-        match self.shared {
-            Some(_) => SLOT_BYTES,
-            None => self.bytes,
-        }
+        budgeted(self.bytes, self.shared.is_some())
     }
+}
+
+/// What an event of `bytes` takes from the instance's budget for its queue entry: all of it,
+/// or only the entry's slot when its payload is shared (charged once, see [`Broadcast`]).
+fn budgeted(bytes: usize, shared: bool) -> usize {
+    if shared { SLOT_BYTES } else { bytes }
 }
 
 /// One event on its way to many queues (a room's message or notice to its members): the first
@@ -267,11 +273,7 @@ impl Outbound {
     fn push(&self, event: Event, broadcast: Option<&mut Broadcast>) -> Result<(), Refused> {
         let limits = &self.shared.limits;
         let cost = event_bytes(&event);
-        let budgeted = if broadcast.is_some() {
-            SLOT_BYTES
-        } else {
-            cost
-        };
+        let budgeted = budgeted(cost, broadcast.is_some());
         let mut state = self.shared.lock();
         if state.inbox_gone {
             return Err(Refused::Closed);

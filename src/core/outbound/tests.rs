@@ -1,6 +1,7 @@
 //! Unit tests of `core::outbound`: the bounds, the budget, and the waking rules.
 
 use super::*;
+use crate::core::budget::SLOT_BYTES;
 
 fn notice(n: usize) -> Event {
     Event::notice(n.to_string())
@@ -254,7 +255,7 @@ async fn an_event_handed_to_many_queues_is_charged_to_the_budget_once_until_the_
         tx.try_send_shared(sized(1000), &mut broadcast).unwrap();
     }
     drop(broadcast); // the sender's handle: from now on only the queues hold the payload
-    let slots = 100 * super::super::budget::SLOT_BYTES;
+    let slots = 100 * SLOT_BYTES;
     assert_eq!(
         budget.used(),
         1000 + slots,
@@ -275,7 +276,7 @@ async fn an_event_handed_to_many_queues_is_charged_to_the_budget_once_until_the_
     }
     assert_eq!(
         budget.used(),
-        1000 + super::super::budget::SLOT_BYTES,
+        1000 + SLOT_BYTES,
         "the payload stays charged while one queue still holds it"
     );
     drop(last);
@@ -290,10 +291,9 @@ fn events_of_separate_broadcasts_are_charged_separately() {
         tx.try_send_shared(sized(500), &mut Broadcast::default())
             .unwrap();
     }
-    let slot = super::super::budget::SLOT_BYTES;
-    assert_eq!(budget.used(), 3 * (500 + slot));
+    assert_eq!(budget.used(), 3 * (500 + SLOT_BYTES));
     rx.try_recv().unwrap();
-    assert_eq!(budget.used(), 2 * (500 + slot));
+    assert_eq!(budget.used(), 2 * (500 + SLOT_BYTES));
     while rx.try_recv().is_some() {}
     assert_eq!(budget.used(), 0);
 }

@@ -325,3 +325,57 @@ fn a_message_waiting_for_many_members_is_counted_once_by_the_instance_budget() {
     }
     assert_eq!(budget.used(), 0);
 }
+
+/// The join storm the shared charge is for: each join is announced to every member so far, and
+/// a notice waiting for 40 members is counted once (plus a slot per queue), not 40 times.
+/// Charged per queue, 200 joins announced to 40 members who have not read yet came to 1.2 MB,
+/// over the 1 MiB budget, and it cut them.
+#[test]
+fn a_presence_notice_waiting_for_many_members_is_counted_once_by_the_instance_budget() {
+    use crate::core::message::{Presence, PresenceKind};
+    let sessions = Sessions::default();
+    let room = room();
+    let budget = outbound::QueueBudget::new(1 << 20);
+    let limits = outbound::QueueLimits {
+        events: 256,
+        bytes: 256 * 1024,
+        budget: budget.clone(),
+    };
+    let mut inboxes = Vec::new();
+    for _ in 0..40 {
+        let (tx, rx) = outbound::bounded(&limits);
+        let session = sessions
+            .open(Protocol::Tcp, None, None, tx, Closer::default())
+            .unwrap();
+        room.join(&session);
+        inboxes.push((session, rx));
+    }
+    let joined = |n: usize| {
+        let nick = Nick::parse(&format!("joiner{n}")).unwrap();
+        Arc::new(Presence::new(
+            RoomName::parse("general").unwrap(),
+            nick,
+            PresenceKind::Joined,
+            None,
+        ))
+    };
+    let per_notice = outbound::event_bytes(&Event::Presence(joined(199))); // the longest nick
+    for n in 0..200 {
+        assert_eq!(room.announce(&joined(n)), 40);
+    }
+    assert!(inboxes.iter().all(|(s, _)| s.kick_reason().is_none()));
+    let slot = crate::core::budget::SLOT_BYTES;
+    assert!(
+        budget.used() <= 200 * (per_notice + 40 * slot),
+        "{} used",
+        budget.used()
+    );
+    for (_, rx) in &mut inboxes {
+        let mut notices = 0;
+        while rx.try_recv().is_some() {
+            notices += 1;
+        }
+        assert_eq!(notices, 200);
+    }
+    assert_eq!(budget.used(), 0);
+}
