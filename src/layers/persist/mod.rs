@@ -38,7 +38,8 @@ use super::{Inner, LayerFuture, call_inner, take};
 use crate::backends::Durability;
 use crate::backends::{Background, Store, StoreError, Writer, WriterOptions};
 use crate::core::{
-    Action, ChatError, ChatMessage, Hub, Origin, Outcome, Reply, Request, StoredRoom,
+    Action, ChatError, ChatMessage, HistoryQuery, Hub, Origin, Outcome, Page, Reply, Request,
+    StoredRoom,
 };
 
 mod config;
@@ -160,7 +161,7 @@ impl<S: Inner> Service<Request> for Persist<S> {
                 Action::History(query) => {
                     // The queue first: a row leaves it only once it is in the store.
                     let mut page = backend.writer.pending(&query.room, query.after, query.upto);
-                    match backend.store.history(query).await {
+                    match read_messages(&*backend.store, query).await {
                         Ok(stored) => page.merge(stored),
                         Err(err) => {
                             tracing::warn!(room = %query.room, "history read from the store failed, answering from the write queue: {err}");
@@ -196,6 +197,49 @@ impl<S: Inner> Service<Request> for Persist<S> {
             }
         })
     }
+}
+
+/// How many reads [`read_messages`] makes at most for one history read.
+const MAX_READS: u32 = 4;
+
+/// The store's rows of `query`'s span, reaching back until they hold `query.limit` messages.
+///
+/// A store's page is its newest `limit` rows, and a row may be a tombstone: a span whose newest
+/// rows include tombstones holds fewer messages than were asked for, and a joiner would be shown
+/// 9 of its last 10 messages. So while the page has fewer messages than the limit and the store
+/// says it has older rows, the rows just below the page are read too (twice as many each time, at
+/// most [`MAX_READS`] reads). If that is still not enough, the answer covers only what was read
+/// (`HistoryQuery::answer` starts it at the oldest row), which is true, just shorter; a failed
+/// later read is treated the same way.
+async fn read_messages(store: &dyn Store, query: &HistoryQuery) -> Result<Page, StoreError> {
+    let mut page = store.history(query).await?;
+    let mut rows = query.limit;
+    for _ in 1..MAX_READS {
+        let lowest = match page.lowest() {
+            Some(lowest) if page.more && page.messages.len() < query.limit => lowest,
+            _ => break,
+        };
+        if lowest <= query.after + 1 {
+            break;
+        }
+        rows = rows.saturating_mul(2);
+        let older = HistoryQuery {
+            upto: lowest - 1,
+            limit: rows,
+            ..query.clone()
+        };
+        match store.history(&older).await {
+            Ok(older) => {
+                page.more = false; // the older read says whether rows below it remain
+                page.merge(older);
+            }
+            Err(err) => {
+                tracing::warn!(room = %query.room, "history read from the store failed part way; answering with fewer messages: {err}");
+                break;
+            }
+        }
+    }
+    Ok(page)
 }
 
 /// Stores `msg` and then passes `req` inward (to be delivered), or abandons its seq if it cannot
