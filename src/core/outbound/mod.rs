@@ -177,11 +177,61 @@ fn budgeted(bytes: usize, shared: bool) -> usize {
 }
 
 /// One event on its way to many queues (a room's message or notice to its members): the first
-/// queue that takes it charges its payload to the instance's budget, once for all of them (see
-/// `super::budget`). Use one per event: [`Outbound::try_send_shared`] with each queue.
+/// queue that takes it charges its payload to the instance's budget, once for all of them, with
+/// the slots of the queues it expects (see `super::budget`). Use one per event:
+/// [`Outbound::try_send_shared`] with each queue; all of them draw on one budget.
 #[derive(Debug, Default)]
 pub struct Broadcast {
     charge: Option<Arc<SharedCharge>>,
+    /// How many queues the event is expected to reach: their slots are paid in one update.
+    expected: usize,
+    /// Slots paid for and not yet taken by a queue, given back when the broadcast is dropped.
+    prepaid: usize,
+    budget: Option<QueueBudget>,
+}
+
+impl Broadcast {
+    /// A broadcast to about `recipients` queues (a room's members). More or fewer is fine:
+    /// queues beyond the count pay their slots one by one, and slots not taken are given back.
+    pub fn new(recipients: usize) -> Broadcast {
+        Broadcast {
+            charge: None,
+            expected: recipients,
+            prepaid: 0,
+            budget: None,
+        }
+    }
+
+    /// Whether a queue holding `held` bytes of `budget` may take this event, whose payload is
+    /// charged `cost`; if so, its slot is taken (from the prepaid ones first) and the returned
+    /// handle holds the payload's charge.
+    fn admit(&mut self, budget: &QueueBudget, cost: usize, held: usize) -> Option<Arc<SharedCharge>> {
+        if self.budget.is_none() {
+            budget.prepay(SLOT_BYTES * self.expected);
+            self.prepaid = self.expected;
+            self.budget = Some(budget.clone());
+        }
+        if self.prepaid > 0 {
+            if !budget.admits(SLOT_BYTES, held) {
+                return None;
+            }
+            self.prepaid -= 1;
+        } else if !budget.take(SLOT_BYTES, held) {
+            return None;
+        }
+        let charge = self
+            .charge
+            .get_or_insert_with(|| SharedCharge::take(budget, cost));
+        Some(charge.clone())
+    }
+}
+
+impl Drop for Broadcast {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.give_back(SLOT_BYTES * self.prepaid);
+        }
+    }
 }
 
 impl State {
@@ -273,7 +323,6 @@ impl Outbound {
     fn push(&self, event: Event, broadcast: Option<&mut Broadcast>) -> Result<(), Refused> {
         let limits = &self.shared.limits;
         let cost = event_bytes(&event);
-        let budgeted = budgeted(cost, broadcast.is_some());
         let mut state = self.shared.lock();
         if state.inbox_gone {
             return Err(Refused::Closed);
@@ -285,18 +334,18 @@ impl Outbound {
         if !empty && state.bytes.saturating_add(cost) > limits.bytes {
             return Err(Refused::Full(Overflow::Bytes(limits.bytes)));
         }
-        if !limits.budget.take(budgeted, state.bytes) {
-            return Err(Refused::Full(Overflow::Instance(limits.budget.max())));
-        }
+        let over_budget = Refused::Full(Overflow::Instance(limits.budget.max()));
+        let shared = match broadcast {
+            Some(broadcast) => match broadcast.admit(&limits.budget, cost, state.bytes) {
+                Some(charge) => Some(charge),
+                None => return Err(over_budget),
+            },
+            None if limits.budget.take(cost, state.bytes) => None,
+            None => return Err(over_budget),
+        };
         if empty {
             limits.budget.holding(true);
         }
-        let shared = broadcast.map(|broadcast| {
-            let charge = broadcast
-                .charge
-                .get_or_insert_with(|| SharedCharge::take(&limits.budget, cost));
-            charge.clone()
-        });
         state.bytes += cost;
         state.events.push_back(Queued {
             event,

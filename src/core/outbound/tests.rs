@@ -297,3 +297,43 @@ fn events_of_separate_broadcasts_are_charged_separately() {
     while rx.try_recv().is_some() {}
     assert_eq!(budget.used(), 0);
 }
+
+#[test]
+fn a_broadcast_pays_its_slots_ahead_and_gives_back_those_no_queue_took() {
+    let budget = QueueBudget::new(1_000_000);
+    let mut queues: Vec<_> = (0..6)
+        .map(|_| bounded(&limits(100, 10_000, &budget)))
+        .collect();
+    // Ten members expected, six reached (the others skipped, as a sender is, or refused).
+    let mut broadcast = Broadcast::new(10);
+    for (tx, _) in &queues {
+        tx.try_send_shared(sized(1000), &mut broadcast).unwrap();
+    }
+    assert_eq!(
+        budget.used(),
+        1000 + 10 * SLOT_BYTES,
+        "the payload and ten slots, paid before the first queue took the event"
+    );
+    drop(broadcast);
+    assert_eq!(
+        budget.used(),
+        1000 + 6 * SLOT_BYTES,
+        "the four slots no queue took are given back"
+    );
+
+    // More queues than expected: the ones beyond the count pay their slots one by one.
+    let mut broadcast = Broadcast::new(2);
+    for (tx, _) in &queues {
+        tx.try_send_shared(sized(500), &mut broadcast).unwrap();
+    }
+    drop(broadcast);
+    assert_eq!(
+        budget.used(),
+        1000 + 500 + 12 * SLOT_BYTES,
+        "two payloads and a slot per queued event"
+    );
+    for (_, rx) in &mut queues {
+        while rx.try_recv().is_some() {}
+    }
+    assert_eq!(budget.used(), 0, "everything given back once read");
+}

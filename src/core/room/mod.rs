@@ -353,7 +353,7 @@ impl Room {
                 from,
                 to,
             });
-            let mut broadcast = Broadcast::default();
+            let mut broadcast = Broadcast::new(st.members.len());
             for member in st.members.values() {
                 self.hand(
                     &member.session,
@@ -411,7 +411,7 @@ impl Room {
     fn deliver_locked(&self, st: &RoomState, msg: &Arc<ChatMessage>) -> usize {
         let sender = msg.sender();
         let mut reached = 0;
-        let mut broadcast = Broadcast::default();
+        let mut broadcast = Broadcast::new(st.members.len());
         for member in st.members.values() {
             let own = sender == Some(member.session.id);
             if msg.seq <= member.after || (own && !member.session.protocol.echoes_own_messages()) {
@@ -442,7 +442,7 @@ impl Room {
     pub fn announce(&self, presence: &Arc<Presence>) -> usize {
         let st = self.state();
         let mut reached = 0;
-        let mut broadcast = Broadcast::default();
+        let mut broadcast = Broadcast::new(st.members.len());
         for member in st
             .members
             .values()
