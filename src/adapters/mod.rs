@@ -11,6 +11,7 @@ pub mod irc;
 pub mod limits;
 pub mod lines;
 pub mod outgoing;
+pub mod pace;
 pub mod tcp;
 
 use std::net::SocketAddr;

@@ -40,6 +40,7 @@ use tower::{BoxError, Service, ServiceExt};
 use super::limits::ConnectionLimits;
 use super::lines::{ChatLines, Input};
 use super::outgoing::{KEEP_EVENTS, MAX_BATCH_BYTES, Outgoing};
+use super::pace::Pace;
 use crate::core::ChatService;
 use crate::core::outbound::QueueLimits;
 use crate::core::{
@@ -238,11 +239,17 @@ impl Connection {
         // The join timeout, disarmed by the first `/nick` or `/join` that succeeds.
         let unsettled = tokio::time::sleep(self.options.join_timeout);
         let mut settled = false;
-        tokio::pin!(closed, unsettled);
         let mut out = Outgoing::default();
         out.push(greeting);
         // The events of one turn; empty (and without a buffer) between bursts.
         let mut events = Vec::new();
+        // While its events wait for it, the connection pauses after a write so that the next
+        // ones go out together (see `adapters::pace`).
+        let mut pace = Pace::default();
+        let mut took = false;
+        let pause = tokio::time::sleep(Duration::ZERO);
+        let mut pausing = false;
+        tokio::pin!(closed, unsettled, pause);
         loop {
             // `write_to` is cancel-safe, so when a kick or shutdown interrupts a stuck write we
             // know whether a line was cut in half. The write comes first: the closer is looked at
@@ -258,12 +265,20 @@ impl Connection {
                     return End::Done;
                 }
             }
+            if std::mem::take(&mut took)
+                && let Some(until) = pace.after_write()
+            {
+                pause.as_mut().reset(until.into());
+                pausing = true;
+            }
             tokio::select! {
                 biased;
                 _ = &mut closed => return ended(false),
                 _ = &mut unsettled, if !settled => return End::Idle,
-                Some(charged) = queue.recv_batch(&mut events, MAX_BATCH_BYTES) => {
-                    out.push(take_lines(&mut events, charged, &self.stats));
+                () = &mut pause, if pausing => pausing = false,
+                Some(charged) = queue.recv_batch(&mut events, MAX_BATCH_BYTES), if !pausing => {
+                    out.push(take_lines(&mut events, charged, &self.stats, &mut pace));
+                    took = true;
                     if events.capacity() > KEEP_EVENTS {
                         events = Vec::new(); // after a burst, keep no large buffer
                     }
@@ -313,13 +328,14 @@ impl Connection {
 /// lot, see `Stats::handover`). A lone event is its shared rendered line (no copy); several are
 /// copied into one buffer of `charged` bytes, more than they need (see `Inbox::recv_batch`), so
 /// that it is allocated once and never grown.
-fn take_lines(events: &mut Vec<Event>, charged: usize, stats: &Stats) -> Bytes {
+fn take_lines(events: &mut Vec<Event>, charged: usize, stats: &Stats, pace: &mut Pace) -> Bytes {
     let mut handover = stats.handover();
     for event in events.iter() {
         if let Event::Message(msg) = event {
             handover.message(msg);
         }
     }
+    pace.took(handover.now(), handover.oldest_handed());
     if events.len() == 1 {
         return events.pop().map(|event| event.line()).unwrap_or_default();
     }

@@ -51,6 +51,8 @@ pub struct ChatMessage {
     /// When this process numbered it, on the monotonic clock; `None` for a message numbered
     /// elsewhere (another instance, a store). The delivery latency metric starts here.
     numbered_at: Option<Instant>,
+    /// When this process's room handed it to its members' queues (see [`ChatMessage::handed`]).
+    handed_at: OnceLock<Instant>,
     /// Set once the persist layer has started writing it ahead: from then on the write decides
     /// its fate (delivered if stored, abandoned if not), whatever becomes of the request that
     /// carried it (see `layers::persist`).
@@ -118,6 +120,7 @@ impl ChatMessage {
             kind: MessageKind::Say,
             bot: false,
             numbered_at: None,
+            handed_at: OnceLock::new(),
             claimed: AtomicBool::new(false),
             wire: Default::default(),
         }
@@ -153,6 +156,18 @@ impl ChatMessage {
                 .ok()
                 .map(Duration::from_millis),
         }
+    }
+
+    /// Notes that the room hands it to its members' queues now (the first call counts; one
+    /// clock reading per message, not per member).
+    pub fn hand_out(&self) {
+        self.handed_at.get_or_init(Instant::now);
+    }
+
+    /// When the room handed it to its members' queues, if it did: how long a reader took to
+    /// take it from its queue is measured from here (see `adapters::pace`).
+    pub fn handed(&self) -> Option<Instant> {
+        self.handed_at.get().copied()
     }
 
     /// The line protocol form, `[room] nick: text` plus a newline, shared between recipients.

@@ -134,6 +134,7 @@ impl Stats {
             stats: self,
             now: Instant::now(),
             wall_ms: None,
+            handed: None,
             local: Tally::default(),
             remote: Tally::default(),
         }
@@ -147,13 +148,29 @@ pub struct Handover<'a> {
     now: Instant,
     /// The wall clock, read once if a message from another instance needs it.
     wall_ms: Option<i64>,
+    /// When the oldest message of the batch was handed to the queues (see
+    /// [`ChatMessage::handed`]).
+    handed: Option<Instant>,
     local: Tally,
     remote: Tally,
 }
 
 impl Handover<'_> {
+    /// The moment of the handover (its one clock reading).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// When the oldest chat message of the batch was handed to the queues, if it has one.
+    pub fn oldest_handed(&self) -> Option<Instant> {
+        self.handed
+    }
+
     /// Records that `msg` is handed over now: its delivery latency is counted by origin.
     pub fn message(&mut self, msg: &ChatMessage) {
+        if let Some(handed) = msg.handed() {
+            self.handed = Some(self.handed.map_or(handed, |oldest| oldest.min(handed)));
+        }
         let wall_ms = &mut self.wall_ms;
         // A message from an instance whose clock is ahead has no age to measure: left out rather
         // than counted as instantaneous.

@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -33,6 +34,7 @@ use super::response::{self, Batches};
 use super::{FAREWELL_GRACE, IrcOptions};
 use crate::adapters::lines::{ChatLines, Input};
 use crate::adapters::outgoing::MAX_BATCH_BYTES;
+use crate::adapters::pace::Pace;
 use crate::core::{
     Action, ChatService, Closer, Command, Event, Inbox, Request, RoomName, SessionId, Stats,
     UserCommand,
@@ -98,6 +100,7 @@ impl Connection {
             closed: Box::pin(closer.closed_owned()),
             closer,
             silence: Box::pin(tokio::time::sleep(self.options.ping)),
+            pace: Pace::default(),
             pinged: false,
             stack: self.stack,
             options: self.options,
@@ -146,6 +149,9 @@ pub struct Client {
     /// Fires when the client has been silent for `ping`: it is pinged, or, once pinged, cut
     /// off. One timer, moved on by each line, rather than a new one per turn of the loop.
     silence: Pin<Box<tokio::time::Sleep>>,
+    /// Whether its events wait for it, and so whether it pauses after a write (see
+    /// `adapters::pace`).
+    pub(super) pace: Pace,
     pinged: bool,
     pub(super) stack: ChatService,
     pub(super) options: Arc<IrcOptions>,
@@ -185,14 +191,33 @@ impl Client {
         let mut out = Bytes::new();
         // The events of one turn (see `Inbox::recv_batch`).
         let mut events = Vec::new();
+        // While its events wait for it, the client pauses after a write so that the next ones
+        // go out together (see `adapters::pace`).
+        let mut took = false;
+        let pause = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(pause);
+        let mut pausing = false;
         loop {
             if let Err(end) = self.flush(&out).await {
                 return end;
             }
+            if std::mem::take(&mut took)
+                && let Some(until) = self.pace.after_write()
+            {
+                pause.as_mut().reset(until.into());
+                pausing = true;
+            }
             out = tokio::select! {
                 biased;
                 _ = &mut self.closed => return self.closed_end(false),
-                Some(charged) = next_events(&mut self.queue, &mut events) => self.events(&mut events, charged),
+                () = &mut pause, if pausing => {
+                    pausing = false;
+                    Bytes::new()
+                }
+                Some(charged) = next_events(&mut self.queue, &mut events), if !pausing => {
+                    took = true;
+                    self.events(&mut events, charged)
+                }
                 _ = &mut self.silence => {
                     if self.pinged {
                         return End::PingTimeout;

@@ -24,22 +24,25 @@ impl Client {
     pub(super) fn events(&mut self, events: &mut Vec<Event>, charged: usize) -> Bytes {
         let stats = self.stats.clone();
         let mut handover = stats.handover();
-        if events.len() == 1 {
+        let bytes = if events.len() == 1 {
             let event = events.pop();
-            return event
+            event
                 .and_then(|event| self.event(event, &mut handover))
-                .unwrap_or_default();
-        }
-        let mut buf = BytesMut::with_capacity(charged);
-        for event in events.drain(..) {
-            if let Some(line) = self.event(event, &mut handover) {
-                buf.extend_from_slice(&line);
+                .unwrap_or_default()
+        } else {
+            let mut buf = BytesMut::with_capacity(charged);
+            for event in events.drain(..) {
+                if let Some(line) = self.event(event, &mut handover) {
+                    buf.extend_from_slice(&line);
+                }
             }
-        }
-        if events.capacity() > KEEP_EVENTS {
-            *events = Vec::new(); // after a burst, keep no large buffer
-        }
-        buf.freeze()
+            if events.capacity() > KEEP_EVENTS {
+                *events = Vec::new(); // after a burst, keep no large buffer
+            }
+            buf.freeze()
+        };
+        self.pace.took(handover.now(), handover.oldest_handed());
+        bytes
     }
 
     /// One event as this client reads it, if it reads it at all.

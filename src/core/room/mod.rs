@@ -411,6 +411,7 @@ impl Room {
     fn deliver_locked(&self, st: &RoomState, msg: &Arc<ChatMessage>) -> usize {
         let sender = msg.sender();
         let mut reached = 0;
+        msg.hand_out();
         let mut broadcast = Broadcast::new(st.members.len());
         for member in st.members.values() {
             let own = sender == Some(member.session.id);
