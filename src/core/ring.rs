@@ -5,9 +5,9 @@
 //! push is O(1) however large the capacity, and memory never grows past the capacity: the
 //! bounded-buffer lesson in thirty lines.
 //!
-//! Items are kept sorted by a key (the message's seq). Senders in one room race each other, so a
-//! message may arrive a little after a newer one; [`Ring::insert_by_key`] puts it in its place by
-//! scanning back from the newest end, which costs nothing in the common in-order case.
+//! Items arrive in order: the room's delivery gate (`core::room`) puts messages in seq order
+//! before it delivers them and writes the ring as it delivers, and a warm-up from the store sorts
+//! what it adds before it refills the ring (`core::recent`), so the ring only ever appends.
 
 /// A ring of at most `capacity` items, oldest first.
 #[derive(Debug, Clone)]
@@ -72,37 +72,6 @@ impl<T> Ring<T> {
         let cap = self.capacity();
         (0..self.len).filter_map(move |i| self.slots[(self.start + i) % cap].as_ref())
     }
-
-    /// Inserts `item` in key order. The newest-first scan makes the in-order case a plain push.
-    /// When the ring is full and `item` is older than everything in it, it is dropped: it would
-    /// be evicted at once. An item whose key is in the ring already is not added twice (a message
-    /// from another instance can arrive both live and from the store). Returns whether the item
-    /// (or its equal) is in the ring.
-    pub fn insert_by_key<K: Ord>(&mut self, item: T, key: impl Fn(&T) -> K) -> bool {
-        let k = key(&item);
-        // How many of the newest items belong after `item`.
-        let newer = self.iter().rev().take_while(|x| key(x) > k).count();
-        if self.len > newer && self.get(self.len - 1 - newer).is_some_and(|x| key(x) == k) {
-            return true;
-        }
-        if newer == 0 {
-            self.push(item);
-            return true;
-        }
-        if self.len == self.capacity() && newer == self.len {
-            return false;
-        }
-        // Push to make room (evicting the oldest if full), then bubble `item` back into place.
-        self.push(item);
-        let cap = self.capacity();
-        let mut pos = self.len - 1;
-        for _ in 0..newer {
-            let (a, b) = ((self.start + pos - 1) % cap, (self.start + pos) % cap);
-            self.slots.swap(a, b);
-            pos -= 1;
-        }
-        true
-    }
 }
 
 #[cfg(test)]
@@ -111,18 +80,6 @@ mod tests {
 
     fn items(r: &Ring<u64>) -> Vec<u64> {
         r.iter().copied().collect()
-    }
-
-    #[test]
-    fn an_item_already_there_is_not_inserted_twice() {
-        let mut r = Ring::new(4);
-        for i in [1, 2, 4] {
-            r.push(i);
-        }
-        assert!(r.insert_by_key(2, |x| *x));
-        assert!(r.insert_by_key(4, |x| *x));
-        assert!(r.insert_by_key(3, |x| *x));
-        assert_eq!(items(&r), vec![1, 2, 3, 4]);
     }
 
     #[test]
@@ -145,39 +102,5 @@ mod tests {
         r.push(2);
         assert_eq!(items(&r), vec![1, 2]);
         assert_eq!(r.iter().rev().copied().collect::<Vec<_>>(), vec![2, 1]);
-    }
-
-    #[test]
-    fn late_items_take_their_place() {
-        let mut r = Ring::new(4);
-        for i in [1, 2, 4, 5] {
-            assert!(r.insert_by_key(i, |x| *x));
-        }
-        // Full: 3 is newer than 1, so 1 is evicted and 3 slots in between 2 and 4.
-        assert!(r.insert_by_key(3, |x| *x));
-        assert_eq!(items(&r), vec![2, 3, 4, 5]);
-        // Older than everything in a full ring: dropped.
-        assert!(!r.insert_by_key(1, |x| *x));
-        assert_eq!(items(&r), vec![2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn late_insert_across_the_wrap_point() {
-        let mut r = Ring::new(5);
-        for i in [1, 2, 3, 4, 5, 6, 8] {
-            r.insert_by_key(i, |x| *x);
-        }
-        assert_eq!(items(&r), vec![3, 4, 5, 6, 8]);
-        r.insert_by_key(7, |x| *x);
-        assert_eq!(items(&r), vec![4, 5, 6, 7, 8]);
-    }
-
-    #[test]
-    fn out_of_order_into_a_partial_ring() {
-        let mut r = Ring::new(10);
-        for i in [3, 1, 2] {
-            r.insert_by_key(i, |x| *x);
-        }
-        assert_eq!(items(&r), vec![1, 2, 3]);
     }
 }
