@@ -17,23 +17,34 @@
 //! counted a message to a room of 2,000 members 2,000 times: a join storm in such rooms (each
 //! join a notice to every member so far) "used up" 128 MiB while the process held about a tenth
 //! of that, and cut readers who were only a moment behind. So a payload handed to many queues
-//! is taken from the budget once, by a [`SharedCharge`] that the queues holding it share and
-//! that gives it back when the last of them lets go; each queue is charged only its slot
-//! ([`SLOT_BYTES`]). The per-queue bounds still count the whole payload in every queue: what
-//! one slow reader alone keeps alive is what they bound.
+//! is taken from the budget once, when it goes from held by no queue to held by some, and given
+//! back when the last queue lets it go; each queue is charged only its slot ([`SLOT_BYTES`]).
+//! The per-queue bounds still count the whole payload in every queue: what one slow reader alone
+//! keeps alive is what they bound.
+//!
+//! **Who holds a payload: a count inside it** ([`Holders`], a field of the chat message, the
+//! presence notice and the missed-messages notice). A queue entry reaches it through the event
+//! it holds anyway, so a fan-out adds no handle per recipient. The count is *biased* while the
+//! fan-out runs: the broadcast adds a huge constant before the first queue takes the payload and
+//! takes it off, less the queues that took it, when it is done. Readers that let the payload go
+//! meanwhile cannot bring the count to zero early, so whoever brings it to zero, the last reader
+//! or the broadcast itself, knows that nobody holds the payload and gives its charge back (the
+//! same trick as biased reference counting). A payload handed out twice while still held is
+//! charged once and given back once: only its crossings of zero count.
 //!
 //! **What it costs: two updates per broadcast, not per recipient.** The budget is one counter
-//! that every worker thread updates. A room's fan-out pays its members' slots in one update
-//! before the first queue takes the event ([`QueueBudget::prepay`]), each queue then only
-//! checks the budget ([`QueueBudget::admits`]), and the slots of queues that refused or were
-//! closed are given back in one update at the end: a fan-out to 100 members touches the shared
-//! counter twice instead of 100 times.
+//! that every worker thread updates. A room's fan-out pays the payload and its members' slots in
+//! one update before the first queue takes the event ([`QueueBudget::prepay`]), each queue then
+//! only checks the budget ([`QueueBudget::admits`]), and the slots of queues that refused or
+//! were closed are given back in one update at the end: a fan-out to 100 members touches the
+//! shared counter twice instead of 100 times, and each member's queue once more as its reader
+//! takes the event (one update per batch taken).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a queue is charged for each event whose payload it shares with other queues: its
-/// entry in the queue (the event, its charges and the [`SharedCharge`] handle), rounded up.
+/// entry in the queue (the event and its charge), rounded up.
 pub const SLOT_BYTES: usize = 48;
 
 /// The bytes every outbound queue of the instance holds together, against a maximum
@@ -140,28 +151,56 @@ impl QueueBudget {
     }
 }
 
-/// A payload's bytes, taken from the budget once for every queue that holds it (see the module
-/// docs) and given back when the last of them drops its handle.
-#[derive(Debug)]
-pub struct SharedCharge {
-    budget: QueueBudget,
-    bytes: usize,
-}
+/// Added to a payload's [`Holders`] while a broadcast hands it out (see the module docs): far
+/// above any number of queues, far below overflow.
+const BIAS: usize = usize::MAX / 4;
 
-impl SharedCharge {
-    /// Takes `bytes` from `budget` for one payload, whatever the budget holds already: the
-    /// queue that is about to hold it has passed [`QueueBudget::take`] for its slot.
-    pub(super) fn take(budget: &QueueBudget, bytes: usize) -> Arc<SharedCharge> {
-        budget.inner.used.fetch_add(bytes, Ordering::AcqRel);
-        Arc::new(SharedCharge {
-            budget: budget.clone(),
-            bytes,
-        })
+/// How many queues hold a payload handed to many of them, kept in the payload (see the module
+/// docs). Starts at zero; a clone (a copy of the payload) starts at zero too.
+#[derive(Default)]
+pub struct Holders(AtomicUsize);
+
+impl Holders {
+    /// A broadcast of the payload starts: whether nobody held it (then its bytes are to be
+    /// charged).
+    pub(super) fn start(&self) -> bool {
+        self.0.fetch_add(BIAS, Ordering::AcqRel) == 0
+    }
+
+    /// The broadcast is done, having handed the payload to `taken` queues: whether nobody holds
+    /// it any more (then its bytes are to be given back).
+    pub(super) fn finish(&self, taken: usize) -> bool {
+        self.release(BIAS - taken)
+    }
+
+    /// A queue let the payload go: whether it was the last holder.
+    pub(super) fn release_one(&self) -> bool {
+        self.release(1)
+    }
+
+    fn release(&self, n: usize) -> bool {
+        self.0.fetch_sub(n, Ordering::AcqRel) == n
     }
 }
 
-impl Drop for SharedCharge {
-    fn drop(&mut self) {
-        self.budget.give_back(self.bytes);
+impl Clone for Holders {
+    /// A copy of a payload is a payload of its own, held by nobody yet.
+    fn clone(&self) -> Holders {
+        Holders::default()
+    }
+}
+
+impl PartialEq for Holders {
+    /// Who holds a payload is no part of what it says: two equal messages are equal.
+    fn eq(&self, _: &Holders) -> bool {
+        true
+    }
+}
+
+impl Eq for Holders {}
+
+impl std::fmt::Debug for Holders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Holders({})", self.0.load(Ordering::Relaxed))
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use super::budget::Holders;
 use super::direct::Direct;
 use super::error::ChatError;
 use super::message::{ChatMessage, Presence};
@@ -45,9 +46,21 @@ pub struct Missed {
     pub from: u64,
     /// The last seq missed.
     pub to: u64,
+    /// The queues holding this notice (see `core::budget`).
+    pub(crate) holders: Holders,
 }
 
 impl Missed {
+    /// Messages `from..=to` of `room` that will not be delivered.
+    pub fn new(room: RoomName, from: u64, to: u64) -> Missed {
+        Missed {
+            room,
+            from,
+            to,
+            holders: Holders::default(),
+        }
+    }
+
     /// The notice text, `missed messages #A to #B in ROOM`.
     pub fn text(&self) -> String {
         format!(
@@ -58,6 +71,17 @@ impl Missed {
 }
 
 impl Event {
+    /// Who holds the event's payload, if it is one payload handed to many queues (a chat
+    /// message, a presence notice, a missed-messages notice; see `core::budget`).
+    pub(crate) fn holders(&self) -> Option<&Holders> {
+        match self {
+            Event::Message(msg) => Some(&msg.holders),
+            Event::Presence(presence) => Some(&presence.holders),
+            Event::Missed(missed) => Some(&missed.holders),
+            Event::Notice(_) | Event::Error(_) | Event::Direct(_) => None,
+        }
+    }
+
     /// A notice event.
     pub fn notice(text: impl Into<String>) -> Event {
         Event::Notice(text.into())

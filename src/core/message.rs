@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use super::budget::Holders;
 use super::identity::SessionId;
 use super::names::{Nick, RoomName};
 
@@ -59,6 +60,8 @@ pub struct ChatMessage {
     claimed: AtomicBool,
     /// Each wire form, rendered on first use and shared by every recipient of that protocol.
     wire: [OnceLock<Bytes>; WIRE_FORMS],
+    /// The queues holding it (see `core::budget`).
+    pub(crate) holders: Holders,
 }
 
 /// What kind of chat message it is. Only IRC tells them apart (a `NOTICE` must never be
@@ -123,6 +126,7 @@ impl ChatMessage {
             handed_at: OnceLock::new(),
             claimed: AtomicBool::new(false),
             wire: Default::default(),
+            holders: Holders::default(),
         }
     }
 
@@ -259,6 +263,8 @@ pub struct Presence {
     /// Its wire forms, rendered once each and shared by every recipient (a join to a room of
     /// 2,000 is 2,000 deliveries of the same line or frame).
     wire: [OnceLock<Bytes>; WIRE_FORMS],
+    /// The queues holding it (see `core::budget`).
+    pub(crate) holders: Holders,
 }
 
 impl PartialEq for Presence {
@@ -285,6 +291,7 @@ impl Presence {
             session,
             reason: None,
             wire: Default::default(),
+            holders: Holders::default(),
         }
     }
 

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 pub use super::budget::QueueBudget;
-use super::budget::{SLOT_BYTES, SharedCharge};
+use super::budget::SLOT_BYTES;
 use super::event::Event;
 use super::message::{ChatMessage, Presence, PresenceKind};
 
@@ -155,39 +155,43 @@ struct Queued {
     event: Event,
     /// Its [`event_bytes`], for the queue's own bound.
     bytes: usize,
-    /// The payload's charge to the budget, shared with the other queues that hold it; `None`
-    /// for an event of this queue alone, which the budget was charged `bytes` for.
-    shared: Option<Arc<SharedCharge>>,
+    /// Whether its payload is shared with other queues ([`Broadcast`]): then the instance's
+    /// budget was charged its slot here and its payload once for all of them; otherwise `bytes`.
+    shared: bool,
 }
 
 // `SLOT_BYTES` is what a shared entry is charged for itself: it must hold one.
 const _: () = assert!(std::mem::size_of::<Queued>() <= SLOT_BYTES);
 
 impl Queued {
-    /// What this entry took from the instance's budget itself (its payload's share aside).
-    fn budgeted(&self) -> usize {
-        budgeted(self.bytes, self.shared.is_some())
+    /// What the budget gets back as this entry leaves its queue: what the entry took itself
+    /// (its slot, or all of it), and its payload's charge if it was the payload's last holder.
+    /// Call once per entry: it counts the entry out of its payload's holders.
+    fn give_back(&self) -> usize {
+        if !self.shared {
+            return self.bytes;
+        }
+        let last = self.event.holders().is_some_and(|h| h.release_one());
+        SLOT_BYTES + if last { self.bytes } else { 0 }
     }
 }
 
-/// What an event of `bytes` takes from the instance's budget for its queue entry: all of it,
-/// or only the entry's slot when its payload is shared (charged once, see [`Broadcast`]).
-fn budgeted(bytes: usize, shared: bool) -> usize {
-    if shared { SLOT_BYTES } else { bytes }
-}
-
-/// One event on its way to many queues (a room's message or notice to its members): the first
-/// queue that takes it charges its payload to the instance's budget, once for all of them, with
-/// the slots of the queues it expects (see `super::budget`). Use one per event:
-/// [`Outbound::try_send_shared`] with each queue; all of them draw on one budget.
+/// One event on its way to many queues (a room's message or notice to its members): its payload
+/// is charged to the instance's budget once for all of them, with the slots of the queues it
+/// expects, before the first queue takes it (see `super::budget`). Use one per event:
+/// [`Outbound::try_send_shared`] with each queue; all of them draw on one budget. An event
+/// without a shared payload (a notice of one session's own) is charged to each queue in full.
 #[derive(Debug, Default)]
 pub struct Broadcast {
-    charge: Option<Arc<SharedCharge>>,
     /// How many queues the event is expected to reach: their slots are paid in one update.
     expected: usize,
     /// Slots paid for and not yet taken by a queue, given back when the broadcast is dropped.
     prepaid: usize,
-    budget: Option<QueueBudget>,
+    /// How many queues took the event.
+    taken: usize,
+    /// Once the first queue is offered the event: the budget, the event (whose payload counts
+    /// its holders) and the payload's charge.
+    started: Option<(QueueBudget, Event, usize)>,
 }
 
 impl Broadcast {
@@ -195,41 +199,48 @@ impl Broadcast {
     /// queues beyond the count pay their slots one by one, and slots not taken are given back.
     pub fn new(recipients: usize) -> Broadcast {
         Broadcast {
-            charge: None,
             expected: recipients,
             prepaid: 0,
-            budget: None,
+            taken: 0,
+            started: None,
         }
     }
 
-    /// Whether a queue holding `held` bytes of `budget` may take this event, whose payload is
-    /// charged `cost`; if so, its slot is taken (from the prepaid ones first) and the returned
-    /// handle holds the payload's charge.
-    fn admit(&mut self, budget: &QueueBudget, cost: usize, held: usize) -> Option<Arc<SharedCharge>> {
-        if self.budget.is_none() {
-            budget.prepay(SLOT_BYTES * self.expected);
+    /// Whether a queue holding `held` bytes of `budget` may take `event` (this broadcast's,
+    /// whose payload is charged `cost`); if so its slot is taken, from the prepaid ones first.
+    fn admit(&mut self, budget: &QueueBudget, event: &Event, cost: usize, held: usize) -> bool {
+        if self.started.is_none() {
+            let fresh = event.holders().is_some_and(|h| h.start());
+            let payload = if fresh { cost } else { 0 };
+            budget.prepay(payload + SLOT_BYTES * self.expected);
             self.prepaid = self.expected;
-            self.budget = Some(budget.clone());
+            self.started = Some((budget.clone(), event.clone(), cost));
         }
+        debug_assert!(
+            self.started
+                .as_ref()
+                .and_then(|(_, first, _)| first.holders().zip(event.holders()))
+                .is_some_and(|(first, this)| std::ptr::eq(first, this)),
+            "a broadcast hands out one payload"
+        );
         if self.prepaid > 0 {
             if !budget.admits(SLOT_BYTES, held) {
-                return None;
+                return false;
             }
             self.prepaid -= 1;
         } else if !budget.take(SLOT_BYTES, held) {
-            return None;
+            return false;
         }
-        let charge = self
-            .charge
-            .get_or_insert_with(|| SharedCharge::take(budget, cost));
-        Some(charge.clone())
+        self.taken += 1;
+        true
     }
 }
 
 impl Drop for Broadcast {
     fn drop(&mut self) {
-        if let Some(budget) = &self.budget {
-            budget.give_back(SLOT_BYTES * self.prepaid);
+        if let Some((budget, event, cost)) = self.started.take() {
+            let nobody = event.holders().is_some_and(|h| h.finish(self.taken));
+            budget.give_back(SLOT_BYTES * self.prepaid + if nobody { cost } else { 0 });
         }
     }
 }
@@ -334,15 +345,16 @@ impl Outbound {
         if !empty && state.bytes.saturating_add(cost) > limits.bytes {
             return Err(Refused::Full(Overflow::Bytes(limits.bytes)));
         }
-        let over_budget = Refused::Full(Overflow::Instance(limits.budget.max()));
-        let shared = match broadcast {
-            Some(broadcast) => match broadcast.admit(&limits.budget, cost, state.bytes) {
-                Some(charge) => Some(charge),
-                None => return Err(over_budget),
-            },
-            None if limits.budget.take(cost, state.bytes) => None,
-            None => return Err(over_budget),
+        // Only a payload that counts its holders can be shared; anything else is this queue's.
+        let broadcast = broadcast.filter(|_| event.holders().is_some());
+        let shared = broadcast.is_some();
+        let admitted = match broadcast {
+            Some(broadcast) => broadcast.admit(&limits.budget, &event, cost, state.bytes),
+            None => limits.budget.take(cost, state.bytes),
         };
+        if !admitted {
+            return Err(Refused::Full(Overflow::Instance(limits.budget.max())));
+        }
         if empty {
             limits.budget.holding(true);
         }
@@ -440,7 +452,7 @@ impl Inbox {
             batch.reserve(state.events.len());
             while let Some(queued) = state.events.pop_front() {
                 taken += queued.bytes;
-                budgeted += queued.budgeted();
+                budgeted += queued.give_back();
                 batch.push(queued.event);
                 if taken >= max_bytes {
                     break;
@@ -467,13 +479,12 @@ impl Inbox {
     fn pop(&self, state: &mut State) -> Option<Event> {
         let queued = state.events.pop_front()?;
         state.bytes -= queued.bytes;
-        self.given_back(state, queued.budgeted());
+        self.given_back(state, queued.give_back());
         Some(queued.event)
     }
 
-    /// Returns `bytes` taken out of the queue to the budget (the events' shared payloads go
-    /// back as their [`SharedCharge`]s are dropped); a queue left empty stops counting as holding
-    /// and gives back a large buffer.
+    /// Returns `bytes` taken out of the queue to the budget (see [`Queued::give_back`]); a queue
+    /// left empty stops counting as holding and gives back a large buffer.
     fn given_back(&self, state: &mut State, bytes: usize) {
         let budget = &self.shared.limits.budget;
         budget.give_back(bytes);
@@ -491,7 +502,7 @@ impl Drop for Inbox {
         let mut state = self.shared.lock();
         state.inbox_gone = true;
         let budget = &self.shared.limits.budget;
-        budget.give_back(state.events.iter().map(Queued::budgeted).sum());
+        budget.give_back(state.events.iter().map(Queued::give_back).sum());
         if !state.events.is_empty() {
             budget.holding(false);
         }

@@ -119,6 +119,23 @@ fn sized(n: usize) -> Event {
     Event::notice("x".repeat(n - EVENT_OVERHEAD))
 }
 
+/// A presence notice (a payload handed to many queues, which counts its holders) charged
+/// exactly `n` bytes: `ann` left `general` with a reason of the right length.
+fn shared(n: usize) -> Event {
+    use crate::core::message::{Presence, PresenceKind};
+    use crate::core::names::{Nick, RoomName};
+    let base = EVENT_OVERHEAD + 2 * "ann".len() + "general".len();
+    let left = Presence::new(
+        RoomName::parse("general").unwrap(),
+        Nick::parse("ann").unwrap(),
+        PresenceKind::Left,
+        None,
+    );
+    let event = Event::Presence(Arc::new(left.with_reason(Some("x".repeat(n - base)))));
+    assert_eq!(event_bytes(&event), n);
+    event
+}
+
 #[test]
 fn a_queue_is_bounded_in_bytes_as_well_as_events() {
     let (tx, mut rx) = bounded(&limits(100, 1000, &QueueBudget::default()));
@@ -251,10 +268,11 @@ async fn an_event_handed_to_many_queues_is_charged_to_the_budget_once_until_the_
         .map(|_| bounded(&limits(100, 10_000, &budget)))
         .collect();
     let mut broadcast = Broadcast::default();
+    let event = shared(1000);
     for (tx, _) in &queues {
-        tx.try_send_shared(sized(1000), &mut broadcast).unwrap();
+        tx.try_send_shared(event.clone(), &mut broadcast).unwrap();
     }
-    drop(broadcast); // the sender's handle: from now on only the queues hold the payload
+    drop(broadcast); // from now on only the queues hold the payload
     let slots = 100 * SLOT_BYTES;
     assert_eq!(
         budget.used(),
@@ -288,7 +306,7 @@ fn events_of_separate_broadcasts_are_charged_separately() {
     let budget = QueueBudget::new(1_000_000);
     let (tx, mut rx) = bounded(&limits(100, 10_000, &budget));
     for _ in 0..3 {
-        tx.try_send_shared(sized(500), &mut Broadcast::default())
+        tx.try_send_shared(shared(500), &mut Broadcast::default())
             .unwrap();
     }
     assert_eq!(budget.used(), 3 * (500 + SLOT_BYTES));
@@ -306,8 +324,9 @@ fn a_broadcast_pays_its_slots_ahead_and_gives_back_those_no_queue_took() {
         .collect();
     // Ten members expected, six reached (the others skipped, as a sender is, or refused).
     let mut broadcast = Broadcast::new(10);
+    let event = shared(1000);
     for (tx, _) in &queues {
-        tx.try_send_shared(sized(1000), &mut broadcast).unwrap();
+        tx.try_send_shared(event.clone(), &mut broadcast).unwrap();
     }
     assert_eq!(
         budget.used(),
@@ -323,8 +342,9 @@ fn a_broadcast_pays_its_slots_ahead_and_gives_back_those_no_queue_took() {
 
     // More queues than expected: the ones beyond the count pay their slots one by one.
     let mut broadcast = Broadcast::new(2);
+    let event = shared(500);
     for (tx, _) in &queues {
-        tx.try_send_shared(sized(500), &mut broadcast).unwrap();
+        tx.try_send_shared(event.clone(), &mut broadcast).unwrap();
     }
     drop(broadcast);
     assert_eq!(
@@ -336,4 +356,63 @@ fn a_broadcast_pays_its_slots_ahead_and_gives_back_those_no_queue_took() {
         while rx.try_recv().is_some() {}
     }
     assert_eq!(budget.used(), 0, "everything given back once read");
+}
+
+#[test]
+fn readers_done_before_their_broadcast_leave_the_payload_to_the_broadcast_to_give_back() {
+    let budget = QueueBudget::new(1_000_000);
+    let mut queues: Vec<_> = (0..3)
+        .map(|_| bounded(&limits(100, 10_000, &budget)))
+        .collect();
+    let event = shared(1000);
+    let mut broadcast = Broadcast::new(3);
+    for (tx, rx) in &mut queues {
+        tx.try_send_shared(event.clone(), &mut broadcast).unwrap();
+        rx.try_recv().unwrap(); // read at once, while the fan-out goes on
+    }
+    assert_eq!(
+        budget.used(),
+        1000,
+        "every slot given back, the payload still charged: the fan-out is not done"
+    );
+    drop(broadcast);
+    assert_eq!(budget.used(), 0, "the broadcast was the last to let it go");
+}
+
+#[test]
+fn a_payload_handed_out_again_while_held_is_charged_once() {
+    let budget = QueueBudget::new(1_000_000);
+    let (a, mut a_rx) = bounded(&limits(100, 10_000, &budget));
+    let (b, mut b_rx) = bounded(&limits(100, 10_000, &budget));
+    let event = shared(1000);
+    let mut first = Broadcast::new(1);
+    a.try_send_shared(event.clone(), &mut first).unwrap();
+    drop(first);
+    let mut second = Broadcast::new(1);
+    b.try_send_shared(event.clone(), &mut second).unwrap();
+    drop(second);
+    assert_eq!(
+        budget.used(),
+        1000 + 2 * SLOT_BYTES,
+        "one payload, two slots"
+    );
+    a_rx.try_recv().unwrap();
+    assert_eq!(budget.used(), 1000 + SLOT_BYTES, "still held by b's queue");
+    b_rx.try_recv().unwrap();
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn an_event_of_one_queue_alone_is_charged_in_full_even_in_a_broadcast() {
+    let budget = QueueBudget::new(1_000_000);
+    let (tx, mut rx) = bounded(&limits(100, 10_000, &budget));
+    tx.try_send_shared(sized(500), &mut Broadcast::new(1))
+        .unwrap();
+    assert_eq!(
+        budget.used(),
+        500,
+        "a plain notice counts no holders: all of it, here"
+    );
+    rx.try_recv().unwrap();
+    assert_eq!(budget.used(), 0);
 }

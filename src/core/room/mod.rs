@@ -348,11 +348,7 @@ impl Room {
                 st.pending.insert(s, None);
             }
             st.recent.lost(from, to);
-            let missed = Arc::new(Missed {
-                room: self.name.clone(),
-                from,
-                to,
-            });
+            let missed = Arc::new(Missed::new(self.name.clone(), from, to));
             let mut broadcast = Broadcast::new(st.members.len());
             for member in st.members.values() {
                 self.hand(

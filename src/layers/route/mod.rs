@@ -458,9 +458,5 @@ fn with_messages(header: String, room: &RoomName, answer: &HistoryAnswer) -> Vec
 }
 
 fn missed(room: &RoomName, from: u64, to: u64) -> Event {
-    Event::Missed(Arc::new(Missed {
-        room: room.clone(),
-        from,
-        to,
-    }))
+    Event::Missed(Arc::new(Missed::new(room.clone(), from, to)))
 }
