@@ -34,8 +34,8 @@
 //!
 //! **What it costs: two updates per broadcast, not per recipient.** The budget is one counter
 //! that every worker thread updates. A room's fan-out pays the payload and its members' slots in
-//! one update before the first queue takes the event ([`QueueBudget::prepay`]), each queue then
-//! only checks the budget ([`QueueBudget::admits`]), and the slots of queues that refused or
+//! one update before the first queue takes the event (`QueueBudget::prepay`), each queue then
+//! only checks the budget (`QueueBudget::admits`), and the slots of queues that refused or
 //! were closed are given back in one update at the end: a fan-out to 100 members touches the
 //! shared counter twice instead of 100 times, and each member's queue once more as its reader
 //! takes the event (one update per batch taken).
