@@ -26,7 +26,7 @@ use super::error::ChatError;
 use super::event::Event;
 use super::identity::{Protocol, SessionId};
 use super::names::{Nick, RoomName};
-use super::outbound::{Broadcast, Outbound, Refused};
+use super::outbound::{Broadcast, Outbound, Overflow, Refused};
 
 /// What the core knows about one connected client.
 #[derive(Debug)]
@@ -107,8 +107,8 @@ pub struct SessionState {
 /// Why an event did not reach a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Undelivered {
-    /// The queue was full: the session has been kicked as a slow consumer.
-    Kicked,
+    /// The queue was full (by this bound): the session has been kicked as a slow consumer.
+    Kicked(Overflow),
     /// The adapter has gone; the session is being torn down.
     Closed,
 }
@@ -154,7 +154,7 @@ impl Session {
                 let reason = format!("disconnected: you were not reading fast enough ({overflow})");
                 // Only the first overflow kicks; later ones find a session already on its way out.
                 if self.closer.close(reason) {
-                    Err(Undelivered::Kicked)
+                    Err(Undelivered::Kicked(overflow))
                 } else {
                     Err(Undelivered::Closed)
                 }
@@ -378,7 +378,10 @@ mod tests {
         assert!(a.deliver(Event::notice("1")).is_ok());
         assert!(a.deliver(Event::notice("2")).is_ok());
         assert_eq!(a.kick_reason(), None);
-        assert_eq!(a.deliver(Event::notice("3")), Err(Undelivered::Kicked));
+        assert!(matches!(
+            a.deliver(Event::notice("3")),
+            Err(Undelivered::Kicked(_))
+        ));
         assert!(a.kick_reason().unwrap().contains("not reading fast enough"));
         assert_eq!(
             a.deliver(Event::notice("3b")),

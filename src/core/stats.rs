@@ -71,6 +71,9 @@ pub struct Stats {
     pub deliveries: Counter,
     /// Sessions disconnected because their outbound queue was full.
     pub slow_consumers: Counter,
+    /// Of those, the ones cut because the instance's budget for waiting events was used up
+    /// (`[server] max_queued_bytes`) and they held more than their share.
+    pub budget_cuts: Counter,
     /// Sequence numbers given up on (a message that never arrived).
     pub gaps_skipped: Counter,
     /// Messages or presence changes the bus failed to hand to the other instances.

@@ -119,10 +119,11 @@ impl Collector for Exporter {
         }
         // Everything else is a plain counter of `Stats`.
         #[rustfmt::skip]
-        let counters: [(&str, &str, &Counter); 20] = [
+        let counters: [(&str, &str, &Counter); 21] = [
             ("messages_in", "Chat messages accepted from this instance's sessions.", &stats.messages_in),
             ("deliveries", "Chat messages queued for a recipient session (one message to a room of ten is ten).", &stats.deliveries),
             ("slow_consumer_disconnects", "Sessions and event streams disconnected because their queue was full in events or bytes, or the instance's budget was used up (the client read too slowly).", &stats.slow_consumers),
+            ("budget_disconnects", "Of the slow-consumer disconnects, those made because the instance's budget for waiting events (max_queued_bytes) was used up and the client held more than its share.", &stats.budget_cuts),
             ("rate_limited", "Requests refused by the rate_limit layer.", &stats.rate_limited),
             ("persisted", "Messages written to the store.", &stats.persisted),
             ("persist_batches", "Batches written to the store (one transaction each).", &stats.persist_batches),

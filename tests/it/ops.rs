@@ -175,6 +175,7 @@ async fn metrics_parse_as_prometheus_text_and_move_when_tcp_and_http_users_chat(
         "chatd_bus_reconnects_total",
         "chatd_gap_fills_total",
         "chatd_slow_consumer_disconnects_total",
+        "chatd_budget_disconnects_total",
         "chatd_rate_limited_total",
         "chatd_sessions_open{protocol=\"tcp\"}",
         "chatd_connections_opened_total{protocol=\"http\"}",

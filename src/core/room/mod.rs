@@ -32,7 +32,7 @@ use super::event::{Event, Missed};
 use super::identity::SessionId;
 use super::message::{ChatMessage, Presence};
 use super::names::{Nick, RoomName};
-use super::outbound::Broadcast;
+use super::outbound::{Broadcast, Overflow};
 use super::recent::{Recent, RingRead};
 use super::session::{Session, Undelivered};
 use super::stats::Stats;
@@ -427,8 +427,11 @@ impl Room {
     fn hand(&self, session: &Session, event: Event, broadcast: &mut Broadcast) -> usize {
         match session.deliver_shared(event, broadcast) {
             Ok(()) => 1,
-            Err(Undelivered::Kicked) => {
+            Err(Undelivered::Kicked(overflow)) => {
                 self.stats.slow_consumers.inc();
+                if matches!(overflow, Overflow::Instance(_)) {
+                    self.stats.budget_cuts.inc();
+                }
                 0
             }
             Err(Undelivered::Closed) => 0,
