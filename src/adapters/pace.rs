@@ -112,35 +112,49 @@ impl Pace {
 mod tests {
     use super::*;
 
-    /// A reader takes a message `wait` after the room handed it out, `every` apart, pausing
-    /// when told to; returns whether it was pacing after `n` takes.
-    fn run(pace: &mut Pace, start: Instant, n: u32, every: Duration, wait: Duration) -> bool {
+    /// A reader takes a message every `every` (after any pause it is told to take), each
+    /// message taken the next of `waits` after the room handed it out; returns how many pauses
+    /// it was told to take.
+    fn run(
+        pace: &mut Pace,
+        start: Instant,
+        every: Duration,
+        waits: impl IntoIterator<Item = Duration>,
+    ) -> usize {
         let mut now = start;
-        for _ in 0..n {
+        let mut pauses = 0;
+        for wait in waits {
             let handed = now;
             now += wait;
             pace.took(now, Some(handed));
             if let Some(until) = pace.after_write() {
+                pauses += 1;
                 now = now.max(until);
             }
             now += every;
         }
-        pace.behind()
+        pauses
+    }
+
+    fn times(n: usize, wait: Duration) -> impl Iterator<Item = Duration> {
+        std::iter::repeat_n(wait, n)
     }
 
     #[test]
     fn a_reader_whose_events_wait_microseconds_never_pauses() {
         let mut pace = Pace::default();
-        let start = Instant::now();
         let waits = [50, 80, 1_500, 60, 40]; // one slow turn among quick ones
-        let mut now = start;
-        for wait in waits.iter().cycle().take(500) {
-            let handed = now;
-            now += Duration::from_micros(*wait);
-            pace.took(now, Some(handed));
-            assert_eq!(pace.after_write(), None, "a quiet reader writes at once");
-            now += Duration::from_millis(1);
-        }
+        let waits = waits
+            .iter()
+            .cycle()
+            .take(500)
+            .map(|us| Duration::from_micros(*us));
+        let every = Duration::from_millis(1);
+        assert_eq!(
+            run(&mut pace, Instant::now(), every, waits),
+            0,
+            "a quiet reader writes at once"
+        );
     }
 
     #[test]
@@ -148,13 +162,17 @@ mod tests {
         let mut pace = Pace::default();
         let start = Instant::now();
         let every = Duration::from_millis(1);
-        assert!(run(&mut pace, start, 20, every, Duration::from_millis(8)));
+        run(&mut pace, start, every, times(20, Duration::from_millis(8)));
+        assert!(pace.behind());
         // While pacing, what the reader waits on purpose is not counted as its events' wait.
         let later = start + Duration::from_secs(1);
-        assert!(
-            !run(&mut pace, later, 40, every, Duration::from_micros(100)),
-            "caught up: eager again"
+        run(
+            &mut pace,
+            later,
+            every,
+            times(40, Duration::from_micros(100)),
         );
+        assert!(!pace.behind(), "caught up: eager again");
     }
 
     #[test]
@@ -162,7 +180,13 @@ mod tests {
         let mut pace = Pace::default();
         let start = Instant::now();
         let sparse = Duration::from_millis(50);
-        assert!(run(&mut pace, start, 20, sparse, Duration::from_millis(8)));
+        run(
+            &mut pace,
+            start,
+            sparse,
+            times(20, Duration::from_millis(8)),
+        );
+        assert!(pace.behind());
         let now = start + Duration::from_secs(2);
         pace.took(now, Some(now - Duration::from_millis(8)));
         pace.took(now + sparse, Some(now + sparse - Duration::from_millis(8)));

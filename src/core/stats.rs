@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::identity::Protocol;
 use super::latency::{Histogram, Tally};
 use super::message::{ChatMessage, Origin, now_ms};
-use super::outbound::QueueBudget;
+use super::outbound::{Overflow, QueueBudget};
 
 /// A monotonically increasing counter.
 #[derive(Debug, Default)]
@@ -123,6 +123,15 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counts a reader cut off for its full queue, and among those the ones the instance's
+    /// budget cut (`overflow` says which bound was reached).
+    pub fn slow_consumer(&self, overflow: Overflow) {
+        self.slow_consumers.inc();
+        if matches!(overflow, Overflow::Instance(_)) {
+            self.budget_cuts.inc();
+        }
+    }
+
     /// Records that an adapter handed `msg` to a recipient's socket or event stream: its delivery
     /// latency goes into [`Stats::latency_local`] or [`Stats::latency_remote`] by origin. See
     /// [`ChatMessage::age`] for how the age of a message from another instance is measured.

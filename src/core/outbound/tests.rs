@@ -114,6 +114,13 @@ fn limits(events: usize, bytes: usize, budget: &QueueBudget) -> QueueLimits {
     }
 }
 
+/// `n` queues of 100 events and 10,000 bytes each on `budget`.
+fn queues(n: usize, budget: &QueueBudget) -> Vec<(Outbound, Inbox)> {
+    (0..n)
+        .map(|_| bounded(&limits(100, 10_000, budget)))
+        .collect()
+}
+
 /// A notice charged exactly `n` bytes.
 fn sized(n: usize) -> Event {
     Event::notice("x".repeat(n - EVENT_OVERHEAD))
@@ -264,9 +271,7 @@ fn private_messages_and_presence_reasons_are_charged_their_text() {
 #[tokio::test]
 async fn an_event_handed_to_many_queues_is_charged_to_the_budget_once_until_the_last_reads_it() {
     let budget = QueueBudget::new(1_000_000);
-    let queues: Vec<_> = (0..100)
-        .map(|_| bounded(&limits(100, 10_000, &budget)))
-        .collect();
+    let queues = queues(100, &budget);
     let mut broadcast = Broadcast::default();
     let event = shared(1000);
     for (tx, _) in &queues {
@@ -319,9 +324,7 @@ fn events_of_separate_broadcasts_are_charged_separately() {
 #[test]
 fn a_broadcast_pays_its_slots_ahead_and_gives_back_those_no_queue_took() {
     let budget = QueueBudget::new(1_000_000);
-    let mut queues: Vec<_> = (0..6)
-        .map(|_| bounded(&limits(100, 10_000, &budget)))
-        .collect();
+    let mut queues = queues(6, &budget);
     // Ten members expected, six reached (the others skipped, as a sender is, or refused).
     let mut broadcast = Broadcast::new(10);
     let event = shared(1000);
@@ -361,9 +364,7 @@ fn a_broadcast_pays_its_slots_ahead_and_gives_back_those_no_queue_took() {
 #[test]
 fn readers_done_before_their_broadcast_leave_the_payload_to_the_broadcast_to_give_back() {
     let budget = QueueBudget::new(1_000_000);
-    let mut queues: Vec<_> = (0..3)
-        .map(|_| bounded(&limits(100, 10_000, &budget)))
-        .collect();
+    let mut queues = queues(3, &budget);
     let event = shared(1000);
     let mut broadcast = Broadcast::new(3);
     for (tx, rx) in &mut queues {

@@ -32,7 +32,7 @@ use super::event::{Event, Missed};
 use super::identity::SessionId;
 use super::message::{ChatMessage, Presence};
 use super::names::{Nick, RoomName};
-use super::outbound::{Broadcast, Overflow};
+use super::outbound::Broadcast;
 use super::recent::{Recent, RingRead};
 use super::session::{Session, Undelivered};
 use super::stats::Stats;
@@ -428,10 +428,7 @@ impl Room {
         match session.deliver_shared(event, broadcast) {
             Ok(()) => 1,
             Err(Undelivered::Kicked(overflow)) => {
-                self.stats.slow_consumers.inc();
-                if matches!(overflow, Overflow::Instance(_)) {
-                    self.stats.budget_cuts.inc();
-                }
+                self.stats.slow_consumer(overflow);
                 0
             }
             Err(Undelivered::Closed) => 0,

@@ -286,12 +286,16 @@ fn a_gap_is_reported_resolved_or_given_up_on_with_a_notice() {
     assert_eq!(room.lost_within(1, 7), vec![(5, 6)]);
 }
 
-/// The instance's budget counts what waits for readers once per message, not once per reader: a
-/// room of 40 members who are all a little behind holds 50 messages of 2 KB (100 KB), not 40
-/// times that, so a 1 MiB budget cuts nobody (charging every queue the whole message, as chatd
-/// did, "used" 4 MB of it and cut most of them). What they hold goes back as they read.
-#[test]
-fn a_message_waiting_for_many_members_is_counted_once_by_the_instance_budget() {
+/// A room of `members` TCP sessions whose queues (256 events, 256 KiB) share a budget of 1 MiB,
+/// and their sessions and inboxes; the registry comes first and must be kept alive.
+fn members_under_a_budget(
+    members: usize,
+) -> (
+    Sessions,
+    Room,
+    outbound::QueueBudget,
+    Vec<(Arc<Session>, Inbox)>,
+) {
     let sessions = Sessions::default();
     let room = room();
     let budget = outbound::QueueBudget::new(1 << 20);
@@ -301,7 +305,7 @@ fn a_message_waiting_for_many_members_is_counted_once_by_the_instance_budget() {
         budget: budget.clone(),
     };
     let mut inboxes = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..members {
         let (tx, rx) = outbound::bounded(&limits);
         let session = sessions
             .open(Protocol::Tcp, None, None, tx, Closer::default())
@@ -309,6 +313,16 @@ fn a_message_waiting_for_many_members_is_counted_once_by_the_instance_budget() {
         room.join(&session);
         inboxes.push((session, rx));
     }
+    (sessions, room, budget, inboxes)
+}
+
+/// The instance's budget counts what waits for readers once per message, not once per reader: a
+/// room of 40 members who are all a little behind holds 50 messages of 2 KB (100 KB), not 40
+/// times that, so a 1 MiB budget cuts nobody (charging every queue the whole message, as chatd
+/// did, "used" 4 MB of it and cut most of them). What they hold goes back as they read.
+#[test]
+fn a_message_waiting_for_many_members_is_counted_once_by_the_instance_budget() {
+    let (_sessions, room, budget, mut inboxes) = members_under_a_budget(40);
     let text = "x".repeat(2000);
     for seq in 1..=50 {
         assert_eq!(room.commit(sample("general", seq, "alice", &text)), 40);
@@ -333,23 +347,7 @@ fn a_message_waiting_for_many_members_is_counted_once_by_the_instance_budget() {
 #[test]
 fn a_presence_notice_waiting_for_many_members_is_counted_once_by_the_instance_budget() {
     use crate::core::message::{Presence, PresenceKind};
-    let sessions = Sessions::default();
-    let room = room();
-    let budget = outbound::QueueBudget::new(1 << 20);
-    let limits = outbound::QueueLimits {
-        events: 256,
-        bytes: 256 * 1024,
-        budget: budget.clone(),
-    };
-    let mut inboxes = Vec::new();
-    for _ in 0..40 {
-        let (tx, rx) = outbound::bounded(&limits);
-        let session = sessions
-            .open(Protocol::Tcp, None, None, tx, Closer::default())
-            .unwrap();
-        room.join(&session);
-        inboxes.push((session, rx));
-    }
+    let (_sessions, room, budget, mut inboxes) = members_under_a_budget(40);
     let joined = |n: usize| {
         let nick = Nick::parse(&format!("joiner{n}")).unwrap();
         Arc::new(Presence::new(

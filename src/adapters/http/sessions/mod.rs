@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::adapters::limits::Permit;
-use crate::core::outbound::{self, Overflow, QueueLimits, Refused};
+use crate::core::outbound::{self, QueueLimits, Refused};
 use crate::core::{Event, Inbox, Outbound, RoomName, SessionId, Stats};
 
 /// How long a session that had event streams survives its last one, without requests (a closed
@@ -157,10 +157,7 @@ impl HttpSession {
             match tap.events.try_send(event.clone()) {
                 Ok(()) => true,
                 Err(Refused::Full(overflow)) => {
-                    stats.slow_consumers.inc();
-                    if matches!(overflow, Overflow::Instance(_)) {
-                        stats.budget_cuts.inc();
-                    }
+                    stats.slow_consumer(overflow);
                     tracing::debug!(session = %self.id, room = %tap.room, %overflow, "event stream too slow; cutting it");
                     false
                 }
