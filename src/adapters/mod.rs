@@ -72,6 +72,15 @@ const REFUSAL_GRACE: Duration = Duration::from_secs(5);
 /// How long a refused connection's input is drained before the socket is dropped anyway.
 const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
 
+/// Resolves when `timer` fires; never, without one. The line adapters keep their occasional
+/// timers boxed and only while they need them (see `tcp::Connection::run`).
+async fn fired(timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Writes `line` (why a connection is refused, in its protocol's words), then closes it. What the
 /// client already sent is read and thrown away until it closes too (for at most
 /// [`REFUSAL_DRAIN`]): closing a socket with unread input makes the kernel send a reset, which

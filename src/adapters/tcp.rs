@@ -16,13 +16,15 @@
 //! the accept loop turns on for every connection (`adapters::accept`).
 //!
 //! Outbound events are written in batches: when the connection wakes, it takes every event
-//! already queued (one lock, see `Inbox::recv_batch`) and writes their shared rendered lines with
-//! one `writev` (see [`super::outgoing`]), so a busy room costs one syscall per batch rather than
-//! per message, and no line is copied in user space. Nothing is kept between writes: an idle
-//! connection holds no write buffer, an empty outbound queue (see `core::outbound`) and a small
-//! read buffer (`READ_BUFFER`).
+//! already queued (one lock, see `Inbox::recv_batch`) and writes them with one call (a lone
+//! message is its shared rendered line; several are copied into one buffer, see
+//! [`super::outgoing`]), so a busy room costs one syscall per batch rather than per message.
+//! Nothing is kept between writes: an idle connection holds no write buffer, an empty outbound
+//! queue (see `core::outbound`), a small read buffer (`READ_BUFFER`), and a timer only while it
+//! has one to wait for.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +34,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -90,18 +93,17 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let counted = super::Counted::new(stats.clone(), Protocol::Tcp);
         let connection = Connection {
             stack: stack.clone(),
             options: options.clone(),
             shutdown: shutdown.clone(),
             stats: stats.clone(),
+            _counted: super::Counted::new(stats.clone(), Protocol::Tcp),
+            _permit: permit,
         };
-        tracker.spawn(async move {
-            connection.run(stream, peer).await;
-            drop(counted);
-            drop(permit); // the slot is free once the session is gone
-        });
+        // The connection's own future, with nothing around it: the task holds one copy of
+        // its state (see `Connection::run`).
+        tracker.spawn(connection.run(stream, peer));
     }
 }
 
@@ -134,87 +136,104 @@ struct Connection {
     options: TcpOptions,
     shutdown: CancellationToken,
     stats: Arc<Stats>,
+    /// Counts the connection in `stats` until it ends.
+    _counted: super::Counted,
+    /// Its slot under the connection limits: free again once the session is gone (the fields
+    /// drop in this order, after `run`'s last step).
+    _permit: super::limits::Permit,
 }
 
 impl Connection {
-    async fn run(mut self, stream: TcpStream, peer: SocketAddr) {
-        let (read, mut write) = stream.into_split();
-        let mut lines = FramedRead::with_capacity(
-            read,
-            ChatLines::new(self.options.max_line_bytes),
-            READ_BUFFER,
-        );
-        let (outbound, mut queue) = outbound::bounded(&self.options.queue);
-        // Closed by a kick, or (without a reason) by the server shutting down.
-        let closer = Closer::child_of(&self.shutdown);
-        let connect = Connect {
-            protocol: Protocol::Tcp,
-            nick: None,
-            peer: Some(peer),
-            outbound,
-            closer: closer.clone(),
-        };
-        let mut buf = BytesMut::new();
-        let session = match ask(&mut self.stack, None, connect).await {
-            Ok(answered) => {
-                render_events(&answered.events, &mut buf);
-                Some(answered.answer.session)
+    /// Serves the connection to its end.
+    ///
+    /// A task's memory is its future's size, for as long as the connection lasts: with 10,000
+    /// connections every byte of it counts ten thousand times (docs/BENCHMARKS.md, "The race,
+    /// fifth round"). So this is a plain function returning an `async move` block rather than
+    /// an `async fn`: an `async fn` keeps its arguments where they came in and copies them
+    /// again into its body, two copies of the connection for its whole life; the block uses
+    /// what it captured in place.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    fn run(mut self, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> + Send {
+        async move {
+            let (read, mut write) = stream.into_split();
+            let mut lines = FramedRead::with_capacity(
+                read,
+                ChatLines::new(self.options.max_line_bytes),
+                READ_BUFFER,
+            );
+            let (outbound, mut queue) = outbound::bounded(&self.options.queue);
+            // Closed by a kick, or (without a reason) by the server shutting down.
+            let closer = Closer::child_of(&self.shutdown);
+            let connect = Connect {
+                protocol: Protocol::Tcp,
+                nick: None,
+                peer: Some(peer),
+                outbound,
+                closer: closer.clone(),
+            };
+            let mut buf = BytesMut::new();
+            let session = match ask(&mut self.stack, None, connect).await {
+                Ok(answered) => {
+                    render_events(&answered.events, &mut buf);
+                    Some(answered.answer.session)
+                }
+                Err(err) => {
+                    render_error(&err, &mut buf);
+                    None
+                }
+            };
+            let end = match session {
+                Some(id) => {
+                    self.serve(
+                        id,
+                        &mut lines,
+                        &mut write,
+                        &mut queue,
+                        &closer,
+                        buf.freeze(),
+                    )
+                    .await
+                }
+                None => {
+                    // Refused (a full server, a connect over its address's rate): as in `refuse`,
+                    // what the client already sent is read away, so closing does not reset the
+                    // refusal's line away before the client reads it.
+                    let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;
+                    let _ = write.shutdown().await;
+                    let _ = tokio::time::timeout(super::REFUSAL_DRAIN, async {
+                        while let Some(Ok(_)) = lines.next().await {}
+                    })
+                    .await;
+                    End::Done
+                }
+            };
+            let farewell = match end {
+                End::Done => None,
+                End::Kicked { mid_line } => Some(format!(
+                    "{}! {}\n",
+                    if mid_line { "\n" } else { "" },
+                    closer.reason().unwrap_or("disconnected by the server")
+                )),
+                End::Shutdown { mid_line } => Some(format!(
+                    "{}* server shutting down, goodbye\n",
+                    if mid_line { "\n" } else { "" }
+                )),
+                End::Idle => {
+                    tracing::debug!(%peer, "closing a connection that chose no nick and joined no room");
+                    let secs = self.options.join_timeout.as_secs();
+                    let unit = if secs == 1 { "second" } else { "seconds" };
+                    Some(format!(
+                        "* closing the connection: no /nick or /join within {secs} {unit} of connecting\n"
+                    ))
+                }
+            };
+            if let Some(line) = farewell {
+                let _ =
+                    tokio::time::timeout(FAREWELL_GRACE, write.write_all(line.as_bytes())).await;
             }
-            Err(err) => {
-                render_error(&err, &mut buf);
-                None
+            if let Some(id) = session {
+                let _ = self.call(Request::from(id, Action::Disconnect)).await;
             }
-        };
-        let end = match session {
-            Some(id) => {
-                self.serve(
-                    id,
-                    &mut lines,
-                    &mut write,
-                    &mut queue,
-                    &closer,
-                    buf.freeze(),
-                )
-                .await
-            }
-            None => {
-                // Refused (a full server, a connect over its address's rate): as in `refuse`,
-                // what the client already sent is read away, so closing does not reset the
-                // refusal's line away before the client reads it.
-                let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;
-                let _ = write.shutdown().await;
-                let _ = tokio::time::timeout(super::REFUSAL_DRAIN, async {
-                    while let Some(Ok(_)) = lines.next().await {}
-                })
-                .await;
-                End::Done
-            }
-        };
-        let farewell = match end {
-            End::Done => None,
-            End::Kicked { mid_line } => Some(format!(
-                "{}! {}\n",
-                if mid_line { "\n" } else { "" },
-                closer.reason().unwrap_or("disconnected by the server")
-            )),
-            End::Shutdown { mid_line } => Some(format!(
-                "{}* server shutting down, goodbye\n",
-                if mid_line { "\n" } else { "" }
-            )),
-            End::Idle => {
-                tracing::debug!(%peer, "closing a connection that chose no nick and joined no room");
-                let secs = self.options.join_timeout.as_secs();
-                let unit = if secs == 1 { "second" } else { "seconds" };
-                Some(format!(
-                    "* closing the connection: no /nick or /join within {secs} {unit} of connecting\n"
-                ))
-            }
-        };
-        if let Some(line) = farewell {
-            let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(line.as_bytes())).await;
-        }
-        if let Some(id) = session {
-            let _ = self.call(Request::from(id, Action::Disconnect)).await;
         }
     }
 
@@ -236,9 +255,10 @@ impl Connection {
             Some(_) => End::Kicked { mid_line },
             None => End::Shutdown { mid_line },
         };
-        // The join timeout, disarmed by the first `/nick` or `/join` that succeeds.
-        let unsettled = tokio::time::sleep(self.options.join_timeout);
-        let mut settled = false;
+        // The join timeout, dropped by the first `/nick` or `/join` that succeeds. The timers
+        // are boxed, and made only while they are needed: a timer is a hundred-odd bytes, and
+        // most connections settle within seconds and never pace.
+        let mut unsettled = Some(Box::pin(tokio::time::sleep(self.options.join_timeout)));
         let mut out = Outgoing::default();
         out.push(greeting);
         // The events of one turn; empty (and without a buffer) between bursts.
@@ -247,9 +267,9 @@ impl Connection {
         // ones go out together (see `adapters::pace`).
         let mut pace = Pace::default();
         let mut took = false;
-        let pause = tokio::time::sleep(Duration::ZERO);
+        let mut pause: Option<Pin<Box<Sleep>>> = None;
         let mut pausing = false;
-        tokio::pin!(closed, unsettled, pause);
+        tokio::pin!(closed);
         loop {
             // `write_to` is cancel-safe, so when a kick or shutdown interrupts a stuck write we
             // know whether a line was cut in half. The write comes first: the closer is looked at
@@ -268,14 +288,17 @@ impl Connection {
             if std::mem::take(&mut took)
                 && let Some(until) = pace.after_write()
             {
-                pause.as_mut().reset(until.into());
+                match &mut pause {
+                    Some(pause) => pause.as_mut().reset(until.into()),
+                    None => pause = Some(Box::pin(tokio::time::sleep_until(until.into()))),
+                }
                 pausing = true;
             }
             tokio::select! {
                 biased;
                 _ = &mut closed => return ended(false),
-                _ = &mut unsettled, if !settled => return End::Idle,
-                () = &mut pause, if pausing => pausing = false,
+                () = super::fired(&mut unsettled) => return End::Idle,
+                () = super::fired(&mut pause), if pausing => pausing = false,
                 Some(charged) = queue.recv_batch(&mut events, MAX_BATCH_BYTES), if !pausing => {
                     out.push(take_lines(&mut events, charged, &self.stats, &mut pace));
                     took = true;
@@ -298,16 +321,26 @@ impl Connection {
                         }
                     };
                     let mut buf = BytesMut::new();
-                    match self.call(Request::from(session, Action::Line(line))).await {
+                    // Boxed, as the farewell below: a future awaited here is part of the
+                    // connection's state for its whole life, though a reader seldom sends.
+                    let request = Request::from(session, Action::Line(line));
+                    let close = match Box::pin(self.call(request)).await {
                         Ok(reply) => {
-                            settled |= matches!(reply.outcome, Outcome::Nick(_) | Outcome::Joined { .. });
-                            render(&reply, &mut buf);
-                            if reply.close {
-                                let _ = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf)).await;
-                                return End::Done;
+                            if matches!(reply.outcome, Outcome::Nick(_) | Outcome::Joined { .. }) {
+                                unsettled = None;
                             }
+                            render(&reply, &mut buf);
+                            reply.close
                         }
-                        Err(err) => render_error(&err, &mut buf),
+                        Err(err) => {
+                            render_error(&err, &mut buf);
+                            false
+                        }
+                    };
+                    if close {
+                        let farewell = tokio::time::timeout(FAREWELL_GRACE, write.write_all(&buf));
+                        let _ = Box::pin(farewell).await;
+                        return End::Done;
                     }
                     out.push(buf.freeze());
                     // Fairness: a client that pastes thousands of lines at once would otherwise

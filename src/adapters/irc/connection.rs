@@ -19,7 +19,6 @@ use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -88,49 +87,62 @@ impl Connection {
         }
     }
 
-    /// Serves the client on `stream` until it leaves, is cut off, or the server stops.
-    pub async fn run(self, stream: TcpStream, peer: SocketAddr) {
-        let (read, write) = stream.into_split();
-        // Closed by a kick, or (without a reason) by the server shutting down.
-        let closer = Closer::child_of(&self.shutdown);
-        let mut client = Client {
-            lines: FramedRead::with_capacity(read, ChatLines::new(MAX_LINE), READ_BUFFER),
-            write,
-            queue: None,
-            closed: Box::pin(closer.closed_owned()),
-            closer,
-            silence: Box::pin(tokio::time::sleep(self.options.ping)),
-            pace: Pace::default(),
-            pinged: false,
-            stack: self.stack,
-            options: self.options,
-            stats: self.stats,
-            peer,
-            session: None,
-            nick: "*".to_string(),
-            user: None,
-            caps: Caps::default(),
-            negotiating: false,
-            rooms: Vec::new(),
-            presences: Presences::default(),
-            batches: Batches::default(),
-            echo_label: None,
-            label_deferred: false,
-        };
-        let end = client.serve().await;
-        client.farewell(&end).await;
-        if let (Some(id), End::Quit(reason)) = (client.session, &end)
-            && !reason.is_empty()
-        {
-            // The rooms are told why (as `/quit REASON` does on the line protocol).
-            let quit = Command::User(UserCommand::QuitWith(reason.clone()));
-            let _ = client
-                .call_raw(Request::from(id, Action::Command(quit)))
-                .await;
-        }
-        if let Some(id) = client.session {
-            // The rooms see the quit, and the nick is free again.
-            let _ = client.call_raw(Request::from(id, Action::Disconnect)).await;
+    /// Serves the client on `stream` until it leaves, is cut off, or the server stops; `held`
+    /// (what counts the connection in) is dropped last.
+    ///
+    /// As the line protocol's (`tcp::Connection::run`), a plain function returning an `async
+    /// move` block, so that the task holds one copy of the connection, and the rarely awaited
+    /// futures (a command's handling, the farewell) are boxed: a future awaited inline is part
+    /// of the connection's state for its whole life.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    pub fn run<H: Send + 'static>(
+        self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        held: H,
+    ) -> impl Future<Output = ()> + Send {
+        async move {
+            let (read, write) = stream.into_split();
+            // Closed by a kick, or (without a reason) by the server shutting down.
+            let closer = Closer::child_of(&self.shutdown);
+            let mut client = Client {
+                lines: FramedRead::with_capacity(read, ChatLines::new(MAX_LINE), READ_BUFFER),
+                write,
+                queue: None,
+                closed: Box::pin(closer.closed_owned()),
+                closer,
+                silence: Box::pin(tokio::time::sleep(self.options.ping)),
+                pace: Pace::default(),
+                pinged: false,
+                stack: self.stack,
+                options: self.options,
+                stats: self.stats,
+                peer,
+                session: None,
+                nick: "*".to_string(),
+                user: None,
+                caps: Caps::default(),
+                negotiating: false,
+                rooms: Vec::new(),
+                presences: Presences::default(),
+                batches: Batches::default(),
+                echo_label: None,
+                label_deferred: false,
+            };
+            let end = client.serve().await;
+            Box::pin(client.farewell(&end)).await;
+            if let (Some(id), End::Quit(reason)) = (client.session, &end)
+                && !reason.is_empty()
+            {
+                // The rooms are told why (as `/quit REASON` does on the line protocol).
+                let quit = Command::User(UserCommand::QuitWith(reason.clone()));
+                let _ = Box::pin(client.call_raw(Request::from(id, Action::Command(quit)))).await;
+            }
+            if let Some(id) = client.session {
+                // The rooms see the quit, and the nick is free again.
+                let _ = Box::pin(client.call_raw(Request::from(id, Action::Disconnect))).await;
+            }
+            drop(held);
         }
     }
 }
@@ -194,8 +206,8 @@ impl Client {
         // While its events wait for it, the client pauses after a write so that the next ones
         // go out together (see `adapters::pace`).
         let mut took = false;
-        let pause = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(pause);
+        // Made at the first pause: most clients never pace.
+        let mut pause: Option<Pin<Box<tokio::time::Sleep>>> = None;
         let mut pausing = false;
         loop {
             if let Err(end) = self.flush(&out).await {
@@ -204,13 +216,16 @@ impl Client {
             if std::mem::take(&mut took)
                 && let Some(until) = self.pace.after_write()
             {
-                pause.as_mut().reset(until.into());
+                match &mut pause {
+                    Some(pause) => pause.as_mut().reset(until.into()),
+                    None => pause = Some(Box::pin(tokio::time::sleep_until(until.into()))),
+                }
                 pausing = true;
             }
             out = tokio::select! {
                 biased;
                 _ = &mut self.closed => return self.closed_end(false),
-                () = &mut pause, if pausing => {
+                () = crate::adapters::fired(&mut pause), if pausing => {
                     pausing = false;
                     Bytes::new()
                 }
@@ -234,7 +249,7 @@ impl Client {
                     self.silence.as_mut().reset(next);
                     match input {
                         None | Some(Err(_)) => return End::Closed,
-                        Some(Ok(Input::Line(line))) => match self.line(&line).await {
+                        Some(Ok(Input::Line(line))) => match Box::pin(self.line(&line)).await {
                             Ok(out) => out,
                             Err(end) => return end,
                         },

@@ -103,11 +103,9 @@ pub async fn serve(
             stats.clone(),
             shutdown.clone(),
         );
-        tracker.spawn(async move {
-            connection.run(stream, peer).await;
-            drop(counted);
-            drop(permit); // the slot is free once the session is gone
-        });
+        // The connection's own future, with nothing around it (see `Connection::run`); the
+        // count and the slot are let go as it ends.
+        tracker.spawn(connection.run(stream, peer, (counted, permit)));
     }
 }
 
