@@ -373,3 +373,33 @@ pub(super) async fn next_events(
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::tcp::tests::{MAX_CONNECTION_FUTURE, accepted};
+    use crate::core::end_of_pipeline;
+
+    /// As the line protocol's (`tcp::tests::a_connections_future_stays_small`): an IRC
+    /// command's handling is about 2 KB of state, boxed in `Client::serve`.
+    #[tokio::test]
+    async fn a_connections_future_stays_small() {
+        let (stream, peer, permit) = accepted().await;
+        let options = IrcOptions {
+            server_name: Arc::from("t"),
+            ping: std::time::Duration::from_secs(120),
+            outbound_queue: 16,
+            max_rooms_per_session: 10,
+            join_replay: 10,
+        };
+        let connection = Connection::new(
+            ChatService::new(tower::service_fn(end_of_pipeline)),
+            Arc::new(options),
+            Arc::new(Stats::default()),
+            CancellationToken::new(),
+        );
+        let future = connection.run(stream, peer, permit);
+        let size = std::mem::size_of_val(&future);
+        assert!(size <= MAX_CONNECTION_FUTURE, "{size} bytes");
+    }
+}
