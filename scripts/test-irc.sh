@@ -62,6 +62,8 @@ export CHATD_BIN="$root/target/release/chatd"
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
+# The output of every chatd that exited before irctest stopped it (see chatd_controller.py).
+export CHATD_IRCTEST_STOPPED="$RESULTS/stopped"
 started=$(date +%s)
 
 # pytest in irctest's directory (its conftest.py and pytest.ini), writing nothing there: no cache
@@ -126,6 +128,10 @@ echo
 echo "Per-test lists: $RESULTS/main-<server>-{failed,skipped}.txt"
 
 status=0
+if [ -d "$CHATD_IRCTEST_STOPPED" ]; then
+  echo "$0: chatd exited on its own during $(ls "$CHATD_IRCTEST_STOPPED" | wc -l) test(s); its output:" >&2
+  cat "$CHATD_IRCTEST_STOPPED"/* >&2
+fi
 chathistory_failed="$(python3 scripts/irctest/summary.py tests "$RESULTS/chathistory-chatd.xml" failed)"
 if [ -n "$chathistory_failed" ]; then
   echo "$0: chathistory tests failed:" >&2

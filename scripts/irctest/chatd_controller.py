@@ -18,6 +18,7 @@ import atexit
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Optional, Set, Type
@@ -31,7 +32,7 @@ PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "phase1-single.to
 OPER = 'opers = [{ name = "operuser", password = "operpassword" }]'
 
 
-# The chatd processes started and not stopped yet. irctest stops a server in its tests'
+# The controllers whose chatd was started and not stopped yet. irctest stops a server in its tests'
 # teardown, which pytest skips when a test's setUp fails after the server started (bot_mode.py
 # skips that way): those are stopped when the pytest worker exits.
 _running = set()
@@ -39,9 +40,11 @@ _running = set()
 
 @atexit.register
 def _stop_leftovers() -> None:
-    for proc in list(_running):
+    for controller in list(_running):
+        # A chatd that exited during setUp failed its test, and unittest skips tearDown then.
+        controller._keep_log_if_stopped()
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(controller.proc.pid, signal.SIGTERM)
         except OSError:
             pass
 
@@ -83,28 +86,50 @@ class ChatdController(BaseServerController):
         text = PIPELINE.read_text()
         assert route in text, f"{PIPELINE} has no route layer"
         pipeline.write_text(text.replace(route, f"{route}\n{OPER}", 1))
-        self.proc = self.execute(
-            [
-                binary,
-                "--pipeline", str(pipeline),
-                "--instance", "My.Little.Server",
-                "--tcp", "127.0.0.1:0",
-                "--http", "127.0.0.1:0",
-                "--irc", f"{hostname}:{port}",
-            ],
-            env=env,
-        )
-        _running.add(self.proc)
+        # chatd's output goes to a file beside its data (irctest sends it to /dev/null): when
+        # chatd stops on its own, `kill` keeps it (see there).
+        self.log = self.directory / "chatd.log"
+        with open(self.log, "wb") as log:
+            self.proc = self.execute(
+                [
+                    binary,
+                    "--pipeline", str(pipeline),
+                    "--instance", "My.Little.Server",
+                    "--tcp", "127.0.0.1:0",
+                    "--http", "127.0.0.1:0",
+                    "--irc", f"{hostname}:{port}",
+                ],
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        _running.add(self)
 
     def wait_for_services(self) -> None:
         """chatd has no services (NickServ...): nothing to wait for."""
 
     def kill(self) -> None:
-        _running.discard(self.proc)
+        _running.discard(self)
+        self._keep_log_if_stopped()
         super().kill()
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
+
+
+    def _keep_log_if_stopped(self) -> None:
+        """A chatd that exited before irctest stopped it failed its test with only "process
+        returned N": its output is copied to `$CHATD_IRCTEST_STOPPED` (scripts/test-irc.sh
+        prints what is there) and to stderr, which pytest shows with the failure."""
+        if self.proc is None or self.proc.poll() is None or self.directory is None:
+            return
+        text = self.log.read_text(errors="replace") if self.log.exists() else "(no output)"
+        note = f"chatd on port {self.port} exited with {self.proc.returncode} before its test ended:\n{text}"
+        sys.stderr.write(note)
+        keep = os.environ.get("CHATD_IRCTEST_STOPPED")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            (Path(keep) / f"chatd-{self.port}-{self.proc.pid}.log").write_text(note)
 
 
 def get_irctest_controller_class() -> Type[ChatdController]:
