@@ -47,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::server::conn::http1;
@@ -193,11 +194,11 @@ pub async fn serve(
                     .keep_alive(false)
                     .header_read_timeout(header_timeout.min(REFUSED_HEADER_TIMEOUT))
                     .serve_connection(TokioIo::new(stream), answer);
+                // `map`, not `async move { connection.await }`: a block keeps the connection it
+                // captured and the copy it awaits, twice the memory (see `tcp::Connection::run`).
+                // The refusal holds a place among the refusals in flight until the end.
                 let connection = graceful.watch(connection);
-                tracker.spawn(async move {
-                    let _ = connection.await;
-                    drop(refusal); // its place among the refusals in flight
-                });
+                tracker.spawn(connection.map(move |_| drop(refusal)));
                 continue;
             }
         };
@@ -210,13 +211,13 @@ pub async fn serve(
         let connection = builder.serve_connection(TokioIo::new(stream), svc);
         let connection = graceful.watch(connection);
         let counted = super::Counted::new(stats.clone(), Protocol::Http);
-        tracker.spawn(async move {
-            let _counted = counted;
-            if let Err(err) = connection.await {
+        // As for a refused connection: the task is the connection's future and what it ends with.
+        tracker.spawn(connection.map(move |result| {
+            if let Err(err) = result {
                 tracing::debug!(error = %err, %peer, "http connection ended with an error");
             }
-            drop(permit);
-        });
+            drop((counted, permit));
+        }));
     }
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
