@@ -202,3 +202,51 @@ impl Drop for Handover<'_> {
         self.stats.latency_remote.add(&self.remote);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::message::sample;
+
+    /// Pacing (`adapters::pace`) reads how long a batch's oldest message waited in its queue:
+    /// the earliest `handed` of the batch's messages, whatever their order, and none for a
+    /// batch of messages no room handed out (replies, replays).
+    #[test]
+    fn a_handover_knows_when_its_oldest_message_was_handed_out() {
+        let stats = Stats::default();
+        let (first, second, never) = (
+            sample("a", 1, "ann", "x"),
+            sample("a", 2, "bob", "y"),
+            sample("a", 3, "cy", "z"),
+        );
+        first.hand_out();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        second.hand_out();
+        let (oldest, newer) = (first.handed().unwrap(), second.handed().unwrap());
+        assert!(oldest < newer);
+
+        let mut handover = stats.handover();
+        assert_eq!(handover.oldest_handed(), None, "nothing taken yet");
+        handover.message(&never);
+        assert_eq!(
+            handover.oldest_handed(),
+            None,
+            "a message no room handed out"
+        );
+        handover.message(&second);
+        assert_eq!(handover.oldest_handed(), Some(newer));
+        handover.message(&first);
+        assert_eq!(
+            handover.oldest_handed(),
+            Some(oldest),
+            "the earliest, taken later"
+        );
+        handover.message(&second);
+        assert_eq!(
+            handover.oldest_handed(),
+            Some(oldest),
+            "a newer one changes nothing"
+        );
+        assert!(handover.now() >= newer);
+    }
+}
