@@ -24,21 +24,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::{Protocol, Stats};
 
-/// Counts a client connection as opened when made and as closed when dropped, so that the
-/// `chatd_connections_open` gauge cannot drift whichever way a connection's task ends.
-struct Counted {
+/// What an admitted connection holds while it lasts: it is counted as opened when made and as
+/// closed when dropped, so that the `chatd_connections_open` gauge cannot drift whichever way a
+/// connection's task ends, and its slot under the connection limits is given back just after.
+/// Each adapter's connection task owns one.
+struct Admitted {
     stats: Arc<Stats>,
     protocol: Protocol,
+    _permit: Permit,
 }
 
-impl Counted {
-    fn new(stats: Arc<Stats>, protocol: Protocol) -> Counted {
+impl Admitted {
+    fn new(stats: Arc<Stats>, protocol: Protocol, permit: Permit) -> Admitted {
         stats.connections_opened.get(protocol).inc();
-        Counted { stats, protocol }
+        Admitted {
+            stats,
+            protocol,
+            _permit: permit,
+        }
     }
 }
 
-impl Drop for Counted {
+impl Drop for Admitted {
     fn drop(&mut self) {
         self.stats.connections_closed.get(self.protocol).inc();
     }
@@ -72,12 +79,37 @@ const REFUSAL_GRACE: Duration = Duration::from_secs(5);
 /// How long a refused connection's input is drained before the socket is dropped anyway.
 const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
 
-/// Resolves when `timer` fires; never, without one. The line adapters keep their occasional
-/// timers boxed and only while they need them (see `tcp::Connection::run`).
-async fn fired(timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
-    match timer {
-        Some(timer) => timer.as_mut().await,
-        None => std::future::pending().await,
+/// An occasional timer of a line connection (the join timeout, the pacing pause): boxed, and
+/// made only when first set, since a timer is a hundred-odd bytes that every connection would
+/// otherwise carry for its whole life (see `tcp::Connection::run`).
+#[derive(Default)]
+struct Timer(Option<std::pin::Pin<Box<tokio::time::Sleep>>>);
+
+impl Timer {
+    /// A timer set to fire `after` from now.
+    fn after(after: Duration) -> Timer {
+        Timer(Some(Box::pin(tokio::time::sleep(after))))
+    }
+
+    /// Sets it to fire at `until`, reusing its allocation if it has one.
+    fn set(&mut self, until: std::time::Instant) {
+        match &mut self.0 {
+            Some(sleep) => sleep.as_mut().reset(until.into()),
+            None => self.0 = Some(Box::pin(tokio::time::sleep_until(until.into()))),
+        }
+    }
+
+    /// Drops it, and what it held.
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// Resolves when it fires; never, while it is not set.
+    async fn fired(&mut self) {
+        match &mut self.0 {
+            Some(sleep) => sleep.as_mut().await,
+            None => std::future::pending().await,
+        }
     }
 }
 

@@ -24,7 +24,6 @@
 //! has one to wait for.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +33,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::time::Sleep;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -98,8 +96,7 @@ pub async fn serve(
             options: options.clone(),
             shutdown: shutdown.clone(),
             stats: stats.clone(),
-            _counted: super::Counted::new(stats.clone(), Protocol::Tcp),
-            _permit: permit,
+            _admitted: super::Admitted::new(stats.clone(), Protocol::Tcp, permit),
         };
         // The connection's own future, with nothing around it: the task holds one copy of
         // its state (see `Connection::run`).
@@ -136,11 +133,8 @@ struct Connection {
     options: TcpOptions,
     shutdown: CancellationToken,
     stats: Arc<Stats>,
-    /// Counts the connection in `stats` until it ends.
-    _counted: super::Counted,
-    /// Its slot under the connection limits: free again once the session is gone (the fields
-    /// drop in this order, after `run`'s last step).
-    _permit: super::limits::Permit,
+    /// Counted in `stats`, with its slot under the connection limits, until `run`'s last step.
+    _admitted: super::Admitted,
 }
 
 impl Connection {
@@ -258,7 +252,7 @@ impl Connection {
         // The join timeout, dropped by the first `/nick` or `/join` that succeeds. The timers
         // are boxed, and made only while they are needed: a timer is a hundred-odd bytes, and
         // most connections settle within seconds and never pace.
-        let mut unsettled = Some(Box::pin(tokio::time::sleep(self.options.join_timeout)));
+        let mut unsettled = super::Timer::after(self.options.join_timeout);
         let mut out = Outgoing::default();
         out.push(greeting);
         // The events of one turn; empty (and without a buffer) between bursts.
@@ -267,7 +261,7 @@ impl Connection {
         // ones go out together (see `adapters::pace`).
         let mut pace = Pace::default();
         let mut took = false;
-        let mut pause: Option<Pin<Box<Sleep>>> = None;
+        let mut pause = super::Timer::default();
         let mut pausing = false;
         tokio::pin!(closed);
         loop {
@@ -288,17 +282,14 @@ impl Connection {
             if std::mem::take(&mut took)
                 && let Some(until) = pace.after_write()
             {
-                match &mut pause {
-                    Some(pause) => pause.as_mut().reset(until.into()),
-                    None => pause = Some(Box::pin(tokio::time::sleep_until(until.into()))),
-                }
+                pause.set(until);
                 pausing = true;
             }
             tokio::select! {
                 biased;
                 _ = &mut closed => return ended(false),
-                () = super::fired(&mut unsettled) => return End::Idle,
-                () = super::fired(&mut pause), if pausing => pausing = false,
+                () = unsettled.fired() => return End::Idle,
+                () = pause.fired(), if pausing => pausing = false,
                 Some(charged) = queue.recv_batch(&mut events, MAX_BATCH_BYTES), if !pausing => {
                     out.push(take_lines(&mut events, charged, &self.stats, &mut pace));
                     took = true;
@@ -327,7 +318,7 @@ impl Connection {
                     let close = match Box::pin(self.call(request)).await {
                         Ok(reply) => {
                             if matches!(reply.outcome, Outcome::Nick(_) | Outcome::Joined { .. }) {
-                                unsettled = None;
+                                unsettled.clear();
                             }
                             render(&reply, &mut buf);
                             reply.close
@@ -394,8 +385,9 @@ fn render_error(err: &BoxError, buf: &mut BytesMut) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+pub(in crate::adapters) mod tests {
     use super::*;
+    use crate::adapters::Admitted;
     use crate::adapters::limits::ConnectionLimits;
     use crate::core::end_of_pipeline;
 
@@ -405,10 +397,13 @@ pub(crate) mod tests {
     /// awaiting a stack call without `Box::pin` makes the TCP one 1,064). When a compiler
     /// upgrade moves it, look with `cargo +nightly rustc --lib -- -Zprint-type-sizes` and change
     /// the budget on purpose.
-    pub(crate) const MAX_CONNECTION_FUTURE: usize = 1024;
+    pub(in crate::adapters) const MAX_CONNECTION_FUTURE: usize = 1024;
 
-    /// A connected socket, its peer's address, and a slot under the connection limits.
-    pub(crate) async fn accepted() -> (TcpStream, SocketAddr, super::super::limits::Permit) {
+    /// A connected socket, its peer's address, and what an accepted connection holds (counted
+    /// as `protocol` in a `Stats` of its own, with a slot under connection limits of its own).
+    pub(in crate::adapters) async fn accepted(
+        protocol: Protocol,
+    ) -> (TcpStream, SocketAddr, Admitted) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap())
             .await
@@ -416,15 +411,15 @@ pub(crate) mod tests {
         let peer = stream.local_addr().unwrap();
         let limits = ConnectionLimits::new("connections", 1, 1, 64);
         let permit = limits.admit(peer.ip()).unwrap();
-        (stream, peer, permit)
+        let admitted = Admitted::new(Arc::new(Stats::default()), protocol, permit);
+        (stream, peer, admitted)
     }
 
     /// A change that inlines a large future into the connection's state (an `.await` of a
     /// stack call without `Box::pin`, a timer kept for the connection's life) shows here.
     #[tokio::test]
     async fn a_connections_future_stays_small() {
-        let (stream, peer, permit) = accepted().await;
-        let stats = Arc::new(Stats::default());
+        let (stream, peer, admitted) = accepted(Protocol::Tcp).await;
         let connection = Connection {
             stack: ChatService::new(tower::service_fn(end_of_pipeline)),
             options: TcpOptions {
@@ -433,9 +428,8 @@ pub(crate) mod tests {
                 join_timeout: Duration::from_secs(60),
             },
             shutdown: CancellationToken::new(),
-            stats: stats.clone(),
-            _counted: super::super::Counted::new(stats, Protocol::Tcp),
-            _permit: permit,
+            stats: Arc::new(Stats::default()),
+            _admitted: admitted,
         };
         let future = connection.run(stream, peer);
         let size = std::mem::size_of_val(&future);

@@ -210,13 +210,13 @@ pub async fn serve(
         ));
         let connection = builder.serve_connection(TokioIo::new(stream), svc);
         let connection = graceful.watch(connection);
-        let counted = super::Counted::new(stats.clone(), Protocol::Http);
+        let admitted = super::Admitted::new(stats.clone(), Protocol::Http, permit);
         // As for a refused connection: the task is the connection's future and what it ends with.
         tracker.spawn(connection.map(move |result| {
             if let Err(err) = result {
                 tracing::debug!(error = %err, %peer, "http connection ended with an error");
             }
-            drop((counted, permit));
+            drop(admitted);
         }));
     }
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())

@@ -87,19 +87,19 @@ impl Connection {
         }
     }
 
-    /// Serves the client on `stream` until it leaves, is cut off, or the server stops; `held`
-    /// (what counts the connection in) is dropped last.
+    /// Serves the client on `stream` until it leaves, is cut off, or the server stops;
+    /// `admitted` (what counts the connection in) is dropped last.
     ///
     /// As the line protocol's (`tcp::Connection::run`), a plain function returning an `async
     /// move` block, so that the task holds one copy of the connection, and the rarely awaited
     /// futures (a command's handling, the farewell) are boxed: a future awaited inline is part
     /// of the connection's state for its whole life.
     #[allow(clippy::manual_async_fn)] // on purpose: see above
-    pub fn run<H: Send + 'static>(
+    pub(super) fn run(
         self,
         stream: TcpStream,
         peer: SocketAddr,
-        held: H,
+        admitted: crate::adapters::Admitted,
     ) -> impl Future<Output = ()> + Send {
         async move {
             let (read, write) = stream.into_split();
@@ -142,7 +142,7 @@ impl Connection {
                 // The rooms see the quit, and the nick is free again.
                 let _ = Box::pin(client.call_raw(Request::from(id, Action::Disconnect))).await;
             }
-            drop(held);
+            drop(admitted);
         }
     }
 }
@@ -207,7 +207,7 @@ impl Client {
         // go out together (see `adapters::pace`).
         let mut took = false;
         // Made at the first pause: most clients never pace.
-        let mut pause: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let mut pause = crate::adapters::Timer::default();
         let mut pausing = false;
         loop {
             if let Err(end) = self.flush(&out).await {
@@ -216,16 +216,13 @@ impl Client {
             if std::mem::take(&mut took)
                 && let Some(until) = self.pace.after_write()
             {
-                match &mut pause {
-                    Some(pause) => pause.as_mut().reset(until.into()),
-                    None => pause = Some(Box::pin(tokio::time::sleep_until(until.into()))),
-                }
+                pause.set(until);
                 pausing = true;
             }
             out = tokio::select! {
                 biased;
                 _ = &mut self.closed => return self.closed_end(false),
-                () = crate::adapters::fired(&mut pause), if pausing => {
+                () = pause.fired(), if pausing => {
                     pausing = false;
                     Bytes::new()
                 }
@@ -378,13 +375,13 @@ pub(super) async fn next_events(
 mod tests {
     use super::*;
     use crate::adapters::tcp::tests::{MAX_CONNECTION_FUTURE, accepted};
-    use crate::core::end_of_pipeline;
+    use crate::core::{Protocol, end_of_pipeline};
 
     /// As the line protocol's (`tcp::tests::a_connections_future_stays_small`): an IRC
     /// command's handling is about 2 KB of state, boxed in `Client::serve`.
     #[tokio::test]
     async fn a_connections_future_stays_small() {
-        let (stream, peer, permit) = accepted().await;
+        let (stream, peer, admitted) = accepted(Protocol::Irc).await;
         let options = IrcOptions {
             server_name: Arc::from("t"),
             ping: std::time::Duration::from_secs(120),
@@ -398,7 +395,7 @@ mod tests {
             Arc::new(Stats::default()),
             CancellationToken::new(),
         );
-        let future = connection.run(stream, peer, permit);
+        let future = connection.run(stream, peer, admitted);
         let size = std::mem::size_of_val(&future);
         assert!(size <= MAX_CONNECTION_FUTURE, "{size} bytes");
     }

@@ -96,7 +96,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let counted = super::Counted::new(stats.clone(), Protocol::Irc);
+        let admitted = super::Admitted::new(stats.clone(), Protocol::Irc, permit);
         let connection = connection::Connection::new(
             stack.clone(),
             options.clone(),
@@ -105,7 +105,7 @@ pub async fn serve(
         );
         // The connection's own future, with nothing around it (see `Connection::run`); the
         // count and the slot are let go as it ends.
-        tracker.spawn(connection.run(stream, peer, (counted, permit)));
+        tracker.spawn(connection.run(stream, peer, admitted));
     }
 }
 
