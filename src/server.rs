@@ -150,6 +150,7 @@ impl Server {
             shutdown.clone(),
             tracker.clone(),
         ));
+        tracker.spawn(crate::ops::memory::give_back_after_bursts(shutdown.clone()));
         let irc = irc_addr.map_or_else(|| "off".to_string(), |addr| addr.to_string());
         tracing::info!(instance = %hub.instance(), tcp = %tcp_addr, http = %http_addr, %irc, "chatd is listening");
         Ok(Server {

@@ -63,8 +63,12 @@ struct Memory {
     before_kib: Option<u64>,
     connected_kib: Option<u64>,
     after_kib: Option<u64>,
-    /// (connected - before) / joined clients, in bytes.
+    /// (connected - before) / joined clients, in bytes: 0.5 s after the last join, with what
+    /// the joins made still in flight.
     per_connection_bytes: Option<u64>,
+    /// (after - before) / joined clients, in bytes: at the end, every client still connected,
+    /// the sending over and drained.
+    per_connection_after_bytes: Option<u64>,
 }
 
 impl Report {
@@ -93,6 +97,10 @@ impl Report {
             .as_secs_f64()
             .max(1e-9);
         let busy = |from: Option<f64>, to: Option<f64>| Some((to? - from?) * 100.0 / window);
+        let per_connection = |before: Option<u64>, then: Option<u64>| match (before, then) {
+            (Some(b), Some(t)) if joined > 0 => Some(t.saturating_sub(b) * 1024 / joined),
+            _ => None,
+        };
         let servers = args
             .pids
             .iter()
@@ -112,12 +120,8 @@ impl Report {
                     before_kib: b,
                     connected_kib: c,
                     after_kib: after.rss_kib[i],
-                    per_connection_bytes: match (b, c) {
-                        (Some(b), Some(c)) if joined > 0 => {
-                            Some(c.saturating_sub(b) * 1024 / joined)
-                        }
-                        _ => None,
-                    },
+                    per_connection_bytes: per_connection(b, c),
+                    per_connection_after_bytes: per_connection(b, after.rss_kib[i]),
                 }
             })
             .collect();
@@ -208,7 +212,7 @@ impl Report {
             let kib = |v: Option<u64>| v.map_or("?".to_string(), |v| format!("{v} KiB"));
             println!(
                 "  pid {}    cpu {} of a core while sending ({} CPU-s per million deliveries); \
-                 RSS before {}, connected {}, after {}; {} per connection",
+                 RSS before {}, connected {}, after {}; {} per connection connected, {} after",
                 s.pid,
                 percent(s.cpu_percent),
                 s.cpu_s_per_million
@@ -217,6 +221,8 @@ impl Report {
                 kib(s.connected_kib),
                 kib(s.after_kib),
                 s.per_connection_bytes
+                    .map_or("?".to_string(), |b| format!("{b} bytes")),
+                s.per_connection_after_bytes
                     .map_or("?".to_string(), |b| format!("{b} bytes"))
             );
         }

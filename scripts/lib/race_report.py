@@ -53,7 +53,8 @@ def combine(reps):
     for key in ["deliveries_per_s", "sent_per_s", "deliveries", "joined", "disconnects"]:
         r[key] = median(x[key] for x in reps)
     for i, srv in enumerate(r.get("servers", [])):
-        for key in ["cpu_percent", "cpu_s_per_million", "before_kib", "connected_kib", "per_connection_bytes"]:
+        for key in ["cpu_percent", "cpu_s_per_million", "before_kib", "connected_kib", "per_connection_bytes",
+                    "per_connection_after_bytes"]:
             srv[key] = median(x["servers"][i].get(key) for x in reps)
     r["_reps"] = reps
     return r
@@ -151,6 +152,8 @@ COLUMNS = {
     "rss before": ("RSS before", True, lambda r: kib(server(r, "before_kib"))),
     "rss": ("RSS connected", True, lambda r: kib(server(r, "connected_kib"))),
     "per connection": ("bytes per connection", True, lambda r: server(r, "per_connection_bytes")),
+    "per connection after": ("bytes per connection at the end", True,
+                             lambda r: server(r, "per_connection_after_bytes")),
     "rows": ("rows in PostgreSQL", True, lambda r: f"{r.get('rows_in_postgres', '-')} of {r['sent']}"),
 }
 
@@ -235,13 +238,14 @@ def summary(directory):
     if c_runs:
         key = lambda p, s: f"C-{p}-{s}"
         table("C: 10,000 clients in 5 rooms of 2,000, 100 senders at 1 msg/s each", ["placement", "server"],
-              ["joined", "rss before", "rss", "per connection", "p50", "p99", "p99 spread", "delivered", "disconnects", "cpu/M"],
+              ["joined", "rss before", "rss", "per connection", "per connection after", "p50", "p99", "p99 spread", "delivered", "disconnects", "cpu/M"],
               each(c_runs, key))
         for which in ["chatd", "chatd_irc"]:
             for p, c, n in pairs(c_runs, placements, key, which):
                 print(
                     f"\nC {p}: memory per connection {which}/ngircd = "
-                    f"{ratio(server(c, 'per_connection_bytes'), server(n, 'per_connection_bytes'))}; "
+                    f"{ratio(server(c, 'per_connection_bytes'), server(n, 'per_connection_bytes'))} "
+                    f"(at the end: {ratio(server(c, 'per_connection_after_bytes'), server(n, 'per_connection_after_bytes'))}); "
                     f"p99 ngircd/{which} = {ratio(n['latency_us']['p99'], c['latency_us']['p99'])}"
                 )
 

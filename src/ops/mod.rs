@@ -4,7 +4,8 @@
 //! * [`metrics`]: `GET /metrics`, the hub's counters ([`Stats`](crate::core::Stats)) in the
 //!   Prometheus text format;
 //! * [`health`]: `GET /healthz` (the process answers) and `GET /readyz` (its store and its bus
-//!   work, and if not, what is wrong).
+//!   work, and if not, what is wrong);
+//! * [`memory`]: freed memory handed back to the system after a burst (glibc keeps it otherwise).
 //!
 //! **What it teaches.** Counting is the hot path's job and must cost an atomic add; *reading* the
 //! counts is the scraper's job and may cost what it likes. So nothing here keeps metric objects
@@ -17,6 +18,7 @@
 
 pub mod health;
 pub mod logs;
+pub mod memory;
 pub mod metrics;
 
 use std::sync::Arc;
