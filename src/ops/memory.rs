@@ -10,17 +10,21 @@
 //! nothing that is in use moves) and brought those 116 MB down to 64.
 //!
 //! **When.** This task reads the process's resident size once a second (`/proc/self/statm`, a
-//! few microseconds). Once it has grown by [`GROWTH`] since the last trim (or since the least it
-//! has been) and then stopped growing (by less than [`SETTLED`] in a second: the burst is over),
-//! the task trims, once, on a blocking thread: a trim walks the heap, 3 to 30 ms after a storm of
-//! 10,000 connections, which must not stall a worker that serves connections. A trim that finds
-//! nothing to hand back (the memory is in use) makes the size it leaves the new starting point,
-//! so trims come one per burst, never one a second.
+//! few microseconds). When it is [`GROWTH`] or more above the least it has been (at the start,
+//! or after a trim) and has stopped growing (by less than [`SETTLED`] in a second), the task
+//! trims, on a blocking thread: a trim walks the heap, 3 to 200 ms after a storm of 10,000
+//! connections, which must not stall a worker that serves them.
 //!
-//! Memory freed without growth first (many connections leaving) is not handed back: malloc
-//! reuses it for the next ones. The allocator's own count of free bytes (`mallinfo2`) would see
-//! it, but reading that count walks malloc's free lists under each arena's lock, 1 to 5 ms per
-//! read in the same storm: too dear to ask every second.
+//! The resident size says when memory was taken, never when it was freed, so a trim can come
+//! too early: the size stops growing for a second in the middle of a storm, while the queues
+//! still hold what they will free a moment later. So a trim that hands back less than
+//! [`GROWTH`] is tried again later, each time twice as late (2 s, 4 s, ... up to [`MAX_WAIT`]
+//! looks); one that hands back more is followed by the next look. A server whose memory is all
+//! in use (many connections, no burst) thus walks its heap about once a minute, and memory
+//! freed by many connections leaving goes back within that minute too. The allocator's own count
+//! of free bytes (`mallinfo2`) would say exactly when there is something to hand back, but it
+//! walks malloc's free lists under each arena's lock, 1 to 5 ms per read after that storm: too
+//! dear to read every second.
 //!
 //! **What it teaches.** An allocator trades memory for speed: keeping freed pages makes the next
 //! burst cheaper. A server whose load comes in bursts has to decide when that trade stops paying;
@@ -41,6 +45,9 @@ pub const GROWTH: usize = 16 * 1024 * 1024;
 /// in on a server at rest).
 pub const SETTLED: usize = 1024 * 1024;
 
+/// The most looks skipped after trims that handed back little (see the module docs).
+pub const MAX_WAIT: u32 = 64;
+
 /// How long between two looks.
 const EVERY: Duration = Duration::from_secs(1);
 
@@ -48,33 +55,52 @@ const EVERY: Duration = Duration::from_secs(1);
 /// look, it says when to trim.
 #[derive(Debug, Clone, Copy)]
 pub struct Trimming {
-    /// The resident size after the last trim, or the least seen since.
-    base: usize,
+    /// The least resident size seen (at the start, or after a trim).
+    floor: usize,
     /// The resident size at the previous look.
     last: usize,
+    /// Looks to skip before the next trim.
+    wait: u32,
+    /// What `wait` was set to after the last trim.
+    backoff: u32,
 }
 
 impl Trimming {
     /// Starts from `resident` bytes now.
     pub fn new(resident: usize) -> Self {
         Trimming {
-            base: resident,
+            floor: resident,
             last: resident,
+            wait: 0,
+            backoff: 0,
         }
     }
 
-    /// Whether to trim now, `resident` bytes being resident: grown by [`GROWTH`] or more since
-    /// the last trim, and by less than [`SETTLED`] since the previous look.
+    /// Whether to trim now, `resident` bytes being resident: [`GROWTH`] or more above the floor,
+    /// grown by less than [`SETTLED`] since the previous look, and no wait pending.
     pub fn look(&mut self, resident: usize) -> bool {
         let growing = resident >= self.last + SETTLED;
         self.last = resident;
-        self.base = self.base.min(resident);
-        !growing && resident >= self.base + GROWTH
+        self.floor = self.floor.min(resident);
+        if self.wait > 0 {
+            self.wait -= 1;
+            return false;
+        }
+        !growing && resident >= self.floor + GROWTH
     }
 
-    /// After a trim: `resident` is what it left, the new starting point.
-    pub fn trimmed(&mut self, resident: usize) {
-        (self.base, self.last) = (resident, resident);
+    /// After a trim that took the resident size from `before` to `after`: a trim that handed
+    /// back [`GROWTH`] or more may be followed by another at the next look, one that handed back
+    /// less waits twice as long as the one before it did.
+    pub fn trimmed(&mut self, before: usize, after: usize) {
+        self.floor = self.floor.min(after);
+        self.last = after;
+        self.backoff = if before.saturating_sub(after) >= GROWTH {
+            0
+        } else {
+            (self.backoff * 2).clamp(2, MAX_WAIT)
+        };
+        self.wait = self.backoff;
     }
 }
 
@@ -103,7 +129,7 @@ pub async fn give_back_after_bursts(stop: CancellationToken) {
             return;
         }
         let after = allocator::resident().unwrap_or(resident);
-        trimming.trimmed(after);
+        trimming.trimmed(resident, after);
         let took = started.elapsed();
         tracing::debug!(
             resident,
@@ -152,37 +178,69 @@ mod tests {
     const MIB: usize = 1024 * 1024;
 
     #[test]
-    fn trims_once_after_a_burst_has_settled() {
+    fn trims_after_a_burst_has_settled() {
         let mut t = Trimming::new(12 * MIB);
         assert!(!t.look(20 * MIB), "a small growth is not worth a walk");
         assert!(!t.look(60 * MIB), "still growing: the burst is not over");
         assert!(!t.look(110 * MIB), "still growing");
         assert!(t.look(110 * MIB + MIB / 2), "grown and settled: trim");
-        t.trimmed(58 * MIB);
-        assert!(!t.look(58 * MIB), "what the trim left is the new start");
-        assert!(!t.look(65 * MIB), "7 MiB more is not worth a walk");
-        assert!(!t.look(65 * MIB), "settled, still only 7 MiB above");
+        t.trimmed(110 * MIB, 20 * MIB);
+        assert!(!t.look(20 * MIB), "the trim handed it back");
+        assert!(
+            !t.look(27 * MIB),
+            "7 MiB above the floor is not worth a walk"
+        );
+        assert!(!t.look(27 * MIB), "settled, still only 7 MiB above");
     }
 
     #[test]
-    fn a_trim_that_gives_nothing_back_is_not_repeated() {
+    fn a_trim_too_early_is_tried_again_later() {
         let mut t = Trimming::new(10 * MIB);
-        assert!(!t.look(40 * MIB));
-        assert!(t.look(40 * MIB), "settled 30 MiB above the start");
-        t.trimmed(40 * MIB);
-        for _ in 0..5 {
-            assert!(!t.look(40 * MIB), "all of it in use: no trim a second");
-        }
-        assert!(!t.look(60 * MIB), "the next burst, growing");
-        assert!(t.look(60 * MIB), "and settled: trimmed again");
+        assert!(!t.look(80 * MIB));
+        assert!(
+            t.look(80 * MIB),
+            "a pause in the middle of a storm looks settled"
+        );
+        t.trimmed(80 * MIB, 78 * MIB);
+        assert!(!t.look(78 * MIB), "handed back little: wait");
+        assert!(!t.look(78 * MIB), "wait, 2 looks");
+        assert!(
+            t.look(78 * MIB),
+            "then again: the storm's queues are freed by now"
+        );
+        t.trimmed(78 * MIB, 30 * MIB);
+        assert!(
+            t.look(30 * MIB),
+            "handed back 48 MiB: no wait, and 20 MiB above the floor"
+        );
+        t.trimmed(30 * MIB, 30 * MIB);
+        assert!(!t.look(30 * MIB), "handed back nothing: wait");
     }
 
     #[test]
-    fn a_shrinking_size_lowers_the_start() {
+    fn memory_in_use_is_walked_at_most_once_a_minute() {
+        let mut t = Trimming::new(10 * MIB);
+        let mut trims = Vec::new();
+        for second in 0..600 {
+            if t.look(100 * MIB) {
+                trims.push(second);
+                t.trimmed(100 * MIB, 100 * MIB);
+            }
+        }
+        let gaps: Vec<u32> = trims.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(&gaps[..6], [3, 5, 9, 17, 33, 65], "twice as late each time");
+        assert!(
+            gaps[6..].iter().all(|&gap| gap == 65),
+            "then once a minute: {gaps:?}"
+        );
+    }
+
+    #[test]
+    fn a_shrinking_size_lowers_the_floor() {
         let mut t = Trimming::new(50 * MIB);
-        assert!(!t.look(20 * MIB), "smaller: the start is 20 MiB now");
+        assert!(!t.look(20 * MIB), "smaller: the floor is 20 MiB now");
         assert!(!t.look(30 * MIB), "growing");
-        assert!(!t.look(30 * MIB), "settled, 10 MiB above the start");
+        assert!(!t.look(30 * MIB), "settled, 10 MiB above the floor");
         assert!(!t.look(36 * MIB), "growing, 16 MiB above");
         assert!(t.look(36 * MIB), "settled, 16 MiB above");
     }
