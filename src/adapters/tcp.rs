@@ -40,7 +40,7 @@ use tower::{BoxError, Service, ServiceExt};
 
 use super::limits::ConnectionLimits;
 use super::lines::{ChatLines, Input};
-use super::outgoing::{KEEP_EVENTS, MAX_BATCH_BYTES, Outgoing};
+use super::outgoing::{MAX_BATCH_BYTES, Outgoing};
 use super::pace::Pace;
 use crate::core::ChatService;
 use crate::core::outbound::QueueLimits;
@@ -255,7 +255,7 @@ impl Connection {
         let mut unsettled = super::Timer::after(self.options.join_timeout);
         let mut out = Outgoing::default();
         out.push(greeting);
-        // The events of one turn; empty (and without a buffer) between bursts.
+        // The events of one turn; empty, and without a buffer, between turns.
         let mut events = Vec::new();
         // While its events wait for it, the connection pauses after a write so that the next
         // ones go out together (see `adapters::pace`).
@@ -293,9 +293,7 @@ impl Connection {
                 Some(charged) = queue.recv_batch(&mut events, MAX_BATCH_BYTES), if !pausing => {
                     out.push(take_lines(&mut events, charged, &self.stats, &mut pace));
                     took = true;
-                    if events.capacity() > KEEP_EVENTS {
-                        events = Vec::new(); // after a burst, keep no large buffer
-                    }
+                    events = Vec::new(); // kept by no idle connection (see `Outgoing::advance`)
                 }
                 input = lines.next() => {
                     let line = match input {

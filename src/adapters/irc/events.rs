@@ -12,7 +12,6 @@ use super::caps::Cap;
 use super::connection::Client;
 use super::message::{Line, tag_pair, with_tags};
 use super::render;
-use crate::adapters::outgoing::KEEP_EVENTS;
 use crate::core::stats::Handover;
 use crate::core::{Event, PresenceKind};
 
@@ -36,11 +35,9 @@ impl Client {
                     buf.extend_from_slice(&line);
                 }
             }
-            if events.capacity() > KEEP_EVENTS {
-                *events = Vec::new(); // after a burst, keep no large buffer
-            }
             buf.freeze()
         };
+        *events = Vec::new(); // kept by no idle connection (see `Outgoing::advance`)
         self.pace.took(handover.now(), handover.oldest_handed());
         bytes
     }

@@ -104,6 +104,11 @@ fn a_drained_queue_gives_its_buffer_back() {
     assert!(rx.shared.lock().events.capacity() >= 100);
     while rx.try_recv().is_some() {}
     assert_eq!(rx.shared.lock().events.capacity(), 0);
+    // A small one too: an idle connection's queue keeps nothing between events.
+    tx.try_send(notice(0)).unwrap();
+    assert!(rx.shared.lock().events.capacity() > 0);
+    assert!(rx.try_recv().is_some());
+    assert_eq!(rx.shared.lock().events.capacity(), 0);
 }
 
 fn limits(events: usize, bytes: usize, budget: &QueueBudget) -> QueueLimits {
