@@ -52,9 +52,10 @@ use crate::core::{
 /// How long a kicked or departing client gets to take its last line before the socket closes.
 const FAREWELL_GRACE: Duration = Duration::from_secs(5);
 /// Initial capacity of a connection's read buffer. tokio-util's default is 8 KiB, allocated up
-/// front for every connection: once more than everything else an idle connection costs. Chat
-/// lines are short; the buffer grows (doubling) for a longer one, up to the line limit.
-const READ_BUFFER: usize = 256;
+/// front for every connection: once more than everything else an idle connection costs. Most
+/// connections send a nick and a join and then only read; a sender's buffer grows (doubling) to
+/// the size of its lines on the first long one and keeps it, up to the line limit.
+const READ_BUFFER: usize = 64;
 
 /// The TCP adapter's settings, from the `[server]` table.
 #[derive(Debug, Clone)]
