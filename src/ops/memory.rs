@@ -12,7 +12,7 @@
 //! **When.** This task reads the process's resident size once a second (`/proc/self/statm`, a
 //! few microseconds). When it is [`GROWTH`] or more above the least it has been (at the start,
 //! or after a trim) and has stopped growing (by less than [`SETTLED`] in a second), the task
-//! trims, on a blocking thread: a trim walks the heap, 3 to 200 ms after a storm of 10,000
+//! trims, on a blocking thread: a trim walks the heap, 3 to 240 ms after a storm of 10,000
 //! connections, which must not stall a worker that serves them.
 //!
 //! The resident size says when memory was taken, never when it was freed, so a trim can come
@@ -28,8 +28,9 @@
 //!
 //! **What it teaches.** An allocator trades memory for speed: keeping freed pages makes the next
 //! burst cheaper. A server whose load comes in bursts has to decide when that trade stops paying;
-//! "once, after each burst" costs one walk of the heap per burst (its time is logged at debug
-//! level, with what it gave back).
+//! "after each burst, and seldom otherwise" costs a walk of the heap per burst and one a minute
+//! at most while the memory stays in use (each is logged at debug level, with its time and what
+//! it gave back).
 //!
 //! Other allocators (and other C libraries) give memory back on their own, or have no such call:
 //! on anything but glibc the task returns at once.
