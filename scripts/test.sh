@@ -93,19 +93,29 @@ if ! command -v nc >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
   fi
 fi
 
-# WeeChat: the real-client test (tests/it/irc/client.rs) drives `weechat-headless`. On Debian and
-# Ubuntu this script installs the package when it is missing; set CHATD_SKIP_WEECHAT=1 to skip
-# that test elsewhere.
-if [ -z "${CHATD_SKIP_WEECHAT:-}" ] && ! command -v weechat-headless >/dev/null 2>&1; then
+# WeeChat: the real-client test (tests/it/irc/client.rs) drives `weechat-headless` through its
+# fifo plugin, which Debian and Ubuntu ship in `weechat-plugins` (only recommended by
+# `weechat-headless`, so not installed with it here). This script installs both when either is
+# missing; set CHATD_SKIP_WEECHAT=1 to skip that test elsewhere.
+weechat_fifo() {
+  local plugin
+  for plugin in /usr/lib/weechat/plugins/fifo.so /usr/lib/*/weechat/plugins/fifo.so \
+    /usr/local/lib/weechat/plugins/fifo.so; do
+    [ -e "$plugin" ] && return 0
+  done
+  return 1
+}
+if [ -z "${CHATD_SKIP_WEECHAT:-}" ] && { ! command -v weechat-headless >/dev/null 2>&1 || ! weechat_fifo; }; then
   if command -v apt-get >/dev/null 2>&1; then
-    say "installing WeeChat for the real IRC client test (apt-get install weechat-headless)"
+    say "installing WeeChat for the real IRC client test (apt-get install weechat-headless weechat-plugins)"
     sudo=""
     if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
     $sudo apt-get update
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends weechat-headless
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends \
+      weechat-headless weechat-plugins
   else
-    echo "scripts/test.sh: the real IRC client test needs weechat-headless; install WeeChat's" >&2
-    echo "  headless package, or set CHATD_SKIP_WEECHAT=1 to skip that test." >&2
+    echo "scripts/test.sh: the real IRC client test needs weechat-headless and its fifo plugin;" >&2
+    echo "  install WeeChat's headless package and plugins, or set CHATD_SKIP_WEECHAT=1 to skip it." >&2
     exit 1
   fi
 fi

@@ -63,7 +63,8 @@ impl Weechat {
     /// FIFO pipe (`<dir>/weechat_fifo_<pid>`, lines `BUFFER *INPUT`).
     async fn run(&self, buffer: &str, input: &str) {
         let fifo = self.dir.join(format!("weechat_fifo_{}", self.child.id()));
-        wait_for(|| fifo.exists().then_some(()), "WeeChat's FIFO").await;
+        let what = "WeeChat's FIFO (made by its fifo plugin: on Debian, package weechat-plugins)";
+        wait_for(|| fifo.exists().then_some(()), what).await;
         let command = format!("{buffer} *{input}\n");
         tokio::task::spawn_blocking(move || std::fs::write(fifo, command))
             .await
