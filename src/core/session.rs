@@ -224,7 +224,9 @@ impl Sessions {
             closer,
             state: Mutex::new(SessionState {
                 nick: nick.clone(),
-                rooms: Vec::new(),
+                // Room for one: most sessions are in one room, and a first push onto an empty
+                // `Vec` would make room for four.
+                rooms: Vec::with_capacity(1),
                 current: None,
             }),
         });

@@ -15,6 +15,7 @@
 //! it lives once per instance, is read on request, and is bounded (one profile per session, a
 //! fixed number of departures).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
@@ -68,8 +69,9 @@ pub struct Profile {
     /// The user name (IRC's `USER`), shown as `nick!user@chatd`; empty for the nick itself
     /// (netcat and browser users, who give none): see [`Profile::user_or`].
     pub user: String,
-    /// The real name (IRC's `USER` and `SETNAME`).
-    pub realname: String,
+    /// The real name (IRC's `USER` and `SETNAME`). Until one is given it is the protocol's
+    /// placeholder, borrowed: no allocation for each of ten thousand sessions.
+    pub realname: Cow<'static, str>,
     /// The away message, while away.
     pub away: Option<String>,
     /// The user modes.
@@ -100,7 +102,7 @@ impl Profile {
         };
         Profile {
             user: String::new(),
-            realname: realname.to_string(),
+            realname: Cow::Borrowed(realname),
             away: None,
             modes: UserModes::default(),
             signon_ms: now_ms(),
@@ -161,7 +163,7 @@ impl UserInfo {
     /// The real name: the profile's, or a placeholder naming the other instance.
     pub fn realname(&self) -> String {
         match &self.profile {
-            Some(profile) => profile.realname.clone(),
+            Some(profile) => profile.realname.to_string(),
             None => format!("a user of instance {}", self.instance),
         }
     }
@@ -263,7 +265,7 @@ fn remember(departed: &mut VecDeque<Departed>, nick: &Nick, profile: &Profile) {
     departed.push_back(Departed {
         nick: nick.clone(),
         user: profile.user_or(nick.as_str()).to_string(),
-        realname: profile.realname.clone(),
+        realname: profile.realname.to_string(),
         at_ms: now_ms(),
     });
 }

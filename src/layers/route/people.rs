@@ -183,7 +183,7 @@ impl<S: Inner> Ctx<'_, S> {
                 p.user = user;
             }
             if let Some(realname) = &realname {
-                p.realname = realname.clone();
+                p.realname = realname.clone().into();
             }
         });
         Ok(match realname {
