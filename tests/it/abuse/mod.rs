@@ -64,8 +64,10 @@ fn p99(samples: &mut [Duration]) -> Duration {
 }
 
 /// The real `chatd` binary with its log (stderr) in a file, for the tests that read the log.
+/// Dropped while it still runs (a test that panicked), it is killed and reaped.
 struct LoggedChatd {
-    child: Child,
+    /// `None` once `stop` has taken it.
+    child: Option<Child>,
     log: PathBuf,
     tcp: SocketAddr,
     http: SocketAddr,
@@ -98,7 +100,7 @@ impl LoggedChatd {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if let Some((tcp, http)) = banner(&text) {
                 return LoggedChatd {
-                    child,
+                    child: Some(child),
                     log,
                     tcp,
                     http,
@@ -115,11 +117,11 @@ impl LoggedChatd {
     }
 
     /// Stops it with SIGTERM, waits for it, and returns its whole log.
-    async fn stop(self) -> String {
-        let pid = self.child.id().to_string();
+    async fn stop(mut self) -> String {
+        let mut child = self.child.take().expect("a running chatd");
+        let pid = child.id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill -TERM chatd");
-        let mut child = self.child;
         let exit = tokio::task::spawn_blocking(move || child.wait())
             .await
             .expect("join")
@@ -127,6 +129,15 @@ impl LoggedChatd {
         let log = std::fs::read_to_string(&self.log).expect("read the log");
         assert!(exit.success(), "chatd exits cleanly: {exit}\n{log}");
         log
+    }
+}
+
+impl Drop for LoggedChatd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -33,9 +33,11 @@ pub struct Launch {
     pub log: PathBuf,
 }
 
-/// A running `chatd` process and the addresses it announced.
+/// A running `chatd` process and the addresses it announced. Dropped while it still runs (a
+/// test that panicked), it is killed and reaped: no test leaves a chatd behind.
 pub struct Chatd {
-    child: Child,
+    /// `None` once `stop`, `terminate` or `kill` has taken it.
+    child: Option<Child>,
     /// The line protocol listener.
     pub tcp: SocketAddr,
     /// The HTTP listener.
@@ -89,7 +91,7 @@ impl Chatd {
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
         Chatd {
-            child,
+            child: Some(child),
             tcp,
             http,
             irc,
@@ -134,7 +136,7 @@ impl Chatd {
         });
         match banner.recv_timeout(LAUNCH_PATIENCE) {
             Ok(line) => Ok(Chatd {
-                child,
+                child: Some(child),
                 tcp: launch.tcp,
                 http: launch.http,
                 irc: line
@@ -158,11 +160,11 @@ impl Chatd {
 
     /// Sends SIGTERM and waits up to `patience` for the exit, then SIGKILL; asserts nothing.
     /// Returns the exit status of a process that stopped by itself.
-    pub async fn stop(self, patience: Duration) -> Option<ExitStatus> {
-        let pid = i32::try_from(self.child.id()).expect("a pid");
+    pub async fn stop(mut self, patience: Duration) -> Option<ExitStatus> {
+        let pid = i32::try_from(self.pid()).expect("a pid");
         // SAFETY: kill(2) with our own child's pid.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let mut child = self.child;
+        let mut child = self.take();
         tokio::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + patience;
             loop {
@@ -183,7 +185,12 @@ impl Chatd {
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().expect("a running chatd").id()
+    }
+
+    /// The process, taken by a method that ends it (Drop then has nothing left to kill).
+    fn take(&mut self) -> Child {
+        self.child.take().expect("a running chatd")
     }
 
     /// The resident set size in KiB (`VmRSS` of `/proc/PID/status`).
@@ -199,8 +206,8 @@ impl Chatd {
     }
 
     /// Sends SIGTERM and asserts a clean exit.
-    pub async fn terminate(self) {
-        let pid = self.child.id().to_string();
+    pub async fn terminate(mut self) {
+        let pid = self.pid().to_string();
         assert!(
             Command::new("kill")
                 .args(["-TERM", &pid])
@@ -208,7 +215,7 @@ impl Chatd {
                 .unwrap()
                 .success()
         );
-        let mut child = self.child;
+        let mut child = self.take();
         let status = tokio::task::spawn_blocking(move || child.wait())
             .await
             .unwrap()
@@ -217,8 +224,8 @@ impl Chatd {
     }
 
     /// Sends SIGKILL, as a crash or the OOM killer would, and reaps the process.
-    pub async fn kill(self) {
-        let mut child = self.child;
+    pub async fn kill(mut self) {
+        let mut child = self.take();
         tokio::task::spawn_blocking(move || {
             child.kill().expect("SIGKILL chatd"); // std sends SIGKILL on Unix
             child.wait()
@@ -226,5 +233,14 @@ impl Chatd {
         .await
         .unwrap()
         .unwrap();
+    }
+}
+
+impl Drop for Chatd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
