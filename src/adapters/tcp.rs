@@ -258,8 +258,6 @@ impl Connection {
         let mut unsettled = super::Timer::after(self.options.join_timeout);
         let mut out = Outgoing::default();
         out.push(greeting);
-        // The events of one turn; empty, and without a buffer, between turns.
-        let mut events = Vec::new();
         // While its events wait for it, the connection pauses after a write so that the next
         // ones go out together (see `adapters::pace`).
         let mut pace = Pace::default();
@@ -293,10 +291,9 @@ impl Connection {
                 _ = &mut closed => return ended(false),
                 () = unsettled.fired() => return End::Idle,
                 () = pause.fired(), if pausing => pausing = false,
-                Some(charged) = queue.recv_batch(&mut events, MAX_BATCH_BYTES), if !pausing => {
-                    out.push(take_lines(&mut events, charged, &self.stats, &mut pace));
+                Some((events, charged)) = queue.recv_batch(MAX_BATCH_BYTES), if !pausing => {
+                    out.push(take_lines(events, charged, &self.stats, &mut pace));
                     took = true;
-                    events = Vec::new(); // kept by no idle connection (see `Outgoing::advance`)
                 }
                 input = lines.next() => {
                     let line = match input {
@@ -353,7 +350,7 @@ impl Connection {
 /// lot, see `Stats::handover`). A lone event is its shared rendered line (no copy); several are
 /// copied into one buffer of `charged` bytes, more than they need (see `Inbox::recv_batch`), so
 /// that it is allocated once and never grown.
-fn take_lines(events: &mut Vec<Event>, charged: usize, stats: &Stats, pace: &mut Pace) -> Bytes {
+fn take_lines(mut events: Vec<Event>, charged: usize, stats: &Stats, pace: &mut Pace) -> Bytes {
     let mut handover = stats.handover();
     for event in events.iter() {
         if let Event::Message(msg) = event {
@@ -365,7 +362,7 @@ fn take_lines(events: &mut Vec<Event>, charged: usize, stats: &Stats, pace: &mut
         return events.pop().map(|event| event.line()).unwrap_or_default();
     }
     let mut buf = BytesMut::with_capacity(charged);
-    for event in events.drain(..) {
+    for event in events {
         event.put_line(&mut buf);
     }
     buf.freeze()

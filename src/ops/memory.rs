@@ -10,16 +10,16 @@
 //! nothing that is in use moves) and brought those 116 MB down to 64.
 //!
 //! **When.** This task reads the process's resident size once a second (`/proc/self/statm`, a
-//! few microseconds). When it is [`GROWTH`] or more above the least it has been (at the start,
-//! or after a trim) and has stopped growing (by less than [`SETTLED`] in a second), the task
-//! trims, on a blocking thread: a trim walks the heap, 3 to 240 ms after a storm of 10,000
+//! few microseconds). When it is `GROWTH` (16 MiB) or more above the least it has been (at the
+//! start, or after a trim) and has stopped growing (by less than `SETTLED`, 1 MiB, in a second),
+//! the task trims, on a blocking thread: a trim walks the heap, 3 to 240 ms after a storm of 10,000
 //! connections, which must not stall a worker that serves them.
 //!
 //! The resident size says when memory was taken, never when it was freed, so a trim can come
 //! too early: the size stops growing for a second in the middle of a storm, while the queues
-//! still hold what they will free a moment later. So a trim that hands back less than
-//! [`GROWTH`] is tried again later, each time twice as late (2 s, 4 s, ... up to [`MAX_WAIT`]
-//! looks); one that hands back more is followed by the next look. A server whose memory is all
+//! still hold what they will free a moment later. So a trim that hands back less than `GROWTH`
+//! is tried again later, each time twice as late (2 s, 4 s, ... up to `MAX_WAIT`, 64 looks);
+//! one that hands back more is followed by the next look. A server whose memory is all
 //! in use (many connections, no burst) thus walks its heap about once a minute, and memory
 //! freed by many connections leaving goes back within that minute too. The allocator's own count
 //! of free bytes (`mallinfo2`) would say exactly when there is something to hand back, but it
@@ -40,14 +40,14 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How much the resident size must grow before a trim is worth a walk of the heap.
-pub const GROWTH: usize = 16 * 1024 * 1024;
+const GROWTH: usize = 16 * 1024 * 1024;
 
 /// Growth below this between two looks counts as settled (pages touched for the first time trickle
 /// in on a server at rest).
-pub const SETTLED: usize = 1024 * 1024;
+const SETTLED: usize = 1024 * 1024;
 
 /// The most looks skipped after trims that handed back little (see the module docs).
-pub const MAX_WAIT: u32 = 64;
+const MAX_WAIT: u32 = 64;
 
 /// How long between two looks.
 const EVERY: Duration = Duration::from_secs(1);
@@ -55,7 +55,7 @@ const EVERY: Duration = Duration::from_secs(1);
 /// The decision, apart from the system so that it can be tested: fed the resident size once per
 /// look, it says when to trim.
 #[derive(Debug, Clone, Copy)]
-pub struct Trimming {
+struct Trimming {
     /// The least resident size seen (at the start, or after a trim).
     floor: usize,
     /// The resident size at the previous look.
@@ -68,7 +68,7 @@ pub struct Trimming {
 
 impl Trimming {
     /// Starts from `resident` bytes now.
-    pub fn new(resident: usize) -> Self {
+    fn new(resident: usize) -> Self {
         Trimming {
             floor: resident,
             last: resident,
@@ -79,7 +79,7 @@ impl Trimming {
 
     /// Whether to trim now, `resident` bytes being resident: [`GROWTH`] or more above the floor,
     /// grown by less than [`SETTLED`] since the previous look, and no wait pending.
-    pub fn look(&mut self, resident: usize) -> bool {
+    fn look(&mut self, resident: usize) -> bool {
         let growing = resident >= self.last + SETTLED;
         self.last = resident;
         self.floor = self.floor.min(resident);
@@ -93,7 +93,7 @@ impl Trimming {
     /// After a trim that took the resident size from `before` to `after`: a trim that handed
     /// back [`GROWTH`] or more may be followed by another at the next look, one that handed back
     /// less waits twice as long as the one before it did.
-    pub fn trimmed(&mut self, before: usize, after: usize) {
+    fn trimmed(&mut self, before: usize, after: usize) {
         self.floor = self.floor.min(after);
         self.last = after;
         self.backoff = if before.saturating_sub(after) >= GROWTH {
@@ -143,7 +143,7 @@ pub async fn give_back_after_bursts(stop: CancellationToken) {
 
 /// The allocator's side: glibc's, and no other.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub mod allocator {
+mod allocator {
     /// The process's resident size in bytes.
     pub fn resident() -> Option<usize> {
         let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -162,7 +162,7 @@ pub mod allocator {
 
 /// The allocator's side: not glibc's, which gives memory back by itself or not at all.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub mod allocator {
+mod allocator {
     /// Not looked at: there is nothing to do with it.
     pub fn resident() -> Option<usize> {
         None

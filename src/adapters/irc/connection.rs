@@ -201,8 +201,6 @@ impl Client {
 
     async fn serve(&mut self) -> End {
         let mut out = Bytes::new();
-        // The events of one turn (see `Inbox::recv_batch`).
-        let mut events = Vec::new();
         // While its events wait for it, the client pauses after a write so that the next ones
         // go out together (see `adapters::pace`).
         let mut took = false;
@@ -226,9 +224,9 @@ impl Client {
                     pausing = false;
                     Bytes::new()
                 }
-                Some(charged) = next_events(&mut self.queue, &mut events), if !pausing => {
+                Some((events, charged)) = next_events(&mut self.queue), if !pausing => {
                     took = true;
-                    self.events(&mut events, charged)
+                    self.events(events, charged)
                 }
                 _ = &mut self.silence => {
                     if self.pinged {
@@ -359,14 +357,11 @@ impl Client {
     }
 }
 
-/// The events queued in `queue` (at least one) moved into `events`, and what they were charged
-/// (see `Inbox::recv_batch`); never, while there is no queue yet.
-pub(super) async fn next_events(
-    queue: &mut Option<Inbox>,
-    events: &mut Vec<Event>,
-) -> Option<usize> {
+/// The events queued in `queue` (at least one), and what they were charged (see
+/// `Inbox::recv_batch`); never, while there is no queue yet.
+pub(super) async fn next_events(queue: &mut Option<Inbox>) -> Option<(Vec<Event>, usize)> {
     match queue {
-        Some(queue) => queue.recv_batch(events, MAX_BATCH_BYTES).await,
+        Some(queue) => queue.recv_batch(MAX_BATCH_BYTES).await,
         None => std::future::pending().await,
     }
 }

@@ -20,7 +20,7 @@ impl Client {
     /// for a buffer that holds their lines); a lone chat message is its shared rendered line,
     /// not a copy. The chat messages among them are handed over now (one clock reading for the
     /// lot, see `Stats::handover`).
-    pub(super) fn events(&mut self, events: &mut Vec<Event>, charged: usize) -> Bytes {
+    pub(super) fn events(&mut self, mut events: Vec<Event>, charged: usize) -> Bytes {
         let stats = self.stats.clone();
         let mut handover = stats.handover();
         let bytes = if events.len() == 1 {
@@ -30,14 +30,13 @@ impl Client {
                 .unwrap_or_default()
         } else {
             let mut buf = BytesMut::with_capacity(charged);
-            for event in events.drain(..) {
+            for event in events {
                 if let Some(line) = self.event(event, &mut handover) {
                     buf.extend_from_slice(&line);
                 }
             }
             buf.freeze()
         };
-        *events = Vec::new(); // kept by no idle connection (see `Outgoing::advance`)
         self.pace.took(handover.now(), handover.oldest_handed());
         bytes
     }

@@ -82,13 +82,12 @@ impl Client {
     /// Waits `wait` before a refused command is sent again, writing queued events meanwhile.
     async fn lag(&mut self, wait: Duration) -> Result<(), End> {
         let until = Instant::now() + wait;
-        let mut events = Vec::new();
         loop {
             let out = tokio::select! {
                 biased;
                 _ = &mut self.closed => return Err(self.closed_end(false)),
                 _ = tokio::time::sleep_until(until) => return Ok(()),
-                Some(charged) = next_events(&mut self.queue, &mut events) => self.events(&mut events, charged),
+                Some((events, charged)) = next_events(&mut self.queue) => self.events(events, charged),
             };
             self.flush(&out).await?;
         }

@@ -426,16 +426,16 @@ impl Inbox {
         .await
     }
 
-    /// Waits for an event, then moves it and every event queued behind it into `batch`, oldest
-    /// first, until they are charged `max_bytes` (by [`event_bytes`]; the first is taken
-    /// whatever its size), and returns what they were charged (more than their lines' length:
-    /// enough for a buffer to hold them). `None` once the queue is empty and every [`Outbound`]
-    /// is gone.
+    /// Waits for an event, then takes it and every event queued behind it, oldest first, until
+    /// they are charged `max_bytes` (by [`event_bytes`]; the first is taken whatever its size),
+    /// and returns them with what they were charged (more than their lines' length: enough for
+    /// a buffer to hold them). `None` once the queue is empty and every [`Outbound`] is gone.
     ///
     /// One lock and one budget update for the lot, where [`Inbox::recv`] and
     /// [`Inbox::try_recv`] pay them once per event: under load a reader takes tens of events
-    /// per turn. Cancel-safe like [`Inbox::recv`].
-    pub async fn recv_batch(&mut self, batch: &mut Vec<Event>, max_bytes: usize) -> Option<usize> {
+    /// per turn. The list is the caller's to drop: a reader keeps none between turns, as the
+    /// queue keeps no buffer once drained. Cancel-safe like [`Inbox::recv`].
+    pub async fn recv_batch(&mut self, max_bytes: usize) -> Option<(Vec<Event>, usize)> {
         poll_fn(|cx| {
             let mut state = self.shared.lock();
             if state.events.is_empty() {
@@ -446,7 +446,7 @@ impl Inbox {
                 return Poll::Pending;
             }
             let (mut taken, mut budgeted) = (0, 0);
-            batch.reserve(state.events.len());
+            let mut batch = Vec::with_capacity(state.events.len());
             while let Some(queued) = state.events.pop_front() {
                 taken += queued.bytes;
                 budgeted += queued.give_back();
@@ -457,7 +457,7 @@ impl Inbox {
             }
             state.bytes -= taken;
             self.given_back(&mut state, budgeted);
-            Poll::Ready(Some(taken))
+            Poll::Ready(Some((batch, taken)))
         })
         .await
     }

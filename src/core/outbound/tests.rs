@@ -298,9 +298,8 @@ async fn an_event_handed_to_many_queues_is_charged_to_the_budget_once_until_the_
         );
     }
     let last = inboxes.pop().unwrap();
-    let mut batch = Vec::new();
     for rx in &mut inboxes {
-        rx.recv_batch(&mut batch, usize::MAX).await.unwrap();
+        rx.recv_batch(usize::MAX).await.unwrap();
     }
     assert_eq!(
         budget.used(),
