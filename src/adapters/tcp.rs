@@ -402,27 +402,28 @@ pub(in crate::adapters) mod tests {
     /// the task's size) and change the budget on purpose.
     pub(in crate::adapters) const MAX_CONNECTION_FUTURE: usize = 920;
 
-    /// A connected socket, its peer's address, and what an accepted connection holds (counted
-    /// as `protocol` in a `Stats` of its own, with a slot under connection limits of its own).
+    /// An accepted socket, its peer's address, what an accepted connection holds (counted as
+    /// `protocol` in a `Stats` of its own, with a slot under connection limits of its own), and
+    /// the client's end of the socket.
     pub(in crate::adapters) async fn accepted(
         protocol: Protocol,
-    ) -> (TcpStream, SocketAddr, Admitted) {
+    ) -> (TcpStream, SocketAddr, Admitted, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let stream = TcpStream::connect(listener.local_addr().unwrap())
+        let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let peer = stream.local_addr().unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
         let limits = ConnectionLimits::new("connections", 1, 1, 64);
         let permit = limits.admit(peer.ip()).unwrap();
         let admitted = Admitted::new(Arc::new(Stats::default()), protocol, permit);
-        (stream, peer, admitted)
+        (stream, peer, admitted, client)
     }
 
     /// A change that inlines a large future into the connection's state (an `.await` of a
     /// stack call without `Box::pin`, a timer kept for the connection's life) shows here.
     #[tokio::test]
     async fn a_connections_future_stays_small() {
-        let (stream, peer, admitted) = accepted(Protocol::Tcp).await;
+        let (stream, peer, admitted, _client) = accepted(Protocol::Tcp).await;
         let connection = Connection {
             stack: ChatService::new(tower::service_fn(end_of_pipeline)),
             options: Arc::new(TcpOptions {

@@ -131,6 +131,9 @@ impl Connection {
             };
             let end = client.serve().await;
             Box::pin(client.farewell(&end)).await;
+            // The socket stays open until the core has let the session go: a client that reads
+            // to the end after `QUIT` may ask another connection at once who is online or who
+            // was (`MONITOR`, `WHOWAS`), and must find the session gone and remembered.
             if let (Some(id), End::Quit(reason)) = (client.session, &end)
                 && !reason.is_empty()
             {
@@ -142,6 +145,7 @@ impl Connection {
                 // The rooms see the quit, and the nick is free again.
                 let _ = Box::pin(client.call_raw(Request::from(id, Action::Disconnect))).await;
             }
+            let _ = client.write.shutdown().await;
             drop(admitted);
         }
     }
@@ -333,7 +337,8 @@ impl Client {
         }
     }
 
-    /// The last words before the connection closes, by why it ends.
+    /// The last words before the connection closes, by why it ends (the socket is closed by
+    /// `run`, once the session is let go).
     async fn farewell(&mut self, end: &End) {
         let server = self.options.server_name.clone();
         let nick = self.nick.clone();
@@ -353,7 +358,6 @@ impl Client {
             End::PingTimeout => format!("ERROR :Closing link: {nick} (Ping timeout)\r\n"),
         };
         let _ = tokio::time::timeout(FAREWELL_GRACE, self.write.write_all(line.as_bytes())).await;
-        let _ = self.write.shutdown().await;
     }
 }
 
@@ -376,7 +380,7 @@ mod tests {
     /// command's handling is about 2 KB of state, boxed in `Client::serve`.
     #[tokio::test]
     async fn a_connections_future_stays_small() {
-        let (stream, peer, admitted) = accepted(Protocol::Irc).await;
+        let (stream, peer, admitted, _client) = accepted(Protocol::Irc).await;
         let options = IrcOptions {
             server_name: Arc::from("t"),
             ping: std::time::Duration::from_secs(120),
@@ -393,5 +397,75 @@ mod tests {
         let future = connection.run(stream, peer, admitted);
         let size = std::mem::size_of_val(&future);
         assert!(size <= MAX_CONNECTION_FUTURE, "{size} bytes");
+    }
+
+    /// A client that quits and reads to the end of its connection finds the core already told:
+    /// the session is let go before the socket closes, or `WHOWAS` and `MONITOR` asked at once
+    /// from another connection miss the quit. The stack here takes its time to let go, so
+    /// that a socket closed first shows as an end read before the core is told.
+    #[tokio::test]
+    async fn the_socket_closes_after_the_core_lets_the_session_go() {
+        use crate::core::{Connected, Nick, Outcome, Reply, SessionId};
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::AsyncReadExt;
+
+        let (stream, peer, admitted, mut client) = accepted(Protocol::Irc).await;
+        let let_go = Arc::new(AtomicBool::new(false));
+        // The session's outbound sender, kept so that its queue stays open.
+        let senders = Arc::new(Mutex::new(Vec::new()));
+        let stack = {
+            let let_go = let_go.clone();
+            tower::service_fn(move |req: Request| {
+                let (let_go, senders) = (let_go.clone(), senders.clone());
+                async move {
+                    match req.action {
+                        Action::Connect(connect) => {
+                            senders.lock().unwrap().push(connect.outbound);
+                            let connected = Connected {
+                                session: SessionId(1),
+                                nick: Nick::parse("ann").unwrap(),
+                            };
+                            Ok(Reply::default().with(Outcome::Connected(connected)))
+                        }
+                        Action::Disconnect => {
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            let_go.store(true, Ordering::SeqCst);
+                            Ok(Reply::default())
+                        }
+                        _ => Ok::<_, tower::BoxError>(Reply::default()),
+                    }
+                }
+            })
+        };
+        let options = IrcOptions {
+            server_name: Arc::from("t"),
+            ping: std::time::Duration::from_secs(120),
+            outbound_queue: 16,
+            max_rooms_per_session: 10,
+            join_replay: 10,
+        };
+        let connection = Connection::new(
+            ChatService::new(stack),
+            Arc::new(options),
+            Arc::new(Stats::default()),
+            CancellationToken::new(),
+        );
+        tokio::spawn(connection.run(stream, peer, admitted));
+        client
+            .write_all(b"NICK ann\r\nUSER ann 0 * :Ann\r\nQUIT :bye\r\n")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        client.read_to_end(&mut seen).await.unwrap();
+        let seen = String::from_utf8_lossy(&seen);
+        assert!(
+            seen.contains("ERROR :Closing link: ann (Quit: bye)"),
+            "{seen}"
+        );
+        assert!(
+            let_go.load(Ordering::SeqCst),
+            "the connection closed before the core let the session go"
+        );
     }
 }
