@@ -82,7 +82,7 @@ impl Server {
             .transpose()?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        // Every outbound queue (TCP sessions, HTTP sessions, event streams) draws on one budget.
+        // Every outbound queue (TCP, IRC and HTTP sessions, event streams) draws on one budget.
         hub.stats().queued.set_max(config.server.max_queued_bytes);
         let queue = QueueLimits {
             events: config.server.outbound_queue,
@@ -95,7 +95,7 @@ impl Server {
             queue: queue.clone(),
         };
         let http_options = HttpOptions {
-            queue,
+            queue: queue.clone(),
             max_streams_per_session: config.server.max_streams_per_session,
             stream_limits: ConnectionLimits::new(
                 "event streams",
@@ -134,7 +134,7 @@ impl Server {
             tracker.spawn(irc::serve(
                 listener,
                 stack.clone(),
-                irc_options(config, &hub),
+                irc_options(config, &hub, queue),
                 hub.stats_handle(),
                 limits.clone(),
                 shutdown.clone(),
@@ -215,13 +215,14 @@ fn static_dir() -> PathBuf {
     }
 }
 
-/// The IRC adapter's options: the `[server]` table's, and what it announces of the pipeline
-/// (the route layer's room limit, the history layer's replay on join).
-fn irc_options(config: &PipelineConfig, hub: &Hub) -> IrcOptions {
+/// The IRC adapter's options: the `[server]` table's, the outbound `queue` bounds every adapter
+/// shares, and what it announces of the pipeline (the route layer's room limit, the history
+/// layer's replay on join).
+fn irc_options(config: &PipelineConfig, hub: &Hub, queue: QueueLimits) -> IrcOptions {
     let mut options = IrcOptions {
         server_name: hub.instance().clone(),
         ping: Duration::from_secs(config.server.irc_ping_secs),
-        outbound_queue: config.server.outbound_queue,
+        queue,
         max_rooms_per_session: crate::pipeline::config::RouteConfig::default()
             .max_rooms_per_session,
         join_replay: 0,

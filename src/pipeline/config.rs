@@ -57,8 +57,8 @@ pub struct ServerConfig {
     pub instance: Option<String>,
     /// Longest accepted input line in bytes, without its line ending.
     pub max_line_bytes: usize,
-    /// Events that may wait for one slow client (a TCP session, an event stream) before it is
-    /// disconnected.
+    /// Events that may wait for one slow client (a TCP or IRC session, an event stream) before
+    /// it is disconnected.
     pub outbound_queue: usize,
     /// Bytes that may wait for one slow client before it is disconnected (see
     /// `core::outbound`): the event bound alone allows 256 short lines or 256 of the longest.

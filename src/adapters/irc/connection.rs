@@ -384,7 +384,7 @@ mod tests {
         let options = IrcOptions {
             server_name: Arc::from("t"),
             ping: std::time::Duration::from_secs(120),
-            outbound_queue: 16,
+            queue: crate::core::outbound::QueueLimits::events(16),
             max_rooms_per_session: 10,
             join_replay: 10,
         };
@@ -441,7 +441,7 @@ mod tests {
         let options = IrcOptions {
             server_name: Arc::from("t"),
             ping: std::time::Duration::from_secs(120),
-            outbound_queue: 16,
+            queue: crate::core::outbound::QueueLimits::events(16),
             max_rooms_per_session: 10,
             join_replay: 10,
         };

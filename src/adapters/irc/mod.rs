@@ -53,6 +53,7 @@ use tokio_util::task::TaskTracker;
 
 use super::limits::ConnectionLimits;
 use crate::core::ChatService;
+use crate::core::outbound::QueueLimits;
 use crate::core::{Protocol, Stats};
 
 /// How long a departing client gets to read its last line.
@@ -65,8 +66,9 @@ pub struct IrcOptions {
     pub server_name: Arc<str>,
     /// A client silent this long is sent a `PING`; silent as long again, it is disconnected.
     pub ping: Duration,
-    /// Capacity of each session's outbound queue.
-    pub outbound_queue: usize,
+    /// The bounds of each session's outbound queue: events, bytes, and the instance's budget
+    /// that every queue (TCP, HTTP, IRC) draws on.
+    pub queue: QueueLimits,
     /// Rooms one session may be in (the route layer's limit, announced as `CHANLIMIT`).
     pub max_rooms_per_session: usize,
     /// Messages a joiner is shown (the history layer's capacity).

@@ -107,7 +107,7 @@ impl Client {
             return Vec::new();
         }
         let user = user.clone();
-        let (tx, queue) = outbound::channel(self.options.outbound_queue);
+        let (tx, queue) = outbound::bounded(&self.options.queue);
         let connect = Connect {
             protocol: Protocol::Irc,
             nick: Some(self.nick.clone()),

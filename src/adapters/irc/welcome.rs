@@ -109,7 +109,7 @@ mod tests {
         let options = IrcOptions {
             server_name: Arc::from("irc.test"),
             ping: Duration::from_secs(60),
-            outbound_queue: 8,
+            queue: crate::core::outbound::QueueLimits::events(8),
             max_rooms_per_session: 50,
             join_replay: 10,
         };

@@ -1,5 +1,7 @@
 //! Registration, numerics, errors, limits, pings, fakelag and slow readers.
 
+use chatd::pipeline::config::PipelineConfig;
+
 use super::{irc, irc_config, start};
 use crate::support::irc::IrcClient;
 use crate::support::{Client, start_with};
@@ -181,6 +183,22 @@ async fn a_new_room_is_nt_its_creator_operates_it_and_user_modes_are_ones_own() 
 async fn an_irc_client_that_never_reads_is_cut_off_without_stalling_others() {
     let mut config = irc_config();
     config.server.outbound_queue = 32;
+    never_reading_is_cut(config, "32 events waiting").await;
+}
+
+/// IRC queues have the byte bound (and the instance's budget) of the other adapters' queues,
+/// not only the event bound: with room for 65,536 events, 16 KiB of long lines is what cuts.
+#[tokio::test]
+async fn an_irc_client_that_never_reads_is_cut_off_at_the_byte_bound() {
+    let mut config = irc_config();
+    config.server.outbound_queue = 65_536;
+    config.server.outbound_queue_bytes = 16 * 1024;
+    never_reading_is_cut(config, "16 KiB waiting").await;
+}
+
+/// An IRC client that never reads, in a room where long lines flow, is cut off with a farewell
+/// that ends in `why`, while a netcat reader in the same room gets every line.
+async fn never_reading_is_cut(config: PipelineConfig, why: &str) {
     let server = start_with(config).await;
     let mut sleepy = IrcClient::connect_small_buffer(irc(&server)).await;
     sleepy.send("NICK sleepy").await;
@@ -213,7 +231,7 @@ async fn an_irc_client_that_never_reads_is_cut_off_without_stalling_others() {
     assert_eq!(last.command, "ERROR");
     assert!(
         last.last()
-            .contains("not reading fast enough (32 events waiting)"),
+            .contains(&format!("not reading fast enough ({why})")),
         "{last:?}"
     );
     reader.expect("* sleepy quit").await;
