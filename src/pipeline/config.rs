@@ -105,7 +105,10 @@ impl ServerConfig {
             // server buffer a lot for a single line.
             max_line_bytes: r.int("max_line_bytes", 64..=MIB, 4096),
             // 0 would drop every event; a huge queue lets one slow reader pin a lot of memory.
-            outbound_queue: r.int("outbound_queue", 1..=65_536, 256),
+            // 2048 is what the byte bound's default holds of the smallest events (each counts
+            // at least 128 bytes), so that by default bytes decide: a burst of short notices (a
+            // join storm) is absorbed as a few long messages would be.
+            outbound_queue: r.int("outbound_queue", 1..=65_536, 2048),
             // Below 4 KiB a few notices would cut a reader; beyond 256 MiB one slow reader could
             // pin more than most servers have to spare.
             outbound_queue_bytes: r.int("outbound_queue_bytes", 4096..=256 * MIB, 256 * 1024),

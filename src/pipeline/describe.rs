@@ -158,7 +158,7 @@ mod tests {
             "max_queued_bytes = 134217728,",
             "max_streams_per_ip = 32,",
             "max_streams_per_session = 8,",
-            "outbound_queue = 256,",
+            "outbound_queue = 2048,",
             "outbound_queue_bytes = 262144,",
             "session_idle_secs = 300,",
             "tcp = \"127.0.0.1:9001\"",
