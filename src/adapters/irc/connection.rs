@@ -376,21 +376,24 @@ mod tests {
     use crate::adapters::tcp::tests::{MAX_CONNECTION_FUTURE, accepted};
     use crate::core::{Protocol, end_of_pipeline};
 
-    /// As the line protocol's (`tcp::tests::a_connections_future_stays_small`): an IRC
-    /// command's handling is about 2 KB of state, boxed in `Client::serve`.
-    #[tokio::test]
-    async fn a_connections_future_stays_small() {
-        let (stream, peer, admitted, _client) = accepted(Protocol::Irc).await;
-        let options = IrcOptions {
+    fn options() -> Arc<IrcOptions> {
+        Arc::new(IrcOptions {
             server_name: Arc::from("t"),
             ping: std::time::Duration::from_secs(120),
             queue: crate::core::outbound::QueueLimits::events(16),
             max_rooms_per_session: 10,
             join_replay: 10,
-        };
+        })
+    }
+
+    /// As the line protocol's (`tcp::tests::a_connections_future_stays_small`): an IRC
+    /// command's handling is about 2 KB of state, boxed in `Client::serve`.
+    #[tokio::test]
+    async fn a_connections_future_stays_small() {
+        let (stream, peer, admitted, _client) = accepted(Protocol::Irc).await;
         let connection = Connection::new(
             ChatService::new(tower::service_fn(end_of_pipeline)),
-            Arc::new(options),
+            options(),
             Arc::new(Stats::default()),
             CancellationToken::new(),
         );
@@ -438,16 +441,9 @@ mod tests {
                 }
             })
         };
-        let options = IrcOptions {
-            server_name: Arc::from("t"),
-            ping: std::time::Duration::from_secs(120),
-            queue: crate::core::outbound::QueueLimits::events(16),
-            max_rooms_per_session: 10,
-            join_replay: 10,
-        };
         let connection = Connection::new(
             ChatService::new(stack),
-            Arc::new(options),
+            options(),
             Arc::new(Stats::default()),
             CancellationToken::new(),
         );
