@@ -387,7 +387,9 @@ pub(in crate::adapters) mod tests {
     use super::*;
     use crate::adapters::Admitted;
     use crate::adapters::limits::ConnectionLimits;
-    use crate::core::end_of_pipeline;
+    use crate::core::{Connected, Nick, Outcome, Reply, end_of_pipeline};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// Most bytes a connection's future may take: a budget, every connection carries it for its
     /// whole life. tokio allocates a task in steps of 128 bytes (its cell is aligned to them) and
@@ -417,6 +419,72 @@ pub(in crate::adapters) mod tests {
         let permit = limits.admit(peer.ip()).unwrap();
         let admitted = Admitted::new(Arc::new(Stats::default()), protocol, permit);
         (stream, peer, admitted, client)
+    }
+
+    /// A stack that opens session 1 (`ann`), closes it on the line `/quit`, answers anything
+    /// else with nothing, and takes 200 ms to let a session go; the flag is set once it has.
+    /// For the adapters' tests that a connection closes only after the core let it go.
+    pub(in crate::adapters) fn slow_to_let_go() -> (ChatService, Arc<AtomicBool>) {
+        let let_go = Arc::new(AtomicBool::new(false));
+        // The session's outbound sender, kept so that its queue stays open.
+        let senders = Arc::new(Mutex::new(Vec::new()));
+        let flag = let_go.clone();
+        let stack = tower::service_fn(move |req: Request| {
+            let (let_go, senders) = (flag.clone(), senders.clone());
+            async move {
+                Ok::<_, tower::BoxError>(match req.action {
+                    Action::Connect(connect) => {
+                        senders.lock().unwrap().push(connect.outbound);
+                        let connected = Connected {
+                            session: SessionId(1),
+                            nick: Nick::parse("ann").unwrap(),
+                        };
+                        Reply::default().with(Outcome::Connected(connected))
+                    }
+                    Action::Disconnect => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        let_go.store(true, Ordering::SeqCst);
+                        Reply::default()
+                    }
+                    Action::Line(line) if line == "/quit" => Reply {
+                        close: true,
+                        ..Reply::default()
+                    },
+                    _ => Reply::default(),
+                })
+            }
+        });
+        (ChatService::new(stack), let_go)
+    }
+
+    /// As IRC's (`irc::connection::tests::the_socket_closes_after_the_core_lets_the_session_go`):
+    /// a user who quits and reads to the end finds the core already told, so that a question
+    /// from another connection at once (`/who`, `/nick` taking the freed nick) sees the quit.
+    #[tokio::test]
+    async fn the_socket_closes_after_the_core_lets_the_session_go() {
+        use tokio::io::AsyncReadExt;
+
+        let (stream, peer, admitted, mut client) = accepted(Protocol::Tcp).await;
+        let (stack, let_go) = slow_to_let_go();
+        let connection = Connection {
+            stack,
+            options: Arc::new(TcpOptions {
+                max_line_bytes: 4096,
+                queue: QueueLimits::events(16),
+                join_timeout: Duration::from_secs(60),
+            }),
+            shutdown: CancellationToken::new(),
+            stats: Arc::new(Stats::default()),
+            _admitted: admitted,
+        };
+        tokio::spawn(connection.run(stream, peer));
+        client.write_all(b"/quit\n").await.unwrap();
+        let mut seen = Vec::new();
+        client.read_to_end(&mut seen).await.unwrap();
+        assert!(
+            let_go.load(Ordering::SeqCst),
+            "the connection closed before the core let the session go"
+        );
     }
 
     /// A change that inlines a large future into the connection's state (an `.await` of a

@@ -373,7 +373,7 @@ pub(super) async fn next_events(queue: &mut Option<Inbox>) -> Option<(Vec<Event>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::tcp::tests::{MAX_CONNECTION_FUTURE, accepted};
+    use crate::adapters::tcp::tests::{MAX_CONNECTION_FUTURE, accepted, slow_to_let_go};
     use crate::core::{Protocol, end_of_pipeline};
 
     fn options() -> Arc<IrcOptions> {
@@ -408,41 +408,13 @@ mod tests {
     /// that a socket closed first shows as an end read before the core is told.
     #[tokio::test]
     async fn the_socket_closes_after_the_core_lets_the_session_go() {
-        use crate::core::{Connected, Nick, Outcome, Reply, SessionId};
-        use std::sync::Mutex;
-        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::atomic::Ordering;
         use tokio::io::AsyncReadExt;
 
         let (stream, peer, admitted, mut client) = accepted(Protocol::Irc).await;
-        let let_go = Arc::new(AtomicBool::new(false));
-        // The session's outbound sender, kept so that its queue stays open.
-        let senders = Arc::new(Mutex::new(Vec::new()));
-        let stack = {
-            let let_go = let_go.clone();
-            tower::service_fn(move |req: Request| {
-                let (let_go, senders) = (let_go.clone(), senders.clone());
-                async move {
-                    match req.action {
-                        Action::Connect(connect) => {
-                            senders.lock().unwrap().push(connect.outbound);
-                            let connected = Connected {
-                                session: SessionId(1),
-                                nick: Nick::parse("ann").unwrap(),
-                            };
-                            Ok(Reply::default().with(Outcome::Connected(connected)))
-                        }
-                        Action::Disconnect => {
-                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                            let_go.store(true, Ordering::SeqCst);
-                            Ok(Reply::default())
-                        }
-                        _ => Ok::<_, tower::BoxError>(Reply::default()),
-                    }
-                }
-            })
-        };
+        let (stack, let_go) = slow_to_let_go();
         let connection = Connection::new(
-            ChatService::new(stack),
+            stack,
             options(),
             Arc::new(Stats::default()),
             CancellationToken::new(),
