@@ -203,3 +203,28 @@ fn an_unreadable_file_is_one_problem() {
             .starts_with("/nonexistent/pipeline.toml: 1 problem\n  - cannot read the file: ")
     );
 }
+
+/// By default a slow reader's bytes decide, not its count of events: a burst of the shortest
+/// events (a join storm's notices; any event carries some text) fills the byte bound first, so
+/// that it is absorbed as a few long messages would be (docs/BENCHMARKS.md, "seventh round").
+#[test]
+fn by_default_a_queue_is_full_by_its_bytes_before_its_events() {
+    use crate::core::Event;
+    use crate::core::outbound::{Overflow, QueueBudget, QueueLimits, Refused, bounded};
+    let server = ServerConfig::default();
+    let limits = QueueLimits {
+        events: server.outbound_queue,
+        bytes: server.outbound_queue_bytes,
+        budget: QueueBudget::default(),
+    };
+    let (tx, _rx) = bounded(&limits);
+    let refused = loop {
+        if let Err(refused) = tx.try_send(Event::notice("x")) {
+            break refused;
+        }
+    };
+    assert_eq!(
+        refused,
+        Refused::Full(Overflow::Bytes(server.outbound_queue_bytes))
+    );
+}
