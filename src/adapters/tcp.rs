@@ -457,16 +457,9 @@ pub(in crate::adapters) mod tests {
         (ChatService::new(stack), let_go)
     }
 
-    /// As IRC's (`irc::connection::tests::the_socket_closes_after_the_core_lets_the_session_go`):
-    /// a user who quits and reads to the end finds the core already told, so that a question
-    /// from another connection at once (`/who`, `/nick` taking the freed nick) sees the quit.
-    #[tokio::test]
-    async fn the_socket_closes_after_the_core_lets_the_session_go() {
-        use tokio::io::AsyncReadExt;
-
-        let (stream, peer, admitted, mut client) = accepted(Protocol::Tcp).await;
-        let (stack, let_go) = slow_to_let_go();
-        let connection = Connection {
+    /// A connection to serve with `stack`, with small options of its own.
+    fn connection(stack: ChatService, admitted: Admitted) -> Connection {
+        Connection {
             stack,
             options: Arc::new(TcpOptions {
                 max_line_bytes: 4096,
@@ -476,7 +469,19 @@ pub(in crate::adapters) mod tests {
             shutdown: CancellationToken::new(),
             stats: Arc::new(Stats::default()),
             _admitted: admitted,
-        };
+        }
+    }
+
+    /// As IRC's (`irc::connection::tests::the_socket_closes_after_the_core_lets_the_session_go`):
+    /// a user who quits and reads to the end finds the core already told, so that a question
+    /// from another connection at once (`/who`, `/nick` taking the freed nick) sees the quit.
+    #[tokio::test]
+    async fn the_socket_closes_after_the_core_lets_the_session_go() {
+        use tokio::io::AsyncReadExt;
+
+        let (stream, peer, admitted, mut client) = accepted(Protocol::Tcp).await;
+        let (stack, let_go) = slow_to_let_go();
+        let connection = connection(stack, admitted);
         tokio::spawn(connection.run(stream, peer));
         client.write_all(b"/quit\n").await.unwrap();
         let mut seen = Vec::new();
@@ -492,17 +497,10 @@ pub(in crate::adapters) mod tests {
     #[tokio::test]
     async fn a_connections_future_stays_small() {
         let (stream, peer, admitted, _client) = accepted(Protocol::Tcp).await;
-        let connection = Connection {
-            stack: ChatService::new(tower::service_fn(end_of_pipeline)),
-            options: Arc::new(TcpOptions {
-                max_line_bytes: 4096,
-                queue: QueueLimits::events(16),
-                join_timeout: Duration::from_secs(60),
-            }),
-            shutdown: CancellationToken::new(),
-            stats: Arc::new(Stats::default()),
-            _admitted: admitted,
-        };
+        let connection = connection(
+            ChatService::new(tower::service_fn(end_of_pipeline)),
+            admitted,
+        );
         let future = connection.run(stream, peer);
         let size = std::mem::size_of_val(&future);
         assert!(size <= MAX_CONNECTION_FUTURE, "{size} bytes");
