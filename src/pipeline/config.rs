@@ -61,7 +61,8 @@ pub struct ServerConfig {
     /// it is disconnected.
     pub outbound_queue: usize,
     /// Bytes that may wait for one slow client before it is disconnected (see
-    /// `core::outbound`): the event bound alone allows 256 short lines or 256 of the longest.
+    /// `core::outbound`): the event bound alone allows 2,048 short lines or 2,048 of the
+    /// longest; by default this bound is the one reached first.
     pub outbound_queue_bytes: usize,
     /// Bytes that may wait in all outbound queues of this process together; beyond it, a client
     /// that is behind is disconnected rather than given more (see `core::outbound`).

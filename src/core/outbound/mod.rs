@@ -7,8 +7,8 @@
 //! **Three bounds** ([`QueueLimits`]): a queue holds at most `events` events and `bytes` bytes
 //! (`[server] outbound_queue` and `outbound_queue_bytes`), and all queues together hold at most
 //! what the instance's [`QueueBudget`] allows (`[server] max_queued_bytes`). The event bound alone
-//! is not a memory bound: 256 events of 16 bytes and 256 of 8 KiB are the same count. An event is
-//! charged [`event_bytes`], its text plus a fixed overhead; a chat message is shared by every
+//! is not a memory bound: 2,048 events of 16 bytes and 2,048 of 8 KiB are the same count. An
+//! event is charged [`event_bytes`], its text plus a fixed overhead; a chat message is shared by every
 //! queue that holds it, so for a queue's own bound the charge is what the queue keeps alive,
 //! counted once per queue: an upper bound, never an underestimate. The instance's budget counts
 //! such a shared payload once ([`Broadcast`], `super::budget`). A push that would break a bound

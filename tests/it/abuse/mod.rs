@@ -29,13 +29,14 @@ mod spoofing;
 use crate::support;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chatd::pipeline::PipelineConfig;
 use chatd::pipeline::config::{LayerConfig, RateLimitConfig};
 
 use crate::support::PATIENCE;
+use crate::support::binary::Reaped;
 
 /// The shipped default pipeline (rate limit included) on ephemeral ports, its rate limit edited.
 fn with_rate_limit(edit: impl Fn(&mut RateLimitConfig)) -> PipelineConfig {
@@ -63,11 +64,10 @@ fn p99(samples: &mut [Duration]) -> Duration {
     samples.get(rank - 1).copied().unwrap_or_default()
 }
 
-/// The real `chatd` binary with its log (stderr) in a file, for the tests that read the log.
-/// Dropped while it still runs (a test that panicked), it is killed and reaped.
+/// The real `chatd` binary with its log (stderr) in a file, for the tests that read the log
+/// (killed if dropped running: see [`Reaped`]).
 struct LoggedChatd {
-    /// `None` once `stop` has taken it.
-    child: Option<Child>,
+    child: Reaped,
     log: PathBuf,
     tcp: SocketAddr,
     http: SocketAddr,
@@ -100,7 +100,7 @@ impl LoggedChatd {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if let Some((tcp, http)) = banner(&text) {
                 return LoggedChatd {
-                    child: Some(child),
+                    child: Reaped::new(child),
                     log,
                     tcp,
                     http,
@@ -118,7 +118,7 @@ impl LoggedChatd {
 
     /// Stops it with SIGTERM, waits for it, and returns its whole log.
     async fn stop(mut self) -> String {
-        let mut child = self.child.take().expect("a running chatd");
+        let mut child = self.child.take();
         let pid = child.id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill -TERM chatd");
@@ -129,15 +129,6 @@ impl LoggedChatd {
         let log = std::fs::read_to_string(&self.log).expect("read the log");
         assert!(exit.success(), "chatd exits cleanly: {exit}\n{log}");
         log
-    }
-}
-
-impl Drop for LoggedChatd {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

@@ -5,10 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::binary::Chatd;
+use crate::support::binary::{Chatd, Reaped};
 use crate::support::http::HttpClient;
 use crate::support::{Client, PATIENCE, data_dir};
 
@@ -17,7 +17,7 @@ const SKIP_VAR: &str = "CHATD_SKIP_WEECHAT";
 
 /// A running `weechat-headless` in a directory of its own.
 struct Weechat {
-    child: Child,
+    child: Reaped,
     dir: PathBuf,
 }
 
@@ -47,7 +47,10 @@ impl Weechat {
             .stderr(Stdio::null())
             .spawn();
         match started {
-            Ok(child) => Some(Weechat { child, dir }),
+            Ok(child) => Some(Weechat {
+                child: Reaped::new(child),
+                dir,
+            }),
             Err(e) if std::env::var_os(SKIP_VAR).is_some() => {
                 eprintln!("skipped: weechat-headless cannot run ({e}) and {SKIP_VAR} is set");
                 None
@@ -80,14 +83,11 @@ impl Weechat {
 
     /// Waits for WeeChat to exit (after `/quit`).
     async fn exited(mut self) {
-        wait_for(|| self.child.try_wait().ok().flatten(), "WeeChat to exit").await;
-    }
-}
-
-impl Drop for Weechat {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        wait_for(
+            || self.child.child().try_wait().ok().flatten(),
+            "WeeChat to exit",
+        )
+        .await;
     }
 }
 

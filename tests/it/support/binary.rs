@@ -33,11 +33,46 @@ pub struct Launch {
     pub log: PathBuf,
 }
 
-/// A running `chatd` process and the addresses it announced. Dropped while it still runs (a
-/// test that panicked), it is killed and reaped: no test leaves a chatd behind.
+/// A child process that is killed and reaped if it is dropped still running (a test that
+/// panicked): no test leaves a server or a client program behind. A method that ends the
+/// process itself [`take`](Reaped::take)s it first, and then the drop has nothing left to do.
+pub struct Reaped(Option<Child>);
+
+impl Reaped {
+    /// Owns `child` until it is taken.
+    pub fn new(child: Child) -> Reaped {
+        Reaped(Some(child))
+    }
+
+    /// The process, until it is taken.
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a running process")
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("a running process").id()
+    }
+
+    /// The process, for a method that ends it.
+    pub fn take(&mut self) -> Child {
+        self.0.take().expect("a running process")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A running `chatd` process and the addresses it announced (killed if dropped running: see
+/// [`Reaped`]).
 pub struct Chatd {
-    /// `None` once `stop`, `terminate` or `kill` has taken it.
-    child: Option<Child>,
+    child: Reaped,
     /// The line protocol listener.
     pub tcp: SocketAddr,
     /// The HTTP listener.
@@ -91,7 +126,7 @@ impl Chatd {
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
         Chatd {
-            child: Some(child),
+            child: Reaped::new(child),
             tcp,
             http,
             irc,
@@ -136,7 +171,7 @@ impl Chatd {
         });
         match banner.recv_timeout(LAUNCH_PATIENCE) {
             Ok(line) => Ok(Chatd {
-                child: Some(child),
+                child: Reaped::new(child),
                 tcp: launch.tcp,
                 http: launch.http,
                 irc: line
@@ -164,7 +199,7 @@ impl Chatd {
         let pid = i32::try_from(self.pid()).expect("a pid");
         // SAFETY: kill(2) with our own child's pid.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let mut child = self.take();
+        let mut child = self.child.take();
         tokio::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + patience;
             loop {
@@ -185,12 +220,7 @@ impl Chatd {
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("a running chatd").id()
-    }
-
-    /// The process, taken by a method that ends it (Drop then has nothing left to kill).
-    fn take(&mut self) -> Child {
-        self.child.take().expect("a running chatd")
+        self.child.id()
     }
 
     /// The resident set size in KiB (`VmRSS` of `/proc/PID/status`).
@@ -215,7 +245,7 @@ impl Chatd {
                 .unwrap()
                 .success()
         );
-        let mut child = self.take();
+        let mut child = self.child.take();
         let status = tokio::task::spawn_blocking(move || child.wait())
             .await
             .unwrap()
@@ -225,7 +255,7 @@ impl Chatd {
 
     /// Sends SIGKILL, as a crash or the OOM killer would, and reaps the process.
     pub async fn kill(mut self) {
-        let mut child = self.take();
+        let mut child = self.child.take();
         tokio::task::spawn_blocking(move || {
             child.kill().expect("SIGKILL chatd"); // std sends SIGKILL on Unix
             child.wait()
@@ -233,14 +263,5 @@ impl Chatd {
         .await
         .unwrap()
         .unwrap();
-    }
-}
-
-impl Drop for Chatd {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
