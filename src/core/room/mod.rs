@@ -69,6 +69,9 @@ struct RoomState {
     gap_since: Option<Instant>,
     /// The newest delivered messages, and what the room gave up on.
     recent: Recent,
+    /// Whether [`Room::start`] has said where the room's sequence begins. Before it, `delivered`
+    /// is a placeholder, and the seqs below what is held are unknown rather than missing.
+    started: bool,
 }
 
 /// A hole in a room's sequence: messages after it arrived, the ones in it have not (yet).
@@ -172,6 +175,7 @@ impl Room {
     pub fn start(&self, start: Start) {
         self.last_seq.fetch_max(start.at, Ordering::AcqRel);
         let mut st = self.state();
+        st.started = true;
         st.recent.warm(&start.history, start.history_complete);
         for (from, to) in start.unknown {
             st.recent.lost(from, to);
@@ -361,11 +365,18 @@ impl Room {
         }
     }
 
-    /// Beyond [`MAX_PENDING`] held seqs, the oldest gap is given up on.
+    /// Beyond [`MAX_PENDING`] held seqs, the oldest gap is given up on. Before the room has
+    /// started, the newest held message is let go instead: nothing below it is known to be
+    /// missing yet, and a message let go is a gap like a lost one once the room runs, filled
+    /// from the store (the bus only feeds a room before its start under pub/sub, whose store
+    /// poll reads what the room has not delivered).
     fn bound_pending(&self, st: &mut RoomState) {
-        if st.pending.len() > MAX_PENDING
-            && let Some(&first) = st.pending.keys().next()
-        {
+        if st.pending.len() <= MAX_PENDING {
+            return;
+        }
+        if !st.started {
+            st.pending.pop_last();
+        } else if let Some(&first) = st.pending.keys().next() {
             self.give_up_locked(st, first - 1);
         }
     }

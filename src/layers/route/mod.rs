@@ -323,7 +323,8 @@ impl<S: Inner> Ctx<'_, S> {
             let req = Request::from(session, Action::OpenRoom(open.clone()));
             call_inner(inner, req).await?;
             let Some(stored) = open.stored() else {
-                return Ok(()); // no store: the room starts empty, numbering from 1
+                room.start(Start::default()); // no store: empty, numbering from 1
+                return Ok(());
             };
             let start = starting_point(stored, own, recent);
             sequencer.prepare(room, start.at).await?;

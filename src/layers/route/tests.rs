@@ -420,3 +420,26 @@ async fn a_stream_opened_while_the_bus_delivers_the_rooms_first_message_shows_it
     let seqs: Vec<u64> = page.answer.messages.iter().map(|m| m.seq).collect();
     assert_eq!((upto, seqs), (1, vec![1]), "the first page shows 1 once");
 }
+
+#[tokio::test]
+async fn a_room_opened_without_a_store_runs_its_gate_as_usual() {
+    // With no store the route layer starts the room itself, at 0: a hole that outlasts the
+    // room's bound is then given up on (a room never started would wait, holding the newest).
+    use crate::core::message::sample;
+    use crate::core::room::MAX_PENDING;
+    let hub = Hub::new("test");
+    let mut svc = stack(&hub, &Arc::new(Scripted::default()));
+    let id = connect(&mut svc, Some("bob")).await.unwrap().session;
+    let join = Request::from(id, Action::Command(Command::Join(room("rust"))));
+    call(&mut svc, join).await.unwrap();
+    let rust = hub.rooms().get(&room("rust")).expect("opened by the join");
+    let newest = MAX_PENDING as u64 + 2;
+    for seq in 2..=newest {
+        rust.commit(sample("rust", seq, "far", "behind a hole"));
+    }
+    assert_eq!(
+        rust.delivered(),
+        newest,
+        "1 given up on, the rest delivered"
+    );
+}
