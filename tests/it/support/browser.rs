@@ -221,11 +221,6 @@ impl Browser {
         self.client.goto(url).await.expect("open the page");
     }
 
-    /// The underlying WebDriver client, for anything the verbs below do not cover.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// Types `text` into the element marked `data-testid=id`, after clearing it.
     pub async fn fill(&self, id: &str, text: &str) {
         let field = self.find(id).await;

@@ -57,17 +57,6 @@ pub fn with_durability(text: &str, durability: Durability) -> String {
         .replace("durability = \"async\"", want)
 }
 
-/// `text` with `line` added to the first table whose `kind = "KIND"` line it follows.
-pub fn with_option(text: &str, kind: &str, line: &str) -> String {
-    let at = text
-        .find(&format!("kind = \"{kind}\""))
-        .unwrap_or_else(|| panic!("no {kind} layer"));
-    let eol = at + text[at..].find('\n').expect("a line end") + 1;
-    let mut out = text.to_string();
-    out.insert_str(eol, &format!("{line}\n"));
-    out
-}
-
 /// `text` with a whole `[[layer]]` table (`block`, without the header) inserted before the
 /// layer of kind `kind`.
 pub fn with_layer_before(text: &str, kind: &str, block: &str) -> String {
@@ -133,19 +122,12 @@ impl Node {
             None => true,
         }
     }
-
-    /// The process id, while it runs.
-    pub async fn pid(&self) -> Option<u32> {
-        self.process.lock().await.as_ref().map(Chatd::pid)
-    }
 }
 
 /// The services and instances of one run; see the module docs.
 pub struct Cluster {
     /// The run's directory: pipeline, SQLite file, logs.
     pub dir: PathBuf,
-    /// The pipeline file every instance runs.
-    pub pipeline: PathBuf,
     /// The instances.
     pub nodes: Vec<Arc<Node>>,
     /// PostgreSQL, when the pipeline uses it.
@@ -227,7 +209,6 @@ impl Cluster {
         }
         Some(Cluster {
             dir,
-            pipeline: path,
             nodes,
             pg,
             valkey,

@@ -63,7 +63,6 @@ impl Mode {
 /// A running proxy; dropping it resets its connections and closes its port.
 pub struct FaultProxy {
     addr: SocketAddr,
-    target: SocketAddr,
     mode: watch::Sender<Mode>,
     accept: JoinHandle<()>,
 }
@@ -77,22 +76,12 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("proxy address");
         let (mode, watcher) = watch::channel(Mode::Pass);
         let accept = tokio::spawn(accept_loop(listener, target, watcher));
-        FaultProxy {
-            addr,
-            target,
-            mode,
-            accept,
-        }
+        FaultProxy { addr, mode, accept }
     }
 
     /// Where clients connect.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// Where the bytes go.
-    pub fn target(&self) -> SocketAddr {
-        self.target
     }
 
     /// Changes the mode for every open and future connection.
@@ -103,11 +92,6 @@ impl FaultProxy {
     /// Back to [`Mode::Pass`].
     pub fn heal(&self) {
         self.set(Mode::Pass);
-    }
-
-    /// The current mode.
-    pub fn mode(&self) -> Mode {
-        *self.mode.borrow()
     }
 }
 
