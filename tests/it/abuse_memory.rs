@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::support::binary::Chatd;
-use crate::support::http::HttpClient;
+use crate::support::http::{HttpClient, metric};
 use crate::support::{Client, PATIENCE, default_config, start_with};
 use chatd::adapters::http::HTTP_BUFFER;
 use chatd::layers::route::REPLAY_PAGE_BYTES;
@@ -283,20 +283,6 @@ fn pipeline_for_one_address(dir: &std::path::Path, secs: u64) -> std::path::Path
     let path = dir.join("one-address.toml");
     std::fs::write(&path, raised).expect("write the pipeline");
     path
-}
-
-/// A counter of `GET /metrics`, by its full name.
-async fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
 /// Finding 2: one address filling the room table. Sixty sessions from `127.0.0.3` each join

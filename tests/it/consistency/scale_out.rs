@@ -5,16 +5,21 @@
 //!
 //! And the other side of that opening: `b` listens to the bus before it reads the store, so a
 //! room's first messages can reach `b` both ways. Each must be shown once (under load the busy
-//! rooms above are often that young when `b` opens them; the last test makes it the rule).
+//! rooms above are often that young when `b` opens them; a test makes it the rule). And when
+//! `b`'s read of the store hangs, more can arrive that way than a room holds out of order: the
+//! last test holds that `b` gives up on none of it.
 
 use chatd::pipeline::config::Durability;
 use tokio_util::sync::CancellationToken;
 
 use super::{assert_none, http_senders, pause, pipeline, repetitions, stop_all};
+use crate::support::PATIENCE;
 use crate::support::check::against_store;
 use crate::support::cluster::Cluster;
+use crate::support::http::metric;
+use crate::support::proxy::Mode;
 use crate::support::readers::{SseReader, record_stream};
-use crate::support::record::{Protocol, Recorder, seqs};
+use crate::support::record::{Outcome, Protocol, Recorder, seqs};
 use crate::support::senders::{Endpoint, http_session, post_message};
 
 /// Rooms kept busy at once, and messages per second in each.
@@ -71,11 +76,8 @@ async fn busy_rooms_opened_on_b(pipeline_file: &str) {
             let _ = reader.await;
         }
         let stored = cluster.stored(&rooms).await;
-        let (sent, views) = log.snapshot();
-        let acked = sent
-            .iter()
-            .filter(|s| matches!(s.outcome, crate::support::record::Outcome::Acked(_)))
-            .count();
+        let (_, views) = log.snapshot();
+        let acked = acked(&log);
         eprintln!("repetition {rep}: {acked} messages acknowledged in {ROOMS} rooms");
         for view in &views {
             let shown = seqs(view);
@@ -179,4 +181,126 @@ async fn a_rooms_first_messages_are_shown_once_on_an_instance_opening_it_meanwhi
     }
     cluster.stop_all().await;
     assert_none(&problems, "young rooms' streams on b against the store");
+}
+
+/// Messages that reach `b` through pub/sub while its first read of a room's store hangs: more
+/// than a room holds out of order (`MAX_PENDING`, 1,024).
+const WHILE_OPENING: u64 = 1_200;
+
+/// `b` subscribes to a room, then its read of where the store stands hangs (its link to
+/// PostgreSQL is blackholed; the read fails after the pool's 3 s), while `a` keeps the room busy.
+/// Until the read answers, `b` does not know where the room's sequence begins, so what pub/sub
+/// brings meanwhile is neither late nor missing: `b` must give up on no seq (it gave up on every
+/// seq below what it held once it held 1,025, counting messages the store has as lost), and once
+/// the read answers, a stream on `b` must show the room whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_whose_first_store_read_hangs_while_pubsub_brings_more_than_it_holds_loses_nothing()
+{
+    let pipeline = pipeline("phase3-valkey.toml", Durability::Sync);
+    let Some(cluster) = Cluster::start(&pipeline, &["a", "b"]).await else {
+        return;
+    };
+    let endpoints = cluster.endpoints();
+    let (a, b) = (&endpoints[0], &endpoints[1]);
+    let (client, room) = (reqwest::Client::new(), "slowopen".to_string());
+    // The reader signs in while `b` still reaches PostgreSQL: a connect claims its nick there.
+    let reader = http_session(&client, b, "reader", &[])
+        .await
+        .expect("a session on b");
+    let (log, sending) = (Recorder::default(), CancellationToken::new());
+    let senders = http_senders(
+        &log,
+        &sending,
+        a,
+        "s",
+        std::slice::from_ref(&room),
+        4,
+        150.0,
+    );
+    while acked(&log) < 20 {
+        pause(50).await; // seqs below what `b` will hold
+    }
+    let received = metric(b.http, "chatd_bus_receives_total").await;
+    let to_pg = cluster.nodes[1]
+        .pg_proxy
+        .as_ref()
+        .expect("b's link to PostgreSQL");
+    to_pg.set(Mode::Blackhole);
+    let url = format!("{}/messages/{room}", b.base());
+    let first_open = tokio::spawn(client.get(&url).bearer_auth(&reader).send());
+    let patience = std::time::Instant::now() + 6 * PATIENCE;
+    loop {
+        let arrived = metric(b.http, "chatd_bus_receives_total").await - received;
+        if arrived >= WHILE_OPENING {
+            break;
+        }
+        let waited = std::time::Instant::now() > patience;
+        assert!(
+            !waited,
+            "b got {arrived} of {WHILE_OPENING} messages while opening"
+        );
+        pause(100).await;
+    }
+    stop_all(&sending, senders).await;
+    to_pg.heal();
+    let _ = first_open.await; // refused after the pool's timeout, or answered once healed
+    let given_up = metric(b.http, "chatd_gaps_skipped_total").await;
+
+    // The room on `b`, from well inside what arrived while it opened to the end.
+    let last = (log.snapshot().0.iter())
+        .filter_map(|sent| match sent.outcome {
+            Outcome::Acked(seq) => seq,
+            _ => None,
+        })
+        .max()
+        .expect("acknowledged messages");
+    let after = last.saturating_sub(900);
+    let view = log.view("b-reader", &room, Protocol::Sse);
+    let stop = CancellationToken::new();
+    let response = client
+        .get(&url)
+        .bearer_auth(&reader)
+        .header("last-event-id", after.to_string())
+        .send()
+        .await
+        .expect("the stream on b");
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "the room opens once the store answers"
+    );
+    let reading = tokio::spawn({
+        let (view, stop, name) = (view.clone(), stop.clone(), b.name.clone());
+        async move { record_stream(response, &view, Some(after), &name, &stop).await }
+    });
+    pause(3000).await; // the replay, and a poll for anything the room let go
+    stop.cancel();
+    let _ = reading.await;
+    let stored = cluster.stored(std::slice::from_ref(&room)).await;
+    let (_, views) = log.snapshot();
+    cluster.stop_all().await;
+
+    let mut problems = Vec::new();
+    if given_up > 0 {
+        problems.push(format!(
+            "b gave up on {given_up} seqs while the room opened"
+        ));
+    }
+    let shown = seqs(&views[0]);
+    if shown.last() != Some(&last) {
+        let end = shown.last();
+        problems.push(format!("the stream on b ends at {end:?}, not at {last}"));
+    }
+    for problem in against_store(&shown, &stored[&room]) {
+        problems.push(format!("the stream on b: {problem}"));
+    }
+    assert_none(&problems, "a room opened on b while its store read hung");
+}
+
+/// How many messages the senders of `log` have had acknowledged so far.
+fn acked(log: &Recorder) -> usize {
+    let (sent, _) = log.snapshot();
+    (sent.iter())
+        .filter(|sent| matches!(sent.outcome, Outcome::Acked(_)))
+        .count()
 }

@@ -214,3 +214,17 @@ fn parse(block: &str) -> Option<SseEvent> {
         data: data?,
     })
 }
+
+/// A counter of `GET /metrics` on `addr` (an instance's HTTP address), by its full name.
+pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
