@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 usage() {
   cat <<'HELP'
 usage: scripts/chaos.sh [--seeds 1-20] [--phases 1,2,3] [--durability sync,async]
-                        [--seconds 10] [--rate 300] [--report FILE] [--debug]
+                        [--seconds 10] [--rate 300] [--overlap] [--report FILE] [--debug]
 
 Runs every (phase, durability, seed) of the consistency checker against the real binary, built
 in release mode, and prints a table phase x durability x fault kind -> runs, acknowledged
@@ -23,6 +23,9 @@ Exits non-zero on any anomaly.
   --seconds N      seconds of traffic per run (faults strike in the first three quarters, then
                    a quiet spell and a clean stop). Default 10.
   --rate R         messages per second over all senders of a run. Default 300.
+  --overlap        phases 2 and 3 strike their faults at once: each begins while the one before
+                   it holds, on another part of the cluster (never the same instance, link or
+                   service twice). Same seeds, other schedules.
   --report FILE    also write the report to FILE.
   --debug          a debug build instead of release (quicker to build, slower to run).
 
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
     --seconds) export CHAOS_SECONDS="$2"; shift 2 ;;
     --rate) export CHAOS_RATE="$2"; shift 2 ;;
     --report) export CHAOS_REPORT="$(realpath -m "$2")"; shift 2 ;;
+    --overlap) export CHAOS_OVERLAP=1; shift ;;
     --debug) profile=(); shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "scripts/chaos.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;

@@ -1,6 +1,7 @@
 //! Striking and healing one scheduled fault on a running cluster. Each fault is healed before
 //! the function returns: an instance is running again, a service answers, a link passes.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -26,13 +27,13 @@ pub struct Context<'a> {
     /// Stops the readers (cold-room readers run until the end).
     pub readers: &'a CancellationToken,
     /// The run's tasks, to be awaited at the end.
-    pub tasks: &'a mut Vec<tokio::task::JoinHandle<()>>,
+    pub tasks: &'a Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Cold rooms opened so far (their names are added to the run's rooms).
-    pub cold_rooms: &'a mut Vec<String>,
+    pub cold_rooms: &'a Mutex<Vec<String>>,
 }
 
 /// Strikes `fault`, holds it, heals it. An error says what could not be healed.
-pub async fn strike(fault: &Fault, cx: &mut Context<'_>) -> Result<(), String> {
+pub async fn strike(fault: &Fault, cx: &Context<'_>) -> Result<(), String> {
     let node = cx.cluster.nodes[fault.instance].clone();
     let hold = fault.hold;
     match fault.kind {
@@ -101,9 +102,13 @@ pub async fn strike(fault: &Fault, cx: &mut Context<'_>) -> Result<(), String> {
 
 /// A new room: two senders keep it busy on one instance (~250 msg/s together); a moment later
 /// it is opened for the first time on another, over SSE and TCP, whose readers stay to the end.
-async fn cold_room(fault: &Fault, cx: &mut Context<'_>) {
-    let room = format!("cold{}", cx.cold_rooms.len() + 1);
-    cx.cold_rooms.push(room.clone());
+async fn cold_room(fault: &Fault, cx: &Context<'_>) {
+    let room = {
+        let mut cold_rooms = cx.cold_rooms.lock().expect("cold rooms");
+        let room = format!("cold{}", cold_rooms.len() + 1);
+        cold_rooms.push(room.clone());
+        room
+    };
     let endpoints = cx.cluster.endpoints();
     let busy = CancellationToken::new();
     let mut senders = Vec::new();
@@ -128,15 +133,15 @@ async fn cold_room(fault: &Fault, cx: &mut Context<'_>) {
         resume_every_ms: None,
         seed: cx.plan.seed,
     };
-    cx.tasks
-        .push(tokio::spawn(sse.run(cx.log.clone(), cx.readers.clone())));
+    let sse = tokio::spawn(sse.run(cx.log.clone(), cx.readers.clone()));
+    cx.tasks.lock().expect("tasks").push(sse);
     let tcp = TcpReader {
         name: format!("{room}-tcp-{}", opener.name),
         room,
         target: opener.clone(),
     };
-    cx.tasks
-        .push(tokio::spawn(tcp.run(cx.log.clone(), cx.readers.clone())));
+    let tcp = tokio::spawn(tcp.run(cx.log.clone(), cx.readers.clone()));
+    cx.tasks.lock().expect("tasks").push(tcp);
     tokio::time::sleep(fault.hold + Duration::from_millis(800)).await;
     busy.cancel();
     for sender in senders {

@@ -17,7 +17,9 @@
 //! * `chaos_from_the_environment` (ignored) is the full run, driven by `scripts/chaos.sh`:
 //!   `CHAOS_SEEDS` (`1-20` or `1,4,9`), `CHAOS_PHASES` (`1,2,3`), `CHAOS_DURABILITY`
 //!   (`sync,async`), `CHAOS_SECONDS` (traffic per run), `CHAOS_RATE` (messages per second over
-//!   all senders), `CHAOS_REPORT` (a file for the report, besides stdout).
+//!   all senders), `CHAOS_REPORT` (a file for the report, besides stdout), `CHAOS_OVERLAP=1`
+//!   (phases 2 and 3 strike their faults at once: each begins while the one before it holds,
+//!   on another part of the cluster).
 //!
 //! Counts in the report are what was observed; the schedule is printed before each run, and
 //! any seed replays its schedule.
@@ -51,6 +53,7 @@ async fn a_short_fixed_seed_run_finds_no_anomaly() {
         Plan::draw(1, Phase::One, false, 4, 100.0),
         Plan::draw(2, Phase::Two, true, 4, 100.0),
         Plan::draw(3, Phase::Three, true, 4, 100.0),
+        Plan::draw(4, Phase::Three, false, 6, 100.0).overlapping(),
     ])
     .await;
 }
@@ -79,11 +82,13 @@ async fn chaos_from_the_environment() {
         .collect();
     let seconds = var("CHAOS_SECONDS", "10").parse().expect("CHAOS_SECONDS");
     let rate = var("CHAOS_RATE", "300").parse().expect("CHAOS_RATE");
+    let overlap = var("CHAOS_OVERLAP", "0") == "1";
     let mut plans = Vec::new();
     for &phase in &phases {
         for &ahead in &durabilities {
             for &seed in &seeds {
-                plans.push(Plan::draw(seed, phase, ahead, seconds, rate));
+                let plan = Plan::draw(seed, phase, ahead, seconds, rate);
+                plans.push(if overlap { plan.overlapping() } else { plan });
             }
         }
     }
@@ -130,4 +135,29 @@ fn twenty_seeds_strike_every_fault_kind_at_least_ten_times() {
         let n = struck.get(&kind).copied().unwrap_or(0);
         assert!(n >= 10, "{} struck {n} times", kind.name());
     }
+}
+
+#[test]
+fn overlapping_faults_strike_while_the_one_before_holds_and_never_the_same_thing() {
+    for phase in [Phase::Two, Phase::Three] {
+        for ahead in [true, false] {
+            for seed in 1..=50 {
+                let plan = Plan::draw(seed, phase, ahead, 10, 300.0).overlapping();
+                assert!(plan.overlap);
+                for pair in plan.faults.windows(2) {
+                    let (before, after) = (&pair[0], &pair[1]);
+                    assert!(
+                        before.at < after.at && after.at < before.at + before.hold,
+                        "{plan}"
+                    );
+                }
+                let mut targets: Vec<String> = plan.faults.iter().map(|f| f.target()).collect();
+                targets.sort();
+                targets.dedup();
+                assert_eq!(targets.len(), plan.faults.len(), "{plan}");
+            }
+        }
+    }
+    let one = Plan::draw(1, Phase::One, true, 10, 300.0).overlapping();
+    assert!(!one.overlap, "one instance: its faults stay apart");
 }

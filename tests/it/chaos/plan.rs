@@ -135,6 +135,24 @@ pub struct Fault {
     pub valkey_link: bool,
 }
 
+impl Fault {
+    /// What it strikes, in words: two faults that strike at once never strike the same thing.
+    pub fn target(&self) -> String {
+        let instance = self.instance;
+        match self.kind {
+            FaultKind::Kill9 | FaultKind::Sigterm => format!("instance {instance}"),
+            FaultKind::ColdRoom => "a cold room".to_string(),
+            FaultKind::PgRestart | FaultKind::PgPause => "PostgreSQL".to_string(),
+            FaultKind::ValkeyEmpty | FaultKind::ValkeySnapshot | FaultKind::ValkeyPause => {
+                "Valkey".to_string()
+            }
+            FaultKind::ProxySlow | FaultKind::ProxyCut | FaultKind::ProxyBlackhole => {
+                format!("instance {instance}'s link to Valkey: {}", self.valkey_link)
+            }
+        }
+    }
+}
+
 /// A reader or joiner arriving mid-run.
 #[derive(Debug, Clone)]
 pub struct Joiner {
@@ -169,8 +187,10 @@ pub struct Plan {
     pub resumers: Vec<(usize, usize)>,
     /// Readers and joiners arriving mid-run.
     pub joiners: Vec<Joiner>,
-    /// The faults, in time order, not overlapping.
+    /// The faults, in time order; they overlap only in an [`Plan::overlapping`] plan.
     pub faults: Vec<Fault>,
+    /// Whether the faults strike at once (each begins while the one before it holds).
+    pub overlap: bool,
 }
 
 impl Plan {
@@ -242,7 +262,43 @@ impl Plan {
             resumers,
             joiners,
             faults,
+            overlap: false,
         }
+    }
+
+    /// This plan with its faults striking at once: each begins while the one before it still
+    /// holds, and no two strike the same thing ([`Fault::target`]: one instance's process, one
+    /// instance's link to a service, PostgreSQL, Valkey, a cold room); a fault that would is
+    /// moved to another instance, or replaced by the next kind in turn. Phase 1 has one
+    /// instance and nothing but its process to strike: its faults stay apart.
+    pub fn overlapping(mut self) -> Plan {
+        if self.phase == Phase::One {
+            return self;
+        }
+        let mut rng = StdRng::seed_from_u64(self.seed.wrapping_mul(0x0E7E_11A9) ^ 0x5EED);
+        let (kinds, n) = (self.phase.faults(), self.instances.len());
+        let mut at = 1.0 + rng.random_range(0.0..0.5);
+        for i in 0..self.faults.len() {
+            let (earlier, rest) = self.faults.split_at_mut(i);
+            let fault = &mut rest[0];
+            fault.at = Duration::from_secs_f64(at);
+            fault.hold = Duration::from_secs_f64(rng.random_range(1.5..3.0));
+            let first = kinds.iter().position(|k| *k == fault.kind).unwrap_or(0);
+            let instance = fault.instance;
+            let mut tries = (0..kinds.len()).flat_map(|k| (0..n).map(move |m| (k, m)));
+            let free = tries.any(|(k, m)| {
+                fault.kind = kinds[(first + k) % kinds.len()];
+                fault.instance = (instance + m) % n;
+                if fault.other == fault.instance {
+                    fault.other = (fault.instance + 1) % n;
+                }
+                earlier.iter().all(|other| other.target() != fault.target())
+            });
+            assert!(free, "nothing left to strike at once in {earlier:?}");
+            at += fault.hold.as_secs_f64() * rng.random_range(0.2..0.8);
+        }
+        self.overlap = true;
+        self
     }
 
     /// `sync` or `async`.
@@ -263,13 +319,14 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "phase {} {} seed {}: {} instance(s), {} s at {} msg/s; faults:",
+            "phase {} {} seed {}: {} instance(s), {} s at {} msg/s; faults{}:",
             self.phase.number(),
             self.durability(),
             self.seed,
             self.instances.len(),
             self.seconds,
-            self.rate
+            self.rate,
+            if self.overlap { " at once" } else { "" }
         )?;
         for fault in &self.faults {
             let link = if fault.valkey_link { "valkey" } else { "pg" };

@@ -1,6 +1,7 @@
 //! One run: start the cluster of the plan's phase, start its clients, strike its faults, let it
 //! settle, stop everything cleanly, read the store and check.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chatd::pipeline::config::Durability;
@@ -159,30 +160,39 @@ pub async fn run(plan: &Plan) -> Outcome {
         }));
     }
 
-    // The faults, one after the other.
-    let mut trouble = None;
-    let mut cold_rooms = Vec::new();
-    {
-        let mut cx = Context {
-            plan,
-            cluster: &cluster,
-            log: &log,
-            readers: &readers,
-            tasks: &mut tasks,
-            cold_rooms: &mut cold_rooms,
-        };
-        for fault in &plan.faults {
+    // The faults: one after the other, or all at once in an overlapping plan (each sleeps until
+    // its time, so there they strike while the ones before them hold).
+    let (fault_tasks, cold_rooms) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
+    let cx = Context {
+        plan,
+        cluster: &cluster,
+        log: &log,
+        readers: &readers,
+        tasks: &fault_tasks,
+        cold_rooms: &cold_rooms,
+    };
+    let strikes = plan.faults.iter().map(|fault| {
+        let cx = &cx;
+        async move {
             tokio::time::sleep_until(traffic + fault.at).await;
-            eprintln!(
-                "  {:.1}s: {}",
-                traffic.elapsed().as_secs_f64(),
-                fault.kind.name()
-            );
-            if let Err(e) = strike(fault, &mut cx).await {
-                trouble = Some(format!("{} not healed: {e}", fault.kind.name()));
-            }
+            let name = fault.kind.name();
+            eprintln!("  {:.1}s: {name}", traffic.elapsed().as_secs_f64());
+            (strike(fault, cx).await).map_err(|e| format!("{name} not healed: {e}"))
         }
-    }
+    });
+    let struck = match plan.overlap {
+        true => futures_util::future::join_all(strikes).await,
+        false => {
+            let mut struck = Vec::new();
+            for strike in strikes {
+                struck.push(strike.await);
+            }
+            struck
+        }
+    };
+    let trouble = struck.into_iter().filter_map(Result::err).next_back();
+    tasks.extend(fault_tasks.into_inner().expect("tasks"));
+    let cold_rooms = cold_rooms.into_inner().expect("cold rooms");
     tokio::time::sleep_until(traffic + Duration::from_secs(plan.seconds)).await;
     senders.cancel();
     for task in sending {
