@@ -67,16 +67,23 @@ impl<S: Inner> Ctx<'_, S> {
     }
 
     /// Whether `session` may join `name` with `key` (the room's bans, key, limit, invitations);
-    /// `Ok(true)` when the room has no member anywhere, so that the joiner will operate it.
+    /// `Ok(true)` when the room has no member anywhere (as the directory says), so that the
+    /// joiner will operate it.
     pub(super) async fn admit(
         &mut self,
         session: &Session,
         name: &RoomName,
         key: Option<&str>,
     ) -> Result<bool, BoxError> {
-        let members = match self.directory().members(name).await {
-            Ok(members) => members.map_or(0, |m| m.len()),
-            Err(_) => self.hub().rooms().get(name).map_or(0, |r| r.member_count()),
+        // When the directory cannot say who is in the room on other instances, this one's
+        // members bound a `+l` limit, and nobody becomes the room's operator on that guess: it
+        // may have one elsewhere.
+        let (members, known) = match self.directory().members(name).await {
+            Ok(members) => (members.map_or(0, |m| m.len()), true),
+            Err(_) => (
+                self.hub().rooms().get(name).map_or(0, |r| r.member_count()),
+                false,
+            ),
         };
         let (mask, nick_key) = self.person(session);
         let person = Person {
@@ -84,7 +91,7 @@ impl<S: Inner> Ctx<'_, S> {
             key: &nick_key,
         };
         self.hub().channels().admit(name, person, key, members)?;
-        Ok(members == 0)
+        Ok(known && members == 0)
     }
 
     /// `session` became a member of `name`; `first` members operate their room.

@@ -17,12 +17,14 @@ use crate::core::{
 };
 use crate::layers::route::RouteConfig;
 
-/// Nicks held elsewhere, guest draws to refuse, whether it is down, and what it was told.
+/// Nicks held elsewhere, guest draws to refuse, whether it is down (for claims) or cannot list a
+/// room's members, and what it was told.
 #[derive(Debug, Default)]
 struct Scripted {
     elsewhere: Vec<&'static str>,
     refuse_guests: Mutex<usize>,
     down: bool,
+    members_down: bool,
     told: Mutex<Vec<String>>,
 }
 
@@ -95,7 +97,11 @@ impl Directory for Scripted {
         &'a self,
         _: &'a RoomName,
     ) -> BoxFuture<'a, Result<Option<Vec<Nick>>, StoreError>> {
-        Box::pin(std::future::ready(Ok(Some(vec![nick("faraway")]))))
+        let answer = match self.members_down {
+            true => Err(StoreError::Unavailable("down".into())),
+            false => Ok(Some(vec![nick("faraway")])),
+        };
+        Box::pin(std::future::ready(answer))
     }
 
     fn rooms(&self) -> BoxFuture<'_, Result<Vec<(RoomName, usize)>, StoreError>> {
@@ -441,5 +447,26 @@ async fn a_room_opened_without_a_store_runs_its_gate_as_usual() {
         rust.delivered(),
         newest,
         "1 given up on, the rest delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_joiner_is_not_made_operator_on_a_guess_when_the_directory_cannot_list_the_room() {
+    // The first member of a room operates it. With several instances only the directory knows
+    // whether the room has members elsewhere: when it cannot say, nobody is made operator (the
+    // room may well have one on another instance), though the join itself goes ahead.
+    let hub = Hub::new("test");
+    let directory = Arc::new(Scripted {
+        members_down: true,
+        ..Scripted::default()
+    });
+    let mut svc = stack(&hub, &directory);
+    let id = connect(&mut svc, Some("bob")).await.unwrap().session;
+    let join = Request::from(id, Action::Command(Command::Join(room("rust"))));
+    call(&mut svc, join).await.expect("the join goes ahead");
+    let channel = hub.channels().get(&room("rust")).expect("joined");
+    assert!(
+        !channel.rank(&nick("bob").key()).op,
+        "not operator on a guess"
     );
 }
