@@ -29,7 +29,7 @@ use futures_util::future::BoxFuture;
 use tower::{BoxError, Service, ServiceExt};
 
 use crate::backends::Writer;
-use crate::core::{Action, Reply, Request, Room};
+use crate::core::{Action, Command, Reply, Request, Room, UserCommand};
 
 /// The future every layer returns.
 pub type LayerFuture = BoxFuture<'static, Result<Reply, BoxError>>;
@@ -57,9 +57,15 @@ impl<S> Inner for S where
 /// (`Replay`) and each further page of its replay (`ReplayPage`): reading history is work the
 /// client causes, and an open-and-close loop must not be free. (The HTTP adapter waits for a
 /// token rather than failing a stream, see `adapters::http::sse`.) Connects, disconnects and
-/// other instances' messages are not limited.
+/// other instances' messages are not limited, nor is a parsed quit (`/quit`, IRC's `QUIT`): a
+/// client that is leaving is never told to slow down or wait. (A guard placed above `parse`
+/// sees `/quit` as a line like any other.)
 pub(crate) fn sent_by_a_user(req: &Request) -> bool {
-    req.session.is_some() && matches!(&req.action, Action::Line(_) | Action::Command(_))
+    let quit = matches!(
+        &req.action,
+        Action::Command(Command::Quit | Command::User(UserCommand::QuitWith(_)))
+    );
+    req.session.is_some() && !quit && matches!(&req.action, Action::Line(_) | Action::Command(_))
 }
 
 /// Takes the inner service that `poll_ready` just readied, leaving a fresh clone in its place:

@@ -14,7 +14,8 @@
 //! and the TCP adapter closes that connection after the line). The opening of an HTTP event
 //! stream and each page of its replay cost a token too (reading history is work a client
 //! causes). Disconnects and messages from other instances cost nothing, as they are not
-//! something a client did.
+//! something a client did, and neither does a quit: a client that is leaving is never told to
+//! slow down.
 //!
 //! **Where it sits.** Above route (the pipeline check insists), usually right after parse, so
 //! that a refused line never reaches the layers that take locks, number messages or write to a

@@ -246,3 +246,21 @@ async fn the_addresses_of_one_ipv6_prefix_share_a_bucket_and_a_disconnect_forget
     assert!(!layer.buckets.maps().address_of.contains_key(&b));
     assert!(layer.buckets.maps().address_of.contains_key(&a));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_quit_is_never_refused_for_want_of_a_token() {
+    use crate::core::UserCommand;
+    let (layer, stats) = limited(1, 2);
+    for _ in 0..2 {
+        send(&layer, 1, Action::Line("hi".into())).await.unwrap();
+    }
+    assert!(send(&layer, 1, Action::Line("hi".into())).await.is_err());
+    send(&layer, 1, Action::Command(Command::Quit))
+        .await
+        .expect("/quit with an empty bucket");
+    let quit = Command::User(UserCommand::QuitWith("bye".into()));
+    send(&layer, 1, Action::Command(quit))
+        .await
+        .expect("QUIT :bye with an empty bucket");
+    assert_eq!(stats.rate_limited.get(), 1, "only the line was refused");
+}
