@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 usage() {
   cat <<'HELP'
 usage: scripts/chaos.sh [--seeds 1-20] [--phases 1,2,3] [--durability sync,async]
-                        [--seconds 10] [--rate 300] [--overlap] [--report FILE] [--debug]
+                        [--seconds 10] [--rate 300] [--overlap] [--instances N]
+                        [--report FILE] [--debug]
 
 Runs every (phase, durability, seed) of the consistency checker against the real binary, built
 in release mode, and prints a table phase x durability x fault kind -> runs, acknowledged
@@ -26,6 +27,8 @@ Exits non-zero on any anomaly.
   --overlap        phases 2 and 3 strike their faults at once: each begins while the one before
                    it holds, on another part of the cluster (never the same instance, link or
                    service twice). Same seeds, other schedules.
+  --instances N    phases 2 and 3 run N instances (2 to 6) instead of 2 or 3 drawn from the
+                   seed (a seed then draws another schedule, the same for the same N).
   --report FILE    also write the report to FILE.
   --debug          a debug build instead of release (quicker to build, slower to run).
 
@@ -47,6 +50,7 @@ while [ $# -gt 0 ]; do
     --rate) export CHAOS_RATE="$2"; shift 2 ;;
     --report) export CHAOS_REPORT="$(realpath -m "$2")"; shift 2 ;;
     --overlap) export CHAOS_OVERLAP=1; shift ;;
+    --instances) export CHAOS_INSTANCES="$2"; shift 2 ;;
     --debug) profile=(); shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "scripts/chaos.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;

@@ -19,7 +19,8 @@
 //!   (`sync,async`), `CHAOS_SECONDS` (traffic per run), `CHAOS_RATE` (messages per second over
 //!   all senders), `CHAOS_REPORT` (a file for the report, besides stdout), `CHAOS_OVERLAP=1`
 //!   (phases 2 and 3 strike their faults at once: each begins while the one before it holds,
-//!   on another part of the cluster).
+//!   on another part of the cluster), `CHAOS_INSTANCES` (2 to 6 instances in phases 2 and 3,
+//!   instead of 2 or 3 drawn from the seed).
 //!
 //! Counts in the report are what was observed; the schedule is printed before each run, and
 //! any seed replays its schedule.
@@ -83,11 +84,14 @@ async fn chaos_from_the_environment() {
     let seconds = var("CHAOS_SECONDS", "10").parse().expect("CHAOS_SECONDS");
     let rate = var("CHAOS_RATE", "300").parse().expect("CHAOS_RATE");
     let overlap = var("CHAOS_OVERLAP", "0") == "1";
+    let instances = std::env::var("CHAOS_INSTANCES")
+        .ok()
+        .map(|n| n.parse().expect("CHAOS_INSTANCES: a number from 2 to 6"));
     let mut plans = Vec::new();
     for &phase in &phases {
         for &ahead in &durabilities {
             for &seed in &seeds {
-                let plan = Plan::draw(seed, phase, ahead, seconds, rate);
+                let plan = Plan::draw_with(seed, phase, ahead, seconds, rate, instances);
                 plans.push(if overlap { plan.overlapping() } else { plan });
             }
         }
@@ -160,4 +164,18 @@ fn overlapping_faults_strike_while_the_one_before_holds_and_never_the_same_thing
     }
     let one = Plan::draw(1, Phase::One, true, 10, 300.0).overlapping();
     assert!(!one.overlap, "one instance: its faults stay apart");
+}
+
+#[test]
+fn a_plan_may_ask_for_up_to_six_instances_and_strikes_only_those() {
+    for seed in 1..=20 {
+        let plan = Plan::draw_with(seed, Phase::Three, true, 10, 300.0, Some(5));
+        assert_eq!(plan.instances, ["a", "b", "c", "d", "e"]);
+        let used = (plan.faults.iter().flat_map(|f| [f.instance, f.other]))
+            .chain(plan.joiners.iter().map(|j| j.instance))
+            .chain(plan.resumers.iter().map(|r| r.0));
+        assert!(used.clone().all(|i| i < 5), "{plan}");
+        let one = Plan::draw_with(seed, Phase::One, true, 10, 300.0, Some(5));
+        assert_eq!(one.instances, ["a"], "phase 1 has one instance");
+    }
 }

@@ -9,6 +9,9 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+/// The names instances get, in order: a run has 1 to 6 of them.
+pub const INSTANCES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
 /// The three deployment shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Phase {
@@ -196,15 +199,33 @@ pub struct Plan {
 impl Plan {
     /// Draws the schedule of (`phase`, `ahead`, `seed`).
     pub fn draw(seed: u64, phase: Phase, ahead: bool, seconds: u64, rate: f64) -> Plan {
+        Plan::draw_with(seed, phase, ahead, seconds, rate, None)
+    }
+
+    /// [`Plan::draw`], with `instances` instances (at most [`INSTANCES`]'s count) in phases 2
+    /// and 3 instead of 2 or 3 drawn from the seed; phase 1 has one.
+    pub fn draw_with(
+        seed: u64,
+        phase: Phase,
+        ahead: bool,
+        seconds: u64,
+        rate: f64,
+        instances: Option<usize>,
+    ) -> Plan {
         let mix = seed
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(u64::from(phase.number()) * 2 + u64::from(ahead));
         let mut rng = StdRng::seed_from_u64(mix);
-        let instances = match phase {
-            Phase::One => vec!["a"],
-            _ if rng.random_bool(0.5) => vec!["a", "b"],
-            _ => vec!["a", "b", "c"],
+        // Phase 1 draws nothing here; phases 2 and 3 draw their count even when `instances`
+        // overrides it, so that a plan without the override is the one this seed always drew.
+        let count = match phase {
+            Phase::One => 1,
+            _ => {
+                let drawn = if rng.random_bool(0.5) { 2 } else { 3 };
+                instances.unwrap_or(drawn).clamp(2, INSTANCES.len())
+            }
         };
+        let instances = INSTANCES[..count].to_vec();
         let n = instances.len();
         let rooms = (1..=4).map(|r| format!("room{r}")).collect();
         let resumers = (0..3)
