@@ -77,7 +77,7 @@ mod tests {
     use crate::backends::Row;
     use crate::backends::mock::Mock;
     use crate::core::message::sample;
-    use crate::core::{Hub, RoomName};
+    use crate::core::{Hub, RoomName, Start};
 
     fn general() -> RoomName {
         RoomName::parse("general").unwrap()
@@ -100,6 +100,7 @@ mod tests {
             .unwrap();
         let hub = Hub::new("test");
         let room = hub.rooms().get_or_create(&general());
+        room.start(Start::default());
         room.commit(sample("general", 1, "x", "one"));
         room.commit(sample("general", 4, "x", "four")); // 2 is in the store, 3 nowhere
         let gap = room.gap().unwrap();
@@ -123,6 +124,7 @@ mod tests {
         let store = Arc::new(Mock::default());
         let hub = Hub::new("test");
         let room = hub.rooms().get_or_create(&general());
+        room.start(Start::default());
         room.commit(sample("general", 2, "x", "two"));
         let gap = room.gap().unwrap();
         assert!(
@@ -144,6 +146,7 @@ mod tests {
         let store = Arc::new(Mock::default());
         let hub = Hub::new("test");
         let room = hub.rooms().get_or_create(&general());
+        room.start(Start::default());
         room.commit(sample("general", 2, "x", "two"));
         let gap = room.gap().unwrap();
         let patient = Settler {

@@ -405,8 +405,14 @@ impl Room {
 
     /// The hole the room is waiting to fill, if any. Cross-instance backends poll this: a gap
     /// that lasts is resolved through the store, or given up on with [`Room::give_up_until`].
+    /// A room that has not started has none: what it holds waits for [`Room::start`] to say
+    /// where its sequence begins, not for a missing message (so an idle room whose opening
+    /// failed can be evicted, see `core::rooms`).
     pub fn gap(&self) -> Option<Gap> {
         let st = self.state();
+        if !st.started {
+            return None;
+        }
         let first_held = *st.pending.keys().next()?;
         Some(Gap {
             from: st.delivered + 1,

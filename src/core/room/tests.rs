@@ -191,6 +191,11 @@ fn a_room_that_has_not_started_gives_up_on_nothing() {
         room.commit(sample("general", seq, "x", "from the bus, while opening"));
     }
     assert_eq!(room.stats.gaps_skipped.get(), 0, "nothing given up");
+    assert_eq!(
+        room.gap(),
+        None,
+        "nothing is missing before the start says where to begin"
+    );
     room.start(Start {
         at,
         history: (at - 9..=at)
@@ -299,6 +304,7 @@ fn local_numbering_stops_at_its_ceiling() {
 fn a_gap_is_reported_resolved_or_given_up_on_with_a_notice() {
     let sessions = Sessions::default();
     let room = room();
+    room.start(Start::default());
     let (a, mut rx) = member(&sessions, Protocol::Tcp);
     room.join(&a);
     assert_eq!(room.gap(), None);

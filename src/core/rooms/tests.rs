@@ -4,6 +4,7 @@ use super::*;
 use crate::core::identity::Protocol;
 use crate::core::message::sample;
 use crate::core::outbound;
+use crate::core::room::Start;
 use crate::core::session::{Closer, Sessions};
 
 fn name(n: &str) -> RoomName {
@@ -262,12 +263,29 @@ fn a_room_with_a_member_or_a_held_message_stays() {
         .open(Protocol::Tcp, None, None, tx, Closer::default())
         .unwrap();
     with_a_message(&rooms, "member").join(&s);
-    rooms
-        .get_or_create(&name("waiting"))
-        .commit(sample("waiting", 2, "x", "1 is missing"));
+    let waiting = rooms.get_or_create(&name("waiting"));
+    waiting.start(Start::default());
+    waiting.commit(sample("waiting", 2, "x", "1 is missing"));
+    drop(waiting);
     for _ in 0..3 {
         assert!(rooms.take_idle(Duration::ZERO).is_empty());
     }
+}
+
+#[test]
+fn a_room_whose_opening_failed_is_evicted_with_what_it_held() {
+    // The bus brought a message while the room opened, then the store's read failed: the room
+    // never started, and what it holds waits for a start nobody may ask for again. Idle, it
+    // leaves memory like any room with stored history.
+    let rooms = Rooms::new(Arc::default());
+    rooms.evict_stored_rooms();
+    rooms
+        .get_or_create(&name("failed"))
+        .commit(sample("failed", 7, "x", "from the bus"));
+    assert!(rooms.take_idle(Duration::ZERO).is_empty(), "idle from now");
+    let evicted = rooms.take_idle(Duration::ZERO);
+    assert_eq!(evicted.len(), 1);
+    assert_eq!(evicted[0].room.name, name("failed"));
 }
 
 #[test]

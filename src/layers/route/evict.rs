@@ -2,11 +2,12 @@
 //!
 //! An `Action::EvictIdleRooms` arrives every fraction of `route.room_idle_secs` (from a task of
 //! `pipeline::build`). The rooms that have been quiet long enough are taken out of the table;
-//! each one that was opened then gives back what it holds, in the order a clean shutdown does:
-//! first the seqs it reserved and did not use (`Sequencer::give_back`), then, through the stack
-//! (`Action::CloseRoom`), the bus's subscription or watch. Only then may its name be opened
-//! again, by the full open path, which subscribes first and reads the store after: a message
-//! published meanwhile is in the store, one published later arrives live.
+//! each one then gives back what it holds, in the order a clean shutdown does: first the seqs
+//! it reserved and did not use (`Sequencer::give_back`; a room never opened has none), then,
+//! through the stack (`Action::CloseRoom`), the bus's subscription or watch (a room whose
+//! opening failed may have one: an open subscribes before it reads the store). Only then may
+//! its name be opened again, by the full open path, which subscribes first and reads the store
+//! after: a message published meanwhile is in the store, one published later arrives live.
 //!
 //! If the seqs cannot be given back (the store is down), the room goes back into memory as it
 //! was and a later sweep tries again; evicting it anyway would leave the rest of its block as a
@@ -31,12 +32,14 @@ impl<S: Inner> Ctx<'_, S> {
 
     async fn evict(&mut self, evicted: Evicted) {
         let name = evicted.room.name.clone();
-        if !evicted.room.is_open() {
-            // Never opened: it reserved nothing and no bus listens to it.
-            self.hub().rooms().closed(evicted);
-            return;
-        }
-        let evicted = match self.shared.sequencer.give_back(&evicted.room).await {
+        // Never opened, a room reserved nothing; but a bus may listen to it all the same (an
+        // open subscribes before it reads the store, and that read may have failed), so it is
+        // closed like the others.
+        let given_back = match evicted.room.is_open() {
+            true => self.shared.sequencer.give_back(&evicted.room).await,
+            false => Ok(()),
+        };
+        let evicted = match given_back {
             Ok(()) => evicted,
             Err(err) => match self.hub().rooms().restore(evicted) {
                 Ok(()) => {
@@ -84,7 +87,16 @@ mod tests {
                 (inner_hub.clone(), inner_store.clone(), inner_closed.clone());
             async move {
                 match &req.action {
-                    Action::OpenRoom(open) => open.answer(store.open_room(&open.room, 10).await?),
+                    Action::OpenRoom(open) => {
+                        // Subscribed first: while the store is down, the bus still brings a
+                        // message before the read fails.
+                        if store.down.load(std::sync::atomic::Ordering::SeqCst)
+                            && let Some(room) = hub.rooms().get(&open.room)
+                        {
+                            room.commit(crate::core::message::sample("general", 7, "far", "bus"));
+                        }
+                        open.answer(store.open_room(&open.room, 10).await?)
+                    }
                     Action::Publish(msg) => {
                         hub.rooms().get_or_create(&msg.room).commit(msg.clone());
                     }
@@ -174,5 +186,39 @@ mod tests {
 
         call(&svc, join()).await;
         assert_eq!(say(&svc, id, "again").await, 4, "no jump after the reopen");
+    }
+
+    #[tokio::test]
+    async fn a_room_whose_opening_failed_is_closed_when_it_is_evicted() {
+        // An open subscribes before it reads the store. When the read fails, the room never
+        // starts, and the bus may have brought it a message meanwhile: idle, it is evicted and
+        // closed like an opened room, so that the bus stops listening to it.
+        let hub = Hub::new("test");
+        hub.rooms().evict_stored_rooms();
+        let store = Arc::new(Mock::default());
+        let closed = Arc::new(Mutex::new(Vec::new()));
+        let svc = stack(&hub, &store, &closed);
+        let (connect, _inbox) = Connect::sample(Protocol::Tcp, Some("ann"), 64);
+        let id = ask(&mut svc.clone(), None, connect)
+            .await
+            .expect("a session")
+            .answer
+            .session;
+        let general = RoomName::parse("general").unwrap();
+        store.set_down(true);
+        let join = Request::from(id, Action::Command(Command::Join(general.clone())));
+        assert!(
+            svc.clone().oneshot(join).await.is_err(),
+            "the store is down"
+        );
+        assert!(
+            hub.rooms().get(&general).is_some(),
+            "kept: it holds a message"
+        );
+        for _ in 0..2 {
+            call(&svc, Request::anonymous(Action::EvictIdleRooms)).await;
+        }
+        assert!(hub.rooms().get(&general).is_none(), "evicted");
+        assert_eq!(*closed.lock().unwrap(), vec![general]);
     }
 }
