@@ -190,9 +190,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_room_whose_opening_failed_is_closed_when_it_is_evicted() {
-        // An open subscribes before it reads the store. When the read fails, the room never
-        // starts, and the bus may have brought it a message meanwhile: idle, it is evicted and
-        // closed like an opened room, so that the bus stops listening to it.
+        // An open subscribes before it reads the store. When the read fails, the open closes
+        // what it subscribed; the room never starts, and the bus may have brought it a message
+        // meanwhile: idle, it is evicted and closed like an opened room.
         let hub = Hub::new("test");
         hub.rooms().evict_stored_rooms();
         let store = Arc::new(Mock::default());
@@ -211,6 +211,8 @@ mod tests {
             svc.clone().oneshot(join).await.is_err(),
             "the store is down"
         );
+        let closes = closed.lock().unwrap().clone();
+        assert_eq!(closes, vec![general.clone()], "by the failed open");
         assert!(
             hub.rooms().get(&general).is_some(),
             "kept: it holds a message"
@@ -219,6 +221,11 @@ mod tests {
             call(&svc, Request::anonymous(Action::EvictIdleRooms)).await;
         }
         assert!(hub.rooms().get(&general).is_none(), "evicted");
-        assert_eq!(*closed.lock().unwrap(), vec![general]);
+        let closes = closed.lock().unwrap().clone();
+        assert_eq!(
+            closes,
+            vec![general.clone(), general],
+            "and by the eviction"
+        );
     }
 }

@@ -302,7 +302,8 @@ impl<S: Inner> Ctx<'_, S> {
     /// until an evicted room of that name has given back what it held (see `core::rooms`), sends
     /// [`Action::OpenRoom`] inward (the fan-out's bus starts listening to the room, then the
     /// persist layer reads where the store stands) and starts the room's delivery and numbering
-    /// from there (see the module docs). Later calls return at once.
+    /// from there (see the module docs); if that fails, [`Action::CloseRoom`] stops the bus
+    /// listening, and the next use tries again. Later calls return at once.
     async fn open(&mut self, session: SessionId, room: &Room) -> Result<(), BoxError> {
         let (window, recent) = (
             OPEN_WINDOW.max(self.shared.join_replay),
@@ -319,17 +320,30 @@ impl<S: Inner> Ctx<'_, S> {
             if let Some(closing) = closing {
                 closing.cancelled().await;
             }
-            let open = Arc::new(OpenRoom::new(room.name.clone(), window));
-            let req = Request::from(session, Action::OpenRoom(open.clone()));
-            call_inner(inner, req).await?;
-            let Some(stored) = open.stored() else {
-                room.start(Start::default()); // no store: empty, numbering from 1
-                return Ok(());
-            };
-            let start = starting_point(stored, own, recent);
-            sequencer.prepare(room, start.at).await?;
-            room.start(start);
-            Ok::<(), BoxError>(())
+            let opened = async {
+                let open = Arc::new(OpenRoom::new(room.name.clone(), window));
+                let req = Request::from(session, Action::OpenRoom(open.clone()));
+                call_inner(inner, req).await?;
+                let Some(stored) = open.stored() else {
+                    room.start(Start::default()); // no store: empty, numbering from 1
+                    return Ok(());
+                };
+                let start = starting_point(stored, own, recent);
+                sequencer.prepare(room, start.at).await?;
+                room.start(start);
+                Ok::<(), BoxError>(())
+            }
+            .await;
+            if opened.is_err() {
+                // The bus may have started listening before the store's read (or the
+                // numbering) failed: it stops, so that a room not open here has no
+                // subscription; the next use opens it from the start.
+                let close = Request::anonymous(Action::CloseRoom(room.name.clone()));
+                if let Err(err) = call_inner(inner, close).await {
+                    tracing::warn!(room = %room.name, "closing a room that failed to open: {err}");
+                }
+            }
+            opened
         })
         .await
     }

@@ -188,7 +188,8 @@ async fn a_rooms_first_messages_are_shown_once_on_an_instance_opening_it_meanwhi
 const WHILE_OPENING: u64 = 1_200;
 
 /// `b` subscribes to a room, then its read of where the store stands hangs (its link to
-/// PostgreSQL is blackholed; the read fails after the pool's 3 s), while `a` keeps the room busy.
+/// PostgreSQL is blackholed; the read fails after the pool's 3 s, and is tried again), while `a`
+/// keeps the room busy.
 /// Until the read answers, `b` does not know where the room's sequence begins, so what pub/sub
 /// brings meanwhile is neither late nor missing: `b` must give up on no seq (it gave up on every
 /// seq below what it held once it held 1,025, counting messages the store has as lost), and once
@@ -227,7 +228,10 @@ async fn a_room_whose_first_store_read_hangs_while_pubsub_brings_more_than_it_ho
         .expect("b's link to PostgreSQL");
     to_pg.set(Mode::Blackhole);
     let url = format!("{}/messages/{room}", b.base());
-    let first_open = tokio::spawn(client.get(&url).bearer_auth(&reader).send());
+    // Each try subscribes, then fails after the pool's 3 s and unsubscribes; the room holds
+    // what every try received, and never starts while the link is silent.
+    let open = || tokio::spawn(client.get(&url).bearer_auth(&reader).send());
+    let mut trying = open();
     let patience = std::time::Instant::now() + 6 * PATIENCE;
     loop {
         let arrived = metric(b.http, "chatd_bus_receives_total").await - received;
@@ -239,11 +243,14 @@ async fn a_room_whose_first_store_read_hangs_while_pubsub_brings_more_than_it_ho
             !waited,
             "b got {arrived} of {WHILE_OPENING} messages while opening"
         );
+        if trying.is_finished() {
+            trying = open();
+        }
         pause(100).await;
     }
     stop_all(&sending, senders).await;
     to_pg.heal();
-    let _ = first_open.await; // refused after the pool's timeout, or answered once healed
+    let _ = trying.await; // refused after the pool's timeout, or answered once healed
     let given_up = metric(b.http, "chatd_gaps_skipped_total").await;
 
     // The room on `b`, from well inside what arrived while it opened to the end.
