@@ -73,14 +73,14 @@ mod tests {
     use crate::backends::{LocalDirectory, Store};
     use crate::core::ChatService;
     use crate::core::{
-        Action, Command, Connect, Hub, Outcome, Protocol, Reply, Request, RoomName, Sent,
+        Action, Command, Connect, Hub, Inbox, Outcome, Protocol, Reply, Request, RoomName, Sent,
         SessionId, ask,
     };
     use crate::layers::route::RouteConfig;
 
     /// The route layer over `store` (numbering in memory, reserving there), with an inner stack
     /// that opens rooms from the store, delivers what is published and records what it closes.
-    fn stack(hub: &Hub, store: &Arc<Mock>, closed: &Arc<Mutex<Vec<RoomName>>>) -> ChatService {
+    fn stack(hub: &Hub, store: &Arc<Mock>, closed: &Closed) -> ChatService {
         let (inner_hub, inner_store, inner_closed) = (hub.clone(), store.clone(), closed.clone());
         let inner = service_fn(move |req: Request| {
             let (hub, store, closed) =
@@ -119,6 +119,26 @@ mod tests {
         ChatService::new(layer.layer(ChatService::new(inner)))
     }
 
+    /// The rooms the stack was asked to close.
+    type Closed = Arc<Mutex<Vec<RoomName>>>;
+
+    /// A hub that evicts rooms with stored history, the stack over a mock store with what it
+    /// closed, and `ann`'s session (with its inbox, kept open).
+    async fn ann() -> (Hub, Arc<Mock>, Closed, ChatService, (SessionId, Inbox)) {
+        let hub = Hub::new("test");
+        hub.rooms().evict_stored_rooms();
+        let store = Arc::new(Mock::default());
+        let closed = Arc::new(Mutex::new(Vec::new()));
+        let svc = stack(&hub, &store, &closed);
+        let (connect, inbox) = Connect::sample(Protocol::Tcp, Some("ann"), 64);
+        let id = ask(&mut svc.clone(), None, connect)
+            .await
+            .expect("a session")
+            .answer
+            .session;
+        (hub, store, closed, svc, (id, inbox))
+    }
+
     async fn call(svc: &ChatService, req: Request) -> Reply {
         svc.clone().oneshot(req).await.expect("answered")
     }
@@ -139,17 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_room_gives_back_its_seqs_then_closes_and_reopens_where_it_stopped() {
-        let hub = Hub::new("test");
-        hub.rooms().evict_stored_rooms();
-        let store = Arc::new(Mock::default());
-        let closed = Arc::new(Mutex::new(Vec::new()));
-        let svc = stack(&hub, &store, &closed);
-        let (connect, _inbox) = Connect::sample(Protocol::Tcp, Some("ann"), 64);
-        let id = ask(&mut svc.clone(), None, connect)
-            .await
-            .expect("a session")
-            .answer
-            .session;
+        let (hub, store, closed, svc, (id, _inbox)) = ann().await;
         let general = RoomName::parse("general").unwrap();
         let join = || Request::from(id, Action::Command(Command::Join(general.clone())));
         call(&svc, join()).await;
@@ -193,17 +203,7 @@ mod tests {
         // An open subscribes before it reads the store. When the read fails, the open closes
         // what it subscribed; the room never starts, and the bus may have brought it a message
         // meanwhile: idle, it is evicted and closed like an opened room.
-        let hub = Hub::new("test");
-        hub.rooms().evict_stored_rooms();
-        let store = Arc::new(Mock::default());
-        let closed = Arc::new(Mutex::new(Vec::new()));
-        let svc = stack(&hub, &store, &closed);
-        let (connect, _inbox) = Connect::sample(Protocol::Tcp, Some("ann"), 64);
-        let id = ask(&mut svc.clone(), None, connect)
-            .await
-            .expect("a session")
-            .answer
-            .session;
+        let (hub, store, closed, svc, (id, _inbox)) = ann().await;
         let general = RoomName::parse("general").unwrap();
         store.set_down(true);
         let join = Request::from(id, Action::Command(Command::Join(general.clone())));
