@@ -150,7 +150,12 @@ impl Fault {
                 "Valkey".to_string()
             }
             FaultKind::ProxySlow | FaultKind::ProxyCut | FaultKind::ProxyBlackhole => {
-                format!("instance {instance}'s link to Valkey: {}", self.valkey_link)
+                let service = if self.valkey_link {
+                    "Valkey"
+                } else {
+                    "PostgreSQL"
+                };
+                format!("instance {instance}'s link to {service}")
             }
         }
     }
