@@ -18,6 +18,11 @@
 //!   abandoned it ([`Room::abandon`]) or the store says so ([`Room::skip`]); or, when nobody can
 //!   know, the room gives up on it ([`Room::give_up_until`]) and tells every member that those
 //!   seqs will not be delivered (an [`Event::Missed`]).
+//! * **Nothing is missing before the start.** A room listens to the bus before it reads where
+//!   the store stands, so messages can arrive before [`Room::start`] says where its sequence
+//!   begins. Until then it holds them, reports no gap and gives up on nothing: the seqs below
+//!   them are unknown, not missing. Past [`MAX_PENDING`] it lets the newest go, which the store
+//!   poll brings back once the room runs.
 //!
 //! The lock is a plain mutex held for microseconds and never across an `.await`; delivery inside
 //! it is a non-blocking push per member (see [`super::session`] for the slow-consumer rule).
