@@ -61,11 +61,12 @@ impl<S> Inner for S where
 /// client that is leaving is never told to slow down or wait. (A guard placed above `parse`
 /// sees `/quit` as a line like any other.)
 pub(crate) fn sent_by_a_user(req: &Request) -> bool {
-    let quit = matches!(
-        &req.action,
-        Action::Command(Command::Quit | Command::User(UserCommand::QuitWith(_)))
-    );
-    req.session.is_some() && !quit && matches!(&req.action, Action::Line(_) | Action::Command(_))
+    req.session.is_some()
+        && match &req.action {
+            Action::Command(Command::Quit | Command::User(UserCommand::QuitWith(_))) => false,
+            Action::Line(_) | Action::Command(_) => true,
+            _ => false,
+        }
 }
 
 /// Takes the inner service that `poll_ready` just readied, leaving a fresh clone in its place:

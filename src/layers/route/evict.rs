@@ -93,7 +93,8 @@ mod tests {
                         if store.down.load(std::sync::atomic::Ordering::SeqCst)
                             && let Some(room) = hub.rooms().get(&open.room)
                         {
-                            room.commit(crate::core::message::sample("general", 7, "far", "bus"));
+                            let name = open.room.as_str();
+                            room.commit(crate::core::message::sample(name, 7, "far", "bus"));
                         }
                         open.answer(store.open_room(&open.room, 10).await?)
                     }

@@ -42,10 +42,7 @@ async fn a_crash_never_gives_a_seq_to_two_messages() {
         let before_crash = |s: &crate::support::record::Sent| s.client.ends_with("-g1");
         let last_acked = (log.snapshot().0.iter())
             .filter(|s| before_crash(s))
-            .filter_map(|s| match s.outcome {
-                Outcome::Acked(seq) => seq,
-                _ => None,
-            })
+            .filter_map(|s| s.outcome.seq())
             .max()
             .expect("messages were acknowledged before the crash");
 

@@ -255,10 +255,7 @@ async fn a_room_whose_first_store_read_hangs_while_pubsub_brings_more_than_it_ho
 
     // The room on `b`, from well inside what arrived while it opened to the end.
     let last = (log.snapshot().0.iter())
-        .filter_map(|sent| match sent.outcome {
-            Outcome::Acked(seq) => seq,
-            _ => None,
-        })
+        .filter_map(|sent| sent.outcome.seq())
         .max()
         .expect("acknowledged messages");
     let after = last.saturating_sub(900);

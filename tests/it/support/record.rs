@@ -19,6 +19,16 @@ pub enum Outcome {
     Unknown,
 }
 
+impl Outcome {
+    /// The seq the message was acknowledged with, if it was and the protocol says (HTTP).
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Outcome::Acked(seq) => *seq,
+            _ => None,
+        }
+    }
+}
+
 /// One message a client sent.
 #[derive(Debug, Clone)]
 pub struct Sent {
