@@ -29,7 +29,7 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -59,6 +59,9 @@ pub struct Room {
     pub(crate) reserving: tokio::sync::Mutex<()>,
     /// Set once the room's stored history has been loaded (see [`Room::open_once`]).
     pub(crate) opened: tokio::sync::OnceCell<()>,
+    /// Set while a bus may be listening to the room although it has not opened (see
+    /// [`Room::may_be_listened`]).
+    listened: AtomicBool,
     state: Mutex<RoomState>,
     stats: Arc<Stats>,
 }
@@ -135,6 +138,7 @@ impl Room {
             ceiling: AtomicU64::new(u64::MAX),
             reserving: tokio::sync::Mutex::new(()),
             opened: tokio::sync::OnceCell::new(),
+            listened: AtomicBool::new(false),
             state: Mutex::new(RoomState {
                 recent: Recent::new(recent),
                 ..RoomState::default()
@@ -215,6 +219,21 @@ impl Room {
     /// Whether the room has been opened (its stored history loaded and its starting point set).
     pub fn is_open(&self) -> bool {
         self.opened.initialized()
+    }
+
+    /// Whether a cross-instance bus may be listening to the room (a Valkey subscription, a
+    /// poll's watch): it has opened, or an open asked the bus to listen and did not close that
+    /// again. An open asks before it reads the store, so one dropped half-way (its client gone,
+    /// a `timeout` layer) leaves the bus listening and nothing running to undo it; such a room
+    /// is freed only by eviction, which closes the bus's state (see `core::rooms`).
+    pub fn may_be_listened(&self) -> bool {
+        self.is_open() || self.listened.load(Ordering::Relaxed)
+    }
+
+    /// The route layer's open says it asks the bus to listen (`true`, before it asks), or that a
+    /// failed open has closed that again (`false`).
+    pub fn set_listened(&self, asked: bool) {
+        self.listened.store(asked, Ordering::Relaxed);
     }
 
     /// Adds `session` (or finds it already there).

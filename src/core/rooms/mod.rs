@@ -236,7 +236,8 @@ impl Rooms {
     /// Forgets room `name` if nothing would be lost: it has no members, never had a message
     /// (so there is no numbering to continue and no history to keep), and nobody else holds it at
     /// this moment (a join in progress does). Returns whether it was freed. With a bus
-    /// ([`Rooms::keep_opened_rooms`]) an opened room is left to eviction, which closes the
+    /// ([`Rooms::keep_opened_rooms`]) a room the bus may be listening to (opened, or whose open
+    /// was dropped half-way: [`Room::may_be_listened`]) is left to eviction, which closes the
     /// bus's state for it.
     ///
     /// Either way the room's idle time counts from now: its last user may just have left.
@@ -248,7 +249,7 @@ impl Rooms {
         };
         slot.idle_since = None;
         let room = &slot.room;
-        let unused = quiet(room) && room.is_unused() && !(keep_opened && room.is_open());
+        let unused = quiet(room) && room.is_unused() && !(keep_opened && room.may_be_listened());
         if unused {
             table.remove(name);
         }

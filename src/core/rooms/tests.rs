@@ -130,6 +130,24 @@ async fn with_a_bus_an_opened_room_is_left_to_eviction() {
 }
 
 #[test]
+fn with_a_bus_a_room_it_may_listen_to_is_left_to_eviction_until_that_is_closed() {
+    let rooms = Rooms::new(Arc::default());
+    rooms.keep_opened_rooms();
+    // An open asked the bus to listen, and was dropped before it finished.
+    rooms.get_or_create(&name("dropped")).set_listened(true);
+    assert!(
+        !rooms.release_if_unused(&name("dropped")),
+        "the bus may hold state for it"
+    );
+    // An open that failed and closed what it asked.
+    rooms.get(&name("dropped")).unwrap().set_listened(false);
+    assert!(
+        rooms.release_if_unused(&name("dropped")),
+        "closed: nothing held"
+    );
+}
+
+#[test]
 fn rooms_keep_as_many_recent_messages_as_they_were_told() {
     let rooms = Rooms::new(Arc::default());
     rooms.keep_recent(2);

@@ -4,8 +4,9 @@
 //! `pipeline::build`). The rooms that have been quiet long enough are taken out of the table;
 //! each one then gives back what it holds, in the order a clean shutdown does: first the seqs
 //! it reserved and did not use (`Sequencer::give_back`; a room never opened has none), then,
-//! through the stack (`Action::CloseRoom`), the bus's subscription or watch (a room whose
-//! opening failed may have one: an open subscribes before it reads the store). Only then may
+//! through the stack (`Action::CloseRoom`), the bus's subscription or watch (a room that never
+//! opened may have one: an open subscribes before it reads the store, and the read may have
+//! failed or the join been dropped while it waited). Only then may
 //! its name be opened again, by the full open path, which subscribes first and reads the store
 //! after: a message published meanwhile is in the store, one published later arrives live.
 //!
@@ -33,8 +34,8 @@ impl<S: Inner> Ctx<'_, S> {
     async fn evict(&mut self, evicted: Evicted) {
         let name = evicted.room.name.clone();
         // Never opened, a room reserved nothing; but a bus may listen to it all the same (an
-        // open subscribes before it reads the store, and that read may have failed), so it is
-        // closed like the others.
+        // open subscribes before it reads the store, and that read may have failed, or the
+        // join been dropped while it waited), so it is closed like the others.
         let given_back = match evicted.room.is_open() {
             true => self.shared.sequencer.give_back(&evicted.room).await,
             false => Ok(()),
@@ -64,6 +65,7 @@ impl<S: Inner> Ctx<'_, S> {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     use tower::{Layer, ServiceExt, service_fn};
 
@@ -88,9 +90,13 @@ mod tests {
             async move {
                 match &req.action {
                     Action::OpenRoom(open) => {
+                        if open.room.as_str().starts_with("hanging") {
+                            std::future::pending::<()>().await; // a store that never answers
+                        }
                         // Subscribed first: while the store is down, the bus still brings a
                         // message before the read fails.
                         if store.down.load(std::sync::atomic::Ordering::SeqCst)
+                            && !open.room.as_str().starts_with("silent")
                             && let Some(room) = hub.rooms().get(&open.room)
                         {
                             let name = open.room.as_str();
@@ -228,5 +234,45 @@ mod tests {
             vec![general.clone(), general],
             "and by the eviction"
         );
+    }
+
+    #[tokio::test]
+    async fn a_room_whose_failed_open_closed_what_it_asked_is_freed_at_once() {
+        // With a bus that keeps per-room state, a room whose open failed and was closed again
+        // holds nothing there: like any unused room, it goes with the join that created it.
+        let (hub, store, closed, svc, (id, _inbox)) = ann().await;
+        hub.rooms().keep_opened_rooms();
+        let silent = RoomName::parse("silent").unwrap();
+        store.set_down(true);
+        let join = Request::from(id, Action::Command(Command::Join(silent.clone())));
+        assert!(
+            svc.clone().oneshot(join).await.is_err(),
+            "the store is down"
+        );
+        assert_eq!(*closed.lock().unwrap(), vec![silent.clone()]);
+        assert!(hub.rooms().get(&silent).is_none(), "freed with the join");
+    }
+
+    #[tokio::test]
+    async fn a_room_whose_open_was_dropped_half_way_is_closed_when_it_is_evicted() {
+        // The open asked the bus to listen, then the join was dropped (a `timeout` layer, a
+        // client gone) while the store's read hung: nothing ran to close what the bus holds.
+        // With a bus that keeps per-room state, the room stays for eviction to close it.
+        let (hub, _store, closed, svc, (id, _inbox)) = ann().await;
+        hub.rooms().keep_opened_rooms();
+        let hanging = RoomName::parse("hanging").unwrap();
+        let join = Request::from(id, Action::Command(Command::Join(hanging.clone())));
+        let dropped = tokio::time::timeout(Duration::from_millis(50), svc.clone().oneshot(join));
+        assert!(dropped.await.is_err(), "the open hangs until dropped");
+        assert!(closed.lock().unwrap().is_empty(), "nothing closed it");
+        assert!(
+            hub.rooms().get(&hanging).is_some(),
+            "kept for eviction: the bus may listen to it"
+        );
+        for _ in 0..2 {
+            call(&svc, Request::anonymous(Action::EvictIdleRooms)).await;
+        }
+        assert!(hub.rooms().get(&hanging).is_none(), "evicted");
+        assert_eq!(*closed.lock().unwrap(), vec![hanging], "and closed");
     }
 }

@@ -303,7 +303,9 @@ impl<S: Inner> Ctx<'_, S> {
     /// [`Action::OpenRoom`] inward (the fan-out's bus starts listening to the room, then the
     /// persist layer reads where the store stands) and starts the room's delivery and numbering
     /// from there (see the module docs); if that fails, [`Action::CloseRoom`] stops the bus
-    /// listening, and the next use tries again. Later calls return at once.
+    /// listening, and the next use tries again. If it is dropped half-way, nothing runs to close
+    /// what the bus holds: the room stays in memory until eviction closes it. Later calls
+    /// return at once.
     async fn open(&mut self, session: SessionId, room: &Room) -> Result<(), BoxError> {
         let (window, recent) = (
             OPEN_WINDOW.max(self.shared.join_replay),
@@ -320,6 +322,9 @@ impl<S: Inner> Ctx<'_, S> {
             if let Some(closing) = closing {
                 closing.cancelled().await;
             }
+            // Before the bus is asked: if this open is dropped half-way, the room is left to
+            // eviction, which closes what the bus may hold (see `Room::may_be_listened`).
+            room.set_listened(true);
             let opened = async {
                 let open = Arc::new(OpenRoom::new(room.name.clone(), window));
                 let req = Request::from(session, Action::OpenRoom(open.clone()));
@@ -339,8 +344,11 @@ impl<S: Inner> Ctx<'_, S> {
                 // numbering) failed: it stops, so that a room not open here has no
                 // subscription; the next use opens it from the start.
                 let close = Request::anonymous(Action::CloseRoom(room.name.clone()));
-                if let Err(err) = call_inner(inner, close).await {
-                    tracing::warn!(room = %room.name, "closing a room that failed to open: {err}");
+                match call_inner(inner, close).await {
+                    Ok(_) => room.set_listened(false),
+                    Err(err) => {
+                        tracing::warn!(room = %room.name, "closing a room that failed to open: {err}");
+                    }
                 }
             }
             opened

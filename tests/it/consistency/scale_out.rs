@@ -6,8 +6,9 @@
 //! And the other side of that opening: `b` listens to the bus before it reads the store, so a
 //! room's first messages can reach `b` both ways. Each must be shown once (under load the busy
 //! rooms above are often that young when `b` opens them; a test makes it the rule). And when
-//! `b`'s read of the store hangs, more can arrive that way than a room holds out of order: the
-//! last test holds that `b` gives up on none of it.
+//! `b`'s read of the store hangs, more can arrive that way than a room holds out of order: a
+//! test holds that `b` gives up on none of it. And a join given up on while that read hangs
+//! must not leave `b` subscribed to a room it no longer has: the last test.
 
 use chatd::pipeline::config::Durability;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{assert_none, http_senders, pause, pipeline, repetitions, stop_all};
 use crate::support::PATIENCE;
 use crate::support::check::against_store;
-use crate::support::cluster::Cluster;
+use crate::support::cluster::{Cluster, lock, with_layer_before};
 use crate::support::http::metric;
 use crate::support::proxy::Mode;
 use crate::support::readers::{SseReader, record_stream};
@@ -307,4 +308,79 @@ fn acked(log: &Recorder) -> usize {
     (sent.iter())
         .filter(|sent| matches!(sent.outcome, Outcome::Acked(_)))
         .count()
+}
+
+/// Rooms whose joins the timeout layer abandons while they open, in the test below.
+const ABANDONED: usize = 4;
+
+/// A join abandoned while its room opens (here by a `timeout` layer above `route`; a client that
+/// goes away does the same) must not leave the bus listening to a room this instance no longer
+/// has. An open subscribes to the room's Valkey channel before it reads the store, so when `b`'s
+/// read hangs and the join is dropped, the subscription is already made; nothing may keep it
+/// once the room is gone from memory, or every room name tried that way would stay subscribed
+/// (and re-subscribed after each reconnection) for as long as `b` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_abandoned_while_its_room_opens_leaves_no_subscription_behind() {
+    let text = pipeline("phase3-valkey.toml", Durability::Sync).replace(
+        "kind = \"route\"",
+        "kind = \"route\"\nroom_idle_secs = 5\ndirectory = \"local\"",
+    );
+    let text = with_layer_before(&text, "route", "kind = \"timeout\"\nms = 500");
+    let Some(cluster) = Cluster::start(&text, &["b"]).await else {
+        return;
+    };
+    let b = &cluster.endpoints()[0];
+    let client = reqwest::Client::new();
+    let reader = http_session(&client, b, "reader", &[])
+        .await
+        .expect("a session on b");
+    let valkey = cluster.valkey.clone().expect("Valkey");
+    let channels = move |pattern: &str| lock(&valkey).command(&["PUBSUB", "CHANNELS", pattern]);
+    let to_pg = cluster.nodes[0]
+        .pg_proxy
+        .as_ref()
+        .expect("b's link to PostgreSQL");
+    to_pg.set(Mode::Blackhole);
+    let mut subscribed = Vec::new();
+    for i in 0..ABANDONED {
+        let url = format!("{}/messages/abandoned{i}", b.base());
+        let answer = client.get(&url).bearer_auth(&reader).send().await;
+        let status = answer.map(|response| response.status().as_u16());
+        assert!(
+            !matches!(status, Ok(200)),
+            "the join of abandoned{i} is abandoned, not answered"
+        );
+        // Looked at at once, seconds before the room can be idle long enough to be evicted.
+        subscribed.push(channels(&format!("chatd:room:abandoned{i}")));
+    }
+    to_pg.heal();
+    // Without these the test would prove nothing: each abandoned open did subscribe.
+    assert_eq!(
+        subscribed,
+        vec!["*1"; ABANDONED],
+        "each abandoned open subscribed before its store read hung"
+    );
+    // Nobody is in the rooms: once idle for `room_idle_secs`, they are evicted, and the bus
+    // listens to none of them.
+    let patience = std::time::Instant::now() + 3 * PATIENCE;
+    let mut left = channels("chatd:room:abandoned*");
+    while left != "*0" && std::time::Instant::now() < patience {
+        pause(250).await;
+        left = channels("chatd:room:abandoned*");
+    }
+    // And the name opens again as usual afterwards.
+    let url = format!("{}/messages/abandoned0", b.base());
+    let again = client.get(&url).bearer_auth(&reader).send().await;
+    let reopened = again.map(|response| response.status().as_u16());
+    let subscribed_again = channels("chatd:room:abandoned0");
+    cluster.stop_all().await;
+    assert_eq!(
+        left, "*0",
+        "b still listens to rooms whose joins were abandoned while they opened"
+    );
+    assert!(matches!(reopened, Ok(200)), "reopened: {reopened:?}");
+    assert_eq!(
+        subscribed_again, "*1",
+        "the room opened again subscribes again"
+    );
 }
