@@ -64,8 +64,12 @@ impl<S: Inner> Ctx<'_, S> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
+
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
 
     use tower::{Layer, ServiceExt, service_fn};
 
@@ -274,5 +278,149 @@ mod tests {
         }
         assert!(hub.rooms().get(&hanging).is_none(), "evicted");
         assert_eq!(*closed.lock().unwrap(), vec![hanging], "and closed");
+    }
+
+    /// What the bus below route listens to: an `OpenRoom` that reaches it subscribes its room,
+    /// a `CloseRoom` unsubscribes it.
+    type Listening = Arc<Mutex<HashSet<RoomName>>>;
+
+    /// The route layer over `store`, above a bus that records what it listens to and takes its
+    /// time: an open waits 0 to 19 ms and fails one time in five, a publish waits 0 to 4 ms.
+    fn wobbly_stack(hub: &Hub, store: &Arc<Mock>, listening: &Listening, seed: u64) -> ChatService {
+        let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(seed)));
+        let (hub_in, store_in, listening_in) = (hub.clone(), store.clone(), listening.clone());
+        let inner = service_fn(move |req: Request| {
+            let (hub, store, listening, rng) = (
+                hub_in.clone(),
+                store_in.clone(),
+                listening_in.clone(),
+                rng.clone(),
+            );
+            async move {
+                let (wait, fails) = {
+                    let mut rng = rng.lock().unwrap();
+                    (rng.random_range(0..20), rng.random_range(0..5) == 0)
+                };
+                match &req.action {
+                    Action::OpenRoom(open) => {
+                        listening.lock().unwrap().insert(open.room.clone());
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        if fails {
+                            return Err("the store is not answering".into());
+                        }
+                        open.answer(store.open_room(&open.room, 10).await?)
+                    }
+                    Action::Publish(msg) => {
+                        tokio::time::sleep(Duration::from_millis(wait / 4)).await;
+                        hub.rooms().get_or_create(&msg.room).commit(msg.clone());
+                    }
+                    Action::CloseRoom(room) => {
+                        listening.lock().unwrap().remove(room);
+                    }
+                    _ => {}
+                }
+                Ok::<_, tower::BoxError>(Reply::default())
+            }
+        });
+        let config = RouteConfig {
+            room_idle_secs: 0,
+            ..RouteConfig::default()
+        };
+        let sequencer = Arc::new(LocalSequencer::new(
+            Some(store.clone() as Arc<dyn Store>),
+            Arc::from("test"),
+        ));
+        let directory = Arc::new(LocalDirectory::new(hub.clone()));
+        let layer = RouteLayer::new(&config, hub.clone(), sequencer, directory, 10, None);
+        ChatService::new(layer.layer(ChatService::new(inner)))
+    }
+
+    /// Rooms the bus listens to that are neither in the table nor closing: nothing would ever
+    /// close them.
+    fn forgotten(hub: &Hub, listening: &Listening) -> Vec<RoomName> {
+        let listening = listening.lock().unwrap();
+        let rooms = hub.rooms();
+        (listening.iter())
+            .filter(|name| rooms.get(name).is_none() && rooms.closing(name).is_none())
+            .cloned()
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_given_up_on_anywhere_leave_no_room_listened_to_and_forgotten() {
+        // Four users join, leave and talk in five rooms, each request given up on after 1 to
+        // 29 ms (a `timeout` layer, a client gone), while the sweep evicts idle rooms every
+        // 5 ms. At every sweep, every room the bus listens to must be one the table has or is
+        // closing; once everyone has gone, nothing may be left listened to or in memory.
+        for seed in 0..20 {
+            let hub = Hub::new("test");
+            hub.rooms().evict_stored_rooms();
+            hub.rooms().keep_opened_rooms();
+            let store = Arc::new(Mock::default());
+            let listening = Listening::default();
+            let svc = wobbly_stack(&hub, &store, &listening, seed);
+            let mut users = Vec::new();
+            for user in 0..4u64 {
+                let (connect, inbox) =
+                    Connect::sample(Protocol::Tcp, Some(&format!("u{user}")), 4096);
+                let id = ask(&mut svc.clone(), None, connect)
+                    .await
+                    .expect("a session")
+                    .answer
+                    .session;
+                let svc = svc.clone();
+                users.push(tokio::spawn(async move {
+                    let mut rng = StdRng::seed_from_u64(seed * 100 + user);
+                    for n in 0..150 {
+                        let room =
+                            RoomName::parse(&format!("r{}", rng.random_range(0..5))).unwrap();
+                        let command = match rng.random_range(0..3) {
+                            0 => Command::Join(room),
+                            1 => Command::Leave(Some(room)),
+                            _ => Command::Say {
+                                room: Some(room),
+                                text: format!("m{n}"),
+                            },
+                        };
+                        let req = Request::from(id, Action::Command(command));
+                        let patience = Duration::from_millis(rng.random_range(1..30));
+                        let _ = tokio::time::timeout(patience, svc.clone().oneshot(req)).await;
+                    }
+                    let _ = svc
+                        .clone()
+                        .oneshot(Request::from(id, Action::Disconnect))
+                        .await;
+                    drop(inbox);
+                }));
+            }
+            let mut problems = Vec::new();
+            while !users.iter().all(|user| user.is_finished()) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let _ = svc
+                    .clone()
+                    .oneshot(Request::anonymous(Action::EvictIdleRooms))
+                    .await;
+                for name in forgotten(&hub, &listening) {
+                    problems.push(format!(
+                        "seed {seed}: the bus listens to {name}, which nothing will close"
+                    ));
+                }
+            }
+            for _ in 0..3 {
+                let _ = svc
+                    .clone()
+                    .oneshot(Request::anonymous(Action::EvictIdleRooms))
+                    .await;
+            }
+            let left = listening.lock().unwrap().len();
+            if left > 0 || !hub.rooms().is_empty() {
+                problems.push(format!(
+                    "seed {seed}: after everyone left, {left} rooms listened to and {} in memory",
+                    hub.rooms().len()
+                ));
+            }
+            problems.dedup();
+            assert!(problems.is_empty(), "{problems:#?}");
+        }
     }
 }
