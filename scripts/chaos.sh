@@ -8,7 +8,7 @@ usage() {
   cat <<'HELP'
 usage: scripts/chaos.sh [--seeds 1-20] [--phases 1,2,3] [--durability sync,async]
                         [--seconds 10] [--rate 300] [--overlap] [--instances N]
-                        [--report FILE] [--debug]
+                        [--timeout MS] [--report FILE] [--debug]
 
 Runs every (phase, durability, seed) of the consistency checker against the real binary, built
 in release mode, and prints a table phase x durability x fault kind -> runs, acknowledged
@@ -29,6 +29,11 @@ Exits non-zero on any anomaly.
                    service twice). Same seeds, other schedules.
   --instances N    phases 2 and 3 run N instances (2 to 6) instead of 2 or 3 drawn from the
                    seed (a seed then draws another schedule, the same for the same N).
+  --timeout MS     a `timeout` layer above `route` in every run's pipeline: a user's request
+                   that takes longer than MS milliseconds is given up on half-way, wherever it
+                   waits (a room's open, a seq's reservation, a write-ahead wait), as a client
+                   gone away does. Its sender records the outcome as unknown (HTTP 504, TCP
+                   `! the server took too long`). Same seeds, same schedules.
   --report FILE    also write the report to FILE.
   --debug          a debug build instead of release (quicker to build, slower to run).
 
@@ -51,6 +56,7 @@ while [ $# -gt 0 ]; do
     --report) export CHAOS_REPORT="$(realpath -m "$2")"; shift 2 ;;
     --overlap) export CHAOS_OVERLAP=1; shift ;;
     --instances) export CHAOS_INSTANCES="$2"; shift 2 ;;
+    --timeout) export CHAOS_TIMEOUT_MS="$2"; shift 2 ;;
     --debug) profile=(); shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "scripts/chaos.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;

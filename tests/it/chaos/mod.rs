@@ -20,7 +20,8 @@
 //!   all senders), `CHAOS_REPORT` (a file for the report, besides stdout), `CHAOS_OVERLAP=1`
 //!   (phases 2 and 3 strike their faults at once: each begins while the one before it holds,
 //!   on another part of the cluster), `CHAOS_INSTANCES` (2 to 6 instances in phases 2 and 3,
-//!   instead of 2 or 3 drawn from the seed).
+//!   instead of 2 or 3 drawn from the seed), `CHAOS_TIMEOUT_MS` (a `timeout` layer above
+//!   `route`: under faults, requests are given up on half-way, wherever they wait).
 //!
 //! Counts in the report are what was observed; the schedule is printed before each run, and
 //! any seed replays its schedule.
@@ -84,6 +85,9 @@ async fn chaos_from_the_environment() {
     let seconds = var("CHAOS_SECONDS", "10").parse().expect("CHAOS_SECONDS");
     let rate = var("CHAOS_RATE", "300").parse().expect("CHAOS_RATE");
     let overlap = var("CHAOS_OVERLAP", "0") == "1";
+    let timeout_ms = std::env::var("CHAOS_TIMEOUT_MS")
+        .ok()
+        .map(|ms| ms.parse().expect("CHAOS_TIMEOUT_MS: milliseconds"));
     let instances = std::env::var("CHAOS_INSTANCES")
         .ok()
         .map(|n| n.parse().expect("CHAOS_INSTANCES: a number from 2 to 6"));
@@ -92,7 +96,8 @@ async fn chaos_from_the_environment() {
         for &ahead in &durabilities {
             for &seed in &seeds {
                 let plan = Plan::draw_with(seed, phase, ahead, seconds, rate, instances);
-                plans.push(if overlap { plan.overlapping() } else { plan });
+                let plan = if overlap { plan.overlapping() } else { plan };
+                plans.push(plan.given_up_after(timeout_ms));
             }
         }
     }
@@ -177,5 +182,28 @@ fn a_plan_may_ask_for_up_to_six_instances_and_strikes_only_those() {
         assert!(used.clone().all(|i| i < 5), "{plan}");
         let one = Plan::draw_with(seed, Phase::One, true, 10, 300.0, Some(5));
         assert_eq!(one.instances, ["a"], "phase 1 has one instance");
+    }
+}
+
+#[test]
+fn a_plan_given_up_on_after_a_timeout_runs_the_same_schedule_under_a_timeout_layer() {
+    use chatd::pipeline::config::LayerKind;
+    for phase in [Phase::One, Phase::Two, Phase::Three] {
+        let plan = Plan::draw(7, phase, true, 10, 300.0);
+        let timed = plan.clone().given_up_after(Some(250));
+        assert_eq!(format!("{:?}", plan.faults), format!("{:?}", timed.faults));
+        let kinds = |plan: &Plan| -> Vec<LayerKind> {
+            let config = chatd::pipeline::load::parse("t", &run::pipeline_of(plan), &|_| None);
+            let layers = config.expect("a valid pipeline").layers;
+            layers.iter().map(|layer| layer.kind()).collect()
+        };
+        let (timed, plain) = (kinds(&timed), kinds(&plan));
+        let at = |kind| timed.iter().position(|k| *k == kind);
+        assert!(at(LayerKind::Timeout) < at(LayerKind::Route), "{timed:?}");
+        assert!(at(LayerKind::Timeout).is_some(), "{timed:?}");
+        assert!(
+            !plain.contains(&LayerKind::Timeout),
+            "none by default: {plain:?}"
+        );
     }
 }

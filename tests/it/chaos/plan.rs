@@ -199,6 +199,9 @@ pub struct Plan {
     pub faults: Vec<Fault>,
     /// Whether the faults strike at once (each begins while the one before it holds).
     pub overlap: bool,
+    /// A `timeout` layer above `route` gives up on every user request that takes longer than
+    /// this many milliseconds (`None`: no such layer, as in the shipped pipelines).
+    pub timeout_ms: Option<u64>,
 }
 
 impl Plan {
@@ -289,6 +292,7 @@ impl Plan {
             joiners,
             faults,
             overlap: false,
+            timeout_ms: None,
         }
     }
 
@@ -327,6 +331,14 @@ impl Plan {
         self
     }
 
+    /// The same plan, run with a `timeout` layer of `ms` above `route`: under faults, requests
+    /// are then given up on half-way, wherever they wait (a room's open, a seq's reservation,
+    /// a write-ahead wait, a publish).
+    pub fn given_up_after(mut self, ms: Option<u64>) -> Plan {
+        self.timeout_ms = ms;
+        self
+    }
+
     /// `sync` or `async`.
     pub fn durability(&self) -> &'static str {
         if self.ahead { "sync" } else { "async" }
@@ -345,13 +357,17 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "phase {} {} seed {}: {} instance(s), {} s at {} msg/s; faults{}:",
+            "phase {} {} seed {}: {} instance(s), {} s at {} msg/s{}; faults{}:",
             self.phase.number(),
             self.durability(),
             self.seed,
             self.instances.len(),
             self.seconds,
             self.rate,
+            match self.timeout_ms {
+                Some(ms) => format!(", requests given up on after {ms} ms"),
+                None => String::new(),
+            },
             if self.overlap { " at once" } else { "" }
         )?;
         for fault in &self.faults {

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::faults::{Context, strike};
 use super::plan::{Phase, Plan};
 use crate::support::check::{Findings, check};
-use crate::support::cluster::{Cluster, shipped, unthrottled, with_durability};
+use crate::support::cluster::{Cluster, shipped, unthrottled, with_durability, with_layer_before};
 use crate::support::readers::{SseReader, TcpReader};
 use crate::support::record::{Recorder, dump};
 use crate::support::senders::Sender;
@@ -34,6 +34,16 @@ pub struct Outcome {
     pub took: Duration,
 }
 
+/// The pipeline of `plan`: the shipped one of its phase with its durability, unthrottled, with
+/// its `timeout` layer if it has one.
+pub fn pipeline_of(plan: &Plan) -> String {
+    let text = pipeline(plan.phase, plan.ahead);
+    match plan.timeout_ms {
+        Some(ms) => with_layer_before(&text, "route", &format!("kind = \"timeout\"\nms = {ms}")),
+        None => text,
+    }
+}
+
 /// The shipped pipeline of `phase` with `ahead`'s durability, unthrottled.
 pub fn pipeline(phase: Phase, ahead: bool) -> String {
     let text = match (phase, ahead) {
@@ -54,8 +64,7 @@ pub fn pipeline(phase: Phase, ahead: bool) -> String {
 pub async fn run(plan: &Plan) -> Outcome {
     let started = Instant::now();
     eprintln!("{plan}");
-    let Some(cluster) = Cluster::start(&pipeline(plan.phase, plan.ahead), &plan.instances).await
-    else {
+    let Some(cluster) = Cluster::start(&pipeline_of(plan), &plan.instances).await else {
         return Outcome {
             plan: plan.clone(),
             findings: Findings::default(),
