@@ -117,6 +117,12 @@ mod tests {
                 Ok::<_, tower::BoxError>(Reply::default())
             }
         });
+        route_over(hub, store, ChatService::new(inner))
+    }
+
+    /// The route layer over `inner`, numbering in memory and reserving in `store`, with rooms
+    /// idle at once (every sweep may evict).
+    fn route_over(hub: &Hub, store: &Arc<Mock>, inner: ChatService) -> ChatService {
         let config = RouteConfig {
             room_idle_secs: 0,
             ..RouteConfig::default()
@@ -127,7 +133,7 @@ mod tests {
         ));
         let directory = Arc::new(LocalDirectory::new(hub.clone()));
         let layer = RouteLayer::new(&config, hub.clone(), sequencer, directory, 10, None);
-        ChatService::new(layer.layer(ChatService::new(inner)))
+        ChatService::new(layer.layer(inner))
     }
 
     /// The rooms the stack was asked to close.
@@ -152,6 +158,14 @@ mod tests {
 
     async fn call(svc: &ChatService, req: Request) -> Reply {
         svc.clone().oneshot(req).await.expect("answered")
+    }
+
+    /// Two sweeps: the first finds the quiet rooms idle, the second evicts them (their
+    /// `room_idle_secs` is 0).
+    async fn sweep(svc: &ChatService) {
+        for _ in 0..2 {
+            call(svc, Request::anonymous(Action::EvictIdleRooms)).await;
+        }
     }
 
     async fn say(svc: &ChatService, id: SessionId, text: &str) -> u64 {
@@ -186,16 +200,12 @@ mod tests {
 
         // The store is down: the seqs cannot be given back, so the room stays as it was.
         store.set_down(true);
-        for _ in 0..2 {
-            call(&svc, Request::anonymous(Action::EvictIdleRooms)).await;
-        }
+        sweep(&svc).await;
         assert!(hub.rooms().get(&general).is_some(), "kept in memory");
         assert!(closed.lock().unwrap().is_empty());
 
         store.set_down(false);
-        for _ in 0..2 {
-            call(&svc, Request::anonymous(Action::EvictIdleRooms)).await;
-        }
+        sweep(&svc).await;
         assert!(hub.rooms().get(&general).is_none(), "evicted");
         assert_eq!(
             store.reserved.lock().unwrap()[&general],
@@ -228,9 +238,7 @@ mod tests {
             hub.rooms().get(&general).is_some(),
             "kept: it holds a message"
         );
-        for _ in 0..2 {
-            call(&svc, Request::anonymous(Action::EvictIdleRooms)).await;
-        }
+        sweep(&svc).await;
         assert!(hub.rooms().get(&general).is_none(), "evicted");
         let closes = closed.lock().unwrap().clone();
         assert_eq!(
@@ -273,9 +281,7 @@ mod tests {
             hub.rooms().get(&hanging).is_some(),
             "kept for eviction: the bus may listen to it"
         );
-        for _ in 0..2 {
-            call(&svc, Request::anonymous(Action::EvictIdleRooms)).await;
-        }
+        sweep(&svc).await;
         assert!(hub.rooms().get(&hanging).is_none(), "evicted");
         assert_eq!(*closed.lock().unwrap(), vec![hanging], "and closed");
     }
@@ -322,17 +328,7 @@ mod tests {
                 Ok::<_, tower::BoxError>(Reply::default())
             }
         });
-        let config = RouteConfig {
-            room_idle_secs: 0,
-            ..RouteConfig::default()
-        };
-        let sequencer = Arc::new(LocalSequencer::new(
-            Some(store.clone() as Arc<dyn Store>),
-            Arc::from("test"),
-        ));
-        let directory = Arc::new(LocalDirectory::new(hub.clone()));
-        let layer = RouteLayer::new(&config, hub.clone(), sequencer, directory, 10, None);
-        ChatService::new(layer.layer(ChatService::new(inner)))
+        route_over(hub, store, ChatService::new(inner))
     }
 
     /// Rooms the bus listens to that are neither in the table nor closing: nothing would ever
