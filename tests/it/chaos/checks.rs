@@ -95,6 +95,7 @@ fn a_seq_nobody_acked_saw_or_stored_may_be_skipped() {
     let seen = view(Protocol::Sse, vec![open(), msg(1, "one"), msg(3, "three")]);
     let findings = run(&[sent("lost", Outcome::Unknown)], &[seen], &rows, true);
     assert!(findings.anomalies.is_empty(), "{:?}", findings.anomalies);
+    assert_eq!((findings.acked, findings.unknown), (0, 1), "counted apart");
 }
 
 #[test]

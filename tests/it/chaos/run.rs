@@ -224,8 +224,9 @@ pub async fn run(plan: &Plan) -> Outcome {
     }
     // The run's directory holds every instance's log, for a look at an anomaly.
     eprintln!(
-        "  {} acked, {} deliveries, {} anomalies; logs in {}",
+        "  {} acked, {} of unknown outcome, {} deliveries, {} anomalies; logs in {}",
         findings.acked,
+        findings.unknown,
         findings.deliveries,
         findings.anomalies.len(),
         cluster.dir.display()

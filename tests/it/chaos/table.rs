@@ -1,5 +1,5 @@
-//! The report: a table phase x durability x fault kind -> runs, acknowledged messages,
-//! deliveries checked, write-behind losses, anomalies; then how often each fault kind struck;
+//! The report: a table phase x durability x fault kind -> runs, acknowledged messages, messages
+//! of unknown outcome, deliveries checked, write-behind losses, anomalies; then how often each fault kind struck;
 //! then every anomaly, one line each. A run with several fault kinds counts in each of their
 //! rows, and once in its phase and durability's `(all)` row.
 
@@ -13,6 +13,7 @@ use super::run::Outcome;
 struct Row {
     runs: usize,
     acked: usize,
+    unknown: usize,
     deliveries: usize,
     losses: usize,
     anomalies: usize,
@@ -22,6 +23,7 @@ impl Row {
     fn add(&mut self, outcome: &Outcome) {
         self.runs += 1;
         self.acked += outcome.findings.acked;
+        self.unknown += outcome.findings.unknown;
         self.deliveries += outcome.findings.deliveries;
         self.losses += outcome.findings.losses;
         self.anomalies += anomalies(outcome);
@@ -53,20 +55,20 @@ pub fn report(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| phase | durability | fault | runs | acked | deliveries checked | write-behind losses | anomalies |"
+        "| phase | durability | fault | runs | acked | unknown outcome | deliveries checked | write-behind losses | anomalies |"
     );
-    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---:|");
     for ((phase, durability, kind), row) in &rows {
         let _ = writeln!(
             out,
-            "| {phase} | {durability} | {kind} | {} | {} | {} | {} | {} |",
-            row.runs, row.acked, row.deliveries, row.losses, row.anomalies
+            "| {phase} | {durability} | {kind} | {} | {} | {} | {} | {} | {} |",
+            row.runs, row.acked, row.unknown, row.deliveries, row.losses, row.anomalies
         );
     }
     let _ = writeln!(
         out,
-        "| all | all | all | {} | {} | {} | {} | {} |",
-        total.runs, total.acked, total.deliveries, total.losses, total.anomalies
+        "| all | all | all | {} | {} | {} | {} | {} | {} |",
+        total.runs, total.acked, total.unknown, total.deliveries, total.losses, total.anomalies
     );
     let _ = writeln!(out);
     let kinds: Vec<String> = FaultKind::ALL

@@ -57,6 +57,9 @@ impl fmt::Display for Anomaly {
 pub struct Findings {
     /// Acknowledged messages.
     pub acked: usize,
+    /// Messages whose sender never learnt their outcome (a connection cut, an HTTP 504, a
+    /// request given up on): neither acknowledged nor refused, they may be stored or not.
+    pub unknown: usize,
     /// Messages shown to readers (each copy counts).
     pub deliveries: usize,
     /// Write-behind losses: acknowledged or shown, not stored.
@@ -218,8 +221,13 @@ impl<'a> RoomCheck<'a> {
     /// (b)
     fn acked_is_stored(&self, findings: &mut Findings, lost: &mut HashSet<&'a str>) {
         for s in self.sent {
-            let Outcome::Acked(seq) = s.outcome else {
-                continue;
+            let seq = match s.outcome {
+                Outcome::Acked(seq) => seq,
+                Outcome::Unknown => {
+                    findings.unknown += 1;
+                    continue;
+                }
+                Outcome::Refused(_) => continue,
             };
             findings.acked += 1;
             if self.stored.contains_key(s.text.as_str()) {
