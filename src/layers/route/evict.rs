@@ -6,9 +6,9 @@
 //! it reserved and did not use (`Sequencer::give_back`; a room never opened has none), then,
 //! through the stack (`Action::CloseRoom`), the bus's subscription or watch (a room that never
 //! opened may have one: an open subscribes before it reads the store, and the read may have
-//! failed or the join been dropped while it waited). Only then may
-//! its name be opened again, by the full open path, which subscribes first and reads the store
-//! after: a message published meanwhile is in the store, one published later arrives live.
+//! failed or the join been dropped while it waited). Only then may its name be opened again,
+//! by the full open path, which subscribes first and reads the store after: a message published
+//! meanwhile is in the store, one published later arrives live.
 //!
 //! If the seqs cannot be given back (the store is down), the room goes back into memory as it
 //! was and a later sweep tries again; evicting it anyway would leave the rest of its block as a
