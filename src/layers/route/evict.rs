@@ -160,6 +160,11 @@ mod tests {
         svc.clone().oneshot(req).await.expect("answered")
     }
 
+    /// `id` joins `room`.
+    fn join(id: SessionId, room: &RoomName) -> Request {
+        Request::from(id, Action::Command(Command::Join(room.clone())))
+    }
+
     /// Two sweeps: the first finds the quiet rooms idle, the second evicts them (their
     /// `room_idle_secs` is 0).
     async fn sweep(svc: &ChatService) {
@@ -186,8 +191,7 @@ mod tests {
     async fn an_idle_room_gives_back_its_seqs_then_closes_and_reopens_where_it_stopped() {
         let (hub, store, closed, svc, (id, _inbox)) = ann().await;
         let general = RoomName::parse("general").unwrap();
-        let join = || Request::from(id, Action::Command(Command::Join(general.clone())));
-        call(&svc, join()).await;
+        call(&svc, join(id, &general)).await;
         for n in 1..=3 {
             assert_eq!(say(&svc, id, &format!("m{n}")).await, n);
         }
@@ -215,7 +219,7 @@ mod tests {
         assert_eq!(*closed.lock().unwrap(), vec![general.clone()]);
         assert_eq!(hub.stats().rooms_evicted.get(), 1);
 
-        call(&svc, join()).await;
+        call(&svc, join(id, &general)).await;
         assert_eq!(say(&svc, id, "again").await, 4, "no jump after the reopen");
     }
 
@@ -227,9 +231,8 @@ mod tests {
         let (hub, store, closed, svc, (id, _inbox)) = ann().await;
         let general = RoomName::parse("general").unwrap();
         store.set_down(true);
-        let join = Request::from(id, Action::Command(Command::Join(general.clone())));
         assert!(
-            svc.clone().oneshot(join).await.is_err(),
+            svc.clone().oneshot(join(id, &general)).await.is_err(),
             "the store is down"
         );
         let closes = closed.lock().unwrap().clone();
@@ -256,9 +259,8 @@ mod tests {
         hub.rooms().keep_opened_rooms();
         let silent = RoomName::parse("silent").unwrap();
         store.set_down(true);
-        let join = Request::from(id, Action::Command(Command::Join(silent.clone())));
         assert!(
-            svc.clone().oneshot(join).await.is_err(),
+            svc.clone().oneshot(join(id, &silent)).await.is_err(),
             "the store is down"
         );
         assert_eq!(*closed.lock().unwrap(), vec![silent.clone()]);
@@ -273,8 +275,10 @@ mod tests {
         let (hub, _store, closed, svc, (id, _inbox)) = ann().await;
         hub.rooms().keep_opened_rooms();
         let hanging = RoomName::parse("hanging").unwrap();
-        let join = Request::from(id, Action::Command(Command::Join(hanging.clone())));
-        let dropped = tokio::time::timeout(Duration::from_millis(50), svc.clone().oneshot(join));
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(50),
+            svc.clone().oneshot(join(id, &hanging)),
+        );
         assert!(dropped.await.is_err(), "the open hangs until dropped");
         assert!(closed.lock().unwrap().is_empty(), "nothing closed it");
         assert!(

@@ -87,12 +87,8 @@ async fn chaos_from_the_environment() {
     let seconds = var("CHAOS_SECONDS", "10").parse().expect("CHAOS_SECONDS");
     let rate = var("CHAOS_RATE", "300").parse().expect("CHAOS_RATE");
     let overlap = var("CHAOS_OVERLAP", "0") == "1";
-    let timeout_ms = std::env::var("CHAOS_TIMEOUT_MS")
-        .ok()
-        .map(|ms| ms.parse().expect("CHAOS_TIMEOUT_MS: milliseconds"));
-    let instances = std::env::var("CHAOS_INSTANCES")
-        .ok()
-        .map(|n| n.parse().expect("CHAOS_INSTANCES: a number from 2 to 6"));
+    let timeout_ms = optional("CHAOS_TIMEOUT_MS", "milliseconds");
+    let instances = optional("CHAOS_INSTANCES", "a number from 2 to 6");
     let mut plans = Vec::new();
     for &phase in &phases {
         for &ahead in &durabilities {
@@ -111,6 +107,15 @@ fn list(text: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// The number in environment variable `name`, if it is set; `what` says what it must be.
+fn optional<T: std::str::FromStr>(name: &str, what: &str) -> Option<T> {
+    let text = std::env::var(name).ok()?;
+    Some(
+        text.parse()
+            .unwrap_or_else(|_| panic!("{name}: {what}, not {text:?}")),
+    )
 }
 
 /// `1-20`, `3`, `1,4,9` or a mix (`1-5,9`).
@@ -195,7 +200,7 @@ fn a_plan_given_up_on_after_a_timeout_runs_the_same_schedule_under_a_timeout_lay
         let timed = plan.clone().given_up_after(Some(250));
         assert_eq!(format!("{:?}", plan.faults), format!("{:?}", timed.faults));
         let kinds = |plan: &Plan| -> Vec<LayerKind> {
-            let config = chatd::pipeline::load::parse("t", &run::pipeline_of(plan), &|_| None);
+            let config = chatd::pipeline::load::parse("t", &run::pipeline(plan), &|_| None);
             let layers = config.expect("a valid pipeline").layers;
             layers.iter().map(|layer| layer.kind()).collect()
         };

@@ -36,35 +36,30 @@ pub struct Outcome {
 
 /// The pipeline of `plan`: the shipped one of its phase with its durability, unthrottled, with
 /// its `timeout` layer if it has one.
-pub fn pipeline_of(plan: &Plan) -> String {
-    let text = pipeline(plan.phase, plan.ahead);
+pub fn pipeline(plan: &Plan) -> String {
+    let text = match (plan.phase, plan.ahead) {
+        (Phase::One, false) => shipped("phase1-single.toml"),
+        (Phase::One, true) => shipped("phase1-sync.toml"),
+        (Phase::Two, _) => shipped("phase2-poll.toml"),
+        (Phase::Three, _) => shipped("phase3-valkey.toml"),
+    };
+    let durability = if plan.ahead {
+        Durability::Sync
+    } else {
+        Durability::Async
+    };
+    let text = with_durability(&unthrottled(&text), durability);
     match plan.timeout_ms {
         Some(ms) => with_layer_before(&text, "route", &format!("kind = \"timeout\"\nms = {ms}")),
         None => text,
     }
 }
 
-/// The shipped pipeline of `phase` with `ahead`'s durability, unthrottled.
-pub fn pipeline(phase: Phase, ahead: bool) -> String {
-    let text = match (phase, ahead) {
-        (Phase::One, false) => shipped("phase1-single.toml"),
-        (Phase::One, true) => shipped("phase1-sync.toml"),
-        (Phase::Two, _) => shipped("phase2-poll.toml"),
-        (Phase::Three, _) => shipped("phase3-valkey.toml"),
-    };
-    let durability = if ahead {
-        Durability::Sync
-    } else {
-        Durability::Async
-    };
-    with_durability(&unthrottled(&text), durability)
-}
-
 /// Runs `plan`; see the module docs.
 pub async fn run(plan: &Plan) -> Outcome {
     let started = Instant::now();
     eprintln!("{plan}");
-    let Some(cluster) = Cluster::start(&pipeline_of(plan), &plan.instances).await else {
+    let Some(cluster) = Cluster::start(&pipeline(plan), &plan.instances).await else {
         return Outcome {
             plan: plan.clone(),
             findings: Findings::default(),

@@ -1,7 +1,7 @@
 //! The report: a table phase x durability x fault kind -> runs, acknowledged messages, messages
-//! of unknown outcome, deliveries checked, write-behind losses, anomalies; then how often each fault kind struck;
-//! then every anomaly, one line each. A run with several fault kinds counts in each of their
-//! rows, and once in its phase and durability's `(all)` row.
+//! of unknown outcome, deliveries checked, write-behind losses, anomalies; then how often each
+//! fault kind struck; then every anomaly, one line each. A run with several fault kinds counts
+//! in each of their rows, and once in its phase and durability's `(all)` row.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
