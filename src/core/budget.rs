@@ -96,6 +96,11 @@ impl QueueBudget {
         self.inner.used.load(Ordering::Relaxed)
     }
 
+    /// Whether `other` is this budget (a clone of it), not another one.
+    pub(super) fn is(&self, other: &QueueBudget) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// How many queues hold at least one event now.
     pub fn queues_holding(&self) -> usize {
         self.inner.holding.load(Ordering::Relaxed)

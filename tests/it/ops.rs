@@ -550,3 +550,42 @@ fn json_logs_are_one_object_per_line() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Every queue of the instance draws on one budget, so `chatd_queued_bytes` comes back to zero
+/// once everything queued has been read. A room's message is charged to the budget once for all
+/// its members; the HTTP sessions' own queues used to draw on a budget of their own, and a room
+/// whose netcat member came first in the fan-out was charged for the browser's copy and never
+/// given it back (the count crept up by a slot or a payload per message). Eight rooms: the
+/// fan-out order differs from room to room.
+#[tokio::test]
+async fn queued_bytes_come_back_to_zero_once_netcat_and_browser_members_have_read() {
+    let server = start().await;
+    let mut alice = Client::named(server.tcp_addr(), "alice").await;
+    let carol = HttpClient::connect(server.http_addr(), "carol").await;
+    let rooms: Vec<String> = (0..8).map(|i| format!("room{i}")).collect();
+    for room in &rooms {
+        alice.join(room).await;
+        let joined = carol.command(&format!("/join {room}")).await;
+        assert_eq!(joined.status, 200, "{}", joined.json);
+        alice.expect(&format!("* carol joined {room}")).await;
+    }
+    for room in &rooms {
+        for i in 0..3 {
+            let said = carol.say(room, &format!("hello {i}")).await;
+            assert_eq!(said.status, 202);
+            alice.expect(&format!("[{room}] carol: hello {i}")).await;
+        }
+    }
+    // Everything has been read by alice; carol's own queue is emptied by its dispatcher as
+    // events arrive. Waiting is only a guard against a slow machine: a leak never comes back.
+    let deadline = Instant::now() + PATIENCE;
+    let mut queued = support::http::metric(server.http_addr(), "chatd_queued_bytes").await;
+    while queued != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        queued = support::http::metric(server.http_addr(), "chatd_queued_bytes").await;
+    }
+    assert_eq!(
+        queued, 0,
+        "bytes still counted as queued after every event was read"
+    );
+}

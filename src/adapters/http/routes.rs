@@ -98,8 +98,13 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<
         None => None,
     };
     // Bounded in events only: the dispatcher below moves each event on to a stream's tap at
-    // once, and the taps are what is bounded in bytes (see `sessions`).
-    let (outbound, mut events) = outbound::channel(state.options.queue.events);
+    // once, and the taps are what is bounded in bytes (see `sessions`). It draws on the
+    // instance's budget like every other queue: a room's broadcast charges a payload once, to
+    // the budget of the queues it reaches (`core::outbound::Broadcast`).
+    let (outbound, mut events) = outbound::bounded(&outbound::QueueLimits {
+        bytes: usize::MAX,
+        ..state.options.queue.clone()
+    });
     let closer = Closer::default();
     let connect = Connect {
         protocol: Protocol::Http,

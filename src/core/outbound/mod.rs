@@ -176,8 +176,12 @@ impl Queued {
 /// One event on its way to many queues (a room's message or notice to its members): its payload
 /// is charged to the instance's budget once for all of them, with the slots of the queues it
 /// expects, before the first queue takes it (see `super::budget`). Use one per event:
-/// [`Outbound::try_send_shared`] with each queue; all of them draw on one budget. An event
-/// without a shared payload (a notice of one session's own) is charged to each queue in full.
+/// [`Outbound::try_send_shared`] with each queue. An event without a shared payload (a notice of
+/// one session's own) is charged to each queue in full, and so is one offered to a queue on
+/// another budget than the first queue's: each budget gets back exactly what it was charged.
+/// A payload handed out again by a later broadcast while still held is charged once, so every
+/// broadcast of it must reach queues on the same budget: every queue of a chatd process draws on
+/// its one instance budget (TCP, IRC, event streams and the HTTP sessions' own queues).
 #[derive(Debug, Default)]
 pub struct Broadcast {
     /// How many queues the event is expected to reach: their slots are paid in one update.
@@ -201,6 +205,14 @@ impl Broadcast {
             taken: 0,
             started: None,
         }
+    }
+
+    /// Whether a queue on `budget` may share the payload: the broadcast charges it to the
+    /// budget of the first queue it is offered to, and gives it back to that budget only.
+    fn draws_on(&self, budget: &QueueBudget) -> bool {
+        self.started
+            .as_ref()
+            .is_none_or(|(charged, _, _)| charged.is(budget))
     }
 
     /// Whether a queue holding `held` bytes of `budget` may take `event` (this broadcast's,
@@ -342,8 +354,10 @@ impl Outbound {
         if !empty && state.bytes.saturating_add(cost) > limits.bytes {
             return Err(Refused::Full(Overflow::Bytes(limits.bytes)));
         }
-        // Only a payload that counts its holders can be shared; anything else is this queue's.
-        let broadcast = broadcast.filter(|_| event.holders().is_some());
+        // Only a payload that counts its holders can be shared, and only among queues on the
+        // budget that was charged it; anything else is this queue's, charged in full.
+        let broadcast = broadcast
+            .filter(|broadcast| event.holders().is_some() && broadcast.draws_on(&limits.budget));
         let shared = broadcast.is_some();
         let admitted = match broadcast {
             Some(broadcast) => broadcast.admit(&limits.budget, &event, cost, state.bytes),

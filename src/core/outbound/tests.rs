@@ -421,3 +421,39 @@ fn an_event_of_one_queue_alone_is_charged_in_full_even_in_a_broadcast() {
     rx.try_recv().unwrap();
     assert_eq!(budget.used(), 0);
 }
+
+#[test]
+fn a_broadcast_to_queues_on_two_budgets_charges_each_what_its_queues_hold() {
+    // An HTTP session's queue and a TCP session's in one room: if their budgets differ, the
+    // payload charged to one must not be given back to the other (the instance's budget crept
+    // up by a payload now and then, and never came back to zero once every client had gone).
+    for first in [0, 1] {
+        let budgets = [QueueBudget::new(1_000_000), QueueBudget::new(1_000_000)];
+        let mut queues: Vec<_> = budgets
+            .iter()
+            .map(|budget| bounded(&limits(100, 10_000, budget)))
+            .collect();
+        let event = shared(1000);
+        let mut broadcast = Broadcast::new(2);
+        for i in [first, 1 - first] {
+            queues[i]
+                .0
+                .try_send_shared(event.clone(), &mut broadcast)
+                .unwrap();
+        }
+        drop(broadcast);
+        for budget in &budgets {
+            assert!(
+                budget.used() >= 1000,
+                "each budget holds its queue's copy of the payload: {}",
+                budget.used()
+            );
+        }
+        // Read in either order: each budget comes back to zero.
+        for i in [1 - first, first] {
+            queues[i].1.try_recv().unwrap();
+        }
+        let used: Vec<usize> = budgets.iter().map(QueueBudget::used).collect();
+        assert_eq!(used, [0, 0], "first queue {first}");
+    }
+}
