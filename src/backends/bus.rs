@@ -81,6 +81,13 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
         false
     }
 
+    /// How many rooms it listens to right now (cheap: read by `/metrics` at every scrape). It
+    /// follows the rooms in memory: a room is listened to from its open until its eviction
+    /// closes it, so once every room has gone it is 0.
+    fn listening(&self) -> usize {
+        0
+    }
+
     /// Starts the receiving side: what other instances publish is fed into `stack` (the pipeline
     /// from its route layer down). Its tasks run on `background` and stop with it.
     ///

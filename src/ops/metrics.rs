@@ -116,6 +116,8 @@ impl Collector for Exporter {
         if let Some(bus) = &self.bus {
             let help = "1 while messages between instances take the slow path (Valkey unreachable: they travel through PostgreSQL), else 0.";
             gauge(&mut out, "bus_degraded", help, u64::from(bus.degraded()))?;
+            let help = "Rooms this instance listens to on the bus (Valkey channels subscribed, rooms polled in PostgreSQL): it follows rooms, and is 0 once every room has left memory.";
+            gauge(&mut out, "bus_rooms", help, bus.listening() as u64)?;
         }
         // Everything else is a plain counter of `Stats`.
         #[rustfmt::skip]

@@ -175,6 +175,11 @@ impl Watched {
         self.lock().remove(room);
     }
 
+    /// How many rooms are polled.
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Records that `seq` was numbered here, so the poll leaves it to the local stack.
     fn numbered(&self, room: &RoomName, seq: u64) {
         self.lock()
@@ -296,6 +301,10 @@ impl Bus for PollBus {
     fn close_room<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, ()> {
         self.watched.close(room);
         ready(()).boxed()
+    }
+
+    fn listening(&self) -> usize {
+        self.watched.len()
     }
 
     /// Red when no poll has succeeded for a few intervals: other instances' messages are not

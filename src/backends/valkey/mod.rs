@@ -433,6 +433,12 @@ impl Bus for Valkey {
         self.is_degraded()
     }
 
+    /// The larger of the channels subscribed and the rooms polled (the two follow the same
+    /// opens and closes).
+    fn listening(&self) -> usize {
+        self.shared.rooms().len().max(self.shared.poll.listening())
+    }
+
     fn start(&self, stack: ChatService, hub: Hub, background: &Background) -> anyhow::Result<()> {
         let stream = lock(&self.shared.first_stream).take();
         let outbox = lock(&self.shared.outbox_rx)

@@ -368,19 +368,30 @@ async fn a_join_abandoned_while_its_room_opens_leaves_no_subscription_behind() {
         pause(250).await;
         left = channels("chatd:room:abandoned*");
     }
+    // b's own count of the rooms its bus listens to says the same.
+    let bus_rooms_left = metric(b.http, "chatd_bus_rooms").await;
     // And the name opens again as usual afterwards.
     let url = format!("{}/messages/abandoned0", b.base());
     let again = client.get(&url).bearer_auth(&reader).send().await;
     let reopened = again.map(|response| response.status().as_u16());
     let subscribed_again = channels("chatd:room:abandoned0");
+    let bus_rooms_again = metric(b.http, "chatd_bus_rooms").await;
     cluster.stop_all().await;
     assert_eq!(
         left, "*0",
         "b still listens to rooms whose joins were abandoned while they opened"
     );
+    assert_eq!(
+        bus_rooms_left, 0,
+        "chatd_bus_rooms once every room has gone"
+    );
     assert!(matches!(reopened, Ok(200)), "reopened: {reopened:?}");
     assert_eq!(
         subscribed_again, "*1",
         "the room opened again subscribes again"
+    );
+    assert_eq!(
+        bus_rooms_again, 1,
+        "chatd_bus_rooms with the room open again"
     );
 }
