@@ -10,8 +10,9 @@
 //! and one to three faults (`chaos/faults.rs`): `kill -9` or SIGTERM and restart, a room opened
 //! on an instance while another keeps it busy, Valkey restarted empty or from an older snapshot,
 //! PostgreSQL restarted, PostgreSQL or Valkey paused, one instance's link to either slowed, cut
-//! or silenced through a proxy. Then a quiet spell, a clean stop, and the checks of
-//! `support/check/` over what was acknowledged, shown and stored.
+//! or silenced through a proxy. Then a quiet spell; once the clients have gone, each instance
+//! must let go of every session, room, subscription and queued byte (`chaos/leftovers.rs`); then
+//! a clean stop, and the checks of `support/check/` over what was acknowledged, shown and stored.
 //!
 //! * `a_short_fixed_seed_run_finds_no_anomaly` runs in CI: one short run per phase (phase 3's
 //!   with requests given up on after 50 ms while PostgreSQL restarts), and one of phase 3 with
@@ -30,6 +31,7 @@
 
 mod checks;
 mod faults;
+mod leftovers;
 mod plan;
 mod run;
 mod table;
@@ -212,5 +214,22 @@ fn a_plan_given_up_on_after_a_timeout_runs_the_same_schedule_under_a_timeout_lay
             !plain.contains(&LayerKind::Timeout),
             "none by default: {plain:?}"
         );
+    }
+}
+
+#[test]
+fn every_plan_lets_go_of_idle_sessions_and_rooms_within_seconds() {
+    use leftovers::{ROOM_IDLE_SECS, SESSION_IDLE_SECS};
+    // The leftovers check waits for idle sessions and rooms to go: with the shipped files'
+    // minutes, it would report them all.
+    for phase in [Phase::One, Phase::Two, Phase::Three] {
+        for ahead in [false, true] {
+            let plan = Plan::draw(7, phase, ahead, 10, 300.0);
+            let config = chatd::pipeline::load::parse("t", &run::pipeline(&plan), &|_| None)
+                .expect("a valid pipeline");
+            assert_eq!(config.server.session_idle_secs, SESSION_IDLE_SECS, "{plan}");
+            let route = config.route().expect("a route layer");
+            assert_eq!(route.room_idle_secs, ROOM_IDLE_SECS, "{plan}");
+        }
     }
 }

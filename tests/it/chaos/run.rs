@@ -8,9 +8,12 @@ use chatd::pipeline::config::Durability;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::{Context, strike};
+use super::leftovers::{ROOM_IDLE_SECS, SESSION_IDLE_SECS, leftovers};
 use super::plan::{Phase, Plan};
 use crate::support::check::{Findings, check};
-use crate::support::cluster::{Cluster, shipped, unthrottled, with_durability, with_layer_before};
+use crate::support::cluster::{
+    Cluster, shipped, unthrottled, with_durability, with_layer_before, with_option,
+};
 use crate::support::readers::{SseReader, TcpReader};
 use crate::support::record::{Recorder, dump};
 use crate::support::senders::Sender;
@@ -35,7 +38,8 @@ pub struct Outcome {
 }
 
 /// The pipeline of `plan`: the shipped one of its phase with its durability, unthrottled, with
-/// its `timeout` layer if it has one.
+/// idle sessions and rooms let go of within seconds (for the leftovers check), with its
+/// `timeout` layer if it has one.
 pub fn pipeline(plan: &Plan) -> String {
     let text = match (plan.phase, plan.ahead) {
         (Phase::One, false) => shipped("phase1-single.toml"),
@@ -49,6 +53,14 @@ pub fn pipeline(plan: &Plan) -> String {
         Durability::Async
     };
     let text = with_durability(&unthrottled(&text), durability);
+    let text = with_option(
+        &text,
+        "[server]",
+        "session_idle_secs",
+        &SESSION_IDLE_SECS.to_string(),
+    );
+    let route = "kind = \"route\"";
+    let text = with_option(&text, route, "room_idle_secs", &ROOM_IDLE_SECS.to_string());
     match plan.timeout_ms {
         Some(ms) => with_layer_before(&text, "route", &format!("kind = \"timeout\"\nms = {ms}")),
         None => text,
@@ -207,13 +219,15 @@ pub async fn run(plan: &Plan) -> Outcome {
     for task in tasks {
         let _ = task.await;
     }
+    let held = leftovers(&cluster).await;
     cluster.stop_all().await;
 
     let mut rooms = plan.rooms.clone();
     rooms.extend(cold_rooms);
     let stored = cluster.stored(&rooms).await;
     let (sent, views) = log.snapshot();
-    let findings = check(&sent, &views, &stored, plan.ahead, CAPACITY);
+    let mut findings = check(&sent, &views, &stored, plan.ahead, CAPACITY);
+    findings.anomalies.extend(held);
     if !findings.anomalies.is_empty() {
         let _ = dump(&cluster.dir.join("record.txt"), &sent, &views);
     }

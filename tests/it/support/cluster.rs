@@ -57,6 +57,28 @@ pub fn with_durability(text: &str, durability: Durability) -> String {
         .replace("durability = \"async\"", want)
 }
 
+/// `text` with option `key` set to `value` in the table whose first line is `first` (`[server]`,
+/// `kind = "route"`, with or without a comment after it), in place of the line that set it, if one did (the option names this is used
+/// with are found in one table only).
+pub fn with_option(text: &str, first: &str, key: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut found = false;
+    for line in text.lines() {
+        let set = line.trim_start().strip_prefix(key);
+        if set.is_some_and(|rest| rest.trim_start().starts_with('=')) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.split('#').next().unwrap_or_default().trim() == first {
+            out.push_str(&format!("{key} = {value}\n"));
+            found = true;
+        }
+    }
+    assert!(found, "no table starts with {first}");
+    out
+}
+
 /// `text` with a whole `[[layer]]` table (`block`, without the header) inserted before the
 /// layer of kind `kind`.
 pub fn with_layer_before(text: &str, kind: &str, block: &str) -> String {
