@@ -10,14 +10,14 @@
 //! room idle for [`ROOM_IDLE_SECS`] (the shipped files wait minutes). Once the readers have gone,
 //! each instance's `/metrics` must come down to nothing within [`PATIENCE`]: no connection but
 //! the scrape's own, no session, no room in memory, no room the bus listens to, no byte queued
-//! for a client or for the store; and Valkey must have no room channel subscribed. Each thing
-//! still held at the end is one anomaly.
+//! for a client or for the store; Valkey must have no room channel subscribed, and PostgreSQL's
+//! shared directory no nick and no membership. Each thing still held at the end is one anomaly.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::support::check::Anomaly;
-use crate::support::cluster::{Cluster, with};
+use crate::support::cluster::{Cluster, lock, with};
 
 /// How long an HTTP session with no stream and no request lives in the checker's pipelines.
 pub const SESSION_IDLE_SECS: u64 = 4;
@@ -93,7 +93,40 @@ async fn held(cluster: &Cluster) -> Vec<Anomaly> {
             anomaly("valkey", what);
         }
     }
+    if let Some(pg) = &cluster.pg {
+        let url = lock(pg).url();
+        match directory_rows(&url).await {
+            Ok(rows) => {
+                for (table, n) in rows {
+                    if n > 0 {
+                        let what = format!(
+                            "the shared directory's {table} has {n} rows after every client has gone"
+                        );
+                        anomaly("postgres", what);
+                    }
+                }
+            }
+            Err(e) => anomaly("postgres", format!("cannot read the shared directory: {e}")),
+        }
+    }
     held
+}
+
+/// How many rows each table of the shared directory (nicks, memberships) holds. A crashed
+/// instance's rows count until they expire: one TTL and a heartbeat after the crash, well
+/// within [`PATIENCE`] of the end of a run.
+async fn directory_rows(url: &str) -> Result<Vec<(&'static str, i64)>, tokio_postgres::Error> {
+    let (db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let mut rows = Vec::new();
+    for table in ["presence_nicks", "presence_members"] {
+        let n: i64 = db
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await?
+            .get(0);
+        rows.push((table, n));
+    }
+    Ok(rows)
 }
 
 /// Every sample of `GET /metrics` on `addr`, by its series (name and labels).
