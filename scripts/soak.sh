@@ -4,7 +4,8 @@
 # users (examples/soak: the mix is the table MIX in examples/soak/main.rs). Prints the server's
 # resident memory before, at its peak, at the end and after the clients left; the normal users'
 # round trips (p50, p99, max) and how many of their messages were lost; and every refusal and
-# cut-off, by kind of client. docs/RELIABILITY.md ("Abuse and soak") has the figures of a run.
+# cut-off, by kind of client. Fails if, 30 s after the clients left, a connection is still open
+# or a byte still counted as queued. docs/RELIABILITY.md ("Abuse and soak") has the figures of a run.
 #
 #   scripts/soak.sh                 # 10 minutes
 #   scripts/soak.sh --minutes 2     # shorter

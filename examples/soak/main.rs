@@ -127,4 +127,57 @@ async fn main() {
     // Every abusive client is gone now: what the server keeps after them.
     let rss_after = tally.settled_rss().await;
     println!("{}", tally.summary(run, rss_before, rss_end, rss_after));
+    let held = left_behind(args.http).await;
+    if !held.is_empty() {
+        eprintln!("soak: after the clients left, the server still holds: {held}");
+        std::process::exit(1);
+    }
+    println!("after the clients left: no connection open, no byte queued");
+}
+
+/// What the server still holds once every client has gone, waiting up to 30 s for it to let go:
+/// open connections (but the one asking) and bytes queued for readers, from `/metrics`; empty
+/// when there are none. (Sessions and rooms stay for `session_idle_secs` and `room_idle_secs`,
+/// minutes in the default pipeline: the consistency checker's leftovers check waits for those.)
+async fn left_behind(http: SocketAddr) -> String {
+    let mut held = String::new();
+    for _ in 0..30 {
+        held = match metrics(http).await {
+            Ok(text) => text
+                .lines()
+                .filter_map(|line| line.rsplit_once(' '))
+                .filter(|(series, value)| {
+                    let allowed = match *series {
+                        "chatd_connections_open{protocol=\"http\"}" => 1.0, // this request
+                        _ => 0.0,
+                    };
+                    let watched = series.starts_with("chatd_connections_open{")
+                        || *series == "chatd_queued_bytes";
+                    watched && value.parse::<f64>().is_ok_and(|v| v > allowed)
+                })
+                .map(|(series, value)| format!("{series} = {value}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(e) => format!("no /metrics ({e})"),
+        };
+        if held.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    held
+}
+
+/// `GET /metrics` on a connection of its own, closed after.
+async fn metrics(http: SocketAddr) -> Result<String, reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    client
+        .get(format!("http://{http}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await
 }
