@@ -58,8 +58,8 @@ pub fn with_durability(text: &str, durability: Durability) -> String {
 }
 
 /// `text` with option `key` set to `value` in the table whose first line is `first` (`[server]`,
-/// `kind = "route"`, with or without a comment after it), in place of the line that set it, if one did (the option names this is used
-/// with are found in one table only).
+/// `kind = "route"`, with or without a comment after it), in place of the line that set it, if
+/// one did (the option names this is used with are found in one table only).
 pub fn with_option(text: &str, first: &str, key: &str, value: &str) -> String {
     let mut out = String::new();
     let mut found = false;
