@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::support::binary::Chatd;
 use crate::support::http::HttpClient;
 use crate::support::postgres::TestPostgres;
+use crate::support::proxy::{FaultProxy, Mode};
 use crate::support::{Client, data_dir, default_config, postgres, start_with, with_store};
 use chatd::pipeline::PipelineConfig;
 use chatd::pipeline::config::{DirectoryMode, Durability, LayerConfig};
@@ -251,6 +252,44 @@ async fn an_instance_whose_rows_expired_while_cut_off_restores_them() {
     let mut other = Client::connect(b.tcp_addr()).await;
     other.send("/nick alice").await;
     other.expect("! nick alice is taken").await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A join and a leave made while one instance cannot reach PostgreSQL (shorter than the TTL, so
+/// nobody expires its rows) are still recorded once it can: before, the shared directory missed
+/// the join and kept the leave's membership until the session quit, and `/users` on every
+/// instance said so.
+#[tokio::test]
+async fn a_join_and_a_leave_made_while_postgres_was_out_of_reach_reach_the_directory_later() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let link = FaultProxy::start(pg.addr()).await;
+    // A TTL far longer than the cut: this is about writes that failed, not expired rows.
+    let a = start_with(cluster_config(&TestPostgres::url_via(link.addr()), "a", 30)).await;
+    let b = start_with(cluster_config(&pg.url(), "b", 30)).await;
+    let mut alice = Client::named(a.tcp_addr(), "alice").await;
+    alice.join("old").await;
+    // carol keeps `new` open on A, so that alice's join needs nothing from the store.
+    let mut carol = Client::named(a.tcp_addr(), "carol").await;
+    carol.join("new").await;
+    let mut bob = Client::named(b.tcp_addr(), "bob").await;
+    bob.join("old").await;
+    until_reply(&mut bob, "/users old", "* users in old (2): alice, bob").await;
+    until_reply(&mut bob, "/users new", "* users in new (1): carol").await;
+
+    link.set(Mode::Cut);
+    alice.send("/join new").await;
+    alice.expect_prefix("* you joined new (").await;
+    alice.send("/leave old").await;
+    alice
+        .expect("* you left old; your current room is new")
+        .await;
+    link.heal();
+
+    until_reply(&mut bob, "/users new", "* users in new (2): alice, carol").await;
+    until_reply(&mut bob, "/users old", "* users in old (1): bob").await;
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -12,11 +12,19 @@
 //!    deleted its rows. A nick claimed elsewhere in the meantime stays with its new holder (logged:
 //!    two users share it until one renames or quits). In normal operation this branch only meets
 //!    sessions whose claim is in flight, which have no rooms yet;
-//! 4. deletes the expired rows of every instance, which is how a killed instance's members go.
+//! 4. if a join or a leave could not be written since the last beat (the database was out of
+//!    reach), makes this instance's memberships what its sessions hold: the missing ones are
+//!    added, the ones no session holds any more deleted. Only sessions whose nick row matches
+//!    their nick are repaired (a rename under way is left alone), and if a join or a leave ran
+//!    meanwhile, whose write the repair may have overtaken, the next beat repairs again;
+//! 5. deletes the expired rows of every instance, which is how a killed instance's members go.
 //!
 //! When `Background` stops (a clean shutdown) it deletes this instance's rows and ends.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use tokio_postgres::Client;
 
 use super::{PostgresDirectory, db_session};
 use crate::backends::directory::heartbeat_period;
@@ -51,9 +59,10 @@ struct Snapshot {
     sessions: Vec<i64>,
     keys: Vec<String>,
     nicks: Vec<String>,
-    /// One (room, nick key) pair per membership.
+    /// One (room, nick key, session) triple per membership.
     member_rooms: Vec<String>,
     member_keys: Vec<String>,
+    member_sessions: Vec<i64>,
 }
 
 fn snapshot(directory: &PostgresDirectory) -> Snapshot {
@@ -64,6 +73,7 @@ fn snapshot(directory: &PostgresDirectory) -> Snapshot {
         for room in &state.rooms {
             snap.member_rooms.push(room.as_str().to_string());
             snap.member_keys.push(key.clone());
+            snap.member_sessions.push(db_session(session.id));
         }
         snap.sessions.push(db_session(session.id));
         snap.nicks.push(state.nick.as_str().to_string());
@@ -140,6 +150,7 @@ async fn beat(directory: &PostgresDirectory) -> Result<(), StoreError> {
              restored them"
         );
     }
+    repair_memberships(directory, &conn).await?;
     let expired = conn
         .execute(
             "DELETE FROM presence_nicks \
@@ -154,6 +165,65 @@ async fn beat(directory: &PostgresDirectory) -> Result<(), StoreError> {
             "deleted presence rows of instances that stopped heartbeating"
         );
     }
+    Ok(())
+}
+
+/// Step 4 of the module docs, when a membership write failed since the last repair.
+async fn repair_memberships(
+    directory: &PostgresDirectory,
+    conn: &Client,
+) -> Result<(), StoreError> {
+    let repair = &directory.repair;
+    if !repair.needed.swap(false, Ordering::SeqCst) {
+        return Ok(());
+    }
+    let writes = repair.writes.load(Ordering::SeqCst);
+    let snap = snapshot(directory);
+    let owner = &directory.owner;
+    // Both statements touch only this run's sessions whose nick row is the nick they hold now.
+    let deleted = conn
+        .execute(
+            "DELETE FROM presence_members m USING presence_nicks n \
+             WHERE m.nick_key = n.nick_key AND n.owner = $1 \
+               AND (n.session, n.nick_key) IN \
+                   (SELECT * FROM UNNEST($2::bigint[], $3::text[])) \
+               AND (m.room, m.nick_key) NOT IN \
+                   (SELECT * FROM UNNEST($4::text[], $5::text[]))",
+            &[
+                owner,
+                &snap.sessions,
+                &snap.keys,
+                &snap.member_rooms,
+                &snap.member_keys,
+            ],
+        )
+        .await;
+    let added = conn
+        .execute(
+            "INSERT INTO presence_members (room, nick_key) \
+             SELECT l.room, l.nick_key \
+             FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS l(room, nick_key, session) \
+             JOIN presence_nicks n \
+               ON n.owner = $1 AND n.session = l.session AND n.nick_key = l.nick_key \
+             ON CONFLICT DO NOTHING",
+            &[
+                owner,
+                &snap.member_rooms,
+                &snap.member_keys,
+                &snap.member_sessions,
+            ],
+        )
+        .await;
+    let raced = repair.writes.load(Ordering::SeqCst) != writes;
+    if raced || deleted.is_err() || added.is_err() {
+        repair.needed.store(true, Ordering::SeqCst);
+    }
+    let (deleted, added) = (deleted.map_err(classify)?, added.map_err(classify)?);
+    tracing::info!(
+        added,
+        deleted,
+        "repaired this instance's memberships in the presence directory after writes that failed"
+    );
     Ok(())
 }
 

@@ -7,7 +7,14 @@
 //!
 //! The directory has a small pool of its own (two connections), apart from the store's: a
 //! heartbeat must not queue behind a write-behind batch, or a busy instance would look dead.
+//!
+//! A join or a leave is recorded best-effort: the chat goes on when the database is out of
+//! reach. A write that failed is not forgotten, though: it marks the memberships for repair
+//! ([`Repair`]), and the next heartbeat that reaches the database makes this instance's rows say
+//! what its sessions hold (step 4 in `heartbeat.rs`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
@@ -38,6 +45,19 @@ pub struct PostgresDirectory {
     hub: Hub,
     owner: String,
     ttl_ms: i64,
+    repair: Arc<Repair>,
+}
+
+/// Whether this instance's memberships in the tables may be wrong: a join or a leave whose write
+/// failed. The heartbeat repairs them from the sessions' own state; `writes` tells it whether a
+/// join or a leave ran while it did, whose outcome its repair may have undone, so that it repairs
+/// once more.
+#[derive(Debug, Default)]
+struct Repair {
+    /// A membership write failed since the last repair.
+    needed: AtomicBool,
+    /// Membership writes begun, counted before each one (after the session's own state changed).
+    writes: AtomicU64,
 }
 
 impl PostgresDirectory {
@@ -67,6 +87,7 @@ impl PostgresDirectory {
             hub: hub.clone(),
             owner: format!("{}#{:016x}", hub.instance(), rand::random::<u64>()),
             ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            repair: Arc::default(),
         };
         heartbeat::spawn(directory.clone(), ttl, background);
         Ok(directory)
@@ -77,6 +98,19 @@ impl PostgresDirectory {
             RunError::User(e) => StoreError::Unavailable(format!("cannot connect: {e}")),
             RunError::TimedOut => StoreError::Unavailable("no connection in time".to_string()),
         })
+    }
+
+    /// Runs `write`, a join's or a leave's; one that fails leaves a repair to the heartbeat.
+    async fn membership(
+        &self,
+        write: impl Future<Output = Result<(), StoreError>>,
+    ) -> Result<(), StoreError> {
+        self.repair.writes.fetch_add(1, Ordering::SeqCst);
+        let result = write.await;
+        if result.is_err() {
+            self.repair.needed.store(true, Ordering::SeqCst);
+        }
+        result
     }
 
     /// An expired holder of `nick` (a dead instance) loses it, and its memberships with it, so
@@ -207,7 +241,7 @@ impl Directory for PostgresDirectory {
         room: &'a RoomName,
         nick: &'a Nick,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
+        Box::pin(self.membership(async move {
             let conn = self.conn().await?;
             conn.execute(
                 "INSERT INTO presence_members (room, nick_key) VALUES ($1, $2) \
@@ -217,7 +251,7 @@ impl Directory for PostgresDirectory {
             .await
             .map_err(classify)?;
             Ok(())
-        })
+        }))
     }
 
     fn left<'a>(
@@ -225,7 +259,7 @@ impl Directory for PostgresDirectory {
         room: &'a RoomName,
         nick: &'a Nick,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
+        Box::pin(self.membership(async move {
             let conn = self.conn().await?;
             // Only our own membership: if our nick expired and somebody else claimed it, theirs
             // is not ours to delete.
@@ -237,7 +271,7 @@ impl Directory for PostgresDirectory {
             .await
             .map_err(classify)?;
             Ok(())
-        })
+        }))
     }
 
     fn members<'a>(
