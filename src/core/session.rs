@@ -301,6 +301,16 @@ impl Sessions {
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.registry().by_id.values().cloned().collect()
     }
+
+    /// The room memberships of every open session (one in three rooms counts three): what a
+    /// shared presence directory should list for this instance.
+    pub fn memberships(&self) -> usize {
+        // Each session's state is read after the registry's lock is let go.
+        self.all()
+            .iter()
+            .map(|session| session.state().rooms.len())
+            .sum()
+    }
 }
 
 /// The error for a request naming a session that is not open.

@@ -102,6 +102,9 @@ impl Collector for Exporter {
             each_protocol(&stats.sessions_opened_by),
         )?;
         gauge(&mut out, "rooms", ROOMS_HELP, self.hub.rooms().len() as u64)?;
+        let help = "Room memberships of this instance's sessions (a session in three rooms counts three): what a shared presence directory lists for this instance once it is up to date.";
+        let memberships = self.hub.sessions().memberships() as u64;
+        gauge(&mut out, "memberships", help, memberships)?;
         let queued = "Bytes waiting in outbound queues (sessions and event streams), against max_queued_bytes.";
         gauge(&mut out, "queued_bytes", queued, stats.queued.used() as u64)?;
         latency(&mut out, &stats.latency_local, &stats.latency_remote)?;

@@ -9,7 +9,8 @@
 //! heartbeat must not queue behind a write-behind batch, or a busy instance would look dead.
 //!
 //! A join or a leave is recorded best-effort: the chat goes on when the database is out of
-//! reach. A write that failed is not forgotten, though: it marks the memberships for repair
+//! reach. A write that failed, or that was dropped half-way with the request it served (given
+//! up on by a `timeout` layer), is not forgotten, though: it marks the memberships for repair
 //! ([`Repair`]), and the next heartbeat that reaches the database makes this instance's rows say
 //! what its sessions hold (step 4 in `heartbeat.rs`).
 
@@ -100,15 +101,18 @@ impl PostgresDirectory {
         })
     }
 
-    /// Runs `write`, a join's or a leave's; one that fails leaves a repair to the heartbeat.
+    /// Runs `write`, a join's or a leave's; one that fails, or is dropped before it is done (a
+    /// request given up on: the session's own state has changed already), leaves a repair to
+    /// the heartbeat.
     async fn membership(
         &self,
         write: impl Future<Output = Result<(), StoreError>>,
     ) -> Result<(), StoreError> {
         self.repair.writes.fetch_add(1, Ordering::SeqCst);
+        let mut unwritten = Unwritten(Some(&self.repair));
         let result = write.await;
-        if result.is_err() {
-            self.repair.needed.store(true, Ordering::SeqCst);
+        if result.is_ok() {
+            unwritten.0 = None;
         }
         result
     }
@@ -191,6 +195,17 @@ impl PostgresDirectory {
                 drop(conn);
                 self.claim_nick(session, new).await
             }
+        }
+    }
+}
+
+/// Marks the memberships for repair when dropped, unless its write was done.
+struct Unwritten<'a>(Option<&'a Repair>);
+
+impl Drop for Unwritten<'_> {
+    fn drop(&mut self) {
+        if let Some(repair) = self.0 {
+            repair.needed.store(true, Ordering::SeqCst);
         }
     }
 }

@@ -130,7 +130,7 @@ async fn directory_rows(url: &str) -> Result<Vec<(&'static str, i64)>, tokio_pos
 }
 
 /// Every sample of `GET /metrics` on `addr`, by its series (name and labels).
-async fn scrape(addr: std::net::SocketAddr) -> Result<BTreeMap<String, f64>, reqwest::Error> {
+pub async fn scrape(addr: std::net::SocketAddr) -> Result<BTreeMap<String, f64>, reqwest::Error> {
     // A client of its own, dropped with its connection: the next scrape counts only itself.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::faults::{Context, strike};
 use super::leftovers::{ROOM_IDLE_SECS, SESSION_IDLE_SECS, leftovers};
 use super::plan::{Phase, Plan};
+use super::presence::directory_disagrees;
 use crate::support::check::{Findings, check};
 use crate::support::cluster::{
     Cluster, shipped, unthrottled, with_durability, with_layer_before, with_option,
@@ -215,6 +216,7 @@ pub async fn run(plan: &Plan) -> Outcome {
         let _ = task.await;
     }
     tokio::time::sleep(QUIET).await;
+    let disagrees = directory_disagrees(&cluster).await;
     readers.cancel();
     for task in tasks {
         let _ = task.await;
@@ -227,6 +229,7 @@ pub async fn run(plan: &Plan) -> Outcome {
     let stored = cluster.stored(&rooms).await;
     let (sent, views) = log.snapshot();
     let mut findings = check(&sent, &views, &stored, plan.ahead, CAPACITY);
+    findings.anomalies.extend(disagrees);
     findings.anomalies.extend(held);
     if !findings.anomalies.is_empty() {
         let _ = dump(&cluster.dir.join("record.txt"), &sent, &views);
