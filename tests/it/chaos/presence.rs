@@ -3,15 +3,16 @@
 //! `/users` on any instance reads the shared presence directory (phases 2 and 3), so it is exact
 //! only if every join and every leave reached it, including those made while an instance could
 //! not reach PostgreSQL (a pause, a restart, a cut link). The message checks cannot see a
-//! membership the directory missed or kept. A leave written while the database was away stayed
+//! nick or a membership the directory missed or kept. A leave written while the database was away stayed
 //! in the directory until its session quit, and a join was missing as long, with every message
 //! check green.
 //!
 //! Once the senders have stopped and the readers have been quiet, and while they are all still
-//! connected, each instance's `chatd_memberships` (the rooms its sessions are in, summed) must
-//! equal the number of live memberships the directory lists for it, within [`PATIENCE`]: a
-//! heartbeat of the instance after the last fault, and a killed run's rows expiring, with room to
-//! spare. An instance whose two counts never agree is one anomaly.
+//! connected, each instance's `chatd_sessions_open` must equal the number of live nicks the
+//! directory lists for it, and its `chatd_memberships` (the rooms its sessions are in, summed)
+//! the number of live memberships, within [`PATIENCE`]: a heartbeat of the instance after the
+//! last fault, and a killed run's rows expiring, with room to spare. An instance whose counts
+//! never agree is one anomaly.
 
 use std::time::{Duration, Instant};
 
@@ -23,8 +24,8 @@ use crate::support::cluster::{Cluster, lock};
 /// (15 s) and a heartbeat (5 s) after the kill, and a repair waits for a heartbeat.
 const PATIENCE: Duration = Duration::from_secs(40);
 
-/// The instances of `cluster` whose memberships the shared directory does not list as they
-/// are, after waiting up to [`PATIENCE`] for it to catch up: one anomaly each.
+/// The instances of `cluster` whose sessions or memberships the shared directory does not list
+/// as they are, after waiting up to [`PATIENCE`] for it to catch up: one anomaly each.
 pub async fn directory_disagrees(cluster: &Cluster) -> Vec<Anomaly> {
     let Some(pg) = &cluster.pg else {
         return Vec::new();
@@ -45,10 +46,11 @@ pub async fn directory_disagrees(cluster: &Cluster) -> Vec<Anomaly> {
         let what = match last {
             None => continue,
             Some(Ok((held, listed))) => format!(
-                "its sessions are in {held} rooms in all, and the shared directory lists {listed} \
-                 memberships of it"
+                "it has {} sessions, in {} rooms in all, and the shared directory lists {} nicks \
+                 and {} memberships of it",
+                held.0, held.1, listed.0, listed.1
             ),
-            Some(Err(e)) => format!("cannot compare its memberships with the directory: {e}"),
+            Some(Err(e)) => format!("cannot compare its presence with the directory: {e}"),
         };
         anomalies.push(Anomaly {
             room: "-".into(),
@@ -60,21 +62,33 @@ pub async fn directory_disagrees(cluster: &Cluster) -> Vec<Anomaly> {
     anomalies
 }
 
-/// The instance's `chatd_memberships`, and the live memberships the directory lists for it; the
-/// gauge is read on both sides of the query and must not have moved (clients come and go).
-async fn counts(http: std::net::SocketAddr, url: &str, name: &str) -> Result<(u64, u64), String> {
-    let gauge = || async {
+/// (sessions, memberships): what the instance holds, and what the directory lists for it.
+type Counts = ((u64, u64), (u64, u64));
+
+/// The instance's `chatd_sessions_open` (every protocol) and `chatd_memberships`, and the live
+/// nicks and memberships the directory lists for it; the gauges are read on both sides of the
+/// query and must not have moved (clients come and go).
+async fn counts(http: std::net::SocketAddr, url: &str, name: &str) -> Result<Counts, String> {
+    let gauges = || async {
         let metrics = scrape(http).await.map_err(|e| e.to_string())?;
-        let value = metrics.get("chatd_memberships").copied();
-        value
-            .map(|n| n as u64)
-            .ok_or_else(|| "no chatd_memberships in /metrics".to_string())
+        let sum = |gauge: &str| {
+            let series = metrics
+                .iter()
+                .filter(|(series, _)| series.split('{').next() == Some(gauge));
+            series.map(|(_, value)| *value as u64).sum::<u64>()
+        };
+        match metrics.contains_key("chatd_memberships") {
+            true => Ok((sum("chatd_sessions_open"), sum("chatd_memberships"))),
+            false => Err("no chatd_memberships in /metrics".to_string()),
+        }
     };
-    let before = gauge().await?;
+    let before = gauges().await?;
     let listed = listed(url, name).await.map_err(|e| e.to_string())?;
-    let after = gauge().await?;
+    let after = gauges().await?;
     if before != after {
-        return Err(format!("chatd_memberships moved from {before} to {after}"));
+        return Err(format!(
+            "sessions and memberships moved from {before:?} to {after:?}"
+        ));
     }
     Ok((before, listed))
 }
@@ -82,18 +96,22 @@ async fn counts(http: std::net::SocketAddr, url: &str, name: &str) -> Result<(u6
 /// The shipped pipelines' `presence_ttl_secs`, which the checker keeps.
 const TTL_SECS: f64 = 15.0;
 
-/// The memberships of `instance`'s nicks that `/users` would show: rows younger than the TTL.
-async fn listed(url: &str, instance: &str) -> Result<u64, tokio_postgres::Error> {
+/// The nicks of `instance`, and their memberships, that `/users` would show: rows younger than
+/// the TTL.
+async fn listed(url: &str, instance: &str) -> Result<(u64, u64), tokio_postgres::Error> {
     let (db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
-    let n: i64 = db
+    let row = db
         .query_one(
-            "SELECT count(*) FROM presence_members m \
-             JOIN presence_nicks n ON n.nick_key = m.nick_key \
-             WHERE n.instance = $1 AND n.seen_at >= now() - $2 * interval '1 second'",
+            "SELECT (SELECT count(*) FROM presence_nicks n WHERE n.instance = $1 AND LIVE), \
+                    (SELECT count(*) FROM presence_members m \
+                     JOIN presence_nicks n ON n.nick_key = m.nick_key \
+                     WHERE n.instance = $1 AND LIVE)"
+                .replace("LIVE", "n.seen_at >= now() - $2 * interval '1 second'")
+                .as_str(),
             &[&instance, &TTL_SECS],
         )
-        .await?
-        .get(0);
-    Ok(u64::try_from(n).unwrap_or(0))
+        .await?;
+    let count = |i| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+    Ok((count(0), count(1)))
 }
