@@ -178,7 +178,7 @@ impl<S: Inner> Ctx<'_, S> {
         let nick = member.nick();
         self.unmade_member(room, &nick);
         if let Err(e) = self.directory().left(&room.name, &nick).await {
-            tracing::warn!(room = %room.name, %nick, error = %e, "could not record a kick in the presence directory");
+            tracing::warn!(room = %room.name, %nick, error = %e, "could not record a kick in the presence directory; the next heartbeat that reaches it will");
         }
     }
 

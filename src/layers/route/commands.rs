@@ -167,7 +167,7 @@ impl<S: Inner> Ctx<'_, S> {
             self.made_member(session, name, first);
             let nick = session.nick();
             if let Err(e) = self.directory().joined(name, &nick).await {
-                tracing::warn!(room = %name, %nick, error = %e, "could not record a join in the presence directory");
+                tracing::warn!(room = %name, %nick, error = %e, "could not record a join in the presence directory; the next heartbeat that reaches it will");
             }
             self.announce(&room, session, nick, PresenceKind::Joined)
                 .await?;
@@ -255,7 +255,7 @@ impl<S: Inner> Ctx<'_, S> {
         let nick = session.nick();
         self.unmade_member(&room, &nick);
         if let Err(e) = self.directory().left(&name, &nick).await {
-            tracing::warn!(room = %name, %nick, error = %e, "could not record a leave in the presence directory");
+            tracing::warn!(room = %name, %nick, error = %e, "could not record a leave in the presence directory; the next heartbeat that reaches it will");
         }
         let presence = Presence::new(name.clone(), nick, PresenceKind::Left, Some(session.id));
         self.announce_change(session, presence.with_reason(reason))
