@@ -11,7 +11,7 @@
 //! A join or a leave is recorded best-effort: the chat goes on when the database is out of
 //! reach. A write that failed, or that was dropped half-way with the request it served (given
 //! up on by a `timeout` layer), is not forgotten, though: it marks the memberships for repair
-//! ([`Repair`]), and the next heartbeat that reaches the database makes this instance's rows say
+//! (`Repair`), and the next heartbeat that reaches the database makes this instance's rows say
 //! what its sessions hold (step 4 in `heartbeat.rs`).
 
 use std::sync::Arc;
