@@ -6,7 +6,7 @@ Used by scripts/test-irc.sh, which puts this directory on PYTHONPATH and passes
 (pipelines/phase1-single.toml: SQLite, the rate limit on) with one addition, the server operator
 irctest's tests log in as (`OPER operuser operpassword`, the route layer's `opers` option), with
 its files in a temp dir, the IRC listener on the address irctest picked, and the line protocol
-and HTTP on ports the kernel picks. `CHATD_BIN` names the binary (default:
+and HTTP on ports of its own (see `_own_ports`). `CHATD_BIN` names the binary (default:
 target/release/chatd, built by the script).
 
 What chatd does not have is reported to irctest as not implemented, so those tests are
@@ -18,6 +18,7 @@ import atexit
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +31,39 @@ from irctest.runner import NotImplementedByController
 PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "phase1-single.toml"
 # The operator irctest's tests log in as (irctest/controllers/*.py configure the same).
 OPER = 'opers = [{ name = "operuser", password = "operpassword" }]'
+
+
+# Where the line protocol and HTTP listeners of each pytest worker's chatds go: a block of ports
+# per worker, below the kernel's ephemeral range (32768 and up on Linux). irctest picks the IRC
+# port of each test by binding port 0 and letting it go, and the server binds it later; a chatd of
+# another worker that let the kernel pick its own ports (`127.0.0.1:0`) could take that very
+# port meanwhile, and the test's server then failed with "Address already in use".
+PORTS_PER_WORKER = 2000
+FIRST_PORT = 10000
+_next_port = 0
+
+
+def _own_ports() -> tuple:
+    """Two free loopback ports of this worker's block (gw0 has 10000-11999, gw1 12000-13999...,
+    wrapping after ten workers); each test's chatd is stopped before the worker's next test."""
+    global _next_port
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    base = FIRST_PORT + (index % 10) * PORTS_PER_WORKER
+    ports = []
+    for _ in range(PORTS_PER_WORKER):
+        port = base + _next_port % PORTS_PER_WORKER
+        _next_port += 1
+        with socket.socket() as probe:
+            try:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == 2:
+            return tuple(ports)
+    raise RuntimeError(f"no two free ports in {base}-{base + PORTS_PER_WORKER - 1}")
 
 
 # The controllers whose chatd was started and not stopped yet. irctest stops a server in its tests'
@@ -89,14 +123,15 @@ class ChatdController(BaseServerController):
         # chatd's output goes to a file beside its data (irctest sends it to /dev/null): when
         # chatd stops on its own, `kill` keeps it (see there).
         self.log = self.directory / "chatd.log"
+        tcp, http = _own_ports()
         with open(self.log, "wb") as log:
             self.proc = self.execute(
                 [
                     binary,
                     "--pipeline", str(pipeline),
                     "--instance", "My.Little.Server",
-                    "--tcp", "127.0.0.1:0",
-                    "--http", "127.0.0.1:0",
+                    "--tcp", f"127.0.0.1:{tcp}",
+                    "--http", f"127.0.0.1:{http}",
                     "--irc", f"{hostname}:{port}",
                 ],
                 env=env,
