@@ -13,6 +13,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long the server may take to start or stop.
@@ -299,8 +300,26 @@ fn unprivileged_user() -> String {
     if exists { "postgres" } else { "nobody" }.to_string()
 }
 
-/// A port nobody listens on right now: bind port 0, take the port, let it go.
+/// A port nobody listens on right now, for a server started after this returns and perhaps
+/// restarted on it later (PostgreSQL, Valkey, a chatd of a cluster, ChromeDriver).
+///
+/// It is taken below the kernel's ephemeral range (32768 and up on Linux), never by binding port
+/// 0: a port the kernel hands out (to a port-0 listener, or as the local end of any outgoing
+/// connection, of which the tests make thousands) could otherwise be taken between this check and
+/// the server's bind, or while the server is down for a restart, and the server would fail with
+/// "Address already in use". Each call gives the next port of a block of this process's own
+/// (picked by its pid, so that two test runs at once rarely share one), skipping ports in use.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
+    const FIRST: u32 = 20_000;
+    const BLOCK: u32 = 1_500;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = FIRST + (std::process::id() % 8) * BLOCK;
+    for _ in 0..BLOCK {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(base + n % BLOCK).expect("a port below 32768");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {base}-{}", base + BLOCK - 1);
 }
