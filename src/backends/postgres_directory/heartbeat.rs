@@ -7,13 +7,13 @@
 //! 2. deletes this instance's rows that match no live session, if older than one period: a quit
 //!    whose release failed (the database was away), or a nick left behind by a rename. Young rows
 //!    are spared because a claim may have been made after the snapshot was taken;
-//! 3. if fewer rows matched than there are sessions, inserts the missing ones, and the rooms of
-//!    the nicks it inserted: this instance was out of reach for longer than the TTL and the others
+//! 3. if fewer rows matched than there are sessions, inserts the missing ones (and leaves their
+//!    rooms to step 4): this instance was out of reach for longer than the TTL and the others
 //!    deleted its rows. A nick claimed elsewhere in the meantime stays with its new holder (logged:
 //!    two users share it until one renames or quits). In normal operation this branch only meets
 //!    sessions whose claim is in flight, which have no rooms yet;
 //! 4. if a join or a leave could not be written since the last beat (the database was out of
-//!    reach), makes this instance's memberships what its sessions hold: the missing ones are
+//!    reach), or step 3 inserted nicks, makes this instance's memberships what its sessions hold: the missing ones are
 //!    added, the ones no session holds any more deleted. Only sessions whose nick row matches
 //!    their nick are repaired (a rename under way is left alone), and if a join or a leave ran
 //!    meanwhile, whose write the repair may have overtaken, the next beat repairs again;
@@ -107,12 +107,12 @@ async fn beat(directory: &PostgresDirectory) -> Result<(), StoreError> {
     .await
     .map_err(classify)?;
     if usize::try_from(refreshed).unwrap_or(usize::MAX) < snap.sessions.len() {
-        let restored: Vec<String> = conn
-            .query(
+        let restored = conn
+            .execute(
                 "INSERT INTO presence_nicks (nick_key, nick, instance, owner, session) \
                  SELECT l.nick_key, l.nick, $4, $5, l.session \
                  FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS l(nick_key, nick, session) \
-                 ON CONFLICT (nick_key) DO NOTHING RETURNING nick_key",
+                 ON CONFLICT (nick_key) DO NOTHING",
                 &[
                     &snap.keys,
                     &snap.nicks,
@@ -122,26 +122,11 @@ async fn beat(directory: &PostgresDirectory) -> Result<(), StoreError> {
                 ],
             )
             .await
-            .map_err(classify)?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        // Rooms only for the nicks restored just now: the others' memberships are up to date,
-        // and re-adding them from an older snapshot could undo a leave made since.
-        let (rooms, keys): (Vec<&String>, Vec<&String>) = snap
-            .member_rooms
-            .iter()
-            .zip(&snap.member_keys)
-            .filter(|(_, key)| restored.contains(key))
-            .unzip();
-        conn.execute(
-            "INSERT INTO presence_members (room, nick_key) \
-             SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
-            &[&rooms, &keys],
-        )
-        .await
-        .map_err(classify)?;
-        let restored = restored.len();
+            .map_err(classify)?;
+        // Their rooms are written by step 4, which this marks as needed.
+        if restored > 0 {
+            directory.repair.needed.store(true, Ordering::SeqCst);
+        }
         tracing::warn!(
             sessions = snap.sessions.len(),
             refreshed,
@@ -181,44 +166,48 @@ async fn repair_memberships(
     let snap = snapshot(directory);
     let owner = &directory.owner;
     // Both statements touch only this run's sessions whose nick row is the nick they hold now.
-    let deleted = conn
-        .execute(
-            "DELETE FROM presence_members m USING presence_nicks n \
-             WHERE m.nick_key = n.nick_key AND n.owner = $1 \
-               AND (n.session, n.nick_key) IN \
-                   (SELECT * FROM UNNEST($2::bigint[], $3::text[])) \
-               AND (m.room, m.nick_key) NOT IN \
-                   (SELECT * FROM UNNEST($4::text[], $5::text[]))",
-            &[
-                owner,
-                &snap.sessions,
-                &snap.keys,
-                &snap.member_rooms,
-                &snap.member_keys,
-            ],
-        )
-        .await;
-    let added = conn
-        .execute(
-            "INSERT INTO presence_members (room, nick_key) \
-             SELECT l.room, l.nick_key \
-             FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS l(room, nick_key, session) \
-             JOIN presence_nicks n \
-               ON n.owner = $1 AND n.session = l.session AND n.nick_key = l.nick_key \
-             ON CONFLICT DO NOTHING",
-            &[
-                owner,
-                &snap.member_rooms,
-                &snap.member_keys,
-                &snap.member_sessions,
-            ],
-        )
-        .await;
+    let written = async {
+        let deleted = conn
+            .execute(
+                "DELETE FROM presence_members m USING presence_nicks n \
+                 WHERE m.nick_key = n.nick_key AND n.owner = $1 \
+                   AND (n.session, n.nick_key) IN \
+                       (SELECT * FROM UNNEST($2::bigint[], $3::text[])) \
+                   AND (m.room, m.nick_key) NOT IN \
+                       (SELECT * FROM UNNEST($4::text[], $5::text[]))",
+                &[
+                    owner,
+                    &snap.sessions,
+                    &snap.keys,
+                    &snap.member_rooms,
+                    &snap.member_keys,
+                ],
+            )
+            .await?;
+        let added = conn
+            .execute(
+                "INSERT INTO presence_members (room, nick_key) \
+                 SELECT l.room, l.nick_key \
+                 FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS l(room, nick_key, session) \
+                 JOIN presence_nicks n \
+                   ON n.owner = $1 AND n.session = l.session AND n.nick_key = l.nick_key \
+                 ON CONFLICT DO NOTHING",
+                &[
+                    owner,
+                    &snap.member_rooms,
+                    &snap.member_keys,
+                    &snap.member_sessions,
+                ],
+            )
+            .await?;
+        Ok::<_, tokio_postgres::Error>((deleted, added))
+    }
+    .await;
     let raced = repair.writes.load(Ordering::SeqCst) != writes;
-    if raced || deleted.is_err() || added.is_err() {
+    if raced || written.is_err() {
         repair.needed.store(true, Ordering::SeqCst);
     }
-    let (deleted, added) = (deleted.map_err(classify)?, added.map_err(classify)?);
+    let (deleted, added) = written.map_err(classify)?;
     tracing::info!(
         added,
         deleted,

@@ -50,12 +50,12 @@ pub struct PostgresDirectory {
 }
 
 /// Whether this instance's memberships in the tables may be wrong: a join or a leave whose write
-/// failed. The heartbeat repairs them from the sessions' own state; `writes` tells it whether a
+/// failed, or nicks the heartbeat restored without their rooms. The heartbeat repairs them from the sessions' own state; `writes` tells it whether a
 /// join or a leave ran while it did, whose outcome its repair may have undone, so that it repairs
 /// once more.
 #[derive(Debug, Default)]
 struct Repair {
-    /// A membership write failed since the last repair.
+    /// A membership write failed, or nicks were restored, since the last repair.
     needed: AtomicBool,
     /// Membership writes begun, counted before each one (after the session's own state changed).
     writes: AtomicU64,

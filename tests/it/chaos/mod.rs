@@ -11,8 +11,8 @@
 //! on an instance while another keeps it busy, Valkey restarted empty or from an older snapshot,
 //! PostgreSQL restarted, PostgreSQL or Valkey paused, one instance's link to either slowed, cut
 //! or silenced through a proxy. Then a quiet spell, after which, while every client is still
-//! connected, the shared directory of phases 2 and 3 must list each instance's memberships as its
-//! sessions hold them (`chaos/presence.rs`); once the clients have gone, each instance
+//! connected, the shared directory of phases 2 and 3 must list each instance's sessions and
+//! memberships as it holds them (`chaos/presence.rs`); once the clients have gone, each instance
 //! must let go of every session, room, subscription and queued byte (`chaos/leftovers.rs`); then
 //! a clean stop, and the checks of `support/check/` over what was acknowledged, shown and stored.
 //!

@@ -2,10 +2,10 @@
 //!
 //! `/users` on any instance reads the shared presence directory (phases 2 and 3), so it is exact
 //! only if every join and every leave reached it, including those made while an instance could
-//! not reach PostgreSQL (a pause, a restart, a cut link). The message checks cannot see a
-//! nick or a membership the directory missed or kept. A leave written while the database was away stayed
-//! in the directory until its session quit, and a join was missing as long, with every message
-//! check green.
+//! not reach PostgreSQL (a pause, a restart, a cut link). The message checks cannot see a nick
+//! or a membership the directory missed or kept. A leave written while the database was away
+//! stayed in the directory until its session quit, and a join was missing as long, with every
+//! message check green.
 //!
 //! Once the senders have stopped and the readers have been quiet, and while they are all still
 //! connected, each instance's `chatd_sessions_open` must equal the number of live nicks the
@@ -15,6 +15,8 @@
 //! never agree is one anomaly.
 
 use std::time::{Duration, Instant};
+
+use chatd::pipeline::config::RouteConfig;
 
 use super::leftovers::scrape;
 use crate::support::check::Anomaly;
@@ -93,12 +95,11 @@ async fn counts(http: std::net::SocketAddr, url: &str, name: &str) -> Result<Cou
     Ok((before, listed))
 }
 
-/// The shipped pipelines' `presence_ttl_secs`, which the checker keeps.
-const TTL_SECS: f64 = 15.0;
-
 /// The nicks of `instance`, and their memberships, that `/users` would show: rows younger than
 /// the TTL.
 async fn listed(url: &str, instance: &str) -> Result<(u64, u64), tokio_postgres::Error> {
+    // The shipped pipelines leave `presence_ttl_secs` at its default, and so does the checker.
+    let ttl = RouteConfig::default().presence_ttl_secs as f64;
     let (db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     let row = db
@@ -109,7 +110,7 @@ async fn listed(url: &str, instance: &str) -> Result<(u64, u64), tokio_postgres:
                      WHERE n.instance = $1 AND LIVE)"
                 .replace("LIVE", "n.seen_at >= now() - $2 * interval '1 second'")
                 .as_str(),
-            &[&instance, &TTL_SECS],
+            &[&instance, &ttl],
         )
         .await?;
     let count = |i| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
