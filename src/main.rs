@@ -103,6 +103,7 @@ fn listen_address(text: &str) -> Result<SocketAddr, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logs::init(cli.log_format);
+    ignore_file_size_signal();
 
     let loaded = match &cli.pipeline {
         Some(path) => load::load_file(path),
@@ -111,13 +112,15 @@ fn main() -> ExitCode {
     let mut config = match loaded {
         Ok(config) => config,
         Err(errors) => {
-            eprintln!("{errors}");
+            logs::stderr_line(&errors);
             return ExitCode::from(2);
         }
     };
     apply_overrides(&mut config, &cli);
     if let Err(errors) = load::revalidate(&config) {
-        eprintln!("chatd: the command-line flags make the pipeline invalid:\n{errors}");
+        logs::stderr_line(format_args!(
+            "chatd: the command-line flags make the pipeline invalid:\n{errors}"
+        ));
         return ExitCode::from(2);
     }
     if cli.check {
@@ -128,14 +131,14 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("chatd: cannot start the async runtime: {err}");
+            logs::stderr_line(format_args!("chatd: cannot start the async runtime: {err}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(config, cli.log_format)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("chatd: {err:#}");
+            logs::stderr_line(format_args!("chatd: {err:#}"));
             ExitCode::FAILURE
         }
     }
@@ -173,16 +176,29 @@ async fn run(config: PipelineConfig, format: LogFormat) -> anyhow::Result<()> {
         server.http_addr()
     );
     match format {
-        LogFormat::Text => eprintln!("{banner}"),
+        LogFormat::Text => logs::stderr_line(&banner),
         LogFormat::Json => tracing::info!("{banner}"),
     }
     wait_for_signal().await;
     match format {
-        LogFormat::Text => eprintln!("chatd: shutting down"),
+        LogFormat::Text => logs::stderr_line("chatd: shutting down"),
         LogFormat::Json => tracing::info!("shutting down"),
     }
     server.shutdown().await;
     Ok(())
+}
+
+/// A write that would take a file past the process's file-size limit (`ulimit -f`) gets an
+/// error (`EFBIG`) instead of killing the process with `SIGXFSZ`, as PostgreSQL does: to chatd
+/// it is then a disk that takes no more, which the store and the log survive (see
+/// `docs/RELIABILITY.md`).
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" runs no code of ours in a handler; it
+    // happens before the runtime starts any thread.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -23,11 +23,21 @@
 //! how many there were ("... in the last 60 s"), at `warn`. A flood costs the log one line a
 //! minute per kind, and the operator still learns that it happens and how much.
 //!
+//! **A log that cannot be written loses lines, never work.** Writing to stderr can fail: the
+//! file it goes to is on a full disk, or the pipe it goes to has lost its reader (a log collector
+//! that stopped). Such a line is dropped. Left to itself, `tracing-subscriber` would report the
+//! failed write on stderr with `eprintln!`, which panics when stderr fails, and so would panic
+//! whichever task logged: a connection, a request, the store's writer (and with it every later
+//! message). So its own error report is turned off, and the lines `main` prints itself go
+//! through [`stderr_line`]. `tests/it/faults/disk.rs` runs chatd with its log pipe closed and
+//! with its log on a full disk.
+//!
 //! **Secrets.** No log line carries a session token, at any level: the HTTP adapter logs a
 //! request's path with its `session=` query value replaced (`adapters::http::routes`), and no
 //! header is ever logged. `tests/it/abuse/` greps a `RUST_LOG=trace` log for the token.
 
-use std::io::IsTerminal;
+use std::fmt::Display;
+use std::io::{IsTerminal, Write as _};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -50,14 +60,21 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
     if let Err(err) = installed {
-        eprintln!("chatd: logging was set up already: {err}");
+        stderr_line(format_args!("chatd: logging was set up already: {err}"));
     }
+}
+
+/// Writes `line` and a newline to stderr, dropping it if stderr cannot take it (see the module
+/// docs): `eprintln!` would panic instead.
+pub fn stderr_line(line: impl Display) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// How often a [`Throttle`] speaks at most.

@@ -6,6 +6,8 @@
 //!   instances (phase 3).
 //! * `faults/process.rs`: the real binary killed with SIGKILL under load (phase 3), and stopped
 //!   with SIGTERM (the notice, the flush of the write-behind queue, the exit).
+//! * `faults/disk.rs`: one instance's disk full (its SQLite file and its log file), with
+//!   write-ahead and with write-behind, and its log stream closed under it.
 //!
 //! Every test starts its own throwaway servers (`support/`); set `CHATD_SKIP_POSTGRES=1`
 //! or `CHATD_SKIP_VALKEY=1` to skip them on a machine without those servers. Intervals, TTLs and
@@ -13,6 +15,7 @@
 //! (timeouts are hang guards). `docs/RELIABILITY.md` turns these tests into a guarantee table.
 //! This file holds what the three share.
 
+mod disk;
 mod postgres;
 mod process;
 mod valkey;

@@ -85,52 +85,85 @@ impl Chatd {
     /// Starts `chatd` with `args` plus ephemeral `--tcp`/`--http`/`--irc` ports and
     /// `CHATD_DATA_DIR=data`, and waits until it says it is up.
     pub fn start(args: &[&str], data: &Path) -> Chatd {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        Chatd::start_logging(args, data, &[], Stderr::Drained)
+    }
+
+    /// [`Chatd::start`] with extra environment (`RUST_LOG`, ...) and its stderr sent where
+    /// `stderr` says.
+    pub fn start_logging(
+        args: &[&str],
+        data: &Path,
+        env: &[(&str, &str)],
+        stderr: Stderr,
+    ) -> Chatd {
+        let to_file = match &stderr {
+            Stderr::File(path) => Some(path.clone()),
+            Stderr::Drained | Stderr::ClosedAfterBanner => None,
+        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chatd"));
+        command
             .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(["--irc", "127.0.0.1:0"])
             .args(args)
             .env("CHATD_DATA_DIR", data)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start chatd");
-        let mut reader = BufReader::new(child.stderr.take().expect("piped stderr"));
-        // The banner: "chatd NAME is up: nc IP PORT  or  http://IP:PORT/  or  irc IP:PORT
-        // (Ctrl-C stops it)".
-        let (tcp, http, irc) = loop {
-            let mut line = String::new();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "chatd exited before listening"
-            );
-            if let Some(rest) = line.split("is up: nc ").nth(1) {
-                let mut parts = rest.split_whitespace();
-                let (ip, port) = (parts.next().unwrap(), parts.next().unwrap());
-                let http = rest
-                    .split("http://")
-                    .nth(1)
-                    .and_then(|r| r.split('/').next())
-                    .unwrap();
-                let irc = rest
-                    .split("  or  irc ")
-                    .nth(1)
-                    .and_then(|r| r.split_whitespace().next())
-                    .expect("an IRC address in the banner");
-                break (
-                    format!("{ip}:{port}").parse().unwrap(),
-                    http.parse().unwrap(),
-                    irc.parse().unwrap(),
-                );
+            .envs(env.iter().copied())
+            .stdout(Stdio::null());
+        match &to_file {
+            Some(path) => {
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("open the log file");
+                command.stderr(log)
+            }
+            None => command.stderr(Stdio::piped()),
+        };
+        let mut child = command.spawn().expect("start chatd");
+        let addresses = match to_file {
+            Some(path) => banner_in_file(&path, &mut child),
+            None => {
+                let mut reader = BufReader::new(child.stderr.take().expect("piped stderr"));
+                let addresses = loop {
+                    let mut line = String::new();
+                    assert!(
+                        reader.read_line(&mut line).unwrap() > 0,
+                        "chatd exited before listening"
+                    );
+                    if let Some(addresses) = banner(&line) {
+                        break addresses;
+                    }
+                };
+                if let Stderr::Drained = stderr {
+                    // Keep draining stderr so the child never blocks on a full pipe.
+                    std::thread::spawn(move || for _ in reader.lines() {});
+                } // else the reader is dropped here: the pipe's reading end is closed.
+                addresses
             }
         };
-        // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in reader.lines() {});
+        let (tcp, http, irc) = addresses;
         Chatd {
             child: Reaped::new(child),
             tcp,
             http,
             irc,
         }
+    }
+
+    /// Sets the process's file-size limit (`RLIMIT_FSIZE`, what `ulimit -f` sets) to `bytes`
+    /// (`None`: no limit). At 0, every write(2) to a regular file fails (`EFBIG`), the data
+    /// files and a log file alike, as on a full disk; chatd ignores `SIGXFSZ`, so it gets the
+    /// error instead of being killed.
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        let limit = bytes.unwrap_or(libc::RLIM_INFINITY);
+        let limit = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        let pid = libc::pid_t::try_from(self.pid()).expect("a pid");
+        // SAFETY: prlimit(2) on our own child, with a valid new limit and no old one asked for.
+        let done = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+        assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
     }
 
     /// Starts `chatd` as `launch` says and waits for its banner; an error says why it did not
@@ -155,7 +188,7 @@ impl Chatd {
             .spawn()
             .map_err(|e| format!("spawn chatd: {e}"))?;
         let stderr = child.stderr.take().ok_or("no stderr")?;
-        let (up, banner) = std::sync::mpsc::channel();
+        let (up, came_up) = std::sync::mpsc::channel();
         // One thread reads stderr for the life of the process: the banner, then the log.
         std::thread::spawn(move || {
             let mut up = Some(up);
@@ -169,16 +202,13 @@ impl Chatd {
                 }
             }
         });
-        match banner.recv_timeout(LAUNCH_PATIENCE) {
+        match came_up.recv_timeout(LAUNCH_PATIENCE) {
             Ok(line) => Ok(Chatd {
                 child: Reaped::new(child),
                 tcp: launch.tcp,
                 http: launch.http,
-                irc: line
-                    .split("  or  irc ")
-                    .nth(1)
-                    .and_then(|r| r.split_whitespace().next())
-                    .and_then(|addr| addr.parse().ok())
+                irc: banner(&line)
+                    .map(|(_, _, irc)| irc)
                     .ok_or_else(|| format!("no IRC address in the banner: {line}"))?,
             }),
             Err(_) => {
@@ -263,5 +293,52 @@ impl Chatd {
         .await
         .unwrap()
         .unwrap();
+    }
+}
+
+/// Where a [`Chatd::start_logging`] process's stderr (its log) goes.
+pub enum Stderr {
+    /// A pipe the harness reads to the end.
+    Drained,
+    /// A pipe whose reading end the harness closes once the banner is read: every later write
+    /// to it fails (`EPIPE`), as when a log collector goes away.
+    ClosedAfterBanner,
+    /// Appended to this file.
+    File(PathBuf),
+}
+
+/// The TCP, HTTP and IRC addresses of the banner "chatd NAME is up: nc IP PORT  or
+/// http://IP:PORT/  or  irc IP:PORT (Ctrl-C stops it)", if `line` is it.
+fn banner(line: &str) -> Option<(SocketAddr, SocketAddr, SocketAddr)> {
+    let rest = line.split("is up: nc ").nth(1)?;
+    let mut parts = rest.split_whitespace();
+    let (ip, port) = (parts.next()?, parts.next()?);
+    let http = rest.split("http://").nth(1)?.split('/').next()?;
+    let irc = rest.split("  or  irc ").nth(1)?.split_whitespace().next()?;
+    Some((
+        format!("{ip}:{port}").parse().ok()?,
+        http.parse().ok()?,
+        irc.parse().ok()?,
+    ))
+}
+
+/// Waits for the banner to appear in the log file at `path`.
+fn banner_in_file(path: &Path, child: &mut Child) -> (SocketAddr, SocketAddr, SocketAddr) {
+    let deadline = std::time::Instant::now() + LAUNCH_PATIENCE;
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(addresses) = log.lines().find_map(banner) {
+            return addresses;
+        }
+        assert!(
+            child.try_wait().expect("poll chatd").is_none(),
+            "chatd exited before listening:\n{log}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no banner in {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -1,0 +1,323 @@
+//! Writes that fail: a disk that takes no more data (the SQLite file, and a log file on the same
+//! disk), and a log stream nobody reads any more. One real `chatd` process, phase 1, several
+//! senders at once and a reader that sees everything.
+//!
+//! A full disk is made with the process's file-size limit (`RLIMIT_FSIZE`) set to 0 while it
+//! runs ([`Chatd::limit_file_size`]): from then on every write(2) it makes to a regular file
+//! fails, exactly what SQLite and the log see on a full disk, and nothing else on this machine
+//! is touched. Lifting the limit is the disk getting space back.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use chatd::pipeline::config::Durability;
+use futures_util::future::join_all;
+
+use super::{REFUSED, stored_texts};
+use crate::support::binary::{Chatd, Stderr};
+use crate::support::http::metric;
+use crate::support::line_conn::{LineConn, chat_text};
+use crate::support::record::Outcome;
+use crate::support::senders::Endpoint;
+use crate::support::{PATIENCE, data_dir, drop_layer, sqlite};
+
+const ROOM: &str = "disk";
+
+/// How long the reader waits for a line: past any outage a test holds.
+const READER_PATIENCE: Duration = Duration::from_secs(120);
+
+/// `pipelines/NAME` without its rate limit (the senders are fast), with `replace`'s pairs
+/// replaced, written to `dir`; the path.
+fn pipeline(dir: &Path, name: &str, replace: &[(&str, &str)]) -> String {
+    let text = std::fs::read_to_string(format!("pipelines/{name}")).expect("a shipped pipeline");
+    let mut text = drop_layer(&text, "rate_limit");
+    for (from, to) in replace {
+        assert!(text.contains(from), "{name} has no {from:?}");
+        text = text.replace(from, to);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write the pipeline");
+    path.display().to_string()
+}
+
+fn endpoint(chatd: &Chatd) -> Endpoint {
+    Endpoint {
+        name: "a".to_string(),
+        tcp: chatd.tcp,
+        http: chatd.http,
+    }
+}
+
+/// Connections that joined [`ROOM`]: `senders` of them, and a reader that collects every chat
+/// text until it sees `end`.
+async fn room(
+    at: &Endpoint,
+    senders: usize,
+) -> (Vec<LineConn>, tokio::task::JoinHandle<Vec<String>>) {
+    let mut reader = LineConn::joined(at, "reader", ROOM).await.expect("reader");
+    let reading = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(line) = reader.line_within(READER_PATIENCE).await {
+            match chat_text(&line, ROOM) {
+                Some(text) if text == "end" => break,
+                Some(text) => seen.push(text),
+                None => {}
+            }
+        }
+        seen
+    });
+    let mut conns = Vec::new();
+    for i in 0..senders {
+        let conn = LineConn::joined(at, &format!("s{i}"), ROOM).await;
+        conns.push(conn.expect("a sender joins"));
+    }
+    (conns, reading)
+}
+
+/// Every sender says the messages `LABEL sI K` for each K of `ks`, one after the other, all
+/// senders at once; each message's outcome.
+async fn round(
+    conns: &mut [LineConn],
+    label: &str,
+    ks: std::ops::RangeInclusive<usize>,
+) -> Vec<(String, Outcome)> {
+    let rounds = conns.iter_mut().enumerate().map(|(i, conn)| {
+        let ks = ks.clone();
+        async move {
+            let mut said = Vec::new();
+            for k in ks {
+                let text = format!("{label} s{i} {k}");
+                let outcome = conn.say(&text).await;
+                said.push((text, outcome));
+            }
+            said
+        }
+    });
+    join_all(rounds).await.into_iter().flatten().collect()
+}
+
+/// The texts of `said` that were acknowledged; asserts that every other one was refused in
+/// words that say to try again (never a server error, never no answer).
+fn acked(said: &[(String, Outcome)]) -> Vec<String> {
+    let mut acked = Vec::new();
+    for (text, outcome) in said {
+        match outcome {
+            Outcome::Acked(_) => acked.push(text.clone()),
+            Outcome::Refused(why) => assert!(why.ends_with("try again"), "{text}: {why}"),
+            Outcome::Unknown => panic!("{text}: no answer"),
+        }
+    }
+    acked
+}
+
+/// Says `end`, which the reader stops at, and hands back what it saw.
+async fn end(conn: &mut LineConn, reading: tokio::task::JoinHandle<Vec<String>>) -> Vec<String> {
+    assert!(matches!(conn.say("end").await, Outcome::Acked(_)));
+    reading.await.expect("the reader")
+}
+
+/// Each message in `seen` once, and each sender's in the order it said them: `seen` is a
+/// permutation of `acked` that keeps every sender's order.
+fn assert_once_in_order(seen: &[String], acked: &[String]) {
+    let mut expected = acked.to_vec();
+    let mut got = seen.to_vec();
+    expected.sort();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "seen once each: exactly what was acknowledged"
+    );
+    let mut last: HashMap<String, usize> = HashMap::new();
+    for text in seen {
+        // `LABEL sI K`: per sender, (label order, K) never goes back.
+        let mut words = text.split(' ');
+        let (label, sender, k) = (words.next(), words.next(), words.next());
+        let order = ["before", "during", "after"];
+        let rank = order
+            .iter()
+            .position(|l| Some(*l) == label)
+            .expect("a label");
+        let n = rank * 1000 + k.and_then(|k| k.parse::<usize>().ok()).expect("a number");
+        let previous = last.insert(sender.expect("a sender").to_string(), n);
+        assert!(
+            previous < Some(n),
+            "{text} after a later message of its sender"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_nobody_reads_costs_no_request_and_no_message() {
+    // Every request logs at `debug`; the pipe the log goes to is closed once chatd is up, so
+    // every one of those writes fails (EPIPE), as when a log collector goes away.
+    let data = data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    let file = pipeline(&data, "phase1-single.toml", &[]);
+    let env = [("RUST_LOG", "debug")];
+    let chatd = Chatd::start_logging(
+        &["--pipeline", &file],
+        &data,
+        &env,
+        Stderr::ClosedAfterBanner,
+    );
+    let at = endpoint(&chatd);
+    let (mut conns, reading) = room(&at, 4).await;
+    let said = round(&mut conns, "before", 1..=25).await;
+    let acked = acked(&said);
+    assert_eq!(acked.len(), said.len(), "nothing refused: {said:?}");
+    let seen = end(&mut conns[0], reading).await;
+    assert_once_in_order(&seen, &acked);
+
+    // A clean stop still writes everything (the stop notice on stderr fails too).
+    let status = chatd.stop(PATIENCE * 3).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let store = sqlite(&data.join("chatd.db"), Durability::Async);
+    let mut all = seen;
+    all.push("end".to_string());
+    assert_eq!(stored_texts(&store, ROOM).await, all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_write_ahead_messages_and_chat_resumes_when_space_returns() {
+    let data = data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    let file = pipeline(
+        &data,
+        "phase1-sync.toml",
+        &[("sync_timeout_ms = 5000", "sync_timeout_ms = 500")],
+    );
+    // The log is on the same disk as the database.
+    let log = data.join("chatd.log");
+    let chatd = Chatd::start_logging(
+        &["--pipeline", &file],
+        &data,
+        &[],
+        Stderr::File(log.clone()),
+    );
+    let at = endpoint(&chatd);
+    let (mut conns, reading) = room(&at, 4).await;
+    let mut acked = self::acked(&round(&mut conns, "before", 1..=5).await);
+    assert_eq!(acked.len(), 20, "before the disk fills: {acked:?}");
+
+    // The disk is full: nothing can be committed, so every message is refused, in words, and
+    // delivered to nobody. Reading goes on: a newcomer joins and gets the room's last messages.
+    chatd.limit_file_size(Some(0));
+    let during = round(&mut conns, "during", 1..=3).await;
+    assert_eq!(self::acked(&during), Vec::<String>::new());
+    assert!(
+        during.iter().all(|(_, outcome)| match outcome {
+            Outcome::Refused(why) => why.starts_with("! ") && why.ends_with("try again"),
+            _ => false,
+        }),
+        "{during:?}"
+    );
+    let (_, history) = LineConn::join(&at, "newcomer", ROOM).await.expect("a join");
+    assert_eq!(history.len(), 10, "{history:?}");
+
+    // Space comes back: every sender gets through again (its first try may still meet the
+    // writer's back-off) and nothing refused turns up later.
+    chatd.limit_file_size(None);
+    for (i, conn) in conns.iter_mut().enumerate() {
+        let text = format!("after s{i} 1");
+        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+        loop {
+            match conn.say(&text).await {
+                Outcome::Acked(_) => break,
+                Outcome::Refused(why) => assert_eq!(why, REFUSED, "{text}"),
+                Outcome::Unknown => panic!("{text}: no answer"),
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{text} still refused"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        acked.push(text);
+    }
+    let after = round(&mut conns, "after", 2..=5).await;
+    let more = self::acked(&after);
+    assert_eq!(more.len(), 16, "after the disk has space again: {after:?}");
+    acked.extend(more);
+    let seen = end(&mut conns[0], reading).await;
+    assert_once_in_order(&seen, &acked);
+
+    // Write-ahead: the file holds exactly what was seen, and the log goes on after the outage.
+    let status = chatd.stop(PATIENCE * 3).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let mut all = seen;
+    all.push("end".to_string());
+    let store = sqlite(&data.join("chatd.db"), Durability::Sync);
+    assert_eq!(stored_texts(&store, ROOM).await, all);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("chatd: shutting down"), "{logged}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_write_behind_keeps_what_its_queue_holds_and_counts_the_rest() {
+    let data = data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    let queue = 50;
+    let file = pipeline(
+        &data,
+        "phase1-single.toml",
+        &[("queue = 10000", &format!("queue = {queue}"))],
+    );
+    let log = data.join("chatd.log");
+    let chatd = Chatd::start_logging(&["--pipeline", &file], &data, &[], Stderr::File(log));
+    let at = endpoint(&chatd);
+    let store = sqlite(&data.join("chatd.db"), Durability::Async);
+    let (mut conns, reading) = room(&at, 4).await;
+    let mut acked = self::acked(&round(&mut conns, "before", 1..=5).await);
+    let db = crate::support::scenarios::open_store(&store).await;
+    crate::support::scenarios::until_stored(&*db, ROOM, acked.len()).await;
+
+    // The disk is full. Write-behind chat goes on (everything is acknowledged and delivered);
+    // the queue holds what it can, and what it cannot hold is dropped and counted.
+    chatd.limit_file_size(Some(0));
+    let during = self::acked(&round(&mut conns, "during", 1..=25).await);
+    assert_eq!(during.len(), 100, "write-behind refuses nothing");
+    acked.extend(during);
+    let dropped = metric(at.http, "chatd_persist_dropped_total").await as usize;
+    assert!((1..=100 - queue).contains(&dropped), "dropped {dropped}");
+
+    // Space comes back: the queue is written (the queue stays full, and drops, until the
+    // writer's next try after its back-off), and chat is stored again.
+    chatd.limit_file_size(None);
+    crate::support::scenarios::until_stored(&*db, ROOM, acked.len() - dropped).await;
+    acked.extend(self::acked(&round(&mut conns, "after", 1..=5).await));
+    let counted = metric(at.http, "chatd_persist_dropped_total").await as usize;
+    assert_eq!(counted, dropped, "dropped after the disk had space again");
+    let seen = end(&mut conns[0], reading).await;
+    assert_once_in_order(&seen, &acked);
+    let stored =
+        crate::support::scenarios::until_stored(&*db, ROOM, seen.len() + 1 - dropped).await;
+    let stored: Vec<String> = stored.iter().map(|m| m.text.clone()).collect();
+
+    // What is missing is exactly the count, all of it from the outage, and the rest is in the
+    // order it was seen.
+    let status = chatd.stop(PATIENCE * 3).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert_eq!(
+        stored_texts(&store, ROOM).await,
+        stored,
+        "nothing more at the stop"
+    );
+    assert_eq!(stored.len(), seen.len() + 1 - dropped);
+    let mut rest = stored.iter();
+    let mut missing = Vec::new();
+    let mut next = rest.next();
+    for text in seen.iter().chain(["end".to_string()].iter()) {
+        if next == Some(text) {
+            next = rest.next();
+        } else {
+            missing.push(text.clone());
+        }
+    }
+    assert_eq!(next, None, "stored in the order seen: {stored:?}");
+    assert_eq!(missing.len(), dropped, "{missing:?}");
+    assert!(
+        missing.iter().all(|t| t.starts_with("during ")),
+        "{missing:?}"
+    );
+}
