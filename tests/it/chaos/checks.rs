@@ -245,3 +245,32 @@ fn a_resume_that_repeats_a_run_of_seqs_is_one_anomaly() {
     assert_eq!(findings.anomalies.len(), 1, "{:?}", findings.anomalies);
     assert_eq!(findings.anomalies[0].what, "seqs 2..=3 shown twice");
 }
+
+#[test]
+fn a_phase_one_loss_is_an_anomaly_unless_a_crash_struck() {
+    use super::plan::{FaultKind, Phase, Plan};
+    use super::run::loss_without_a_crash;
+    let lost = Findings {
+        losses: 2,
+        ..Findings::default()
+    };
+    let mut plan = Plan::draw(1, Phase::One, false, 10, 300.0);
+    for kind in [FaultKind::Sigterm, FaultKind::DiskFull] {
+        plan.faults.iter_mut().for_each(|f| f.kind = kind);
+        let anomaly = loss_without_a_crash(&plan, &lost).expect("an anomaly");
+        assert!(
+            anomaly.what.contains("2 written-behind messages lost"),
+            "{anomaly}"
+        );
+        assert!(loss_without_a_crash(&plan, &Findings::default()).is_none());
+    }
+    plan.faults[0].kind = FaultKind::Kill9;
+    assert!(loss_without_a_crash(&plan, &lost).is_none());
+    // Phases 2 and 3 also lose what a gap's tombstone settled first (see `backends::gaps`).
+    let mut other = Plan::draw(1, Phase::Two, false, 10, 300.0);
+    other
+        .faults
+        .iter_mut()
+        .for_each(|f| f.kind = FaultKind::Sigterm);
+    assert!(loss_without_a_crash(&other, &lost).is_none(), "{other}");
+}

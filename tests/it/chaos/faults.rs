@@ -48,6 +48,11 @@ pub async fn strike(fault: &Fault, cx: &Context<'_>) -> Result<(), String> {
             node.start_retrying(RESTART_PATIENCE).await?;
         }
         FaultKind::ColdRoom => cold_room(fault, cx).await,
+        FaultKind::DiskFull => {
+            node.limit_file_size(Some(0)).await;
+            tokio::time::sleep(hold).await;
+            node.limit_file_size(None).await;
+        }
         FaultKind::ValkeyEmpty => {
             let valkey = cx.cluster.valkey.as_ref().ok_or("no Valkey")?;
             with(valkey, |v| v.stop()).await;

@@ -45,9 +45,13 @@ impl Phase {
         FaultKind::ALL
             .into_iter()
             .filter(|kind| match self {
-                Phase::One => matches!(kind, FaultKind::Kill9 | FaultKind::Sigterm),
-                Phase::Two => !kind.needs_valkey(),
-                Phase::Three => true,
+                Phase::One => matches!(
+                    kind,
+                    FaultKind::Kill9 | FaultKind::Sigterm | FaultKind::DiskFull
+                ),
+                // Their instances write no data files: PostgreSQL holds the data.
+                Phase::Two => !kind.needs_valkey() && *kind != FaultKind::DiskFull,
+                Phase::Three => *kind != FaultKind::DiskFull,
             })
             .collect()
     }
@@ -78,11 +82,14 @@ pub enum FaultKind {
     ProxyCut,
     /// One instance's link to PostgreSQL or Valkey silent (held, nothing forwarded).
     ProxyBlackhole,
+    /// The instance's disk full: every write it makes to a file fails (its file-size limit at
+    /// 0, see `Chatd::limit_file_size`), its SQLite file's included, until space comes back.
+    DiskFull,
 }
 
 impl FaultKind {
     /// Every kind, in table order.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Kill9,
         FaultKind::Sigterm,
         FaultKind::ColdRoom,
@@ -94,6 +101,7 @@ impl FaultKind {
         FaultKind::ProxySlow,
         FaultKind::ProxyCut,
         FaultKind::ProxyBlackhole,
+        FaultKind::DiskFull,
     ];
 
     /// The table's name for it.
@@ -110,6 +118,7 @@ impl FaultKind {
             FaultKind::ProxySlow => "proxy-slow",
             FaultKind::ProxyCut => "proxy-cut",
             FaultKind::ProxyBlackhole => "proxy-blackhole",
+            FaultKind::DiskFull => "disk-full",
         }
     }
 
@@ -144,6 +153,7 @@ impl Fault {
         let instance = self.instance;
         match self.kind {
             FaultKind::Kill9 | FaultKind::Sigterm => format!("instance {instance}"),
+            FaultKind::DiskFull => format!("instance {instance}'s disk"),
             FaultKind::ColdRoom => "a cold room".to_string(),
             FaultKind::PgRestart | FaultKind::PgPause => "PostgreSQL".to_string(),
             FaultKind::ValkeyEmpty | FaultKind::ValkeySnapshot | FaultKind::ValkeyPause => {

@@ -104,6 +104,14 @@ pub struct Node {
 }
 
 impl Node {
+    /// Sets the running process's file-size limit (see [`Chatd::limit_file_size`]): `Some(0)`
+    /// is a full disk, `None` its space back. Nothing if the process is down.
+    pub async fn limit_file_size(&self, bytes: Option<u64>) {
+        if let Some(chatd) = self.process.lock().await.as_ref() {
+            chatd.limit_file_size(bytes);
+        }
+    }
+
     /// Starts the process; an error if it did not come up.
     pub async fn start(&self) -> Result<(), String> {
         let mut process = self.process.lock().await;
