@@ -48,6 +48,11 @@ pub async fn strike(fault: &Fault, cx: &Context<'_>) -> Result<(), String> {
             node.start_retrying(RESTART_PATIENCE).await?;
         }
         FaultKind::ColdRoom => cold_room(fault, cx).await,
+        FaultKind::Pause => {
+            node.freeze(true).await;
+            tokio::time::sleep(hold).await;
+            node.freeze(false).await;
+        }
         FaultKind::DiskFull => {
             node.limit_file_size(Some(0)).await;
             tokio::time::sleep(hold).await;

@@ -47,7 +47,7 @@ impl Phase {
             .filter(|kind| match self {
                 Phase::One => matches!(
                     kind,
-                    FaultKind::Kill9 | FaultKind::Sigterm | FaultKind::DiskFull
+                    FaultKind::Kill9 | FaultKind::Sigterm | FaultKind::DiskFull | FaultKind::Pause
                 ),
                 // Their instances write no data files: PostgreSQL holds the data.
                 Phase::Two => !kind.needs_valkey() && *kind != FaultKind::DiskFull,
@@ -85,11 +85,14 @@ pub enum FaultKind {
     /// The instance's disk full: every write it makes to a file fails (its file-size limit at
     /// 0, see `Chatd::limit_file_size`), its SQLite file's included, until space comes back.
     DiskFull,
+    /// The instance frozen (SIGSTOP) for the hold, then let go (SIGCONT): its clients and the
+    /// other instances wait, or give up waiting, for a process that is neither up nor down.
+    Pause,
 }
 
 impl FaultKind {
     /// Every kind, in table order.
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Kill9,
         FaultKind::Sigterm,
         FaultKind::ColdRoom,
@@ -102,6 +105,7 @@ impl FaultKind {
         FaultKind::ProxyCut,
         FaultKind::ProxyBlackhole,
         FaultKind::DiskFull,
+        FaultKind::Pause,
     ];
 
     /// The table's name for it.
@@ -119,6 +123,7 @@ impl FaultKind {
             FaultKind::ProxyCut => "proxy-cut",
             FaultKind::ProxyBlackhole => "proxy-blackhole",
             FaultKind::DiskFull => "disk-full",
+            FaultKind::Pause => "pause",
         }
     }
 
@@ -152,7 +157,9 @@ impl Fault {
     pub fn target(&self) -> String {
         let instance = self.instance;
         match self.kind {
-            FaultKind::Kill9 | FaultKind::Sigterm => format!("instance {instance}"),
+            FaultKind::Kill9 | FaultKind::Sigterm | FaultKind::Pause => {
+                format!("instance {instance}")
+            }
             FaultKind::DiskFull => format!("instance {instance}'s disk"),
             FaultKind::ColdRoom => "a cold room".to_string(),
             FaultKind::PgRestart | FaultKind::PgPause => "PostgreSQL".to_string(),

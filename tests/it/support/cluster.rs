@@ -138,6 +138,17 @@ impl Node {
         }
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): the process frozen as a whole, as a VM pause or a
+    /// swap storm freezes it, and let go again. Nothing if the process is down.
+    pub async fn freeze(&self, frozen: bool) {
+        if let Some(chatd) = self.process.lock().await.as_ref() {
+            let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+            let pid = libc::pid_t::try_from(chatd.pid()).expect("a pid");
+            // SAFETY: kill(2) with our own child's pid.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
     /// SIGKILL: a crash.
     pub async fn kill9(&self) {
         if let Some(chatd) = self.process.lock().await.take() {
