@@ -27,7 +27,9 @@
 //!
 //! An instance that was only cut off (the database unreachable for longer than the TTL) finds
 //! its rows gone when it reconnects, and its heartbeat writes them again from its sessions; a
-//! nick that somebody else claimed meanwhile stays theirs (see `postgres_directory/heartbeat.rs`).
+//! nick that somebody else claimed meanwhile stays theirs, and the session here that held it is
+//! disconnected with the reason, as IRC servers kill on a nick collision (see
+//! `postgres_directory/heartbeat.rs`).
 //! One cut off for less than the TTL keeps its rows, but a join or a leave it could not write
 //! meanwhile is missing from them: the write's failure marks its memberships for repair, and its
 //! next heartbeat that reaches the database rewrites them from its sessions.

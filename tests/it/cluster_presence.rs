@@ -294,6 +294,54 @@ async fn a_join_and_a_leave_made_while_postgres_was_out_of_reach_reach_the_direc
     b.shutdown().await;
 }
 
+/// An instance cut off from PostgreSQL for longer than the TTL loses its nicks to the others,
+/// who may give them out again. When it is back, a session of it whose nick went to somebody
+/// else meanwhile is disconnected, with the reason, as an IRC server kills on a nick collision:
+/// one nick, one user, again. Its other sessions are restored. Before, both users kept the nick.
+#[tokio::test]
+async fn a_nick_given_out_while_its_holder_was_cut_off_is_taken_from_the_holder_when_it_is_back() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let link = FaultProxy::start(pg.addr()).await;
+    let a = start_with(cluster_config(&TestPostgres::url_via(link.addr()), "a", 2)).await;
+    let b = start_with(cluster_config(&pg.url(), "b", 2)).await;
+    let mut alice = Client::named(a.tcp_addr(), "alice").await;
+    alice.join("rust").await;
+    let mut carol = Client::named(a.tcp_addr(), "carol").await;
+    carol.join("rust").await;
+    let mut bob = Client::named(b.tcp_addr(), "bob").await;
+    until_reply(&mut bob, "/users rust", "* users in rust (2): alice, carol").await;
+
+    // A is cut off; once its rows have expired, B gives `alice` to somebody else.
+    link.set(Mode::Cut);
+    let mut other = Client::connect(b.tcp_addr()).await;
+    until_reply(&mut other, "/nick alice", "* you are now alice").await;
+    other.join("rust").await;
+
+    // A is back: its alice is told why and disconnected; carol is listed again, with the new
+    // alice, and the nick stays taken for everybody else.
+    link.heal();
+    let last = alice.expect_closed().await;
+    assert!(
+        last.iter()
+            .any(|line| line.starts_with("! your nick alice was given to another user")),
+        "{last:?}"
+    );
+    until_reply(&mut bob, "/users rust", "* users in rust (2): alice, carol").await;
+    let mut late = Client::connect(a.tcp_addr()).await;
+    late.send("/nick alice").await;
+    late.expect("! nick alice is taken").await;
+    // Her room here saw her go, and why.
+    carol
+        .expect("* alice quit (nick collision: alice went to another user while this server was out of reach)")
+        .await;
+    carol.send("/users rust").await;
+    carol.expect("* users in rust (2): alice, carol").await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_directory_folds_look_alikes_as_chatd_does_and_step_6_rewrites_old_keys() {
     let Some(pg) = TestPostgres::start() else {

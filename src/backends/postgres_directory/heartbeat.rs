@@ -9,9 +9,12 @@
 //!    are spared because a claim may have been made after the snapshot was taken;
 //! 3. if fewer rows matched than there are sessions, inserts the missing ones (and leaves their
 //!    rooms to step 4): this instance was out of reach for longer than the TTL and the others
-//!    deleted its rows. A nick claimed elsewhere in the meantime stays with its new holder (logged:
-//!    two users share it until one renames or quits). In normal operation this branch only meets
-//!    sessions whose claim is in flight, which have no rooms yet;
+//!    deleted its rows. A nick another instance gave out in the meantime stays with its new
+//!    holder, and this instance's session that held it is disconnected with the reason, as an
+//!    IRC server kills on a nick collision: otherwise two users would answer to one nick. Only a
+//!    session whose claim was accepted counts (one whose claim is under way holds nothing yet),
+//!    and one renamed since the snapshot is left alone. In normal operation this branch only
+//!    meets sessions whose claim is in flight, which have no rooms yet;
 //! 4. if a join or a leave could not be written since the last beat (the database was out of
 //!    reach), or step 3 inserted nicks, makes this instance's memberships what its sessions hold: the missing ones are
 //!    added, the ones no session holds any more deleted. Only sessions whose nick row matches
@@ -21,6 +24,7 @@
 //!
 //! When `Background` stops (a clean shutdown) it deletes this instance's rows and ends.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -30,6 +34,7 @@ use super::{PostgresDirectory, db_session};
 use crate::backends::directory::heartbeat_period;
 use crate::backends::postgres::classify;
 use crate::backends::{Background, StoreError};
+use crate::core::SessionId;
 
 /// Starts `directory`'s heartbeat on `background`.
 pub(super) fn spawn(directory: PostgresDirectory, ttl: Duration, background: &Background) {
@@ -56,6 +61,7 @@ pub(super) fn spawn(directory: PostgresDirectory, ttl: Duration, background: &Ba
 /// This instance's sessions as the tables hold them, column by column.
 #[derive(Default)]
 struct Snapshot {
+    ids: Vec<SessionId>,
     sessions: Vec<i64>,
     keys: Vec<String>,
     nicks: Vec<String>,
@@ -75,6 +81,7 @@ fn snapshot(directory: &PostgresDirectory) -> Snapshot {
             snap.member_keys.push(key.clone());
             snap.member_sessions.push(db_session(session.id));
         }
+        snap.ids.push(session.id);
         snap.sessions.push(db_session(session.id));
         snap.nicks.push(state.nick.as_str().to_string());
         snap.keys.push(key);
@@ -127,6 +134,7 @@ async fn beat(directory: &PostgresDirectory) -> Result<(), StoreError> {
         if restored > 0 {
             directory.repair.needed.store(true, Ordering::SeqCst);
         }
+        disconnect_collisions(directory, &conn, &snap).await?;
         tracing::warn!(
             sessions = snap.sessions.len(),
             refreshed,
@@ -149,6 +157,62 @@ async fn beat(directory: &PostgresDirectory) -> Result<(), StoreError> {
             expired,
             "deleted presence rows of instances that stopped heartbeating"
         );
+    }
+    Ok(())
+}
+
+/// Step 3's other half (see the module docs): this instance's sessions whose nick another
+/// instance holds now are disconnected.
+async fn disconnect_collisions(
+    directory: &PostgresDirectory,
+    conn: &Client,
+    snap: &Snapshot,
+) -> Result<(), StoreError> {
+    let taken: HashSet<i64> = conn
+        .query(
+            "SELECT l.session FROM UNNEST($1::text[], $2::bigint[]) AS l(nick_key, session) \
+             JOIN presence_nicks p ON p.nick_key = l.nick_key \
+             WHERE p.owner <> $3 AND p.seen_at >= now() - $4::bigint * interval '1 millisecond'",
+            &[
+                &snap.keys,
+                &snap.sessions,
+                &directory.owner,
+                &directory.ttl_ms,
+            ],
+        )
+        .await
+        .map_err(classify)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let collided: Vec<usize> = {
+        let mut held = directory.held();
+        // Sessions closed without a release (a claim whose connect was dropped) leave no trace.
+        held.retain(|id| directory.hub.sessions().get(*id).is_some());
+        let lost = |i: &usize| taken.contains(&snap.sessions[*i]) && held.contains(&snap.ids[*i]);
+        (0..snap.sessions.len()).filter(lost).collect()
+    };
+    for i in collided {
+        let Some(session) = directory.hub.sessions().get(snap.ids[i]) else {
+            continue;
+        };
+        let nick = session.nick();
+        if nick.key() != snap.keys[i] {
+            continue; // renamed since the snapshot: the nick it lost is not its nick any more
+        }
+        let quit = format!(
+            "nick collision: {nick} went to another user while this server was out of reach"
+        );
+        directory
+            .hub
+            .users()
+            .update(session.id, |profile| profile.quit_reason = Some(quit));
+        // Its adapter shows the reason and closes; the disconnect tells its rooms.
+        session.disconnect(format!(
+            "your nick {nick} was given to another user while this server could not reach the \
+             others; reconnect and pick a nick"
+        ));
+        tracing::warn!(%nick, session = %session.id, "a nick given out elsewhere while this instance was out of reach: its session here is disconnected");
     }
     Ok(())
 }
