@@ -16,8 +16,8 @@
 //!    and one renamed since the snapshot is left alone. In normal operation this branch only
 //!    meets sessions whose claim is in flight, which have no rooms yet;
 //! 4. if a join or a leave could not be written since the last beat (the database was out of
-//!    reach), or step 3 inserted nicks, makes this instance's memberships what its sessions hold: the missing ones are
-//!    added, the ones no session holds any more deleted. Only sessions whose nick row matches
+//!    reach), or step 3 inserted nicks, makes this instance's memberships what its sessions
+//!    hold: the missing ones are added, the ones no session holds any more deleted. Only sessions whose nick row matches
 //!    their nick are repaired (a rename under way is left alone), and if a join or a leave ran
 //!    meanwhile, whose write the repair may have overtaken, the next beat repairs again;
 //! 5. deletes the expired rows of every instance, which is how a killed instance's members go.
@@ -185,13 +185,7 @@ async fn disconnect_collisions(
         .iter()
         .map(|row| row.get(0))
         .collect();
-    let collided: Vec<usize> = {
-        let mut held = directory.held();
-        // Sessions closed without a release (a claim whose connect was dropped) leave no trace.
-        held.retain(|id| directory.hub.sessions().get(*id).is_some());
-        let lost = |i: &usize| taken.contains(&snap.sessions[*i]) && held.contains(&snap.ids[*i]);
-        (0..snap.sessions.len()).filter(lost).collect()
-    };
+    let collided = (0..snap.sessions.len()).filter(|i| taken.contains(&snap.sessions[*i]));
     for i in collided {
         let Some(session) = directory.hub.sessions().get(snap.ids[i]) else {
             continue;
@@ -203,10 +197,15 @@ async fn disconnect_collisions(
         let quit = format!(
             "nick collision: {nick} went to another user while this server was out of reach"
         );
-        directory
-            .hub
-            .users()
-            .update(session.id, |profile| profile.quit_reason = Some(quit));
+        // A session gets its profile once its claim is accepted (`layers::route`): one without
+        // holds no nick yet, its claim under way, and is left to it.
+        let users = directory.hub.users();
+        if users
+            .update(session.id, |profile| profile.quit_reason = Some(quit))
+            .is_none()
+        {
+            continue;
+        }
         // Its adapter shows the reason and closes; the disconnect tells its rooms.
         session.disconnect(format!(
             "your nick {nick} was given to another user while this server could not reach the \

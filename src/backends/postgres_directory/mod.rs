@@ -14,9 +14,8 @@
 //! (`Repair`), and the next heartbeat that reaches the database makes this instance's rows say
 //! what its sessions hold (step 4 in `heartbeat.rs`).
 
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
@@ -48,16 +47,12 @@ pub struct PostgresDirectory {
     owner: String,
     ttl_ms: i64,
     repair: Arc<Repair>,
-    /// The sessions whose nick claim this directory accepted: only they can lose a nick to
-    /// another instance; a session whose claim is under way holds none yet (see step 3 in
-    /// `heartbeat.rs`).
-    held: Arc<Mutex<HashSet<SessionId>>>,
 }
 
 /// Whether this instance's memberships in the tables may be wrong: a join or a leave whose write
-/// failed, or nicks the heartbeat restored without their rooms. The heartbeat repairs them from the sessions' own state; `writes` tells it whether a
-/// join or a leave ran while it did, whose outcome its repair may have undone, so that it repairs
-/// once more.
+/// failed, or nicks the heartbeat restored without their rooms. The heartbeat repairs them from
+/// the sessions' own state; `writes` tells it whether a join or a leave ran while it did, whose
+/// outcome its repair may have undone, so that it repairs once more.
 #[derive(Debug, Default)]
 struct Repair {
     /// A membership write failed, or nicks were restored, since the last repair.
@@ -94,16 +89,9 @@ impl PostgresDirectory {
             owner: format!("{}#{:016x}", hub.instance(), rand::random::<u64>()),
             ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
             repair: Arc::default(),
-            held: Arc::default(),
         };
         heartbeat::spawn(directory.clone(), ttl, background);
         Ok(directory)
-    }
-
-    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<SessionId>> {
-        self.held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(super) async fn conn(&self) -> Result<PooledConnection<'_, Manager>, StoreError> {
@@ -168,9 +156,6 @@ impl PostgresDirectory {
             .await
             .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
-        if won == 1 {
-            self.held().insert(session);
-        }
         Ok(won == 1)
     }
 
@@ -254,7 +239,6 @@ impl Directory for PostgresDirectory {
     }
 
     fn release(&self, session: SessionId) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.held().remove(&session);
         Box::pin(async move {
             let conn = self.conn().await?;
             conn.execute(

@@ -96,10 +96,6 @@ impl Chatd {
         env: &[(&str, &str)],
         stderr: Stderr,
     ) -> Chatd {
-        let to_file = match &stderr {
-            Stderr::File(path) => Some(path.clone()),
-            Stderr::Drained | Stderr::ClosedAfterBanner => None,
-        };
         let mut command = Command::new(env!("CARGO_BIN_EXE_chatd"));
         command
             .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
@@ -108,8 +104,8 @@ impl Chatd {
             .env("CHATD_DATA_DIR", data)
             .envs(env.iter().copied())
             .stdout(Stdio::null());
-        match &to_file {
-            Some(path) => {
+        match &stderr {
+            Stderr::File(path) => {
                 let log = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -117,12 +113,12 @@ impl Chatd {
                     .expect("open the log file");
                 command.stderr(log)
             }
-            None => command.stderr(Stdio::piped()),
+            Stderr::Drained | Stderr::ClosedAfterBanner => command.stderr(Stdio::piped()),
         };
         let mut child = command.spawn().expect("start chatd");
-        let addresses = match to_file {
-            Some(path) => banner_in_file(&path, &mut child),
-            None => {
+        let addresses = match &stderr {
+            Stderr::File(path) => banner_in_file(path, &mut child),
+            Stderr::Drained | Stderr::ClosedAfterBanner => {
                 let mut reader = BufReader::new(child.stderr.take().expect("piped stderr"));
                 let addresses = loop {
                     let mut line = String::new();
