@@ -291,20 +291,34 @@ fn stored_row(row: &tokio_postgres::Row, at: usize) -> StoredRow {
 /// An error the server sent about the statement or its data is not worth retrying; a broken
 /// connection, a timeout or a server shutting down is.
 pub(crate) fn classify(err: tokio_postgres::Error) -> StoreError {
+    // A server's error says "db error" when shown; its code and message say what it was.
     match err.as_db_error() {
-        Some(db) if !is_transient(db.code().code()) => {
-            StoreError::Rejected(format!("{}: {}", db.code().code(), db.message()))
+        Some(db) => {
+            let (code, why) = (
+                db.code().code(),
+                format!("{}: {}", db.code().code(), db.message()),
+            );
+            match is_transient(code) {
+                true => StoreError::Unavailable(why),
+                false => StoreError::Rejected(why),
+            }
         }
-        _ => StoreError::Unavailable(err.to_string()),
+        None => StoreError::Unavailable(err.to_string()),
     }
 }
 
-/// SQLSTATE classes that mean "try again": 08 connection, 40 serialization/deadlock,
-/// 53 insufficient resources, 57 operator intervention (shutdown), 58 system error.
+/// SQLSTATEs that mean "try again": the classes 08 connection, 40 serialization/deadlock,
+/// 53 insufficient resources, 57 operator intervention (shutdown), 58 system error; and two
+/// codes of other classes that say "not now" rather than "not this": 25006, a server that takes
+/// no writes for now (a standby after a failover, a database set read-only by its operator or a
+/// storage quota), and 55P03, a lock not had within `lock_timeout`. Treated as a refusal of the
+/// rows, either would drop every message written behind while it lasts
+/// (`tests/it/faults/read_only.rs`).
 fn is_transient(sqlstate: &str) -> bool {
     ["08", "40", "53", "57", "58"]
         .iter()
         .any(|class| sqlstate.starts_with(class))
+        || ["25006", "55P03"].contains(&sqlstate)
 }
 
 impl Store for PostgresStore {
@@ -440,5 +454,22 @@ impl Store for PostgresStore {
                 ..page
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient;
+
+    #[test]
+    fn a_server_that_may_take_the_write_later_is_retried_and_a_bad_row_is_not() {
+        // Connection lost, shutdown, deadlock, disk full, read-only for now, a lock timeout.
+        for later in ["08006", "57P01", "40P01", "53100", "25006", "55P03"] {
+            assert!(is_transient(later), "{later}");
+        }
+        // A duplicate key, bad text, a transaction already failed, a state no retry changes.
+        for never in ["23505", "22P02", "25P02", "55000", "XX000"] {
+            assert!(!is_transient(never), "{never}");
+        }
     }
 }

@@ -7,145 +7,17 @@
 //! fails, exactly what SQLite and the log see on a full disk, and nothing else on this machine
 //! is touched. Lifting the limit is the disk getting space back.
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use chatd::pipeline::config::Durability;
-use futures_util::future::join_all;
 
+use super::crowd::{ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round};
 use super::{REFUSED, stored_texts};
 use crate::support::binary::{Chatd, Stderr};
 use crate::support::http::metric;
-use crate::support::line_conn::{LineConn, chat_text};
+use crate::support::line_conn::LineConn;
 use crate::support::record::Outcome;
-use crate::support::senders::Endpoint;
-use crate::support::{PATIENCE, data_dir, drop_layer, sqlite};
-
-const ROOM: &str = "disk";
-
-/// How long the reader waits for a line: past any outage a test holds.
-const READER_PATIENCE: Duration = Duration::from_secs(120);
-
-/// `pipelines/NAME` without its rate limit (the senders are fast), with `replace`'s pairs
-/// replaced, written to `dir`; the path.
-fn pipeline(dir: &Path, name: &str, replace: &[(&str, &str)]) -> String {
-    let text = std::fs::read_to_string(format!("pipelines/{name}")).expect("a shipped pipeline");
-    let mut text = drop_layer(&text, "rate_limit");
-    for (from, to) in replace {
-        assert!(text.contains(from), "{name} has no {from:?}");
-        text = text.replace(from, to);
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write the pipeline");
-    path.display().to_string()
-}
-
-fn endpoint(chatd: &Chatd) -> Endpoint {
-    Endpoint {
-        name: "a".to_string(),
-        tcp: chatd.tcp,
-        http: chatd.http,
-    }
-}
-
-/// Connections that joined [`ROOM`]: `senders` of them, and a reader that collects every chat
-/// text until it sees `end`.
-async fn room(
-    at: &Endpoint,
-    senders: usize,
-) -> (Vec<LineConn>, tokio::task::JoinHandle<Vec<String>>) {
-    let mut reader = LineConn::joined(at, "reader", ROOM).await.expect("reader");
-    let reading = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(line) = reader.line_within(READER_PATIENCE).await {
-            match chat_text(&line, ROOM) {
-                Some(text) if text == "end" => break,
-                Some(text) => seen.push(text),
-                None => {}
-            }
-        }
-        seen
-    });
-    let mut conns = Vec::new();
-    for i in 0..senders {
-        let conn = LineConn::joined(at, &format!("s{i}"), ROOM).await;
-        conns.push(conn.expect("a sender joins"));
-    }
-    (conns, reading)
-}
-
-/// Every sender says the messages `LABEL sI K` for each K of `ks`, one after the other, all
-/// senders at once; each message's outcome.
-async fn round(
-    conns: &mut [LineConn],
-    label: &str,
-    ks: std::ops::RangeInclusive<usize>,
-) -> Vec<(String, Outcome)> {
-    let rounds = conns.iter_mut().enumerate().map(|(i, conn)| {
-        let ks = ks.clone();
-        async move {
-            let mut said = Vec::new();
-            for k in ks {
-                let text = format!("{label} s{i} {k}");
-                let outcome = conn.say(&text).await;
-                said.push((text, outcome));
-            }
-            said
-        }
-    });
-    join_all(rounds).await.into_iter().flatten().collect()
-}
-
-/// The texts of `said` that were acknowledged; asserts that every other one was refused in
-/// words that say to try again (never a server error, never no answer).
-fn acked(said: &[(String, Outcome)]) -> Vec<String> {
-    let mut acked = Vec::new();
-    for (text, outcome) in said {
-        match outcome {
-            Outcome::Acked(_) => acked.push(text.clone()),
-            Outcome::Refused(why) => assert!(why.ends_with("try again"), "{text}: {why}"),
-            Outcome::Unknown => panic!("{text}: no answer"),
-        }
-    }
-    acked
-}
-
-/// Says `end`, which the reader stops at, and hands back what it saw.
-async fn end(conn: &mut LineConn, reading: tokio::task::JoinHandle<Vec<String>>) -> Vec<String> {
-    assert!(matches!(conn.say("end").await, Outcome::Acked(_)));
-    reading.await.expect("the reader")
-}
-
-/// Each message in `seen` once, and each sender's in the order it said them: `seen` is a
-/// permutation of `acked` that keeps every sender's order.
-fn assert_once_in_order(seen: &[String], acked: &[String]) {
-    let mut expected = acked.to_vec();
-    let mut got = seen.to_vec();
-    expected.sort();
-    got.sort();
-    assert_eq!(
-        got, expected,
-        "seen once each: exactly what was acknowledged"
-    );
-    let mut last: HashMap<String, usize> = HashMap::new();
-    for text in seen {
-        // `LABEL sI K`: per sender, (label order, K) never goes back.
-        let mut words = text.split(' ');
-        let (label, sender, k) = (words.next(), words.next(), words.next());
-        let order = ["before", "during", "after"];
-        let rank = order
-            .iter()
-            .position(|l| Some(*l) == label)
-            .expect("a label");
-        let n = rank * 1000 + k.and_then(|k| k.parse::<usize>().ok()).expect("a number");
-        let previous = last.insert(sender.expect("a sender").to_string(), n);
-        assert!(
-            previous < Some(n),
-            "{text} after a later message of its sender"
-        );
-    }
-}
+use crate::support::{PATIENCE, data_dir, sqlite};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_nobody_reads_costs_no_request_and_no_message() {

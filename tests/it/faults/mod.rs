@@ -8,16 +8,22 @@
 //!   with SIGTERM (the notice, the flush of the write-behind queue, the exit).
 //! * `faults/disk.rs`: one instance's disk full (its SQLite file and its log file), with
 //!   write-ahead and with write-behind, and its log stream closed under it.
+//! * `faults/read_only.rs`: PostgreSQL set read-only for a while, with write-ahead and with
+//!   write-behind.
+//!
+//! `faults/crowd.rs` is the room the last two talk in: several senders at once and a reader.
 //!
 //! Every test starts its own throwaway servers (`support/`); set `CHATD_SKIP_POSTGRES=1`
 //! or `CHATD_SKIP_VALKEY=1` to skip them on a machine without those servers. Intervals, TTLs and
 //! timeouts are short so that each test stays quick; no test asserts how fast anything happens
 //! (timeouts are hang guards). `docs/RELIABILITY.md` turns these tests into a guarantee table.
-//! This file holds what the three share.
+//! This file holds what they share.
 
+mod crowd;
 mod disk;
 mod postgres;
 mod process;
+mod read_only;
 mod valkey;
 
 use crate::support;

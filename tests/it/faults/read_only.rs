@@ -1,0 +1,171 @@
+//! PostgreSQL that is up but takes no writes for a while: a standby after a failover, or a
+//! database an operator (or a hosting service's storage quota) set read-only. Every write fails
+//! with SQLSTATE 25006 ("cannot execute INSERT in a read-only transaction") while reads still
+//! work. That is "try again later", like a server that is down: nothing chatd was asked to
+//! store may be dropped as if the store had refused that one message.
+//!
+//! The database is made read-only the way an operator does it, `ALTER SYSTEM SET
+//! default_transaction_read_only = on` and a reload, which reaches the connections chatd
+//! already holds at their next statement. One real `chatd` process (`phase1-postgres.toml`),
+//! four senders at once and a reader ([`super::crowd`]).
+
+use std::time::Duration;
+
+use chatd::pipeline::config::Durability;
+
+use super::crowd::{ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round};
+use super::{pg_store, stored_texts};
+use crate::support::binary::{Chatd, Stderr};
+use crate::support::http::metric;
+use crate::support::postgres::TestPostgres;
+use crate::support::record::Outcome;
+use crate::support::{PATIENCE, data_dir, scenarios};
+
+/// Turns `default_transaction_read_only` on or off for the whole server, and waits until a new
+/// connection sees it: by then the server has passed the reload on to every connection already
+/// open, which applies it before its next statement.
+async fn read_only(pg: &TestPostgres, on: bool) {
+    let (db, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    // This session writes the setting, so it must not be read-only itself.
+    let value = if on { "on" } else { "off" };
+    let statements = [
+        "SET default_transaction_read_only = off".to_string(),
+        format!("ALTER SYSTEM SET default_transaction_read_only = {value}"),
+        "SELECT pg_reload_conf()".to_string(),
+    ];
+    for statement in statements {
+        db.batch_execute(&statement).await.expect(&statement);
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (probe, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect to PostgreSQL");
+        tokio::spawn(connection);
+        let row = probe
+            .query_one("SHOW default_transaction_read_only", &[])
+            .await
+            .expect("SHOW");
+        if row.get::<_, String>(0) == value {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "reload not seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The single-instance PostgreSQL pipeline on `pg` with `durability`, written to a fresh
+/// directory, and chatd started on it.
+fn start(pg: &TestPostgres, durability: &str) -> (Chatd, std::path::PathBuf) {
+    let data = data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    let durability = format!("durability = \"{durability}\"");
+    let file = pipeline(
+        &data,
+        "phase1-postgres.toml",
+        &[("durability = \"async\"", &durability)],
+    );
+    let url = pg.url();
+    let log = Stderr::File(data.join("chatd.log"));
+    let chatd = Chatd::start_logging(
+        &["--pipeline", &file],
+        &data,
+        &[("DATABASE_URL", &url)],
+        log,
+    );
+    (chatd, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_postgres_keeps_write_behind_messages_until_it_takes_writes_again() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let (chatd, _data) = start(&pg, "async");
+    let at = endpoint(&chatd);
+    let store = pg_store(&pg.url(), Durability::Async, 10_000, 5000);
+    let db = scenarios::open_store(&store).await;
+    let (mut conns, reading) = room(&at, 4).await;
+    let mut acked = self::acked(&round(&mut conns, "before", 1..=5).await);
+    assert_eq!(acked.len(), 20, "write-behind refuses nothing");
+    scenarios::until_stored(&*db, ROOM, acked.len()).await;
+
+    // Read-only: chat goes on (write-behind acknowledges and delivers at once), and nothing
+    // said now can be stored yet.
+    read_only(&pg, true).await;
+    let during = self::acked(&round(&mut conns, "during", 1..=25).await);
+    assert_eq!(during.len(), 100, "write-behind refuses nothing");
+    acked.extend(during);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        scenarios::stored(&*db, ROOM).await.len(),
+        20,
+        "stored while the database was read-only"
+    );
+
+    // Writes come back: the queue is written, in order, and chat is stored again. Nothing was
+    // refused one by one or dropped.
+    read_only(&pg, false).await;
+    acked.extend(self::acked(&round(&mut conns, "after", 1..=5).await));
+    let seen = end(&mut conns[0], reading).await;
+    assert_once_in_order(&seen, &acked);
+    let mut all = seen;
+    all.push("end".to_string());
+    scenarios::until_stored(&*db, ROOM, all.len()).await;
+    assert_eq!(metric(at.http, "chatd_persist_rejected_total").await, 0);
+    assert_eq!(metric(at.http, "chatd_persist_dropped_total").await, 0);
+    let status = chatd.stop(PATIENCE * 3).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert_eq!(stored_texts(&store, ROOM).await, all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_postgres_refuses_write_ahead_messages_with_try_again() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let (chatd, _data) = start(&pg, "sync");
+    let at = endpoint(&chatd);
+    let (mut conns, reading) = room(&at, 4).await;
+    // A commit slower than the timeout (a busy machine) may refuse a message at any time, in
+    // words: `acked` checks them.
+    let mut acked = self::acked(&round(&mut conns, "before", 1..=5).await);
+
+    // Read-only: every message is refused, with words that say to try again (the store is
+    // not refusing *this* message), and delivered to nobody.
+    read_only(&pg, true).await;
+    let during = round(&mut conns, "during", 1..=3).await;
+    assert_eq!(self::acked(&during), Vec::<String>::new());
+
+    // Writes come back: every sender gets through again, and nothing refused turns up later.
+    read_only(&pg, false).await;
+    for (i, conn) in conns.iter_mut().enumerate() {
+        let text = format!("after s{i} 1");
+        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+        loop {
+            match conn.say(&text).await {
+                Outcome::Acked(_) => break,
+                Outcome::Refused(why) => assert!(why.ends_with("try again"), "{text}: {why}"),
+                Outcome::Unknown => panic!("{text}: no answer"),
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{text} still refused"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        acked.push(text);
+    }
+    acked.extend(self::acked(&round(&mut conns, "after", 2..=5).await));
+    let seen = end(&mut conns[0], reading).await;
+    assert_once_in_order(&seen, &acked);
+    let status = chatd.stop(PATIENCE * 3).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let mut all = seen;
+    all.push("end".to_string());
+    let store = pg_store(&pg.url(), Durability::Sync, 10_000, 5000);
+    assert_eq!(stored_texts(&store, ROOM).await, all);
+}
