@@ -7,8 +7,10 @@
 //!
 //! **The checks**, asked anew on every call and run side by side, each within
 //! [`CHECK_TIMEOUT`]:
-//! * `store`: the persist layer's writer task still runs, and the store answers a `SELECT 1`
-//!   ([`Store::ping`]; PostgreSQL through its pool, SQLite on its read connection);
+//! * `store`: the persist layer's writer task still runs, its last write did not fail for want
+//!   of the store ([`Writer::failing`]: a full disk or a read-only database still answers
+//!   reads), and the store answers a `SELECT 1` ([`Store::ping`]; PostgreSQL through its pool,
+//!   SQLite on its read connection);
 //! * `bus`: the cross-instance backend says messages flow ([`Bus::health`]): for Valkey, the
 //!   subscriber connection is up, its receive loop was heard from within three PING intervals,
 //!   and a pooled connection answers PING; for `poll`, a poll succeeded within the last few
@@ -92,6 +94,10 @@ pub async fn check(backends: &Backends) -> Readiness {
 async fn store_check(store: &Arc<dyn Store>, writer: Option<&Writer>) -> Result<(), String> {
     if writer.is_some_and(|writer| !writer.is_running()) {
         return Err("the store writer has stopped: messages are not being stored".into());
+    }
+    if let Some((since, why)) = writer.and_then(Writer::failing) {
+        let secs = since.elapsed().as_secs();
+        return Err(format!("the store has taken no write for {secs} s: {why}"));
     }
     match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => Ok(()),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::http::HttpClient;
+use crate::support::http::{HttpClient, readyz, readyz_until, until_green, until_red};
 use crate::support::postgres::TestPostgres;
 use crate::support::valkey::TestValkey;
 use crate::support::{Client, PATIENCE, default_config, postgres, start, start_with, with_store};
@@ -277,58 +277,6 @@ async fn metrics_parse_as_prometheus_text_and_move_when_tcp_and_http_users_chat(
     }
     drop(stream);
     server.shutdown().await;
-}
-
-/// `GET /readyz`: status code and JSON body.
-async fn readyz(http: SocketAddr) -> (u16, Value) {
-    let (status, body) = HttpClient::new(http).get("/readyz").await;
-    let json = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
-    (status, json)
-}
-
-/// Polls `/readyz` until `done` says yes about it, and returns that answer. The bound is a hang
-/// guard, not a speed requirement.
-async fn readyz_until(http: SocketAddr, what: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
-    let deadline = Instant::now() + PATIENCE * 3;
-    loop {
-        let (status, body) = readyz(http).await;
-        if done(status, &body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz never became {what}; last answer {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until `/readyz` is `503` with every check in `failing` saying what is wrong; returns
-/// the answer (and prints it, for whoever reads the test's output).
-async fn until_red(http: SocketAddr, failing: &[&str]) -> Value {
-    let red = readyz_until(http, &format!("red in {failing:?}"), |status, body| {
-        status == 503
-            && body["status"] == "unavailable"
-            && failing.iter().all(|check| {
-                body["checks"][check]
-                    .as_str()
-                    .is_some_and(|why| why != "ok")
-            })
-    })
-    .await;
-    eprintln!("/readyz: {red}");
-    red
-}
-
-/// Waits until `/readyz` is `200`, every check `ok`.
-async fn until_green(http: SocketAddr) -> Value {
-    let green = readyz_until(http, "green", |status, body| {
-        status == 200 && body["status"] == "ok"
-    })
-    .await;
-    let checks = green["checks"].as_object().expect("checks");
-    assert!(checks.values().all(|v| v == "ok"), "{green}");
-    green
 }
 
 /// The phase-3 pipeline (PostgreSQL store, Valkey bus) over the given servers.

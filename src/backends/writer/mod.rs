@@ -104,7 +104,12 @@ pub struct Writer {
     sync_timeout: Duration,
     attempt_grace: Duration,
     pending: Pending,
+    failing: Failing,
 }
+
+/// Since when, and why, the writer's attempts fail ([`Writer::failing`]); `None` once one
+/// succeeds.
+type Failing = Arc<Mutex<Option<(Instant, String)>>>;
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,7 +123,7 @@ struct Pending(Arc<Mutex<HashMap<RoomName, BTreeMap<u64, Row>>>>);
 
 impl Pending {
     fn lock(&self) -> MutexGuard<'_, HashMap<RoomName, BTreeMap<u64, Row>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     fn add(&self, row: &Row) {
@@ -149,7 +154,7 @@ impl Writer {
     ) -> Writer {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let (sync_timeout, attempt_grace) = (options.sync_timeout, options.attempt_grace);
-        let pending = Pending::default();
+        let (pending, failing) = (Pending::default(), Failing::default());
         let task = Task {
             store,
             rx,
@@ -158,6 +163,7 @@ impl Writer {
             stop: background.stop.clone(),
             give_up_at: None,
             pending: pending.clone(),
+            failing: failing.clone(),
         };
         background.tracker.spawn(task.run());
         Writer {
@@ -166,6 +172,7 @@ impl Writer {
             sync_timeout,
             attempt_grace,
             pending,
+            failing,
         }
     }
 
@@ -238,6 +245,18 @@ impl Writer {
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
     }
+
+    /// Since when the writer's attempts have failed with the store unavailable, and the last
+    /// error; `None` while they succeed (or none was made). A store can answer a read and still
+    /// take no write: a full disk, a database set read-only. `/readyz` asks this beside its
+    /// `SELECT 1` (`crate::ops::health`).
+    pub fn failing(&self) -> Option<(Instant, String)> {
+        lock(&self.failing).clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The task's state.
@@ -251,6 +270,8 @@ struct Task {
     give_up_at: Option<Instant>,
     /// The index of what is written behind: a row leaves it once its fate is known.
     pending: Pending,
+    /// Shared with the handles: whether the last attempt failed.
+    failing: Failing,
 }
 
 impl Task {
@@ -304,7 +325,9 @@ impl Task {
                 return;
             }
             let rows: Vec<Row> = batch.iter().map(|job| job.row.clone()).collect();
-            let err = match self.store.append(&rows).await {
+            let result = self.store.append(&rows).await;
+            self.note(&result);
+            let err = match result {
                 Ok(appended) => {
                     self.stats.persist_batches.inc();
                     let failed = appended.rejected.len() + appended.conflicts.len();
@@ -354,6 +377,21 @@ impl Task {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.options.retry_max);
         }
+    }
+
+    /// Keeps [`Writer::failing`] up to date with an attempt's outcome: failing since the first
+    /// of a run of attempts the store was unavailable for, and no longer once it answered.
+    fn note<T>(&self, result: &Result<T, StoreError>) {
+        let mut failing = lock(&self.failing);
+        *failing = match result {
+            Err(StoreError::Unavailable(why)) => {
+                let since = failing
+                    .as_ref()
+                    .map_or_else(Instant::now, |(since, _)| *since);
+                Some((since, why.clone()))
+            }
+            _ => None,
+        };
     }
 
     fn lose(&self, batch: &[Job], why: &str) {

@@ -14,7 +14,7 @@ use chatd::pipeline::config::Durability;
 use super::crowd::{ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round};
 use super::{REFUSED, stored_texts};
 use crate::support::binary::{Chatd, Stderr};
-use crate::support::http::metric;
+use crate::support::http::{metric, until_green, until_red};
 use crate::support::line_conn::LineConn;
 use crate::support::record::Outcome;
 use crate::support::{PATIENCE, data_dir, sqlite};
@@ -151,11 +151,19 @@ async fn a_full_disk_under_write_behind_keeps_what_its_queue_holds_and_counts_th
     acked.extend(during);
     let dropped = metric(at.http, "chatd_persist_dropped_total").await as usize;
     assert!((1..=100 - queue).contains(&dropped), "dropped {dropped}");
+    // SQLite still answers reads, but `/readyz` says it takes no writes.
+    let red = until_red(at.http, &["store"]).await;
+    let why = red["checks"]["store"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("the store has taken no write for "),
+        "{red}"
+    );
 
     // Space comes back: the queue is written (the queue stays full, and drops, until the
     // writer's next try after its back-off), and chat is stored again.
     chatd.limit_file_size(None);
     crate::support::scenarios::until_stored(&*db, ROOM, acked.len() - dropped).await;
+    until_green(at.http).await;
     acked.extend(self::acked(&round(&mut conns, "after", 1..=5).await));
     let counted = metric(at.http, "chatd_persist_dropped_total").await as usize;
     assert_eq!(counted, dropped, "dropped after the disk had space again");

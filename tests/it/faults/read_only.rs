@@ -16,7 +16,7 @@ use chatd::pipeline::config::Durability;
 use super::crowd::{ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round};
 use super::{pg_store, stored_texts};
 use crate::support::binary::{Chatd, Stderr};
-use crate::support::http::metric;
+use crate::support::http::{metric, until_green, until_red};
 use crate::support::postgres::TestPostgres;
 use crate::support::record::Outcome;
 use crate::support::{PATIENCE, data_dir, scenarios};
@@ -105,6 +105,14 @@ async fn a_read_only_postgres_keeps_write_behind_messages_until_it_takes_writes_
         20,
         "stored while the database was read-only"
     );
+    // It answers reads, but `/readyz` says it takes no writes.
+    let red = until_red(at.http, &["store"]).await;
+    let why = red["checks"]["store"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("the store has taken no write for "),
+        "{red}"
+    );
+    assert!(why.contains("read-only transaction"), "{red}");
 
     // Writes come back: the queue is written, in order, and chat is stored again. Nothing was
     // refused one by one or dropped.
@@ -115,6 +123,7 @@ async fn a_read_only_postgres_keeps_write_behind_messages_until_it_takes_writes_
     let mut all = seen;
     all.push("end".to_string());
     scenarios::until_stored(&*db, ROOM, all.len()).await;
+    until_green(at.http).await;
     assert_eq!(metric(at.http, "chatd_persist_rejected_total").await, 0);
     assert_eq!(metric(at.http, "chatd_persist_dropped_total").await, 0);
     let status = chatd.stop(PATIENCE * 3).await;

@@ -228,3 +228,59 @@ pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
         .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
+
+/// `GET /readyz`: status code and JSON body.
+pub async fn readyz(http: SocketAddr) -> (u16, Value) {
+    let (status, body) = HttpClient::new(http).get("/readyz").await;
+    let json = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    (status, json)
+}
+
+/// Polls `/readyz` until `done` says yes about it, and returns that answer. The bound is a hang
+/// guard, not a speed requirement.
+pub async fn readyz_until(
+    http: SocketAddr,
+    what: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + PATIENCE * 3;
+    loop {
+        let (status, body) = readyz(http).await;
+        if done(status, &body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz never became {what}; last answer {status} {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `/readyz` is `503` with every check in `failing` saying what is wrong; returns
+/// the answer (and prints it, for whoever reads the test's output).
+pub async fn until_red(http: SocketAddr, failing: &[&str]) -> Value {
+    let red = readyz_until(http, &format!("red in {failing:?}"), |status, body| {
+        status == 503
+            && body["status"] == "unavailable"
+            && failing.iter().all(|check| {
+                body["checks"][check]
+                    .as_str()
+                    .is_some_and(|why| why != "ok")
+            })
+    })
+    .await;
+    eprintln!("/readyz: {red}");
+    red
+}
+
+/// Waits until `/readyz` is `200`, every check `ok`.
+pub async fn until_green(http: SocketAddr) -> Value {
+    let green = readyz_until(http, "green", |status, body| {
+        status == 200 && body["status"] == "ok"
+    })
+    .await;
+    let checks = green["checks"].as_object().expect("checks");
+    assert!(checks.values().all(|v| v == "ok"), "{green}");
+    green
+}
