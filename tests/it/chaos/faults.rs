@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::{Fault, FaultKind, Plan};
 use crate::support::cluster::{Cluster, with};
+use crate::support::postgres::TestPostgres;
 use crate::support::proxy::Mode;
 use crate::support::readers::{SseReader, TcpReader};
 use crate::support::record::Recorder;
@@ -82,6 +83,13 @@ pub async fn strike(fault: &Fault, cx: &Context<'_>) -> Result<(), String> {
             with(pg, |pg| pg.pause()).await;
             tokio::time::sleep(hold).await;
             with(pg, |pg| pg.resume()).await;
+        }
+        FaultKind::PgReadOnly => {
+            let pg = cx.cluster.pg.as_ref().ok_or("no PostgreSQL")?;
+            let url = with(pg, |pg| pg.url()).await;
+            TestPostgres::set_read_only(&url, true).await?;
+            tokio::time::sleep(hold).await;
+            TestPostgres::set_read_only(&url, false).await?;
         }
         FaultKind::ValkeyPause => {
             let valkey = cx.cluster.valkey.as_ref().ok_or("no Valkey")?;

@@ -7,10 +7,11 @@
 //! write-behind (`async`) or write-ahead (`sync`). The seed draws the schedule (`chaos/plan.rs`):
 //! senders on every instance over HTTP and TCP, readers on every instance over SSE and TCP,
 //! joiners arriving mid-run, resumers that reconnect with `Last-Event-ID` (sometimes elsewhere),
-//! and one to three faults (`chaos/faults.rs`): `kill -9` or SIGTERM and restart, a room opened
-//! on an instance while another keeps it busy, Valkey restarted empty or from an older snapshot,
-//! PostgreSQL restarted, PostgreSQL or Valkey paused, one instance's link to either slowed, cut
-//! or silenced through a proxy. Then a quiet spell, after which, while every client is still
+//! and faults (`chaos/faults.rs`; one or two in phase 1, three in phases 2 and 3): `kill -9` or
+//! SIGTERM and restart, a room opened on an instance while another keeps it busy, Valkey
+//! restarted empty or from an older snapshot, PostgreSQL restarted, PostgreSQL or Valkey paused,
+//! PostgreSQL read-only (phase 2), one instance's link to either slowed, cut or silenced through
+//! a proxy. Then a quiet spell, after which, while every client is still
 //! connected, the shared directory of phases 2 and 3 must list each instance's sessions and
 //! memberships as it holds them (`chaos/presence.rs`); once the clients have gone, each instance
 //! must let go of every session, room, subscription and queued byte (`chaos/leftovers.rs`); then

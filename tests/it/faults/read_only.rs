@@ -5,8 +5,8 @@
 //! store may be dropped as if the store had refused that one message.
 //!
 //! The database is made read-only the way an operator does it, `ALTER SYSTEM SET
-//! default_transaction_read_only = on` and a reload, which reaches the connections chatd
-//! already holds at their next statement. One real `chatd` process (`phase1-postgres.toml`),
+//! default_transaction_read_only = on` and a reload ([`TestPostgres::set_read_only`]), which
+//! reaches the connections chatd already holds at their next statement. One real `chatd` process (`phase1-postgres.toml`),
 //! four senders at once and a reader ([`super::crowd`]).
 
 use std::time::Duration;
@@ -21,40 +21,11 @@ use crate::support::postgres::TestPostgres;
 use crate::support::record::Outcome;
 use crate::support::{PATIENCE, data_dir, scenarios};
 
-/// Turns `default_transaction_read_only` on or off for the whole server, and waits until a new
-/// connection sees it: by then the server has passed the reload on to every connection already
-/// open, which applies it before its next statement.
+/// Sets `pg` read-only, or writable again.
 async fn read_only(pg: &TestPostgres, on: bool) {
-    let (db, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+    TestPostgres::set_read_only(&pg.url(), on)
         .await
-        .expect("connect to PostgreSQL");
-    tokio::spawn(connection);
-    // This session writes the setting, so it must not be read-only itself.
-    let value = if on { "on" } else { "off" };
-    let statements = [
-        "SET default_transaction_read_only = off".to_string(),
-        format!("ALTER SYSTEM SET default_transaction_read_only = {value}"),
-        "SELECT pg_reload_conf()".to_string(),
-    ];
-    for statement in statements {
-        db.batch_execute(&statement).await.expect(&statement);
-    }
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let (probe, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
-            .await
-            .expect("connect to PostgreSQL");
-        tokio::spawn(connection);
-        let row = probe
-            .query_one("SHOW default_transaction_read_only", &[])
-            .await
-            .expect("SHOW");
-        if row.get::<_, String>(0) == value {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "reload not seen");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        .expect("set read-only");
 }
 
 /// The single-instance PostgreSQL pipeline on `pg` with `durability`, written to a fresh

@@ -4,6 +4,7 @@
 //! [`TestPostgres::stop`] and [`TestPostgres::restart`] stop it (fast: connections are cut) and
 //! start it again with its data; [`TestPostgres::pause`] and [`TestPostgres::resume`] freeze and
 //! thaw the postmaster and every backend (SIGSTOP, SIGCONT): connections stay open, queries hang.
+//! [`TestPostgres::set_read_only`] makes it refuse every write while it answers reads.
 //!
 //! It never touches a system instance or port 5432. The server binaries are looked up as
 //! `initdb` on `PATH`, then in `/usr/lib/postgresql/*/bin` (Debian and Ubuntu keep them there).
@@ -138,6 +139,49 @@ impl TestPostgres {
     /// The connection URL for `addr` instead of the server's own port (a proxy in front of it).
     pub fn url_via(addr: std::net::SocketAddr) -> String {
         format!("postgres://chatd@{addr}/postgres")
+    }
+
+    /// Sets the whole server read-only, or writable again, the way an operator does it
+    /// (`ALTER SYSTEM SET default_transaction_read_only` and a reload), and waits until a new
+    /// connection sees it: by then the server has passed the reload on to every connection
+    /// already open, which applies it before its next statement. Reads go on; every write fails
+    /// with SQLSTATE 25006.
+    pub async fn set_read_only(url: &str, on: bool) -> Result<(), String> {
+        let connect = || async {
+            let (db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| format!("connect to PostgreSQL: {e}"))?;
+            tokio::spawn(connection);
+            Ok::<_, String>(db)
+        };
+        let value = if on { "on" } else { "off" };
+        let db = connect().await?;
+        // This session writes the setting, so it must not be read-only itself; ALTER SYSTEM
+        // runs outside a transaction, so one statement at a time.
+        let statements = [
+            "SET default_transaction_read_only = off".to_string(),
+            format!("ALTER SYSTEM SET default_transaction_read_only = {value}"),
+            "SELECT pg_reload_conf()".to_string(),
+        ];
+        for statement in &statements {
+            let done = db.batch_execute(statement).await;
+            done.map_err(|e| format!("{statement}: {e}"))?;
+        }
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let shown = connect()
+                .await?
+                .query_one("SHOW default_transaction_read_only", &[])
+                .await
+                .map_err(|e| format!("SHOW: {e}"))?;
+            if shown.get::<_, String>(0) == value {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("read-only = {value} not seen after the reload"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Freezes the postmaster and all its backends (SIGSTOP): connections stay open and every
