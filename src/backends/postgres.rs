@@ -135,7 +135,9 @@ impl PostgresStore {
     /// [`StoreError::Unavailable`] when no connection can be had within [`CONNECT_TIMEOUT`].
     pub(crate) async fn conn(&self) -> Result<PooledConnection<'_, Manager>, StoreError> {
         self.pool.get().await.map_err(|e| match e {
-            RunError::User(e) => StoreError::Unavailable(format!("cannot connect: {e}")),
+            RunError::User(e) => {
+                StoreError::Unavailable(format!("cannot connect: {}", describe(&e)))
+            }
             RunError::TimedOut => StoreError::Unavailable(format!(
                 "no connection within {}s",
                 CONNECT_TIMEOUT.as_secs()
@@ -291,19 +293,19 @@ fn stored_row(row: &tokio_postgres::Row, at: usize) -> StoredRow {
 /// An error the server sent about the statement or its data is not worth retrying; a broken
 /// connection, a timeout or a server shutting down is.
 pub(crate) fn classify(err: tokio_postgres::Error) -> StoreError {
-    // A server's error says "db error" when shown; its code and message say what it was.
     match err.as_db_error() {
-        Some(db) => {
-            let (code, why) = (
-                db.code().code(),
-                format!("{}: {}", db.code().code(), db.message()),
-            );
-            match is_transient(code) {
-                true => StoreError::Unavailable(why),
-                false => StoreError::Rejected(why),
-            }
-        }
-        None => StoreError::Unavailable(err.to_string()),
+        Some(db) if !is_transient(db.code().code()) => StoreError::Rejected(describe(&err)),
+        _ => StoreError::Unavailable(describe(&err)),
+    }
+}
+
+/// What went wrong, for logs and messages: a server's error shows as "db error" alone, so its
+/// SQLSTATE and message are spelt out (`25006: cannot execute INSERT in a read-only
+/// transaction`).
+pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => err.to_string(),
     }
 }
 

@@ -27,7 +27,7 @@ use tokio_postgres::error::SqlState;
 mod heartbeat;
 
 use super::directory::{Directory, with_local_rooms};
-use super::postgres::{CONNECT_TIMEOUT, classify};
+use super::postgres::{CONNECT_TIMEOUT, classify, describe};
 use super::{Background, StoreError};
 use crate::core::{Hub, Nick, RoomName, SessionId};
 
@@ -96,7 +96,9 @@ impl PostgresDirectory {
 
     pub(super) async fn conn(&self) -> Result<PooledConnection<'_, Manager>, StoreError> {
         self.pool.get().await.map_err(|e| match e {
-            RunError::User(e) => StoreError::Unavailable(format!("cannot connect: {e}")),
+            RunError::User(e) => {
+                StoreError::Unavailable(format!("cannot connect: {}", describe(&e)))
+            }
             RunError::TimedOut => StoreError::Unavailable("no connection in time".to_string()),
         })
     }
