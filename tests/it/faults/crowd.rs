@@ -10,10 +10,10 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::support::binary::Chatd;
-use crate::support::drop_layer;
 use crate::support::line_conn::{LineConn, chat_text};
 use crate::support::record::Outcome;
 use crate::support::senders::Endpoint;
+use crate::support::{PATIENCE, drop_layer};
 
 /// The room every test of these files talks in.
 pub(super) const ROOM: &str = "crowd";
@@ -142,4 +142,32 @@ pub(super) fn assert_once_in_order(seen: &[String], acked: &[String]) {
             "{text} after a later message of its sender"
         );
     }
+}
+
+/// After an outage: every sender says `after sI 1` until it is acknowledged (its first tries may
+/// still meet the writer's back-off), with each refusal checked by `refused` (text, why);
+/// the texts.
+pub(super) async fn until_each_gets_through(
+    conns: &mut [LineConn],
+    refused: impl Fn(&str, &str),
+) -> Vec<String> {
+    let mut through = Vec::new();
+    for (i, conn) in conns.iter_mut().enumerate() {
+        let text = format!("after s{i} 1");
+        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+        loop {
+            match conn.say(&text).await {
+                Outcome::Acked(_) => break,
+                Outcome::Refused(why) => refused(&text, &why),
+                Outcome::Unknown => panic!("{text}: no answer"),
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{text} still refused"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        through.push(text);
+    }
+    through
 }

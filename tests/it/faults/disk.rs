@@ -7,11 +7,12 @@
 //! fails, exactly what SQLite and the log see on a full disk, and nothing else on this machine
 //! is touched. Lifting the limit is the disk getting space back.
 
-use std::time::Duration;
-
 use chatd::pipeline::config::Durability;
 
-use super::crowd::{ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round};
+use super::crowd::{
+    ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round,
+    until_each_gets_through,
+};
 use super::{REFUSED, stored_texts};
 use crate::support::binary::{Chatd, Stderr};
 use crate::support::http::{metric, until_green, until_red};
@@ -91,23 +92,8 @@ async fn a_full_disk_refuses_write_ahead_messages_and_chat_resumes_when_space_re
     // Space comes back: every sender gets through again (its first try may still meet the
     // writer's back-off) and nothing refused turns up later.
     chatd.limit_file_size(None);
-    for (i, conn) in conns.iter_mut().enumerate() {
-        let text = format!("after s{i} 1");
-        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-        loop {
-            match conn.say(&text).await {
-                Outcome::Acked(_) => break,
-                Outcome::Refused(why) => assert_eq!(why, REFUSED, "{text}"),
-                Outcome::Unknown => panic!("{text}: no answer"),
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{text} still refused"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        acked.push(text);
-    }
+    let refused = |text: &str, why: &str| assert_eq!(why, REFUSED, "{text}");
+    acked.extend(until_each_gets_through(&mut conns, refused).await);
     let after = round(&mut conns, "after", 2..=5).await;
     acked.extend(self::acked(&after));
     let seen = end(&mut conns[0], reading).await;

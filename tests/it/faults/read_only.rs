@@ -13,12 +13,14 @@ use std::time::Duration;
 
 use chatd::pipeline::config::Durability;
 
-use super::crowd::{ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round};
+use super::crowd::{
+    ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round,
+    until_each_gets_through,
+};
 use super::{pg_store, stored_texts};
 use crate::support::binary::{Chatd, Stderr};
 use crate::support::http::{metric, until_green, until_red};
 use crate::support::postgres::TestPostgres;
-use crate::support::record::Outcome;
 use crate::support::{PATIENCE, data_dir, scenarios};
 
 /// Sets `pg` read-only, or writable again.
@@ -122,23 +124,8 @@ async fn a_read_only_postgres_refuses_write_ahead_messages_with_try_again() {
 
     // Writes come back: every sender gets through again, and nothing refused turns up later.
     read_only(&pg, false).await;
-    for (i, conn) in conns.iter_mut().enumerate() {
-        let text = format!("after s{i} 1");
-        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-        loop {
-            match conn.say(&text).await {
-                Outcome::Acked(_) => break,
-                Outcome::Refused(why) => assert!(why.ends_with("try again"), "{text}: {why}"),
-                Outcome::Unknown => panic!("{text}: no answer"),
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{text} still refused"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        acked.push(text);
-    }
+    let refused = |text: &str, why: &str| assert!(why.ends_with("try again"), "{text}: {why}");
+    acked.extend(until_each_gets_through(&mut conns, refused).await);
     acked.extend(self::acked(&round(&mut conns, "after", 2..=5).await));
     let seen = end(&mut conns[0], reading).await;
     assert_once_in_order(&seen, &acked);
