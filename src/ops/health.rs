@@ -7,8 +7,8 @@
 //!
 //! **The checks**, asked anew on every call and run side by side, each within
 //! [`CHECK_TIMEOUT`]:
-//! * `store`: the persist layer's writer task still runs, its last write did not fail for want
-//!   of the store ([`Writer::failing`]: a full disk or a read-only database still answers
+//! * `store`: the persist layer's writer task still runs and is not retrying a batch the store
+//!   did not take ([`Writer::failing`]: a full disk or a read-only database still answers
 //!   reads), and the store answers a `SELECT 1` ([`Store::ping`]; PostgreSQL through its pool,
 //!   SQLite on its read connection);
 //! * `bus`: the cross-instance backend says messages flow ([`Bus::health`]): for Valkey, the

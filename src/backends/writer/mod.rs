@@ -107,8 +107,8 @@ pub struct Writer {
     failing: Failing,
 }
 
-/// Since when, and why, the writer's attempts fail ([`Writer::failing`]); `None` once one
-/// succeeds.
+/// Since when, and why, the writer has been retrying the batch in hand ([`Writer::failing`]);
+/// `None` while it is not retrying.
 type Failing = Arc<Mutex<Option<(Instant, String)>>>;
 
 impl std::fmt::Debug for Job {
@@ -246,10 +246,12 @@ impl Writer {
         !self.tx.is_closed()
     }
 
-    /// Since when the writer's attempts have failed with the store unavailable, and the last
-    /// error; `None` while they succeed (or none was made). A store can answer a read and still
-    /// take no write: a full disk, a database set read-only. `/readyz` asks this beside its
-    /// `SELECT 1` (`crate::ops::health`).
+    /// Since when the writer has been retrying the batch in hand because the store did not
+    /// take it (unavailable), and the last error; `None` while it is not retrying: the store
+    /// took the last batch, or the writer has nothing in hand (the senders of a write-ahead
+    /// batch took their messages back at their timeout), so that it cannot tell. A store can
+    /// answer a read and still take no write: a full disk, a database set read-only. `/readyz`
+    /// asks this beside its `SELECT 1` (`crate::ops::health`).
     pub fn failing(&self) -> Option<(Instant, String)> {
         lock(&self.failing).clone()
     }
@@ -270,7 +272,7 @@ struct Task {
     give_up_at: Option<Instant>,
     /// The index of what is written behind: a row leaves it once its fate is known.
     pending: Pending,
-    /// Shared with the handles: whether the last attempt failed.
+    /// Shared with the handles: whether the batch in hand is being retried.
     failing: Failing,
 }
 
@@ -286,6 +288,7 @@ impl Task {
             };
             let batch = self.fill(first);
             self.write(batch).await;
+            *lock(&self.failing) = None;
         }
         // Shutdown: nothing produces any more; write what is still queued, then end.
         self.rx.close();
@@ -294,6 +297,7 @@ impl Task {
         while let Some(first) = self.rx.recv().await {
             let batch = self.fill(first);
             self.write(batch).await;
+            *lock(&self.failing) = None;
         }
         tracing::info!(
             flushed = self.stats.persisted.get() - before,
@@ -379,8 +383,9 @@ impl Task {
         }
     }
 
-    /// Keeps [`Writer::failing`] up to date with an attempt's outcome: failing since the first
-    /// of a run of attempts the store was unavailable for, and no longer once it answered.
+    /// Keeps [`Writer::failing`] up to date with an attempt at the batch in hand: failing since
+    /// the first attempt the store was unavailable for, and no longer once it answered.
+    /// [`Task::run`] clears it too once the batch is done with, whichever way.
     fn note<T>(&self, result: &Result<T, StoreError>) {
         let mut failing = lock(&self.failing);
         *failing = match result {

@@ -89,9 +89,21 @@ async fn a_full_disk_refuses_write_ahead_messages_and_chat_resumes_when_space_re
     let (_, history) = LineConn::join(&at, "newcomer", ROOM).await.expect("a join");
     assert_eq!(history.len(), acked.len().min(10), "{history:?}");
 
-    // Space comes back: every sender gets through again (its first try may still meet the
-    // writer's back-off) and nothing refused turns up later.
+    // The seq of each refused message is written behind as empty (a tombstone), and the
+    // writer retries those: `/readyz` names the write SQLite does not take.
+    let red = until_red(at.http, &["store"]).await;
+    let why = red["checks"]["store"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("the store has taken no write for "),
+        "{red}"
+    );
+
+    // Space comes back: the tombstones are written and `/readyz` is green before anybody
+    // writes again (a load balancer that waits for green before it sends users would
+    // otherwise wait for ever). Every sender gets through again (its first try may still meet
+    // the writer's back-off) and nothing refused turns up later.
     chatd.limit_file_size(None);
+    until_green(at.http).await;
     let refused = |text: &str, why: &str| assert_eq!(why, REFUSED, "{text}");
     acked.extend(until_each_gets_through(&mut conns, refused).await);
     let after = round(&mut conns, "after", 2..=5).await;
