@@ -63,12 +63,15 @@ async fn an_unavailable_store_is_retried_until_it_is_back() {
         assert!(tokio::time::Instant::now() < patience, "no retries");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    let (_, why) = writer.failing().expect("retrying, for `/readyz`");
+    assert!(why.contains("down"), "{why}");
     mock.set_down(false);
     let pending = writer.write(msg(2)); // write-ahead waits for the store
     tokio::time::timeout(Duration::from_secs(10), pending)
         .await
         .expect("written once the store is back")
         .expect("stored");
+    assert_eq!(writer.failing(), None, "the store took it");
     assert!(stats.persist_retries.get() >= 3);
     background.finish().await;
     assert_eq!(mock.stored(), vec![1, 2]);
@@ -203,6 +206,13 @@ async fn a_write_ahead_sender_gets_a_timeout_and_its_message_is_never_stored() {
         "{refused:?}"
     );
     assert_eq!(stats.persist_timeouts.get(), 1);
+    // The writer has nothing left to retry, so it cannot say the store takes no writes: a
+    // `/readyz` held red until somebody writes would keep the writers away for ever.
+    let patience = tokio::time::Instant::now() + Duration::from_secs(10);
+    while writer.failing().is_some() {
+        assert!(tokio::time::Instant::now() < patience, "still failing");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     // The store comes back: the message taken back stays out, the next one goes in.
     mock.set_down(false);
     writer
