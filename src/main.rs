@@ -179,10 +179,10 @@ async fn run(config: PipelineConfig, format: LogFormat) -> anyhow::Result<()> {
         LogFormat::Text => logs::stderr_line(&banner),
         LogFormat::Json => tracing::info!("{banner}"),
     }
-    wait_for_signal().await;
+    let signal = wait_for_signal().await;
     match format {
-        LogFormat::Text => logs::stderr_line("chatd: shutting down"),
-        LogFormat::Json => tracing::info!("shutting down"),
+        LogFormat::Text => logs::stderr_line(format!("chatd: shutting down ({signal})")),
+        LogFormat::Json => tracing::info!(signal, "shutting down"),
     }
     server.shutdown().await;
     Ok(())
@@ -201,26 +201,34 @@ fn ignore_file_size_signal() {
     }
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn wait_for_signal() {
+/// Resolves on Ctrl-C (SIGINT), SIGTERM or SIGHUP, with the signal's name.
+///
+/// SIGHUP (the terminal chatd runs in was closed, or an operator asked for the reload many
+/// servers do on it) would otherwise end the process on the spot, losing the write-behind
+/// queue. chatd has no reload: the signal stops it cleanly, as the others do.
+async fn wait_for_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hangup)) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+                _ = hangup.recv() => "SIGHUP: chatd has no reload; restart it to apply a change",
+            },
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
             }
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }
 

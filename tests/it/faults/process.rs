@@ -1,5 +1,5 @@
 //! The real `chatd` binary, stopped the hard way (SIGKILL, under load, in a phase 3 cluster) and
-//! the clean way (SIGTERM): what survives each.
+//! the clean way (SIGTERM, and SIGINT and SIGHUP like it): what survives each.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -166,6 +166,24 @@ async fn expect_goodbye(client: &mut Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_says_goodbye_flushes_the_write_behind_queue_and_exits() {
+    a_stop_signal_says_goodbye_flushes_the_write_behind_queue_and_exits("TERM").await;
+}
+
+/// Ctrl-C in the terminal chatd runs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_says_goodbye_flushes_the_write_behind_queue_and_exits() {
+    a_stop_signal_says_goodbye_flushes_the_write_behind_queue_and_exits("INT").await;
+}
+
+/// The terminal chatd runs in was closed (an ssh session dropped), or an operator sent the
+/// signal many servers reload on: SIGHUP's default action ends the process on the spot, which
+/// lost every message in the write-behind queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_says_goodbye_flushes_the_write_behind_queue_and_exits() {
+    a_stop_signal_says_goodbye_flushes_the_write_behind_queue_and_exits("HUP").await;
+}
+
+async fn a_stop_signal_says_goodbye_flushes_the_write_behind_queue_and_exits(signal: &'static str) {
     let Some(mut pg) = TestPostgres::start() else {
         return;
     };
@@ -191,8 +209,8 @@ async fn sigterm_says_goodbye_flushes_the_write_behind_queue_and_exits() {
         );
     }
 
-    // ... and SIGTERM arrives: every client is told, and the process waits for the queue.
-    let stopping = tokio::spawn(chatd.terminate());
+    // ... and the signal arrives: every client is told, and the process waits for the queue.
+    let stopping = tokio::spawn(chatd.terminate_with(signal));
     expect_goodbye(&mut alice).await;
     expect_goodbye(&mut bob).await;
     assert!(!stopping.is_finished(), "the queue is not written yet");

@@ -262,11 +262,16 @@ impl Chatd {
     }
 
     /// Sends SIGTERM and asserts a clean exit.
-    pub async fn terminate(mut self) {
+    pub async fn terminate(self) {
+        self.terminate_with("TERM").await;
+    }
+
+    /// Sends `SIG{signal}` (`"TERM"`, `"INT"`, `"HUP"`) and asserts a clean exit.
+    pub async fn terminate_with(mut self, signal: &str) {
         let pid = self.pid().to_string();
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([&format!("-{signal}"), &pid])
                 .status()
                 .unwrap()
                 .success()
@@ -276,7 +281,10 @@ impl Chatd {
             .await
             .unwrap()
             .unwrap();
-        assert!(status.success(), "chatd exits cleanly on SIGTERM: {status}");
+        assert!(
+            status.success(),
+            "chatd exits cleanly on SIG{signal}: {status}"
+        );
     }
 
     /// Sends SIGKILL, as a crash or the OOM killer would, and reaps the process.
