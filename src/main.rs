@@ -188,6 +188,18 @@ async fn run(config: PipelineConfig, format: LogFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether this process was started with SIGHUP ignored (`nohup`), before chatd set a handler.
+#[cfg(unix)]
+fn hangup_ignored() -> bool {
+    // SAFETY: sigaction(2) with no new action only reads the current one into `old`, a zeroed
+    // (valid) struct of the right type.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 /// A write that would take a file past the process's file-size limit (`ulimit -f`) gets an
 /// error (`EFBIG`) instead of killing the process with `SIGXFSZ`, as PostgreSQL does: to chatd
 /// it is then a disk that takes no more, which the store and the log survive (see
@@ -205,21 +217,28 @@ fn ignore_file_size_signal() {
 ///
 /// SIGHUP (the terminal chatd runs in was closed, or an operator asked for the reload many
 /// servers do on it) would otherwise end the process on the spot, losing the write-behind
-/// queue. chatd has no reload: the signal stops it cleanly, as the others do.
+/// queue. chatd has no reload: the signal stops it cleanly, as the others do, unless chatd was
+/// started with it ignored (`nohup chatd ...`): then it stays ignored.
 async fn wait_for_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(mut term), Ok(mut hangup)) => tokio::select! {
+        let hangup = async {
+            match hangup_ignored() {
+                true => std::future::pending::<()>().await,
+                false => match signal(SignalKind::hangup()) {
+                    Ok(mut hangup) => drop(hangup.recv().await),
+                    Err(_) => std::future::pending::<()>().await,
+                },
+            }
+        };
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
                 _ = tokio::signal::ctrl_c() => "SIGINT",
                 _ = term.recv() => "SIGTERM",
-                _ = hangup.recv() => "SIGHUP: chatd has no reload; restart it to apply a change",
+                () = hangup => "SIGHUP: chatd has no reload; restart it to apply a change",
             },
-            _ => {
+            Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
                 "SIGINT"
             }

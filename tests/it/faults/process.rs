@@ -183,6 +183,27 @@ async fn sighup_says_goodbye_flushes_the_write_behind_queue_and_exits() {
     a_stop_signal_says_goodbye_flushes_the_write_behind_queue_and_exits("HUP").await;
 }
 
+/// `nohup chatd ...`: whoever started it asked it to outlive its terminal, so SIGHUP stays
+/// ignored, and chat goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_nohup_sighup_is_ignored() {
+    let dir = data_dir();
+    let chatd = Chatd::start_nohup(&[], &dir);
+    let mut alice = Client::named(chatd.tcp, "alice").await;
+    alice.join("general").await;
+    let pid = chatd.pid().to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status();
+    assert!(hup.unwrap().success());
+    let mut bob = Client::named(chatd.tcp, "bob").await;
+    bob.join("general").await;
+    alice.expect("* bob joined general").await;
+    bob.send("still here").await;
+    assert_eq!(next_chat(&mut alice).await, "[general] bob: still here");
+    chatd.terminate().await;
+}
+
 async fn a_stop_signal_says_goodbye_flushes_the_write_behind_queue_and_exits(signal: &'static str) {
     let Some(mut pg) = TestPostgres::start() else {
         return;

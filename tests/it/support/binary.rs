@@ -96,7 +96,36 @@ impl Chatd {
         env: &[(&str, &str)],
         stderr: Stderr,
     ) -> Chatd {
+        Chatd::spawn(
+            Command::new(env!("CARGO_BIN_EXE_chatd")),
+            args,
+            data,
+            env,
+            stderr,
+        )
+    }
+
+    /// [`Chatd::start`] with SIGHUP ignored from the start, as `nohup chatd ...` does.
+    pub fn start_nohup(args: &[&str], data: &Path) -> Chatd {
+        use std::os::unix::process::CommandExt as _;
         let mut command = Command::new(env!("CARGO_BIN_EXE_chatd"));
+        // SAFETY: between fork and exec, only signal(2), which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        Chatd::spawn(command, args, data, &[], Stderr::Drained)
+    }
+
+    fn spawn(
+        mut command: Command,
+        args: &[&str],
+        data: &Path,
+        env: &[(&str, &str)],
+        stderr: Stderr,
+    ) -> Chatd {
         command
             .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(["--irc", "127.0.0.1:0"])
