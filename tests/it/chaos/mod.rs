@@ -60,10 +60,11 @@ async fn chaos(plans: Vec<Plan>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_fixed_seed_run_finds_no_anomaly() {
     chaos(vec![
-        // Phase 1's seed 3 strikes `disk-full`, then `pause`; the other three strike `kill-9`,
-        // `sigterm`, `cold-room`, `valkey-empty` and `valkey-snapshot`.
+        // Phase 1's seed 3 strikes `disk-full`, then `pause`; phase 2's seed 6 `pg-restart`,
+        // `pg-pause` and `pg-read-only`; the two of phase 3 `cold-room`, `valkey-empty`,
+        // `valkey-snapshot`, `kill-9` and `sigterm`.
         Plan::draw(3, Phase::One, false, 4, 100.0),
-        Plan::draw(2, Phase::Two, true, 4, 100.0),
+        Plan::draw(6, Phase::Two, true, 4, 100.0),
         Plan::draw(3, Phase::Three, true, 4, 100.0).given_up_after(Some(50)),
         Plan::draw(4, Phase::Three, false, 6, 100.0).overlapping(),
     ])
