@@ -7,9 +7,9 @@
 //!
 //! **The checks**, asked anew on every call and run side by side, each within
 //! [`CHECK_TIMEOUT`]:
-//! * `store`: the persist layer's writer task still runs and is not retrying a batch the store
-//!   did not take ([`Writer::failing`]: a full disk or a read-only database still answers
-//!   reads), and the store answers a `SELECT 1` ([`Store::ping`]; PostgreSQL through its pool,
+//! * `store`: the persist layer's writer task still runs and has not been retrying a batch
+//!   the store did not take for a second or more ([`Writer::failing`]: a full disk or a
+//!   read-only database still answers reads), and the store answers a `SELECT 1` ([`Store::ping`]; PostgreSQL through its pool,
 //!   SQLite on its read connection);
 //! * `bus`: the cross-instance backend says messages flow ([`Bus::health`]): for Valkey, the
 //!   subscriber connection is up, its receive loop was heard from within three PING intervals,
@@ -33,6 +33,10 @@ use crate::backends::{Bus, BusHealth, Store, Writer};
 /// The longest a check may take before it counts as failed: a load balancer's probe must get an
 /// answer even when a backend hangs.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the writer must have been retrying a batch the store did not take before the store
+/// check says so.
+const FAILING_FOR: Duration = Duration::from_secs(1);
 
 /// The outcome of the checks.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,8 +100,11 @@ async fn store_check(store: &Arc<dyn Store>, writer: Option<&Writer>) -> Result<
         return Err("the store writer has stopped: messages are not being stored".into());
     }
     if let Some((since, why)) = writer.and_then(Writer::failing) {
-        let secs = since.elapsed().as_secs();
-        return Err(format!("the store has taken no write for {secs} s: {why}"));
+        // A retry or two (a lock held for a moment) is not worth a red answer.
+        if since.elapsed() >= FAILING_FOR {
+            let secs = since.elapsed().as_secs();
+            return Err(format!("the store has taken no write for {secs} s: {why}"));
+        }
     }
     match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => Ok(()),
