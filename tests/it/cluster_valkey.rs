@@ -249,3 +249,87 @@ async fn a_room_evicted_and_reopened_under_traffic_loses_no_message() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Valkey cuts a subscriber that falls behind (its `client-output-buffer-limit pubsub`), while
+/// its publishers go on: `CLIENT KILL TYPE pubsub`, three times under traffic, drops every
+/// instance's subscription and nothing else. Each instance must notice, read what it missed
+/// from PostgreSQL and subscribe again, so that every reader still gets every message once, in
+/// each sender's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_cut_by_valkey_under_traffic_lose_nothing_and_repeat_nothing() {
+    let Some(cluster) = cluster(Durability::Sync).await else {
+        return;
+    };
+    let names = ["a", "b", "c"];
+    let mut readers = Vec::new();
+    let mut senders = Vec::new();
+    for (server, name) in cluster.servers.iter().zip(names) {
+        let mut reader = Client::named(server.tcp_addr(), &format!("read_{name}")).await;
+        reader.join("general").await;
+        readers.push(reader);
+        let sender = HttpClient::connect(server.http_addr(), &format!("say_{name}")).await;
+        assert_eq!(sender.command("/join general").await.status, 200);
+        senders.push(sender);
+    }
+    let per_sender = 60;
+    let sending: Vec<_> = senders
+        .into_iter()
+        .map(|sender| {
+            tokio::spawn(async move {
+                for k in 1..=per_sender {
+                    let answer = sender.say("general", &format!("m{k}")).await;
+                    assert_eq!(answer.status, 202, "{}", answer.json);
+                    tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+                }
+            })
+        })
+        .collect();
+    let mut killed = Vec::new();
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let reply = cluster
+            .valkey
+            .command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+        let n = reply.trim().trim_start_matches(':').parse::<usize>();
+        killed.push(n.unwrap_or_else(|_| panic!("CLIENT KILL: {reply}")));
+    }
+    assert!(killed[0] >= names.len(), "subscribers cut: {killed:?}");
+    for sending in sending {
+        sending.await.expect("a sender");
+    }
+
+    // Every reader: each message once, each sender's in the order it said them.
+    let total = names.len() * per_sender;
+    for reader in &mut readers {
+        let lines = chat_lines(reader, total).await;
+        let mut next = std::collections::HashMap::new();
+        for line in &lines {
+            let (who, text) = line
+                .strip_prefix("[general] ")
+                .and_then(|rest| rest.split_once(": "))
+                .unwrap_or_else(|| panic!("not a chat line: {line}"));
+            let k: usize = text.trim_start_matches('m').parse().expect("m<k>");
+            let expected = next.entry(who.to_string()).or_insert(1);
+            assert_eq!(
+                k, *expected,
+                "{who}'s messages out of order or twice: {lines:#?}"
+            );
+            *expected += 1;
+        }
+        assert!(next.values().all(|n| *n == per_sender + 1), "{next:?}");
+        reader.sync().await; // and nothing more after them
+    }
+    // Each instance noticed and subscribed again (messages are not merely read from the store).
+    for (server, name) in cluster.servers.iter().zip(names) {
+        let stats = server.hub().stats_handle();
+        let deadline = std::time::Instant::now() + support::PATIENCE;
+        while stats.bus_reconnects.get() < 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never subscribed again"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    cluster.shutdown().await;
+}
