@@ -103,7 +103,9 @@ impl LineConn {
         }
     }
 
-    /// Reads up to the `/rooms` reply; returns the first `! ` line before it, if any.
+    /// Reads up to the `/rooms` reply; returns the first `! ` line before it, if any. A session
+    /// answers its lines in order, so a first `! ` line answers what was said, and a second one
+    /// answers the `/rooms`.
     async fn until_rooms_reply(&mut self) -> Option<Option<String>> {
         let mut refusal = None;
         loop {
@@ -111,15 +113,18 @@ impl LineConn {
             if line.starts_with("* rooms:") || line.starts_with("* no rooms") {
                 return Some(refusal);
             }
-            if line.starts_with("! ") && refusal.is_none() {
-                refusal = Some(line);
+            if !line.starts_with("! ") {
+                continue; // chat and notices of the room, which may never stop
             }
-            // Not a refusal: the server gave up waiting for its own answer (`ErrorKind::TimedOut`).
-            if refusal
-                .as_deref()
-                .is_some_and(|r| r.starts_with("! the server took too long to answer"))
-            {
-                return None;
+            // The server gave up waiting for its own answer (`ErrorKind::TimedOut`): not a
+            // refusal. For what was said, its outcome is open; for the `/rooms`, no other reply
+            // follows, and what was said has its answer already.
+            let given_up = line.starts_with("! the server took too long to answer");
+            match refusal {
+                None if given_up => return None,
+                None => refusal = Some(line),
+                Some(_) if given_up => return Some(refusal),
+                Some(_) => {}
             }
         }
     }
@@ -142,4 +147,45 @@ pub fn history_count(notice: &str) -> usize {
 pub fn chat_text(line: &str, room: &str) -> Option<String> {
     let rest = line.strip_prefix(&format!("[{room}] "))?;
     rest.split_once(": ").map(|(_, text)| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// What a `timeout` layer does to a `say` while the store is away: the message is refused,
+    /// then the `/rooms` after it is given up on, so no `* rooms:` line ever comes; meanwhile
+    /// the room's notices go on (resumers joining and leaving). Waiting for `* rooms:` hung the
+    /// checker's TCP sender, and with it the run (`--timeout 50`, phase 2, seed 22).
+    #[tokio::test]
+    async fn a_refusal_then_a_rooms_given_up_on_ends_the_say_while_notices_keep_coming() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refused = "! message not sent: cannot reach the database to number it; try again";
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut said = [0u8; 64];
+            let _ = stream.read(&mut said).await; // "hi\n/rooms\n"
+            let answers = format!(
+                "{refused}\n! the server took too long to answer: what you sent may still \
+                 arrive (look before sending it again)\n"
+            );
+            stream.write_all(answers.as_bytes()).await.unwrap();
+            while stream.write_all(b"* resumer0 joined room1\n").await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let (read, write) = TcpStream::connect(addr).await.unwrap().into_split();
+        let mut conn = LineConn {
+            lines: BufReader::new(read).lines(),
+            write,
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(5), conn.say("hi"))
+            .await
+            .expect("the say ends");
+        assert_eq!(outcome, Outcome::Refused(refused.to_string()));
+        server.abort();
+    }
 }
