@@ -42,6 +42,21 @@ async fn cluster(durability: Durability) -> Option<Cluster> {
 }
 
 impl Cluster {
+    /// On every instance, in `general`: a TCP reader `read_X` and an HTTP sender `say_X`.
+    async fn readers_and_senders(&self) -> (Vec<Client>, Vec<HttpClient>) {
+        let mut readers = Vec::new();
+        let mut senders = Vec::new();
+        for (server, name) in self.servers.iter().zip(["a", "b", "c"]) {
+            let mut reader = Client::named(server.tcp_addr(), &format!("read_{name}")).await;
+            reader.join("general").await;
+            readers.push(reader);
+            let sender = HttpClient::connect(server.http_addr(), &format!("say_{name}")).await;
+            assert_eq!(sender.command("/join general").await.status, 200);
+            senders.push(sender);
+        }
+        (readers, senders)
+    }
+
     async fn shutdown(self) {
         for server in self.servers {
             server.shutdown().await;
@@ -157,16 +172,7 @@ async fn valkey_restarted_mid_conversation_loses_no_message_on_any_instance() {
         return;
     };
     // A reader (TCP) and a sender (HTTP) on every instance.
-    let mut readers = Vec::new();
-    let mut senders = Vec::new();
-    for (server, name) in cluster.servers.iter().zip(["a", "b", "c"]) {
-        let mut reader = Client::named(server.tcp_addr(), &format!("read_{name}")).await;
-        reader.join("general").await;
-        readers.push(reader);
-        let sender = HttpClient::connect(server.http_addr(), &format!("say_{name}")).await;
-        assert_eq!(sender.command("/join general").await.status, 200);
-        senders.push(sender);
-    }
+    let (mut readers, senders) = cluster.readers_and_senders().await;
     let mut expected = Vec::new();
     let round = |label: &str, expected: &mut Vec<String>| {
         let texts: Vec<(usize, String)> = (0..3).map(|i| (i, format!("{label} {i}"))).collect();
@@ -261,16 +267,7 @@ async fn subscriptions_cut_by_valkey_under_traffic_lose_nothing_and_repeat_nothi
         return;
     };
     let names = ["a", "b", "c"];
-    let mut readers = Vec::new();
-    let mut senders = Vec::new();
-    for (server, name) in cluster.servers.iter().zip(names) {
-        let mut reader = Client::named(server.tcp_addr(), &format!("read_{name}")).await;
-        reader.join("general").await;
-        readers.push(reader);
-        let sender = HttpClient::connect(server.http_addr(), &format!("say_{name}")).await;
-        assert_eq!(sender.command("/join general").await.status, 200);
-        senders.push(sender);
-    }
+    let (mut readers, senders) = cluster.readers_and_senders().await;
     let per_sender = 60;
     let sending: Vec<_> = senders
         .into_iter()
