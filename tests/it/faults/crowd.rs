@@ -171,3 +171,9 @@ pub(super) async fn until_each_gets_through(
     }
     through
 }
+
+/// Stops `chatd` with SIGTERM and asserts that it exits 0.
+pub(super) async fn stop_cleanly(chatd: Chatd) {
+    let status = chatd.stop(PATIENCE * 3).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}

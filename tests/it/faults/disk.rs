@@ -10,7 +10,7 @@
 use chatd::pipeline::config::Durability;
 
 use super::crowd::{
-    ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round,
+    ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round, stop_cleanly,
     until_each_gets_through,
 };
 use super::{REFUSED, stored_texts};
@@ -18,7 +18,7 @@ use crate::support::binary::{Chatd, Stderr};
 use crate::support::http::{metric, until_green, until_red};
 use crate::support::line_conn::LineConn;
 use crate::support::record::Outcome;
-use crate::support::{PATIENCE, data_dir, sqlite};
+use crate::support::{data_dir, sqlite};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_nobody_reads_costs_no_request_and_no_message() {
@@ -43,8 +43,7 @@ async fn a_log_nobody_reads_costs_no_request_and_no_message() {
     assert_once_in_order(&seen, &acked);
 
     // A clean stop still writes everything (the stop notice on stderr fails too).
-    let status = chatd.stop(PATIENCE * 3).await;
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    stop_cleanly(chatd).await;
     let store = sqlite(&data.join("chatd.db"), Durability::Async);
     let mut all = seen;
     all.push("end".to_string());
@@ -112,8 +111,7 @@ async fn a_full_disk_refuses_write_ahead_messages_and_chat_resumes_when_space_re
     assert_once_in_order(&seen, &acked);
 
     // Write-ahead: the file holds exactly what was seen, and the log goes on after the outage.
-    let status = chatd.stop(PATIENCE * 3).await;
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    stop_cleanly(chatd).await;
     let mut all = seen;
     all.push("end".to_string());
     let store = sqlite(&data.join("chatd.db"), Durability::Sync);
@@ -173,8 +171,7 @@ async fn a_full_disk_under_write_behind_keeps_what_its_queue_holds_and_counts_th
 
     // What is missing is exactly the count, all of it from the outage, and the rest is in the
     // order it was seen.
-    let status = chatd.stop(PATIENCE * 3).await;
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    stop_cleanly(chatd).await;
     assert_eq!(
         stored_texts(&store, ROOM).await,
         stored,

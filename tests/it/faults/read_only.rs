@@ -14,14 +14,14 @@ use std::time::Duration;
 use chatd::pipeline::config::Durability;
 
 use super::crowd::{
-    ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round,
+    ROOM, acked, assert_once_in_order, end, endpoint, pipeline, room, round, stop_cleanly,
     until_each_gets_through,
 };
 use super::{pg_store, stored_texts};
 use crate::support::binary::{Chatd, Stderr};
 use crate::support::http::{metric, until_green, until_red};
 use crate::support::postgres::TestPostgres;
-use crate::support::{PATIENCE, data_dir, scenarios};
+use crate::support::{data_dir, scenarios};
 
 /// Sets `pg` read-only, or writable again.
 async fn read_only(pg: &TestPostgres, on: bool) {
@@ -99,8 +99,7 @@ async fn a_read_only_postgres_keeps_write_behind_messages_until_it_takes_writes_
     until_green(at.http).await;
     assert_eq!(metric(at.http, "chatd_persist_rejected_total").await, 0);
     assert_eq!(metric(at.http, "chatd_persist_dropped_total").await, 0);
-    let status = chatd.stop(PATIENCE * 3).await;
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    stop_cleanly(chatd).await;
     assert_eq!(stored_texts(&store, ROOM).await, all);
 }
 
@@ -129,8 +128,7 @@ async fn a_read_only_postgres_refuses_write_ahead_messages_with_try_again() {
     acked.extend(self::acked(&round(&mut conns, "after", 2..=5).await));
     let seen = end(&mut conns[0], reading).await;
     assert_once_in_order(&seen, &acked);
-    let status = chatd.stop(PATIENCE * 3).await;
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    stop_cleanly(chatd).await;
     let mut all = seen;
     all.push("end".to_string());
     let store = pg_store(&pg.url(), Durability::Sync, 10_000, 5000);
