@@ -151,9 +151,8 @@ pub fn chat_text(line: &str, room: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
+    // Imports inside the test: the benches that include this file drop `#[tokio::test]`
+    // functions, and module-level imports only the test uses would be unused there.
 
     /// What a `timeout` layer does to a `say` while the store is away: the message is refused,
     /// then the `/rooms` after it is given up on, so no `* rooms:` line ever comes; meanwhile
@@ -161,7 +160,9 @@ mod tests {
     /// checker's TCP sender, and with it the run (`--timeout 50`, phase 2, seed 22).
     #[tokio::test]
     async fn a_refusal_then_a_rooms_given_up_on_ends_the_say_while_notices_keep_coming() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        use super::{BufReader, Duration, LineConn, Outcome, TcpStream};
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let refused = "! message not sent: cannot reach the database to number it; try again";
         let server = tokio::spawn(async move {
