@@ -134,15 +134,7 @@ impl PostgresStore {
     /// # Errors
     /// [`StoreError::Unavailable`] when no connection can be had within [`CONNECT_TIMEOUT`].
     pub(crate) async fn conn(&self) -> Result<PooledConnection<'_, Manager>, StoreError> {
-        self.pool.get().await.map_err(|e| match e {
-            RunError::User(e) => {
-                StoreError::Unavailable(format!("cannot connect: {}", describe(&e)))
-            }
-            RunError::TimedOut => StoreError::Unavailable(format!(
-                "no connection within {}s",
-                CONNECT_TIMEOUT.as_secs()
-            )),
-        })
+        self.pool.get().await.map_err(pool_error)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -299,10 +291,22 @@ pub(crate) fn classify(err: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// Why a pool (the store's, the directory's) gave no connection: none could be opened, or none
+/// came free within [`CONNECT_TIMEOUT`]. Either may pass.
+pub(crate) fn pool_error(err: RunError<tokio_postgres::Error>) -> StoreError {
+    match err {
+        RunError::User(e) => StoreError::Unavailable(format!("cannot connect: {}", describe(&e))),
+        RunError::TimedOut => StoreError::Unavailable(format!(
+            "no connection within {}s",
+            CONNECT_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// What went wrong, for logs and messages: a server's error shows as "db error" alone, so its
 /// SQLSTATE and message are spelt out (`25006: cannot execute INSERT in a read-only
 /// transaction`).
-pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
+fn describe(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => err.to_string(),

@@ -35,6 +35,20 @@ fn cluster_config(url: &str, name: &str, ttl_secs: u64) -> PipelineConfig {
     config
 }
 
+/// Instances `a` and `b` with the shared directory and `ttl_secs`, `a` reaching PostgreSQL
+/// through the returned proxy (so that a test can cut `a` alone off), `b` directly.
+async fn a_behind_a_link(pg: &TestPostgres, ttl_secs: u64) -> (FaultProxy, Server, Server) {
+    let link = FaultProxy::start(pg.addr()).await;
+    let a = start_with(cluster_config(
+        &TestPostgres::url_via(link.addr()),
+        "a",
+        ttl_secs,
+    ))
+    .await;
+    let b = start_with(cluster_config(&pg.url(), "b", ttl_secs)).await;
+    (link, a, b)
+}
+
 /// Sends `command` every 200 ms until its one-line reply is `expected`; panics with the last
 /// reply after [`CONVERGE`].
 async fn until_reply(client: &mut Client, command: &str, expected: &str) {
@@ -265,10 +279,8 @@ async fn a_join_and_a_leave_made_while_postgres_was_out_of_reach_reach_the_direc
     let Some(pg) = TestPostgres::start() else {
         return;
     };
-    let link = FaultProxy::start(pg.addr()).await;
     // A TTL far longer than the cut: this is about writes that failed, not expired rows.
-    let a = start_with(cluster_config(&TestPostgres::url_via(link.addr()), "a", 30)).await;
-    let b = start_with(cluster_config(&pg.url(), "b", 30)).await;
+    let (link, a, b) = a_behind_a_link(&pg, 30).await;
     let mut alice = Client::named(a.tcp_addr(), "alice").await;
     alice.join("old").await;
     // carol keeps `new` open on A, so that alice's join needs nothing from the store.
@@ -303,9 +315,7 @@ async fn a_nick_given_out_while_its_holder_was_cut_off_is_taken_from_the_holder_
     let Some(pg) = TestPostgres::start() else {
         return;
     };
-    let link = FaultProxy::start(pg.addr()).await;
-    let a = start_with(cluster_config(&TestPostgres::url_via(link.addr()), "a", 2)).await;
-    let b = start_with(cluster_config(&pg.url(), "b", 2)).await;
+    let (link, a, b) = a_behind_a_link(&pg, 2).await;
     let mut alice = Client::named(a.tcp_addr(), "alice").await;
     alice.join("rust").await;
     let mut carol = Client::named(a.tcp_addr(), "carol").await;

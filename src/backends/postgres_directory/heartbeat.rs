@@ -17,9 +17,10 @@
 //!    meets sessions whose claim is in flight, which have no rooms yet;
 //! 4. if a join or a leave could not be written since the last beat (the database was out of
 //!    reach), or step 3 inserted nicks, makes this instance's memberships what its sessions
-//!    hold: the missing ones are added, the ones no session holds any more deleted. Only sessions whose nick row matches
-//!    their nick are repaired (a rename under way is left alone), and if a join or a leave ran
-//!    meanwhile, whose write the repair may have overtaken, the next beat repairs again;
+//!    hold: the missing ones are added, the ones no session holds any more deleted. Only
+//!    sessions whose nick row matches their nick are repaired (a rename under way is left
+//!    alone), and if a join or a leave ran meanwhile, whose write the repair may have
+//!    overtaken, the next beat repairs again;
 //! 5. deletes the expired rows of every instance, which is how a killed instance's members go.
 //!
 //! When `Background` stops (a clean shutdown) it deletes this instance's rows and ends.

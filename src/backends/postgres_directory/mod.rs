@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bb8::{Pool, PooledConnection, RunError};
+use bb8::{Pool, PooledConnection};
 use bb8_postgres::PostgresConnectionManager;
 use futures_util::future::BoxFuture;
 use tokio_postgres::NoTls;
@@ -27,7 +27,7 @@ use tokio_postgres::error::SqlState;
 mod heartbeat;
 
 use super::directory::{Directory, with_local_rooms};
-use super::postgres::{CONNECT_TIMEOUT, classify, describe};
+use super::postgres::{CONNECT_TIMEOUT, classify, pool_error};
 use super::{Background, StoreError};
 use crate::core::{Hub, Nick, RoomName, SessionId};
 
@@ -95,12 +95,7 @@ impl PostgresDirectory {
     }
 
     pub(super) async fn conn(&self) -> Result<PooledConnection<'_, Manager>, StoreError> {
-        self.pool.get().await.map_err(|e| match e {
-            RunError::User(e) => {
-                StoreError::Unavailable(format!("cannot connect: {}", describe(&e)))
-            }
-            RunError::TimedOut => StoreError::Unavailable("no connection in time".to_string()),
-        })
+        self.pool.get().await.map_err(pool_error)
     }
 
     /// Runs `write`, a join's or a leave's; one that fails, or is dropped before it is done (a

@@ -21,6 +21,7 @@ use super::{pg_store, stored_texts};
 use crate::support::binary::{Chatd, Stderr};
 use crate::support::http::{metric, until_green, until_red};
 use crate::support::postgres::TestPostgres;
+use crate::support::senders::Endpoint;
 use crate::support::{data_dir, scenarios};
 
 /// Sets `pg` read-only, or writable again.
@@ -31,8 +32,8 @@ async fn read_only(pg: &TestPostgres, on: bool) {
 }
 
 /// The single-instance PostgreSQL pipeline on `pg` with `durability`, written to a fresh
-/// directory, and chatd started on it.
-fn start(pg: &TestPostgres, durability: &str) -> (Chatd, std::path::PathBuf) {
+/// directory, and chatd started on it; and where to reach it.
+fn start(pg: &TestPostgres, durability: &str) -> (Chatd, Endpoint) {
     let data = data_dir();
     std::fs::create_dir_all(&data).unwrap();
     let durability = format!("durability = \"{durability}\"");
@@ -49,7 +50,8 @@ fn start(pg: &TestPostgres, durability: &str) -> (Chatd, std::path::PathBuf) {
         &[("DATABASE_URL", &url)],
         log,
     );
-    (chatd, data)
+    let at = endpoint(&chatd);
+    (chatd, at)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,8 +59,7 @@ async fn a_read_only_postgres_keeps_write_behind_messages_until_it_takes_writes_
     let Some(pg) = TestPostgres::start() else {
         return;
     };
-    let (chatd, _data) = start(&pg, "async");
-    let at = endpoint(&chatd);
+    let (chatd, at) = start(&pg, "async");
     let store = pg_store(&pg.url(), Durability::Async, 10_000, 5000);
     let db = scenarios::open_store(&store).await;
     let (mut conns, reading) = room(&at, 4).await;
@@ -108,8 +109,7 @@ async fn a_read_only_postgres_refuses_write_ahead_messages_with_try_again() {
     let Some(pg) = TestPostgres::start() else {
         return;
     };
-    let (chatd, _data) = start(&pg, "sync");
-    let at = endpoint(&chatd);
+    let (chatd, at) = start(&pg, "sync");
     let (mut conns, reading) = room(&at, 4).await;
     // A commit slower than the timeout (a busy machine) may refuse a message at any time, in
     // words: `acked` checks them.
